@@ -1,0 +1,200 @@
+// Array storage, copies between devices, and the shared argument checks.
+#include "array.h"
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <sstream>
+#include "cuda_runtime.h"
+#include "fill_cast.h"
+
+namespace gradcore {
+
+Device Device::parse(const std::string& text) {
+  if (text == "cpu") return {cpu, 0};
+  if (text == "cuda") return {cuda, 0};
+  if (text.rfind("cuda:", 0) == 0) {
+    try {
+      size_t used = 0;
+      int index = std::stoi(text.substr(5), &used);
+      if (used == text.size() - 5 && index >= 0) return {cuda, index};
+    } catch (const std::exception&) {
+    }
+  }
+  throw ArgError("device: expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + text + "\"");
+}
+
+DType dtype_parse(const std::string& name) {
+  if (name == "float32") return DType::float32;
+  if (name == "float64") return DType::float64;
+  throw ArgTypeError("dtype: expected \"float32\" or \"float64\", got \"" + name + "\"");
+}
+
+std::string shape_str(const Shape& shape) {
+  std::ostringstream out;
+  out << "(";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << (shape.size() == 1 ? ",)" : ")");
+  return out.str();
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+static std::shared_ptr<void> allocate_storage(size_t nbytes, Device device) {
+  if (device.kind == Device::cpu) {
+    size_t rounded = (nbytes + 63) / 64 * 64;  // 64-byte aligned so vector loads are aligned
+    void* ptr = std::aligned_alloc(64, rounded ? rounded : 64);
+    if (!ptr) throw std::bad_alloc();
+    return std::shared_ptr<void>(ptr, [](void* p) { std::free(p); });
+  }
+  if (device.index >= cuda::device_count())
+    throw ArgError("device: " + device.str() + " is not available (" + std::to_string(cuda::device_count()) +
+                   " CUDA device(s) present, CUDA compiled: " + (cuda::compiled() ? "yes" : "no") + ")");
+  int index = device.index;
+  void* ptr = cuda::allocate(nbytes, index);
+  return std::shared_ptr<void>(ptr, [index](void* p) { cuda::release(p, index); });
+}
+
+Array Array::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape)
+    if (d < 0) throw ArgError("shape: dimensions must be >= 0, got " + shape_str(shape));
+  Array a;
+  a.shape_ = shape;
+  a.dtype_ = dtype;
+  a.device_ = device;
+  a.storage_ = allocate_storage(a.nbytes(), device);
+  a.data_ = a.storage_.get();
+  return a;
+}
+
+Array Array::zeros(const Shape& shape, DType dtype, Device device) {
+  Array a = empty(shape, dtype, device);
+  if (device.kind == Device::cpu)
+    std::memset(a.data_, 0, a.nbytes());
+  else if (a.nbytes())
+    cuda::memset_zero(a.data_, a.nbytes(), device.index);
+  return a;
+}
+
+Array Array::full(const Shape& shape, double value, DType dtype, Device device) {
+  Array a = empty(shape, dtype, device);
+  a.fill(value);
+  return a;
+}
+
+Array Array::wrap(void* data, const Shape& shape, DType dtype, Device device, std::shared_ptr<void> owner) {
+  Array a;
+  a.shape_ = shape;
+  a.dtype_ = dtype;
+  a.device_ = device;
+  a.storage_ = std::move(owner);
+  a.data_ = data;
+  return a;
+}
+
+Array Array::reshape(const Shape& shape) const {
+  Shape resolved = shape;
+  int infer = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < resolved.size(); ++i) {
+    if (resolved[i] == -1) {
+      if (infer >= 0) throw ArgError("shape: only one dimension may be -1, got " + shape_str(shape));
+      infer = (int)i;
+    } else if (resolved[i] < 0) {
+      throw ArgError("shape: dimensions must be >= 0 or -1, got " + shape_str(shape));
+    } else {
+      known *= resolved[i];
+    }
+  }
+  if (infer >= 0) {
+    if (known == 0 || numel() % known != 0)
+      throw ArgError("shape: cannot reshape " + shape_str(shape_) + " into " + shape_str(shape));
+    resolved[infer] = numel() / known;
+  }
+  if (shape_numel(resolved) != numel())
+    throw ArgError("shape: cannot reshape " + shape_str(shape_) + " (" + std::to_string(numel()) +
+                   " elements) into " + shape_str(shape));
+  Array out = *this;
+  out.shape_ = resolved;
+  return out;
+}
+
+void Array::copy_from(const Array& src) {
+  if (src.shape_ != shape_) throw ArgError("src: expected shape " + shape_str(shape_) + ", got " + shape_str(src.shape_));
+  if (src.dtype_ != dtype_) throw ArgTypeError("src: expected dtype " + dtype_name(dtype_) + ", got " + dtype_name(src.dtype_));
+  size_t n = nbytes();
+  if (n == 0) return;
+  bool src_cuda = src.is_cuda(), dst_cuda = is_cuda();
+  if (!src_cuda && !dst_cuda) {
+    std::memcpy(data_, src.data_, n);
+  } else if (src_cuda && dst_cuda) {
+    if (src.device_ != device_) {
+      // Through the host: rare, and keeps the runtime free of peer-access setup.
+      Array staging = src.to(Device{});
+      copy_from(staging);
+      return;
+    }
+    cuda::copy(data_, src.data_, n, cuda::CopyKind::device_to_device, device_.index);
+  } else if (dst_cuda) {
+    cuda::copy(data_, src.data_, n, cuda::CopyKind::host_to_device, device_.index);
+  } else {
+    cuda::copy(data_, src.data_, n, cuda::CopyKind::device_to_host, src.device_.index);
+  }
+}
+
+Array Array::to(Device device) const {
+  if (device == device_) return *this;
+  Array out = empty(shape_, dtype_, device);
+  out.copy_from(*this);
+  return out;
+}
+
+Array Array::clone() const {
+  Array out = empty(shape_, dtype_, device_);
+  out.copy_from(*this);
+  return out;
+}
+
+Array Array::astype(DType dtype) const {
+  if (dtype == dtype_) return *this;
+  Array out = empty(shape_, dtype, device_);
+  cast_into(*this, out);
+  return out;
+}
+
+void Array::fill(double value) { GRADCORE_ON_DEVICE(*this, fill_array, *this, value); }
+
+void fill_array(Array& a, double value) { GRADCORE_ON_DEVICE(a, fill_array, a, value); }
+void cast_into(const Array& src, Array& dst) { GRADCORE_ON_DEVICE(src, cast_into, src, dst); }
+
+void throw_no_cuda() {
+  throw std::runtime_error("gradcore was built without CUDA (GRADCORE_CUDA=OFF or no nvcc at build time)");
+}
+
+void check_same_dtype(const Array& a, const char* a_name, const Array& b, const char* b_name) {
+  if (a.dtype() != b.dtype())
+    throw ArgTypeError(std::string(b_name) + ": expected dtype " + dtype_name(a.dtype()) + " (the dtype of " + a_name +
+                       "), got " + dtype_name(b.dtype()));
+}
+
+void check_same_device(const Array& a, const char* a_name, const Array& b, const char* b_name) {
+  if (a.device() != b.device())
+    throw ArgError(std::string(b_name) + ": expected device " + a.device().str() + " (the device of " + a_name +
+                   "), got " + b.device().str());
+}
+
+void check_ndim(const Array& a, const char* name, int ndim, const char* layout) {
+  if (a.ndim() != ndim)
+    throw ArgError(std::string(name) + ": expected a " + std::to_string(ndim) + "-d array " + layout + ", got shape " +
+                   shape_str(a.shape()));
+}
+
+void check_shape(const Array& a, const char* name, const Shape& expected) {
+  if (a.shape() != expected)
+    throw ArgError(std::string(name) + ": expected shape " + shape_str(expected) + ", got " + shape_str(a.shape()));
+}
+
+}  // namespace gradcore

@@ -1,0 +1,95 @@
+// Array: the one tensor type below the autograd layer.
+// Refcounted storage + shape + dtype + device. Always contiguous row-major (NCHW for images): every kernel may
+// assume it. reshape shares storage; anything needing strides makes a contiguous copy in the layer above.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace gradcore {
+
+enum class DType { float32, float64 };
+
+struct Device {
+  enum Kind { cpu, cuda } kind = cpu;
+  int index = 0;
+  bool operator==(const Device& o) const { return kind == o.kind && index == o.index; }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+  std::string str() const { return kind == cpu ? "cpu" : "cuda:" + std::to_string(index); }
+  static Device parse(const std::string& text);  // "cpu", "cuda", "cuda:1"
+};
+
+using Shape = std::vector<int64_t>;
+
+inline size_t dtype_size(DType t) { return t == DType::float32 ? 4 : 8; }
+inline std::string dtype_name(DType t) { return t == DType::float32 ? "float32" : "float64"; }
+DType dtype_parse(const std::string& name);
+std::string shape_str(const Shape& shape);
+int64_t shape_numel(const Shape& shape);
+
+class Array {
+ public:
+  Array() = default;
+  // Fresh storage. `empty` leaves it unwritten: only for outputs a kernel writes completely.
+  static Array empty(const Shape& shape, DType dtype, Device device);
+  static Array zeros(const Shape& shape, DType dtype, Device device);
+  static Array full(const Shape& shape, double value, DType dtype, Device device);
+  // Wraps memory someone else owns; `owner` is released when the last Array using it goes.
+  static Array wrap(void* data, const Shape& shape, DType dtype, Device device, std::shared_ptr<void> owner);
+
+  const Shape& shape() const { return shape_; }
+  int64_t dim(int i) const { return shape_[i < 0 ? i + (int)shape_.size() : i]; }
+  int ndim() const { return (int)shape_.size(); }
+  int64_t numel() const { return shape_numel(shape_); }
+  size_t nbytes() const { return (size_t)numel() * dtype_size(dtype_); }
+  DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
+  bool is_cuda() const { return device_.kind == Device::cuda; }
+  void* data() const { return data_; }
+  template <typename T> T* data_as() const { return static_cast<T*>(data_); }
+  const std::shared_ptr<void>& storage() const { return storage_; }
+
+  Array reshape(const Shape& shape) const;       // shares storage
+  Array to(Device device) const;                  // copy (or self when already there)
+  Array astype(DType dtype) const;                // copy (or self when the same)
+  Array clone() const;
+  void copy_from(const Array& src);               // same shape and dtype, any devices
+  void fill(double value);
+
+ private:
+  std::shared_ptr<void> storage_;
+  void* data_ = nullptr;
+  Shape shape_;
+  DType dtype_ = DType::float32;
+  Device device_;
+};
+
+// Argument checks shared by every binding: they raise ValueError/TypeError naming the argument.
+struct ArgError : std::invalid_argument { using std::invalid_argument::invalid_argument; };
+struct ArgTypeError : std::invalid_argument { using std::invalid_argument::invalid_argument; };
+void check_same_dtype(const Array& a, const char* a_name, const Array& b, const char* b_name);
+void check_same_device(const Array& a, const char* a_name, const Array& b, const char* b_name);
+void check_ndim(const Array& a, const char* name, int ndim, const char* layout);
+void check_shape(const Array& a, const char* name, const Shape& expected);
+
+// Calls fn(float{}) or fn(double{}) depending on dtype: one line of dispatch per kernel entry point.
+template <typename Fn> auto dispatch_float(DType t, Fn&& fn) {
+  if (t == DType::float32) return fn(float{});
+  return fn(double{});
+}
+
+[[noreturn]] void throw_no_cuda();
+
+}  // namespace gradcore
+
+// Runs name_cpu(...) or name_cuda(...) by the device of `array`; CPU-only builds raise for CUDA arrays.
+// Every op's entry point dispatches with this one line, e.g. GRADCORE_ON_DEVICE(x, conv2d_forward, x, w, y, p);
+#ifdef GRADCORE_WITH_CUDA
+#define GRADCORE_ON_DEVICE(array, name, ...) \
+  ((array).is_cuda() ? name##_cuda(__VA_ARGS__) : name##_cpu(__VA_ARGS__))
+#else
+#define GRADCORE_ON_DEVICE(array, name, ...) \
+  ((array).is_cuda() ? ::gradcore::throw_no_cuda() : name##_cpu(__VA_ARGS__))
+#endif

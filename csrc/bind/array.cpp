@@ -1,0 +1,188 @@
+// Bindings for Array (buffer protocol, DLPack both ways) and the CUDA runtime queries.
+// Contract: CPU arrays expose their memory to numpy without a copy; CUDA arrays are copied to the host by numpy().
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include "array.h"
+#include "cuda_runtime.h"
+#include "dlpack.h"
+
+namespace py = pybind11;
+namespace gradcore {
+
+namespace {
+
+struct ExportedArray {  // what a DLPack capsule we hand out keeps alive
+  Array array;
+  Shape shape;
+  DLManagedTensor managed;
+};
+
+void delete_exported(DLManagedTensor* self) { delete static_cast<ExportedArray*>(self->manager_ctx); }
+
+py::capsule to_dlpack(const Array& a) {
+  if (a.is_cuda()) cuda::synchronize(a.device().index);  // the consumer may read on any stream
+  auto* ex = new ExportedArray{a, a.shape(), {}};
+  DLTensor& t = ex->managed.dl_tensor;
+  t.data = a.data();
+  t.device = {a.is_cuda() ? kDLCUDA : kDLCPU, a.device().index};
+  t.ndim = a.ndim();
+  t.dtype = {kDLFloat, (uint8_t)(dtype_size(a.dtype()) * 8), 1};
+  t.shape = ex->shape.data();
+  t.strides = nullptr;
+  t.byte_offset = 0;
+  ex->managed.manager_ctx = ex;
+  ex->managed.deleter = delete_exported;
+  return py::capsule(&ex->managed, "dltensor", [](PyObject* capsule) {
+    // Runs when the capsule dies; a consumer that took it renamed it to "used_dltensor" and owns it now.
+    if (PyCapsule_IsValid(capsule, "dltensor")) {
+      auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+      if (m && m->deleter) m->deleter(m);
+    } else {
+      PyErr_Clear();
+    }
+  });
+}
+
+Array array_from_dltensor(const DLTensor& t, std::shared_ptr<void> owner) {
+  if (t.dtype.code != kDLFloat || (t.dtype.bits != 32 && t.dtype.bits != 64) || t.dtype.lanes != 1)
+    throw ArgTypeError("x: expected a float32 or float64 tensor, got DLPack dtype code " +
+                       std::to_string(t.dtype.code) + " with " + std::to_string(t.dtype.bits) + " bits");
+  Device device;
+  if (t.device.device_type == kDLCPU || t.device.device_type == kDLCUDAHost) device = {Device::cpu, 0};
+  else if (t.device.device_type == kDLCUDA) device = {Device::cuda, t.device.device_id};
+  else throw ArgError("x: DLPack device type " + std::to_string(t.device.device_type) + " is not supported");
+  Shape shape(t.shape, t.shape + t.ndim);
+  if (t.strides) {  // accept only compact row-major strides (size-1 dimensions may carry any stride)
+    int64_t expected = 1;
+    for (int i = t.ndim - 1; i >= 0; --i) {
+      if (shape[i] != 1 && t.strides[i] != expected)
+        throw ArgError("x: expected a contiguous (row-major) tensor; make it contiguous before from_dlpack");
+      expected *= shape[i];
+    }
+  }
+  DType dtype = t.dtype.bits == 32 ? DType::float32 : DType::float64;
+  return Array::wrap(static_cast<char*>(t.data) + t.byte_offset, shape, dtype, device, std::move(owner));
+}
+
+Array from_dlpack_capsule(py::capsule capsule) {
+  PyObject* cap = capsule.ptr();
+  if (PyCapsule_IsValid(cap, "dltensor_versioned")) {
+    auto* m = static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(cap, "dltensor_versioned"));
+    if (m->version.major > 1) throw ArgError("x: DLPack version " + std::to_string(m->version.major) + " is too new");
+    std::shared_ptr<void> owner(m, [](void* p) {
+      auto* mt = static_cast<DLManagedTensorVersioned*>(p);
+      if (mt->deleter) mt->deleter(mt);
+    });
+    Array a = array_from_dltensor(m->dl_tensor, owner);
+    PyCapsule_SetName(cap, "used_dltensor_versioned");
+    return a;
+  }
+  if (PyCapsule_IsValid(cap, "dltensor")) {
+    auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
+    std::shared_ptr<void> owner(m, [](void* p) {
+      auto* mt = static_cast<DLManagedTensor*>(p);
+      if (mt->deleter) mt->deleter(mt);
+    });
+    Array a = array_from_dltensor(m->dl_tensor, owner);
+    PyCapsule_SetName(cap, "used_dltensor");
+    return a;
+  }
+  throw ArgError("x: expected an unused DLPack capsule (\"dltensor\" or \"dltensor_versioned\")");
+}
+
+// Zero-copy view of a numpy array: the Array keeps the numpy object alive.
+Array from_numpy(py::array arr) {
+  if (!(arr.flags() & py::array::c_style))
+    throw ArgError("array: expected a C-contiguous numpy array; use numpy.ascontiguousarray first");
+  DType dtype;
+  if (arr.dtype().is(py::dtype::of<float>())) dtype = DType::float32;
+  else if (arr.dtype().is(py::dtype::of<double>())) dtype = DType::float64;
+  else throw ArgTypeError("array: expected dtype float32 or float64, got " + std::string(py::str(arr.dtype())));
+  Shape shape(arr.shape(), arr.shape() + arr.ndim());
+  auto* keep = new py::object(arr);
+  std::shared_ptr<void> owner(keep, [](void* p) {
+    py::gil_scoped_acquire gil;
+    delete static_cast<py::object*>(p);
+  });
+  return Array::wrap(arr.mutable_data(), shape, dtype, Device{}, std::move(owner));
+}
+
+py::array to_numpy(const Array& a) {
+  std::vector<py::ssize_t> shape(a.shape().begin(), a.shape().end());
+  if (a.is_cuda()) {
+    Array host = a.to(Device{});
+    return to_numpy(host);
+  }
+  py::dtype dt = a.dtype() == DType::float32 ? py::dtype::of<float>() : py::dtype::of<double>();
+  // The base object keeps the storage alive while numpy uses it.
+  auto* keep = new Array(a);
+  py::capsule base(keep, [](void* p) { delete static_cast<Array*>(p); });
+  return py::array(dt, shape, a.data(), base);
+}
+
+}  // namespace
+
+void bind_array(py::module_& m) {
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ArgTypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const ArgError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  py::class_<Array>(m, "Array", "Contiguous float32/float64 storage on the CPU or a CUDA device.")
+      .def_property_readonly("shape", [](const Array& a) { return py::tuple(py::cast(a.shape())); })
+      .def_property_readonly("dtype", [](const Array& a) { return dtype_name(a.dtype()); })
+      .def_property_readonly("device", [](const Array& a) { return a.device().str(); })
+      .def_property_readonly("ndim", &Array::ndim)
+      .def_property_readonly("numel", &Array::numel)
+      .def_property_readonly("nbytes", &Array::nbytes)
+      .def_property_readonly("data_ptr", [](const Array& a) { return reinterpret_cast<uintptr_t>(a.data()); })
+      .def("reshape", &Array::reshape, py::arg("shape"))
+      .def("to", [](const Array& a, const std::string& d) { return a.to(Device::parse(d)); }, py::arg("device"))
+      .def("astype", [](const Array& a, const std::string& t) { return a.astype(dtype_parse(t)); }, py::arg("dtype"))
+      .def("clone", &Array::clone)
+      .def("copy_", [](Array& a, const Array& src) { a.copy_from(src); }, py::arg("src"))
+      .def("fill_", &Array::fill, py::arg("value"))
+      .def("numpy", &to_numpy, "A view for CPU arrays, a host copy for CUDA arrays.")
+      .def("__dlpack__", [](const Array& a, py::kwargs) { return to_dlpack(a); })
+      .def("__dlpack_device__", [](const Array& a) {
+        return py::make_tuple(a.is_cuda() ? (int)kDLCUDA : (int)kDLCPU, a.device().index);
+      });
+
+  m.def("empty", [](const Shape& s, const std::string& t, const std::string& d) {
+    return Array::empty(s, dtype_parse(t), Device::parse(d));
+  }, py::arg("shape"), py::arg("dtype"), py::arg("device"), "Unwritten storage: only for outputs written whole.");
+  m.def("zeros", [](const Shape& s, const std::string& t, const std::string& d) {
+    return Array::zeros(s, dtype_parse(t), Device::parse(d));
+  }, py::arg("shape"), py::arg("dtype"), py::arg("device"));
+  m.def("full", [](const Shape& s, double v, const std::string& t, const std::string& d) {
+    return Array::full(s, v, dtype_parse(t), Device::parse(d));
+  }, py::arg("shape"), py::arg("value"), py::arg("dtype"), py::arg("device"));
+  m.def("from_numpy", &from_numpy, py::arg("array"), "Zero-copy CPU Array over a C-contiguous float numpy array.");
+  m.def("from_dlpack_capsule", &from_dlpack_capsule, py::arg("capsule"));
+
+  m.def("cuda_compiled", &cuda::compiled);
+  m.def("cuda_device_count", &cuda::device_count);
+  m.def("cuda_synchronize", &cuda::synchronize, py::arg("device") = 0);
+  m.def("cuda_stream", [](int d) { return reinterpret_cast<uintptr_t>(cuda::stream(d)); }, py::arg("device") = 0);
+  m.def("cuda_memory_stats", [](int d) {
+    cuda::MemoryStats s = cuda::memory_stats(d);
+    py::dict out;
+    out["allocated_bytes"] = s.allocated_bytes;
+    out["peak_allocated_bytes"] = s.peak_allocated_bytes;
+    out["reserved_bytes"] = s.reserved_bytes;
+    out["peak_reserved_bytes"] = s.peak_reserved_bytes;
+    out["allocations"] = s.allocations;
+    out["frees"] = s.frees;
+    return out;
+  }, py::arg("device") = 0);
+  m.def("cuda_reset_peak_memory_stats", &cuda::reset_peak_memory_stats, py::arg("device") = 0);
+  m.def("cuda_empty_cache", &cuda::empty_cache, py::arg("device") = 0);
+}
+
+}  // namespace gradcore

@@ -1,0 +1,68 @@
+// CUDA twins of cpu/elementwise.cpp: grid-stride loops; the maths is in elementwise.h.
+#include <type_traits>
+#include "cuda/launch.cuh"
+#include "elementwise.h"
+
+namespace gradcore {
+
+template <UnaryOp OP, typename T>
+__global__ void unary_kernel(const T* x, T* y, int64_t n, T a, T b) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    y[i] = apply_unary<OP, T>(x[i], a, b);
+}
+
+template <BinaryOp OP, typename T>
+__global__ void binary_same_shape_kernel(const T* a, const T* b, T* out, int64_t n, T param) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    out[i] = apply_binary<OP, T>(a[i], b[i], param);
+}
+
+template <BinaryOp OP, typename T>
+__global__ void binary_broadcast_kernel(const T* a, const T* b, T* out, BroadcastLayout layout, T param) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < layout.numel;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (int d = layout.ndim - 1; d >= 0; --d) {
+      const int64_t c = rem % layout.out_shape[d];
+      rem /= layout.out_shape[d];
+      oa += c * layout.a_stride[d];
+      ob += c * layout.b_stride[d];
+    }
+    out[i] = apply_binary<OP, T>(a[oa], b[ob], param);
+  }
+}
+
+void unary_cuda(const Array& x, Array& y, UnaryOp op, double a, double b) {
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  cudaStream_t s = cuda::stream_of(x);
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    dispatch_unary(op, [&](auto op_constant) {
+      constexpr UnaryOp OP = decltype(op_constant)::value;
+      unary_kernel<OP, T><<<cuda::grid_for(n, 256), 256, 0, s>>>(x.data_as<T>(), y.data_as<T>(), n, (T)a, (T)b);
+    });
+  });
+  GRADCORE_CHECK_LAUNCH("unary_kernel");
+}
+
+void binary_cuda(const Array& a, const Array& b, Array& out, BinaryOp op, double param, const BroadcastLayout& layout) {
+  const int64_t n = layout.numel;
+  if (n == 0) return;
+  cudaStream_t s = cuda::stream_of(a);
+  dispatch_float(a.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    dispatch_binary(op, [&](auto op_constant) {
+      constexpr BinaryOp OP = decltype(op_constant)::value;
+      if (layout.same_shape)
+        binary_same_shape_kernel<OP, T><<<cuda::grid_for(n, 256), 256, 0, s>>>(
+            a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), n, (T)param);
+      else
+        binary_broadcast_kernel<OP, T><<<cuda::grid_for(n, 256), 256, 0, s>>>(
+            a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), layout, (T)param);
+    });
+  });
+  GRADCORE_CHECK_LAUNCH(layout.same_shape ? "binary_same_shape_kernel" : "binary_broadcast_kernel");
+}
+
+}  // namespace gradcore

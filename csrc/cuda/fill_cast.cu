@@ -1,0 +1,41 @@
+// CUDA twins of cpu/fill_cast.cpp.
+#include "cuda/launch.cuh"
+#include "fill_cast.h"
+
+namespace gradcore {
+
+template <typename T>
+__global__ void fill_kernel(T* a, int64_t n, T value) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    a[i] = value;
+}
+
+template <typename S, typename D>
+__global__ void cast_kernel(const S* src, D* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    dst[i] = (D)src[i];
+}
+
+void fill_array_cuda(Array& a, double value) {
+  const int64_t n = a.numel();
+  if (n == 0) return;
+  cudaStream_t s = cuda::stream_of(a);
+  dispatch_float(a.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    fill_kernel<T><<<cuda::grid_for(n, 256), 256, 0, s>>>(a.data_as<T>(), n, (T)value);
+  });
+  GRADCORE_CHECK_LAUNCH("fill_kernel");
+}
+
+void cast_into_cuda(const Array& src, Array& dst) {
+  const int64_t n = src.numel();
+  if (n == 0) return;
+  cudaStream_t s = cuda::stream_of(src);
+  if (src.dtype() == DType::float32)
+    cast_kernel<float, double><<<cuda::grid_for(n, 256), 256, 0, s>>>(src.data_as<float>(), dst.data_as<double>(), n);
+  else
+    cast_kernel<double, float><<<cuda::grid_for(n, 256), 256, 0, s>>>(src.data_as<double>(), dst.data_as<float>(), n);
+  GRADCORE_CHECK_LAUNCH("cast_kernel");
+}
+
+}  // namespace gradcore

@@ -1,0 +1,27 @@
+// The CUDA side of the runtime, implemented in cuda/runtime.cu (or as CPU-only fallbacks in runtime_fallback.cpp).
+// Memory is stream-ordered (cudaMallocAsync) from each device's default pool, whose release threshold is raised so
+// freed blocks stay cached: after warm-up a training step performs no cudaMalloc. One stream per device.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace gradcore::cuda {
+
+bool compiled();
+int device_count();                 // 0 without a driver or a device; never throws
+void* allocate(size_t nbytes, int device);    // throws std::bad_alloc when the pool cannot grow
+void release(void* ptr, int device);
+void memset_zero(void* ptr, size_t nbytes, int device);
+enum class CopyKind { host_to_device, device_to_host, device_to_device };
+void copy(void* dst, const void* src, size_t nbytes, CopyKind kind, int device);  // synchronous for device_to_host
+void synchronize(int device);
+void* stream(int device);           // the device's cudaStream_t
+struct MemoryStats {
+  int64_t allocated_bytes = 0, peak_allocated_bytes = 0, allocations = 0, frees = 0;
+  int64_t reserved_bytes = 0, peak_reserved_bytes = 0;  // held by the pool, including cached free blocks
+};
+MemoryStats memory_stats(int device);
+void reset_peak_memory_stats(int device);
+void empty_cache(int device);       // returns cached blocks to the driver
+
+}  // namespace gradcore::cuda

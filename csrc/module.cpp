@@ -1,0 +1,14 @@
+// The one compiled module, gradcore._core. Each op's binding file contributes one bind_<op> function.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+namespace gradcore {
+void bind_array(py::module_& m);
+void bind_elementwise(py::module_& m);
+}  // namespace gradcore
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "gradcore kernels: CPU (C++/OpenMP) and CUDA twins behind one set of entry points";
+  gradcore::bind_array(m);
+  gradcore::bind_elementwise(m);
+}

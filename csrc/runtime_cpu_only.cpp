@@ -1,0 +1,24 @@
+// CPU-only builds: the CUDA runtime entry points report "not compiled" instead of linking CUDA.
+#ifndef GRADCORE_WITH_CUDA
+#include <stdexcept>
+#include "cuda_runtime.h"
+
+namespace gradcore::cuda {
+namespace {
+[[noreturn]] void not_compiled() {
+  throw std::runtime_error("gradcore was built without CUDA (GRADCORE_CUDA=OFF or no nvcc at build time)");
+}
+}  // namespace
+bool compiled() { return false; }
+int device_count() { return 0; }
+void* allocate(size_t, int) { not_compiled(); }
+void release(void*, int) {}
+void memset_zero(void*, size_t, int) { not_compiled(); }
+void copy(void*, const void*, size_t, CopyKind, int) { not_compiled(); }
+void synchronize(int) { not_compiled(); }
+void* stream(int) { not_compiled(); }
+MemoryStats memory_stats(int) { not_compiled(); }
+void reset_peak_memory_stats(int) { not_compiled(); }
+void empty_cache(int) { not_compiled(); }
+}  // namespace gradcore::cuda
+#endif

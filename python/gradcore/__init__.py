@@ -1,0 +1,19 @@
+"""gradcore: a training library whose ops are handwritten CUDA kernels with C++ CPU twins.
+
+    import gradcore as gc
+    x = gc.randn(4, 3, requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()            # x.grad == 2 x
+"""
+__version__ = "0.1.0"
+
+from . import _core  # noqa: F401
+from . import cuda  # noqa: F401
+from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, value_and_grad  # noqa: F401
+from .tensor import (  # noqa: F401
+    Tensor, float32, float64, from_dlpack, from_numpy, full, ones, ones_like, tensor, zeros, zeros_like,
+)
+from .random import Generator, manual_seed, rand, randn  # noqa: F401
+from .gradcheck import GradcheckError, gradcheck  # noqa: F401
+from . import functional  # noqa: F401
+from . import nn  # noqa: F401

@@ -1,0 +1,281 @@
+"""Reverse-mode autograd over a tape.
+
+Each differentiable op is a `Function` subclass. `Function.apply` runs `forward` on the raw `_core.Array`s,
+wraps the outputs as Tensors whose `_node` is the Function instance (the ctx), and records the inputs.
+`backward` walks the nodes in reverse topological order, hands each node the gradients of its outputs and
+accumulates the gradients it returns into its inputs (sums when a tensor is used more than once).
+Nothing below this layer knows about gradients; ops only provide "the backward kernels of op X".
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+
+from . import _core
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.previous = is_grad_enabled()
+        _state.enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _state.enabled = self.previous
+        return False
+
+
+def no_grad():
+    """Context manager and decorator: ops inside record no graph (evaluation, optimizer updates)."""
+    return _GradMode(False)
+
+
+def enable_grad():
+    return _GradMode(True)
+
+
+class Function:
+    """Base of every differentiable op.
+
+    Subclasses define `forward(ctx, *args)` over `_core.Array`s (Tensors arrive unwrapped; other arguments as
+    given) returning an Array or a tuple of Arrays, and `backward(ctx, *grad_outputs)` returning one gradient
+    Array (or None) per positional argument of forward. `ctx.needs_input_grad[i]` says which are wanted.
+    """
+
+    __slots__ = ("inputs", "needs_input_grad", "saved_arrays", "output_meta", "released", "__dict__")
+
+    def save_for_backward(self, *arrays):
+        self.saved_arrays = arrays
+
+    @property
+    def saved(self):
+        if self.released:
+            raise RuntimeError(
+                f"{type(self).__name__}: backward through this graph a second time; its saved values were freed. "
+                "Pass retain_graph=True to the first backward() to keep them."
+            )
+        return self.saved_arrays
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from .tensor import Tensor
+
+        ctx = cls()
+        ctx.saved_arrays = ()
+        ctx.released = False
+        raw = [a._data if isinstance(a, Tensor) else a for a in args]
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = is_grad_enabled() and any(needs)
+        ctx.needs_input_grad = needs
+        result = ctx.forward(*raw, **kwargs)
+        multiple = isinstance(result, tuple)
+        arrays = result if multiple else (result,)
+        outputs = tuple(Tensor(a, requires_grad=record) for a in arrays)
+        if record:
+            ctx.inputs = args
+            ctx.output_meta = tuple((a.shape, a.dtype, a.device) for a in arrays)
+            for index, out in enumerate(outputs):
+                out._node = ctx
+                out._output_index = index
+        return outputs if multiple else outputs[0]
+
+    def forward(self, *args):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, *grad_outputs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _accumulate(current, incoming):
+    if current is None:
+        return incoming
+    return _core.binary(current, incoming, _core.BinaryOp.add)
+
+
+def _topological_nodes(roots):
+    """Nodes reachable from the roots, each after every node that consumes its outputs."""
+    order, visited = [], set()
+    for root in roots:
+        if root._node is None or id(root._node) in visited:
+            continue
+        stack = [(root._node, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            for inp in node.inputs:
+                if getattr(inp, "_node", None) is not None and id(inp._node) not in visited:
+                    stack.append((inp._node, False))
+    order.reverse()
+    return order
+
+
+def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
+    """Propagates grad_outputs from outputs. Leaf gradients go into `.grad`, or, when `capture` maps
+    id(tensor) -> None for the tensors wanted, into that dict instead (leaves' `.grad` untouched)."""
+    from .tensor import Tensor
+
+    node_grads = {}
+    for out, g in zip(outputs, grad_outputs):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"outputs: expected Tensors, got {type(out).__name__}")
+        if not out.requires_grad:
+            raise RuntimeError("backward: the output does not require grad (no input requires grad, or it was "
+                               "computed under no_grad())")
+        if out._node is None:  # a leaf was passed as output
+            if capture is not None:
+                if id(out) in capture:
+                    capture[id(out)] = _accumulate(capture[id(out)], g)
+            else:
+                out._accumulate_grad(g)
+            continue
+        slots = node_grads.setdefault(id(out._node), [None] * len(out._node.output_meta))
+        slots[out._output_index] = _accumulate(slots[out._output_index], g)
+
+    for node in _topological_nodes(outputs):
+        slots = node_grads.pop(id(node), None)
+        if slots is None:
+            continue
+        grads = [
+            g if g is not None else _core.zeros(shape, dtype, device)
+            for g, (shape, dtype, device) in zip(slots, node.output_meta)
+        ]
+        input_grads = node.backward(*grads)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if not retain_graph:
+            node.saved_arrays = ()
+            node.released = True
+        for inp, g in zip(node.inputs, input_grads):
+            if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
+                continue
+            if tuple(g.shape) != inp.shape:
+                raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape} "
+                                   f"for an input of shape {inp.shape}")
+            if capture is not None and id(inp) in capture:
+                capture[id(inp)] = _accumulate(capture[id(inp)], g)
+            if inp._node is None:
+                if capture is None:
+                    inp._accumulate_grad(g)
+            else:
+                slots = node_grads.setdefault(id(inp._node), [None] * len(inp._node.output_meta))
+                slots[inp._output_index] = _accumulate(slots[inp._output_index], g)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=False):
+    """Gradients of `outputs` with respect to `inputs`, returned as a tuple of Tensors (`.grad` untouched).
+
+    `outputs` is a Tensor or a sequence; a scalar output needs no grad_outputs. An input that the outputs do not
+    depend on raises, unless allow_unused=True, which returns None for it (PyTorch's rule).
+    """
+    from .tensor import Tensor
+
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    grad_outputs = _seed_grads(outputs, grad_outputs)
+    capture = {id(t): None for t in inputs}
+    run_backward(outputs, grad_outputs, retain_graph=retain_graph, capture=capture)
+    result = []
+    for i, t in enumerate(inputs):
+        g = capture[id(t)]
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(f"inputs[{i}]: the outputs do not depend on this tensor; pass allow_unused=True "
+                                   "to get None for it")
+            result.append(None)
+        else:
+            result.append(Tensor(g))
+    return result[0] if single else tuple(result)
+
+
+def _seed_grads(outputs, grad_outputs):
+    from .tensor import Tensor
+
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    seeds = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if g is None:
+            if out.numel != 1:
+                raise RuntimeError(f"grad_outputs[{i}]: needed for a non-scalar output of shape {out.shape}")
+            seeds.append(_core.full(list(out.shape), 1.0, out.dtype, out.device))
+        else:
+            if not isinstance(g, Tensor):
+                raise TypeError(f"grad_outputs[{i}]: expected a Tensor, got {type(g).__name__}")
+            if g.shape != out.shape:
+                raise ValueError(f"grad_outputs[{i}]: expected shape {out.shape}, got {g.shape}")
+            seeds.append(g._data)
+    return seeds
+
+
+def value_and_grad(fn, argnums=0, has_aux=False):
+    """Returns a function computing (fn(*args), gradients of fn with respect to args[argnums]).
+
+    fn must return a scalar Tensor, or (scalar, aux) when has_aux=True. An argument at argnums may be a Tensor
+    or a list/tuple/dict of Tensors (a model's parameters), and its gradient has the same structure.
+    """
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        from .tensor import Tensor
+
+        nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+        args = list(args)
+        wanted = []
+        for n in nums:
+            args[n] = _require_grad_tree(args[n], wanted)
+        with enable_grad():
+            result = fn(*args, **kwargs)
+        value, aux = (result if has_aux else (result, None))
+        if not isinstance(value, Tensor) or value.numel != 1:
+            raise TypeError("fn: expected a scalar Tensor as the value" + (" (first of (value, aux))" if has_aux else ""))
+        grads = grad(value, wanted, allow_unused=True) if wanted else ()
+        grads = [g if g is not None else t.zeros_like() for g, t in zip(grads, wanted)]
+        it = iter(grads)
+        structured = tuple(_rebuild_tree(args[n], it) for n in nums)
+        out_grads = structured[0] if isinstance(argnums, int) else structured
+        value = value.detach()
+        return ((value, aux), out_grads) if has_aux else (value, out_grads)
+
+    return wrapped
+
+
+def _require_grad_tree(obj, wanted):
+    from .tensor import Tensor
+
+    if isinstance(obj, Tensor):
+        leaf = obj if (obj.requires_grad and obj._node is None) else obj.detach().requires_grad_(True)
+        wanted.append(leaf)
+        return leaf
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_require_grad_tree(o, wanted) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _require_grad_tree(v, wanted) for k, v in obj.items()}
+    raise TypeError(f"argnums: expected Tensors (or lists/tuples/dicts of them), got {type(obj).__name__}")
+
+
+def _rebuild_tree(obj, it):
+    from .tensor import Tensor
+
+    if isinstance(obj, Tensor):
+        return next(it)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_rebuild_tree(o, it) for o in obj)
+    return {k: _rebuild_tree(v, it) for k, v in obj.items()}

@@ -1,0 +1,58 @@
+"""gradcore.cuda: is CUDA compiled in, is a device usable, and the caching allocator's statistics."""
+from __future__ import annotations
+
+from . import _core
+
+
+def compiled() -> bool:
+    """True when this build of gradcore contains the CUDA kernels."""
+    return _core.cuda_compiled()
+
+
+def device_count() -> int:
+    """Usable CUDA devices (0 without a driver or a GPU; never raises)."""
+    return _core.cuda_device_count() if compiled() else 0
+
+
+def is_available() -> bool:
+    """True when the CUDA kernels are compiled in and a device is present."""
+    return device_count() > 0
+
+
+def _index(device):
+    if device is None:
+        return 0
+    if isinstance(device, int):
+        return device
+    if isinstance(device, str) and device in ("cuda",):
+        return 0
+    if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    raise ValueError(f"device: expected a CUDA device index or \"cuda:N\", got {device!r}")
+
+
+def _require(device):
+    if not is_available():
+        raise RuntimeError("CUDA is not available: " + ("no CUDA device or driver was found" if compiled()
+                           else "gradcore was built without CUDA"))
+    return _index(device)
+
+
+def synchronize(device=None):
+    """Waits for the device's stream to finish its queued work."""
+    _core.cuda_synchronize(_require(device))
+
+
+def memory_stats(device=None) -> dict:
+    """The caching allocator's counters: allocated/reserved bytes now and at peak, allocations, frees.
+    `allocations` stops growing once a training loop is warm: blocks are reused from the pool."""
+    return _core.cuda_memory_stats(_require(device))
+
+
+def reset_peak_memory_stats(device=None):
+    _core.cuda_reset_peak_memory_stats(_require(device))
+
+
+def empty_cache(device=None):
+    """Returns the pool's cached free blocks to the driver."""
+    _core.cuda_empty_cache(_require(device))

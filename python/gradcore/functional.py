@@ -1,0 +1,6 @@
+"""gradcore.functional: the ops as functions, with PyTorch's names."""
+from .ops.elementwise import (  # noqa: F401
+    abs, add, div, exp, leaky_relu, log, mul, neg, pow, relu, sigmoid, sqrt, sub, tanh,
+)
+from .ops.losses import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss  # noqa: F401
+from .ops.reduce import mean, reshape, sum  # noqa: F401

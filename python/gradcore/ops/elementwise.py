@@ -1,0 +1,231 @@
+"""Elementwise ops and activations (kernels: csrc/cpu/elementwise.cpp, csrc/cuda/elementwise.cu).
+
+Binary ops broadcast like numpy; the gradient of a broadcast operand is summed back to its shape.
+Python numbers combine with tensors through the scalar kernels (affine, rdiv, pow) without a broadcast.
+"""
+from __future__ import annotations
+
+import numbers
+
+from .. import _core
+from ..autograd import Function
+from ..tensor import Tensor
+
+U, B = _core.UnaryOp, _core.BinaryOp
+
+
+def sum_to_shape(g, shape):
+    """Sums a broadcast gradient back to `shape` (leading dimensions and dimensions of size 1)."""
+    shape = tuple(shape)
+    if tuple(g.shape) == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = list(range(lead)) + [lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1]
+    return _core.sum(g, axes).reshape(list(shape))
+
+
+def _check_operand(x, name):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: expected a gradcore.Tensor or a Python number, got {type(x).__name__}")
+
+
+class Binary(Function):
+    def forward(self, a, b, op):
+        self.op = op
+        self.a_shape, self.b_shape = a.shape, b.shape
+        if op in (B.mul, B.div):
+            self.save_for_backward(a, b)
+        return _core.binary(a, b, op)
+
+    def backward(self, g):
+        need_a, need_b = self.needs_input_grad[:2]
+        ga = gb = None
+        if self.op == B.add:
+            ga, gb = g, g
+        elif self.op == B.sub:
+            ga = g
+            gb = _core.unary(g, U.affine, -1.0, 0.0) if need_b else None
+        elif self.op == B.mul:
+            a, b = self.saved
+            ga = _core.binary(g, b, B.mul) if need_a else None
+            gb = _core.binary(g, a, B.mul) if need_b else None
+        elif self.op == B.div:  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+            a, b = self.saved
+            ga = _core.binary(g, b, B.div) if need_a else None
+            if need_b:
+                gb = _core.binary(_core.binary(g, a, B.mul), _core.binary(b, b, B.mul), B.div)
+                gb = _core.unary(gb, U.affine, -1.0, 0.0)
+        ga = sum_to_shape(ga, self.a_shape) if need_a else None
+        gb = sum_to_shape(gb, self.b_shape) if need_b else None
+        return ga, gb, None
+
+
+class Unary(Function):
+    """y = op(x; a, b) for the ops whose gradient needs only x or y."""
+
+    def forward(self, x, op, a=0.0, b=0.0):
+        self.op, self.a, self.b = op, a, b
+        y = _core.unary(x, op, a, b)
+        keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt, U.rdiv)
+        self.save_for_backward(y if keep_output else x)
+        return y
+
+    def backward(self, g):
+        (s,) = self.saved
+        op, a = self.op, self.a
+        if op == U.affine:
+            gx = _core.unary(g, U.affine, a, 0.0)
+        elif op == U.exp:
+            gx = _core.binary(g, s, B.mul)
+        elif op == U.log:
+            gx = _core.binary(g, s, B.div)
+        elif op == U.sqrt:  # 1 / (2 sqrt(x))
+            gx = _core.unary(_core.binary(g, s, B.div), U.affine, 0.5, 0.0)
+        elif op == U.rdiv:  # d(a/x)/dx = -a/x^2 = -y^2/a
+            gx = _core.binary(g, _core.binary(s, s, B.mul), B.mul)
+            gx = _core.unary(gx, U.affine, -1.0 / a, 0.0) if a != 0 else _core.unary(gx, U.affine, 0.0, 0.0)
+        elif op == U.pow:
+            gx = _core.binary(g, s, B.pow_backward, a)
+        elif op == U.relu:
+            gx = _core.binary(g, s, B.relu_backward)
+        elif op == U.leaky_relu:
+            gx = _core.binary(g, s, B.leaky_relu_backward, a)
+        elif op == U.sigmoid:
+            gx = _core.binary(g, s, B.sigmoid_backward)
+        elif op == U.tanh:
+            gx = _core.binary(g, s, B.tanh_backward)
+        elif op == U.abs:  # sign(x): relu_backward(g, x) - relu_backward(g, -x)
+            neg = _core.unary(s, U.affine, -1.0, 0.0)
+            gx = _core.binary(_core.binary(g, s, B.relu_backward), _core.binary(g, neg, B.relu_backward), B.sub)
+        else:  # pragma: no cover
+            raise NotImplementedError(op)
+        return gx, None, None, None
+
+
+class RDivScalar(Function):
+    """y = c / x. Gradient -c / x^2, computed from x (c may be 0)."""
+
+    def forward(self, x, c):
+        self.c = c
+        self.save_for_backward(x)
+        return _core.unary(x, U.rdiv, c)
+
+    def backward(self, g):
+        (x,) = self.saved
+        gx = _core.binary(g, _core.binary(x, x, B.mul), B.div)
+        return _core.unary(gx, U.affine, -self.c, 0.0), None
+
+
+class ToDevice(Function):
+    def forward(self, x, device):
+        self.source = x.device
+        return x.to(device)
+
+    def backward(self, g):
+        return g.to(self.source), None
+
+
+class ToDtype(Function):
+    def forward(self, x, dtype):
+        self.source = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.source), None
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.clone()
+
+    def backward(self, g):
+        return g
+
+
+def _scalar(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _binary(a, b, op, name):
+    _check_operand(a, "a")
+    _check_operand(b, "b")
+    return Binary.apply(a, b, op)
+
+
+def add(a, b):
+    if _scalar(b):
+        _check_operand(a, "a")
+        return Unary.apply(a, U.affine, 1.0, float(b))
+    return _binary(a, b, B.add, "add")
+
+
+def sub(a, b):
+    if _scalar(b):
+        _check_operand(a, "a")
+        return Unary.apply(a, U.affine, 1.0, -float(b))
+    return _binary(a, b, B.sub, "sub")
+
+
+def rsub(a, b):
+    """b - a for a number b."""
+    _check_operand(a, "a")
+    if not _scalar(b):
+        raise TypeError(f"b: expected a number, got {type(b).__name__}")
+    return Unary.apply(a, U.affine, -1.0, float(b))
+
+
+def mul(a, b):
+    if _scalar(b):
+        _check_operand(a, "a")
+        return Unary.apply(a, U.affine, float(b), 0.0)
+    return _binary(a, b, B.mul, "mul")
+
+
+def div(a, b):
+    if _scalar(b):
+        _check_operand(a, "a")
+        return Unary.apply(a, U.affine, 1.0 / float(b), 0.0)
+    return _binary(a, b, B.div, "div")
+
+
+def rdiv(a, b):
+    """b / a for a number b."""
+    _check_operand(a, "a")
+    if not _scalar(b):
+        raise TypeError(f"b: expected a number, got {type(b).__name__}")
+    return RDivScalar.apply(a, float(b))
+
+
+def neg(x):
+    _check_operand(x, "x")
+    return Unary.apply(x, U.affine, -1.0, 0.0)
+
+
+def pow(x, exponent):
+    _check_operand(x, "x")
+    if not _scalar(exponent):
+        raise TypeError(f"exponent: expected a Python number, got {type(exponent).__name__}")
+    return Unary.apply(x, U.pow, float(exponent))
+
+
+def _unary(op, name):
+    def fn(x):
+        _check_operand(x, "x")
+        return Unary.apply(x, op)
+
+    fn.__name__ = name
+    return fn
+
+
+exp = _unary(U.exp, "exp")
+log = _unary(U.log, "log")
+sqrt = _unary(U.sqrt, "sqrt")
+abs = _unary(U.abs, "abs")
+relu = _unary(U.relu, "relu")
+sigmoid = _unary(U.sigmoid, "sigmoid")
+tanh = _unary(U.tanh, "tanh")
+
+
+def leaky_relu(x, negative_slope=0.01):
+    _check_operand(x, "x")
+    return Unary.apply(x, U.leaky_relu, float(negative_slope))

@@ -1,0 +1,74 @@
+"""sum, mean and reshape (kernels: csrc/cpu/reduce.cpp, csrc/cuda/reduce.cu)."""
+from __future__ import annotations
+
+import numbers
+
+from .. import _core
+from ..autograd import Function
+from ..tensor import Tensor
+
+B = _core.BinaryOp
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return list(range(ndim))
+    axes = [axis] if isinstance(axis, numbers.Integral) else list(axis)
+    out = []
+    for a in axes:
+        if not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
+            raise ValueError(f"axis: {a!r} is out of range for a tensor of {ndim} dimensions")
+        out.append(int(a) % ndim if ndim else 0)
+    return sorted(set(out))
+
+
+class Sum(Function):
+    """y = sum over axes (times `scale`: 1 for sum, 1/R for mean). dL/dx = broadcast of dL/dy times scale."""
+
+    def forward(self, x, axes, keepdims, scale):
+        self.x_shape, self.scale = x.shape, scale
+        self.kept_shape = [1 if i in axes else d for i, d in enumerate(x.shape)]
+        y = _core.sum(x, axes)
+        if scale != 1.0:
+            y = _core.unary(y, _core.UnaryOp.affine, scale, 0.0, out=y)
+        return y.reshape(self.kept_shape) if keepdims else y
+
+    def backward(self, g):
+        g = g.reshape(self.kept_shape)
+        ones = _core.full(list(self.x_shape), self.scale, g.dtype, g.device)
+        return _core.binary(ones, g, B.mul), None, None, None
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.x_shape = x.shape
+        return x.reshape(list(shape))
+
+    def backward(self, g):
+        return g.reshape(list(self.x_shape)), None
+
+
+def _check(x):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a gradcore.Tensor, got {type(x).__name__}")
+
+
+def sum(x, axis=None, keepdims=False):
+    _check(x)
+    return Sum.apply(x, _axes(axis, x.ndim), bool(keepdims), 1.0)
+
+
+def mean(x, axis=None, keepdims=False):
+    _check(x)
+    axes = _axes(axis, x.ndim)
+    count = 1
+    for a in axes:
+        count *= x.shape[a]
+    if count == 0:
+        raise ValueError(f"mean: the reduced axes of shape {x.shape} hold no elements")
+    return Sum.apply(x, axes, bool(keepdims), 1.0 / count)
+
+
+def reshape(x, shape):
+    _check(x)
+    return Reshape.apply(x, tuple(int(d) for d in shape))

@@ -1,0 +1,337 @@
+"""gradcore.Tensor: a `_core.Array` plus what autograd needs (requires_grad, .grad, the node that made it)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _core
+from .autograd import run_backward, _seed_grads
+
+_DTYPES = {"float32": "float32", "float64": "float64", np.float32: "float32", np.float64: "float64",
+           np.dtype("float32"): "float32", np.dtype("float64"): "float64"}
+
+float32 = "float32"
+float64 = "float64"
+
+
+def _dtype_name(dtype, argument="dtype"):
+    try:
+        return _DTYPES[dtype]
+    except (KeyError, TypeError):
+        raise TypeError(f"{argument}: expected float32 or float64, got {dtype!r}") from None
+
+
+def _device_name(device, argument="device"):
+    if isinstance(device, str):
+        if device == "cpu":
+            return "cpu"
+        if device == "cuda":
+            return "cuda:0"
+        if device.startswith("cuda:") and device[5:].isdigit():
+            return device
+    raise ValueError(f"{argument}: expected \"cpu\", \"cuda\" or \"cuda:N\", got {device!r}")
+
+
+class Tensor:
+    """An n-dimensional float32/float64 array on the CPU or a CUDA device, with reverse-mode autograd.
+
+    Always contiguous. `requires_grad` marks leaves whose gradient `backward()` accumulates into `.grad`
+    (a Tensor that starts at zero on first use).
+    """
+
+    __slots__ = ("_data", "requires_grad", "grad", "_node", "_output_index", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
+
+    def __init__(self, data, requires_grad=False):
+        if not isinstance(data, _core.Array):
+            raise TypeError("Tensor(data): expected a _core.Array; use gradcore.tensor(...) for Python data")
+        self._data = data
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._node = None
+        self._output_index = 0
+
+    # ---- metadata -------------------------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self._data.shape
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    @property
+    def device(self):
+        return self._data.device
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    @property
+    def numel(self):
+        return self._data.numel
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    @property
+    def is_cuda(self):
+        return self.device != "cpu"
+
+    def __repr__(self):
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}, device={self.device}{extra})"
+
+    # ---- conversion -----------------------------------------------------------------------------------------
+    def numpy(self):
+        """A numpy view sharing memory for CPU tensors; a host copy for CUDA tensors."""
+        return self._data.numpy()
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def item(self):
+        if self.numel != 1:
+            raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
+        return float(self.numpy().reshape(()))
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device=None, dtype=None):
+        """A copy on another device and/or dtype (self when nothing changes). Differentiable."""
+        from .ops.elementwise import ToDevice, ToDtype
+
+        out = self
+        if dtype is not None and _dtype_name(dtype) != self.dtype:
+            out = ToDtype.apply(out, _dtype_name(dtype))
+        if device is not None and _device_name(device) != out.device:
+            out = ToDevice.apply(out, _device_name(device))
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, index=0):
+        return self.to(f"cuda:{index}")
+
+    def float(self):
+        return self.to(dtype="float32")
+
+    def double(self):
+        return self.to(dtype="float64")
+
+    def detach(self):
+        """The same storage, cut from the graph."""
+        return Tensor(self._data)
+
+    def clone(self):
+        from .ops.elementwise import Clone
+
+        return Clone.apply(self)
+
+    def requires_grad_(self, requires_grad=True):
+        if self._node is not None and not requires_grad:
+            raise RuntimeError("requires_grad_: a non-leaf tensor's flag cannot be cleared; use detach()")
+        self.requires_grad = requires_grad
+        return self
+
+    def zeros_like(self):
+        return Tensor(_core.zeros(list(self.shape), self.dtype, self.device))
+
+    def __dlpack__(self, **kwargs):
+        return self._data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    # ---- in-place helpers used by optimizers and modules (no graph) ------------------------------------------
+    def copy_(self, other):
+        if not isinstance(other, Tensor):
+            other = tensor(other, dtype=self.dtype, device=self.device)
+        self._data.copy_(other._data if other.dtype == self.dtype else other._data.astype(self.dtype))
+        return self
+
+    def fill_(self, value):
+        self._data.fill_(float(value))
+        return self
+
+    def zero_(self):
+        return self.fill_(0.0)
+
+    # ---- autograd -------------------------------------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph=False):
+        """Accumulates d(self)/d(leaf) into every leaf's `.grad`. A non-scalar self needs `gradient`."""
+        seeds = _seed_grads([self], None if gradient is None else [gradient])
+        run_backward([self], seeds, retain_graph=retain_graph)
+
+    def _accumulate_grad(self, g):
+        if self.grad is None:
+            # Every gradient buffer starts at zero; contributions are added to it.
+            self.grad = Tensor(_core.zeros(list(self.shape), self.dtype, self.device))
+        _core.binary(self.grad._data, g, _core.BinaryOp.add, out=self.grad._data)
+
+    # ---- operators ------------------------------------------------------------------------------------------
+    def __add__(self, other):
+        from .ops import elementwise as ew
+        return ew.add(self, other)
+
+    def __radd__(self, other):
+        from .ops import elementwise as ew
+        return ew.add(self, other)
+
+    def __sub__(self, other):
+        from .ops import elementwise as ew
+        return ew.sub(self, other)
+
+    def __rsub__(self, other):
+        from .ops import elementwise as ew
+        return ew.rsub(self, other)
+
+    def __mul__(self, other):
+        from .ops import elementwise as ew
+        return ew.mul(self, other)
+
+    def __rmul__(self, other):
+        from .ops import elementwise as ew
+        return ew.mul(self, other)
+
+    def __truediv__(self, other):
+        from .ops import elementwise as ew
+        return ew.div(self, other)
+
+    def __rtruediv__(self, other):
+        from .ops import elementwise as ew
+        return ew.rdiv(self, other)
+
+    def __neg__(self):
+        from .ops import elementwise as ew
+        return ew.neg(self)
+
+    def __pow__(self, exponent):
+        from .ops import elementwise as ew
+        return ew.pow(self, exponent)
+
+    def exp(self):
+        from .ops import elementwise as ew
+        return ew.exp(self)
+
+    def log(self):
+        from .ops import elementwise as ew
+        return ew.log(self)
+
+    def relu(self):
+        from .ops import elementwise as ew
+        return ew.relu(self)
+
+    def sigmoid(self):
+        from .ops import elementwise as ew
+        return ew.sigmoid(self)
+
+    def tanh(self):
+        from .ops import elementwise as ew
+        return ew.tanh(self)
+
+    def sum(self, axis=None, keepdims=False):
+        from .ops import reduce
+        return reduce.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        from .ops import reduce
+        return reduce.mean(self, axis, keepdims)
+
+    def reshape(self, *shape):
+        from .ops import reduce
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return reduce.reshape(self, shape)
+
+    view = reshape
+
+    def flatten(self, start_dim=0):
+        return self.reshape(*self.shape[:start_dim], -1)
+
+
+def _as_numpy(data, dtype):
+    if isinstance(data, Tensor):
+        data = data.numpy()
+    array = np.asarray(data)
+    if dtype is None:
+        dtype = "float64" if array.dtype == np.float64 else "float32"
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"data: expected numbers, got an array of dtype {array.dtype}")
+    return np.array(array, dtype=_dtype_name(dtype), order="C")
+
+
+def tensor(data, dtype=None, device="cpu", requires_grad=False):
+    """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays, Tensors).
+    dtype defaults to float64 for float64 numpy data and float32 otherwise."""
+    array = _as_numpy(data, dtype)
+    out = _core.from_numpy(array)
+    device = _device_name(device)
+    if device != "cpu":
+        out = out.to(device)
+    return Tensor(out, requires_grad=requires_grad)
+
+
+def from_numpy(array):
+    """A CPU tensor sharing memory with a C-contiguous float32/float64 numpy array (no copy)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"array: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(_core.from_numpy(array))
+
+
+def from_dlpack(x):
+    """A tensor sharing memory with any DLPack producer (numpy, PyTorch, CuPy, JAX) or a DLPack capsule."""
+    if hasattr(x, "__dlpack__"):
+        device_type, device_id = x.__dlpack_device__()
+        if device_type == 2:  # CUDA: the producer orders its pending work before our stream
+            capsule = x.__dlpack__(stream=_core.cuda_stream(device_id))
+        else:
+            capsule = x.__dlpack__()
+    else:
+        capsule = x
+    return Tensor(_core.from_dlpack_capsule(capsule))
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for d in shape:
+        if not isinstance(d, numbers.Integral) or d < 0:
+            raise ValueError(f"shape: expected non-negative integers, got {shape}")
+    return [int(d) for d in shape]
+
+
+def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):
+    return Tensor(_core.zeros(_shape_arg(shape), _dtype_name(dtype), _device_name(device)), requires_grad)
+
+
+def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
+    return full(_shape_arg(shape), 1.0, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(shape, value, dtype="float32", device="cpu", requires_grad=False):
+    shape = _shape_arg((shape,) if isinstance(shape, (tuple, list)) else (shape,))
+    return Tensor(_core.full(shape, float(value), _dtype_name(dtype), _device_name(device)), requires_grad)
+
+
+def zeros_like(t):
+    return zeros(t.shape, dtype=t.dtype, device=t.device)
+
+
+def ones_like(t):
+    return ones(t.shape, dtype=t.dtype, device=t.device)
