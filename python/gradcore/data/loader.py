@@ -1,0 +1,81 @@
+"""DataLoader: seeded mini-batches over in-memory arrays, as gradcore Tensors.
+
+The order of epoch e is a permutation drawn from numpy's PCG64 seeded with (seed, e), so a run that resumes at
+epoch e (`loader.set_epoch(e)`) sees exactly the batches an unbroken run would have seen. The last partial batch
+is kept by default (drop_last=False), as MATLAB's minibatchqueue does.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..tensor import Tensor, _device_name, from_numpy
+
+
+class DataLoader:
+    """Iterates over `arrays` (a numpy array, a Tensor, or a tuple/list of them sharing their first dimension)
+    in batches of `batch_size`, yielding a tuple with one entry per array.
+
+    Floating-point arrays become gradcore Tensors on `device` (float64 stays float64, other floats become
+    float32). Integer and boolean arrays (class labels) stay numpy arrays: gradcore tensors are float only.
+    Each `for` loop over the loader is one epoch; the epoch counter advances at the end of every full pass.
+    """
+
+    def __init__(self, arrays, batch_size, shuffle=True, drop_last=False, seed=0, device="cpu"):
+        if isinstance(arrays, (np.ndarray, Tensor)):
+            arrays = (arrays,)
+        if not isinstance(arrays, (tuple, list)) or not arrays:
+            raise TypeError(f"arrays: expected an array or a non-empty tuple of arrays, got {type(arrays).__name__}")
+        self.arrays = tuple(a.numpy() if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
+        lengths = {len(a) for a in self.arrays}
+        if len(lengths) != 1:
+            raise ValueError(f"arrays: every array needs the same first dimension, got lengths "
+                             f"{[len(a) for a in self.arrays]}")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = int(seed)
+        self.device = _device_name(device)
+        self.epoch = 0
+
+    @property
+    def num_samples(self):
+        return len(self.arrays[0])
+
+    def __len__(self):
+        """Batches per epoch."""
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def set_epoch(self, epoch):
+        """The epoch whose order the next pass uses (for resuming a run)."""
+        self.epoch = int(epoch)
+
+    def order(self, epoch=None):
+        """Sample indices of one epoch's pass, in the order they are served."""
+        epoch = self.epoch if epoch is None else epoch
+        if not self.shuffle:
+            return np.arange(self.num_samples)
+        return np.random.default_rng([self.seed, int(epoch)]).permutation(self.num_samples)
+
+    def _convert(self, array):
+        if array.dtype.kind != "f":
+            return array
+        if array.dtype != np.float64:
+            array = array.astype(np.float32, copy=False)
+        t = from_numpy(np.ascontiguousarray(array))
+        return t if self.device == "cpu" else t.to(self.device)
+
+    def __iter__(self):
+        order = self.order()
+        stop = len(self) * self.batch_size if self.drop_last else self.num_samples
+        for begin in range(0, stop, self.batch_size):
+            idx = order[begin:begin + self.batch_size]
+            if not self.shuffle:  # contiguous slices: one copy, no gather
+                idx = slice(begin, begin + len(idx))
+            yield tuple(self._convert(np.array(a[idx], copy=True)) for a in self.arrays)
+        self.epoch += 1
