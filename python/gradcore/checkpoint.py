@@ -1,0 +1,218 @@
+"""Checkpoints: gradcore.save / gradcore.load in the safetensors format, written atomically.
+
+File layout (one .safetensors file, readable by any safetensors reader):
+  tensors   "model/<name>"        every parameter and buffer of the module (or entry of the state dict)
+            "optimizer/<n>"       every array found in the optimizer's state_dict(), numbered in walk order
+  metadata  "gradcore"            JSON: {"format": 1, "optimizer": <the optimizer state_dict with each array
+                                  replaced by {"__tensor__": "optimizer/<n>"}>, "metadata": {user metadata}}
+safetensors metadata values must be strings, hence one JSON document. The optimizer's state_dict is stored
+structurally (PyTorch's shape: {"state": {index: {name: array}}, "param_groups": [{..., "params": [...]}]}),
+with tuples and non-string dictionary keys tagged so that they come back as they went in.
+
+Atomic: the bytes go to a temporary file in the destination's directory, which is flushed and fsync'ed, then
+os.replace()d over the destination (atomic on POSIX and Windows) and the directory is fsync'ed. A crash at any
+point leaves either the old file or the new one, never a torn file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .nn.module import Module
+from .tensor import Tensor, tensor as make_tensor
+
+FORMAT = 1
+_MODEL = "model/"
+_OPTIM = "optimizer/"
+
+
+@dataclass
+class Checkpoint:
+    """What gradcore.load returns: the module state (name -> numpy array), the optimizer's state_dict (or None)
+    and the user metadata given to save()."""
+
+    state: "OrderedDict[str, np.ndarray]"
+    optimizer: dict | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+# ---- state of modules -----------------------------------------------------------------------------------------
+def _module_state(module_or_state):
+    """name -> numpy array from a Module, a {prefix: Module} mapping, or a {name: array or Tensor} mapping."""
+    if isinstance(module_or_state, Module):
+        return module_or_state.state_dict()
+    if not isinstance(module_or_state, dict):
+        raise TypeError(f"module_or_state: expected a gradcore.nn.Module or a dict, got "
+                        f"{type(module_or_state).__name__}")
+    state = OrderedDict()
+    for key, value in module_or_state.items():
+        if not isinstance(key, str):
+            raise TypeError(f"module_or_state: keys must be strings, got {key!r}")
+        if isinstance(value, Module):
+            for name, array in value.state_dict().items():
+                state[f"{key}.{name}"] = array
+        else:
+            state[key] = _host_array(value, f"module_or_state[{key!r}]")
+    return state
+
+
+def _host_array(value, where):
+    if isinstance(value, Tensor):
+        return np.array(value.numpy(), copy=True)
+    if isinstance(value, np.ndarray):
+        return value
+    raise TypeError(f"{where}: expected a numpy array or a gradcore.Tensor, got {type(value).__name__}")
+
+
+def _load_into(module, state, strict):
+    """Loads `state` into a Module or a {prefix: Module} mapping."""
+    if isinstance(module, Module):
+        module.load_state_dict(state, strict=strict)
+        return
+    if not isinstance(module, dict) or not all(isinstance(m, Module) for m in module.values()):
+        raise TypeError(f"module: expected a gradcore.nn.Module or a dict of them, got {type(module).__name__}")
+    claimed = set()
+    for prefix, m in module.items():
+        part = OrderedDict((k[len(prefix) + 1:], v) for k, v in state.items() if k.startswith(prefix + "."))
+        claimed.update(f"{prefix}.{k}" for k in part)
+        m.load_state_dict(part, strict=strict)
+    unexpected = [k for k in state if k not in claimed]
+    if strict and unexpected:
+        raise KeyError(f"load: checkpoint entries {unexpected} belong to none of the modules {list(module)}")
+
+
+# ---- optimizer state: arrays out into tensors, the rest into JSON ------------------------------------------------
+def _encode(obj, tensors):
+    """A JSON-able copy of obj in which every array is moved into `tensors` and replaced by a reference."""
+    if isinstance(obj, (Tensor, np.ndarray)):
+        key = f"{_OPTIM}{len(tensors)}"
+        tensors[key] = np.ascontiguousarray(_host_array(obj, "optimizer state"))
+        return {"__tensor__": key, "gradcore": isinstance(obj, Tensor)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, tensors) for k, v in obj.items()}
+        return {"__items__": [[_encode(k, tensors), _encode(v, tensors)] for k, v in obj.items()]}
+    raise TypeError(f"optimizer: state_dict() holds a {type(obj).__name__}, which a checkpoint cannot store")
+
+
+def _decode(obj, tensors, device):
+    if isinstance(obj, list):
+        return [_decode(v, tensors, device) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        array = tensors[obj["__tensor__"]]
+        if obj.get("gradcore") and array.dtype.kind == "f":
+            return make_tensor(array, dtype=array.dtype, device=device)
+        return array
+    if "__tuple__" in obj:
+        return tuple(_decode(v, tensors, device) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {_hashable(_decode(k, tensors, device)): _decode(v, tensors, device) for k, v in obj["__items__"]}
+    return {k: _decode(v, tensors, device) for k, v in obj.items()}
+
+
+def _hashable(key):
+    return tuple(key) if isinstance(key, list) else key
+
+
+# ---- atomic file write --------------------------------------------------------------------------------------------
+def _write_atomic(path, data):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def save(path, module_or_state, optimizer=None, **metadata):
+    """Writes a checkpoint: the module's parameters and buffers (or a {name: array} state, or {prefix: Module}),
+    the optimizer's state_dict() when given, and any JSON-serialisable keyword metadata (epoch=..., step=...).
+
+        gradcore.save("ae.safetensors", {"encoder": enc, "decoder": dec}, optimizer=opt, epoch=3)
+    """
+    from safetensors.numpy import save as safetensors_bytes
+
+    path = os.fspath(path)
+    tensors = OrderedDict((_MODEL + k, np.ascontiguousarray(v)) for k, v in _module_state(module_or_state).items())
+    header = {"format": FORMAT, "optimizer": None, "metadata": metadata}
+    if optimizer is not None:
+        if not hasattr(optimizer, "state_dict"):
+            raise TypeError(f"optimizer: expected an object with state_dict(), got {type(optimizer).__name__}")
+        optim_tensors = OrderedDict()
+        header["optimizer"] = _encode(optimizer.state_dict(), optim_tensors)
+        tensors.update(optim_tensors)
+    try:
+        text = json.dumps(header)
+    except TypeError as e:
+        raise TypeError(f"metadata: values must be JSON-serialisable ({e})") from None
+    _write_atomic(path, safetensors_bytes(dict(tensors), metadata={"gradcore": text}))
+    return path
+
+
+def load(path, module=None, optimizer=None, strict=True, device=None):
+    """Reads a checkpoint written by save(). When `module` (a Module or the same {prefix: Module} mapping given to
+    save) and/or `optimizer` are passed, their state is restored in place. Returns a Checkpoint.
+
+    Optimizer state arrays that were gradcore Tensors come back as Tensors on `device` (default: the device of
+    the module's first parameter, else the CPU)."""
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    tensors = OrderedDict()
+    with safe_open(path, framework="np") as f:
+        text = (f.metadata() or {}).get("gradcore")
+        if text is None:
+            raise ValueError(f"path: {path!r} is a safetensors file without gradcore metadata")
+        for key in f.keys():
+            tensors[key] = f.get_tensor(key)
+    header = json.loads(text)
+    if header.get("format") != FORMAT:
+        raise ValueError(f"path: {path!r} has checkpoint format {header.get('format')}, expected {FORMAT}")
+    state = OrderedDict((k[len(_MODEL):], v) for k, v in tensors.items() if k.startswith(_MODEL))
+    if module is not None:
+        _load_into(module, state, strict)
+    if device is None:
+        device = _first_device(module)
+    optim_state = None
+    if header["optimizer"] is not None:
+        optim_state = _decode(header["optimizer"], tensors, device)
+    if optimizer is not None:
+        if optim_state is None:
+            raise ValueError(f"optimizer: {path!r} holds no optimizer state")
+        optimizer.load_state_dict(optim_state)
+    return Checkpoint(state=state, optimizer=optim_state, metadata=header.get("metadata", {}))
+
+
+def _first_device(module):
+    modules = [module] if isinstance(module, Module) else list((module or {}).values())
+    for m in modules:
+        for p in m.parameters():
+            return p.device
+    return "cpu"

@@ -1,0 +1,146 @@
+"""gradcore.save / gradcore.load: safetensors + JSON metadata, atomic writes, exact resumption."""
+import os
+
+import numpy as np
+import pytest
+
+import gradcore
+from gradcore import nn
+from gradcore import functional as F
+from gradcore.data import DataLoader
+from tolerance import assert_close
+from toy_training import MomentumSGD, Scale
+
+
+def _net(seed=0):
+    return nn.Sequential(Scale(3, seed=seed), nn.Tanh(), Scale(3, seed=seed + 1), nn.Sigmoid())
+
+
+def _train(net, optimizer, loader, epochs, start_epoch=0):
+    losses = []
+    for epoch in range(start_epoch, epochs):
+        loader.set_epoch(epoch)
+        for (x,) in loader:
+            optimizer.zero_grad()
+            loss = F.mse_loss(net(x), x * 0.5)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    return losses
+
+
+def test_round_trip_of_module_optimizer_and_metadata(tmp_path):
+    net = _net()
+    opt = MomentumSGD(net.parameters())
+    loader = DataLoader(np.random.default_rng(0).random((20, 3)).astype(np.float32), 5)
+    _train(net, opt, loader, 1)
+    path = tmp_path / "ckpt.safetensors"
+    gradcore.save(path, net, optimizer=opt, epoch=1, note="hello", lrs=[0.1, 0.01])
+
+    fresh = _net(seed=7)
+    fresh_opt = MomentumSGD(fresh.parameters(), lr=0.5, momentum=0.0)
+    ckpt = gradcore.load(path, fresh, optimizer=fresh_opt)
+    for (name, a), (_, b) in zip(net.state_dict().items(), fresh.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert ckpt.metadata == {"epoch": 1, "note": "hello", "lrs": [0.1, 0.01]}
+    assert fresh_opt.param_groups[0]["lr"] == 0.1 and fresh_opt.param_groups[0]["momentum"] == 0.9
+    assert fresh_opt.param_groups[0]["betas"] == (0.9, 0.999), "tuples come back as tuples"
+    assert fresh_opt.steps == opt.steps and set(fresh_opt.state) == set(opt.state), "integer keys restored"
+    for i in opt.state:
+        np.testing.assert_array_equal(fresh_opt.state[i]["momentum_buffer"], opt.state[i]["momentum_buffer"])
+
+
+def test_file_is_plain_safetensors(tmp_path):
+    from safetensors.numpy import load_file
+
+    net = _net()
+    path = tmp_path / "plain.safetensors"
+    gradcore.save(path, net)
+    tensors = load_file(str(path))
+    assert set(tensors) == {f"model/{k}" for k in net.state_dict()}
+    np.testing.assert_array_equal(tensors["model/0.weight"], net.state_dict()["0.weight"])
+
+
+def test_resuming_gives_the_same_next_losses(tmp_path):
+    data = np.random.default_rng(1).random((30, 3)).astype(np.float32)
+    net = _net()
+    opt = MomentumSGD(net.parameters())
+    unbroken = _train(net, opt, DataLoader(data, 7, seed=3), epochs=4)
+
+    first = _net()
+    first_opt = MomentumSGD(first.parameters())
+    before = _train(first, first_opt, DataLoader(data, 7, seed=3), epochs=2)
+    path = tmp_path / "resume.safetensors"
+    gradcore.save(path, first, optimizer=first_opt, epoch=2)
+    del first, first_opt
+
+    resumed = _net(seed=11)  # different initial values: everything must come from the file
+    resumed_opt = MomentumSGD(resumed.parameters(), lr=1.0)
+    ckpt = gradcore.load(path, resumed, optimizer=resumed_opt)
+    after = _train(resumed, resumed_opt, DataLoader(data, 7, seed=3), epochs=4, start_epoch=ckpt.metadata["epoch"])
+    assert before + after == unbroken, "bitwise-equal losses after resuming"
+
+
+def test_dict_of_modules(tmp_path):
+    encoder, decoder = _net(0), _net(5)
+    path = tmp_path / "two.safetensors"
+    gradcore.save(path, {"encoder": encoder, "decoder": decoder})
+    enc2, dec2 = _net(1), _net(2)
+    ckpt = gradcore.load(path, {"encoder": enc2, "decoder": dec2})
+    assert "encoder.0.weight" in ckpt.state and "decoder.2.bias" in ckpt.state
+    assert_close(dec2[2].bias, decoder[2].bias, atol=0, rtol=0)
+    assert_close(enc2[0].weight, encoder[0].weight, atol=0, rtol=0)
+
+
+def test_state_dict_of_arrays_and_tensors(tmp_path):
+    path = tmp_path / "state.safetensors"
+    state = {"w": np.arange(6, dtype=np.float64).reshape(2, 3), "t": gradcore.ones(4)}
+    gradcore.save(path, state)
+    ckpt = gradcore.load(path)
+    np.testing.assert_array_equal(ckpt.state["w"], state["w"])
+    assert ckpt.state["t"].dtype == np.float32 and ckpt.optimizer is None
+
+
+def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
+    net = _net()
+    path = tmp_path / "ckpt.safetensors"
+    gradcore.save(path, net, epoch=1)
+    old = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", crash)  # the temporary file is written, then the "machine dies" before the rename
+        with pytest.raises(OSError, match="simulated"):
+            gradcore.save(path, _net(seed=3), epoch=2)
+    assert path.read_bytes() == old
+    assert gradcore.load(path).metadata["epoch"] == 1
+    assert os.listdir(tmp_path) == ["ckpt.safetensors"], "no temporary file left behind"
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", crash)
+        with pytest.raises(OSError, match="simulated"):
+            gradcore.save(path, _net(seed=3), epoch=3)
+    assert path.read_bytes() == old and os.listdir(tmp_path) == ["ckpt.safetensors"]
+
+
+def test_errors(tmp_path):
+    net = _net()
+    with pytest.raises(TypeError, match="module_or_state"):
+        gradcore.save(tmp_path / "x", [1, 2])
+    with pytest.raises(TypeError, match="metadata"):
+        gradcore.save(tmp_path / "x", net, when=object())
+    with pytest.raises(TypeError, match="optimizer"):
+        gradcore.save(tmp_path / "x", net, optimizer=object())
+    path = tmp_path / "ok.safetensors"
+    gradcore.save(path, net)
+    with pytest.raises(ValueError, match="optimizer"):
+        gradcore.load(path, net, optimizer=MomentumSGD(net.parameters()))
+    with pytest.raises(KeyError, match="missing"):
+        gradcore.load(path, nn.Sequential(Scale(3)))
+    from safetensors.numpy import save_file
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"a": np.zeros(2, np.float32)}, str(foreign))
+    with pytest.raises(ValueError, match="without gradcore metadata"):
+        gradcore.load(foreign)
