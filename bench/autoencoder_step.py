@@ -1,0 +1,95 @@
+"""The main job's training step (zero grads, forward through encoder and decoder, MSE, backward, Adam) against
+the same network in PyTorch: CPU at --threads (2) threads, GPU eager with cuDNN.
+
+    python -m bench.autoencoder_step [--device cuda] [--quick]
+
+Targets (issue 6): <= 0.5x PyTorch's step time on CPU at B=25; <= 0.33x PyTorch eager on GPU.
+FLOPs count the convolutions' multiply-adds (x2) of forward, backward-data and backward-weight (3x forward).
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import gradcore as gc
+from bench.harness import Case, add_common_args, run_suite, setup
+from gradcore import functional as F
+from gradcore.examples.autoencoder import build
+from gradcore.optim import Adam
+
+# (C_in, C_out, spatial positions at which the 3x3 kernel is applied per input of the layer) for the seed network
+# on 28x28: convs are counted per output position, transposed convs per input position.
+_LAYERS = [(1, 32, 14 * 14), (32, 64, 7 * 7), (64, 64, 7 * 7), (64, 32, 14 * 14), (32, 1, 28 * 28)]
+
+
+def step_flops(batch):
+    forward_macs = sum(cin * cout * 9 * positions for cin, cout, positions in _LAYERS)
+    return 3 * 2 * forward_macs * batch
+
+
+def ours(batch, device, batch_norm):
+    encoder, decoder = build(batch_norm=batch_norm, seed=0, device=device)
+    optimizer = Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3, weight_decay=1e-4)
+    x = gc.tensor(np.random.default_rng(0).random((batch, 1, 28, 28)), dtype="float32", device=device)
+
+    def step():
+        optimizer.zero_grad()
+        loss = F.mse_loss(decoder(encoder(x)), x)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def reference(torch, batch, device, batch_norm):
+    nn = torch.nn
+    dev = "cuda" if device.startswith("cuda") else "cpu"
+
+    def hidden(conv, channels):
+        return [conv, nn.BatchNorm2d(channels), nn.ReLU()] if batch_norm else [conv, nn.ReLU()]
+
+    torch.manual_seed(0)
+    encoder = nn.Sequential(*hidden(nn.Conv2d(1, 32, 3, 2, 1), 32), *hidden(nn.Conv2d(32, 64, 3, 2, 1), 64)).to(dev)
+    decoder = nn.Sequential(  # padding=1, output_padding=1 is "same" for stride 2 and a 3x3 kernel
+        *hidden(nn.ConvTranspose2d(64, 64, 3, 2, 1, output_padding=1), 64),
+        *hidden(nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), 32),
+        nn.ConvTranspose2d(32, 1, 3, 1, 1), nn.Sigmoid()).to(dev)
+    optimizer = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3,
+                                 weight_decay=1e-4)
+    x = torch.from_numpy(np.random.default_rng(0).random((batch, 1, 28, 28)).astype(np.float32)).to(dev)
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(decoder(encoder(x)), x)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def cases(args, torch):
+    batches = [25] if args.quick else [25, 256]
+    out = []
+    for batch_norm in (False, True):
+        for batch in batches:
+            name = f"autoencoder step B={batch}{' +BN' if batch_norm else ''}"
+            ref = reference(torch, batch, args.device, batch_norm) if torch is not None else None
+            out.append(Case(name, ours(batch, args.device, batch_norm), ref, flops=step_flops(batch),
+                            params=dict(batch=batch, batch_norm=batch_norm)))
+    return out
+
+
+def main(argv=None):
+    args = add_common_args(argparse.ArgumentParser(description=__doc__)).parse_args(argv)
+    torch = setup(args)
+    if torch is not None and args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+    return run_suite("autoencoder_step", cases(args, torch), args, torch,
+                     settings=dict(cudnn_benchmark=args.device.startswith("cuda")))
+
+
+if __name__ == "__main__":
+    main()
