@@ -1,0 +1,119 @@
+"""The main job (issue 6): the seeds' conv autoencoder trains on CPU, reaches its encoder, and BatchNorm's
+evaluation mode and checkpoints behave."""
+import numpy as np
+import pytest
+
+import gradcore
+from gradcore import nn
+from gradcore import functional as F
+from gradcore.examples import autoencoder
+from tolerance import assert_close
+
+
+def _quiet(*args, **kwargs):
+    pass
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_short_cpu_run_ends_well_below_the_mean_image_baseline(seed):
+    result = autoencoder.train(epochs=1, batch_size=25, train_size=1000, test_size=200, device="cpu", seed=seed,
+                               progress=False, log=_quiet)
+    assert not any("collapsed" in w for w in result.warnings), result.warnings
+    assert not any("vanish" in w or "no gradient" in w for w in result.warnings), result.warnings
+    assert result.test_mse < 0.3 * result.baseline_mse, (
+        f"seed {seed}: held-out MSE {result.test_mse:.5f} vs mean-image baseline {result.baseline_mse:.5f}")
+
+
+def _batch(n=4, seed=0):
+    images, _ = gradcore.data.synthetic_digits(n, seed=seed)
+    return gradcore.tensor(images)
+
+
+def test_encoder_gradients_equal_those_of_the_same_network_built_as_one():
+    encoder, decoder = autoencoder.build(seed=3)
+    same_encoder, same_decoder = autoencoder.build(seed=3)
+    whole = nn.Sequential(*same_encoder, *same_decoder)  # one network, the same weights
+    x = _batch()
+
+    apart = gradcore.grad(F.mse_loss(decoder(encoder(x)), x), list(encoder.parameters()))
+    together = gradcore.grad(F.mse_loss(whole(x), x), list(same_encoder.parameters()))
+    for (name, _), g_apart, g_together in zip(encoder.named_parameters(), apart, together):
+        assert_close(g_apart, g_together, atol=1e-12, rtol=1e-6, name=f"encoder {name}")
+        norm = float(np.linalg.norm(g_apart.numpy()))
+        assert norm > 1e-6, f"encoder {name}: gradient norm {norm:.3g} should be far from vanishing"
+
+
+def _train_a_little(batch_norm=True, steps=6, seed=0):
+    encoder, decoder = autoencoder.build(batch_norm=batch_norm, seed=seed)
+    optimizer = gradcore.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3,
+                                    weight_decay=1e-4)
+    images, _ = gradcore.data.synthetic_digits(steps * 8, seed=seed)
+    for (x,) in gradcore.data.DataLoader(images, 8, seed=seed):
+        optimizer.zero_grad()
+        F.mse_loss(decoder(encoder(x)), x).backward()
+        optimizer.step()
+    return encoder, decoder, optimizer
+
+
+def test_batch_norm_evaluation_uses_running_statistics():
+    encoder, decoder, _ = _train_a_little()
+    bn = encoder[1]
+    assert isinstance(bn, nn.BatchNorm2d)
+    mean, var = bn.running_mean.numpy(), bn.running_var.numpy()
+    assert np.abs(mean).max() > 0 and np.abs(var - 1).max() > 0, "training moved the running statistics"
+
+    encoder.eval(), decoder.eval()
+    x = _batch(6, seed=9)
+    with gradcore.no_grad():
+        h = encoder[0](x)
+        got = bn(h).numpy()
+        alone = decoder(encoder(gradcore.tensor(x.numpy()[:1]))).numpy()
+        together = decoder(encoder(x)).numpy()
+    c = (1, -1, 1, 1)
+    expected = ((h.numpy() - mean.reshape(c)) / np.sqrt(var.reshape(c) + bn.eps) * bn.weight.numpy().reshape(c)
+                + bn.bias.numpy().reshape(c))
+    assert_close(got, expected, atol=1e-5, rtol=1e-4, name="BatchNorm eval output")
+    assert_close(alone, together[:1], atol=1e-6, rtol=1e-5, name="a digit alone vs in a batch")
+
+
+def test_batch_norm_survives_a_checkpoint_round_trip(tmp_path):
+    encoder, decoder, optimizer = _train_a_little()
+    path = tmp_path / "ae.safetensors"
+    gradcore.save(path, {"encoder": encoder, "decoder": decoder}, optimizer=optimizer, epoch=1)
+
+    enc2, dec2 = autoencoder.build(batch_norm=True, seed=42)
+    opt2 = gradcore.optim.Adam(list(enc2.parameters()) + list(dec2.parameters()), lr=1e-3, weight_decay=1e-4)
+    gradcore.load(path, {"encoder": enc2, "decoder": dec2}, optimizer=opt2)
+    for (name, a), (_, b) in zip(encoder.named_buffers(), enc2.named_buffers()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+
+    x = _batch(5, seed=7)
+    for net in (encoder, decoder, enc2, dec2):
+        net.eval()
+    with gradcore.no_grad():
+        np.testing.assert_array_equal(dec2(enc2(x)).numpy(), decoder(encoder(x)).numpy())
+
+    # and training continues identically: the next step's loss and weights match
+    losses = []
+    for enc, dec, opt in ((encoder, decoder, optimizer), (enc2, dec2, opt2)):
+        enc.train(), dec.train()
+        opt.zero_grad()
+        loss = F.mse_loss(dec(enc(x)), x)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] == losses[1]
+    for (name, a), (_, b) in zip(encoder.named_parameters(), enc2.named_parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+
+
+def test_main_writes_the_pngs_and_reports_the_baseline(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    autoencoder.main(["--epochs", "1", "--train-size", "100", "--test-size", "50", "--batch-size", "25",
+                      "--device", "cpu", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "held-out MSE" in out and "mean-image baseline" in out
+    for name in ("reconstructions.png", "loss.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
+    ckpt = gradcore.load(tmp_path / "autoencoder.safetensors")
+    assert "encoder.0.weight" in ckpt.state and ckpt.optimizer is not None and ckpt.metadata["epochs"] == 1
