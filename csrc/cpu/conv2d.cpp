@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 namespace gradcore {
 
@@ -38,6 +39,15 @@ template <typename T> struct Simd {
   static constexpr int lanes = kVectorBytes / (int)sizeof(T);
   static constexpr int nr = 2 * lanes;  // columns per B strip: two vectors
 };
+
+// All lanes = s, written as an initializer list so the compiler emits one broadcast (from memory when s is loaded),
+// not "0 + s" (a scalar add it may not drop because of signed zeros) followed by a broadcast.
+template <typename T, size_t... I> inline typename Simd<T>::vec broadcast_impl(T s, std::index_sequence<I...>) {
+  return typename Simd<T>::vec{((void)I, s)...};
+}
+template <typename T> inline typename Simd<T>::vec broadcast(T s) {
+  return broadcast_impl<T>(s, std::make_index_sequence<Simd<T>::lanes>{});
+}
 
 template <typename T> inline typename Simd<T>::vec load_vec(const T* p) {
   typename Simd<T>::vec v;
@@ -143,14 +153,14 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, 
   constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
   V acc0[ROWS], acc1[ROWS];
   for (int i = 0; i < ROWS; ++i) {
-    acc0[i] = V{} + (bias ? bias[i] : T(0));
+    acc0[i] = broadcast<T>(bias ? bias[i] : T(0));
     acc1[i] = acc0[i];
   }
   for (int64_t k = 0; k < kc; ++k) {
     const V b0 = load_vec(b + k * NR), b1 = load_vec(b + k * NR + L);
     const T* ak = a + k * kMr;
     for (int i = 0; i < ROWS; ++i) {
-      const V ai = V{} + ak[i];
+      const V ai = broadcast<T>(ak[i]);
       acc0[i] += ai * b0;
       acc1[i] += ai * b1;
     }
