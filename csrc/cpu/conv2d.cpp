@@ -1,0 +1,599 @@
+// CPU conv2d: im2col written straight into our own blocked GEMM's packed layouts; the maths is in conv2d.h.
+//
+// GEMM: C (M x N) = A (M x K) * B (K x N), from A and B packed into the layout the micro-kernel streams:
+//   A: for each block of kKc reduction steps, panels of kMr rows, each panel k-major ([k][kMr]);
+//   B: for each block of kKc reduction steps, strips of nr columns, each strip k-major ([k][nr]).
+// Edges are zero-padded in the packed copies, so the micro-kernel always runs a full kMr x nr tile and only the
+// store looks at the edge. The micro-kernel keeps the tile of C in registers (GCC vector extensions, so
+// gcc -O3 -march=native emits AVX-512/AVX2 FMAs without intrinsics) and streams one A panel and one B strip.
+// im2col never materialises a plain column matrix: it writes runs of image rows directly into the packed layout.
+//
+//   forward          Y (C_out/G x n*P)  = W_g (packed once)  * im2col of n images side by side (packed B)
+//   backward_input   dcol (K x n*P)     = W_g^T (packed once) * gy of n images side by side, then col2im
+//   backward_weight  dW_g^T (K x C_out/G) = im2col (packed A, reduction over n*P) * gy^T (packed B)
+// Several small images share one GEMM so that its columns fill whole strips; how many depends on the shapes only.
+// Depthwise convolutions (one input and one output channel per group) skip the GEMM for direct loops.
+//
+// Threads and determinism: forward and backward_input run one (block of images, group) per task, each writing its
+// own slice of the output. backward_weight walks fixed blocks of images in order; within a block, the packing is
+// split over (image, group) and the GEMM over its output tiles, so every dW element is summed by one thread in an
+// order fixed by the shapes. Results are the same for any thread count.
+#include "conv2d.h"
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+namespace gradcore {
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+constexpr int kMr = 8;  // 8 rows x 2 vectors = 16 of the 32 vector registers hold the C tile
+#elif defined(__AVX__)
+constexpr int kVectorBytes = 32;
+constexpr int kMr = 6;  // 12 of 16 registers
+#else
+constexpr int kVectorBytes = 16;
+constexpr int kMr = 6;
+#endif
+constexpr int64_t kKc = 256;  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+
+template <typename T> struct Simd {
+  typedef T vec __attribute__((vector_size(kVectorBytes)));
+  static constexpr int lanes = kVectorBytes / (int)sizeof(T);
+  static constexpr int nr = 2 * lanes;  // columns per B strip: two vectors
+};
+
+// All lanes = s, written as an initializer list so the compiler emits one broadcast (from memory when s is loaded),
+// not "0 + s" (a scalar add it may not drop because of signed zeros) followed by a broadcast.
+template <typename T, size_t... I> inline typename Simd<T>::vec broadcast_impl(T s, std::index_sequence<I...>) {
+  return typename Simd<T>::vec{((void)I, s)...};
+}
+template <typename T> inline typename Simd<T>::vec broadcast(T s) {
+  return broadcast_impl<T>(s, std::make_index_sequence<Simd<T>::lanes>{});
+}
+
+template <typename T> inline typename Simd<T>::vec load_vec(const T* p) {
+  typename Simd<T>::vec v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename T> inline void store_vec(T* p, typename Simd<T>::vec v) { std::memcpy(p, &v, sizeof(v)); }
+
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// Per-thread scratch that only grows: OpenMP keeps its threads, so steady-state calls allocate nothing.
+class Scratch {
+ public:
+  ~Scratch() { std::free(ptr_); }
+  template <typename T> T* get(int64_t count) {
+    const size_t bytes = (size_t)round_up(std::max<int64_t>(count, 1) * (int64_t)sizeof(T), 64);
+    if (bytes > bytes_) {
+      std::free(ptr_);
+      ptr_ = std::aligned_alloc(64, bytes);
+      if (!ptr_) throw std::bad_alloc();
+      bytes_ = bytes;
+    }
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+thread_local Scratch scratch_col, scratch_packed_b;
+
+template <typename T> struct AlignedBuffer {  // heap block shared by the threads of one call
+  explicit AlignedBuffer(int64_t count) {
+    ptr = static_cast<T*>(std::aligned_alloc(64, (size_t)round_up(std::max<int64_t>(count, 1) * (int64_t)sizeof(T), 64)));
+    if (!ptr) throw std::bad_alloc();
+  }
+  ~AlignedBuffer() { std::free(ptr); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  T* ptr;
+};
+
+template <typename T> constexpr int64_t nr_of() { return Simd<T>::nr; }
+
+// Offset of element (r, d) of a packed A with rows_pad rows (a multiple of kMr) and `depth` reduction steps.
+inline int64_t packed_a_offset(int64_t r, int64_t d, int64_t rows_pad, int64_t depth) {
+  const int64_t blk = d / kKc * kKc, kc = std::min(kKc, depth - blk);
+  return blk * rows_pad + (r / kMr) * (kc * kMr) + (d - blk) * kMr + r % kMr;
+}
+
+// A (M x K), element (m, k) at src[m * rs + k * cs], packed whole.
+template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t M, int64_t K, T* dst) {
+  const int64_t m_pad = round_up(M, kMr);
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    T* block = dst + k0 * m_pad;
+    for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
+      T* panel = block + i0 * kc;
+      const int64_t rows = std::min<int64_t>(kMr, M - i0);
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* s = src + i0 * rs + (k0 + k) * cs;
+        T* d = panel + k * kMr;
+        int64_t i = 0;
+        for (; i < rows; ++i) d[i] = s[i * rs];
+        for (; i < kMr; ++i) d[i] = T(0);
+      }
+    }
+  }
+}
+
+// Calls fn(dst, first, count) for the runs of columns [c0, c0 + n) of reduction row d of a packed B (cols_pad
+// columns, `depth` rows) that are contiguous: dst[j] is column c0 + first + j.
+template <typename T, typename Fn>
+inline void packed_b_row_runs(T* packed, int64_t d, int64_t c0, int64_t n, int64_t cols_pad, int64_t depth, Fn&& fn) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t blk = d / kKc * kKc, kc = std::min(kKc, depth - blk);
+  T* row = packed + blk * cols_pad + (d - blk) * nr;
+  for (int64_t done = 0; done < n;) {
+    const int64_t c = c0 + done, lane = c % nr, run = std::min(nr - lane, n - done);
+    fn(row + (c / nr) * (kc * nr) + lane, done, run);
+    done += run;
+  }
+}
+
+// Zeroes columns [cols, cols_pad) of every reduction row of a packed B.
+template <typename T> void zero_packed_b_tail(T* packed, int64_t cols, int64_t cols_pad, int64_t depth) {
+  if (cols == cols_pad) return;
+  for (int64_t d = 0; d < depth; ++d)
+    packed_b_row_runs(packed, d, cols, cols_pad - cols, cols_pad, depth, [](T* dst, int64_t, int64_t run) {
+      std::fill(dst, dst + run, T(0));
+    });
+}
+
+// Zeroes rows [rows, rows_pad) of every reduction step of a packed A.
+template <typename T> void zero_packed_a_tail(T* packed, int64_t rows, int64_t rows_pad, int64_t depth) {
+  if (rows == rows_pad) return;
+  for (int64_t d = 0; d < depth; ++d)
+    for (int64_t r = rows; r < rows_pad; ++r) packed[packed_a_offset(r, d, rows_pad, depth)] = T(0);
+}
+
+// The columns of one output row oh that read inside the image through kernel column kw: ow in [ow_lo, ow_hi),
+// reading x column iw0 + ow * sw.
+struct RowWindow {
+  int64_t iw0, ow_lo, ow_hi;
+  RowWindow(const Conv2dParams& p, int64_t kw) {
+    const int64_t sw = p.stride_w, Wo = p.out_w;
+    iw0 = kw * p.dilation_w - p.pad_left;
+    ow_lo = std::min(Wo, iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw);
+    ow_hi = std::max(ow_lo, std::min(Wo, p.in_w - iw0 > 0 ? (p.in_w - iw0 + sw - 1) / sw : 0));
+  }
+};
+
+// dst[j * step] = x_row[iw0 + (ow + j) * sw] for ow + j in the window, else 0; j in [0, n). x_row null: all zero.
+template <typename T>
+inline void gather_run(const T* x_row, const RowWindow& win, int64_t sw, int64_t ow, int64_t n, T* dst, int64_t step) {
+  if (!x_row) {
+    for (int64_t j = 0; j < n; ++j) dst[j * step] = T(0);
+    return;
+  }
+  const int64_t lo = std::clamp(win.ow_lo - ow, (int64_t)0, n), hi = std::clamp(win.ow_hi - ow, lo, n);
+  for (int64_t j = 0; j < lo; ++j) dst[j * step] = T(0);
+  const int64_t base = win.iw0 + ow * sw;  // x column of j = 0 (may be negative; only j in [lo, hi) is read)
+  if (step == 1 && sw == 1) {
+    for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j];
+  } else {
+    for (int64_t j = lo; j < hi; ++j) dst[j * step] = x_row[base + j * sw];
+  }
+  for (int64_t j = hi; j < n; ++j) dst[j * step] = T(0);
+}
+
+// im2col of one image and group into columns [c0, c0 + P) of a packed B with `depth` = K rows:
+// B[(ci, kh, kw), c0 + (oh, ow)] = x[ci, ih, iw] (0 outside the image). x_group: (C_in/G, H, W).
+template <typename T>
+void im2col_packed_b(const T* x_group, const Conv2dParams& p, int64_t c0, int64_t cols_pad, T* packed) {
+  const int64_t K = p.gemm_k(), Wo = p.out_w, H = p.in_h, W = p.in_w;
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t ci = k / (p.kernel_h * p.kernel_w), kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
+    const RowWindow win(p, kw);
+    const T* plane = x_group + ci * H * W;
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      const T* x_row = (ih >= 0 && ih < H) ? plane + ih * W : nullptr;
+      packed_b_row_runs(packed, k, c0 + oh * Wo, Wo, cols_pad, K, [&](T* dst, int64_t first, int64_t run) {
+        gather_run(x_row, win, p.stride_w, first, run, dst, 1);
+      });
+    }
+  }
+}
+
+// im2col of one image and group into reduction steps [q0, q0 + P) of a packed A with K rows (rows_pad) and
+// `depth` steps in all: A[(ci, kh, kw), q0 + (oh, ow)] = x[ci, ih, iw].
+template <typename T>
+void im2col_packed_a(const T* x_group, const Conv2dParams& p, int64_t q0, int64_t rows_pad, int64_t depth, T* packed) {
+  const int64_t K = p.gemm_k(), Wo = p.out_w, H = p.in_h, W = p.in_w;
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t ci = k / (p.kernel_h * p.kernel_w), kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
+    const RowWindow win(p, kw);
+    const T* plane = x_group + ci * H * W;
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      const T* x_row = (ih >= 0 && ih < H) ? plane + ih * W : nullptr;
+      for (int64_t ow = 0; ow < Wo;) {  // runs that stay inside one kKc block are written with stride kMr
+        const int64_t q = q0 + oh * Wo + ow, run = std::min(Wo - ow, kKc - q % kKc);
+        gather_run(x_row, win, p.stride_w, ow, run, packed + packed_a_offset(k, q, rows_pad, depth), (int64_t)kMr);
+        ow += run;
+      }
+    }
+  }
+}
+
+// src (rows x n, row stride rs) into reduction rows [0, rows) and columns [c0, c0 + n) of a packed B.
+template <typename T>
+void rows_packed_b(const T* src, int64_t rs, int64_t rows, int64_t n, int64_t c0, int64_t cols_pad, T* packed) {
+  for (int64_t d = 0; d < rows; ++d) {
+    const T* s = src + d * rs;
+    packed_b_row_runs(packed, d, c0, n, cols_pad, rows, [&](T* dst, int64_t first, int64_t run) {
+      for (int64_t j = 0; j < run; ++j) dst[j] = s[first + j];
+    });
+  }
+}
+
+// src^T into a packed B: src (cols x n, row stride rs) gives B[q0 + j, c] = src[c * rs + j], for `depth` rows.
+template <typename T>
+void rows_packed_b_transposed(const T* src, int64_t rs, int64_t cols, int64_t n, int64_t q0, int64_t cols_pad,
+                              int64_t depth, T* packed) {
+  constexpr int64_t nr = nr_of<T>();
+  for (int64_t c = 0; c < cols; ++c) {
+    const T* s = src + c * rs;
+    for (int64_t j = 0; j < n;) {
+      const int64_t q = q0 + j, blk = q / kKc * kKc, kc = std::min(kKc, depth - blk);
+      const int64_t run = std::min(n - j, blk + kKc - q);
+      T* dst = packed + blk * cols_pad + (c / nr) * (kc * nr) + (q - blk) * nr + c % nr;
+      for (int64_t t = 0; t < run; ++t) dst[t * nr] = s[j + t];
+      j += run;
+    }
+  }
+}
+
+// C tile (ROWS x nr, ROWS <= kMr) = [C +] bias + A panel * B strip over kc steps; only n_valid columns are stored.
+template <typename T, int ROWS>
+inline void micro_kernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate,
+                         const T* bias) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
+  V acc0[ROWS], acc1[ROWS];
+  for (int i = 0; i < ROWS; ++i) {
+    acc0[i] = broadcast<T>(bias ? bias[i] : T(0));
+    acc1[i] = acc0[i];
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const V b0 = load_vec(b + k * NR), b1 = load_vec(b + k * NR + L);
+    const T* ak = a + k * kMr;
+    for (int i = 0; i < ROWS; ++i) {
+      const V ai = broadcast<T>(ak[i]);
+      acc0[i] += ai * b0;
+      acc1[i] += ai * b1;
+    }
+  }
+  for (int i = 0; i < ROWS; ++i) {
+    T* row = c + i * ldc;
+    if (n_valid == NR) {
+      if (accumulate) {
+        acc0[i] += load_vec(row);
+        acc1[i] += load_vec(row + L);
+      }
+      store_vec(row, acc0[i]);
+      store_vec(row + L, acc1[i]);
+    } else {
+      alignas(64) T tile[NR];
+      store_vec(tile, acc0[i]);
+      store_vec(tile + L, acc1[i]);
+      for (int64_t j = 0; j < n_valid; ++j) row[j] = accumulate ? row[j] + tile[j] : tile[j];
+    }
+  }
+}
+
+template <typename T, int ROWS>
+void micro_kernel_rows(int64_t rows, int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t n_valid,
+                       bool accumulate, const T* bias) {
+  if constexpr (ROWS > 1) {
+    if (rows < ROWS) return micro_kernel_rows<T, ROWS - 1>(rows, kc, a, b, c, ldc, n_valid, accumulate, bias);
+  }
+  micro_kernel<T, ROWS>(kc, a, b, c, ldc, n_valid, accumulate, bias);
+}
+
+// C (M x N, row stride ldc) = [C +] row_bias + A * B from packed A and B, restricted to the row panels
+// [i_begin, i_end) and column strips [j_begin, j_end) (element indices, multiples of kMr and nr). row_bias: M values
+// or null.
+template <typename T>
+void gemm_packed(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, T* c, int64_t ldc, bool accumulate,
+                 const T* row_bias, int64_t i_begin = 0, int64_t i_end = -1, int64_t j_begin = 0, int64_t j_end = -1) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t m_pad = round_up(M, kMr), n_pad = round_up(N, nr);
+  i_end = i_end < 0 ? M : std::min(i_end, M);
+  j_end = j_end < 0 ? N : std::min(j_end, N);
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    const T* a_block = ap + k0 * m_pad;
+    const T* b_block = bp + k0 * n_pad;
+    const bool acc = accumulate || k0 > 0;
+    const T* bias = k0 == 0 ? row_bias : nullptr;
+    for (int64_t j0 = j_begin; j0 < j_end; j0 += nr) {
+      const T* strip = b_block + j0 * kc;
+      const int64_t n_valid = std::min<int64_t>(nr, N - j0);
+      for (int64_t i0 = i_begin; i0 < i_end; i0 += kMr) {
+        micro_kernel_rows<T, kMr>(M - i0, kc, a_block + i0 * kc, strip, c + i0 * ldc + j0, ldc, n_valid, acc,
+                                  bias ? bias + i0 : nullptr);
+      }
+    }
+  }
+}
+
+// dx_group[ci, ih, iw] += dcol[(ci, kh, kw), (oh, ow)] for every in-range (ih, iw); dcol rows have stride ld.
+template <typename T> void col2im_add(const T* dcol, int64_t ld, const Conv2dParams& p, T* dx_group) {
+  const int64_t H = p.in_h, W = p.in_w, Wo = p.out_w, sw = p.stride_w;
+  for (int64_t k = 0; k < p.gemm_k(); ++k) {
+    const int64_t ci = k / (p.kernel_h * p.kernel_w), kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
+    const RowWindow win(p, kw);
+    T* plane = dx_group + ci * H * W;
+    const T* src = dcol + k * ld;
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      if (ih < 0 || ih >= H) continue;
+      T* row = plane + ih * W;
+      const T* s = src + oh * Wo;
+      if (sw == 1) {
+        for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row[win.iw0 + ow] += s[ow];
+      } else {
+        for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row[win.iw0 + ow * sw] += s[ow];
+      }
+    }
+  }
+}
+
+// Images per GEMM for forward and backward_input: enough columns (n * P) to fill strips when images are small,
+// while keeping at least 8 tasks. From the shapes only.
+int64_t images_per_gemm(int64_t P, int64_t N, int64_t G) {
+  int64_t n = std::clamp<int64_t>((160 + P - 1) / std::max<int64_t>(P, 1), 1, std::max<int64_t>(N, 1));
+  while (n > 1 && (N + n - 1) / n * G < 8) --n;
+  return n;
+}
+
+bool is_depthwise(const Conv2dParams& p) { return p.in_per_group() == 1 && p.out_per_group() == 1; }
+
+// ---- depthwise: direct loops over one (image, channel) plane ------------------------------------------------------
+// y_plane[oh, ow] = bias + sum_{kh, kw} w[kh, kw] x_plane[ih, iw]
+template <typename T> void depthwise_forward_plane(const T* x, const T* w, T bias, const Conv2dParams& p, T* y) {
+  const int64_t Wo = p.out_w;
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    T* yr = y + oh * Wo;
+    for (int64_t ow = 0; ow < Wo; ++ow) yr[ow] = bias;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      if (ih < 0 || ih >= p.in_h) continue;
+      const T* xr = x + ih * p.in_w;
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+        const RowWindow win(p, kw);
+        const T wv = w[kh * p.kernel_w + kw];
+        if (p.stride_w == 1) {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) yr[ow] += wv * xr[win.iw0 + ow];
+        } else {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) yr[ow] += wv * xr[win.iw0 + ow * p.stride_w];
+        }
+      }
+    }
+  }
+}
+
+// gx_plane[ih, iw] = bias + sum over (oh, ow, kh, kw) reading (ih, iw) of w[kh, kw] gy[oh, ow]
+template <typename T> void depthwise_backward_input_plane(const T* gy, const T* w, T bias, const Conv2dParams& p, T* gx) {
+  std::fill(gx, gx + p.in_pixels(), bias);
+  const int64_t Wo = p.out_w;
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    const T* gr = gy + oh * Wo;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      if (ih < 0 || ih >= p.in_h) continue;
+      T* xr = gx + ih * p.in_w;
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+        const RowWindow win(p, kw);
+        const T wv = w[kh * p.kernel_w + kw];
+        if (p.stride_w == 1) {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) xr[win.iw0 + ow] += wv * gr[ow];
+        } else {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) xr[win.iw0 + ow * p.stride_w] += wv * gr[ow];
+        }
+      }
+    }
+  }
+}
+
+// gw[kh, kw] += sum_{oh, ow} gy[oh, ow] x[ih, iw]
+template <typename T> void depthwise_backward_weight_plane(const T* x, const T* gy, const Conv2dParams& p, T* gw) {
+  const int64_t Wo = p.out_w;
+  for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+    for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+      const RowWindow win(p, kw);
+      T acc = T(0);
+      for (int64_t oh = 0; oh < p.out_h; ++oh) {
+        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+        if (ih < 0 || ih >= p.in_h) continue;
+        const T* xr = x + ih * p.in_w;
+        const T* gr = gy + oh * Wo;
+        T row = T(0);
+        if (p.stride_w == 1) {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row += gr[ow] * xr[win.iw0 + ow];
+        } else {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row += gr[ow] * xr[win.iw0 + ow * p.stride_w];
+        }
+        acc += row;
+      }
+      gw[kh * p.kernel_w + kw] += acc;
+    }
+  }
+}
+
+template <typename T> void forward(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels();
+  const T* px = x.data_as<T>();
+  const T* pw = w.data_as<T>();
+  const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
+  T* py = y.data_as<T>();
+  const bool parallel = N * Cout * P * K >= (1 << 16);
+  if (is_depthwise(p)) {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cout; ++t) {
+      const int64_t c = t % Cout;
+      depthwise_forward_plane(px + t * HW, pw + c * K, pb ? pb[c] : T(0), p, py + t * P);
+    }
+    return;
+  }
+  const int64_t a_size = round_up(M, kMr) * K;
+  AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
+  for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
+  const int64_t per_gemm = images_per_gemm(P, N, G), blocks = (N + per_gemm - 1) / per_gemm;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
+  for (int64_t t = 0; t < blocks * G; ++t) {
+    const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
+    const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
+    T* packed = scratch_packed_b.get<T>(K * cols_pad);
+    for (int64_t i = 0; i < count; ++i)
+      im2col_packed_b(px + ((n0 + i) * Cin + g * p.in_per_group()) * HW, p, i * P, cols_pad, packed);
+    zero_packed_b_tail(packed, cols, cols_pad, K);
+    const T* group_bias = pb ? pb + g * M : nullptr;
+    if (count == 1) {
+      gemm_packed(M, cols, K, packed_w.ptr + g * a_size, packed, py + (n0 * Cout + g * M) * P, P, false, group_bias);
+      continue;
+    }
+    T* c = scratch_col.get<T>(M * cols);
+    gemm_packed(M, cols, K, packed_w.ptr + g * a_size, packed, c, cols, false, group_bias);
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t m = 0; m < M; ++m)
+        std::memcpy(py + ((n0 + i) * Cout + g * M + m) * P, c + m * cols + i * P, sizeof(T) * P);
+  }
+}
+
+template <typename T>
+void backward_input(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p) {
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
+  const T* pg = gy.data_as<T>();
+  const T* pw = w.data_as<T>();
+  const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
+  T* px = gx.data_as<T>();
+  const bool parallel = N * Cout * P * K >= (1 << 16);
+  if (is_depthwise(p)) {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cin; ++t) {
+      const int64_t c = t % Cin;
+      depthwise_backward_input_plane(pg + t * P, pw + c * K, pb ? pb[c] : T(0), p, px + t * HW);
+    }
+    return;
+  }
+  // A = W_g^T (K x M): element (k, m) at w_g[m * K + k].
+  const int64_t a_size = round_up(K, kMr) * M;
+  AlignedBuffer<T> packed_wt(G * a_size);
+  for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, (int64_t)1, K, K, M, packed_wt.ptr + g * a_size);
+  const int64_t per_gemm = images_per_gemm(P, N, G), blocks = (N + per_gemm - 1) / per_gemm;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
+  for (int64_t t = 0; t < blocks * G; ++t) {
+    const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
+    const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
+    T* packed = scratch_packed_b.get<T>(M * cols_pad);
+    for (int64_t i = 0; i < count; ++i) rows_packed_b(pg + ((n0 + i) * Cout + g * M) * P, P, M, P, i * P, cols_pad, packed);
+    zero_packed_b_tail(packed, cols, cols_pad, M);
+    if (p.is_pointwise() && count == 1) {  // dcol is gx itself
+      gemm_packed(K, cols, M, packed_wt.ptr + g * a_size, packed, px + (n0 * Cin + g * Cg) * HW, HW, false,
+                  (const T*)nullptr);
+    } else {
+      T* dcol = scratch_col.get<T>(K * cols);
+      gemm_packed(K, cols, M, packed_wt.ptr + g * a_size, packed, dcol, cols, false, (const T*)nullptr);
+      for (int64_t i = 0; i < count; ++i) {
+        T* gx_group = px + ((n0 + i) * Cin + g * Cg) * HW;
+        if (p.is_pointwise()) {
+          for (int64_t k = 0; k < K; ++k) std::memcpy(gx_group + k * HW, dcol + k * cols + i * P, sizeof(T) * P);
+        } else {
+          std::memset(gx_group, 0, sizeof(T) * Cg * HW);
+          col2im_add(dcol + i * P, cols, p, gx_group);
+        }
+      }
+    }
+    if (pb) {
+      for (int64_t i = 0; i < count; ++i) {
+        for (int64_t c = 0; c < Cg; ++c) {
+          const T bv = pb[g * Cg + c];
+          T* plane = px + ((n0 + i) * Cin + g * Cg + c) * HW;
+          for (int64_t e = 0; e < HW; ++e) plane[e] += bv;
+        }
+      }
+    }
+  }
+}
+
+template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
+  const T* px = x.data_as<T>();
+  const T* pg = gy.data_as<T>();
+  T* pw = gw.data_as<T>();
+  std::memset(pw, 0, sizeof(T) * G * M * K);
+  if (N == 0) return;
+  const bool parallel = N * Cout * P * K >= (1 << 16);
+  if (is_depthwise(p)) {  // one thread per channel, images in order
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t c = 0; c < Cout; ++c)
+      for (int64_t n = 0; n < N; ++n)
+        depthwise_backward_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, pw + c * K);
+    return;
+  }
+  // dW_g^T (K x M) = col_g (K x n*P, packed A) * gy_g^T (n*P x M, packed B), accumulated over blocks of images.
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t k_pad = round_up(K, kMr), m_pad = round_up(M, nr);
+  const int64_t per_image = (k_pad + m_pad) * P * G * (int64_t)sizeof(T);
+  const int64_t per_block = std::clamp<int64_t>((16 << 20) / std::max<int64_t>(per_image, 1), 1, N);
+  const int64_t depth_max = per_block * P;
+  AlignedBuffer<T> packed_a(G * k_pad * depth_max), packed_b(G * m_pad * depth_max), dwt(G * K * M);
+  const int64_t panels = k_pad / kMr, strips = m_pad / nr;
+  for (int64_t n0 = 0; n0 < N; n0 += per_block) {
+    const int64_t count = std::min(per_block, N - n0), depth = count * P;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && count * G > 1)
+    for (int64_t t = 0; t < count * G; ++t) {
+      const int64_t i = t / G, g = t % G, n = n0 + i;
+      T* a = packed_a.ptr + g * k_pad * depth_max;
+      T* b = packed_b.ptr + g * m_pad * depth_max;
+      im2col_packed_a(px + (n * Cin + g * Cg) * HW, p, i * P, k_pad, depth, a);
+      rows_packed_b_transposed(pg + (n * Cout + g * M) * P, P, M, P, i * P, m_pad, depth, b);
+      if (i == 0) {
+        zero_packed_a_tail(a, K, k_pad, depth);
+        zero_packed_b_tail(b, M, m_pad, depth);
+      }
+    }
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && G * panels * strips > 1)
+    for (int64_t t = 0; t < G * panels * strips; ++t) {
+      const int64_t g = t / (panels * strips), i = t / strips % panels, j = t % strips;
+      gemm_packed(K, M, depth, packed_a.ptr + g * k_pad * depth_max, packed_b.ptr + g * m_pad * depth_max,
+                  dwt.ptr + g * K * M, M, n0 > 0, (const T*)nullptr, i * kMr, (i + 1) * kMr, j * nr, (j + 1) * nr);
+    }
+  }
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) pw[(g * M + m) * K + k] = dwt.ptr[(g * K + k) * M + m];
+}
+
+}  // namespace
+
+void conv2d_forward_cpu(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
+  if (y.numel() == 0) return;
+  dispatch_float(x.dtype(), [&](auto zero) { forward<decltype(zero)>(x, w, bias, y, p); });
+}
+
+void conv2d_backward_input_cpu(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p) {
+  if (gx.numel() == 0) return;
+  dispatch_float(gy.dtype(), [&](auto zero) { backward_input<decltype(zero)>(gy, w, bias, gx, p); });
+}
+
+void conv2d_backward_weight_cpu(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
+  if (gw.numel() == 0) return;
+  dispatch_float(x.dtype(), [&](auto zero) { backward_weight<decltype(zero)>(x, gy, gw, p); });
+}
+
+}  // namespace gradcore
