@@ -49,6 +49,7 @@ struct TensorTableView {
   const ChunkEntry* chunks = nullptr;
   uint32_t* done = nullptr;     // (n_tensors,) zeroed counters of finished chunks (CUDA step updates)
   int64_t n_tensors = 0, n_chunks = 0;
+  bool has_empty_tensors = false;  // some tensor has no elements, hence no chunk (its step still advances)
   DType dtype = DType::float32;
   Device device;
 };
