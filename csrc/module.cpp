@@ -7,6 +7,10 @@ void bind_array(py::module_& m);
 void bind_elementwise(py::module_& m);
 void bind_conv2d(py::module_& m);
 void bind_batch_norm(py::module_& m);
+void bind_multi_tensor(py::module_& m);
+void bind_grad_norm(py::module_& m);
+void bind_fused_adam(py::module_& m);
+void bind_fused_sgd(py::module_& m);
 }  // namespace gradcore
 
 PYBIND11_MODULE(_core, m) {
@@ -15,4 +19,8 @@ PYBIND11_MODULE(_core, m) {
   gradcore::bind_elementwise(m);
   gradcore::bind_conv2d(m);
   gradcore::bind_batch_norm(m);
+  gradcore::bind_multi_tensor(m);
+  gradcore::bind_grad_norm(m);
+  gradcore::bind_fused_adam(m);
+  gradcore::bind_fused_sgd(m);
 }

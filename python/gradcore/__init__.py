@@ -20,3 +20,5 @@ from . import functional  # noqa: F401
 from . import nn  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
 from . import data, diagnostics, train  # noqa: F401
+from . import optim  # noqa: F401
+from .optim.clip import clip_grad_norm_, clip_grad_value_  # noqa: F401
