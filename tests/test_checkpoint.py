@@ -94,11 +94,12 @@ def test_dict_of_modules(tmp_path):
 
 def test_state_dict_of_arrays_and_tensors(tmp_path):
     path = tmp_path / "state.safetensors"
-    state = {"w": np.arange(6, dtype=np.float64).reshape(2, 3), "t": gradcore.ones(4)}
+    state = {"w": np.arange(6, dtype=np.float64).reshape(2, 3), "t": gradcore.ones(4), "count": np.array(3.0)}
     gradcore.save(path, state)
     ckpt = gradcore.load(path)
     np.testing.assert_array_equal(ckpt.state["w"], state["w"])
     assert ckpt.state["t"].dtype == np.float32 and ckpt.optimizer is None
+    assert ckpt.state["count"].shape == () and ckpt.state["count"] == 3.0, "0-d arrays stay 0-d"
 
 
 def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path, monkeypatch):

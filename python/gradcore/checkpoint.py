@@ -69,6 +69,11 @@ def _host_array(value, where):
     raise TypeError(f"{where}: expected a numpy array or a gradcore.Tensor, got {type(value).__name__}")
 
 
+def _contiguous(array):
+    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)."""
+    return np.require(array, requirements="C")
+
+
 def _load_into(module, state, strict):
     """Loads `state` into a Module or a {prefix: Module} mapping."""
     if isinstance(module, Module):
@@ -91,7 +96,7 @@ def _encode(obj, tensors):
     """A JSON-able copy of obj in which every array is moved into `tensors` and replaced by a reference."""
     if isinstance(obj, (Tensor, np.ndarray)):
         key = f"{_OPTIM}{len(tensors)}"
-        tensors[key] = np.ascontiguousarray(_host_array(obj, "optimizer state"))
+        tensors[key] = _contiguous(_host_array(obj, "optimizer state"))
         return {"__tensor__": key, "gradcore": isinstance(obj, Tensor)}
     if isinstance(obj, np.generic):
         return obj.item()
@@ -160,7 +165,7 @@ def save(path, module_or_state, optimizer=None, **metadata):
     from safetensors.numpy import save as safetensors_bytes
 
     path = os.fspath(path)
-    tensors = OrderedDict((_MODEL + k, np.ascontiguousarray(v)) for k, v in _module_state(module_or_state).items())
+    tensors = OrderedDict((_MODEL + k, _contiguous(v)) for k, v in _module_state(module_or_state).items())
     header = {"format": FORMAT, "optimizer": None, "metadata": metadata}
     if optimizer is not None:
         if not hasattr(optimizer, "state_dict"):
