@@ -52,7 +52,9 @@ def reference(torch, batch, device, batch_norm):
 
     torch.manual_seed(0)
     encoder = nn.Sequential(*hidden(nn.Conv2d(1, 32, 3, 2, 1), 32), *hidden(nn.Conv2d(32, 64, 3, 2, 1), 64)).to(dev)
-    decoder = nn.Sequential(  # padding=1, output_padding=1 is "same" for stride 2 and a 3x3 kernel
+    # padding=1, output_padding=1 doubles the size like our padding="same" at the same cost; the window differs:
+    # ours crops the full 15-pixel output to [0, 14) (MATLAB's rule), PyTorch's takes [1, 15) plus a bias-only row.
+    decoder = nn.Sequential(
         *hidden(nn.ConvTranspose2d(64, 64, 3, 2, 1, output_padding=1), 64),
         *hidden(nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), 32),
         nn.ConvTranspose2d(32, 1, 3, 1, 1), nn.Sigmoid()).to(dev)

@@ -61,21 +61,29 @@ def test_file_is_plain_safetensors(tmp_path):
     np.testing.assert_array_equal(tensors["model/0.weight"], net.state_dict()["0.weight"])
 
 
-def test_resuming_gives_the_same_next_losses(tmp_path):
+OPTIMIZERS = {
+    "momentum_sgd": lambda params: MomentumSGD(params),
+    "adam": lambda params: gradcore.optim.Adam(params, lr=0.05, weight_decay=1e-4),
+    "adamw_amsgrad": lambda params: gradcore.optim.AdamW(params, lr=0.05, amsgrad=True),
+}
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_resuming_gives_the_same_next_losses(tmp_path, make_optimizer):
     data = np.random.default_rng(1).random((30, 3)).astype(np.float32)
     net = _net()
-    opt = MomentumSGD(net.parameters())
+    opt = make_optimizer(net.parameters())
     unbroken = _train(net, opt, DataLoader(data, 7, seed=3), epochs=4)
 
     first = _net()
-    first_opt = MomentumSGD(first.parameters())
+    first_opt = make_optimizer(first.parameters())
     before = _train(first, first_opt, DataLoader(data, 7, seed=3), epochs=2)
     path = tmp_path / "resume.safetensors"
     gradcore.save(path, first, optimizer=first_opt, epoch=2)
     del first, first_opt
 
     resumed = _net(seed=11)  # different initial values: everything must come from the file
-    resumed_opt = MomentumSGD(resumed.parameters(), lr=1.0)
+    resumed_opt = make_optimizer(resumed.parameters())
     ckpt = gradcore.load(path, resumed, optimizer=resumed_opt)
     after = _train(resumed, resumed_opt, DataLoader(data, 7, seed=3), epochs=4, start_epoch=ckpt.metadata["epoch"])
     assert before + after == unbroken, "bitwise-equal losses after resuming"
