@@ -14,14 +14,27 @@ def _quiet(*args, **kwargs):
     pass
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_short_cpu_run_ends_well_below_the_mean_image_baseline(seed):
-    result = autoencoder.train(epochs=1, batch_size=25, train_size=1000, test_size=200, device="cpu", seed=seed,
+def test_a_short_cpu_run_ends_well_below_the_mean_image_baseline():
+    result = autoencoder.train(epochs=1, batch_size=25, train_size=1000, test_size=200, device="cpu", seed=0,
                                progress=False, log=_quiet)
-    assert not any("collapsed" in w for w in result.warnings), result.warnings
-    assert not any("vanish" in w or "no gradient" in w for w in result.warnings), result.warnings
-    assert result.test_mse < 0.3 * result.baseline_mse, (
-        f"seed {seed}: held-out MSE {result.test_mse:.5f} vs mean-image baseline {result.baseline_mse:.5f}")
+    assert result.warnings == []
+    assert result.test_mse < 0.3 * result.baseline_mse, (result.test_mse, result.baseline_mse)  # measured 0.18
+
+
+@pytest.mark.slow  # about 20 s alone on 2 cores; minutes when the machine is shared
+def test_short_cpu_runs_end_well_below_the_mean_image_baseline_on_several_seeds():
+    # 120 Adam steps of batch 25 per seed. A collapse to the mean image gives a ratio >= 1. Measured ratios of
+    # held-out MSE to the baseline's: 0.04-0.06 on seeds 0-2 (and 4, 5); seed 3 starts slowly (0.44).
+    ratios = []
+    for seed in range(4):
+        result = autoencoder.train(epochs=3, batch_size=25, train_size=1000, test_size=200, device="cpu",
+                                   seed=seed, progress=False, log=_quiet)
+        assert not any("collapsed" in w for w in result.warnings), (seed, result.warnings)
+        assert not any("vanish" in w or "no gradient" in w for w in result.warnings), (seed, result.warnings)
+        ratios.append(result.test_mse / result.baseline_mse)
+        assert ratios[-1] < 0.5, (f"seed {seed}: held-out MSE {result.test_mse:.5f} is not well below the "
+                                  f"mean-image baseline {result.baseline_mse:.5f}")
+    assert np.median(ratios) < 0.1, f"held-out MSE / baseline per seed: {np.round(ratios, 3)}"
 
 
 def _batch(n=4, seed=0):
