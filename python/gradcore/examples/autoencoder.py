@@ -123,16 +123,19 @@ def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=N
         for step, (x,) in enumerate(train_loader):
             # batch: x (B, 1, 28, 28) in [0, 1] is both input and target
             optimizer.zero_grad()
-            # forward: two networks chained; gradients flow back through both
-            code = encoder(x)
-            reconstruction = decoder(code)
+            # forward: two networks chained; gradients flow back through both. On the first step of each epoch
+            # the ReLUs' outputs are watched for dead units.
+            with diagnostics.ReLUMonitor(watched if step == 0 else {}) as relus:
+                code = encoder(x)
+                reconstruction = decoder(code)
             # loss
             loss = F.mse_loss(reconstruction, x)
             # backward
             loss.backward()
-            # health, on the first step of each epoch: every layer's gradient must be alive
+            # health, on the first step of each epoch: every layer's gradient must be alive, few ReLUs dead
             if step == 0:
-                result.warnings += diagnostics.warn(diagnostics.check_gradients(watched))
+                result.warnings += diagnostics.warn(diagnostics.check_gradients(watched)
+                                                    + diagnostics.check_dead_relus(relus.fractions))
             # update: Adam with L2 weight decay
             optimizer.step()
 

@@ -108,7 +108,7 @@ def _progress(total, desc, enabled):
                 dynamic_ncols=True)
 
 
-def _modes(monitor):
+def _monitored(monitor):
     if monitor is None:
         return []
     return [monitor] if not isinstance(monitor, dict) else list(monitor.values())
@@ -121,7 +121,7 @@ def evaluate(data, step=None, *, model=None, loss_fn=None, monitor=None):
         if model is None or loss_fn is None:
             raise ValueError("evaluate: pass step=, or model= and loss_fn=")
         step = evaluation_step(model, loss_fn)
-    modules = _modes(monitor if monitor is not None else model)
+    modules = _monitored(monitor if monitor is not None else model)
     was_training = [m.training for m in modules]
     for m in modules:
         m.eval()
@@ -169,7 +169,7 @@ def fit(train_data, step=None, *, model=None, loss_fn=None, optimizer=None, epoc
     for epoch in range(start_epoch, epochs):
         if hasattr(train_data, "set_epoch"):
             train_data.set_epoch(epoch)
-        for m in _modes(monitor):
+        for m in _monitored(monitor):
             m.train()
         bar = _progress(total, f"epoch {epoch + 1}/{epochs}", progress)
         started, seen, loss_sum, steps = time.perf_counter(), 0, 0.0, 0
