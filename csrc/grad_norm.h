@@ -10,7 +10,7 @@
 // The norm is non-finite exactly when some gradient is NaN or infinite (or the sum overflows).
 //
 // Order: the table's chunks (multi_tensor.h) are summed each into its own partial in double, in a fixed order within
-// the chunk; S_t adds tensor t's partials in chunk order; the total combines the S_t in a fixed order. No atomics:
+// the chunk (the order differs between the CPU and CUDA, each fixed); S_t adds tensor t's partials in chunk order; the total combines the S_t in a fixed order. No atomics:
 // the same gradients give the same bits on every run and for any thread count.
 //
 // Device-side results, so an optimizer step needs no device-to-host synchronisation:

@@ -24,10 +24,12 @@ void fused_adam_cpu(const TensorTableView& table, const AdamParams& params, cons
       T* v_max = params.amsgrad ? static_cast<T*>(e.column[kAdamColumnMaxExpAvgSq]) : nullptr;
       const int64_t begin = (int64_t)ch.chunk * kTensorChunk, end = std::min(e.numel, begin + kTensorChunk);
       if (v_max) {
-        for (int64_t i = begin; i < end; ++i) adam_element(p[i], g[i], m[i], v[i], v_max[i], s);
+        for (int64_t i = begin; i < end; ++i) adam_element<T, true>(p[i], g[i], m[i], v[i], v_max[i], s);
       } else {
-        T unused = T(0);
-        for (int64_t i = begin; i < end; ++i) adam_element(p[i], g[i], m[i], v[i], unused, s);
+        for (int64_t i = begin; i < end; ++i) {
+          T unused = T(0);
+          adam_element<T, false>(p[i], g[i], m[i], v[i], unused, s);
+        }
       }
     }
   });
