@@ -126,6 +126,25 @@ def test_adam_step_increments_and_state_layout():
     assert set(state) == {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_table_is_reused_while_the_buffers_stay(device):
+    params = [gc.nn.Parameter(gc.zeros(n, device=device)) for n in (3, 40000)]
+    for p in params:
+        p.grad = gc.ones(p.shape, device=device)
+    opt = gc.optim.Adam(params, clip_norm=1.0)
+    for _ in range(3):
+        opt.step()
+    tables = list(opt._tables.values())
+    assert len(tables) == 1 and tables[0].builds == 1
+    assert opt._norm_table.builds == 1
+    keep = [p.grad for p in params]  # the old buffers stay alive, so the new ones live elsewhere
+    for p in params:
+        p.grad = gc.ones(p.shape, device=device)
+    opt.step()
+    assert tables[0].builds == 2 and opt._norm_table.builds == 2
+    del keep
+
+
 def test_params_without_grad_are_left_alone():
     a, b = gc.nn.Parameter(gc.ones(3)), gc.nn.Parameter(gc.ones(3))
     opt = gc.optim.Adam([a, b], lr=0.1)
