@@ -13,7 +13,8 @@ from tolerance import DEVICES, DTYPES, assert_close
 STEPS = 20
 SMALL = [(1,), (3, 5), (65537,)]          # 65537 elements span three chunks of the multi-tensor table
 UP_TO_1M = SMALL + [(1024, 1024)]
-TOL = {"float32": dict(atol=2e-5, rtol=1e-4), "float64": dict(atol=1e-11, rtol=1e-9)}
+# 20 steps from the same rounded inputs: the CPU uses under 20% (float32) and 1% (float64) of these.
+TOL = {"float32": dict(atol=5e-6, rtol=5e-5), "float64": dict(atol=1e-13, rtol=1e-12)}
 
 
 def problem(sizes, dtype, seed=0, steps=STEPS, grad_scale=1.0):
