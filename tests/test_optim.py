@@ -146,6 +146,33 @@ def test_table_is_reused_while_the_buffers_stay(device):
     del keep
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_empty_parameters_count_steps_like_the_others(device):
+    params = [gc.nn.Parameter(gc.zeros(0, device=device)), gc.nn.Parameter(gc.zeros(5, device=device))]
+    opt = gc.optim.Adam(params)
+    for _ in range(3):
+        for p in params:
+            p.grad = gc.ones(p.shape, device=device)
+        opt.step()
+    assert [s["step"] for s in opt.state_dict()["state"].values()] == [3.0, 3.0]
+
+
+def test_training_loop_reduces_the_loss():
+    gen = gc.Generator(0)
+    x = gc.randn(64, 3, dtype="float64", generator=gen)
+    target = (x * gc.tensor([[1.5, -2.0, 0.5]], dtype="float64")).sum(axis=1)
+    w = gc.nn.Parameter(gc.zeros(1, 3, dtype="float64"))
+    opt = gc.optim.AdamW([w], lr=0.1, weight_decay=0.0, clip_norm=10.0)
+    sched = gc.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=200)
+    for _ in range(200):
+        loss = (((x * w).sum(axis=1) - target) ** 2).mean()   # forward, loss
+        opt.zero_grad()
+        loss.backward()                                       # backward
+        opt.step()                                            # clip and update
+        sched.step()
+    assert_close(w, [[1.5, -2.0, 0.5]], atol=1e-3, rtol=0)
+
+
 def test_params_without_grad_are_left_alone():
     a, b = gc.nn.Parameter(gc.ones(3)), gc.nn.Parameter(gc.ones(3))
     opt = gc.optim.Adam([a, b], lr=0.1)
