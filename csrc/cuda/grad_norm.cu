@@ -72,7 +72,8 @@ __global__ void __launch_bounds__(kFinalizeThreads)
   }
   __syncthreads();  // the tensor sums, written to global memory by lane 0 of each warp, are visible to the block
   double acc = 0.0;
-  for (int64_t t = threadIdx.x; t < table.n_tensors; t += kFinalizeThreads) acc = combine(acc, tensor_sums[t], inf_norm);
+  for (int64_t t = threadIdx.x; t < table.n_tensors; t += kFinalizeThreads)
+    acc = combine(acc, tensor_sums[t], inf_norm);
   const double total = block_combine<kFinalizeThreads>(acc, inf_norm, shared);
   const double total_norm = root(total, p, inf_norm);
   const double total_scale = params.clip ? clip_scale(total_norm, params.max_norm) : 1.0;
