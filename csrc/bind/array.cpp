@@ -65,28 +65,30 @@ Array array_from_dltensor(const DLTensor& t, std::shared_ptr<void> owner) {
   return Array::wrap(static_cast<char*>(t.data) + t.byte_offset, shape, dtype, device, std::move(owner));
 }
 
+// The producer's tensor is owned (and its deleter due) only once the capsule is renamed "used_...": a tensor we
+// reject stays with the capsule, whose own destructor frees it (owning it earlier would free it twice).
 Array from_dlpack_capsule(py::capsule capsule) {
   PyObject* cap = capsule.ptr();
   if (PyCapsule_IsValid(cap, "dltensor_versioned")) {
     auto* m = static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(cap, "dltensor_versioned"));
     if (m->version.major > 1) throw ArgError("x: DLPack version " + std::to_string(m->version.major) + " is too new");
+    Array view = array_from_dltensor(m->dl_tensor, nullptr);  // validates before we take ownership
     std::shared_ptr<void> owner(m, [](void* p) {
       auto* mt = static_cast<DLManagedTensorVersioned*>(p);
       if (mt->deleter) mt->deleter(mt);
     });
-    Array a = array_from_dltensor(m->dl_tensor, owner);
     PyCapsule_SetName(cap, "used_dltensor_versioned");
-    return a;
+    return Array::wrap(view.data(), view.shape(), view.dtype(), view.device(), std::move(owner));
   }
   if (PyCapsule_IsValid(cap, "dltensor")) {
     auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
+    Array view = array_from_dltensor(m->dl_tensor, nullptr);  // validates before we take ownership
     std::shared_ptr<void> owner(m, [](void* p) {
       auto* mt = static_cast<DLManagedTensor*>(p);
       if (mt->deleter) mt->deleter(mt);
     });
-    Array a = array_from_dltensor(m->dl_tensor, owner);
     PyCapsule_SetName(cap, "used_dltensor");
-    return a;
+    return Array::wrap(view.data(), view.shape(), view.dtype(), view.device(), std::move(owner));
   }
   throw ArgError("x: expected an unused DLPack capsule (\"dltensor\" or \"dltensor_versioned\")");
 }
