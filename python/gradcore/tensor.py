@@ -269,8 +269,8 @@ def _as_numpy(data, dtype):
     if isinstance(data, Tensor):
         data = data.numpy()
     array = np.asarray(data)
-    if dtype is None:
-        dtype = "float64" if array.dtype == np.float64 else "float32"
+    if dtype is None:  # Python floats become float32 (PyTorch's rule); only float64 arrays stay float64
+        dtype = "float64" if isinstance(data, np.ndarray) and array.dtype == np.float64 else "float32"
     if array.dtype.kind not in "fiub":
         raise TypeError(f"data: expected numbers, got an array of dtype {array.dtype}")
     return np.array(array, dtype=_dtype_name(dtype), order="C")
@@ -302,8 +302,11 @@ def from_dlpack(x):
             capsule = x.__dlpack__(stream=_core.cuda_stream(device_id))
         else:
             capsule = x.__dlpack__()
-    else:
+    elif type(x).__name__ == "PyCapsule":
         capsule = x
+    else:
+        raise TypeError(f"x: expected an object with __dlpack__ (numpy, PyTorch, CuPy, JAX) or a DLPack capsule, "
+                        f"got {type(x).__name__}")
     return Tensor(_core.from_dlpack_capsule(capsule))
 
 
