@@ -175,7 +175,7 @@ class Tensor:
     # ---- autograd -------------------------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False):
         """Accumulates d(self)/d(leaf) into every leaf's `.grad`. A non-scalar self needs `gradient`."""
-        seeds = _seed_grads([self], None if gradient is None else [gradient])
+        seeds = _seed_grads([self], None if gradient is None else [gradient], argument="gradient")
         run_backward([self], seeds, retain_graph=retain_graph)
 
     def _accumulate_grad(self, g):
