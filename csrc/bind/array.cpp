@@ -181,6 +181,7 @@ void bind_array(py::module_& m) {
     out["reserved_bytes"] = s.reserved_bytes;
     out["peak_reserved_bytes"] = s.peak_reserved_bytes;
     out["allocations"] = s.allocations;
+    out["requests"] = s.requests;
     out["frees"] = s.frees;
     return out;
   }, py::arg("device") = 0);
