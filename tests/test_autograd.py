@@ -272,3 +272,12 @@ def test_grad_results_never_share_memory():
     gx.fill_(0.0)  # what an in-place gradient clip would do
     assert_close(gy, v, atol=0, rtol=0)
     assert_close(v, _randn((6,), "cpu", 26), atol=0, rtol=0)
+
+
+def test_grad_of_an_output_with_respect_to_itself():
+    x = _randn((3,), "cpu", 27)
+    h = x * 2.0
+    out = h.sum()
+    g_out, g_h = gradcore.grad(out, [out, h])
+    assert g_out.item() == 1.0
+    assert_close(g_h, np.ones(3), atol=0, rtol=0)

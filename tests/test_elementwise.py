@@ -143,8 +143,21 @@ def test_unary_gradcheck(op, device):
 
 def test_tensor_methods_are_the_functional_ops():
     x = _make(_values((2, 2), 11, positive=True), "float64", "cpu")
-    for method, fn in (("exp", F.exp), ("log", F.log), ("relu", F.relu), ("sigmoid", F.sigmoid), ("tanh", F.tanh)):
+    for method, fn in (("exp", F.exp), ("log", F.log), ("relu", F.relu), ("sigmoid", F.sigmoid), ("tanh", F.tanh),
+                       ("sqrt", F.sqrt), ("abs", F.abs), ("leaky_relu", F.leaky_relu)):
         assert_close(getattr(x, method)(), fn(x), atol=0, rtol=0, name=method)
+    assert_close(abs(-x), x, atol=0, rtol=0, name="abs()")
+    assert_close(x.pow(3), x ** 3, atol=0, rtol=0, name="pow")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sqrt_and_abs(device):
+    x_np = _values((3, 4), 15, away_from_zero=True)
+    x = _make(x_np, "float64", device, requires_grad=True)
+    assert_close(F.abs(x), np.abs(x_np), atol=0, rtol=0, name="abs")
+    assert_close(F.sqrt(F.abs(x)), np.sqrt(np.abs(x_np)), atol=1e-15, rtol=1e-15, name="sqrt")
+    assert gradcore.gradcheck(F.abs, [x])
+    assert gradcore.gradcheck(lambda t: F.sqrt(F.abs(t)), [x])
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -141,11 +141,10 @@ def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
         if not out.requires_grad:
             raise RuntimeError("backward: the output does not require grad (no input requires grad, or it was "
                                "computed under no_grad())")
+        if capture is not None and id(out) in capture:  # an output that is also an input: d out / d out = seed
+            capture[id(out)] = _accumulate(capture[id(out)], g)
         if out._node is None:  # a leaf was passed as output
-            if capture is not None:
-                if id(out) in capture:
-                    capture[id(out)] = _accumulate(capture[id(out)], g)
-            else:
+            if capture is None:
                 out._accumulate_grad(g)
             continue
         slots = node_grads.setdefault(id(out._node), [None] * len(out._node.output_meta))

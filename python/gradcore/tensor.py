@@ -245,6 +245,23 @@ class Tensor:
         from .ops import elementwise as ew
         return ew.tanh(self)
 
+    def sqrt(self):
+        from .ops import elementwise as ew
+        return ew.sqrt(self)
+
+    def abs(self):
+        from .ops import elementwise as ew
+        return ew.abs(self)
+
+    __abs__ = abs
+
+    def pow(self, exponent):
+        return self.__pow__(exponent)
+
+    def leaky_relu(self, negative_slope=0.01):
+        from .ops import elementwise as ew
+        return ew.leaky_relu(self, negative_slope)
+
     def sum(self, axis=None, keepdims=False):
         from .ops import reduce
         return reduce.sum(self, axis, keepdims)
