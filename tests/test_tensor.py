@@ -28,6 +28,7 @@ def test_tensor_default_dtype_follows_data():
     assert gradcore.tensor(np.zeros(2, np.float64)).dtype == "float64"
     assert gradcore.tensor(np.zeros(2, np.float32)).dtype == "float32"
     assert gradcore.tensor(3.0).shape == ()
+    assert gradcore.tensor(np.float64(3.0)).dtype == "float64"
 
 
 def test_tensor_copies_its_data():

@@ -287,7 +287,7 @@ def _as_numpy(data, dtype):
         data = data.numpy()
     array = np.asarray(data)
     if dtype is None:  # Python floats become float32 (PyTorch's rule); only float64 arrays stay float64
-        dtype = "float64" if isinstance(data, np.ndarray) and array.dtype == np.float64 else "float32"
+        dtype = "float64" if isinstance(data, (np.ndarray, np.generic)) and array.dtype == np.float64 else "float32"
     if array.dtype.kind not in "fiub":
         raise TypeError(f"data: expected numbers, got an array of dtype {array.dtype}")
     return np.array(array, dtype=_dtype_name(dtype), order="C")

@@ -47,7 +47,8 @@ class Module:
             params[name] = None
         elif name in buffers:  # assigning a registered buffer updates it (running statistics stay saved state)
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"{name}: cannot assign a {type(value).__name__} to a buffer; expected a Tensor or None")
+                raise TypeError(f"{name}: cannot assign a {type(value).__name__} to a buffer; "
+                                "expected a Tensor or None")
             buffers[name] = value
         else:
             modules.pop(name, None)
