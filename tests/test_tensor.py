@@ -170,6 +170,13 @@ def test_dlpack_from_numpy_shares_memory(dtype):
     assert_close(u, array, atol=0, rtol=0)
 
 
+def test_dlpack_scalars_and_empty_tensors():
+    assert np.from_dlpack(gradcore.tensor(3.0)).shape == ()
+    assert np.from_dlpack(gradcore.zeros(0, 3)).shape == (0, 3)
+    assert gradcore.from_dlpack(np.zeros((0, 3))).shape == (0, 3)
+    assert gradcore.from_dlpack(np.array(2.5)).item() == 2.5
+
+
 def test_dlpack_rejects_other_dtypes_and_strides_without_harm():
     import sys
 

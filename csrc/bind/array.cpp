@@ -54,7 +54,8 @@ Array array_from_dltensor(const DLTensor& t, std::shared_ptr<void> owner) {
   else if (t.device.device_type == kDLCUDA) device = {Device::cuda, t.device.device_id};
   else throw ArgError("x: DLPack device type " + std::to_string(t.device.device_type) + " is not supported");
   Shape shape(t.shape, t.shape + t.ndim);
-  if (t.strides) {  // accept only compact row-major strides (size-1 dimensions may carry any stride)
+  if (t.strides && shape_numel(shape) > 0) {  // only compact row-major strides (size-1 dims may carry any stride;
+                                              // an empty tensor has nothing to lay out)
     int64_t expected = 1;
     for (int i = t.ndim - 1; i >= 0; --i) {
       if (shape[i] != 1 && t.strides[i] != expected)
