@@ -281,3 +281,27 @@ def test_grad_of_an_output_with_respect_to_itself():
     g_out, g_h = gradcore.grad(out, [out, h])
     assert g_out.item() == 1.0
     assert_close(g_h, np.ones(3), atol=0, rtol=0)
+
+
+def test_a_function_returning_a_mismatched_gradient_is_named():
+    from gradcore import _core
+
+    class WrongDtype(gradcore.Function):
+        def forward(self, x):
+            return x.clone()
+
+        def backward(self, g):
+            return g.astype("float32")
+
+    class WrongShape(gradcore.Function):
+        def forward(self, x):
+            return x.clone()
+
+        def backward(self, g):
+            return _core.zeros([7], g.dtype, g.device)
+
+    x = _randn((3,), "cpu", 28)
+    with pytest.raises(RuntimeError, match=r"WrongDtype.backward returned a gradient of shape \(3,\), float32"):
+        WrongDtype.apply(x).sum().backward()
+    with pytest.raises(RuntimeError, match=r"WrongShape.backward returned a gradient of shape \(7,\)"):
+        WrongShape.apply(x).sum().backward()

@@ -167,9 +167,10 @@ def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
         for inp, g in zip(node.inputs, input_grads):
             if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
                 continue
-            if tuple(g.shape) != inp.shape:
-                raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape} "
-                                   f"for an input of shape {inp.shape}")
+            if tuple(g.shape) != inp.shape or g.dtype != inp.dtype or g.device != inp.device:
+                raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape}, "
+                                   f"{g.dtype} on {g.device} for an input of shape {inp.shape}, {inp.dtype} "
+                                   f"on {inp.device}")
             if capture is not None and id(inp) in capture:
                 capture[id(inp)] = _accumulate(capture[id(inp)], g)
             if inp._node is None:
