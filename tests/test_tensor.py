@@ -227,6 +227,10 @@ def test_from_numpy_rejects_integer_and_non_contiguous_arrays():
         gradcore.from_numpy(np.arange(4))
     with pytest.raises(ValueError, match="array: expected a C-contiguous"):
         gradcore.from_numpy(np.zeros((3, 4)).T)
+    read_only = np.zeros(3)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="array: expected a writeable numpy array"):
+        gradcore.from_numpy(read_only)
     with pytest.raises(TypeError, match="array: expected a numpy.ndarray"):
         gradcore.from_numpy([1.0, 2.0])
 

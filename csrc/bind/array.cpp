@@ -99,6 +99,9 @@ Array from_dlpack_capsule(py::capsule capsule) {
 Array from_numpy(py::array arr) {
   if (!(arr.flags() & py::array::c_style))
     throw ArgError("array: expected a C-contiguous numpy array; use numpy.ascontiguousarray first");
+  if (!arr.writeable())
+    throw ArgError("array: expected a writeable numpy array (the tensor shares its memory); use gradcore.tensor "
+                   "to copy a read-only one");
   DType dtype;
   if (arr.dtype().is(py::dtype::of<float>())) dtype = DType::float32;
   else if (arr.dtype().is(py::dtype::of<double>())) dtype = DType::float64;
