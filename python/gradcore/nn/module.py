@@ -172,7 +172,7 @@ class Module:
             value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
             if tuple(value.shape) != target.shape:
                 raise ValueError(f"load_state_dict: {name} expected shape {target.shape}, got {tuple(value.shape)}")
-            host = np.ascontiguousarray(value, dtype=target.dtype).reshape(target.shape)  # 0-d stays 0-d
+            host = np.array(value, dtype=target.dtype, order="C")  # ascontiguousarray would make 0-d arrays 1-d
             target._data.copy_(_core.from_numpy(host))
         return missing, unexpected
 
