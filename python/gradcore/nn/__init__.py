@@ -1,4 +1,5 @@
 """gradcore.nn: modules with PyTorch's names."""
 from . import init  # noqa: F401
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: F401
+from .batchnorm import BatchNorm2d  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401
