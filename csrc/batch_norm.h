@@ -17,9 +17,10 @@
 //
 // Numerics. Statistics take one pass of shifted sums in double: with K = the channel's first value,
 //   s1 = sum (x - K), s2 = sum (x - K)^2, mean = K + s1/M, var = s2/M - (s1/M)^2.
-// Since M var >= (K - mean)^2, s2/M <= (M + 1) var: the cancellation costs at most a factor M + 1 on double
-// rounding (relative error below (M + 1) 2^-52 in var, whatever the offset of the data), so a mean of 1e4 against a
-// spread of 1 is as accurate as a mean of 0. The backward sums are taken around the saved mean in double too.
+// The cancellation magnifies the double rounding of s2 by s2 / (M var) = 1 + (K - mean)^2 / var, which is O(1) for
+// a typical first value and at most M + 1 (since M var >= (K - mean)^2), whatever the offset of the data: a mean of
+// 1e4 against a spread of 1 is as accurate as a mean of 0. The backward sums are taken around the saved mean in
+// double too.
 // Saved batch statistics (save_mean, save_invstd) are float64 whatever x's dtype, so the backward pass does not lose
 // the mean's low bits. The elementwise passes compute x - mean as (x - mean_hi) - mean_lo in x's dtype, with mean_hi
 // the mean rounded to that dtype and mean_lo the remainder: exact for x near the mean (Sterbenz), so y keeps float32

@@ -9,15 +9,17 @@
 // A NaN norm gives a NaN scale (as torch.clamp does), an infinite norm a zero scale.
 // The norm is non-finite exactly when some gradient is NaN or infinite (or the sum overflows).
 //
-// Order: the table's chunks (multi_tensor.h) are summed each into its own partial in double, in a fixed order within
-// the chunk; S_t adds tensor t's partials in chunk order; the total combines the S_t in a fixed order. No atomics:
-// the same gradients give the same bits on every run and for any thread count.
+// Order: each chunk of the table (multi_tensor.h) is summed into its own partial in double, in a fixed order within
+// the chunk; S_t combines tensor t's partials and the total combines the S_t, each in a fixed order (the CPU's and
+// CUDA's orders differ, each is fixed). No atomics: the same gradients give the same bits on every run and for any
+// thread count.
 //
 // Device-side results, so an optimizer step needs no device-to-host synchronisation:
 //   state (4,) float64: [norm, scale, non-finite (0 or 1), count of non-finite norms so far (incremented)]
 //   scales (T,) float64: the scale for each tensor (the global one repeated unless per-tensor), read by updates.
 #pragma once
 #include <cmath>
+#include <optional>
 #include "array.h"
 #include "multi_tensor.h"
 
@@ -45,6 +47,11 @@ void grad_norm_cuda(const TensorTableView& table, const GradNormParams& params, 
 void grad_scale_cuda(const TensorTableView& table, const Array& scales);
 void grad_clamp_cuda(const TensorTableView& table, double clip_value);
 #endif
+
+// Checks, for the fused optimizers' bindings, the grad_norm outputs they read: grad_scales (at least
+// scale_offset + n_tensors entries) and nonfinite_state (kStateSize), float64 on the table's device.
+void check_step_inputs(const TensorTableView& view, const std::optional<Array>& grad_scales, int64_t scale_offset,
+                       const std::optional<Array>& nonfinite_state);
 
 // The scalar rules shared by both devices.
 

@@ -135,9 +135,10 @@ def test_backward_matches_reference(shape, dtype, device, training):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_backward_only_weight_and_bias(device):
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (16, 4, 32, 32)], ids=["4x3x5x5", "16x4x32x32"])
+def test_backward_only_weight_and_bias(shape, device):
     """Input that needs no gradient (a first layer): dweight and dbias alone."""
-    x, w, b, _, _ = _inputs((4, 3, 5, 5), seed=7)
+    x, w, b, _, _ = _inputs(shape, seed=7)
     dy = _rng(8).standard_normal(x.shape)
     ws, bs = _t(w, "float64", device, requires_grad=True), _t(b, "float64", device, requires_grad=True)
     F.batch_norm(_t(x, "float64", device), None, None, ws, bs).backward(_t(dy, "float64", device))

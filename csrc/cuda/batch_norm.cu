@@ -29,7 +29,8 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kUnroll = 4;                    // packs each thread loads before it uses them
-constexpr int64_t kMinPacksPerBlock = 2048;   // 8 packs per thread: below this a block costs more than it does
+constexpr int64_t kMinPacksPerBlock = 2048;   // 8 packs per thread: fewer, and partials cost more than they save
+constexpr int64_t kMinPacksPerElementwiseBlock = 512;  // without a reduction, more blocks cost nothing extra
 constexpr int64_t kTargetBlocks = 1024;       // about one wave of 256-thread blocks on a 132-SM H100
 constexpr int64_t kMaxPartials = kThreads;    // a block combines its channel's partials one per thread
 
@@ -60,8 +61,9 @@ ChannelLayout layout_for(const BatchNormParams& p, int vec) {
   return l;
 }
 
-uint32_t partials_for(const ChannelLayout& l, int64_t channels) {
-  const int64_t by_size = ((int64_t)l.packs + kMinPacksPerBlock - 1) / kMinPacksPerBlock;
+// Ranges per channel: enough blocks to fill the device, each with at least min_packs packs.
+uint32_t partials_for(const ChannelLayout& l, int64_t channels, int64_t min_packs = kMinPacksPerBlock) {
+  const int64_t by_size = ((int64_t)l.packs + min_packs - 1) / min_packs;
   const int64_t by_grid = std::max<int64_t>(1, kTargetBlocks / std::max<int64_t>(channels, 1));
   return (uint32_t)std::max<int64_t>(1, std::min({by_size, by_grid, kMaxPartials}));
 }
@@ -393,7 +395,7 @@ void batch_norm_forward_eval_cuda(const Array& x, const Array& running_mean, con
       ForwardArgs<T> a{x.data_as<T>(), y.data_as<T>(), data_or_null<T>(weight), data_or_null<T>(bias),
                        running_mean.data_as<T>(), running_var.data_as<T>(), nullptr, nullptr, nullptr, 0,
                        layout_for(p, VEC), p.spatial, (double)p.per_channel(), p.eps, 0.0};
-      const dim3 grid((unsigned)p.channels, partials_for(a.layout, p.channels));
+      const dim3 grid((unsigned)p.channels, partials_for(a.layout, p.channels, kMinPacksPerElementwiseBlock));
       batch_norm_forward_eval_kernel<T, VEC><<<grid, kThreads, 0, stream>>>(a);
       GRADCORE_CHECK_LAUNCH("batch_norm_forward_eval_kernel");
     });
@@ -436,7 +438,8 @@ void backward_cuda(const Array& dy, const Array& x, const Array* weight, const A
                         layout_for(p, VEC),
                         (double)p.per_channel(),
                         p.eps};
-      const uint32_t P = partials_for(a.layout, p.channels);
+      const uint32_t P = partials_for(a.layout, p.channels,
+                                      a.need_sums ? kMinPacksPerBlock : kMinPacksPerElementwiseBlock);
       Array partials;
       if (a.need_sums && P > 1) {
         partials = Array::empty({p.channels * P * 2}, DType::float64, x.device());  // every slot written

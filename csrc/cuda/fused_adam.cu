@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(kMultiTensorThreads)
 #pragma unroll
     for (int k = 0; k < P; ++k) {
       T unused = T(0);
-      adam_element(pp.v[k], gg.v[k], mm.v[k], vv.v[k], kAmsgrad ? vx.v[k] : unused, s);
+      adam_element<T, kAmsgrad>(pp.v[k], gg.v[k], mm.v[k], vv.v[k], kAmsgrad ? vx.v[k] : unused, s);
     }
     store_pack(p + i, pp);
     store_pack(m + i, mm);
@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(kMultiTensorThreads)
   }
   for (int64_t i = r.packed_end + threadIdx.x; i < r.end; i += kMultiTensorThreads) {
     T unused = T(0);
-    adam_element(p[i], g[i], m[i], v[i], kAmsgrad ? v_max[i] : unused, s);
+    adam_element<T, kAmsgrad>(p[i], g[i], m[i], v[i], kAmsgrad ? v_max[i] : unused, s);
   }
   if (e.step) finish_chunk_and_advance_step(table, e, ch.tensor, step);
 }

@@ -34,14 +34,14 @@ __global__ void __launch_bounds__(kMultiTensorThreads)
 #pragma unroll
     for (int k = 0; k < P; ++k) {
       T unused = T(0);
-      sgd_element(pp.v[k], gg.v[k], kMomentum ? bb.v[k] : unused, s);
+      sgd_element<T, kMomentum>(pp.v[k], gg.v[k], kMomentum ? bb.v[k] : unused, s);
     }
     store_pack(p + i, pp);
-    if (kMomentum && s.use_momentum) store_pack(b + i, bb);
+    if (kMomentum) store_pack(b + i, bb);
   }
   for (int64_t i = r.packed_end + threadIdx.x; i < r.end; i += kMultiTensorThreads) {
     T unused = T(0);
-    sgd_element(p[i], g[i], kMomentum ? b[i] : unused, s);
+    sgd_element<T, kMomentum>(p[i], g[i], kMomentum ? b[i] : unused, s);
   }
   if (e.step) finish_chunk_and_advance_step(table, e, ch.tensor, step);
 }

@@ -1,7 +1,8 @@
-// CUDA gradient norm and clipping over a multi-tensor table; see grad_norm.h for the maths and the order.
+// CUDA gradient norm and clipping over a multi-tensor table; see grad_norm.h for the maths.
 // Pass 1 (grad_norm_partials_kernel): one block per chunk; each thread accumulates its packs in double in a fixed
 // order, then a fixed shared-memory tree gives the chunk's partial. Pass 2 (grad_norm_finalize_kernel, one block):
-// per tensor, its partials in chunk order; then the tensors combined by a fixed strided loop and tree. No atomics.
+// per tensor, a warp combines its partials (fixed lane assignment and butterfly); then the tensors are combined by a
+// fixed strided loop and tree. No atomics: bitwise reproducible. (The CPU's order differs; each is fixed.)
 #include "cuda/multi_tensor.cuh"
 #include "grad_norm.h"
 
@@ -11,7 +12,7 @@ namespace {
 
 using namespace grad_norm_math;
 
-constexpr int kFinalizeThreads = 512;
+constexpr int kFinalizeThreads = 1024;
 
 template <int kThreads>
 __device__ double block_combine(double value, bool inf_norm, double* shared) {
@@ -47,20 +48,32 @@ __global__ void __launch_bounds__(kMultiTensorThreads)
   if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
+// One block. Phase 1: warp w takes tensors w, w + warps, ...; lane l adds the tensor's chunks l, l + 32, ... and a
+// fixed butterfly combines the lanes: S_t, stored after the chunk partials. Phase 2: the threads combine the S_t
+// (strided, then a fixed tree) into the total. The order depends only on the table, never on timing.
 template <typename T>
 __global__ void __launch_bounds__(kFinalizeThreads)
-    grad_norm_finalize_kernel(TensorTableView table, GradNormParams params, bool inf_norm, const double* partial,
+    grad_norm_finalize_kernel(TensorTableView table, GradNormParams params, bool inf_norm, double* partial,
                               T* norm_out, double* state, double* scales) {
   __shared__ double shared[kFinalizeThreads];
+  constexpr int kWarps = kFinalizeThreads / 32;
   const double p = params.norm_type;
-  double acc = 0.0;
-  for (int64_t t = threadIdx.x; t < table.n_tensors; t += kFinalizeThreads) {
+  double* tensor_sums = partial + table.n_chunks;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int64_t t = warp; t < table.n_tensors; t += kWarps) {
     const TensorEntry& e = table.tensors[t];
     double s = 0.0;
-    for (int64_t c = e.first_chunk; c < e.first_chunk + e.chunks; ++c) s = combine(s, partial[c], inf_norm);
-    if (params.clip && params.per_tensor) scales[t] = clip_scale(root(s, p, inf_norm), params.max_norm);
-    acc = combine(acc, s, inf_norm);
+    for (int64_t c = lane; c < e.chunks; c += 32) s = combine(s, partial[e.first_chunk + c], inf_norm);
+    for (int offset = 16; offset > 0; offset /= 2) s = combine(s, __shfl_xor_sync(0xffffffffu, s, offset), inf_norm);
+    if (lane == 0) {
+      tensor_sums[t] = s;
+      if (params.clip && params.per_tensor) scales[t] = clip_scale(root(s, p, inf_norm), params.max_norm);
+    }
   }
+  __syncthreads();  // the tensor sums, written to global memory by lane 0 of each warp, are visible to the block
+  double acc = 0.0;
+  for (int64_t t = threadIdx.x; t < table.n_tensors; t += kFinalizeThreads)
+    acc = combine(acc, tensor_sums[t], inf_norm);
   const double total = block_combine<kFinalizeThreads>(acc, inf_norm, shared);
   const double total_norm = root(total, p, inf_norm);
   const double total_scale = params.clip ? clip_scale(total_norm, params.max_norm) : 1.0;
@@ -122,8 +135,8 @@ void grad_norm_cuda(const TensorTableView& table, const GradNormParams& params, 
                     Array& scales) {
   cudaStream_t s = table_stream(table);
   const bool inf_norm = isinf(params.norm_type);
-  // Fully written by pass 1 (one partial per chunk); at least one element so the pointer is valid.
-  Array partial = Array::empty({table.n_chunks > 0 ? table.n_chunks : 1}, DType::float64, norm.device());
+  // One partial per chunk (written by pass 1), then one sum per tensor (written by pass 2 before it is read).
+  Array partial = Array::empty({table.n_chunks + table.n_tensors + 1}, DType::float64, norm.device());
   dispatch_float(table.dtype, [&](auto zero) {
     using T = decltype(zero);
     if (table.n_chunks > 0) {
