@@ -24,6 +24,7 @@
 #include <cstring>
 #include <memory>
 #include <utility>
+#include <vector>
 
 namespace gradcore {
 
@@ -167,60 +168,67 @@ struct RowWindow {
   }
 };
 
-// dst[j * step] = x_row[iw0 + (ow + j) * sw] for ow + j in the window, else 0; j in [0, n). x_row null: all zero.
+// For each kernel tap t = (kh, kw) and output pixel q = (oh, ow): the offset ih * W + iw of the input pixel the tap
+// reads, or -1 where that pixel is padding. Built once per call; im2col is then a gather through this table, with
+// no per-row bookkeeping (which dominates for small images).
+class TapTable {
+ public:
+  explicit TapTable(const Conv2dParams& p) : pixels_(p.out_pixels()) {
+    offsets_.resize((size_t)(p.kernel_h * p.kernel_w * pixels_));
+    int32_t* o = offsets_.data();
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw)
+        for (int64_t oh = 0; oh < p.out_h; ++oh)
+          for (int64_t ow = 0; ow < p.out_w; ++ow) {
+            const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+            const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+            *o++ = (ih >= 0 && ih < p.in_h && iw >= 0 && iw < p.in_w) ? (int32_t)(ih * p.in_w + iw) : -1;
+          }
+  }
+  const int32_t* tap(int64_t t) const { return offsets_.data() + t * pixels_; }
+
+ private:
+  int64_t pixels_;
+  std::vector<int32_t> offsets_;
+};
+
+// dst[j * step] = plane[offset[j]] (0 where offset is -1), j in [0, n).
 template <typename T>
-inline void gather_run(const T* x_row, const RowWindow& win, int64_t sw, int64_t ow, int64_t n, T* dst, int64_t step) {
-  if (!x_row) {
-    for (int64_t j = 0; j < n; ++j) dst[j * step] = T(0);
-    return;
+inline void gather_taps(const T* plane, const int32_t* offset, int64_t n, T* dst, int64_t step) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int32_t o = offset[j];
+    dst[j * step] = o >= 0 ? plane[o] : T(0);
   }
-  const int64_t lo = std::clamp(win.ow_lo - ow, (int64_t)0, n), hi = std::clamp(win.ow_hi - ow, lo, n);
-  for (int64_t j = 0; j < lo; ++j) dst[j * step] = T(0);
-  const int64_t base = win.iw0 + ow * sw;  // x column of j = 0 (may be negative; only j in [lo, hi) is read)
-  if (step == 1 && sw == 1) {
-    for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j];
-  } else {
-    for (int64_t j = lo; j < hi; ++j) dst[j * step] = x_row[base + j * sw];
-  }
-  for (int64_t j = hi; j < n; ++j) dst[j * step] = T(0);
 }
 
-// im2col of one image and group into columns [c0, c0 + P) of a packed B with `depth` = K rows:
+// im2col of one image and group into columns [c0, c0 + P) of a packed B with K reduction rows:
 // B[(ci, kh, kw), c0 + (oh, ow)] = x[ci, ih, iw] (0 outside the image). x_group: (C_in/G, H, W).
 template <typename T>
-void im2col_packed_b(const T* x_group, const Conv2dParams& p, int64_t c0, int64_t cols_pad, T* packed) {
-  const int64_t K = p.gemm_k(), Wo = p.out_w, H = p.in_h, W = p.in_w;
+void im2col_packed_b(const T* x_group, const Conv2dParams& p, const TapTable& taps, int64_t c0, int64_t cols_pad,
+                     T* packed) {
+  const int64_t K = p.gemm_k(), taps_per_channel = p.kernel_h * p.kernel_w, P = p.out_pixels();
   for (int64_t k = 0; k < K; ++k) {
-    const int64_t ci = k / (p.kernel_h * p.kernel_w), kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
-    const RowWindow win(p, kw);
-    const T* plane = x_group + ci * H * W;
-    for (int64_t oh = 0; oh < p.out_h; ++oh) {
-      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
-      const T* x_row = (ih >= 0 && ih < H) ? plane + ih * W : nullptr;
-      packed_b_row_runs(packed, k, c0 + oh * Wo, Wo, cols_pad, K, [&](T* dst, int64_t first, int64_t run) {
-        gather_run(x_row, win, p.stride_w, first, run, dst, 1);
-      });
-    }
+    const T* plane = x_group + (k / taps_per_channel) * p.in_pixels();
+    const int32_t* offset = taps.tap(k % taps_per_channel);
+    packed_b_row_runs(packed, k, c0, P, cols_pad, K, [&](T* dst, int64_t first, int64_t run) {
+      gather_taps(plane, offset + first, run, dst, (int64_t)1);
+    });
   }
 }
 
 // im2col of one image and group into reduction steps [q0, q0 + P) of a packed A with K rows (rows_pad) and
 // `depth` steps in all: A[(ci, kh, kw), q0 + (oh, ow)] = x[ci, ih, iw].
 template <typename T>
-void im2col_packed_a(const T* x_group, const Conv2dParams& p, int64_t q0, int64_t rows_pad, int64_t depth, T* packed) {
-  const int64_t K = p.gemm_k(), Wo = p.out_w, H = p.in_h, W = p.in_w;
+void im2col_packed_a(const T* x_group, const Conv2dParams& p, const TapTable& taps, int64_t q0, int64_t rows_pad,
+                     int64_t depth, T* packed) {
+  const int64_t K = p.gemm_k(), taps_per_channel = p.kernel_h * p.kernel_w, P = p.out_pixels();
   for (int64_t k = 0; k < K; ++k) {
-    const int64_t ci = k / (p.kernel_h * p.kernel_w), kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
-    const RowWindow win(p, kw);
-    const T* plane = x_group + ci * H * W;
-    for (int64_t oh = 0; oh < p.out_h; ++oh) {
-      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
-      const T* x_row = (ih >= 0 && ih < H) ? plane + ih * W : nullptr;
-      for (int64_t ow = 0; ow < Wo;) {  // runs that stay inside one kKc block are written with stride kMr
-        const int64_t q = q0 + oh * Wo + ow, run = std::min(Wo - ow, kKc - q % kKc);
-        gather_run(x_row, win, p.stride_w, ow, run, packed + packed_a_offset(k, q, rows_pad, depth), (int64_t)kMr);
-        ow += run;
-      }
+    const T* plane = x_group + (k / taps_per_channel) * p.in_pixels();
+    const int32_t* offset = taps.tap(k % taps_per_channel);
+    for (int64_t j = 0; j < P;) {  // runs that stay inside one kKc block are written with stride kMr
+      const int64_t q = q0 + j, run = std::min(P - j, kKc - q % kKc);
+      gather_taps(plane, offset + j, run, packed + packed_a_offset(k, q, rows_pad, depth), (int64_t)kMr);
+      j += run;
     }
   }
 }
@@ -450,6 +458,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   const int64_t a_size = round_up(M, kMr) * K;
   AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
   for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
+  const TapTable taps(p);
   const int64_t per_gemm = images_per_gemm(P, N, G), blocks = (N + per_gemm - 1) / per_gemm;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
   for (int64_t t = 0; t < blocks * G; ++t) {
@@ -457,7 +466,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
     const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
     T* packed = scratch_packed_b.get<T>(K * cols_pad);
     for (int64_t i = 0; i < count; ++i)
-      im2col_packed_b(px + ((n0 + i) * Cin + g * p.in_per_group()) * HW, p, i * P, cols_pad, packed);
+      im2col_packed_b(px + ((n0 + i) * Cin + g * p.in_per_group()) * HW, p, taps, i * P, cols_pad, packed);
     zero_packed_b_tail(packed, cols, cols_pad, K);
     const T* group_bias = pb ? pb + g * M : nullptr;
     if (count == 1) {
@@ -553,6 +562,7 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
   const int64_t depth_max = per_block * P;
   AlignedBuffer<T> packed_a(G * k_pad * depth_max), packed_b(G * m_pad * depth_max), dwt(G * K * M);
   const int64_t panels = k_pad / kMr, strips = m_pad / nr;
+  const TapTable taps(p);
   for (int64_t n0 = 0; n0 < N; n0 += per_block) {
     const int64_t count = std::min(per_block, N - n0), depth = count * P;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && count * G > 1)
@@ -560,7 +570,7 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
       const int64_t i = t / G, g = t % G, n = n0 + i;
       T* a = packed_a.ptr + g * k_pad * depth_max;
       T* b = packed_b.ptr + g * m_pad * depth_max;
-      im2col_packed_a(px + (n * Cin + g * Cg) * HW, p, i * P, k_pad, depth, a);
+      im2col_packed_a(px + (n * Cin + g * Cg) * HW, p, taps, i * P, k_pad, depth, a);
       rows_packed_b_transposed(pg + (n * Cout + g * M) * P, P, M, P, i * P, m_pad, depth, b);
       if (i == 0) {
         zero_packed_a_tail(a, K, k_pad, depth);
