@@ -100,12 +100,6 @@ template <typename T> struct AlignedBuffer {  // heap block shared by the thread
 
 template <typename T> constexpr int64_t nr_of() { return Simd<T>::nr; }
 
-// Offset of element (r, d) of a packed A with rows_pad rows (a multiple of kMr) and `depth` reduction steps.
-inline int64_t packed_a_offset(int64_t r, int64_t d, int64_t rows_pad, int64_t depth) {
-  const int64_t blk = d / kKc * kKc, kc = std::min(kKc, depth - blk);
-  return blk * rows_pad + (r / kMr) * (kc * kMr) + (d - blk) * kMr + r % kMr;
-}
-
 // A (M x K), element (m, k) at src[m * rs + k * cs], packed whole.
 template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t M, int64_t K, T* dst) {
   const int64_t m_pad = round_up(M, kMr);
@@ -149,17 +143,11 @@ template <typename T> void zero_packed_b_tail(T* packed, int64_t cols, int64_t c
     });
 }
 
-// Zeroes rows [rows, rows_pad) of every reduction step of a packed A.
-template <typename T> void zero_packed_a_tail(T* packed, int64_t rows, int64_t rows_pad, int64_t depth) {
-  if (rows == rows_pad) return;
-  for (int64_t d = 0; d < depth; ++d)
-    for (int64_t r = rows; r < rows_pad; ++r) packed[packed_a_offset(r, d, rows_pad, depth)] = T(0);
-}
-
 // The columns of one output row oh that read inside the image through kernel column kw: ow in [ow_lo, ow_hi),
 // reading x column iw0 + ow * sw.
 struct RowWindow {
-  int64_t iw0, ow_lo, ow_hi;
+  int64_t iw0 = 0, ow_lo = 0, ow_hi = 0;
+  RowWindow() = default;
   RowWindow(const Conv2dParams& p, int64_t kw) {
     const int64_t sw = p.stride_w, Wo = p.out_w;
     iw0 = kw * p.dilation_w - p.pad_left;
@@ -216,23 +204,6 @@ void im2col_packed_b(const T* x_group, const Conv2dParams& p, const TapTable& ta
   }
 }
 
-// im2col of one image and group into reduction steps [q0, q0 + P) of a packed A with K rows (rows_pad) and
-// `depth` steps in all: A[(ci, kh, kw), q0 + (oh, ow)] = x[ci, ih, iw].
-template <typename T>
-void im2col_packed_a(const T* x_group, const Conv2dParams& p, const TapTable& taps, int64_t q0, int64_t rows_pad,
-                     int64_t depth, T* packed) {
-  const int64_t K = p.gemm_k(), taps_per_channel = p.kernel_h * p.kernel_w, P = p.out_pixels();
-  for (int64_t k = 0; k < K; ++k) {
-    const T* plane = x_group + (k / taps_per_channel) * p.in_pixels();
-    const int32_t* offset = taps.tap(k % taps_per_channel);
-    for (int64_t j = 0; j < P;) {  // runs that stay inside one kKc block are written with stride kMr
-      const int64_t q = q0 + j, run = std::min(P - j, kKc - q % kKc);
-      gather_taps(plane, offset + j, run, packed + packed_a_offset(k, q, rows_pad, depth), (int64_t)kMr);
-      j += run;
-    }
-  }
-}
-
 // src (rows x n, row stride rs) into reduction rows [0, rows) and columns [c0, c0 + n) of a packed B.
 template <typename T>
 void rows_packed_b(const T* src, int64_t rs, int64_t rows, int64_t n, int64_t c0, int64_t cols_pad, T* packed) {
@@ -241,23 +212,6 @@ void rows_packed_b(const T* src, int64_t rs, int64_t rows, int64_t n, int64_t c0
     packed_b_row_runs(packed, d, c0, n, cols_pad, rows, [&](T* dst, int64_t first, int64_t run) {
       for (int64_t j = 0; j < run; ++j) dst[j] = s[first + j];
     });
-  }
-}
-
-// src^T into a packed B: src (cols x n, row stride rs) gives B[q0 + j, c] = src[c * rs + j], for `depth` rows.
-template <typename T>
-void rows_packed_b_transposed(const T* src, int64_t rs, int64_t cols, int64_t n, int64_t q0, int64_t cols_pad,
-                              int64_t depth, T* packed) {
-  constexpr int64_t nr = nr_of<T>();
-  for (int64_t c = 0; c < cols; ++c) {
-    const T* s = src + c * rs;
-    for (int64_t j = 0; j < n;) {
-      const int64_t q = q0 + j, blk = q / kKc * kKc, kc = std::min(kKc, depth - blk);
-      const int64_t run = std::min(n - j, blk + kKc - q);
-      T* dst = packed + blk * cols_pad + (c / nr) * (kc * nr) + (q - blk) * nr + c % nr;
-      for (int64_t t = 0; t < run; ++t) dst[t * nr] = s[j + t];
-      j += run;
-    }
   }
 }
 
@@ -357,19 +311,33 @@ template <typename T> void col2im_add(const T* dcol, int64_t ld, const Conv2dPar
   }
 }
 
-// Images per GEMM for forward and backward_input: enough columns (n * P) to fill strips when images are small,
-// while keeping at least 8 tasks. From the shapes only.
-int64_t images_per_gemm(int64_t P, int64_t N, int64_t G) {
-  int64_t n = std::clamp<int64_t>((160 + P - 1) / std::max<int64_t>(P, 1), 1, std::max<int64_t>(N, 1));
-  while (n > 1 && (N + n - 1) / n * G < 8) --n;
-  return n;
+// Images per GEMM for forward and backward_input: the count (at most ~512 columns, keeping at least 8 tasks) whose
+// n * P columns waste the least of their last strip. From the shapes only.
+int64_t images_per_gemm(int64_t P, int64_t N, int64_t G, int64_t nr) {
+  int64_t limit = std::clamp<int64_t>(512 / std::max<int64_t>(P, 1), 1, std::max<int64_t>(N, 1));
+  while (limit > 1 && (N + limit - 1) / limit * G < 8) --limit;
+  int64_t best = 1;
+  double best_waste = 1.0;
+  for (int64_t n = 1; n <= limit; ++n) {
+    const double waste = 1.0 - (double)(n * P) / (double)round_up(n * P, nr);
+    if (waste < best_waste - 0.02) best = n, best_waste = waste;
+  }
+  return best;
 }
 
 bool is_depthwise(const Conv2dParams& p) { return p.in_per_group() == 1 && p.out_per_group() == 1; }
 
 // ---- depthwise: direct loops over one (image, channel) plane ------------------------------------------------------
+// windows[kw]: the RowWindow of each kernel column, computed once per call.
+std::vector<RowWindow> row_windows(const Conv2dParams& p) {
+  std::vector<RowWindow> windows;
+  for (int64_t kw = 0; kw < p.kernel_w; ++kw) windows.emplace_back(p, kw);
+  return windows;
+}
+
 // y_plane[oh, ow] = bias + sum_{kh, kw} w[kh, kw] x_plane[ih, iw]
-template <typename T> void depthwise_forward_plane(const T* x, const T* w, T bias, const Conv2dParams& p, T* y) {
+template <typename T>
+void depthwise_forward_plane(const T* x, const T* w, T bias, const Conv2dParams& p, const RowWindow* windows, T* y) {
   const int64_t Wo = p.out_w;
   for (int64_t oh = 0; oh < p.out_h; ++oh) {
     T* yr = y + oh * Wo;
@@ -379,7 +347,7 @@ template <typename T> void depthwise_forward_plane(const T* x, const T* w, T bia
       if (ih < 0 || ih >= p.in_h) continue;
       const T* xr = x + ih * p.in_w;
       for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-        const RowWindow win(p, kw);
+        const RowWindow& win = windows[kw];
         const T wv = w[kh * p.kernel_w + kw];
         if (p.stride_w == 1) {
           for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) yr[ow] += wv * xr[win.iw0 + ow];
@@ -392,7 +360,9 @@ template <typename T> void depthwise_forward_plane(const T* x, const T* w, T bia
 }
 
 // gx_plane[ih, iw] = bias + sum over (oh, ow, kh, kw) reading (ih, iw) of w[kh, kw] gy[oh, ow]
-template <typename T> void depthwise_backward_input_plane(const T* gy, const T* w, T bias, const Conv2dParams& p, T* gx) {
+template <typename T>
+void depthwise_backward_input_plane(const T* gy, const T* w, T bias, const Conv2dParams& p, const RowWindow* windows,
+                                    T* gx) {
   std::fill(gx, gx + p.in_pixels(), bias);
   const int64_t Wo = p.out_w;
   for (int64_t oh = 0; oh < p.out_h; ++oh) {
@@ -402,7 +372,7 @@ template <typename T> void depthwise_backward_input_plane(const T* gy, const T* 
       if (ih < 0 || ih >= p.in_h) continue;
       T* xr = gx + ih * p.in_w;
       for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-        const RowWindow win(p, kw);
+        const RowWindow& win = windows[kw];
         const T wv = w[kh * p.kernel_w + kw];
         if (p.stride_w == 1) {
           for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) xr[win.iw0 + ow] += wv * gr[ow];
@@ -414,26 +384,29 @@ template <typename T> void depthwise_backward_input_plane(const T* gy, const T* 
   }
 }
 
-// gw[kh, kw] += sum_{oh, ow} gy[oh, ow] x[ih, iw]
-template <typename T> void depthwise_backward_weight_plane(const T* x, const T* gy, const Conv2dParams& p, T* gw) {
+// gw[kh, kw] += sum_{oh, ow} gy[oh, ow] x[ih, iw], in a fixed order: vector lanes accumulate across the whole plane
+// (stride 1), then the lanes and the scalar remainder are added.
+template <typename T>
+void depthwise_backward_weight_plane(const T* x, const T* gy, const Conv2dParams& p, const RowWindow* windows, T* gw) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
   const int64_t Wo = p.out_w;
   for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
     for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-      const RowWindow win(p, kw);
+      const RowWindow& win = windows[kw];
+      V vacc = V{};
       T acc = T(0);
       for (int64_t oh = 0; oh < p.out_h; ++oh) {
         const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
         if (ih < 0 || ih >= p.in_h) continue;
         const T* xr = x + ih * p.in_w;
         const T* gr = gy + oh * Wo;
-        T row = T(0);
-        if (p.stride_w == 1) {
-          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row += gr[ow] * xr[win.iw0 + ow];
-        } else {
-          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row += gr[ow] * xr[win.iw0 + ow * p.stride_w];
-        }
-        acc += row;
+        int64_t ow = win.ow_lo;
+        if (p.stride_w == 1)
+          for (; ow + L <= win.ow_hi; ow += L) vacc += load_vec(gr + ow) * load_vec(xr + win.iw0 + ow);
+        for (; ow < win.ow_hi; ++ow) acc += gr[ow] * xr[win.iw0 + ow * p.stride_w];
       }
+      for (int l = 0; l < L; ++l) acc += vacc[l];
       gw[kh * p.kernel_w + kw] += acc;
     }
   }
@@ -448,10 +421,11 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   T* py = y.data_as<T>();
   const bool parallel = N * Cout * P * K >= (1 << 16);
   if (is_depthwise(p)) {
+    const std::vector<RowWindow> windows = row_windows(p);
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t t = 0; t < N * Cout; ++t) {
       const int64_t c = t % Cout;
-      depthwise_forward_plane(px + t * HW, pw + c * K, pb ? pb[c] : T(0), p, py + t * P);
+      depthwise_forward_plane(px + t * HW, pw + c * K, pb ? pb[c] : T(0), p, windows.data(), py + t * P);
     }
     return;
   }
@@ -459,7 +433,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
   for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
   const TapTable taps(p);
-  const int64_t per_gemm = images_per_gemm(P, N, G), blocks = (N + per_gemm - 1) / per_gemm;
+  const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
   for (int64_t t = 0; t < blocks * G; ++t) {
     const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
@@ -491,10 +465,11 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   T* px = gx.data_as<T>();
   const bool parallel = N * Cout * P * K >= (1 << 16);
   if (is_depthwise(p)) {
+    const std::vector<RowWindow> windows = row_windows(p);
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t t = 0; t < N * Cin; ++t) {
       const int64_t c = t % Cin;
-      depthwise_backward_input_plane(pg + t * P, pw + c * K, pb ? pb[c] : T(0), p, px + t * HW);
+      depthwise_backward_input_plane(pg + t * P, pw + c * K, pb ? pb[c] : T(0), p, windows.data(), px + t * HW);
     }
     return;
   }
@@ -502,7 +477,7 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   const int64_t a_size = round_up(K, kMr) * M;
   AlignedBuffer<T> packed_wt(G * a_size);
   for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, (int64_t)1, K, K, M, packed_wt.ptr + g * a_size);
-  const int64_t per_gemm = images_per_gemm(P, N, G), blocks = (N + per_gemm - 1) / per_gemm;
+  const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
   for (int64_t t = 0; t < blocks * G; ++t) {
     const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
@@ -548,40 +523,65 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
   if (N == 0) return;
   const bool parallel = N * Cout * P * K >= (1 << 16);
   if (is_depthwise(p)) {  // one thread per channel, images in order
+    const std::vector<RowWindow> windows = row_windows(p);
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t c = 0; c < Cout; ++c)
       for (int64_t n = 0; n < N; ++n)
-        depthwise_backward_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, pw + c * K);
+        depthwise_backward_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, windows.data(),
+                                        pw + c * K);
     return;
   }
-  // dW_g^T (K x M) = col_g (K x n*P, packed A) * gy_g^T (n*P x M, packed B), accumulated over blocks of images.
+  // dW_g^T (K x M) = col_g (K x N*P) * gy_g^T (N*P x M), over the flattened (image, pixel) reduction in chunks of
+  // kKc steps. Per chunk: gy^T is packed once (threads split its rows), then each thread packs the im2col rows of its
+  // row panels into an L1-sized buffer and runs them against every strip. Every dW element belongs to one panel,
+  // summed chunk after chunk, so the order is fixed by the shapes.
   constexpr int64_t nr = nr_of<T>();
-  const int64_t k_pad = round_up(K, kMr), m_pad = round_up(M, nr);
-  const int64_t per_image = (k_pad + m_pad) * P * G * (int64_t)sizeof(T);
-  const int64_t per_block = std::clamp<int64_t>((16 << 20) / std::max<int64_t>(per_image, 1), 1, N);
-  const int64_t depth_max = per_block * P;
-  AlignedBuffer<T> packed_a(G * k_pad * depth_max), packed_b(G * m_pad * depth_max), dwt(G * K * M);
-  const int64_t panels = k_pad / kMr, strips = m_pad / nr;
+  const int64_t k_pad = round_up(K, kMr), m_pad = round_up(M, nr), panels = k_pad / kMr, Q = N * P;
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
   const TapTable taps(p);
-  for (int64_t n0 = 0; n0 < N; n0 += per_block) {
-    const int64_t count = std::min(per_block, N - n0), depth = count * P;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && count * G > 1)
-    for (int64_t t = 0; t < count * G; ++t) {
-      const int64_t i = t / G, g = t % G, n = n0 + i;
-      T* a = packed_a.ptr + g * k_pad * depth_max;
-      T* b = packed_b.ptr + g * m_pad * depth_max;
-      im2col_packed_a(px + (n * Cin + g * Cg) * HW, p, taps, i * P, k_pad, depth, a);
-      rows_packed_b_transposed(pg + (n * Cout + g * M) * P, P, M, P, i * P, m_pad, depth, b);
-      if (i == 0) {
-        zero_packed_a_tail(a, K, k_pad, depth);
-        zero_packed_b_tail(b, M, m_pad, depth);
+  AlignedBuffer<T> packed_gy(G * m_pad * kKc), dwt(G * K * M);
+#pragma omp parallel if (parallel)
+  {
+    T* a_panel = scratch_packed_b.get<T>(kMr * kKc);
+    for (int64_t q0 = 0; q0 < Q; q0 += kKc) {
+      const int64_t kc = std::min(kKc, Q - q0);
+      // gy^T chunk: B[q, m] = gy[n, g*M + m, pixel] for q0 + q = n * P + pixel; columns M..m_pad are zero.
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < G * m_pad; ++t) {
+        const int64_t g = t / m_pad, m = t % m_pad;
+        T* dst = packed_gy.ptr + g * m_pad * kKc + (m / nr) * (kc * nr) + m % nr;
+        if (m >= M) {
+          for (int64_t q = 0; q < kc; ++q) dst[q * nr] = T(0);
+          continue;
+        }
+        for (int64_t q = 0; q < kc;) {
+          const int64_t n = (q0 + q) / P, pixel = (q0 + q) % P, run = std::min(kc - q, P - pixel);
+          const T* src = pg + (n * Cout + g * M + m) * P + pixel;
+          for (int64_t j = 0; j < run; ++j) dst[(q + j) * nr] = src[j];
+          q += run;
+        }
       }
-    }
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && G * panels * strips > 1)
-    for (int64_t t = 0; t < G * panels * strips; ++t) {
-      const int64_t g = t / (panels * strips), i = t / strips % panels, j = t % strips;
-      gemm_packed(K, M, depth, packed_a.ptr + g * k_pad * depth_max, packed_b.ptr + g * m_pad * depth_max,
-                  dwt.ptr + g * K * M, M, n0 > 0, (const T*)nullptr, i * kMr, (i + 1) * kMr, j * nr, (j + 1) * nr);
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < G * panels; ++t) {
+        const int64_t g = t / panels, i0 = t % panels * kMr, rows = std::min<int64_t>(kMr, K - i0);
+        for (int64_t r = 0; r < kMr; ++r) {  // im2col rows i0 .. i0 + 7 of this chunk, k-major ([q][kMr])
+          if (r >= rows) {
+            for (int64_t q = 0; q < kc; ++q) a_panel[q * kMr + r] = T(0);
+            continue;
+          }
+          const int64_t k = i0 + r, ci = k / taps_per_channel;
+          const int32_t* offset = taps.tap(k % taps_per_channel);
+          for (int64_t q = 0; q < kc;) {
+            const int64_t n = (q0 + q) / P, pixel = (q0 + q) % P, run = std::min(kc - q, P - pixel);
+            gather_taps(px + (n * Cin + g * Cg + ci) * HW, offset + pixel, run, a_panel + q * kMr + r, (int64_t)kMr);
+            q += run;
+          }
+        }
+        const T* gy_chunk = packed_gy.ptr + g * m_pad * kKc;
+        for (int64_t j0 = 0; j0 < M; j0 += nr)
+          micro_kernel_rows<T, kMr>(rows, kc, a_panel, gy_chunk + j0 * kc, dwt.ptr + (g * K + i0) * M + j0, M,
+                                    std::min(nr, M - j0), q0 > 0, (const T*)nullptr);
+      }
     }
   }
   for (int64_t g = 0; g < G; ++g)
