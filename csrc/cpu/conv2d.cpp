@@ -532,55 +532,63 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
     return;
   }
   // dW_g^T (K x M) = col_g (K x N*P) * gy_g^T (N*P x M), over the flattened (image, pixel) reduction in chunks of
-  // kKc steps. Per chunk: gy^T is packed once (threads split its rows), then each thread packs the im2col rows of its
-  // row panels into an L1-sized buffer and runs them against every strip. Every dW element belongs to one panel,
-  // summed chunk after chunk, so the order is fixed by the shapes.
-  constexpr int64_t nr = nr_of<T>();
+  // kChunkBlocks * kKc steps. Per chunk: gy^T is packed once (threads split its rows; one barrier), then each thread
+  // packs the im2col rows of its row panels, kKc steps at a time, into an L1-sized buffer and runs them against every
+  // strip. Every dW element belongs to one panel and is summed block after block, so the order is fixed by the shapes.
+  constexpr int64_t nr = nr_of<T>(), kChunkBlocks = 8;
   const int64_t k_pad = round_up(K, kMr), m_pad = round_up(M, nr), panels = k_pad / kMr, Q = N * P;
-  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, chunk = kChunkBlocks * kKc;
   const TapTable taps(p);
-  AlignedBuffer<T> packed_gy(G * m_pad * kKc), dwt(G * K * M);
+  AlignedBuffer<T> packed_gy(G * m_pad * chunk), dwt(G * K * M);
 #pragma omp parallel if (parallel)
   {
     T* a_panel = scratch_packed_b.get<T>(kMr * kKc);
-    for (int64_t q0 = 0; q0 < Q; q0 += kKc) {
-      const int64_t kc = std::min(kKc, Q - q0);
-      // gy^T chunk: B[q, m] = gy[n, g*M + m, pixel] for q0 + q = n * P + pixel; columns M..m_pad are zero.
+    for (int64_t c0 = 0; c0 < Q; c0 += chunk) {
+      const int64_t depth = std::min(chunk, Q - c0);
+      // gy^T chunk as a packed B (kKc blocks): B[q, m] = gy[n, g*M + m, pixel] for c0 + q = n * P + pixel;
+      // columns M..m_pad are zero.
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < G * m_pad; ++t) {
         const int64_t g = t / m_pad, m = t % m_pad;
-        T* dst = packed_gy.ptr + g * m_pad * kKc + (m / nr) * (kc * nr) + m % nr;
-        if (m >= M) {
-          for (int64_t q = 0; q < kc; ++q) dst[q * nr] = T(0);
-          continue;
-        }
-        for (int64_t q = 0; q < kc;) {
-          const int64_t n = (q0 + q) / P, pixel = (q0 + q) % P, run = std::min(kc - q, P - pixel);
-          const T* src = pg + (n * Cout + g * M + m) * P + pixel;
-          for (int64_t j = 0; j < run; ++j) dst[(q + j) * nr] = src[j];
-          q += run;
+        T* block_base = packed_gy.ptr + g * m_pad * chunk;
+        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
+          const int64_t kc = std::min(kKc, depth - b0);
+          T* dst = block_base + b0 * m_pad + (m / nr) * (kc * nr) + m % nr;
+          if (m >= M) {
+            for (int64_t q = 0; q < kc; ++q) dst[q * nr] = T(0);
+            continue;
+          }
+          for (int64_t q = 0; q < kc;) {
+            const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
+            const T* src = pg + (n * Cout + g * M + m) * P + pixel;
+            for (int64_t j = 0; j < run; ++j) dst[(q + j) * nr] = src[j];
+            q += run;
+          }
         }
       }
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < G * panels; ++t) {
         const int64_t g = t / panels, i0 = t % panels * kMr, rows = std::min<int64_t>(kMr, K - i0);
-        for (int64_t r = 0; r < kMr; ++r) {  // im2col rows i0 .. i0 + 7 of this chunk, k-major ([q][kMr])
-          if (r >= rows) {
-            for (int64_t q = 0; q < kc; ++q) a_panel[q * kMr + r] = T(0);
-            continue;
+        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
+          const int64_t kc = std::min(kKc, depth - b0);
+          for (int64_t r = 0; r < kMr; ++r) {  // im2col rows i0 .. i0 + kMr - 1 of this block, k-major ([q][kMr])
+            if (r >= rows) {
+              for (int64_t q = 0; q < kc; ++q) a_panel[q * kMr + r] = T(0);
+              continue;
+            }
+            const int64_t k = i0 + r, ci = k / taps_per_channel;
+            const int32_t* offset = taps.tap(k % taps_per_channel);
+            for (int64_t q = 0; q < kc;) {
+              const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
+              gather_taps(px + (n * Cin + g * Cg + ci) * HW, offset + pixel, run, a_panel + q * kMr + r, (int64_t)kMr);
+              q += run;
+            }
           }
-          const int64_t k = i0 + r, ci = k / taps_per_channel;
-          const int32_t* offset = taps.tap(k % taps_per_channel);
-          for (int64_t q = 0; q < kc;) {
-            const int64_t n = (q0 + q) / P, pixel = (q0 + q) % P, run = std::min(kc - q, P - pixel);
-            gather_taps(px + (n * Cin + g * Cg + ci) * HW, offset + pixel, run, a_panel + q * kMr + r, (int64_t)kMr);
-            q += run;
-          }
+          const T* gy_block = packed_gy.ptr + g * m_pad * chunk + b0 * m_pad;
+          for (int64_t j0 = 0; j0 < M; j0 += nr)
+            micro_kernel_rows<T, kMr>(rows, kc, a_panel, gy_block + j0 * kc, dwt.ptr + (g * K + i0) * M + j0, M,
+                                      std::min(nr, M - j0), c0 + b0 > 0, (const T*)nullptr);
         }
-        const T* gy_chunk = packed_gy.ptr + g * m_pad * kKc;
-        for (int64_t j0 = 0; j0 < M; j0 += nr)
-          micro_kernel_rows<T, kMr>(rows, kc, a_panel, gy_chunk + j0 * kc, dwt.ptr + (g * K + i0) * M + j0, M,
-                                    std::min(nr, M - j0), q0 > 0, (const T*)nullptr);
       }
     }
   }
