@@ -335,6 +335,57 @@ std::vector<RowWindow> row_windows(const Conv2dParams& p) {
   return windows;
 }
 
+// Stride 1: the plane is copied into a zero-bordered buffer of row length E_w, after which every kernel tap is one
+// long unit-stride AXPY over the flattened rows (z[i] += w_t * padded[i + offset_t]); the E_w - width extra columns
+// per row are computed and dropped. This beats row-by-row loops on small planes.
+//   forward:        padded = x with (pad_top, pad_left) before it;  offset_t = kh d_h E_w + kw d_w
+//   backward_input: padded = gy placed at (R, S) = (d_h (kH - 1), d_w (kW - 1));
+//                   offset_t = (pad_top + R - kh d_h) E_w + (pad_left + S - kw d_w)
+template <typename T>
+void depthwise_stride1_plane(const T* src, int64_t src_h, int64_t src_w, int64_t top, int64_t left, int64_t rows,
+                             int64_t cols, int64_t ext_h, int64_t ext_w, const int64_t* offsets, const T* w, int64_t taps,
+                             T bias, T* out) {
+  T* padded = scratch_col.get<T>(ext_h * ext_w);
+  std::fill(padded, padded + ext_h * ext_w, T(0));
+  for (int64_t r = 0; r < src_h; ++r) std::memcpy(padded + (r + top) * ext_w + left, src + r * src_w, sizeof(T) * src_w);
+  const int64_t length = (rows - 1) * ext_w + cols;
+  T* z = scratch_packed_b.get<T>(length);
+  std::fill(z, z + length, bias);
+  for (int64_t t = 0; t < taps; ++t) {
+    const T wt = w[t];
+    const T* in = padded + offsets[t];
+    for (int64_t i = 0; i < length; ++i) z[i] += wt * in[i];
+  }
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * cols, z + r * ext_w, sizeof(T) * cols);
+}
+
+// Stride-1 depthwise weight gradient of one plane: gw[t] += sum_i gy_spread[i] * padded_x[i + offset_t], where
+// gy_spread holds gy with rows of length E_w (zeros in the extra columns). A fixed-order vector dot per tap.
+template <typename T>
+void depthwise_stride1_weight_plane(const T* x, const T* gy, const Conv2dParams& p, int64_t ext_h, int64_t ext_w,
+                                    const int64_t* offsets, T* gw) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  T* padded = scratch_col.get<T>(ext_h * ext_w);
+  std::fill(padded, padded + ext_h * ext_w, T(0));
+  for (int64_t r = 0; r < p.in_h; ++r)
+    std::memcpy(padded + (r + p.pad_top) * ext_w + p.pad_left, x + r * p.in_w, sizeof(T) * p.in_w);
+  const int64_t length = (p.out_h - 1) * ext_w + p.out_w;
+  T* spread = scratch_packed_b.get<T>(length);
+  std::fill(spread, spread + length, T(0));
+  for (int64_t r = 0; r < p.out_h; ++r) std::memcpy(spread + r * ext_w, gy + r * p.out_w, sizeof(T) * p.out_w);
+  for (int64_t t = 0; t < p.kernel_h * p.kernel_w; ++t) {
+    const T* in = padded + offsets[t];
+    V acc = V{};
+    int64_t i = 0;
+    for (; i + L <= length; i += L) acc += load_vec(spread + i) * load_vec(in + i);
+    T sum = T(0);
+    for (int l = 0; l < L; ++l) sum += acc[l];
+    for (; i < length; ++i) sum += spread[i] * in[i];
+    gw[t] += sum;
+  }
+}
+
 // y_plane[oh, ow] = bias + sum_{kh, kw} w[kh, kw] x_plane[ih, iw]
 template <typename T>
 void depthwise_forward_plane(const T* x, const T* w, T bias, const Conv2dParams& p, const RowWindow* windows, T* y) {
@@ -420,6 +471,19 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
   T* py = y.data_as<T>();
   const bool parallel = N * Cout * P * K >= (1 << 16);
+  if (is_depthwise(p) && p.stride_h == 1 && p.stride_w == 1) {
+    const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
+    std::vector<int64_t> offsets;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw) offsets.push_back(kh * p.dilation_h * ext_w + kw * p.dilation_w);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cout; ++t) {
+      const int64_t c = t % Cout;
+      depthwise_stride1_plane(px + t * HW, p.in_h, p.in_w, p.pad_top, p.pad_left, p.out_h, p.out_w, ext_h, ext_w,
+                              offsets.data(), pw + c * K, K, pb ? pb[c] : T(0), py + t * P);
+    }
+    return;
+  }
   if (is_depthwise(p)) {
     const std::vector<RowWindow> windows = row_windows(p);
 #pragma omp parallel for schedule(static) if (parallel)
@@ -464,6 +528,21 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
   T* px = gx.data_as<T>();
   const bool parallel = N * Cout * P * K >= (1 << 16);
+  if (is_depthwise(p) && p.stride_h == 1 && p.stride_w == 1) {
+    const int64_t R = p.dilation_h * (p.kernel_h - 1), S = p.dilation_w * (p.kernel_w - 1);
+    const int64_t ext_h = std::max(p.in_h + p.pad_top, p.out_h) + R, ext_w = std::max(p.in_w + p.pad_left, p.out_w) + S;
+    std::vector<int64_t> offsets;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw)
+        offsets.push_back((p.pad_top + R - kh * p.dilation_h) * ext_w + (p.pad_left + S - kw * p.dilation_w));
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cin; ++t) {
+      const int64_t c = t % Cin;
+      depthwise_stride1_plane(pg + t * P, p.out_h, p.out_w, R, S, p.in_h, p.in_w, ext_h, ext_w, offsets.data(),
+                              pw + c * K, K, pb ? pb[c] : T(0), px + t * HW);
+    }
+    return;
+  }
   if (is_depthwise(p)) {
     const std::vector<RowWindow> windows = row_windows(p);
 #pragma omp parallel for schedule(static) if (parallel)
@@ -522,6 +601,18 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
   std::memset(pw, 0, sizeof(T) * G * M * K);
   if (N == 0) return;
   const bool parallel = N * Cout * P * K >= (1 << 16);
+  if (is_depthwise(p) && p.stride_h == 1 && p.stride_w == 1) {  // one thread per channel, images in order
+    const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
+    std::vector<int64_t> offsets;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw) offsets.push_back(kh * p.dilation_h * ext_w + kw * p.dilation_w);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t c = 0; c < Cout; ++c)
+      for (int64_t n = 0; n < N; ++n)
+        depthwise_stride1_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, ext_h, ext_w,
+                                       offsets.data(), pw + c * K);
+    return;
+  }
   if (is_depthwise(p)) {  // one thread per channel, images in order
     const std::vector<RowWindow> windows = row_windows(p);
 #pragma omp parallel for schedule(static) if (parallel)
