@@ -40,7 +40,8 @@ constexpr int kMr = 6;  // 12 of 16 registers
 constexpr int kVectorBytes = 16;
 constexpr int kMr = 6;
 #endif
-constexpr int64_t kKc = 256;  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+constexpr int64_t kKc = 256;
+constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
 
 template <typename T> struct Simd {
   typedef T vec __attribute__((vector_size(kVectorBytes)));
@@ -189,18 +190,44 @@ inline void gather_taps(const T* plane, const int32_t* offset, int64_t n, T* dst
   }
 }
 
-// im2col of one image and group into columns [c0, c0 + P) of a packed B with K reduction rows:
-// B[(ci, kh, kw), c0 + (oh, ow)] = x[ci, ih, iw] (0 outside the image). x_group: (C_in/G, H, W).
+// Rows [k_begin, k_begin + kc) of the im2col of one image and group, as one kKc block of a packed B, at columns
+// [c0, c0 + P): B[k - k_begin, c0 + (oh, ow)] = x[ci, ih, iw] for k = (ci, kh, kw) (0 outside the image).
+// x_group: (C_in/G, H, W).
+// Wide outputs go row by row (each output row of a tap is a zero run, a strided or contiguous copy, a zero run);
+// narrow ones, where that per-row bookkeeping would dominate, gather through the tap table.
 template <typename T>
-void im2col_packed_b(const T* x_group, const Conv2dParams& p, const TapTable& taps, int64_t c0, int64_t cols_pad,
-                     T* packed) {
-  const int64_t K = p.gemm_k(), taps_per_channel = p.kernel_h * p.kernel_w, P = p.out_pixels();
-  for (int64_t k = 0; k < K; ++k) {
+void im2col_packed_b(const T* x_group, const Conv2dParams& p, const TapTable& taps, const RowWindow* windows,
+                     int64_t k_begin, int64_t kc, int64_t c0, int64_t cols_pad, T* packed) {
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P = p.out_pixels();
+  const int64_t Wo = p.out_w, sw = p.stride_w;
+  for (int64_t k = k_begin; k < k_begin + kc; ++k) {
     const T* plane = x_group + (k / taps_per_channel) * p.in_pixels();
-    const int32_t* offset = taps.tap(k % taps_per_channel);
-    packed_b_row_runs(packed, k, c0, P, cols_pad, K, [&](T* dst, int64_t first, int64_t run) {
-      gather_taps(plane, offset + first, run, dst, (int64_t)1);
-    });
+    if (Wo < kRowRunMinWidth) {
+      const int32_t* offset = taps.tap(k % taps_per_channel);
+      packed_b_row_runs(packed, k - k_begin, c0, P, cols_pad, kc, [&](T* dst, int64_t first, int64_t run) {
+        gather_taps(plane, offset + first, run, dst, (int64_t)1);
+      });
+      continue;
+    }
+    const int64_t kh = k / p.kernel_w % p.kernel_h;
+    const RowWindow& win = windows[k % p.kernel_w];
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      const bool inside = ih >= 0 && ih < p.in_h;
+      const T* x_row = plane + (inside ? ih : 0) * p.in_w;
+      packed_b_row_runs(packed, k - k_begin, c0 + oh * Wo, Wo, cols_pad, kc, [&](T* dst, int64_t ow0, int64_t run) {
+        const int64_t lo = inside ? std::clamp(win.ow_lo - ow0, (int64_t)0, run) : run;
+        const int64_t hi = inside ? std::clamp(win.ow_hi - ow0, lo, run) : run;
+        const int64_t base = win.iw0 + ow0 * sw;  // x column of j = 0; only j in [lo, hi) is read
+        for (int64_t j = 0; j < lo; ++j) dst[j] = T(0);
+        if (sw == 1) {
+          for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j];
+        } else {
+          for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j * sw];
+        }
+        for (int64_t j = hi; j < run; ++j) dst[j] = T(0);
+      });
+    }
   }
 }
 
@@ -497,22 +524,25 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
   for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
   const TapTable taps(p);
+  const std::vector<RowWindow> windows = row_windows(p);
   const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
   for (int64_t t = 0; t < blocks * G; ++t) {
     const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
     const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
-    T* packed = scratch_packed_b.get<T>(K * cols_pad);
-    for (int64_t i = 0; i < count; ++i)
-      im2col_packed_b(px + ((n0 + i) * Cin + g * p.in_per_group()) * HW, p, taps, i * P, cols_pad, packed);
-    zero_packed_b_tail(packed, cols, cols_pad, K);
-    const T* group_bias = pb ? pb + g * M : nullptr;
-    if (count == 1) {
-      gemm_packed(M, cols, K, packed_w.ptr + g * a_size, packed, py + (n0 * Cout + g * M) * P, P, false, group_bias);
-      continue;
+    T* packed = scratch_packed_b.get<T>(std::min(K, kKc) * cols_pad);
+    T* c = count == 1 ? py + (n0 * Cout + g * M) * P : scratch_col.get<T>(M * cols);
+    const int64_t ldc = count == 1 ? P : cols;
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {  // one kKc block of B at a time, so it stays in cache
+      const int64_t kc = std::min(kKc, K - k0);
+      for (int64_t i = 0; i < count; ++i)
+        im2col_packed_b(px + ((n0 + i) * Cin + g * p.in_per_group()) * HW, p, taps, windows.data(), k0, kc, i * P,
+                        cols_pad, packed);
+      zero_packed_b_tail(packed, cols, cols_pad, kc);
+      gemm_packed(M, cols, kc, packed_w.ptr + g * a_size + k0 * round_up(M, kMr), packed, c, ldc, k0 > 0,
+                  k0 == 0 && pb ? pb + g * M : nullptr);
     }
-    T* c = scratch_col.get<T>(M * cols);
-    gemm_packed(M, cols, K, packed_w.ptr + g * a_size, packed, c, cols, false, group_bias);
+    if (count == 1) continue;
     for (int64_t i = 0; i < count; ++i)
       for (int64_t m = 0; m < M; ++m)
         std::memcpy(py + ((n0 + i) * Cout + g * M + m) * P, c + m * cols + i * P, sizeof(T) * P);
@@ -561,15 +591,18 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   for (int64_t t = 0; t < blocks * G; ++t) {
     const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
     const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
-    T* packed = scratch_packed_b.get<T>(M * cols_pad);
-    for (int64_t i = 0; i < count; ++i) rows_packed_b(pg + ((n0 + i) * Cout + g * M) * P, P, M, P, i * P, cols_pad, packed);
-    zero_packed_b_tail(packed, cols, cols_pad, M);
-    if (p.is_pointwise() && count == 1) {  // dcol is gx itself
-      gemm_packed(K, cols, M, packed_wt.ptr + g * a_size, packed, px + (n0 * Cin + g * Cg) * HW, HW, false,
+    T* packed = scratch_packed_b.get<T>(std::min(M, kKc) * cols_pad);
+    const bool direct = p.is_pointwise() && count == 1;  // dcol is gx itself
+    T* dcol = direct ? px + (n0 * Cin + g * Cg) * HW : scratch_col.get<T>(K * cols);
+    for (int64_t m0 = 0; m0 < M; m0 += kKc) {  // one kKc block of B (gy rows) at a time
+      const int64_t mc = std::min(kKc, M - m0);
+      for (int64_t i = 0; i < count; ++i)
+        rows_packed_b(pg + ((n0 + i) * Cout + g * M + m0) * P, P, mc, P, i * P, cols_pad, packed);
+      zero_packed_b_tail(packed, cols, cols_pad, mc);
+      gemm_packed(K, cols, mc, packed_wt.ptr + g * a_size + m0 * round_up(K, kMr), packed, dcol, cols, m0 > 0,
                   (const T*)nullptr);
-    } else {
-      T* dcol = scratch_col.get<T>(K * cols);
-      gemm_packed(K, cols, M, packed_wt.ptr + g * a_size, packed, dcol, cols, false, (const T*)nullptr);
+    }
+    if (!direct) {
       for (int64_t i = 0; i < count; ++i) {
         T* gx_group = px + ((n0 + i) * Cin + g * Cg) * HW;
         if (p.is_pointwise()) {
