@@ -27,6 +27,8 @@ SWEEP = {
     "depthwise_stride2": (2, 3, 7, 7, 3, (3, 3), 2, 1, 1, 3),
     "depthwise_multiplier2": (1, 2, 6, 7, 4, (3, 3), 1, 1, 1, 2),
     "depthwise_dilation2_wide_padding": (1, 3, 6, 7, 3, (3, 2), 1, (3, 1), 2, 3),
+    "short_im2col_one_input_channel": (2, 1, 6, 5, 6, (1, 2), 1, (1, 0), 1, 1),
+    "short_im2col_groups2": (1, 2, 5, 5, 8, (1, 1), 1, 1, 1, 2),
     "depthwise_same_even_kernel": (2, 2, 5, 6, 2, (2, 4), 1, "same", 1, 2),
     "padding_wider_than_kernel": (1, 2, 4, 5, 2, (2, 2), 1, 3, 1, 1),
     "same_stride1_even_kernel": (1, 2, 6, 5, 3, (2, 4), 1, "same", 1, 1),

@@ -625,6 +625,73 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   }
 }
 
+// Weight gradient for a short im2col (K much smaller than C_out/G, e.g. a first layer with one input channel):
+// dW_g (M x K) = sum_n gy_{n,g} (M x P) col_{n,g}^T (P x K), where gy's rows are already contiguous along the pixels,
+// so nothing of gy is packed. im2col goes to plain rows (K x P per image and group); then 4 x 4 blocks of dW are
+// dot products over the pixels, in vector lanes, summed into dW image by image in order.
+template <typename T>
+void backward_weight_dots(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  constexpr int64_t B = 4;  // dW block: B rows of gy against B rows of col
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
+  const TapTable taps(p);
+  const int64_t per_chunk = std::clamp<int64_t>((int64_t)((16u << 20) / sizeof(T)) / std::max<int64_t>(G * K * P, 1),
+                                                1, N);
+  AlignedBuffer<T> col(per_chunk * G * K * P);
+  const int64_t m_blocks = (M + B - 1) / B;
+  for (int64_t n0 = 0; n0 < N; n0 += per_chunk) {
+    const int64_t count = std::min(per_chunk, N - n0);
+#pragma omp parallel for schedule(static) if (parallel && count * G > 1)
+    for (int64_t t = 0; t < count * G; ++t) {
+      const int64_t i = t / G, g = t % G;
+      const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
+      for (int64_t k = 0; k < K; ++k)
+        gather_taps(x_group + (k / taps_per_channel) * HW, taps.tap(k % taps_per_channel), P,
+                    col.ptr + (t * K + k) * P, (int64_t)1);
+    }
+#pragma omp parallel for schedule(static) if (parallel && G * m_blocks > 1)
+    for (int64_t t = 0; t < G * m_blocks; ++t) {
+      const int64_t g = t / m_blocks, m0 = t % m_blocks * B, mb = std::min(B, M - m0);
+      for (int64_t k0 = 0; k0 < K; k0 += B) {
+        const int64_t kb = std::min(B, K - k0);
+        for (int64_t i = 0; i < count; ++i) {
+          const T* a[B];
+          const T* c[B];
+          for (int64_t r = 0; r < B; ++r) {  // rows past the edge repeat the last row; their sums are dropped
+            a[r] = pg + ((n0 + i) * Cout + g * M + m0 + std::min(r, mb - 1)) * P;
+            c[r] = col.ptr + ((i * G + g) * K + k0 + std::min(r, kb - 1)) * P;
+          }
+          V acc[B][B];
+          for (int64_t r = 0; r < B; ++r)
+            for (int64_t s = 0; s < B; ++s) acc[r][s] = V{};
+          int64_t q = 0;
+          for (; q + L <= P; q += L) {
+            V av[B], cv[B];
+            for (int64_t r = 0; r < B; ++r) {
+              av[r] = load_vec(a[r] + q);
+              cv[r] = load_vec(c[r] + q);
+            }
+            for (int64_t r = 0; r < B; ++r)
+              for (int64_t s = 0; s < B; ++s) acc[r][s] += av[r] * cv[s];
+          }
+          for (int64_t r = 0; r < mb; ++r) {
+            for (int64_t s = 0; s < kb; ++s) {
+              T sum = T(0);
+              for (int l = 0; l < L; ++l) sum += acc[r][s][l];
+              for (int64_t tail = q; tail < P; ++tail) sum += a[r][tail] * c[s][tail];
+              T& dw = pw[(g * M + m0 + r) * K + k0 + s];
+              dw = (n0 + i == 0) ? sum : dw + sum;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
@@ -653,6 +720,10 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
       for (int64_t n = 0; n < N; ++n)
         depthwise_backward_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, windows.data(),
                                         pw + c * K);
+    return;
+  }
+  if (2 * K <= M) {
+    backward_weight_dots(px, pg, pw, p, parallel);
     return;
   }
   // dW_g^T (K x M) = col_g (K x N*P) * gy_g^T (N*P x M), over the flattened (image, pixel) reduction in chunks of
