@@ -6,18 +6,22 @@
 // Edges are zero-padded in the packed copies, so the micro-kernel always runs a full kMr x nr tile and only the
 // store looks at the edge. The micro-kernel keeps the tile of C in registers (GCC vector extensions, so
 // gcc -O3 -march=native emits AVX-512/AVX2 FMAs without intrinsics) and streams one A panel and one B strip.
-// im2col never materialises a plain column matrix: it writes runs of image rows directly into the packed layout.
+// im2col never materialises a plain column matrix: it writes into the packed layout, one kKc block at a time so the
+// block stays in cache, copying row runs for wide outputs and gathering through a per-call tap table for narrow ones.
 //
-//   forward          Y (C_out/G x n*P)  = W_g (packed once)  * im2col of n images side by side (packed B)
-//   backward_input   dcol (K x n*P)     = W_g^T (packed once) * gy of n images side by side, then col2im
-//   backward_weight  dW_g^T (K x C_out/G) = im2col (packed A, reduction over n*P) * gy^T (packed B)
+//   forward          Y (C_out/G x n*P)    = W_g (packed once)  * im2col of n images side by side (packed B)
+//   backward_input   dcol (K x n*P)       = W_g^T (packed once) * gy of n images side by side, then col2im
+//   backward_weight  dW_g^T (K x C_out/G) = im2col (packed A panels) * gy^T (packed B), over the flattened
+//                    (image, pixel) reduction in chunks; for a short im2col (2K <= C_out/G) dW_g = gy_g col_g^T
+//                    as register-blocked dot products over gy's own rows instead.
 // Several small images share one GEMM so that its columns fill whole strips; how many depends on the shapes only.
-// Depthwise convolutions (one input and one output channel per group) skip the GEMM for direct loops.
+// Depthwise convolutions (one input and one output channel per group) skip the GEMM: stride 1 runs one long
+// unit-stride loop per kernel tap over a zero-bordered copy of the plane, other strides direct row loops.
 //
 // Threads and determinism: forward and backward_input run one (block of images, group) per task, each writing its
-// own slice of the output. backward_weight walks fixed blocks of images in order; within a block, the packing is
-// split over (image, group) and the GEMM over its output tiles, so every dW element is summed by one thread in an
-// order fixed by the shapes. Results are the same for any thread count.
+// own slice of the output. In backward_weight every dW element belongs to one task (a row panel, a block of rows, or
+// a depthwise channel) that sums its reduction in an order fixed by the shapes. Results are the same for any thread
+// count; tests/test_conv2d.py checks 1, 2 and 3 threads bit for bit.
 #include "conv2d.h"
 #include <algorithm>
 #include <cstdlib>
