@@ -6,6 +6,7 @@ namespace gradcore {
 void bind_array(py::module_& m);
 void bind_elementwise(py::module_& m);
 void bind_conv2d(py::module_& m);
+void bind_batch_norm(py::module_& m);
 }  // namespace gradcore
 
 PYBIND11_MODULE(_core, m) {
@@ -13,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   gradcore::bind_array(m);
   gradcore::bind_elementwise(m);
   gradcore::bind_conv2d(m);
+  gradcore::bind_batch_norm(m);
 }
