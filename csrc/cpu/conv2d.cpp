@@ -697,17 +697,22 @@ void backward_weight_dots(const T* px, const T* pg, T* pw, const Conv2dParams& p
 }
 
 // Weight gradient with dW itself as the GEMM output: dW_g (M x K) = gy_g (M x N*P) * col_g^T (N*P x K), over the
-// flattened (image, pixel) reduction in chunks of kChunkBlocks * kKc steps. Per chunk, gy is packed once as A panels
+// flattened (image, pixel) reduction in chunks of several kKc blocks. Per chunk, gy is packed once as A panels
 // (threads split its rows; one barrier); then each task takes a strip of nr im2col rows, packs it kKc steps at a
 // time into an L1-sized B strip and runs every gy panel against it, so the streamed operand is the narrow A panel.
 // Every dW element belongs to one strip and is summed block after block: the order is fixed by the shapes.
 template <typename T>
 void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
-  constexpr int64_t nr = nr_of<T>(), kChunkBlocks = 8;
+  constexpr int64_t nr = nr_of<T>();
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
   const int64_t m_pad = round_up(M, kMr), strips = (K + nr - 1) / nr, Q = N * P;
-  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, chunk = kChunkBlocks * kKc;
+  // Blocks per chunk: at most ~8 chunks (each costs two barriers, which a busy machine makes expensive), with the
+  // packed gy chunk kept under ~4 MB.
+  const int64_t blocks = (Q + kKc - 1) / kKc;
+  const int64_t memory_blocks = std::max<int64_t>(8, (int64_t)((4u << 20) / sizeof(T)) / (G * m_pad * kKc));
+  const int64_t chunk = std::clamp<int64_t>((blocks + 7) / 8, 8, memory_blocks) * kKc;
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
   const TapTable taps(p);
   AlignedBuffer<T> packed_gy(G * m_pad * chunk);
 #pragma omp parallel if (parallel)
