@@ -194,6 +194,31 @@ inline void gather_taps(const T* plane, const int32_t* offset, int64_t n, T* dst
   }
 }
 
+// dst[j * step] = the input pixel that tap (kh, window) reads for output pixels pixel .. pixel + n - 1 of a plane
+// (0 where that is padding), walking output rows: a zero run, a copy (strided when sw > 1), a zero run per row.
+// For wide outputs this is cheaper than the tap table's per-element offsets.
+template <typename T>
+inline void gather_rows(const T* plane, const Conv2dParams& p, int64_t kh, const RowWindow& win, int64_t pixel,
+                        int64_t n, T* dst, int64_t step) {
+  const int64_t Wo = p.out_w, sw = p.stride_w;
+  for (int64_t done = 0; done < n;) {
+    const int64_t oh = (pixel + done) / Wo, ow0 = (pixel + done) % Wo, run = std::min(Wo - ow0, n - done);
+    const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+    T* d = dst + done * step;
+    if (ih < 0 || ih >= p.in_h) {
+      for (int64_t j = 0; j < run; ++j) d[j * step] = T(0);
+    } else {
+      const T* x_row = plane + ih * p.in_w;
+      const int64_t lo = std::clamp(win.ow_lo - ow0, (int64_t)0, run), hi = std::clamp(win.ow_hi - ow0, lo, run);
+      const int64_t base = win.iw0 + ow0 * sw;  // x column of j = 0; only j in [lo, hi) is read
+      for (int64_t j = 0; j < lo; ++j) d[j * step] = T(0);
+      for (int64_t j = lo; j < hi; ++j) d[j * step] = x_row[base + j * sw];
+      for (int64_t j = hi; j < run; ++j) d[j * step] = T(0);
+    }
+    done += run;
+  }
+}
+
 // Rows [k_begin, k_begin + kc) of the im2col of one image and group, as one kKc block of a packed B, at columns
 // [c0, c0 + P): B[k - k_begin, c0 + (oh, ow)] = x[ci, ih, iw] for k = (ci, kh, kw) (0 outside the image).
 // x_group: (C_in/G, H, W).
@@ -714,6 +739,7 @@ void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams&
   const int64_t chunk = std::clamp<int64_t>((blocks + 7) / 8, 8, memory_blocks) * kKc;
   const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
   const TapTable taps(p);
+  const std::vector<RowWindow> windows = row_windows(p);
   AlignedBuffer<T> packed_gy(G * m_pad * chunk);
 #pragma omp parallel if (parallel)
   {
@@ -751,9 +777,15 @@ void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams&
             }
             const int64_t k = k0 + r, ci = k / taps_per_channel;
             const int32_t* offset = taps.tap(k % taps_per_channel);
+            const int64_t kh = k / p.kernel_w % p.kernel_h;
+            const RowWindow& win = windows[k % p.kernel_w];
             for (int64_t q = 0; q < kc;) {
               const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
-              gather_taps(px + (n * Cin + g * Cg + ci) * HW, offset + pixel, run, b_strip + q * nr + r, nr);
+              const T* plane = px + (n * Cin + g * Cg + ci) * HW;
+              if (p.out_w >= kRowRunMinWidth)
+                gather_rows(plane, p, kh, win, pixel, run, b_strip + q * nr + r, nr);
+              else
+                gather_taps(plane, offset + pixel, run, b_strip + q * nr + r, nr);
               q += run;
             }
           }
