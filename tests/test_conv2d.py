@@ -26,6 +26,10 @@ SWEEP = {
     "groups2": (2, 4, 6, 5, 6, (3, 3), 1, 1, 1, 2),
     "depthwise_stride2": (2, 3, 7, 7, 3, (3, 3), 2, 1, 1, 3),
     "depthwise_multiplier2": (1, 2, 6, 7, 4, (3, 3), 1, 1, 1, 2),
+    "depthwise_dilation2_wide_padding": (1, 3, 6, 7, 3, (3, 2), 1, (3, 1), 2, 3),
+    "short_im2col_one_input_channel": (2, 1, 6, 5, 6, (1, 2), 1, (1, 0), 1, 1),
+    "short_im2col_groups2": (1, 2, 5, 5, 8, (1, 1), 1, 1, 1, 2),
+    "depthwise_same_even_kernel": (2, 2, 5, 6, 2, (2, 4), 1, "same", 1, 2),
     "padding_wider_than_kernel": (1, 2, 4, 5, 2, (2, 2), 1, 3, 1, 1),
     "same_stride1_even_kernel": (1, 2, 6, 5, 3, (2, 4), 1, "same", 1, 1),
     "same_stride2_odd_size": (2, 2, 7, 6, 3, (3, 3), 2, "same", 1, 1),
@@ -43,6 +47,9 @@ LARGE = {
     "batch17_two_images_per_gemm": (17, 8, 5, 6, 12, (3, 3), 1, 1, 1, 1),
     "batch17_pointwise_groups2": (17, 8, 4, 5, 6, (1, 1), 1, 0, 1, 2),
     "weight_grad_in_two_image_blocks": (3, 64, 56, 56, 16, (3, 3), 1, 1, 1, 1),
+    "wide_rows_stride2": (2, 3, 37, 40, 8, (3, 3), 2, (1, 2), 1, 1),
+    "c_out300_two_blocks_of_gy_rows": (2, 8, 6, 5, 300, (3, 3), 1, 1, 1, 1),
+    "wide_rows_dilation2_wide_padding": (2, 4, 20, 24, 6, (3, 3), 1, 3, 2, 1),
 }
 
 

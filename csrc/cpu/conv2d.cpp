@@ -6,24 +6,29 @@
 // Edges are zero-padded in the packed copies, so the micro-kernel always runs a full kMr x nr tile and only the
 // store looks at the edge. The micro-kernel keeps the tile of C in registers (GCC vector extensions, so
 // gcc -O3 -march=native emits AVX-512/AVX2 FMAs without intrinsics) and streams one A panel and one B strip.
-// im2col never materialises a plain column matrix: it writes runs of image rows directly into the packed layout.
+// im2col never materialises a plain column matrix: it writes into the packed layout, one kKc block at a time so the
+// block stays in cache, copying row runs for wide outputs and gathering through a per-call tap table for narrow ones.
 //
-//   forward          Y (C_out/G x n*P)  = W_g (packed once)  * im2col of n images side by side (packed B)
-//   backward_input   dcol (K x n*P)     = W_g^T (packed once) * gy of n images side by side, then col2im
-//   backward_weight  dW_g^T (K x C_out/G) = im2col (packed A, reduction over n*P) * gy^T (packed B)
+//   forward          Y (C_out/G x n*P)    = W_g (packed once)  * im2col of n images side by side (packed B)
+//   backward_input   dcol (K x n*P)       = W_g^T (packed once) * gy of n images side by side, then col2im
+//   backward_weight  dW_g (C_out/G x K) = gy (packed A panels) * im2col^T (packed B strips), over the flattened
+//                    (image, pixel) reduction in chunks; for a short im2col (2K <= C_out/G) the same product as
+//                    register-blocked dot products over gy's own rows instead.
 // Several small images share one GEMM so that its columns fill whole strips; how many depends on the shapes only.
-// Depthwise convolutions (one input and one output channel per group) skip the GEMM for direct loops.
+// Depthwise convolutions (one input and one output channel per group) skip the GEMM: stride 1 runs one long
+// unit-stride loop per kernel tap over a zero-bordered copy of the plane, other strides direct row loops.
 //
 // Threads and determinism: forward and backward_input run one (block of images, group) per task, each writing its
-// own slice of the output. backward_weight walks fixed blocks of images in order; within a block, the packing is
-// split over (image, group) and the GEMM over its output tiles, so every dW element is summed by one thread in an
-// order fixed by the shapes. Results are the same for any thread count.
+// own slice of the output. In backward_weight every dW element belongs to one task (a strip of im2col rows, a block
+// of gy rows, or a depthwise channel) that sums its reduction in an order fixed by the shapes. Results are the same for any thread
+// count; tests/test_conv2d.py checks 1, 2 and 3 threads bit for bit.
 #include "conv2d.h"
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <utility>
+#include <vector>
 
 namespace gradcore {
 
@@ -39,7 +44,8 @@ constexpr int kMr = 6;  // 12 of 16 registers
 constexpr int kVectorBytes = 16;
 constexpr int kMr = 6;
 #endif
-constexpr int64_t kKc = 256;  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+constexpr int64_t kKc = 256;
+constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
 
 template <typename T> struct Simd {
   typedef T vec __attribute__((vector_size(kVectorBytes)));
@@ -99,12 +105,6 @@ template <typename T> struct AlignedBuffer {  // heap block shared by the thread
 
 template <typename T> constexpr int64_t nr_of() { return Simd<T>::nr; }
 
-// Offset of element (r, d) of a packed A with rows_pad rows (a multiple of kMr) and `depth` reduction steps.
-inline int64_t packed_a_offset(int64_t r, int64_t d, int64_t rows_pad, int64_t depth) {
-  const int64_t blk = d / kKc * kKc, kc = std::min(kKc, depth - blk);
-  return blk * rows_pad + (r / kMr) * (kc * kMr) + (d - blk) * kMr + r % kMr;
-}
-
 // A (M x K), element (m, k) at src[m * rs + k * cs], packed whole.
 template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t M, int64_t K, T* dst) {
   const int64_t m_pad = round_up(M, kMr);
@@ -148,17 +148,11 @@ template <typename T> void zero_packed_b_tail(T* packed, int64_t cols, int64_t c
     });
 }
 
-// Zeroes rows [rows, rows_pad) of every reduction step of a packed A.
-template <typename T> void zero_packed_a_tail(T* packed, int64_t rows, int64_t rows_pad, int64_t depth) {
-  if (rows == rows_pad) return;
-  for (int64_t d = 0; d < depth; ++d)
-    for (int64_t r = rows; r < rows_pad; ++r) packed[packed_a_offset(r, d, rows_pad, depth)] = T(0);
-}
-
 // The columns of one output row oh that read inside the image through kernel column kw: ow in [ow_lo, ow_hi),
 // reading x column iw0 + ow * sw.
 struct RowWindow {
-  int64_t iw0, ow_lo, ow_hi;
+  int64_t iw0 = 0, ow_lo = 0, ow_hi = 0;
+  RowWindow() = default;
   RowWindow(const Conv2dParams& p, int64_t kw) {
     const int64_t sw = p.stride_w, Wo = p.out_w;
     iw0 = kw * p.dilation_w - p.pad_left;
@@ -167,60 +161,101 @@ struct RowWindow {
   }
 };
 
-// dst[j * step] = x_row[iw0 + (ow + j) * sw] for ow + j in the window, else 0; j in [0, n). x_row null: all zero.
+// For each kernel tap t = (kh, kw) and output pixel q = (oh, ow): the offset ih * W + iw of the input pixel the tap
+// reads, or -1 where that pixel is padding. Built once per call; im2col is then a gather through this table, with
+// no per-row bookkeeping (which dominates for small images).
+class TapTable {
+ public:
+  explicit TapTable(const Conv2dParams& p) : pixels_(p.out_pixels()) {
+    offsets_.resize((size_t)(p.kernel_h * p.kernel_w * pixels_));
+    int32_t* o = offsets_.data();
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw)
+        for (int64_t oh = 0; oh < p.out_h; ++oh)
+          for (int64_t ow = 0; ow < p.out_w; ++ow) {
+            const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+            const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+            *o++ = (ih >= 0 && ih < p.in_h && iw >= 0 && iw < p.in_w) ? (int32_t)(ih * p.in_w + iw) : -1;
+          }
+  }
+  const int32_t* tap(int64_t t) const { return offsets_.data() + t * pixels_; }
+
+ private:
+  int64_t pixels_;
+  std::vector<int32_t> offsets_;
+};
+
+// dst[j * step] = plane[offset[j]] (0 where offset is -1), j in [0, n).
 template <typename T>
-inline void gather_run(const T* x_row, const RowWindow& win, int64_t sw, int64_t ow, int64_t n, T* dst, int64_t step) {
-  if (!x_row) {
-    for (int64_t j = 0; j < n; ++j) dst[j * step] = T(0);
-    return;
+inline void gather_taps(const T* plane, const int32_t* offset, int64_t n, T* dst, int64_t step) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int32_t o = offset[j];
+    dst[j * step] = o >= 0 ? plane[o] : T(0);
   }
-  const int64_t lo = std::clamp(win.ow_lo - ow, (int64_t)0, n), hi = std::clamp(win.ow_hi - ow, lo, n);
-  for (int64_t j = 0; j < lo; ++j) dst[j * step] = T(0);
-  const int64_t base = win.iw0 + ow * sw;  // x column of j = 0 (may be negative; only j in [lo, hi) is read)
-  if (step == 1 && sw == 1) {
-    for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j];
-  } else {
-    for (int64_t j = lo; j < hi; ++j) dst[j * step] = x_row[base + j * sw];
-  }
-  for (int64_t j = hi; j < n; ++j) dst[j * step] = T(0);
 }
 
-// im2col of one image and group into columns [c0, c0 + P) of a packed B with `depth` = K rows:
-// B[(ci, kh, kw), c0 + (oh, ow)] = x[ci, ih, iw] (0 outside the image). x_group: (C_in/G, H, W).
+// dst[j * step] = the input pixel that tap (kh, window) reads for output pixels pixel .. pixel + n - 1 of a plane
+// (0 where that is padding), walking output rows: a zero run, a copy (strided when sw > 1), a zero run per row.
+// For wide outputs this is cheaper than the tap table's per-element offsets.
 template <typename T>
-void im2col_packed_b(const T* x_group, const Conv2dParams& p, int64_t c0, int64_t cols_pad, T* packed) {
-  const int64_t K = p.gemm_k(), Wo = p.out_w, H = p.in_h, W = p.in_w;
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t ci = k / (p.kernel_h * p.kernel_w), kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
-    const RowWindow win(p, kw);
-    const T* plane = x_group + ci * H * W;
-    for (int64_t oh = 0; oh < p.out_h; ++oh) {
-      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
-      const T* x_row = (ih >= 0 && ih < H) ? plane + ih * W : nullptr;
-      packed_b_row_runs(packed, k, c0 + oh * Wo, Wo, cols_pad, K, [&](T* dst, int64_t first, int64_t run) {
-        gather_run(x_row, win, p.stride_w, first, run, dst, 1);
-      });
+inline void gather_rows(const T* plane, const Conv2dParams& p, int64_t kh, const RowWindow& win, int64_t pixel,
+                        int64_t n, T* dst, int64_t step) {
+  const int64_t Wo = p.out_w, sw = p.stride_w;
+  for (int64_t done = 0; done < n;) {
+    const int64_t oh = (pixel + done) / Wo, ow0 = (pixel + done) % Wo, run = std::min(Wo - ow0, n - done);
+    const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+    T* d = dst + done * step;
+    if (ih < 0 || ih >= p.in_h) {
+      for (int64_t j = 0; j < run; ++j) d[j * step] = T(0);
+    } else {
+      const T* x_row = plane + ih * p.in_w;
+      const int64_t lo = std::clamp(win.ow_lo - ow0, (int64_t)0, run), hi = std::clamp(win.ow_hi - ow0, lo, run);
+      const int64_t base = win.iw0 + ow0 * sw;  // x column of j = 0; only j in [lo, hi) is read
+      for (int64_t j = 0; j < lo; ++j) d[j * step] = T(0);
+      for (int64_t j = lo; j < hi; ++j) d[j * step] = x_row[base + j * sw];
+      for (int64_t j = hi; j < run; ++j) d[j * step] = T(0);
     }
+    done += run;
   }
 }
 
-// im2col of one image and group into reduction steps [q0, q0 + P) of a packed A with K rows (rows_pad) and
-// `depth` steps in all: A[(ci, kh, kw), q0 + (oh, ow)] = x[ci, ih, iw].
+// Rows [k_begin, k_begin + kc) of the im2col of one image and group, as one kKc block of a packed B, at columns
+// [c0, c0 + P): B[k - k_begin, c0 + (oh, ow)] = x[ci, ih, iw] for k = (ci, kh, kw) (0 outside the image).
+// x_group: (C_in/G, H, W).
+// Wide outputs go row by row (each output row of a tap is a zero run, a strided or contiguous copy, a zero run);
+// narrow ones, where that per-row bookkeeping would dominate, gather through the tap table.
 template <typename T>
-void im2col_packed_a(const T* x_group, const Conv2dParams& p, int64_t q0, int64_t rows_pad, int64_t depth, T* packed) {
-  const int64_t K = p.gemm_k(), Wo = p.out_w, H = p.in_h, W = p.in_w;
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t ci = k / (p.kernel_h * p.kernel_w), kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
-    const RowWindow win(p, kw);
-    const T* plane = x_group + ci * H * W;
+void im2col_packed_b(const T* x_group, const Conv2dParams& p, const TapTable& taps, const RowWindow* windows,
+                     int64_t k_begin, int64_t kc, int64_t c0, int64_t cols_pad, T* packed) {
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P = p.out_pixels();
+  const int64_t Wo = p.out_w, sw = p.stride_w;
+  for (int64_t k = k_begin; k < k_begin + kc; ++k) {
+    const T* plane = x_group + (k / taps_per_channel) * p.in_pixels();
+    if (Wo < kRowRunMinWidth) {
+      const int32_t* offset = taps.tap(k % taps_per_channel);
+      packed_b_row_runs(packed, k - k_begin, c0, P, cols_pad, kc, [&](T* dst, int64_t first, int64_t run) {
+        gather_taps(plane, offset + first, run, dst, (int64_t)1);
+      });
+      continue;
+    }
+    const int64_t kh = k / p.kernel_w % p.kernel_h;
+    const RowWindow& win = windows[k % p.kernel_w];
     for (int64_t oh = 0; oh < p.out_h; ++oh) {
       const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
-      const T* x_row = (ih >= 0 && ih < H) ? plane + ih * W : nullptr;
-      for (int64_t ow = 0; ow < Wo;) {  // runs that stay inside one kKc block are written with stride kMr
-        const int64_t q = q0 + oh * Wo + ow, run = std::min(Wo - ow, kKc - q % kKc);
-        gather_run(x_row, win, p.stride_w, ow, run, packed + packed_a_offset(k, q, rows_pad, depth), (int64_t)kMr);
-        ow += run;
-      }
+      const bool inside = ih >= 0 && ih < p.in_h;
+      const T* x_row = plane + (inside ? ih : 0) * p.in_w;
+      packed_b_row_runs(packed, k - k_begin, c0 + oh * Wo, Wo, cols_pad, kc, [&](T* dst, int64_t ow0, int64_t run) {
+        const int64_t lo = inside ? std::clamp(win.ow_lo - ow0, (int64_t)0, run) : run;
+        const int64_t hi = inside ? std::clamp(win.ow_hi - ow0, lo, run) : run;
+        const int64_t base = win.iw0 + ow0 * sw;  // x column of j = 0; only j in [lo, hi) is read
+        for (int64_t j = 0; j < lo; ++j) dst[j] = T(0);
+        if (sw == 1) {
+          for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j];
+        } else {
+          for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j * sw];
+        }
+        for (int64_t j = hi; j < run; ++j) dst[j] = T(0);
+      });
     }
   }
 }
@@ -233,23 +268,6 @@ void rows_packed_b(const T* src, int64_t rs, int64_t rows, int64_t n, int64_t c0
     packed_b_row_runs(packed, d, c0, n, cols_pad, rows, [&](T* dst, int64_t first, int64_t run) {
       for (int64_t j = 0; j < run; ++j) dst[j] = s[first + j];
     });
-  }
-}
-
-// src^T into a packed B: src (cols x n, row stride rs) gives B[q0 + j, c] = src[c * rs + j], for `depth` rows.
-template <typename T>
-void rows_packed_b_transposed(const T* src, int64_t rs, int64_t cols, int64_t n, int64_t q0, int64_t cols_pad,
-                              int64_t depth, T* packed) {
-  constexpr int64_t nr = nr_of<T>();
-  for (int64_t c = 0; c < cols; ++c) {
-    const T* s = src + c * rs;
-    for (int64_t j = 0; j < n;) {
-      const int64_t q = q0 + j, blk = q / kKc * kKc, kc = std::min(kKc, depth - blk);
-      const int64_t run = std::min(n - j, blk + kKc - q);
-      T* dst = packed + blk * cols_pad + (c / nr) * (kc * nr) + (q - blk) * nr + c % nr;
-      for (int64_t t = 0; t < run; ++t) dst[t * nr] = s[j + t];
-      j += run;
-    }
   }
 }
 
@@ -349,19 +367,84 @@ template <typename T> void col2im_add(const T* dcol, int64_t ld, const Conv2dPar
   }
 }
 
-// Images per GEMM for forward and backward_input: enough columns (n * P) to fill strips when images are small,
-// while keeping at least 8 tasks. From the shapes only.
-int64_t images_per_gemm(int64_t P, int64_t N, int64_t G) {
-  int64_t n = std::clamp<int64_t>((160 + P - 1) / std::max<int64_t>(P, 1), 1, std::max<int64_t>(N, 1));
-  while (n > 1 && (N + n - 1) / n * G < 8) --n;
-  return n;
+// Images per GEMM for forward and backward_input: the count (at most ~512 columns, keeping at least 8 tasks) whose
+// n * P columns waste the least of their last strip. From the shapes only.
+int64_t images_per_gemm(int64_t P, int64_t N, int64_t G, int64_t nr) {
+  int64_t limit = std::clamp<int64_t>(512 / std::max<int64_t>(P, 1), 1, std::max<int64_t>(N, 1));
+  while (limit > 1 && (N + limit - 1) / limit * G < 8) --limit;
+  int64_t best = 1;
+  double best_waste = 1.0;
+  for (int64_t n = 1; n <= limit; ++n) {
+    const double waste = 1.0 - (double)(n * P) / (double)round_up(n * P, nr);
+    if (waste < best_waste - 0.02) best = n, best_waste = waste;
+  }
+  return best;
 }
 
 bool is_depthwise(const Conv2dParams& p) { return p.in_per_group() == 1 && p.out_per_group() == 1; }
 
 // ---- depthwise: direct loops over one (image, channel) plane ------------------------------------------------------
+// windows[kw]: the RowWindow of each kernel column, computed once per call.
+std::vector<RowWindow> row_windows(const Conv2dParams& p) {
+  std::vector<RowWindow> windows;
+  for (int64_t kw = 0; kw < p.kernel_w; ++kw) windows.emplace_back(p, kw);
+  return windows;
+}
+
+// Stride 1: the plane is copied into a zero-bordered buffer of row length E_w, after which every kernel tap is one
+// long unit-stride AXPY over the flattened rows (z[i] += w_t * padded[i + offset_t]); the E_w - width extra columns
+// per row are computed and dropped. This beats row-by-row loops on small planes.
+//   forward:        padded = x with (pad_top, pad_left) before it;  offset_t = kh d_h E_w + kw d_w
+//   backward_input: padded = gy placed at (R, S) = (d_h (kH - 1), d_w (kW - 1));
+//                   offset_t = (pad_top + R - kh d_h) E_w + (pad_left + S - kw d_w)
+template <typename T>
+void depthwise_stride1_plane(const T* src, int64_t src_h, int64_t src_w, int64_t top, int64_t left, int64_t rows,
+                             int64_t cols, int64_t ext_h, int64_t ext_w, const int64_t* offsets, const T* w, int64_t taps,
+                             T bias, T* out) {
+  T* padded = scratch_col.get<T>(ext_h * ext_w);
+  std::fill(padded, padded + ext_h * ext_w, T(0));
+  for (int64_t r = 0; r < src_h; ++r) std::memcpy(padded + (r + top) * ext_w + left, src + r * src_w, sizeof(T) * src_w);
+  const int64_t length = (rows - 1) * ext_w + cols;
+  T* z = scratch_packed_b.get<T>(length);
+  std::fill(z, z + length, bias);
+  for (int64_t t = 0; t < taps; ++t) {
+    const T wt = w[t];
+    const T* in = padded + offsets[t];
+    for (int64_t i = 0; i < length; ++i) z[i] += wt * in[i];
+  }
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * cols, z + r * ext_w, sizeof(T) * cols);
+}
+
+// Stride-1 depthwise weight gradient of one plane: gw[t] += sum_i gy_spread[i] * padded_x[i + offset_t], where
+// gy_spread holds gy with rows of length E_w (zeros in the extra columns). A fixed-order vector dot per tap.
+template <typename T>
+void depthwise_stride1_weight_plane(const T* x, const T* gy, const Conv2dParams& p, int64_t ext_h, int64_t ext_w,
+                                    const int64_t* offsets, T* gw) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  T* padded = scratch_col.get<T>(ext_h * ext_w);
+  std::fill(padded, padded + ext_h * ext_w, T(0));
+  for (int64_t r = 0; r < p.in_h; ++r)
+    std::memcpy(padded + (r + p.pad_top) * ext_w + p.pad_left, x + r * p.in_w, sizeof(T) * p.in_w);
+  const int64_t length = (p.out_h - 1) * ext_w + p.out_w;
+  T* spread = scratch_packed_b.get<T>(length);
+  std::fill(spread, spread + length, T(0));
+  for (int64_t r = 0; r < p.out_h; ++r) std::memcpy(spread + r * ext_w, gy + r * p.out_w, sizeof(T) * p.out_w);
+  for (int64_t t = 0; t < p.kernel_h * p.kernel_w; ++t) {
+    const T* in = padded + offsets[t];
+    V acc = V{};
+    int64_t i = 0;
+    for (; i + L <= length; i += L) acc += load_vec(spread + i) * load_vec(in + i);
+    T sum = T(0);
+    for (int l = 0; l < L; ++l) sum += acc[l];
+    for (; i < length; ++i) sum += spread[i] * in[i];
+    gw[t] += sum;
+  }
+}
+
 // y_plane[oh, ow] = bias + sum_{kh, kw} w[kh, kw] x_plane[ih, iw]
-template <typename T> void depthwise_forward_plane(const T* x, const T* w, T bias, const Conv2dParams& p, T* y) {
+template <typename T>
+void depthwise_forward_plane(const T* x, const T* w, T bias, const Conv2dParams& p, const RowWindow* windows, T* y) {
   const int64_t Wo = p.out_w;
   for (int64_t oh = 0; oh < p.out_h; ++oh) {
     T* yr = y + oh * Wo;
@@ -371,7 +454,7 @@ template <typename T> void depthwise_forward_plane(const T* x, const T* w, T bia
       if (ih < 0 || ih >= p.in_h) continue;
       const T* xr = x + ih * p.in_w;
       for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-        const RowWindow win(p, kw);
+        const RowWindow& win = windows[kw];
         const T wv = w[kh * p.kernel_w + kw];
         if (p.stride_w == 1) {
           for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) yr[ow] += wv * xr[win.iw0 + ow];
@@ -384,7 +467,9 @@ template <typename T> void depthwise_forward_plane(const T* x, const T* w, T bia
 }
 
 // gx_plane[ih, iw] = bias + sum over (oh, ow, kh, kw) reading (ih, iw) of w[kh, kw] gy[oh, ow]
-template <typename T> void depthwise_backward_input_plane(const T* gy, const T* w, T bias, const Conv2dParams& p, T* gx) {
+template <typename T>
+void depthwise_backward_input_plane(const T* gy, const T* w, T bias, const Conv2dParams& p, const RowWindow* windows,
+                                    T* gx) {
   std::fill(gx, gx + p.in_pixels(), bias);
   const int64_t Wo = p.out_w;
   for (int64_t oh = 0; oh < p.out_h; ++oh) {
@@ -394,7 +479,7 @@ template <typename T> void depthwise_backward_input_plane(const T* gy, const T* 
       if (ih < 0 || ih >= p.in_h) continue;
       T* xr = gx + ih * p.in_w;
       for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-        const RowWindow win(p, kw);
+        const RowWindow& win = windows[kw];
         const T wv = w[kh * p.kernel_w + kw];
         if (p.stride_w == 1) {
           for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) xr[win.iw0 + ow] += wv * gr[ow];
@@ -406,26 +491,29 @@ template <typename T> void depthwise_backward_input_plane(const T* gy, const T* 
   }
 }
 
-// gw[kh, kw] += sum_{oh, ow} gy[oh, ow] x[ih, iw]
-template <typename T> void depthwise_backward_weight_plane(const T* x, const T* gy, const Conv2dParams& p, T* gw) {
+// gw[kh, kw] += sum_{oh, ow} gy[oh, ow] x[ih, iw], in a fixed order: vector lanes accumulate across the whole plane
+// (stride 1), then the lanes and the scalar remainder are added.
+template <typename T>
+void depthwise_backward_weight_plane(const T* x, const T* gy, const Conv2dParams& p, const RowWindow* windows, T* gw) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
   const int64_t Wo = p.out_w;
   for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
     for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-      const RowWindow win(p, kw);
+      const RowWindow& win = windows[kw];
+      V vacc = V{};
       T acc = T(0);
       for (int64_t oh = 0; oh < p.out_h; ++oh) {
         const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
         if (ih < 0 || ih >= p.in_h) continue;
         const T* xr = x + ih * p.in_w;
         const T* gr = gy + oh * Wo;
-        T row = T(0);
-        if (p.stride_w == 1) {
-          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row += gr[ow] * xr[win.iw0 + ow];
-        } else {
-          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row += gr[ow] * xr[win.iw0 + ow * p.stride_w];
-        }
-        acc += row;
+        int64_t ow = win.ow_lo;
+        if (p.stride_w == 1)
+          for (; ow + L <= win.ow_hi; ow += L) vacc += load_vec(gr + ow) * load_vec(xr + win.iw0 + ow);
+        for (; ow < win.ow_hi; ++ow) acc += gr[ow] * xr[win.iw0 + ow * p.stride_w];
       }
+      for (int l = 0; l < L; ++l) acc += vacc[l];
       gw[kh * p.kernel_w + kw] += acc;
     }
   }
@@ -439,33 +527,51 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
   T* py = y.data_as<T>();
   const bool parallel = N * Cout * P * K >= (1 << 16);
-  if (is_depthwise(p)) {
+  if (is_depthwise(p) && p.stride_h == 1 && p.stride_w == 1) {
+    const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
+    std::vector<int64_t> offsets;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw) offsets.push_back(kh * p.dilation_h * ext_w + kw * p.dilation_w);
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t t = 0; t < N * Cout; ++t) {
       const int64_t c = t % Cout;
-      depthwise_forward_plane(px + t * HW, pw + c * K, pb ? pb[c] : T(0), p, py + t * P);
+      depthwise_stride1_plane(px + t * HW, p.in_h, p.in_w, p.pad_top, p.pad_left, p.out_h, p.out_w, ext_h, ext_w,
+                              offsets.data(), pw + c * K, K, pb ? pb[c] : T(0), py + t * P);
+    }
+    return;
+  }
+  if (is_depthwise(p)) {
+    const std::vector<RowWindow> windows = row_windows(p);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cout; ++t) {
+      const int64_t c = t % Cout;
+      depthwise_forward_plane(px + t * HW, pw + c * K, pb ? pb[c] : T(0), p, windows.data(), py + t * P);
     }
     return;
   }
   const int64_t a_size = round_up(M, kMr) * K;
   AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
   for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
-  const int64_t per_gemm = images_per_gemm(P, N, G), blocks = (N + per_gemm - 1) / per_gemm;
+  const TapTable taps(p);
+  const std::vector<RowWindow> windows = row_windows(p);
+  const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
   for (int64_t t = 0; t < blocks * G; ++t) {
     const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
     const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
-    T* packed = scratch_packed_b.get<T>(K * cols_pad);
-    for (int64_t i = 0; i < count; ++i)
-      im2col_packed_b(px + ((n0 + i) * Cin + g * p.in_per_group()) * HW, p, i * P, cols_pad, packed);
-    zero_packed_b_tail(packed, cols, cols_pad, K);
-    const T* group_bias = pb ? pb + g * M : nullptr;
-    if (count == 1) {
-      gemm_packed(M, cols, K, packed_w.ptr + g * a_size, packed, py + (n0 * Cout + g * M) * P, P, false, group_bias);
-      continue;
+    T* packed = scratch_packed_b.get<T>(std::min(K, kKc) * cols_pad);
+    T* c = count == 1 ? py + (n0 * Cout + g * M) * P : scratch_col.get<T>(M * cols);
+    const int64_t ldc = count == 1 ? P : cols;
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {  // one kKc block of B at a time, so it stays in cache
+      const int64_t kc = std::min(kKc, K - k0);
+      for (int64_t i = 0; i < count; ++i)
+        im2col_packed_b(px + ((n0 + i) * Cin + g * p.in_per_group()) * HW, p, taps, windows.data(), k0, kc, i * P,
+                        cols_pad, packed);
+      zero_packed_b_tail(packed, cols, cols_pad, kc);
+      gemm_packed(M, cols, kc, packed_w.ptr + g * a_size + k0 * round_up(M, kMr), packed, c, ldc, k0 > 0,
+                  k0 == 0 && pb ? pb + g * M : nullptr);
     }
-    T* c = scratch_col.get<T>(M * cols);
-    gemm_packed(M, cols, K, packed_w.ptr + g * a_size, packed, c, cols, false, group_bias);
+    if (count == 1) continue;
     for (int64_t i = 0; i < count; ++i)
       for (int64_t m = 0; m < M; ++m)
         std::memcpy(py + ((n0 + i) * Cout + g * M + m) * P, c + m * cols + i * P, sizeof(T) * P);
@@ -481,11 +587,27 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
   T* px = gx.data_as<T>();
   const bool parallel = N * Cout * P * K >= (1 << 16);
-  if (is_depthwise(p)) {
+  if (is_depthwise(p) && p.stride_h == 1 && p.stride_w == 1) {
+    const int64_t R = p.dilation_h * (p.kernel_h - 1), S = p.dilation_w * (p.kernel_w - 1);
+    const int64_t ext_h = std::max(p.in_h + p.pad_top, p.out_h) + R, ext_w = std::max(p.in_w + p.pad_left, p.out_w) + S;
+    std::vector<int64_t> offsets;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw)
+        offsets.push_back((p.pad_top + R - kh * p.dilation_h) * ext_w + (p.pad_left + S - kw * p.dilation_w));
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t t = 0; t < N * Cin; ++t) {
       const int64_t c = t % Cin;
-      depthwise_backward_input_plane(pg + t * P, pw + c * K, pb ? pb[c] : T(0), p, px + t * HW);
+      depthwise_stride1_plane(pg + t * P, p.out_h, p.out_w, R, S, p.in_h, p.in_w, ext_h, ext_w, offsets.data(),
+                              pw + c * K, K, pb ? pb[c] : T(0), px + t * HW);
+    }
+    return;
+  }
+  if (is_depthwise(p)) {
+    const std::vector<RowWindow> windows = row_windows(p);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cin; ++t) {
+      const int64_t c = t % Cin;
+      depthwise_backward_input_plane(pg + t * P, pw + c * K, pb ? pb[c] : T(0), p, windows.data(), px + t * HW);
     }
     return;
   }
@@ -493,20 +615,23 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   const int64_t a_size = round_up(K, kMr) * M;
   AlignedBuffer<T> packed_wt(G * a_size);
   for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, (int64_t)1, K, K, M, packed_wt.ptr + g * a_size);
-  const int64_t per_gemm = images_per_gemm(P, N, G), blocks = (N + per_gemm - 1) / per_gemm;
+  const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
   for (int64_t t = 0; t < blocks * G; ++t) {
     const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
     const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
-    T* packed = scratch_packed_b.get<T>(M * cols_pad);
-    for (int64_t i = 0; i < count; ++i) rows_packed_b(pg + ((n0 + i) * Cout + g * M) * P, P, M, P, i * P, cols_pad, packed);
-    zero_packed_b_tail(packed, cols, cols_pad, M);
-    if (p.is_pointwise() && count == 1) {  // dcol is gx itself
-      gemm_packed(K, cols, M, packed_wt.ptr + g * a_size, packed, px + (n0 * Cin + g * Cg) * HW, HW, false,
+    T* packed = scratch_packed_b.get<T>(std::min(M, kKc) * cols_pad);
+    const bool direct = p.is_pointwise() && count == 1;  // dcol is gx itself
+    T* dcol = direct ? px + (n0 * Cin + g * Cg) * HW : scratch_col.get<T>(K * cols);
+    for (int64_t m0 = 0; m0 < M; m0 += kKc) {  // one kKc block of B (gy rows) at a time
+      const int64_t mc = std::min(kKc, M - m0);
+      for (int64_t i = 0; i < count; ++i)
+        rows_packed_b(pg + ((n0 + i) * Cout + g * M + m0) * P, P, mc, P, i * P, cols_pad, packed);
+      zero_packed_b_tail(packed, cols, cols_pad, mc);
+      gemm_packed(K, cols, mc, packed_wt.ptr + g * a_size + m0 * round_up(K, kMr), packed, dcol, cols, m0 > 0,
                   (const T*)nullptr);
-    } else {
-      T* dcol = scratch_col.get<T>(K * cols);
-      gemm_packed(K, cols, M, packed_wt.ptr + g * a_size, packed, dcol, cols, false, (const T*)nullptr);
+    }
+    if (!direct) {
       for (int64_t i = 0; i < count; ++i) {
         T* gx_group = px + ((n0 + i) * Cin + g * Cg) * HW;
         if (p.is_pointwise()) {
@@ -529,54 +654,186 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   }
 }
 
-template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
+// Weight gradient for a short im2col (K much smaller than C_out/G, e.g. a first layer with one input channel):
+// dW_g (M x K) = sum_n gy_{n,g} (M x P) col_{n,g}^T (P x K), where gy's rows are already contiguous along the pixels,
+// so nothing of gy is packed. im2col goes to plain rows (K x P per image and group); then 4 x 4 blocks of dW are
+// dot products over the pixels, in vector lanes, summed into dW image by image in order.
+template <typename T>
+void backward_weight_dots(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  constexpr int64_t B = 4;  // dW block: B rows of gy against B rows of col
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
+  const TapTable taps(p);
+  const int64_t per_chunk = std::clamp<int64_t>((int64_t)((16u << 20) / sizeof(T)) / std::max<int64_t>(G * K * P, 1),
+                                                1, N);
+  AlignedBuffer<T> col(per_chunk * G * K * P);
+  const int64_t m_blocks = (M + B - 1) / B;
+  for (int64_t n0 = 0; n0 < N; n0 += per_chunk) {
+    const int64_t count = std::min(per_chunk, N - n0);
+#pragma omp parallel for schedule(static) if (parallel && count * G > 1)
+    for (int64_t t = 0; t < count * G; ++t) {
+      const int64_t i = t / G, g = t % G;
+      const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
+      for (int64_t k = 0; k < K; ++k)
+        gather_taps(x_group + (k / taps_per_channel) * HW, taps.tap(k % taps_per_channel), P,
+                    col.ptr + (t * K + k) * P, (int64_t)1);
+    }
+#pragma omp parallel for schedule(static) if (parallel && G * m_blocks > 1)
+    for (int64_t t = 0; t < G * m_blocks; ++t) {
+      const int64_t g = t / m_blocks, m0 = t % m_blocks * B, mb = std::min(B, M - m0);
+      for (int64_t k0 = 0; k0 < K; k0 += B) {
+        const int64_t kb = std::min(B, K - k0);
+        for (int64_t i = 0; i < count; ++i) {
+          const T* a[B];
+          const T* c[B];
+          for (int64_t r = 0; r < B; ++r) {  // rows past the edge repeat the last row; their sums are dropped
+            a[r] = pg + ((n0 + i) * Cout + g * M + m0 + std::min(r, mb - 1)) * P;
+            c[r] = col.ptr + ((i * G + g) * K + k0 + std::min(r, kb - 1)) * P;
+          }
+          V acc[B][B];
+          for (int64_t r = 0; r < B; ++r)
+            for (int64_t s = 0; s < B; ++s) acc[r][s] = V{};
+          int64_t q = 0;
+          for (; q + L <= P; q += L) {
+            V av[B], cv[B];
+            for (int64_t r = 0; r < B; ++r) {
+              av[r] = load_vec(a[r] + q);
+              cv[r] = load_vec(c[r] + q);
+            }
+            for (int64_t r = 0; r < B; ++r)
+              for (int64_t s = 0; s < B; ++s) acc[r][s] += av[r] * cv[s];
+          }
+          for (int64_t r = 0; r < mb; ++r) {
+            for (int64_t s = 0; s < kb; ++s) {
+              T sum = T(0);
+              for (int l = 0; l < L; ++l) sum += acc[r][s][l];
+              for (int64_t tail = q; tail < P; ++tail) sum += a[r][tail] * c[s][tail];
+              T& dw = pw[(g * M + m0 + r) * K + k0 + s];
+              dw = (n0 + i == 0) ? sum : dw + sum;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Weight gradient with dW itself as the GEMM output: dW_g (M x K) = gy_g (M x N*P) * col_g^T (N*P x K), over the
+// flattened (image, pixel) reduction in chunks of several kKc blocks. Per chunk, gy is packed once as A panels
+// (threads split its rows; one barrier); then each task takes a strip of nr im2col rows, packs it kKc steps at a
+// time into an L1-sized B strip and runs every gy panel against it, so the streamed operand is the narrow A panel.
+// Every dW element belongs to one strip and is summed block after block: the order is fixed by the shapes.
+template <typename T>
+void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
+  const int64_t m_pad = round_up(M, kMr), strips = (K + nr - 1) / nr, Q = N * P;
+  // Blocks per chunk: at most ~8 chunks (each costs two barriers, which a busy machine makes expensive), with the
+  // packed gy chunk kept under ~4 MB.
+  const int64_t blocks = (Q + kKc - 1) / kKc;
+  const int64_t memory_blocks = std::max<int64_t>(8, (int64_t)((4u << 20) / sizeof(T)) / (G * m_pad * kKc));
+  const int64_t chunk = std::clamp<int64_t>((blocks + 7) / 8, 8, memory_blocks) * kKc;
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
+  const TapTable taps(p);
+  const std::vector<RowWindow> windows = row_windows(p);
+  AlignedBuffer<T> packed_gy(G * m_pad * chunk);
+#pragma omp parallel if (parallel)
+  {
+    T* b_strip = scratch_packed_b.get<T>(nr * kKc);
+    for (int64_t c0 = 0; c0 < Q; c0 += chunk) {
+      const int64_t depth = std::min(chunk, Q - c0);
+      // gy chunk as packed A (kKc blocks of kMr-row panels): A[m, q] = gy[n, g*M + m, pixel], c0 + q = n * P + pixel.
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < G * m_pad; ++t) {
+        const int64_t g = t / m_pad, m = t % m_pad;
+        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
+          const int64_t kc = std::min(kKc, depth - b0);
+          T* dst = packed_gy.ptr + g * m_pad * chunk + b0 * m_pad + (m / kMr) * (kc * kMr) + m % kMr;
+          if (m >= M) {
+            for (int64_t q = 0; q < kc; ++q) dst[q * kMr] = T(0);
+            continue;
+          }
+          for (int64_t q = 0; q < kc;) {
+            const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
+            const T* src = pg + (n * Cout + g * M + m) * P + pixel;
+            for (int64_t j = 0; j < run; ++j) dst[(q + j) * kMr] = src[j];
+            q += run;
+          }
+        }
+      }
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < G * strips; ++t) {
+        const int64_t g = t / strips, k0 = t % strips * nr, cols = std::min(nr, K - k0);
+        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
+          const int64_t kc = std::min(kKc, depth - b0);
+          for (int64_t r = 0; r < nr; ++r) {  // im2col rows k0 .. k0 + nr - 1 of this block as one B strip ([q][nr])
+            if (r >= cols) {
+              for (int64_t q = 0; q < kc; ++q) b_strip[q * nr + r] = T(0);
+              continue;
+            }
+            const int64_t k = k0 + r, ci = k / taps_per_channel;
+            const int32_t* offset = taps.tap(k % taps_per_channel);
+            const int64_t kh = k / p.kernel_w % p.kernel_h;
+            const RowWindow& win = windows[k % p.kernel_w];
+            for (int64_t q = 0; q < kc;) {
+              const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
+              const T* plane = px + (n * Cin + g * Cg + ci) * HW;
+              if (p.out_w >= kRowRunMinWidth)
+                gather_rows(plane, p, kh, win, pixel, run, b_strip + q * nr + r, nr);
+              else
+                gather_taps(plane, offset + pixel, run, b_strip + q * nr + r, nr);
+              q += run;
+            }
+          }
+          const T* gy_block = packed_gy.ptr + g * m_pad * chunk + b0 * m_pad;
+          for (int64_t i0 = 0; i0 < M; i0 += kMr)
+            micro_kernel_rows<T, kMr>(M - i0, kc, gy_block + i0 * kc, b_strip, pw + (g * M + i0) * K + k0, K, cols,
+                                      c0 + b0 > 0, (const T*)nullptr);
+        }
+      }
+    }
+  }
+}
+
+template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels();
   const T* px = x.data_as<T>();
   const T* pg = gy.data_as<T>();
   T* pw = gw.data_as<T>();
   std::memset(pw, 0, sizeof(T) * G * M * K);
   if (N == 0) return;
   const bool parallel = N * Cout * P * K >= (1 << 16);
-  if (is_depthwise(p)) {  // one thread per channel, images in order
+  if (is_depthwise(p) && p.stride_h == 1 && p.stride_w == 1) {  // one thread per channel, images in order
+    const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
+    std::vector<int64_t> offsets;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw) offsets.push_back(kh * p.dilation_h * ext_w + kw * p.dilation_w);
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t c = 0; c < Cout; ++c)
       for (int64_t n = 0; n < N; ++n)
-        depthwise_backward_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, pw + c * K);
+        depthwise_stride1_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, ext_h, ext_w,
+                                       offsets.data(), pw + c * K);
     return;
   }
-  // dW_g^T (K x M) = col_g (K x n*P, packed A) * gy_g^T (n*P x M, packed B), accumulated over blocks of images.
-  constexpr int64_t nr = nr_of<T>();
-  const int64_t k_pad = round_up(K, kMr), m_pad = round_up(M, nr);
-  const int64_t per_image = (k_pad + m_pad) * P * G * (int64_t)sizeof(T);
-  const int64_t per_block = std::clamp<int64_t>((16 << 20) / std::max<int64_t>(per_image, 1), 1, N);
-  const int64_t depth_max = per_block * P;
-  AlignedBuffer<T> packed_a(G * k_pad * depth_max), packed_b(G * m_pad * depth_max), dwt(G * K * M);
-  const int64_t panels = k_pad / kMr, strips = m_pad / nr;
-  for (int64_t n0 = 0; n0 < N; n0 += per_block) {
-    const int64_t count = std::min(per_block, N - n0), depth = count * P;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && count * G > 1)
-    for (int64_t t = 0; t < count * G; ++t) {
-      const int64_t i = t / G, g = t % G, n = n0 + i;
-      T* a = packed_a.ptr + g * k_pad * depth_max;
-      T* b = packed_b.ptr + g * m_pad * depth_max;
-      im2col_packed_a(px + (n * Cin + g * Cg) * HW, p, i * P, k_pad, depth, a);
-      rows_packed_b_transposed(pg + (n * Cout + g * M) * P, P, M, P, i * P, m_pad, depth, b);
-      if (i == 0) {
-        zero_packed_a_tail(a, K, k_pad, depth);
-        zero_packed_b_tail(b, M, m_pad, depth);
-      }
-    }
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && G * panels * strips > 1)
-    for (int64_t t = 0; t < G * panels * strips; ++t) {
-      const int64_t g = t / (panels * strips), i = t / strips % panels, j = t % strips;
-      gemm_packed(K, M, depth, packed_a.ptr + g * k_pad * depth_max, packed_b.ptr + g * m_pad * depth_max,
-                  dwt.ptr + g * K * M, M, n0 > 0, (const T*)nullptr, i * kMr, (i + 1) * kMr, j * nr, (j + 1) * nr);
-    }
+  if (is_depthwise(p)) {  // one thread per channel, images in order
+    const std::vector<RowWindow> windows = row_windows(p);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t c = 0; c < Cout; ++c)
+      for (int64_t n = 0; n < N; ++n)
+        depthwise_backward_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, windows.data(),
+                                        pw + c * K);
+    return;
   }
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t k = 0; k < K; ++k) pw[(g * M + m) * K + k] = dwt.ptr[(g * K + k) * M + m];
+  if (2 * K <= M) {
+    backward_weight_dots(px, pg, pw, p, parallel);
+    return;
+  }
+  backward_weight_strips(px, pg, pw, p, parallel);
 }
 
 }  // namespace
