@@ -130,3 +130,21 @@ def test_main_writes_the_pngs_and_reports_the_baseline(tmp_path, capsys):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
     ckpt = gradcore.load(tmp_path / "autoencoder.safetensors")
     assert "encoder.0.weight" in ckpt.state and ckpt.optimizer is not None and ckpt.metadata["epochs"] == 1
+
+
+@pytest.mark.cuda
+def test_cuda_training_matches_cpu():
+    losses = {}
+    for device in ("cpu", "cuda"):
+        encoder, decoder = autoencoder.build(seed=0, device=device)
+        optimizer = gradcore.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3,
+                                        weight_decay=1e-4)
+        images, _ = gradcore.data.synthetic_digits(5 * 8, seed=0)
+        losses[device] = []
+        for (x,) in gradcore.data.DataLoader(images, 8, seed=0, device=device):
+            optimizer.zero_grad()
+            loss = F.mse_loss(decoder(encoder(x)), x)
+            loss.backward()
+            optimizer.step()
+            losses[device].append(loss.item())
+    assert_close(losses["cuda"], losses["cpu"], atol=1e-6, rtol=1e-4, name="losses of 5 steps, CUDA vs CPU")

@@ -35,7 +35,7 @@ def _save(fig, path):
     return path
 
 
-def loss_curve(path, loss, val_loss=None, baseline=None, title="loss", log_scale=True):
+def loss_curve(path, loss, val_loss=None, baseline=None, title="loss", log_scale=True, baseline_label="baseline"):
     """Training loss per epoch (or per step), the validation loss beside it, and a horizontal baseline
     (e.g. the mean-image MSE) when given. `loss` may also be a gradcore.train.History."""
     if hasattr(loss, "loss") and hasattr(loss, "val_loss"):
@@ -47,7 +47,7 @@ def loss_curve(path, loss, val_loss=None, baseline=None, title="loss", log_scale
     if val_loss:
         ax.plot(np.arange(1, len(val_loss) + 1), val_loss, marker="s", label="held-out")
     if baseline is not None:
-        ax.axhline(baseline, color="gray", linestyle="--", label=f"baseline {baseline:.4g}")
+        ax.axhline(baseline, color="gray", linestyle="--", label=f"{baseline_label} {baseline:.4g}")
     if log_scale:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")

@@ -180,7 +180,8 @@ def write_outputs(result, out, log=print):
     log("wrote " + plots.image_grid(os.path.join(out, "reconstructions.png"), [result.showcase, y],
                                     row_titles=["held-out", "reconstructed"]))
     log("wrote " + plots.loss_curve(os.path.join(out, "loss.png"), result.train_loss, result.test_loss,
-                                    baseline=result.baseline_mse, title="MSE"))
+                                    baseline=result.baseline_mse, title="MSE",
+                                    baseline_label="mean-image baseline"))
 
 
 def parse_args(argv=None):
