@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import gradcore
-from gradcore import diagnostics, nn
+from gradcore import nn
 from gradcore import functional as F
 from gradcore.data import DataLoader
 from gradcore.diagnostics import GradcoreHealthWarning

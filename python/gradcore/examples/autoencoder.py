@@ -80,7 +80,8 @@ class Result:
 
 def evaluate(encoder, decoder, loader):
     """Held-out MSE (mean over every pixel of every image) and the reconstructions, in evaluation mode."""
-    encoder.eval(), decoder.eval()
+    encoder.eval()
+    decoder.eval()
     total, count, outputs = 0.0, 0, []
     with gradcore.no_grad():
         for (x,) in loader:
@@ -88,7 +89,8 @@ def evaluate(encoder, decoder, loader):
             total += F.mse_loss(y, x, reduction="sum").item()
             count += x.numel
             outputs.append(y.numpy())
-    encoder.train(), decoder.train()
+    encoder.train()
+    decoder.train()
     return total / count, np.concatenate(outputs)
 
 
@@ -174,7 +176,8 @@ def write_outputs(result, out, log=print):
         return
     device = next(result.encoder.parameters()).device
     x = gradcore.tensor(result.showcase, device=device)
-    result.encoder.eval(), result.decoder.eval()
+    result.encoder.eval()
+    result.decoder.eval()
     with gradcore.no_grad():
         y = result.decoder(result.encoder(x)).numpy()
     log("wrote " + plots.image_grid(os.path.join(out, "reconstructions.png"), [result.showcase, y],
