@@ -34,9 +34,9 @@ from gradcore.data import DataLoader, synthetic_digits
 from gradcore.optim import Adam
 
 # The default run sees 100k training digits: 2-4 minutes on 2 CPU cores (we measured up to ~900 digits/s on a
-# shared 2-core machine, never while it was idle). The
-# held-out MSE is near the data's noise floor after ~40k; more distinct digits beat more epochs over the same ones.
-# lr 2e-3 already collapses some seeds of this fragile network to the mean image.
+# shared 2-core machine, never while it was idle). The held-out MSE is near the data's noise floor after ~40k;
+# more distinct digits beat more epochs over the same ones. lr 2e-3 already collapses some seeds of this fragile
+# network to the mean image.
 DEFAULTS = dict(epochs=5, batch_size=25, train_size=20_000, test_size=1000, lr=1e-3, weight_decay=1e-4)
 
 
