@@ -44,8 +44,8 @@ constexpr int kMr = 6;  // 12 of 16 registers
 constexpr int kVectorBytes = 16;
 constexpr int kMr = 6;
 #endif
-constexpr int64_t kKc = 256;
-constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+constexpr int64_t kKc = 256;             // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering
 
 template <typename T> struct Simd {
   typedef T vec __attribute__((vector_size(kVectorBytes)));
