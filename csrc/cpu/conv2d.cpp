@@ -15,6 +15,7 @@
 //                    (image, pixel) reduction in chunks; for a short im2col (2K <= C_out/G) the same product as
 //                    register-blocked dot products over gy's own rows instead.
 // Several small images share one GEMM so that its columns fill whole strips; how many depends on the shapes only.
+// Stride-1 forwards with wide outputs run on an extended pixel grid where every im2col row is a plain copy.
 // Depthwise convolutions (one input and one output channel per group) skip the GEMM: stride 1 runs one long
 // unit-stride loop per kernel tap over a zero-bordered copy of the plane, other strides direct row loops.
 //
@@ -44,8 +45,8 @@ constexpr int kMr = 6;  // 12 of 16 registers
 constexpr int kVectorBytes = 16;
 constexpr int kMr = 6;
 #endif
-constexpr int64_t kKc = 256;
-constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+constexpr int64_t kKc = 256;             // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering
 
 template <typename T> struct Simd {
   typedef T vec __attribute__((vector_size(kVectorBytes)));
@@ -519,6 +520,52 @@ void depthwise_backward_weight_plane(const T* x, const T* gy, const Conv2dParams
   }
 }
 
+// Forward for stride 1 and wide outputs, on the extended grid: each input channel is copied once into a zero-bordered
+// plane of row length E_w = W + pad_left + pad_right, and the GEMM runs over Ho x E_w columns instead of Ho x Wo.
+// Then every im2col row is one contiguous slice of a padded plane (at offset kh d_h E_w + kw d_w), copied without
+// any per-pixel bookkeeping; the E_w - Wo extra columns per output row ((kW - 1) d_w of them) are computed and
+// dropped when the result is copied out.
+template <typename T>
+void forward_extended_grid(const T* px, const T* packed_w, int64_t a_size, const T* pb, T* py, const Conv2dParams& p,
+                           bool parallel) {
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cg = p.in_per_group(), HW = p.in_pixels(), Wo = p.out_w, Ho = p.out_h;
+  const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
+  const int64_t plane = ext_h * ext_w, cols = Ho * ext_w, cols_pad = round_up(cols, nr_of<T>());
+  const int64_t slack = (p.kernel_w - 1) * p.dilation_w;  // the last plane's dropped columns read this far past it
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && N * G > 1)
+  for (int64_t t = 0; t < N * G; ++t) {
+    const int64_t n = t / G, g = t % G;
+    T* padded = scratch_col.get<T>(Cg * plane + slack + M * cols);
+    T* c = padded + Cg * plane + slack;  // (M x cols) result on the extended grid
+    std::fill(padded, padded + Cg * plane + slack, T(0));
+    const T* x_group = px + (n * p.in_channels + g * Cg) * HW;
+    for (int64_t ci = 0; ci < Cg; ++ci)
+      for (int64_t r = 0; r < p.in_h; ++r)
+        std::memcpy(padded + ci * plane + (r + p.pad_top) * ext_w + p.pad_left, x_group + ci * HW + r * p.in_w,
+                    sizeof(T) * p.in_w);
+    T* packed = scratch_packed_b.get<T>(std::min(K, kKc) * cols_pad);
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+      const int64_t kc = std::min(kKc, K - k0);
+      for (int64_t k = k0; k < k0 + kc; ++k) {
+        const int64_t ci = k / taps_per_channel, kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
+        const T* src = padded + ci * plane + kh * p.dilation_h * ext_w + kw * p.dilation_w;
+        packed_b_row_runs(packed, k - k0, (int64_t)0, cols, cols_pad, kc, [&](T* dst, int64_t first, int64_t run) {
+          for (int64_t j = 0; j < run; ++j) dst[j] = src[first + j];
+        });
+      }
+      zero_packed_b_tail(packed, cols, cols_pad, kc);
+      gemm_packed(M, cols, kc, packed_w + g * a_size + k0 * round_up(M, kMr), packed, c, cols, k0 > 0,
+                  k0 == 0 && pb ? pb + g * M : nullptr);
+    }
+    T* y_group = py + (n * p.out_channels + g * M) * P;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        std::memcpy(y_group + m * P + oh * Wo, c + m * cols + oh * ext_w, sizeof(T) * Wo);
+  }
+}
+
 template <typename T> void forward(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels();
@@ -552,6 +599,10 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   const int64_t a_size = round_up(M, kMr) * K;
   AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
   for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
+  if (p.stride_h == 1 && p.stride_w == 1 && p.out_w >= kRowRunMinWidth && !p.is_pointwise()) {
+    forward_extended_grid(px, packed_w.ptr, a_size, pb, py, p, parallel);
+    return;
+  }
   const TapTable taps(p);
   const std::vector<RowWindow> windows = row_windows(p);
   const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;

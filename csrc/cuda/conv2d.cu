@@ -12,8 +12,13 @@
 // through the reduction kTileK at a time. Each step stages an A tile (k-major) and a B tile in shared memory; the
 // Problem struct says how an element of A or B is read from the tensors (0 outside the image) and where a result
 // goes. Loads walk the index that is contiguous in memory fastest so a warp's reads coalesce.
-// FP32/FP64 CUDA cores; tensor cores (TF32 mma) are the next step.
+// FP32/FP64 CUDA cores; tensor cores (TF32 mma) are the next step. The Problem structs' index maths was checked on
+// the host against the direct definitions (every problem, with asymmetric padding, dilation, groups and splits);
+// the tiled kernel itself has not run on a GPU yet.
 #include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <string>
 #include "conv2d.h"
 #include "cuda/launch.cuh"
 
@@ -24,20 +29,24 @@ namespace {
 constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kThreads = 256;
 constexpr int kPad = 4;  // shared-memory row padding against bank conflicts on the transposed stores
 
+// Index arithmetic: the GEMM coordinates (m, n, k) and their decomposition into channels and pixels use 32-bit
+// integers (a 64-bit division costs several times a 32-bit one, and each loaded element needs a few); launch()
+// checks that every GEMM extent fits. Element offsets into the tensors are computed in 64 bits.
 struct Geometry {  // the conv2d shapes, as the kernels read them
-  int64_t C_in, H, W, C_out, kH, kW, Ho, Wo, sh, sw, dh, dw, pt, pl, G, Cg, Mg;
+  int C_in, H, W, C_out, kH, kW, Ho, Wo, sh, sw, dh, dw, pt, pl, G, Cg, Mg;
   __host__ explicit Geometry(const Conv2dParams& p)
-      : C_in(p.in_channels), H(p.in_h), W(p.in_w), C_out(p.out_channels), kH(p.kernel_h), kW(p.kernel_w),
-        Ho(p.out_h), Wo(p.out_w), sh(p.stride_h), sw(p.stride_w), dh(p.dilation_h), dw(p.dilation_w),
-        pt(p.pad_top), pl(p.pad_left), G(p.groups), Cg(p.in_per_group()), Mg(p.out_per_group()) {}
+      : C_in((int)p.in_channels), H((int)p.in_h), W((int)p.in_w), C_out((int)p.out_channels), kH((int)p.kernel_h),
+        kW((int)p.kernel_w), Ho((int)p.out_h), Wo((int)p.out_w), sh((int)p.stride_h), sw((int)p.stride_w),
+        dh((int)p.dilation_h), dw((int)p.dilation_w), pt((int)p.pad_top), pl((int)p.pad_left), G((int)p.groups),
+        Cg((int)p.in_per_group()), Mg((int)p.out_per_group()) {}
   // x[img, g*Cg + ci, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw] for k = (ci, kh, kw) and pixel = (oh, ow), or 0.
   template <typename T>
-  __device__ __forceinline__ T im2col(const T* x, int64_t g, int64_t img, int64_t k, int64_t pixel) const {
-    const int64_t ci = k / (kH * kW), r = k - ci * (kH * kW), kh = r / kW, kw = r - kh * kW;
-    const int64_t oh = pixel / Wo, ow = pixel - oh * Wo;
-    const int64_t ih = oh * sh - pt + kh * dh, iw = ow * sw - pl + kw * dw;
+  __device__ __forceinline__ T im2col(const T* x, int g, int img, int k, int pixel) const {
+    const int khw = kH * kW, ci = k / khw, r = k - ci * khw, kh = r / kW, kw = r - kh * kW;
+    const int oh = pixel / Wo, ow = pixel - oh * Wo;
+    const int ih = oh * sh - pt + kh * dh, iw = ow * sw - pl + kw * dw;
     if (ih < 0 || ih >= H || iw < 0 || iw >= W) return T(0);
-    return x[((img * C_in + g * Cg + ci) * H + ih) * W + iw];
+    return x[(((int64_t)img * C_in + g * Cg + ci) * H + ih) * W + iw];
   }
 };
 
@@ -48,18 +57,18 @@ template <typename T> struct ForwardProblem {
   const T* w;     // (C_out, C_in/G, kH, kW)
   const T* bias;  // (C_out) or null
   T* y;           // (N, C_out, Ho, Wo)
-  int64_t M, N, K;
+  int M, N, K;
   static constexpr bool kBReductionFast = false;
-  __device__ int64_t depth_begin(int64_t) const { return 0; }
-  __device__ int64_t depth_end(int64_t) const { return K; }
-  __device__ T a(int64_t g, int64_t m, int64_t k) const { return w[(g * M + m) * K + k]; }
-  __device__ T b(int64_t g, int64_t k, int64_t n) const {
-    const int64_t P = geo.Ho * geo.Wo, img = n / P;
+  __device__ int depth_begin(int) const { return 0; }
+  __device__ int depth_end(int) const { return K; }
+  __device__ T a(int g, int m, int k) const { return w[((int64_t)g * M + m) * K + k]; }
+  __device__ T b(int g, int k, int n) const {
+    const int P = geo.Ho * geo.Wo, img = n / P;
     return geo.im2col(x, g, img, k, n - img * P);
   }
-  __device__ void store(int64_t g, int64_t, int64_t m, int64_t n, T v) const {
-    const int64_t P = geo.Ho * geo.Wo, img = n / P, co = g * M + m;
-    y[(img * geo.C_out + co) * P + (n - img * P)] = bias ? v + bias[co] : v;
+  __device__ void store(int g, int, int m, int n, T v) const {
+    const int P = geo.Ho * geo.Wo, img = n / P, co = g * M + m;
+    y[((int64_t)img * geo.C_out + co) * P + (n - img * P)] = bias ? v + bias[co] : v;
   }
 };
 
@@ -70,61 +79,61 @@ template <typename T> struct BackwardInputProblem {
   const T* w;     // (C_out, C_in/G, kH, kW)
   const T* bias;  // (C_in) or null: conv_transpose2d's bias
   T* gx;          // (N, C_in, H, W)
-  int64_t M, N, K;  // M = C_in/G, N = batch * H * W, K = C_out/G * kH * kW
+  int M, N, K;    // M = C_in/G, N = batch * H * W, K = C_out/G * kH * kW
   static constexpr bool kBReductionFast = false;
-  __device__ int64_t depth_begin(int64_t) const { return 0; }
-  __device__ int64_t depth_end(int64_t) const { return K; }
-  __device__ T a(int64_t g, int64_t m, int64_t k) const {
-    const int64_t khw = geo.kH * geo.kW, co = k / khw, r = k - co * khw;
-    return w[((g * geo.Mg + co) * geo.Cg + m) * khw + r];
+  __device__ int depth_begin(int) const { return 0; }
+  __device__ int depth_end(int) const { return K; }
+  __device__ T a(int g, int m, int k) const {
+    const int khw = geo.kH * geo.kW, co = k / khw, r = k - co * khw;
+    return w[(((int64_t)g * geo.Mg + co) * geo.Cg + m) * khw + r];
   }
-  __device__ T b(int64_t g, int64_t k, int64_t n) const {
-    const int64_t khw = geo.kH * geo.kW, co = k / khw, r = k - co * khw, kh = r / geo.kW, kw = r - kh * geo.kW;
-    const int64_t HW = geo.H * geo.W, img = n / HW, pixel = n - img * HW, ih = pixel / geo.W, iw = pixel - ih * geo.W;
-    const int64_t th = ih + geo.pt - kh * geo.dh, tw = iw + geo.pl - kw * geo.dw;  // = oh * sh, ow * sw
-    if (th < 0 || tw < 0 || th % geo.sh != 0 || tw % geo.sw != 0) return T(0);
-    const int64_t oh = th / geo.sh, ow = tw / geo.sw;
-    if (oh >= geo.Ho || ow >= geo.Wo) return T(0);
-    return gy[((img * geo.C_out + g * geo.Mg + co) * geo.Ho + oh) * geo.Wo + ow];
+  __device__ T b(int g, int k, int n) const {
+    const int khw = geo.kH * geo.kW, co = k / khw, r = k - co * khw, kh = r / geo.kW, kw = r - kh * geo.kW;
+    const int HW = geo.H * geo.W, img = n / HW, pixel = n - img * HW, ih = pixel / geo.W, iw = pixel - ih * geo.W;
+    const int th = ih + geo.pt - kh * geo.dh, tw = iw + geo.pl - kw * geo.dw;  // = oh * sh, ow * sw
+    if (th < 0 || tw < 0) return T(0);
+    const int oh = th / geo.sh, ow = tw / geo.sw;
+    if (oh * geo.sh != th || ow * geo.sw != tw || oh >= geo.Ho || ow >= geo.Wo) return T(0);
+    return gy[(((int64_t)img * geo.C_out + g * geo.Mg + co) * geo.Ho + oh) * geo.Wo + ow];
   }
-  __device__ void store(int64_t g, int64_t, int64_t m, int64_t n, T v) const {
-    const int64_t HW = geo.H * geo.W, img = n / HW, c = g * geo.Cg + m;
-    gx[(img * geo.C_in + c) * HW + (n - img * HW)] = bias ? v + bias[c] : v;
+  __device__ void store(int g, int, int m, int n, T v) const {
+    const int HW = geo.H * geo.W, img = n / HW, c = g * geo.Cg + m;
+    gx[((int64_t)img * geo.C_in + c) * HW + (n - img * HW)] = bias ? v + bias[c] : v;
   }
 };
 
 // dW_g = gy_g col_g^T over the split's slice of the (img, oh, ow) reduction; slice s goes to out + s * G*M*K.
 template <typename T> struct BackwardWeightProblem {
   Geometry geo;
-  const T* x;   // (N, C_in, H, W)
-  const T* gy;  // (N, C_out, Ho, Wo)
-  T* out;       // (splits, C_out, C_in/G, kH, kW): partials, or gw itself when splits == 1
-  int64_t M, N, K;  // M = C_out/G, N = C_in/G * kH * kW, K = batch * Ho * Wo
-  int64_t split_length;  // a multiple of kTileK
+  const T* x;        // (N, C_in, H, W)
+  const T* gy;       // (N, C_out, Ho, Wo)
+  T* out;            // (splits, C_out, C_in/G, kH, kW): partials, or gw itself when splits == 1
+  int M, N, K;       // M = C_out/G, N = C_in/G * kH * kW, K = batch * Ho * Wo
+  int split_length;  // a multiple of kTileK
   static constexpr bool kBReductionFast = true;
-  __device__ int64_t depth_begin(int64_t s) const { return s * split_length; }
-  __device__ int64_t depth_end(int64_t s) const { return min(K, (s + 1) * split_length); }
-  __device__ T a(int64_t g, int64_t m, int64_t r) const {
-    const int64_t P = geo.Ho * geo.Wo, img = r / P;
-    return gy[(img * geo.C_out + g * M + m) * P + (r - img * P)];
+  __device__ int depth_begin(int s) const { return s * split_length; }
+  __device__ int depth_end(int s) const { return min(K, (s + 1) * split_length); }
+  __device__ T a(int g, int m, int r) const {
+    const int P = geo.Ho * geo.Wo, img = r / P;
+    return gy[((int64_t)img * geo.C_out + g * M + m) * P + (r - img * P)];
   }
-  __device__ T b(int64_t g, int64_t r, int64_t n) const {
-    const int64_t P = geo.Ho * geo.Wo, img = r / P;
+  __device__ T b(int g, int r, int n) const {
+    const int P = geo.Ho * geo.Wo, img = r / P;
     return geo.im2col(x, g, img, n, r - img * P);
   }
-  __device__ void store(int64_t g, int64_t s, int64_t m, int64_t n, T v) const {
-    out[((s * geo.G + g) * M + m) * N + n] = v;
+  __device__ void store(int g, int s, int m, int n, T v) const {
+    out[(((int64_t)s * geo.G + g) * M + m) * N + n] = v;
   }
 };
 
 // grid: (ceil(N / kTileN), ceil(M / kTileM), G * splits); blockIdx.z = split * G + group.
 template <typename T, typename Problem>
-__global__ void __launch_bounds__(kThreads) implicit_gemm_kernel(Problem pr, int64_t groups) {
+__global__ void __launch_bounds__(kThreads) implicit_gemm_kernel(Problem pr, int groups) {
   __shared__ T a_tile[kTileK][kTileM + kPad];  // a_tile[k][m]
   __shared__ T b_tile[kTileK][kTileN + kPad];  // b_tile[k][n]
-  const int64_t g = blockIdx.z % groups, split = blockIdx.z / groups;
-  const int64_t m0 = (int64_t)blockIdx.y * kTileM, n0 = (int64_t)blockIdx.x * kTileN;
-  const int64_t k_begin = pr.depth_begin(split), k_end = pr.depth_end(split);
+  const int g = blockIdx.z % groups, split = blockIdx.z / groups;
+  const int m0 = blockIdx.y * kTileM, n0 = blockIdx.x * kTileN;
+  const int k_begin = pr.depth_begin(split), k_end = pr.depth_end(split);
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   T acc[4][4];
 #pragma unroll
@@ -132,11 +141,11 @@ __global__ void __launch_bounds__(kThreads) implicit_gemm_kernel(Problem pr, int
 #pragma unroll
     for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
 
-  for (int64_t k0 = k_begin; k0 < k_end; k0 += kTileK) {
+  for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
 #pragma unroll
     for (int i = 0; i < (kTileM * kTileK) / kThreads; ++i) {  // A: k fastest (contiguous in w and gy)
       const int e = tid + i * kThreads, kk = e % kTileK, mm = e / kTileK;
-      const int64_t m = m0 + mm, k = k0 + kk;
+      const int m = m0 + mm, k = k0 + kk;
       a_tile[kk][mm] = (m < pr.M && k < k_end) ? pr.a(g, m, k) : T(0);
     }
 #pragma unroll
@@ -144,7 +153,7 @@ __global__ void __launch_bounds__(kThreads) implicit_gemm_kernel(Problem pr, int
       const int e = tid + i * kThreads;
       const int kk = Problem::kBReductionFast ? e % kTileK : e / kTileN;
       const int nn = Problem::kBReductionFast ? e / kTileK : e % kTileN;
-      const int64_t n = n0 + nn, k = k0 + kk;
+      const int n = n0 + nn, k = k0 + kk;
       b_tile[kk][nn] = (n < pr.N && k < k_end) ? pr.b(g, k, n) : T(0);
     }
     __syncthreads();
@@ -164,11 +173,11 @@ __global__ void __launch_bounds__(kThreads) implicit_gemm_kernel(Problem pr, int
   }
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const int64_t m = m0 + ty + 16 * i;
+    const int m = m0 + ty + 16 * i;
     if (m >= pr.M) continue;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int64_t n = n0 + tx + 16 * j;
+      const int n = n0 + tx + 16 * j;
       if (n < pr.N) pr.store(g, split, m, n, acc[i][j]);
     }
   }
@@ -184,13 +193,21 @@ __global__ void sum_splits_kernel(const T* partial, int64_t splits, int64_t coun
   }
 }
 
+// A GEMM extent as the kernels' 32-bit index type, with room for a tile past the end.
+int gemm_extent(int64_t value, const char* what) {
+  if (value > (int64_t)INT32_MAX - 2 * std::max(kTileM, kTileN))
+    throw ArgError(std::string("x: ") + what + " (" + std::to_string(value) +
+                   ") is too large for the CUDA conv2d kernels' 32-bit indexing; split the batch");
+  return (int)value;
+}
+
 template <typename T, typename Problem>
 void launch(const Problem& pr, int64_t groups, int64_t splits, cudaStream_t stream, const char* name) {
   const int64_t grid_x = (pr.N + kTileN - 1) / kTileN, grid_y = (pr.M + kTileM - 1) / kTileM;
   if (grid_y > 65535 || groups * splits > 65535)
     throw ArgError("weight: too many channels or groups for the CUDA conv2d kernels (grid limit)");
   implicit_gemm_kernel<T, Problem><<<dim3((unsigned)grid_x, (unsigned)grid_y, (unsigned)(groups * splits)), kThreads, 0,
-                                     stream>>>(pr, groups);
+                                     stream>>>(pr, (int)groups);
   GRADCORE_CHECK_LAUNCH(name);
 }
 
@@ -202,7 +219,9 @@ void conv2d_forward_cuda(const Array& x, const Array& w, const Array& bias, Arra
   dispatch_float(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     ForwardProblem<T> pr{Geometry(p), x.data_as<T>(), w.data_as<T>(), bias.numel() ? bias.data_as<T>() : nullptr,
-                         y.data_as<T>(), p.out_per_group(), p.batch * p.out_pixels(), p.gemm_k()};
+                         y.data_as<T>(), gemm_extent(p.out_per_group(), "output channels per group"),
+                         gemm_extent(p.batch * p.out_pixels(), "batch * output pixels"),
+                         gemm_extent(p.gemm_k(), "input channels per group * kernel size")};
     launch<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<ForwardProblem>");
   });
 }
@@ -213,8 +232,11 @@ void conv2d_backward_input_cuda(const Array& gy, const Array& w, const Array& bi
   dispatch_float(gy.dtype(), [&](auto zero) {
     using T = decltype(zero);
     BackwardInputProblem<T> pr{Geometry(p), gy.data_as<T>(), w.data_as<T>(),
-                               bias.numel() ? bias.data_as<T>() : nullptr, gx.data_as<T>(), p.in_per_group(),
-                               p.batch * p.in_pixels(), p.out_per_group() * p.kernel_h * p.kernel_w};
+                               bias.numel() ? bias.data_as<T>() : nullptr, gx.data_as<T>(),
+                               gemm_extent(p.in_per_group(), "input channels per group"),
+                               gemm_extent(p.batch * p.in_pixels(), "batch * input pixels"),
+                               gemm_extent(p.out_per_group() * p.kernel_h * p.kernel_w,
+                                           "output channels per group * kernel size")};
     launch<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<BackwardInputProblem>");
   });
 }
@@ -238,7 +260,11 @@ void conv2d_backward_weight_cuda(const Array& x, const Array& gy, Array& gw, con
     Array partial;  // every element written by exactly one block
     if (splits > 1) partial = Array::empty({splits * count}, x.dtype(), x.device());
     T* out = splits > 1 ? partial.data_as<T>() : gw.data_as<T>();
-    BackwardWeightProblem<T> pr{Geometry(p), x.data_as<T>(), gy.data_as<T>(), out, M, N, depth, split_length};
+    gemm_extent(depth + split_length, "batch * output pixels");  // the last split's end must fit too
+    BackwardWeightProblem<T> pr{Geometry(p), x.data_as<T>(), gy.data_as<T>(), out,
+                                gemm_extent(M, "output channels per group"),
+                                gemm_extent(N, "input channels per group * kernel size"), (int)depth,
+                                (int)split_length};
     launch<T>(pr, p.groups, splits, stream, "implicit_gemm_kernel<BackwardWeightProblem>");
     if (splits > 1) {
       sum_splits_kernel<T><<<cuda::grid_for(count, 256), 256, 0, stream>>>(partial.data_as<T>(), splits, count,
