@@ -13,6 +13,8 @@ Two ways in:
     fit(loader, step=my_step, epochs=5, monitor={"encoder": enc, "decoder": dec})     # your step
     fit(loader, model=net, loss_fn=F.mse_loss, optimizer=opt, epochs=5)              # the standard step
 A step returns the loss (a scalar Tensor or float), or (loss, output) so the output can be checked for collapse.
+Health checks read each parameter's .grad after the step returns: zero gradients at the start of a step (as
+PyTorch loops do), not after the update.
 With model=, a batch (x, y) trains model(x) against y and a batch (x,) trains it against x (reconstruction).
 """
 from __future__ import annotations
