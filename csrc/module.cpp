@@ -5,10 +5,14 @@ namespace py = pybind11;
 namespace gradcore {
 void bind_array(py::module_& m);
 void bind_elementwise(py::module_& m);
+void bind_concat(py::module_& m);
+void bind_conv_lstm(py::module_& m);
 }  // namespace gradcore
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "gradcore kernels: CPU (C++/OpenMP) and CUDA twins behind one set of entry points";
   gradcore::bind_array(m);
   gradcore::bind_elementwise(m);
+  gradcore::bind_concat(m);
+  gradcore::bind_conv_lstm(m);
 }

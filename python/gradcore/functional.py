@@ -4,3 +4,5 @@ from .ops.elementwise import (  # noqa: F401
 )
 from .ops.losses import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss  # noqa: F401
 from .ops.reduce import mean, reshape, sum  # noqa: F401
+from .ops.concat import cat, split, stack, unbind  # noqa: F401
+from .ops.conv_lstm import conv_lstm_cell, conv_lstm_gates  # noqa: F401
