@@ -2,3 +2,4 @@
 from . import init  # noqa: F401
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401
+from .conv_lstm import ConvLSTM, ConvLSTMCell  # noqa: F401
