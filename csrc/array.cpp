@@ -4,7 +4,7 @@
 #include <cstring>
 #include <new>
 #include <sstream>
-#include "cuda_runtime.h"
+#include "device_runtime.h"
 #include "fill_cast.h"
 
 namespace gradcore {

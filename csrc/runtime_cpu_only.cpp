@@ -1,7 +1,7 @@
 // CPU-only builds: the CUDA runtime entry points report "not compiled" instead of linking CUDA.
 #ifndef GRADCORE_WITH_CUDA
 #include <stdexcept>
-#include "cuda_runtime.h"
+#include "device_runtime.h"
 
 namespace gradcore::cuda {
 namespace {
@@ -20,5 +20,9 @@ void* stream(int) { not_compiled(); }
 MemoryStats memory_stats(int) { not_compiled(); }
 void reset_peak_memory_stats(int) { not_compiled(); }
 void empty_cache(int) { not_compiled(); }
+void* event_create(int) { not_compiled(); }
+void event_record(void*, int) { not_compiled(); }
+float event_elapsed_ms(void*, void*) { not_compiled(); }
+void event_destroy(void*) {}
 }  // namespace gradcore::cuda
 #endif

@@ -3,8 +3,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <omp.h>
 #include "array.h"
-#include "cuda_runtime.h"
+#include "device_runtime.h"
 #include "dlpack.h"
 
 namespace py = pybind11;
@@ -183,6 +184,24 @@ void bind_array(py::module_& m) {
   }, py::arg("device") = 0);
   m.def("cuda_reset_peak_memory_stats", &cuda::reset_peak_memory_stats, py::arg("device") = 0);
   m.def("cuda_empty_cache", &cuda::empty_cache, py::arg("device") = 0);
+
+  struct CudaEvent {
+    void* event;
+    int device;
+  };
+  py::class_<CudaEvent>(m, "CudaEvent", "A CUDA event on the device's stream (benchmark timing).")
+      .def(py::init([](int d) { return CudaEvent{cuda::event_create(d), d}; }), py::arg("device") = 0)
+      .def("record", [](CudaEvent& e) { cuda::event_record(e.event, e.device); })
+      .def("elapsed_ms", [](const CudaEvent& start, const CudaEvent& end) {
+        return cuda::event_elapsed_ms(start.event, end.event);
+      }, py::arg("end"))
+      .def("__del__", [](CudaEvent& e) { if (e.event) cuda::event_destroy(e.event); e.event = nullptr; });
+
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw ArgError("n: expected a thread count >= 1, got " + std::to_string(n));
+    omp_set_num_threads(n);
+  }, py::arg("n"), "Threads for the CPU kernels (OpenMP).");
+  m.def("get_num_threads", []() { return omp_get_max_threads(); });
 }
 
 }  // namespace gradcore

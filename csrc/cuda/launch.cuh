@@ -4,7 +4,7 @@
 #include <cstdint>
 #include "array.h"
 #include "cuda/check.cuh"
-#include "cuda_runtime.h"
+#include "device_runtime.h"
 
 namespace gradcore::cuda {
 

@@ -1,11 +1,11 @@
-// Device memory, streams and copies. See cuda_runtime.h for the contract.
+// Device memory, streams and copies. See device_runtime.h for the contract.
 #include <cuda_runtime.h>
 #include <cstdint>
 #include <mutex>
 #include <new>
 #include <vector>
 #include "cuda/check.cuh"
-#include "cuda_runtime.h"
+#include "device_runtime.h"
 
 namespace gradcore::cuda {
 namespace {
@@ -128,5 +128,26 @@ void empty_cache(int device) {
   GRADCORE_CUDA_CHECK(cudaStreamSynchronize(s.stream));
   GRADCORE_CUDA_CHECK(cudaMemPoolTrimTo(s.pool, 0));
 }
+
+void* event_create(int device) {
+  state(device);
+  GRADCORE_CUDA_CHECK(cudaSetDevice(device));
+  cudaEvent_t event;
+  GRADCORE_CUDA_CHECK(cudaEventCreate(&event));
+  return event;
+}
+
+void event_record(void* event, int device) {
+  GRADCORE_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), state(device).stream));
+}
+
+float event_elapsed_ms(void* start, void* end) {
+  GRADCORE_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end)));
+  float ms = 0.f;
+  GRADCORE_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+  return ms;
+}
+
+void event_destroy(void* event) { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
 
 }  // namespace gradcore::cuda

@@ -8,6 +8,7 @@
 __version__ = "0.1.0"
 
 from . import _core  # noqa: F401
+from ._core import get_num_threads, set_num_threads  # noqa: F401
 from . import cuda  # noqa: F401
 from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, value_and_grad  # noqa: F401
 from .tensor import (  # noqa: F401

@@ -1,4 +1,5 @@
-// The CUDA side of the runtime, implemented in cuda/runtime.cu (or as CPU-only fallbacks in runtime_fallback.cpp).
+// The CUDA side of the runtime, implemented in cuda/runtime.cu (or as CPU-only fallbacks in runtime_cpu_only.cpp).
+// (Not named cuda_runtime.h: that would shadow the CUDA toolkit header of the same name.)
 // Memory is stream-ordered (cudaMallocAsync) from each device's default pool, whose release threshold is raised so
 // freed blocks stay cached: after warm-up a training step performs no cudaMalloc. One stream per device.
 #pragma once
@@ -23,5 +24,11 @@ struct MemoryStats {
 MemoryStats memory_stats(int device);
 void reset_peak_memory_stats(int device);
 void empty_cache(int device);       // returns cached blocks to the driver
+
+// CUDA events on the device's stream, for benchmarks: record two, read the milliseconds between them.
+void* event_create(int device);
+void event_record(void* event, int device);
+float event_elapsed_ms(void* start, void* end);  // waits for `end`
+void event_destroy(void* event);
 
 }  // namespace gradcore::cuda

@@ -1,0 +1,1 @@
+"""Benchmarks: gradcore against PyTorch (cuDNN on GPU, CPU build on CPU). `python -m bench.run --suite all`."""
