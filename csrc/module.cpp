@@ -7,6 +7,7 @@ void bind_array(py::module_& m);
 void bind_elementwise(py::module_& m);
 void bind_concat(py::module_& m);
 void bind_conv_lstm(py::module_& m);
+void bind_conv2d(py::module_& m);
 }  // namespace gradcore
 
 PYBIND11_MODULE(_core, m) {
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   gradcore::bind_elementwise(m);
   gradcore::bind_concat(m);
   gradcore::bind_conv_lstm(m);
+  gradcore::bind_conv2d(m);
 }

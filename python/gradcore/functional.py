@@ -6,3 +6,5 @@ from .ops.losses import binary_cross_entropy, binary_cross_entropy_with_logits, 
 from .ops.reduce import mean, reshape, sum  # noqa: F401
 from .ops.concat import cat, split, stack, unbind  # noqa: F401
 from .ops.conv_lstm import conv_lstm_cell, conv_lstm_gates  # noqa: F401
+from .ops.conv2d import conv2d  # noqa: F401
+from .ops.conv_transpose2d import conv_transpose2d  # noqa: F401

@@ -1,0 +1,104 @@
+"""conv2d (kernels: csrc/cpu/conv2d.cpp, csrc/cuda/conv2d.cu; the maths is in csrc/conv2d.h).
+
+Layouts are PyTorch's: x (N, C_in, H, W), weight (C_out, C_in/groups, kH, kW), bias (C_out,).
+padding="same" gives out = ceil(in / stride) for every stride (MATLAB's Padding="same" and TensorFlow's rule): the
+total padding max((out - 1) * stride + dilation * (k - 1) + 1 - in, 0) is split evenly, with the odd extra pixel at
+the bottom/right. PyTorch's "same" accepts stride 1 only; for stride 1 both agree.
+"""
+from __future__ import annotations
+
+import numbers
+
+from .. import _core
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+def pair(value, name, minimum):
+    """(h, w) from an int or a pair of ints, each >= minimum; raises naming the argument."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        items = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
+        items = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+    if min(items) < minimum:
+        raise ValueError(f"{name}: expected values >= {minimum}, got {value!r}")
+    return items
+
+
+def check_tensor(value, name, ndim, layout):
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a gradcore.Tensor, got {type(value).__name__}")
+    if value.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions {layout}, got shape {value.shape}")
+
+
+def check_bias(bias, channels, like):
+    if bias is None:
+        return
+    check_tensor(bias, "bias", 1, "(C_out,)")
+    if bias.shape[0] != channels:
+        raise ValueError(f"bias: expected shape ({channels},), got {bias.shape}")
+    if bias.dtype != like.dtype:
+        raise TypeError(f"bias: expected dtype {like.dtype} (x's), got {bias.dtype}")
+    if bias.device != like.device:
+        raise ValueError(f"bias: expected device {like.device} (x's), got {bias.device}")
+
+
+def same_padding(size, kernel, stride, dilation):
+    """(before, after) padding giving ceil(size / stride) outputs; the odd pixel goes after (bottom/right)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv2d_padding(padding, in_hw, kernel_hw, stride, dilation):
+    """(top, bottom, left, right) from padding = int | (h, w) | "valid" | "same"."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            return (same_padding(in_hw[0], kernel_hw[0], stride[0], dilation[0])
+                    + same_padding(in_hw[1], kernel_hw[1], stride[1], dilation[1]))
+        raise ValueError(f"padding: expected an int, a pair, \"valid\" or \"same\", got {padding!r}")
+    ph, pw = pair(padding, "padding", 0)
+    return (ph, ph, pw, pw)
+
+
+def bias_grad(g):
+    """db[c] = sum over N, H, W of g[:, c]."""
+    return _core.sum(g, [0, 2, 3])
+
+
+class Conv2d(Function):
+    def forward(self, x, weight, bias, stride, padding, dilation, groups):
+        self.args = (stride, padding, dilation, groups)
+        self.save_for_backward(x, weight)
+        return _core.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
+
+    def backward(self, g):
+        x, weight = self.saved
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        gx = _core.conv2d_backward_input(g, weight, x.shape[2:], *self.args) if need_x else None
+        gw = _core.conv2d_backward_weight(x, g, weight.shape[2:], *self.args) if need_w else None
+        gb = bias_grad(g) if need_b else None
+        return gx, gw, gb, None, None, None, None
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation of x (N, C_in, H, W) with weight (C_out, C_in/groups, kH, kW), plus bias (C_out,).
+
+    padding: int, (h, w), "valid" (none) or "same" (out = ceil(in / stride); odd pixel at the bottom/right).
+    Output size: floor((in + pad_before + pad_after - dilation * (k - 1) - 1) / stride) + 1.
+    """
+    check_tensor(x, "x", 4, "(N, C_in, H, W)")
+    check_tensor(weight, "weight", 4, "(C_out, C_in/groups, kH, kW)")
+    stride = pair(stride, "stride", 1)
+    dilation = pair(dilation, "dilation", 1)
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"groups: expected an int >= 1, got {groups!r}")
+    check_bias(bias, weight.shape[0], x)
+    pads = conv2d_padding(padding, x.shape[2:], weight.shape[2:], stride, dilation)
+    return Conv2d.apply(x, weight, bias, stride, pads, dilation, int(groups))

@@ -1,0 +1,112 @@
+"""conv_transpose2d: the adjoint of conv2d, built from conv2d's three kernels (no kernels of its own).
+
+With weight (C_in, C_out/groups, kH, kW) read as a conv2d weight mapping C_out channels to C_in:
+  forward         y  = conv2d_backward_input(x, weight)   (the conv2d whose output size is x's)
+  dL/dx           gx = conv2d_forward(gy, weight)
+  dL/dweight      gw = conv2d_backward_weight(gy, x)      (gy plays conv2d's input, x its output gradient)
+  dL/dbias        sum of gy over N, H, W
+Output size: (in - 1) * stride - pad_before - pad_after + dilation * (k - 1) + output_padding + 1, with
+0 <= output_padding < stride (the extra rows/columns at the bottom/right, which the adjoint view needs).
+padding="same" gives out = in * stride (MATLAB's Cropping="same"): the full output is cropped by
+dilation * (k - 1) + 1 - stride, the odd pixel at the bottom/right; when that is negative nothing is cropped and the
+missing rows come from output_padding. output_size=(H_out, W_out) picks output_padding, and raises when the size
+cannot be reached.
+"""
+from __future__ import annotations
+
+import numbers
+
+from .. import _core
+from ..autograd import Function
+from .conv2d import bias_grad, check_bias, check_tensor, pair
+
+
+def same_cropping(kernel, stride, dilation):
+    """((before, after), output_padding) giving out = in * stride."""
+    total = dilation * (kernel - 1) + 1 - stride
+    if total >= 0:
+        return (total // 2, total - total // 2), 0
+    return (0, 0), -total
+
+
+class ConvTranspose2d(Function):
+    def forward(self, x, weight, bias, out_size, stride, padding, dilation, groups):
+        self.args = (stride, padding, dilation, groups)
+        self.save_for_backward(x, weight)
+        return _core.conv2d_backward_input(x, weight, out_size, stride, padding, dilation, groups, bias)
+
+    def backward(self, g):
+        x, weight = self.saved
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        gx = _core.conv2d_forward(g, weight, None, *self.args) if need_x else None
+        gw = _core.conv2d_backward_weight(g, x, weight.shape[2:], *self.args) if need_w else None
+        gb = bias_grad(g) if need_b else None
+        return gx, gw, gb, None, None, None, None, None
+
+
+def _output_size(output_size):
+    if isinstance(output_size, (tuple, list)) and len(output_size) in (2, 4) and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in output_size):
+        return tuple(int(v) for v in output_size[-2:])
+    raise TypeError(f"output_size: expected (H_out, W_out) or a 4-d shape of ints, got {output_size!r}")
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     output_size=None):
+    """Transposed 2-D convolution of x (N, C_in, H, W) with weight (C_in, C_out/groups, kH, kW), plus bias (C_out,).
+
+    padding: int, (h, w), "valid" (none) or "same" (out = in * stride; odd pixel cropped at the bottom/right).
+    output_padding: extra rows/columns at the bottom/right, each < stride. output_size: (H_out, W_out) to pick
+    output_padding instead (a ValueError names the reachable range when the size cannot be reached).
+    """
+    check_tensor(x, "x", 4, "(N, C_in, H, W)")
+    check_tensor(weight, "weight", 4, "(C_in, C_out/groups, kH, kW)")
+    stride = pair(stride, "stride", 1)
+    dilation = pair(dilation, "dilation", 1)
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"groups: expected an int >= 1, got {groups!r}")
+    if weight.shape[0] != x.shape[1]:
+        raise ValueError(f"weight: shape {weight.shape} expects {weight.shape[0]} input channels (weight.shape[0]), "
+                         f"but x has {x.shape[1]}")
+    if x.shape[1] % groups:
+        raise ValueError(f"x: {x.shape[1]} input channels are not divisible by groups={groups}")
+    if x.dtype != weight.dtype:
+        raise TypeError(f"weight: expected dtype {x.dtype} (x's), got {weight.dtype}")
+    if x.device != weight.device:
+        raise ValueError(f"weight: expected device {x.device} (x's), got {weight.device}")
+    check_bias(bias, weight.shape[1] * groups, x)
+    kernel = weight.shape[2:]
+    if isinstance(padding, str) and padding in ("same", "valid"):
+        if padding == "same":
+            (top, bottom), op_h = same_cropping(kernel[0], stride[0], dilation[0])
+            (left, right), op_w = same_cropping(kernel[1], stride[1], dilation[1])
+            if pair(output_padding, "output_padding", 0) != (0, 0):
+                raise ValueError("output_padding: must be 0 with padding=\"same\" (which sets it)")
+        else:
+            top = bottom = left = right = 0
+            op_h, op_w = pair(output_padding, "output_padding", 0)
+    elif isinstance(padding, str):
+        raise ValueError(f"padding: expected an int, a pair, \"valid\" or \"same\", got {padding!r}")
+    else:
+        ph, pw = pair(padding, "padding", 0)
+        top = bottom = ph
+        left = right = pw
+        op_h, op_w = pair(output_padding, "output_padding", 0)
+    base = [(x.shape[2] - 1) * stride[0] - top - bottom + dilation[0] * (kernel[0] - 1) + 1,
+            (x.shape[3] - 1) * stride[1] - left - right + dilation[1] * (kernel[1] - 1) + 1]
+    if output_size is not None:
+        wanted = _output_size(output_size)
+        for axis in range(2):
+            if not base[axis] <= wanted[axis] < base[axis] + stride[axis]:
+                raise ValueError(
+                    f"output_size: {wanted} cannot be reached: dimension {axis} can be "
+                    f"{base[axis]} to {base[axis] + stride[axis] - 1} for this input, stride, padding and kernel")
+        op_h, op_w = wanted[0] - base[0], wanted[1] - base[1]
+    for value, s in ((op_h, stride[0]), (op_w, stride[1])):
+        if value >= s:
+            raise ValueError(f"output_padding: expected values smaller than stride {stride}, got ({op_h}, {op_w})")
+    out = (base[0] + op_h, base[1] + op_w)
+    if min(out) < 1:
+        raise ValueError(f"padding: the output size {out} is not positive for input {x.shape[2:]}, kernel {kernel}, "
+                         f"stride {stride} and dilation {dilation}")
+    return ConvTranspose2d.apply(x, weight, bias, out, stride, (top, bottom, left, right), dilation, int(groups))

@@ -1,0 +1,274 @@
+"""conv2d: forward against the numpy reference, float64 gradcheck for x, weight and bias over a sweep of options,
+determinism (bitwise, also across thread counts), CUDA against CPU, and bad input."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import gradcore as gc
+from gradcore.functional import conv2d
+from gradcore.ops.conv2d import conv2d_padding
+from reference import conv2d as ref
+from tolerance import DEVICES, DTYPES, assert_close, forward_tol
+
+# name: (N, C_in, H, W, C_out, (kH, kW), stride, padding, dilation, groups)
+SWEEP = {
+    "1x1": (2, 3, 5, 6, 4, (1, 1), 1, 0, 1, 1),
+    "3x3_pad1": (2, 3, 7, 6, 5, (3, 3), 1, 1, 1, 1),
+    "5x5_stride2": (1, 2, 9, 8, 3, (5, 5), 2, 2, 1, 1),
+    "2x3_stride3x2_nonsquare": (2, 2, 8, 10, 3, (2, 3), (3, 2), (1, 0), 1, 1),
+    "4x1_kernel_batch1": (1, 3, 7, 5, 2, (4, 1), 1, (2, 0), 1, 1),
+    "dilation2": (1, 2, 9, 7, 3, (3, 3), 1, 2, 2, 1),
+    "stride2x1_dilation1x2": (2, 2, 8, 9, 3, (3, 2), (2, 1), 1, (1, 2), 1),
+    "groups2": (2, 4, 6, 5, 6, (3, 3), 1, 1, 1, 2),
+    "depthwise_stride2": (2, 3, 7, 7, 3, (3, 3), 2, 1, 1, 3),
+    "depthwise_multiplier2": (1, 2, 6, 7, 4, (3, 3), 1, 1, 1, 2),
+    "padding_wider_than_kernel": (1, 2, 4, 5, 2, (2, 2), 1, 3, 1, 1),
+    "same_stride1_even_kernel": (1, 2, 6, 5, 3, (2, 4), 1, "same", 1, 1),
+    "same_stride2_odd_size": (2, 2, 7, 6, 3, (3, 3), 2, "same", 1, 1),
+    "same_stride3_dilation2": (1, 2, 8, 7, 2, (3, 2), 3, "same", 2, 1),
+    "valid_stride2": (2, 2, 9, 8, 3, (3, 3), 2, "valid", 1, 1),
+}
+# Larger shapes that cross the CPU GEMM's tile and block edges (K > 256, several row panels and column strips).
+LARGE = {
+    "k288_p49_stride2": (3, 32, 14, 14, 64, (3, 3), 2, 1, 1, 1),
+    "k576_pointwise_like": (2, 64, 9, 11, 20, (3, 3), 1, 1, 1, 1),
+    "pointwise_c64": (2, 64, 7, 9, 33, (1, 1), 1, 0, 1, 1),
+    "seed_layer1": (5, 1, 28, 28, 32, (3, 3), 2, "same", 1, 1),
+    "depthwise_c16": (2, 16, 15, 13, 16, (3, 3), 1, 1, 1, 16),
+}
+
+
+def pads_of(case):
+    _, _, h, w, _, kernel, stride, padding, dilation, _ = case
+    s = (stride, stride) if isinstance(stride, int) else stride
+    d = (dilation, dilation) if isinstance(dilation, int) else dilation
+    return s, conv2d_padding(padding, (h, w), kernel, s, d), d
+
+
+def make(case, dtype, device="cpu", seed=0, requires_grad=False):
+    n, c_in, h, w, c_out, kernel, _, _, _, groups = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in, h, w))
+    weight = rng.standard_normal((c_out, c_in // groups) + kernel)
+    bias = rng.standard_normal(c_out)
+    return [gc.tensor(a, dtype=dtype, device=device, requires_grad=requires_grad) for a in (x, weight, bias)]
+
+
+def run(case, x, weight, bias):
+    _, _, _, _, _, _, stride, padding, dilation, groups = case
+    return conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(SWEEP) + list(LARGE))
+def test_forward_matches_reference(name, dtype):
+    case = {**SWEEP, **LARGE}[name]
+    x, weight, bias = make(case, dtype)
+    stride, pads, dilation = pads_of(case)
+    expected = ref.conv2d(x.numpy(), weight.numpy(), bias.numpy(), stride, pads, dilation, case[-1])
+    assert_close(run(case, x, weight, bias), expected, name=name, **forward_tol(dtype))
+
+
+@pytest.mark.parametrize("name", list(SWEEP))
+def test_gradients_match_finite_differences(name):
+    case = SWEEP[name]
+    x, weight, bias = make(case, "float64", requires_grad=True)
+    assert gc.gradcheck(lambda a, b, c: run(case, a, b, c), [x, weight, bias])
+
+
+def test_gradients_without_bias_and_with_frozen_weight():
+    case = SWEEP["groups2"]
+    x, weight, _ = make(case, "float64")
+    x.requires_grad_(True)
+    assert gc.gradcheck(lambda a: run(case, a, weight, None), [x])
+
+
+@pytest.mark.parametrize("name", ["k288_p49_stride2", "pointwise_c64", "depthwise_c16"])
+def test_large_gradients_match_reference_vjp(name):
+    """Gradients of <conv(x, w) + b, r> for shapes too big for finite differences: the vector-Jacobian products
+    computed from the reference forward by linearity (one-hot probes over a few random elements)."""
+    case = LARGE[name]
+    x, weight, bias = make(case, "float64", requires_grad=True)
+    stride, pads, dilation = pads_of(case)
+    y = run(case, x, weight, bias)
+    r = np.random.default_rng(1).standard_normal(y.shape)
+    y.backward(gc.tensor(r, dtype="float64"))
+    groups = case[-1]
+    rng = np.random.default_rng(2)
+    for tensor, index in ((x, 0), (weight, 1)):
+        for flat in rng.choice(tensor.numel, size=6, replace=False):
+            probe = [x.numpy(), weight.numpy()]
+            basis = np.zeros(tensor.numel)
+            basis[flat] = 1.0
+            probe[index] = basis.reshape(tensor.shape)
+            expected = np.sum(ref.conv2d(probe[0], probe[1], None, stride, pads, dilation, groups) * r)
+            assert_close(tensor.grad.numpy().ravel()[flat], expected, atol=1e-9, rtol=1e-9, name=f"grad[{index}]")
+    assert_close(bias.grad, r.sum(axis=(0, 2, 3)), atol=1e-9, rtol=1e-9, name="bias grad")
+
+
+def test_same_padding_puts_the_odd_pixel_bottom_right():
+    assert conv2d_padding("same", (7, 6), (3, 4), (2, 1), (1, 1)) == (1, 1, 1, 2)  # totals 2 and 3
+    assert conv2d_padding("same", (8, 8), (3, 3), (2, 2), (1, 1)) == (0, 1, 0, 1)  # total 1: all after
+    x, weight, bias = make(SWEEP["same_stride2_odd_size"], "float64")
+    assert run(SWEEP["same_stride2_odd_size"], x, weight, bias).shape == (2, 3, 4, 3)  # ceil(7/2), ceil(6/2)
+
+
+@pytest.mark.parametrize("name", ["3x3_pad1", "depthwise_stride2", "k288_p49_stride2"])
+def test_bitwise_deterministic(name):
+    case = {**SWEEP, **LARGE}[name]
+    results = []
+    for _ in range(2):
+        x, weight, bias = make(case, "float32", requires_grad=True)
+        y = run(case, x, weight, bias)
+        y.backward(gc.tensor(np.random.default_rng(3).standard_normal(y.shape), dtype="float32"))
+        results.append([t.numpy().copy() for t in (y, x.grad, weight.grad, bias.grad)])
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+
+
+THREAD_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import gradcore as gc
+    rng = np.random.default_rng(0)
+    x = gc.tensor(rng.standard_normal((25, 32, 14, 14)), requires_grad=True)
+    w = gc.tensor(rng.standard_normal((64, 32, 3, 3)), requires_grad=True)
+    y = gc.functional.conv2d(x, w, stride=2, padding="same")
+    y.backward(gc.tensor(rng.standard_normal(y.shape)))
+    np.save(sys.argv[1], np.concatenate([y.numpy().ravel(), x.grad.numpy().ravel(), w.grad.numpy().ravel()]))
+""")
+
+
+def test_bitwise_identical_for_any_thread_count(tmp_path):
+    outputs = []
+    for threads in ("1", "2", "3"):
+        path = tmp_path / f"t{threads}.npy"
+        env = dict(os.environ, OMP_NUM_THREADS=threads)
+        subprocess.run([sys.executable, "-c", THREAD_SCRIPT, str(path)], env=env, check=True)
+        outputs.append(np.load(path))
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(SWEEP) + list(LARGE))
+def test_cuda_matches_cpu(name, dtype):
+    case = {**SWEEP, **LARGE}[name]
+    results = {}
+    for device in ("cpu", "cuda"):
+        x, weight, bias = make(case, dtype, device=device, requires_grad=True)
+        y = run(case, x, weight, bias)
+        g = np.random.default_rng(4).standard_normal(y.shape)
+        y.backward(gc.tensor(g, dtype=dtype, device=device))
+        results[device] = [t.numpy() for t in (y, x.grad, weight.grad, bias.grad)]
+    tol = forward_tol(dtype)
+    for what, a, b in zip(("y", "x.grad", "weight.grad", "bias.grad"), results["cuda"], results["cpu"]):
+        scale = max(1.0, float(np.abs(b).max()))
+        assert_close(a, b, atol=tol["atol"] * scale * 10, rtol=tol["rtol"] * 10, name=what)
+
+
+@pytest.mark.cuda
+def test_cuda_bitwise_deterministic():
+    case = LARGE["k288_p49_stride2"]
+    results = []
+    for _ in range(2):
+        x, weight, bias = make(case, "float32", device="cuda", requires_grad=True)
+        y = run(case, x, weight, bias)
+        y.backward(gc.tensor(np.ones(y.shape), dtype="float32", device="cuda"))
+        results.append([t.numpy() for t in (y, x.grad, weight.grad)])
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+
+
+# ---- bad input ---------------------------------------------------------------------------------------------------
+def tensors(x_shape, w_shape, dtype="float32"):
+    return gc.zeros(*x_shape, dtype=dtype), gc.zeros(*w_shape, dtype=dtype)
+
+
+def test_channels_not_divisible_by_groups():
+    x, w = tensors((1, 3, 5, 5), (4, 1, 3, 3))
+    with pytest.raises(ValueError, match="x: 3 input channels are not divisible by groups=2"):
+        conv2d(x, w, groups=2)
+    x, w = tensors((1, 4, 5, 5), (3, 2, 3, 3))
+    with pytest.raises(ValueError, match="weight: 3 output channels"):
+        conv2d(x, w, groups=2)
+
+
+def test_weight_channels_must_match_input():
+    x, w = tensors((1, 4, 5, 5), (2, 3, 3, 3))
+    with pytest.raises(ValueError, match="weight: shape"):
+        conv2d(x, w)
+
+
+def test_kernel_larger_than_padded_input():
+    x, w = tensors((1, 1, 4, 4), (1, 1, 5, 3))
+    with pytest.raises(ValueError, match="weight: the dilated kernel"):
+        conv2d(x, w)
+    x, w = tensors((1, 1, 4, 4), (1, 1, 3, 3))
+    with pytest.raises(ValueError, match="weight: the dilated kernel"):
+        conv2d(x, w, dilation=2)
+    assert conv2d(x, w, dilation=2, padding=1).shape == (1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("argument, value", [("stride", 0), ("stride", (1, -1)), ("dilation", 0), ("padding", -1)])
+def test_stride_dilation_padding_ranges(argument, value):
+    x, w = tensors((1, 1, 5, 5), (1, 1, 3, 3))
+    with pytest.raises(ValueError, match=f"{argument}: expected values >="):
+        conv2d(x, w, **{argument: value})
+
+
+def test_bad_argument_types():
+    x, w = tensors((1, 1, 5, 5), (1, 1, 3, 3))
+    with pytest.raises(TypeError, match="stride: expected an int or a pair"):
+        conv2d(x, w, stride=(1, 2, 3))
+    with pytest.raises(ValueError, match="padding: expected an int, a pair"):
+        conv2d(x, w, padding="full")
+    with pytest.raises(ValueError, match="groups: expected an int >= 1"):
+        conv2d(x, w, groups=0)
+    with pytest.raises(TypeError, match="x: expected a gradcore.Tensor"):
+        conv2d(np.zeros((1, 1, 5, 5)), w)
+
+
+def test_wrong_weight_rank():
+    x, w = tensors((1, 1, 5, 5), (1, 1, 3))
+    with pytest.raises(ValueError, match="weight: expected 4 dimensions"):
+        conv2d(x, w)
+    with pytest.raises(ValueError, match="x: expected 4 dimensions"):
+        conv2d(gc.zeros(1, 5, 5), gc.zeros(1, 1, 3, 3))
+
+
+def test_mixed_dtypes():
+    x = gc.zeros(1, 1, 5, 5, dtype="float32")
+    w = gc.zeros(1, 1, 3, 3, dtype="float64")
+    with pytest.raises(TypeError, match="weight: expected dtype float32"):
+        conv2d(x, w)
+    with pytest.raises(TypeError, match="bias: expected dtype float32"):
+        conv2d(x, gc.zeros(1, 1, 3, 3), gc.zeros(1, dtype="float64"))
+
+
+def test_bias_shape():
+    x, w = tensors((1, 1, 5, 5), (2, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"bias: expected shape \(2,\)"):
+        conv2d(x, w, gc.zeros(3))
+
+
+@pytest.mark.cuda
+def test_mixed_devices():
+    x = gc.zeros(1, 1, 5, 5)
+    w = gc.zeros(1, 1, 3, 3, device="cuda")
+    with pytest.raises(ValueError, match="weight: expected device cpu"):
+        conv2d(x, w)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_empty_batch(device):
+    x = gc.zeros(0, 2, 5, 5, device=device, requires_grad=True)
+    w = gc.ones(3, 2, 3, 3, device=device, requires_grad=True)
+    y = conv2d(x, w, padding=1)
+    assert y.shape == (0, 3, 5, 5)
+    y.sum().backward()
+    assert np.array_equal(w.grad.numpy(), np.zeros((3, 2, 3, 3)))
