@@ -26,9 +26,10 @@
 // (channel, position), each from a zeroed accumulator, so they are bitwise reproducible and independent of the
 // thread count or grid size. Backpropagation through time adds these per-step gradients in the layer above.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include "array.h"
-#include "elementwise.h"  // GRADCORE_HD, stable_sigmoid
+#include "elementwise.h"  // GRADCORE_HD
 
 namespace gradcore {
 
@@ -56,18 +57,36 @@ void conv_lstm_gates_backward_cuda(const Array& gates, const Array& c, const Arr
                                    Array& d_peephole, const ConvLSTMGatesShape& shape);
 #endif
 
+// tanh and the logistic function at T's own precision: std:: overloads on the host (the global names would
+// promote float to double), CUDA's float/double overloads on the device. 1 / (1 + e^-x) is 0 for x -> -inf and 1
+// for x -> +inf, with no overflow trap.
+template <typename T> GRADCORE_HD T gate_tanh(T x) {
+#if defined(__CUDA_ARCH__)
+  return tanh(x);
+#else
+  return std::tanh(x);
+#endif
+}
+template <typename T> GRADCORE_HD T gate_sigmoid(T x) {
+#if defined(__CUDA_ARCH__)
+  return T(1) / (T(1) + exp(-x));
+#else
+  return T(1) / (T(1) + std::exp(-x));
+#endif
+}
+
 // The per-element maths above, shared by the CPU loops and the CUDA kernels. Pointers are offset so that
 // index 0 is this element's (n, k, p); `stride` is Hc*P, the distance between gate blocks of one sample.
 template <typename T>
 GRADCORE_HD void conv_lstm_gates_forward_element(const T* pre, T c, T w_ci, T w_cf, T w_co, int64_t stride,
                                                  T* h_next, T* c_next, T* gates) {
-  const T i = stable_sigmoid(pre[0] + w_ci * c);
-  const T f = stable_sigmoid(pre[stride] + w_cf * c);
-  const T g = tanh(pre[2 * stride]);
+  const T i = gate_sigmoid(pre[0] + w_ci * c);
+  const T f = gate_sigmoid(pre[stride] + w_cf * c);
+  const T g = gate_tanh(pre[2 * stride]);
   const T cn = f * c + i * g;
-  const T o = stable_sigmoid(pre[3 * stride] + w_co * cn);
+  const T o = gate_sigmoid(pre[3 * stride] + w_co * cn);
   *c_next = cn;
-  *h_next = o * tanh(cn);
+  *h_next = o * gate_tanh(cn);
   gates[0] = i;
   gates[stride] = f;
   gates[2 * stride] = g;
@@ -80,7 +99,7 @@ template <typename T>
 GRADCORE_HD void conv_lstm_gates_backward_element(const T* gates, T c, T cn, T w_ci, T w_cf, T w_co, T dh, T dcn,
                                                   int64_t stride, T* d_pre, T* d_c, T dw[3]) {
   const T i = gates[0], f = gates[stride], g = gates[2 * stride], o = gates[3 * stride];
-  const T t = tanh(cn);
+  const T t = gate_tanh(cn);
   const T da_o = dh * t * o * (T(1) - o);
   const T dc_total = dcn + dh * o * (T(1) - t * t) + da_o * w_co;
   const T da_i = dc_total * g * i * (T(1) - i);

@@ -8,7 +8,7 @@
 namespace gradcore {
 
 namespace {
-constexpr int64_t kParallelThreshold = 1 << 14;
+constexpr int64_t kParallelThreshold = 1 << 15;
 constexpr int64_t kBlock = 256;  // positions per peephole-gradient block (three accumulators of this length)
 }  // namespace
 
