@@ -8,6 +8,10 @@ void bind_elementwise(py::module_& m);
 void bind_concat(py::module_& m);
 void bind_conv_lstm(py::module_& m);
 void bind_conv2d(py::module_& m);
+void bind_multi_tensor(py::module_& m);
+void bind_grad_norm(py::module_& m);
+void bind_fused_adam(py::module_& m);
+void bind_fused_sgd(py::module_& m);
 }  // namespace gradcore
 
 PYBIND11_MODULE(_core, m) {
@@ -17,4 +21,8 @@ PYBIND11_MODULE(_core, m) {
   gradcore::bind_concat(m);
   gradcore::bind_conv_lstm(m);
   gradcore::bind_conv2d(m);
+  gradcore::bind_multi_tensor(m);
+  gradcore::bind_grad_norm(m);
+  gradcore::bind_fused_adam(m);
+  gradcore::bind_fused_sgd(m);
 }

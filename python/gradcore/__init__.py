@@ -18,3 +18,5 @@ from .random import Generator, manual_seed, rand, randn  # noqa: F401
 from .gradcheck import GradcheckError, gradcheck  # noqa: F401
 from . import functional  # noqa: F401
 from . import nn  # noqa: F401
+from . import optim  # noqa: F401
+from .optim.clip import clip_grad_norm_, clip_grad_value_  # noqa: F401

@@ -130,7 +130,7 @@ def main(argv=None):
         norm = gc.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
         if step % 25 == 0 or step == 1:
-            print(f"step {step:5d}  train MSE {loss.item():.5f}  grad norm {float(norm):.3f}  "
+            print(f"step {step:5d}  train MSE {loss.item():.5f}  grad norm {norm.item():.3f}  "
                   f"{time.perf_counter() - start:6.1f}s", flush=True)
 
     model_mse, baseline_mse, blank_mse = evaluate(model, held_out, args.device)

@@ -1,0 +1,84 @@
+// Fused SGD with momentum: one pass over every parameter of a multi-tensor table (multi_tensor.h), reading p, g
+// (and the momentum buffer b) once and writing p (and b) once. PyTorch's update rule, per element:
+//
+//   g = grad * grad_scale_t                                (global-norm clipping folded in)
+//   g = clamp(g, -clip_value, clip_value)                  (when clipping by value)
+//   g = -g                                                 (maximize)
+//   g = g + weight_decay * p
+//   b = g                                  on the tensor's first step (step count 0): no dampening
+//   b = momentum * b + (1 - dampening) * g on later steps
+//   g = g + momentum * b  (nesterov)   or   g = b          (when momentum != 0)
+//   p = p - lr * g
+//
+// The step counter only tells the first step from later ones. A set non-finite flag (grad_norm.h) skips the step
+// on the device: nothing is written.
+#pragma once
+#include <vector>
+#include "array.h"
+#include "fused_adam.h"
+#include "multi_tensor.h"
+
+namespace gradcore {
+
+constexpr int kSgdColumnMomentum = 2;
+
+struct SgdGroup {
+  double lr = 1e-3, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  int nesterov = 0, maximize = 0;
+};
+
+struct SgdParams {
+  SgdGroup groups[kMaxGroupsPerLaunch];
+  int n_groups = 0;
+  bool momentum = false;  // the table has the momentum-buffer column (launches group by this flag)
+  bool clip_by_value = false;
+  double clip_value = 0.0;
+  int64_t scale_offset = 0;  // grad_scales[scale_offset + t] belongs to tensor t of this launch
+};
+
+template <typename T>
+struct SgdScalars {
+  T lr, momentum, one_minus_dampening, weight_decay, clip_value, grad_scale;
+  bool first_step, nesterov, maximize, clip_by_value, use_momentum;
+};
+
+template <typename T>
+GRADCORE_HD SgdScalars<T> sgd_scalars(const SgdParams& params, const SgdGroup& group, double step, double grad_scale) {
+  SgdScalars<T> s;
+  s.lr = (T)group.lr;
+  s.momentum = (T)group.momentum;
+  s.one_minus_dampening = (T)(1.0 - group.dampening);
+  s.weight_decay = (T)group.weight_decay;
+  s.clip_value = (T)params.clip_value;
+  s.grad_scale = (T)grad_scale;
+  s.first_step = step == 0.0;
+  s.nesterov = group.nesterov != 0;
+  s.maximize = group.maximize != 0;
+  s.clip_by_value = params.clip_by_value;
+  s.use_momentum = params.momentum && group.momentum != 0.0;
+  return s;
+}
+
+// One element of the update (the rule at the top of this file). b is ignored unless s.use_momentum.
+template <typename T>
+GRADCORE_HD void sgd_element(T& p, T grad, T& b, const SgdScalars<T>& s) {
+  T g = grad * s.grad_scale;
+  if (s.clip_by_value) g = g < -s.clip_value ? -s.clip_value : (g > s.clip_value ? s.clip_value : g);
+  if (s.maximize) g = -g;
+  if (s.weight_decay != T(0)) g = g + s.weight_decay * p;
+  if (s.use_momentum) {
+    b = s.first_step ? g : s.momentum * b + s.one_minus_dampening * g;
+    g = s.nesterov ? g + s.momentum * b : b;
+  }
+  p = p - s.lr * g;
+}
+
+// grad_scales: (T,) float64 or empty; nonfinite_state: (4,) float64 of grad_norm.h or empty.
+void fused_sgd_cpu(const TensorTableView& table, const SgdParams& params, const Array& grad_scales,
+                   const Array& nonfinite_state);
+#ifdef GRADCORE_WITH_CUDA
+void fused_sgd_cuda(const TensorTableView& table, const SgdParams& params, const Array& grad_scales,
+                    const Array& nonfinite_state);
+#endif
+
+}  // namespace gradcore

@@ -1,0 +1,93 @@
+"""Gradient clipping as in torch.nn.utils: clip_grad_norm_ and clip_grad_value_, over every gradient in one pass
+(kernels: csrc/cpu/grad_norm.cpp, csrc/cuda/grad_norm.cu; the maths and the summation order: csrc/grad_norm.h)."""
+from __future__ import annotations
+
+import math
+
+from .. import _core
+from ..autograd import no_grad
+from ..tensor import Tensor, tensor
+
+_tables = {}  # device -> TensorTable: rebuilt only when the gradient buffers change between calls
+
+
+def _gradients(parameters, where="parameters"):
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    try:
+        parameters = list(parameters)
+    except TypeError:
+        raise TypeError(f"{where}: expected a Tensor or an iterable of Tensors, got "
+                        f"{type(parameters).__name__}") from None
+    grads = []
+    for i, p in enumerate(parameters):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{where}[{i}]: expected a Tensor (a Parameter), got {type(p).__name__}")
+        if p.grad is not None:
+            grads.append(p.grad)
+    if grads:
+        first = grads[0]
+        for i, g in enumerate(grads):
+            if g.device != first.device:
+                raise ValueError(f"{where}: gradients on two devices ({first.device} and {g.device}); clip each "
+                                 "device's parameters separately")
+            if g.dtype != first.dtype:
+                raise ValueError(f"{where}: gradients of two dtypes ({first.dtype} and {g.dtype}); clip each "
+                                 "dtype's parameters separately")
+    return grads
+
+
+def _table(device):
+    table = _tables.get(device)
+    if table is None:
+        table = _tables[device] = _core.TensorTable()
+    return table
+
+
+def _norm_type(norm_type):
+    value = float(norm_type)  # accepts float("inf") and the string "inf"
+    if not value > 0:
+        raise ValueError(f"norm_type: expected a positive number or inf, got {norm_type!r}")
+    return value
+
+
+@no_grad()
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, per_tensor=False):
+    """Scales the gradients of `parameters` in place so that their global norm is at most max_norm, as
+    torch.nn.utils.clip_grad_norm_: every gradient is multiplied by min(1, max_norm / (norm + 1e-6)).
+
+    norm_type: p of the p-norm, or inf for the largest absolute value.
+    error_if_nonfinite: raise RuntimeError (and leave the gradients alone) when the norm is NaN or infinite.
+    per_tensor: clip each tensor by its own norm (MATLAB's "l2norm" gradient threshold method).
+    Returns the global norm of the gradients before clipping, a 0-d Tensor (of the gradients' dtype and device).
+    """
+    max_norm = float(max_norm)
+    if math.isnan(max_norm) or max_norm < 0:
+        raise ValueError(f"max_norm: expected a number >= 0, got {max_norm!r}")
+    norm_type = _norm_type(norm_type)
+    grads = _gradients(parameters)
+    if not grads:
+        return tensor(0.0)
+    device = grads[0].device
+    state = _core.zeros([4], "float64", device)
+    scales = _core.zeros([len(grads)], "float64", device)
+    arrays = [g._data for g in grads]
+    table = _table(device)
+    norm = _core.grad_norm(table, arrays, norm_type, max_norm, bool(per_tensor), state, scales)
+    if error_if_nonfinite and state.numpy()[2] != 0:
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it "
+                           "cannot be clipped. To disable this error and scale the gradients by the non-finite norm "
+                           "anyway, set `error_if_nonfinite=False`")
+    _core.grad_scale_(table, arrays, scales)
+    return Tensor(norm)
+
+
+@no_grad()
+def clip_grad_value_(parameters, clip_value):
+    """Clamps every gradient element of `parameters` to [-clip_value, clip_value] in place (NaN stays NaN)."""
+    clip_value = float(clip_value)
+    if math.isnan(clip_value) or clip_value < 0:
+        raise ValueError(f"clip_value: expected a number >= 0, got {clip_value!r}")
+    grads = _gradients(parameters)
+    if grads:
+        _core.grad_clamp_(_table(grads[0].device), [g._data for g in grads], clip_value)
