@@ -53,6 +53,28 @@ def test_gates_saturate_without_overflow():
     assert_close(h_next, want_h, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gates_accurate_over_the_whole_float_range(dtype):
+    # The CPU float path uses its own vectorised exp/tanh (csrc/cpu/fast_math.h): sweep tiny, moderate and
+    # saturating pre-activations and states, forward and backward, against float64 numpy.
+    values = np.concatenate([np.linspace(-90, 90, 721), np.linspace(-1, 1, 401), [1e-30, -1e-30, 1e-6, -1e-6, 0.0]])
+    rng = np.random.default_rng(11)
+    pre = rng.permutation(np.resize(values, 2 * 12 * 3 * 173)).reshape(2, 12, 3, 173)
+    c = rng.permutation(np.resize(values, 2 * 3 * 3 * 173)).reshape(2, 3, 3, 173) / 10
+    w = 0.5 * rng.standard_normal((3, 3, 3, 173))
+    pre32, c32, w32 = (v.astype(dtype).astype(np.float64) for v in (pre, c, w))  # compare on the same inputs
+    want_h, want_c, gates = ref.gates(pre32, c32, w32)
+    args = [_t(v, dtype, requires_grad=True) for v in (pre32, c32, w32)]
+    h_next, c_next = F.conv_lstm_gates(*args)
+    tol = dict(atol=1e-6, rtol=1e-5) if dtype == "float32" else forward_tol(dtype)
+    assert_close(h_next, want_h, name="h'", **tol)
+    assert_close(c_next, want_c, name="c'", **tol)
+    h_next.sum().backward()
+    # d h'/d pre_o = tanh(c') o (1 - o): checks the backward's own tanh over the same range.
+    i, f, g, o = np.split(gates, 4, axis=1)
+    assert_close(args[0].grad.numpy()[:, 9:], np.tanh(want_c) * o * (1 - o), name="d pre_o", **tol)
+
+
 @pytest.mark.parametrize("peephole", [False, True], ids=["plain", "peephole"])
 def test_gates_gradients_by_finite_differences(peephole):
     pre, c, w = _gate_inputs(n=3, hidden=2, h=2, w=3, seed=5)

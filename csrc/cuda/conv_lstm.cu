@@ -31,9 +31,9 @@ __global__ void conv_lstm_gates_backward_kernel(const T* __restrict__ gates, con
   const int64_t total = N * Q;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
     const int64_t n = e / Q, q = e - n * Q, g4 = n * 4 * Q + q;
-    T dw[3];
+    T unused_i, unused_f, unused_o;
     conv_lstm_gates_backward_element<T>(gates + g4, c[e], c_next[e], T(0), T(0), T(0), dh[e], dcn[e], Q, d_pre + g4,
-                                        d_c + e, dw);
+                                        d_c + e, unused_i, unused_f, unused_o);
   }
 }
 
@@ -48,12 +48,12 @@ __global__ void conv_lstm_gates_backward_peephole_kernel(const T* __restrict__ g
     T acc_i = T(0), acc_f = T(0), acc_o = T(0);
     for (int64_t n = 0; n < N; ++n) {
       const int64_t e = n * Q + q, g4 = n * 4 * Q + q;
-      T dw[3];
+      T dw_ci, dw_cf, dw_co;
       conv_lstm_gates_backward_element<T>(gates + g4, c[e], c_next[e], w_ci, w_cf, w_co, dh[e], dcn[e], Q,
-                                          d_pre + g4, d_c + e, dw);
-      acc_i += dw[0];
-      acc_f += dw[1];
-      acc_o += dw[2];
+                                          d_pre + g4, d_c + e, dw_ci, dw_cf, dw_co);
+      acc_i += dw_ci;
+      acc_f += dw_cf;
+      acc_o += dw_co;
     }
     d_w[q] = acc_i;
     d_w[Q + q] = acc_f;

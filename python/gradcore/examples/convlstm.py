@@ -1,6 +1,6 @@
 """Next-frame prediction on synthetic moving digits with a ConvLSTM.
 
-    python -m gradcore.examples.convlstm [--steps 300] [--device cpu|cuda]
+    python -m gradcore.examples.convlstm [--steps 200] [--device cpu|cuda]
 
 Each sequence is one digit glyph (a 5x7 bitmap font, scaled 2x) moving at a constant integer velocity and bouncing
 off the borders of the frame, drawn on the fly from a seed (no download). A 2-layer ConvLSTM reads frames 1..T-1
@@ -99,7 +99,7 @@ def evaluate(model, frames, device, batch=32):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--size", type=int, default=24, help="frame height and width")
