@@ -84,6 +84,26 @@ def test_gates_gradients_by_finite_differences(peephole):
     gc.gradcheck(F.conv_lstm_gates, inputs)
 
 
+def test_gates_results_do_not_depend_on_the_thread_count():
+    # Large enough for the OpenMP split (N * hidden * H * W >= 2^15); the peephole gradient is a batch sum.
+    pre, c, w = _gate_inputs(n=4, hidden=8, h=32, w=32, seed=12)
+    d_h = _np((4, 8, 32, 32), 13)
+    results = []
+    previous = gc.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            gc.set_num_threads(threads)
+            args = [_t(v, "float32", requires_grad=True) for v in (pre, c, w)]
+            h_next, c_next = F.conv_lstm_gates(*args)
+            (h_next * _t(d_h, "float32") + c_next).sum().backward()
+            results.append([h_next.numpy(), c_next.numpy()] + [a.grad.numpy() for a in args])
+    finally:
+        gc.set_num_threads(previous)
+    for other in results[1:]:
+        for got, want in zip(other, results[0]):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_gates_backward_with_only_h_used():
     # The c' output unused: autograd hands the kernel a zero gradient for it.
     pre, c, w = _gate_inputs(n=2, hidden=1, h=2, w=2, seed=8)
