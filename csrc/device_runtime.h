@@ -18,8 +18,10 @@ void copy(void* dst, const void* src, size_t nbytes, CopyKind kind, int device);
 void synchronize(int device);
 void* stream(int device);           // the device's cudaStream_t
 struct MemoryStats {
-  int64_t allocated_bytes = 0, peak_allocated_bytes = 0, allocations = 0, frees = 0;
+  int64_t allocated_bytes = 0, peak_allocated_bytes = 0;
   int64_t reserved_bytes = 0, peak_reserved_bytes = 0;  // held by the pool, including cached free blocks
+  int64_t allocations = 0;  // requests the cached blocks could not serve: the pool grew (a cudaMalloc's worth)
+  int64_t requests = 0, frees = 0;  // every allocate() and release(), served from the cache or not
 };
 MemoryStats memory_stats(int device);
 void reset_peak_memory_stats(int device);

@@ -12,6 +12,7 @@ void bind_multi_tensor(py::module_& m);
 void bind_grad_norm(py::module_& m);
 void bind_fused_adam(py::module_& m);
 void bind_fused_sgd(py::module_& m);
+void bind_batch_norm(py::module_& m);
 }  // namespace gradcore
 
 PYBIND11_MODULE(_core, m) {
@@ -25,4 +26,5 @@ PYBIND11_MODULE(_core, m) {
   gradcore::bind_grad_norm(m);
   gradcore::bind_fused_adam(m);
   gradcore::bind_fused_sgd(m);
+  gradcore::bind_batch_norm(m);
 }

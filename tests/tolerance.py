@@ -29,7 +29,8 @@ def assert_close(actual, expected, atol=1e-6, rtol=1e-5, name="value", max_repor
     bad = ~(excess <= 0)  # NaN counts as a mismatch
     if bad.any():
         order = np.argsort(-np.nan_to_num(excess, nan=np.inf).ravel())[:max_report]
-        rows = [f"  at {np.unravel_index(i, a.shape)}: got {a.flat[i]:.9g}, expected {e.flat[i]:.9g}, "
+        at = lambda flat: tuple(int(j) for j in np.unravel_index(flat, a.shape))  # noqa: E731 (plain ints)
+        rows = [f"  at {at(i)}: got {a.flat[i]:.9g}, expected {e.flat[i]:.9g}, "
                 f"|diff| {abs(a.flat[i] - e.flat[i]):.3g}" for i in order]
         raise AssertionError(f"{name}: {int(bad.sum())} of {a.size} elements outside atol={atol}, rtol={rtol}; "
                              "worst:\n" + "\n".join(rows))

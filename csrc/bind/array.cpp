@@ -54,7 +54,8 @@ Array array_from_dltensor(const DLTensor& t, std::shared_ptr<void> owner) {
   else if (t.device.device_type == kDLCUDA) device = {Device::cuda, t.device.device_id};
   else throw ArgError("x: DLPack device type " + std::to_string(t.device.device_type) + " is not supported");
   Shape shape(t.shape, t.shape + t.ndim);
-  if (t.strides) {  // accept only compact row-major strides (size-1 dimensions may carry any stride)
+  if (t.strides && shape_numel(shape) > 0) {  // only compact row-major strides (size-1 dims may carry any stride;
+                                              // an empty tensor has nothing to lay out)
     int64_t expected = 1;
     for (int i = t.ndim - 1; i >= 0; --i) {
       if (shape[i] != 1 && t.strides[i] != expected)
@@ -66,28 +67,30 @@ Array array_from_dltensor(const DLTensor& t, std::shared_ptr<void> owner) {
   return Array::wrap(static_cast<char*>(t.data) + t.byte_offset, shape, dtype, device, std::move(owner));
 }
 
+// The producer's tensor is owned (and its deleter due) only once the capsule is renamed "used_...": a tensor we
+// reject stays with the capsule, whose own destructor frees it (owning it earlier would free it twice).
 Array from_dlpack_capsule(py::capsule capsule) {
   PyObject* cap = capsule.ptr();
   if (PyCapsule_IsValid(cap, "dltensor_versioned")) {
     auto* m = static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(cap, "dltensor_versioned"));
     if (m->version.major > 1) throw ArgError("x: DLPack version " + std::to_string(m->version.major) + " is too new");
+    Array view = array_from_dltensor(m->dl_tensor, nullptr);  // validates before we take ownership
     std::shared_ptr<void> owner(m, [](void* p) {
       auto* mt = static_cast<DLManagedTensorVersioned*>(p);
       if (mt->deleter) mt->deleter(mt);
     });
-    Array a = array_from_dltensor(m->dl_tensor, owner);
     PyCapsule_SetName(cap, "used_dltensor_versioned");
-    return a;
+    return Array::wrap(view.data(), view.shape(), view.dtype(), view.device(), std::move(owner));
   }
   if (PyCapsule_IsValid(cap, "dltensor")) {
     auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
+    Array view = array_from_dltensor(m->dl_tensor, nullptr);  // validates before we take ownership
     std::shared_ptr<void> owner(m, [](void* p) {
       auto* mt = static_cast<DLManagedTensor*>(p);
       if (mt->deleter) mt->deleter(mt);
     });
-    Array a = array_from_dltensor(m->dl_tensor, owner);
     PyCapsule_SetName(cap, "used_dltensor");
-    return a;
+    return Array::wrap(view.data(), view.shape(), view.dtype(), view.device(), std::move(owner));
   }
   throw ArgError("x: expected an unused DLPack capsule (\"dltensor\" or \"dltensor_versioned\")");
 }
@@ -96,6 +99,9 @@ Array from_dlpack_capsule(py::capsule capsule) {
 Array from_numpy(py::array arr) {
   if (!(arr.flags() & py::array::c_style))
     throw ArgError("array: expected a C-contiguous numpy array; use numpy.ascontiguousarray first");
+  if (!arr.writeable())
+    throw ArgError("array: expected a writeable numpy array (the tensor shares its memory); use gradcore.tensor "
+                   "to copy a read-only one");
   DType dtype;
   if (arr.dtype().is(py::dtype::of<float>())) dtype = DType::float32;
   else if (arr.dtype().is(py::dtype::of<double>())) dtype = DType::float64;
@@ -179,6 +185,7 @@ void bind_array(py::module_& m) {
     out["reserved_bytes"] = s.reserved_bytes;
     out["peak_reserved_bytes"] = s.peak_reserved_bytes;
     out["allocations"] = s.allocations;
+    out["requests"] = s.requests;
     out["frees"] = s.frees;
     return out;
   }, py::arg("device") = 0);

@@ -14,6 +14,7 @@ struct DeviceState {
   cudaStream_t stream = nullptr;
   cudaMemPool_t pool = nullptr;
   MemoryStats stats;
+  uint64_t reserved_seen = 0;  // the pool's reserved bytes after the last allocation: growth beyond it counts
 };
 
 std::mutex state_mutex;
@@ -62,10 +63,12 @@ void* allocate(size_t nbytes, int device) {
     throw std::bad_alloc();
   }
   GRADCORE_CUDA_CHECK(err);
+  uint64_t reserved = 0;
+  GRADCORE_CUDA_CHECK(cudaMemPoolGetAttribute(s.pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
   std::lock_guard<std::mutex> lock(state_mutex);
-  s.stats.allocated_bytes += (int64_t)nbytes;
-  s.stats.allocations += 1;
-  if (s.stats.allocated_bytes > s.stats.peak_allocated_bytes) s.stats.peak_allocated_bytes = s.stats.allocated_bytes;
+  s.stats.requests += 1;
+  if (reserved > s.reserved_seen) s.stats.allocations += 1;  // served by new device memory, not the cache
+  s.reserved_seen = reserved;
   return ptr;
 }
 
@@ -80,6 +83,7 @@ void release(void* ptr, int device) {
 
 void memset_zero(void* ptr, size_t nbytes, int device) {
   DeviceState& s = state(device);
+  GRADCORE_CUDA_CHECK(cudaSetDevice(device));
   GRADCORE_CUDA_CHECK(cudaMemsetAsync(ptr, 0, nbytes, s.stream));
 }
 
@@ -127,6 +131,10 @@ void empty_cache(int device) {
   DeviceState& s = state(device);
   GRADCORE_CUDA_CHECK(cudaStreamSynchronize(s.stream));
   GRADCORE_CUDA_CHECK(cudaMemPoolTrimTo(s.pool, 0));
+  uint64_t reserved = 0;
+  GRADCORE_CUDA_CHECK(cudaMemPoolGetAttribute(s.pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
+  std::lock_guard<std::mutex> lock(state_mutex);
+  s.reserved_seen = reserved;
 }
 
 void* event_create(int device) {

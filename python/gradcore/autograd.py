@@ -33,14 +33,19 @@ class _GradMode(contextlib.ContextDecorator):
         _state.enabled = self.previous
         return False
 
+    def _recreate_cm(self):
+        # A decorator's calls each get their own context: sharing one would let a nested (recursive) call
+        # overwrite `previous` and leave grad mode switched off after the outermost call returns.
+        return type(self)(self.enabled)
 
-def no_grad():
-    """Context manager and decorator: ops inside record no graph (evaluation, optimizer updates)."""
-    return _GradMode(False)
+
+def no_grad(fn=None):
+    """Context manager and decorator (`@no_grad()` or `@no_grad`): ops inside record no graph."""
+    return _GradMode(False) if fn is None else _GradMode(False)(fn)
 
 
-def enable_grad():
-    return _GradMode(True)
+def enable_grad(fn=None):
+    return _GradMode(True) if fn is None else _GradMode(True)(fn)
 
 
 class Function:
@@ -136,11 +141,10 @@ def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
         if not out.requires_grad:
             raise RuntimeError("backward: the output does not require grad (no input requires grad, or it was "
                                "computed under no_grad())")
+        if capture is not None and id(out) in capture:  # an output that is also an input: d out / d out = seed
+            capture[id(out)] = _accumulate(capture[id(out)], g)
         if out._node is None:  # a leaf was passed as output
-            if capture is not None:
-                if id(out) in capture:
-                    capture[id(out)] = _accumulate(capture[id(out)], g)
-            else:
+            if capture is None:
                 out._accumulate_grad(g)
             continue
         slots = node_grads.setdefault(id(out._node), [None] * len(out._node.output_meta))
@@ -163,9 +167,10 @@ def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
         for inp, g in zip(node.inputs, input_grads):
             if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
                 continue
-            if tuple(g.shape) != inp.shape:
-                raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape} "
-                                   f"for an input of shape {inp.shape}")
+            if tuple(g.shape) != inp.shape or g.dtype != inp.dtype or g.device != inp.device:
+                raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape}, "
+                                   f"{g.dtype} on {g.device} for an input of shape {inp.shape}, {inp.dtype} "
+                                   f"on {inp.device}")
             if capture is not None and id(inp) in capture:
                 capture[id(inp)] = _accumulate(capture[id(inp)], g)
             if inp._node is None:
@@ -191,6 +196,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
     capture = {id(t): None for t in inputs}
     run_backward(outputs, grad_outputs, retain_graph=retain_graph, capture=capture)
     result = []
+    # Ops pass a gradient on without copying (add hands g to both operands), so two results, or a result and a
+    # caller's grad_output, may share memory: copy those, so updating one gradient in place never changes another.
+    taken = {seed.data_ptr for seed in grad_outputs if seed.numel}
     for i, t in enumerate(inputs):
         g = capture[id(t)]
         if g is None:
@@ -198,12 +206,16 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
                 raise RuntimeError(f"inputs[{i}]: the outputs do not depend on this tensor; pass allow_unused=True "
                                    "to get None for it")
             result.append(None)
-        else:
-            result.append(Tensor(g))
+            continue
+        if g.numel and g.data_ptr in taken:
+            g = g.clone()
+        taken.add(g.data_ptr)
+        result.append(Tensor(g))
     return result[0] if single else tuple(result)
 
 
-def _seed_grads(outputs, grad_outputs):
+def _seed_grads(outputs, grad_outputs, argument="grad_outputs"):
+    """The gradient each output starts from: ones for a scalar output, else the given Tensor (checked)."""
     from .tensor import Tensor
 
     if grad_outputs is None:
@@ -212,15 +224,21 @@ def _seed_grads(outputs, grad_outputs):
         grad_outputs = [grad_outputs]
     seeds = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        name = f"{argument}[{i}]" if argument == "grad_outputs" else argument
         if g is None:
             if out.numel != 1:
-                raise RuntimeError(f"grad_outputs[{i}]: needed for a non-scalar output of shape {out.shape}")
+                raise RuntimeError(f"{name}: needed for a non-scalar output of shape {out.shape} "
+                                   "(only a scalar output's gradient defaults to 1)")
             seeds.append(_core.full(list(out.shape), 1.0, out.dtype, out.device))
         else:
             if not isinstance(g, Tensor):
-                raise TypeError(f"grad_outputs[{i}]: expected a Tensor, got {type(g).__name__}")
+                raise TypeError(f"{name}: expected a Tensor, got {type(g).__name__}")
             if g.shape != out.shape:
-                raise ValueError(f"grad_outputs[{i}]: expected shape {out.shape}, got {g.shape}")
+                raise ValueError(f"{name}: expected shape {out.shape}, got {g.shape}")
+            if g.dtype != out.dtype:
+                raise TypeError(f"{name}: expected dtype {out.dtype} (the output's), got {g.dtype}")
+            if g.device != out.device:
+                raise ValueError(f"{name}: expected device {out.device} (the output's), got {g.device}")
             seeds.append(g._data)
     return seeds
 

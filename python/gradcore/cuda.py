@@ -44,8 +44,9 @@ def synchronize(device=None):
 
 
 def memory_stats(device=None) -> dict:
-    """The caching allocator's counters: allocated/reserved bytes now and at peak, allocations, frees.
-    `allocations` stops growing once a training loop is warm: blocks are reused from the pool."""
+    """The caching allocator's counters: allocated/reserved bytes now and at peak; `requests` and `frees` (every
+    tensor allocated and released); `allocations`, the requests that made the pool take new device memory.
+    `allocations` and `reserved_bytes` stop growing once a training loop is warm: blocks are reused from the pool."""
     return _core.cuda_memory_stats(_require(device))
 
 

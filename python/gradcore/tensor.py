@@ -175,7 +175,7 @@ class Tensor:
     # ---- autograd -------------------------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False):
         """Accumulates d(self)/d(leaf) into every leaf's `.grad`. A non-scalar self needs `gradient`."""
-        seeds = _seed_grads([self], None if gradient is None else [gradient])
+        seeds = _seed_grads([self], None if gradient is None else [gradient], argument="gradient")
         run_backward([self], seeds, retain_graph=retain_graph)
 
     def _accumulate_grad(self, g):
@@ -245,6 +245,23 @@ class Tensor:
         from .ops import elementwise as ew
         return ew.tanh(self)
 
+    def sqrt(self):
+        from .ops import elementwise as ew
+        return ew.sqrt(self)
+
+    def abs(self):
+        from .ops import elementwise as ew
+        return ew.abs(self)
+
+    __abs__ = abs
+
+    def pow(self, exponent):
+        return self.__pow__(exponent)
+
+    def leaky_relu(self, negative_slope=0.01):
+        from .ops import elementwise as ew
+        return ew.leaky_relu(self, negative_slope)
+
     def sum(self, axis=None, keepdims=False):
         from .ops import reduce
         return reduce.sum(self, axis, keepdims)
@@ -269,8 +286,8 @@ def _as_numpy(data, dtype):
     if isinstance(data, Tensor):
         data = data.numpy()
     array = np.asarray(data)
-    if dtype is None:
-        dtype = "float64" if array.dtype == np.float64 else "float32"
+    if dtype is None:  # Python floats become float32 (PyTorch's rule); only float64 arrays stay float64
+        dtype = "float64" if isinstance(data, (np.ndarray, np.generic)) and array.dtype == np.float64 else "float32"
     if array.dtype.kind not in "fiub":
         raise TypeError(f"data: expected numbers, got an array of dtype {array.dtype}")
     return np.array(array, dtype=_dtype_name(dtype), order="C")
@@ -302,8 +319,11 @@ def from_dlpack(x):
             capsule = x.__dlpack__(stream=_core.cuda_stream(device_id))
         else:
             capsule = x.__dlpack__()
-    else:
+    elif type(x).__name__ == "PyCapsule":
         capsule = x
+    else:
+        raise TypeError(f"x: expected an object with __dlpack__ (numpy, PyTorch, CuPy, JAX) or a DLPack capsule, "
+                        f"got {type(x).__name__}")
     return Tensor(_core.from_dlpack_capsule(capsule))
 
 

@@ -1,5 +1,6 @@
 """gradcore.nn: modules with PyTorch's names."""
 from . import init  # noqa: F401
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: F401
+from .batchnorm import BatchNorm2d  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401
 from .conv_lstm import ConvLSTM, ConvLSTMCell  # noqa: F401

@@ -35,12 +35,23 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        for table in (self._parameters, self._buffers, self._modules):
-            table.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        params, buffers, modules = self._parameters, self._buffers, self._modules
+        if isinstance(value, (Parameter, Module)):
+            for table in (params, buffers, modules):
+                table.pop(name, None)
+            (params if isinstance(value, Parameter) else modules)[name] = value
+        elif name in params:  # PyTorch's rule: a parameter is replaced by a Parameter or None, never dropped silently
+            if value is not None:
+                raise TypeError(f"{name}: cannot assign a {type(value).__name__} to a parameter; "
+                                "wrap it in nn.Parameter (or assign None)")
+            params[name] = None
+        elif name in buffers:  # assigning a registered buffer updates it (running statistics stay saved state)
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"{name}: cannot assign a {type(value).__name__} to a buffer; "
+                                "expected a Tensor or None")
+            buffers[name] = value
+        else:
+            modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name, tensor):
@@ -161,7 +172,7 @@ class Module:
             value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
             if tuple(value.shape) != target.shape:
                 raise ValueError(f"load_state_dict: {name} expected shape {target.shape}, got {tuple(value.shape)}")
-            host = np.ascontiguousarray(value, dtype=target.dtype)
+            host = np.array(value, dtype=target.dtype, order="C")  # ascontiguousarray would make 0-d arrays 1-d
             target._data.copy_(_core.from_numpy(host))
         return missing, unexpected
 

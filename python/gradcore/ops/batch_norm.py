@@ -1,0 +1,86 @@
+"""Batch normalisation over (N, C, H, W) (maths: csrc/batch_norm.h; kernels: csrc/cpu/batch_norm.cpp,
+csrc/cuda/batch_norm.cu). Argument checks on arrays happen in the binding, which names the argument."""
+from __future__ import annotations
+
+import numbers
+
+from .. import _core
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+class BatchNormTrain(Function):
+    """Normalises with the batch's statistics (and updates the running ones in place); backward goes through the
+    batch mean and variance."""
+
+    def forward(self, x, weight, bias, running_mean, running_var, momentum, eps):
+        y, save_mean, save_invstd = _core.batch_norm_forward_train(x, weight, bias, running_mean, running_var,
+                                                                   momentum, eps)
+        if any(self.needs_input_grad[:3]):
+            self.save_for_backward(x, weight, save_mean, save_invstd)
+        return y
+
+    def backward(self, g):
+        x, weight, save_mean, save_invstd = self.saved
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        dx, dw, db = _core.batch_norm_backward_train(g, x, weight, save_mean, save_invstd, need_x, need_w, need_b)
+        return dx, dw, db, None, None, None, None
+
+
+class BatchNormEval(Function):
+    """Normalises with the running statistics, which the gradient treats as constants."""
+
+    def forward(self, x, weight, bias, running_mean, running_var, eps):
+        self.eps = eps
+        y = _core.batch_norm_forward_eval(x, running_mean, running_var, weight, bias, eps)
+        if any(self.needs_input_grad[:3]):
+            # Copies: a later training step may update the running statistics before this backward runs.
+            self.save_for_backward(x, weight, running_mean.clone(), running_var.clone())
+        return y
+
+    def backward(self, g):
+        x, weight, running_mean, running_var = self.saved
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        dx, dw, db = _core.batch_norm_backward_eval(g, x, running_mean, running_var, weight, self.eps, need_x,
+                                                    need_w, need_b)
+        return dx, dw, db, None, None, None
+
+
+def _optional_tensor(value, name):
+    if value is not None and not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a gradcore.Tensor or None, got {type(value).__name__}")
+
+
+def _no_grad_buffer(value, name):
+    if value is not None and value.requires_grad:
+        raise ValueError(f"{name}: running statistics are buffers and must not require grad")
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=True, momentum=0.1, eps=1e-5):
+    """Batch normalisation of x (N, C, H, W) per channel, as torch.nn.functional.batch_norm.
+
+    training=True: normalise with the batch's mean and biased variance, and (when running_mean and running_var are
+    given) update them in place: running = (1 - momentum) running + momentum batch, with the unbiased variance.
+    training=False: normalise with running_mean and running_var. weight and bias (C) scale and shift the result.
+    Gradients reach x, weight and bias in both modes.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a gradcore.Tensor, got {type(x).__name__}")
+    for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                        ("bias", bias)):
+        _optional_tensor(value, name)
+    _no_grad_buffer(running_mean, "running_mean")
+    _no_grad_buffer(running_var, "running_var")
+    if not isinstance(eps, numbers.Real) or not eps >= 0:
+        raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
+    if training:
+        if momentum is None:
+            raise ValueError("momentum: None (the cumulative moving average) needs a batch count; use "
+                             "nn.BatchNorm2d(momentum=None) or pass 1 / num_batches_tracked")
+        if not isinstance(momentum, numbers.Real):
+            raise TypeError(f"momentum: expected a number, got {type(momentum).__name__}")
+        return BatchNormTrain.apply(x, weight, bias, running_mean, running_var, float(momentum), float(eps))
+    if running_mean is None or running_var is None:
+        raise ValueError("running_mean, running_var: evaluation (training=False) normalises with the running "
+                         "statistics, so both are needed")
+    return BatchNormEval.apply(x, weight, bias, running_mean, running_var, float(eps))

@@ -1,0 +1,224 @@
+"""Elementwise arithmetic with broadcasting and the activations: forward against numpy (float32 and float64),
+float64 gradients by gradcheck, broadcast gradients summed back to each operand, and bad operands."""
+import numpy as np
+import pytest
+
+import gradcore
+import gradcore.functional as F
+from reference import elementwise as ref
+from tolerance import DEVICES, DTYPES, assert_close, forward_tol
+
+BINARY = {"add": (F.add, ref.add), "sub": (F.sub, ref.sub), "mul": (F.mul, ref.mul), "div": (F.div, ref.div)}
+
+# (a's shape, b's shape): every broadcast a training loop uses.
+BROADCASTS = {
+    "same": ((3, 4), (3, 4)),
+    "scalar_tensor": ((3, 4), ()),
+    "tensor_is_scalar": ((), (3, 4)),
+    "row": ((3, 4), (4,)),
+    "column": ((3, 4), (3, 1)),
+    "leading_dims": ((2, 3, 4), (3, 4)),
+    "size1_both_sides": ((2, 1, 4), (1, 3, 1)),
+    "b_is_larger": ((4,), (2, 3, 4)),
+}
+
+
+def _values(shape, seed, positive=False, away_from_zero=False):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    if positive:
+        return np.abs(x) + 0.2
+    if away_from_zero:  # keeps kinks (relu at 0) and poles (1/b) out of a finite-difference step's reach
+        return np.sign(x) * (np.abs(x) + 0.2) if np.ndim(x) else float(np.sign(x) * (abs(x) + 0.2))
+    return x
+
+
+def _make(values, dtype, device, requires_grad=False):
+    return gradcore.tensor(np.asarray(values), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+# ---- binary ops -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", list(BROADCASTS))
+@pytest.mark.parametrize("op", list(BINARY))
+def test_binary_forward_matches_numpy(op, case, dtype, device):
+    a_shape, b_shape = BROADCASTS[case]
+    a_np = _values(a_shape, 0)
+    b_np = _values(b_shape, 1, away_from_zero=(op == "div"))
+    a, b = _make(a_np, dtype, device), _make(b_np, dtype, device)
+    ours, reference = BINARY[op]
+    out = ours(a, b)
+    # The reference sees the same (rounded) inputs, computed in float64.
+    expected = reference(a.numpy().astype(np.float64), b.numpy().astype(np.float64))
+    assert out.shape == expected.shape and out.dtype == dtype and out.device == a.device
+    assert_close(out, expected, **forward_tol(dtype), name=f"{op} {case}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", list(BROADCASTS))
+@pytest.mark.parametrize("op", list(BINARY))
+def test_binary_gradcheck(op, case, device):
+    a_shape, b_shape = BROADCASTS[case]
+    a = _make(_values(a_shape, 2), "float64", device, requires_grad=True)
+    b = _make(_values(b_shape, 3, away_from_zero=(op == "div")), "float64", device, requires_grad=True)
+    assert gradcore.gradcheck(BINARY[op][0], [a, b])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", ["scalar_tensor", "row", "column", "leading_dims", "size1_both_sides", "b_is_larger"])
+def test_broadcast_gradients_are_summed_to_each_operand(case, device):
+    a_shape, b_shape = BROADCASTS[case]
+    a_np, b_np = _values(a_shape, 4), _values(b_shape, 5)
+    a = _make(a_np, "float64", device, requires_grad=True)
+    b = _make(b_np, "float64", device, requires_grad=True)
+    out_shape = np.broadcast_shapes(a_shape, b_shape)
+    v = _values(out_shape, 6)
+    (a * b * _make(v, "float64", device)).sum().backward()
+    # d/da sum(v a b) = v b, summed over a's broadcast dimensions; likewise for b.
+    assert a.grad.shape == a_shape and b.grad.shape == b_shape
+    assert_close(a.grad, ref.unbroadcast(v * b_np, a_shape), atol=1e-12, rtol=1e-12, name="a.grad")
+    assert_close(b.grad, ref.unbroadcast(v * a_np, b_shape), atol=1e-12, rtol=1e-12, name="b.grad")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_python_numbers_on_either_side(dtype, device):
+    x_np = _values((2, 3), 7, away_from_zero=True)
+    x = _make(x_np, dtype, device)
+    x64 = x.numpy().astype(np.float64)
+    cases = {
+        "x + 2": (x + 2, x64 + 2), "2 + x": (2 + x, 2 + x64), "x - 2": (x - 2, x64 - 2), "2 - x": (2 - x, 2 - x64),
+        "x * 3": (x * 3, x64 * 3), "3 * x": (3 * x, 3 * x64), "x / 4": (x / 4, x64 / 4), "4 / x": (4 / x, 4 / x64),
+        "-x": (-x, -x64), "x ** 2": (x ** 2, x64 ** 2),
+    }
+    for name, (ours, expected) in cases.items():
+        assert ours.dtype == dtype, name
+        assert_close(ours, expected, **forward_tol(dtype), name=name)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_python_numbers_gradcheck(device):
+    x = _make(_values((2, 3), 8, away_from_zero=True), "float64", device, requires_grad=True)
+    for fn in (lambda t: t + 2, lambda t: 2 - t, lambda t: 3 * t, lambda t: t / 4, lambda t: 4 / t,
+               lambda t: 0 / t, lambda t: -t):
+        assert gradcore.gradcheck(fn, [x])
+
+
+# ---- unary ops ------------------------------------------------------------------------------------------------
+UNARY = {
+    "neg": (F.neg, ref.neg, {}),
+    "exp": (F.exp, ref.exp, {}),
+    "log": (F.log, ref.log, {"positive": True}),
+    "pow2": (lambda x: F.pow(x, 2), lambda x: ref.pow(x, 2), {}),
+    "pow3": (lambda x: F.pow(x, 3.0), lambda x: ref.pow(x, 3.0), {}),
+    "pow_half": (lambda x: F.pow(x, 0.5), lambda x: ref.pow(x, 0.5), {"positive": True}),
+    "pow_minus1": (lambda x: F.pow(x, -1), lambda x: ref.pow(x, -1.0), {"away_from_zero": True}),
+    "relu": (F.relu, ref.relu, {"away_from_zero": True}),
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.2), lambda x: ref.leaky_relu(x, 0.2), {"away_from_zero": True}),
+    "leaky_relu_default": (F.leaky_relu, ref.leaky_relu, {"away_from_zero": True}),
+    "sigmoid": (F.sigmoid, ref.sigmoid, {}),
+    "tanh": (F.tanh, ref.tanh, {}),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", list(UNARY))
+def test_unary_forward_matches_numpy(op, dtype, device):
+    ours, reference, domain = UNARY[op]
+    x = _make(_values((4, 5), 9, **domain) * 2.0, dtype, device)
+    out = ours(x)
+    assert out.shape == (4, 5) and out.dtype == dtype and out.device == x.device
+    assert_close(out, reference(x.numpy().astype(np.float64)), **forward_tol(dtype), name=op)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", list(UNARY))
+def test_unary_gradcheck(op, device):
+    ours, _, domain = UNARY[op]
+    x = _make(_values((3, 4), 10, **domain), "float64", device, requires_grad=True)
+    assert gradcore.gradcheck(ours, [x])
+
+
+def test_tensor_methods_are_the_functional_ops():
+    x = _make(_values((2, 2), 11, positive=True), "float64", "cpu")
+    for method, fn in (("exp", F.exp), ("log", F.log), ("relu", F.relu), ("sigmoid", F.sigmoid), ("tanh", F.tanh),
+                       ("sqrt", F.sqrt), ("abs", F.abs), ("leaky_relu", F.leaky_relu)):
+        assert_close(getattr(x, method)(), fn(x), atol=0, rtol=0, name=method)
+    assert_close(abs(-x), x, atol=0, rtol=0, name="abs()")
+    assert_close(x.pow(3), x ** 3, atol=0, rtol=0, name="pow")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sqrt_and_abs(device):
+    x_np = _values((3, 4), 15, away_from_zero=True)
+    x = _make(x_np, "float64", device, requires_grad=True)
+    assert_close(F.abs(x), np.abs(x_np), atol=0, rtol=0, name="abs")
+    assert_close(F.sqrt(F.abs(x)), np.sqrt(np.abs(x_np)), atol=1e-15, rtol=1e-15, name="sqrt")
+    assert gradcore.gradcheck(F.abs, [x])
+    assert gradcore.gradcheck(lambda t: F.sqrt(F.abs(t)), [x])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_and_tanh_are_stable_for_large_inputs(dtype, device):
+    x_np = np.array([-1e4, -800.0, -100.0, -30.0, -1e-3, 0.0, 1e-3, 30.0, 100.0, 800.0, 1e4])
+    x = _make(x_np, dtype, device, requires_grad=True)
+    s = F.sigmoid(x)
+    assert np.all(np.isfinite(s.numpy()))
+    assert_close(s, ref.sigmoid(x_np), **forward_tol(dtype), name="sigmoid")
+    s.sum().backward()
+    assert np.all(np.isfinite(x.grad.numpy()))
+    assert_close(x.grad, ref.sigmoid(x_np) * (1 - ref.sigmoid(x_np)), **forward_tol(dtype), name="sigmoid'")
+    t = F.tanh(x)
+    assert_close(t, np.tanh(x_np), **forward_tol(dtype), name="tanh")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_matches_cpu_for_every_op(dtype):
+    a_np, b_np = _values((5, 7), 12), _values((7,), 13, away_from_zero=True)
+    pos = _values((5, 7), 14, positive=True)
+    for name, (ours, _) in BINARY.items():
+        cpu = ours(_make(a_np, dtype, "cpu"), _make(b_np, dtype, "cpu"))
+        gpu = ours(_make(a_np, dtype, "cuda"), _make(b_np, dtype, "cuda"))
+        assert_close(gpu, cpu, **forward_tol(dtype), name=name)
+    for name, (ours, _, domain) in UNARY.items():
+        values = pos if domain.get("positive") else a_np
+        assert_close(ours(_make(values, dtype, "cuda")), ours(_make(values, dtype, "cpu")), **forward_tol(dtype),
+                     name=name)
+
+
+# ---- bad operands ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("op", list(BINARY))
+def test_mixed_dtypes_raise_naming_the_operand(op):
+    a, b = gradcore.zeros(2, 3, dtype="float32"), gradcore.zeros(2, 3, dtype="float64")
+    with pytest.raises(TypeError, match="b: expected dtype float32"):
+        BINARY[op][0](a, b)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("op", list(BINARY))
+def test_mixed_devices_raise_naming_the_operand(op):
+    a, b = gradcore.zeros(2, 3), gradcore.zeros(2, 3, device="cuda")
+    with pytest.raises(ValueError, match="b: expected device cpu"):
+        BINARY[op][0](a, b)
+
+
+@pytest.mark.parametrize("op", list(BINARY))
+@pytest.mark.parametrize("shapes", [((2, 3), (2,)), ((2, 3), (3, 3)), ((4, 1, 3), (2, 2))])
+def test_shapes_that_do_not_broadcast_name_the_operand(op, shapes):
+    a, b = gradcore.zeros(*shapes[0]), gradcore.zeros(*shapes[1])
+    with pytest.raises(ValueError, match=r"b: shape .* does not broadcast with a's shape"):
+        BINARY[op][0](a, b)
+
+
+def test_non_tensor_operands_raise_naming_the_operand():
+    x = gradcore.zeros(2)
+    with pytest.raises(TypeError, match="b: expected a gradcore.Tensor"):
+        F.add(x, [1.0, 2.0])
+    with pytest.raises(TypeError, match="x: expected a gradcore.Tensor"):
+        F.exp(np.zeros(2))
+    with pytest.raises(TypeError, match="exponent"):
+        F.pow(x, x)
