@@ -26,6 +26,10 @@ SWEEP = {
     "groups2": (2, 4, 6, 5, 6, (3, 3), 1, 1, 1, 2),
     "depthwise_stride2": (2, 3, 7, 7, 3, (3, 3), 2, 1, 1, 3),
     "depthwise_multiplier2": (1, 2, 6, 7, 4, (3, 3), 1, 1, 1, 2),
+    "depthwise_dilation2_wide_padding": (1, 3, 6, 7, 3, (3, 2), 1, (3, 1), 2, 3),
+    "short_im2col_one_input_channel": (2, 1, 6, 5, 6, (1, 2), 1, (1, 0), 1, 1),
+    "short_im2col_groups2": (1, 2, 5, 5, 8, (1, 1), 1, 1, 1, 2),
+    "depthwise_same_even_kernel": (2, 2, 5, 6, 2, (2, 4), 1, "same", 1, 2),
     "padding_wider_than_kernel": (1, 2, 4, 5, 2, (2, 2), 1, 3, 1, 1),
     "same_stride1_even_kernel": (1, 2, 6, 5, 3, (2, 4), 1, "same", 1, 1),
     "same_stride2_odd_size": (2, 2, 7, 6, 3, (3, 3), 2, "same", 1, 1),
@@ -39,6 +43,12 @@ LARGE = {
     "pointwise_c64": (2, 64, 7, 9, 33, (1, 1), 1, 0, 1, 1),
     "seed_layer1": (5, 1, 28, 28, 32, (3, 3), 2, "same", 1, 1),
     "depthwise_c16": (2, 16, 15, 13, 16, (3, 3), 1, 1, 1, 16),
+    "depthwise_stride2_dilation2": (3, 8, 11, 10, 8, (3, 2), 2, (2, 1), 2, 8),
+    "batch17_two_images_per_gemm": (17, 8, 5, 6, 12, (3, 3), 1, 1, 1, 1),
+    "batch17_pointwise_groups2": (17, 8, 4, 5, 6, (1, 1), 1, 0, 1, 2),
+    "weight_grad_in_two_image_blocks": (3, 64, 56, 56, 16, (3, 3), 1, 1, 1, 1),
+    "wide_rows_stride2": (2, 3, 37, 40, 8, (3, 3), 2, (1, 2), 1, 1),
+    "wide_rows_dilation2_wide_padding": (2, 4, 20, 24, 6, (3, 3), 1, 3, 2, 1),
 }
 
 
@@ -53,7 +63,7 @@ def make(case, dtype, device="cpu", seed=0, requires_grad=False):
     n, c_in, h, w, c_out, kernel, _, _, _, groups = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c_in, h, w))
-    weight = rng.standard_normal((c_out, c_in // groups) + kernel)
+    weight = rng.standard_normal((c_out, c_in // groups) + kernel) / np.sqrt(c_in // groups * kernel[0] * kernel[1])
     bias = rng.standard_normal(c_out)
     return [gc.tensor(a, dtype=dtype, device=device, requires_grad=requires_grad) for a in (x, weight, bias)]
 
@@ -87,27 +97,42 @@ def test_gradients_without_bias_and_with_frozen_weight():
     assert gc.gradcheck(lambda a: run(case, a, weight, None), [x])
 
 
-@pytest.mark.parametrize("name", ["k288_p49_stride2", "pointwise_c64", "depthwise_c16"])
-def test_large_gradients_match_reference_vjp(name):
-    """Gradients of <conv(x, w) + b, r> for shapes too big for finite differences: the vector-Jacobian products
-    computed from the reference forward by linearity (one-hot probes over a few random elements)."""
+@pytest.mark.parametrize("name", list(LARGE))
+def test_large_gradients_match_reference(name):
+    """Shapes too big for finite differences (they cross the CPU GEMM's blocking): full x, weight and bias gradients
+    against the numpy gradient formulas."""
     case = LARGE[name]
     x, weight, bias = make(case, "float64", requires_grad=True)
     stride, pads, dilation = pads_of(case)
     y = run(case, x, weight, bias)
-    r = np.random.default_rng(1).standard_normal(y.shape)
-    y.backward(gc.tensor(r, dtype="float64"))
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    y.backward(gc.tensor(gy, dtype="float64"))
     groups = case[-1]
-    rng = np.random.default_rng(2)
-    for tensor, index in ((x, 0), (weight, 1)):
-        for flat in rng.choice(tensor.numel, size=6, replace=False):
-            probe = [x.numpy(), weight.numpy()]
-            basis = np.zeros(tensor.numel)
-            basis[flat] = 1.0
-            probe[index] = basis.reshape(tensor.shape)
-            expected = np.sum(ref.conv2d(probe[0], probe[1], None, stride, pads, dilation, groups) * r)
-            assert_close(tensor.grad.numpy().ravel()[flat], expected, atol=1e-9, rtol=1e-9, name=f"grad[{index}]")
-    assert_close(bias.grad, r.sum(axis=(0, 2, 3)), atol=1e-9, rtol=1e-9, name="bias grad")
+    expected_x = ref.conv2d_grad_input(gy, weight.numpy(), x.shape[2:], stride, pads, dilation, groups)
+    expected_w = ref.conv2d_grad_weight(x.numpy(), gy, weight.shape[2:], stride, pads, dilation, groups)
+    assert_close(x.grad, expected_x, atol=1e-10, rtol=1e-9, name="x.grad")
+    assert_close(weight.grad, expected_w, atol=1e-9, rtol=1e-9, name="weight.grad")
+    assert_close(bias.grad, gy.sum(axis=(0, 2, 3)), atol=1e-9, rtol=1e-9, name="bias.grad")
+
+
+def test_reference_gradients_agree_with_finite_differences():
+    """The numpy gradient formulas used above, checked once against central differences of the numpy forward."""
+    case = SWEEP["stride2x1_dilation1x2"]
+    x, weight, _ = make(case, "float64")
+    stride, pads, dilation = pads_of(case)
+    xv, wv = x.numpy().copy(), weight.numpy().copy()
+    gy = np.random.default_rng(2).standard_normal(ref.conv2d(xv, wv, None, stride, pads, dilation).shape)
+    gx = ref.conv2d_grad_input(gy, wv, xv.shape[2:], stride, pads, dilation)
+    gw = ref.conv2d_grad_weight(xv, gy, wv.shape[2:], stride, pads, dilation)
+    for array, grad in ((xv, gx), (wv, gw)):
+        for flat in np.random.default_rng(3).choice(array.size, size=5, replace=False):
+            saved = array.flat[flat]
+            values = []
+            for delta in (1e-6, -1e-6):
+                array.flat[flat] = saved + delta
+                values.append(np.sum(ref.conv2d(xv, wv, None, stride, pads, dilation) * gy))
+            array.flat[flat] = saved
+            assert abs((values[0] - values[1]) / 2e-6 - grad.flat[flat]) < 1e-6
 
 
 def test_same_padding_puts_the_odd_pixel_bottom_right():

@@ -1,21 +1,30 @@
-// CPU conv2d: im2col per (image, group) and our own blocked GEMM; the maths is in conv2d.h.
+// CPU conv2d: im2col written straight into our own blocked GEMM's packed layouts; the maths is in conv2d.h.
 //
-// GEMM: C (M x N) = A (M x K) * B (K x N), with A and B first packed into the layout the micro-kernel streams:
+// GEMM: C (M x N) = A (M x K) * B (K x N), from A and B packed into the layout the micro-kernel streams:
 //   A: for each block of kKc reduction steps, panels of kMr rows, each panel k-major ([k][kMr]);
-//   B: for each block of kKc reduction steps, strips of kNr columns, each strip k-major ([k][kNr]).
-// Edges are zero-padded in the packed copies, so the micro-kernel always runs a full kMr x kNr tile and only the
-// store looks at the edge. The micro-kernel keeps the kMr x kNr tile of C in registers (GCC vector extensions, so
+//   B: for each block of kKc reduction steps, strips of nr columns, each strip k-major ([k][nr]).
+// Edges are zero-padded in the packed copies, so the micro-kernel always runs a full kMr x nr tile and only the
+// store looks at the edge. The micro-kernel keeps the tile of C in registers (GCC vector extensions, so
 // gcc -O3 -march=native emits AVX-512/AVX2 FMAs without intrinsics) and streams one A panel and one B strip.
+// im2col never materialises a plain column matrix: it writes runs of image rows directly into the packed layout.
 //
-// Threads: forward and backward_input run one (image, group) pair per task, each writing its own slice of the
-// output. backward_weight splits the batch into chunks fixed by N alone; each chunk's images are accumulated in
-// order into that chunk's partial dW, and the partials are then summed in chunk order. Results are therefore the
-// same for any thread count.
+//   forward          Y (C_out/G x n*P)  = W_g (packed once)  * im2col of n images side by side (packed B)
+//   backward_input   dcol (K x n*P)     = W_g^T (packed once) * gy of n images side by side, then col2im
+//   backward_weight  dW_g^T (K x C_out/G) = im2col (packed A, reduction over n*P) * gy^T (packed B)
+// Several small images share one GEMM so that its columns fill whole strips; how many depends on the shapes only.
+// Depthwise convolutions (one input and one output channel per group) skip the GEMM for direct loops.
+//
+// Threads and determinism: forward and backward_input run one (block of images, group) per task, each writing its
+// own slice of the output. backward_weight walks fixed blocks of images in order; within a block, the packing is
+// split over (image, group) and the GEMM over its output tiles, so every dW element is summed by one thread in an
+// order fixed by the shapes. Results are the same for any thread count.
 #include "conv2d.h"
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <utility>
+#include <vector>
 
 namespace gradcore {
 
@@ -31,13 +40,23 @@ constexpr int kMr = 6;  // 12 of 16 registers
 constexpr int kVectorBytes = 16;
 constexpr int kMr = 6;
 #endif
-constexpr int64_t kKc = 256;  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+constexpr int64_t kKc = 256;
+constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
 
 template <typename T> struct Simd {
   typedef T vec __attribute__((vector_size(kVectorBytes)));
   static constexpr int lanes = kVectorBytes / (int)sizeof(T);
   static constexpr int nr = 2 * lanes;  // columns per B strip: two vectors
 };
+
+// All lanes = s, written as an initializer list so the compiler emits one broadcast (from memory when s is loaded),
+// not "0 + s" (a scalar add it may not drop because of signed zeros) followed by a broadcast.
+template <typename T, size_t... I> inline typename Simd<T>::vec broadcast_impl(T s, std::index_sequence<I...>) {
+  return typename Simd<T>::vec{((void)I, s)...};
+}
+template <typename T> inline typename Simd<T>::vec broadcast(T s) {
+  return broadcast_impl<T>(s, std::make_index_sequence<Simd<T>::lanes>{});
+}
 
 template <typename T> inline typename Simd<T>::vec load_vec(const T* p) {
   typename Simd<T>::vec v;
@@ -67,7 +86,7 @@ class Scratch {
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };
-thread_local Scratch scratch_col, scratch_packed_a, scratch_packed_b;
+thread_local Scratch scratch_col, scratch_packed_b;
 
 template <typename T> struct AlignedBuffer {  // heap block shared by the threads of one call
   explicit AlignedBuffer(int64_t count) {
@@ -80,10 +99,9 @@ template <typename T> struct AlignedBuffer {  // heap block shared by the thread
   T* ptr;
 };
 
-template <typename T> int64_t packed_a_size(int64_t M, int64_t K) { return round_up(M, kMr) * K; }
-template <typename T> int64_t packed_b_size(int64_t K, int64_t N) { return round_up(N, Simd<T>::nr) * K; }
+template <typename T> constexpr int64_t nr_of() { return Simd<T>::nr; }
 
-// A (M x K), element (m, k) at src[m * rs + k * cs].
+// A (M x K), element (m, k) at src[m * rs + k * cs], packed whole.
 template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t M, int64_t K, T* dst) {
   const int64_t m_pad = round_up(M, kMr);
   for (int64_t k0 = 0; k0 < K; k0 += kKc) {
@@ -103,35 +121,124 @@ template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t 
   }
 }
 
-// B (K x N), element (k, n) at src[k * rs + n * cs].
-template <typename T> void pack_b(const T* src, int64_t rs, int64_t cs, int64_t K, int64_t N, T* dst) {
-  constexpr int nr = Simd<T>::nr;
-  const int64_t n_pad = round_up(N, nr);
-  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-    const int64_t kc = std::min(kKc, K - k0);
-    T* block = dst + k0 * n_pad;
-    for (int64_t j0 = 0; j0 < n_pad; j0 += nr) {
-      T* strip = block + j0 * kc;
-      const int64_t cols = std::min<int64_t>(nr, N - j0);
-      if (cs == 1) {
-        for (int64_t k = 0; k < kc; ++k) {
-          const T* s = src + (k0 + k) * rs + j0;
-          T* d = strip + k * nr;
-          int64_t j = 0;
-          for (; j < cols; ++j) d[j] = s[j];
-          for (; j < nr; ++j) d[j] = T(0);
-        }
-      } else {  // transposed source: walk it row by row so each source row is read contiguously
-        for (int64_t j = 0; j < nr; ++j) {
-          if (j < cols) {
-            const T* s = src + k0 * rs + (j0 + j) * cs;
-            for (int64_t k = 0; k < kc; ++k) strip[k * nr + j] = s[k * rs];
-          } else {
-            for (int64_t k = 0; k < kc; ++k) strip[k * nr + j] = T(0);
+// Calls fn(dst, first, count) for the runs of columns [c0, c0 + n) of reduction row d of a packed B (cols_pad
+// columns, `depth` rows) that are contiguous: dst[j] is column c0 + first + j.
+template <typename T, typename Fn>
+inline void packed_b_row_runs(T* packed, int64_t d, int64_t c0, int64_t n, int64_t cols_pad, int64_t depth, Fn&& fn) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t blk = d / kKc * kKc, kc = std::min(kKc, depth - blk);
+  T* row = packed + blk * cols_pad + (d - blk) * nr;
+  for (int64_t done = 0; done < n;) {
+    const int64_t c = c0 + done, lane = c % nr, run = std::min(nr - lane, n - done);
+    fn(row + (c / nr) * (kc * nr) + lane, done, run);
+    done += run;
+  }
+}
+
+// Zeroes columns [cols, cols_pad) of every reduction row of a packed B.
+template <typename T> void zero_packed_b_tail(T* packed, int64_t cols, int64_t cols_pad, int64_t depth) {
+  if (cols == cols_pad) return;
+  for (int64_t d = 0; d < depth; ++d)
+    packed_b_row_runs(packed, d, cols, cols_pad - cols, cols_pad, depth, [](T* dst, int64_t, int64_t run) {
+      std::fill(dst, dst + run, T(0));
+    });
+}
+
+// The columns of one output row oh that read inside the image through kernel column kw: ow in [ow_lo, ow_hi),
+// reading x column iw0 + ow * sw.
+struct RowWindow {
+  int64_t iw0 = 0, ow_lo = 0, ow_hi = 0;
+  RowWindow() = default;
+  RowWindow(const Conv2dParams& p, int64_t kw) {
+    const int64_t sw = p.stride_w, Wo = p.out_w;
+    iw0 = kw * p.dilation_w - p.pad_left;
+    ow_lo = std::min(Wo, iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw);
+    ow_hi = std::max(ow_lo, std::min(Wo, p.in_w - iw0 > 0 ? (p.in_w - iw0 + sw - 1) / sw : 0));
+  }
+};
+
+// For each kernel tap t = (kh, kw) and output pixel q = (oh, ow): the offset ih * W + iw of the input pixel the tap
+// reads, or -1 where that pixel is padding. Built once per call; im2col is then a gather through this table, with
+// no per-row bookkeeping (which dominates for small images).
+class TapTable {
+ public:
+  explicit TapTable(const Conv2dParams& p) : pixels_(p.out_pixels()) {
+    offsets_.resize((size_t)(p.kernel_h * p.kernel_w * pixels_));
+    int32_t* o = offsets_.data();
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw)
+        for (int64_t oh = 0; oh < p.out_h; ++oh)
+          for (int64_t ow = 0; ow < p.out_w; ++ow) {
+            const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+            const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+            *o++ = (ih >= 0 && ih < p.in_h && iw >= 0 && iw < p.in_w) ? (int32_t)(ih * p.in_w + iw) : -1;
           }
-        }
-      }
+  }
+  const int32_t* tap(int64_t t) const { return offsets_.data() + t * pixels_; }
+
+ private:
+  int64_t pixels_;
+  std::vector<int32_t> offsets_;
+};
+
+// dst[j * step] = plane[offset[j]] (0 where offset is -1), j in [0, n).
+template <typename T>
+inline void gather_taps(const T* plane, const int32_t* offset, int64_t n, T* dst, int64_t step) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int32_t o = offset[j];
+    dst[j * step] = o >= 0 ? plane[o] : T(0);
+  }
+}
+
+// Rows [k_begin, k_begin + kc) of the im2col of one image and group, as one kKc block of a packed B, at columns
+// [c0, c0 + P): B[k - k_begin, c0 + (oh, ow)] = x[ci, ih, iw] for k = (ci, kh, kw) (0 outside the image).
+// x_group: (C_in/G, H, W).
+// Wide outputs go row by row (each output row of a tap is a zero run, a strided or contiguous copy, a zero run);
+// narrow ones, where that per-row bookkeeping would dominate, gather through the tap table.
+template <typename T>
+void im2col_packed_b(const T* x_group, const Conv2dParams& p, const TapTable& taps, const RowWindow* windows,
+                     int64_t k_begin, int64_t kc, int64_t c0, int64_t cols_pad, T* packed) {
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P = p.out_pixels();
+  const int64_t Wo = p.out_w, sw = p.stride_w;
+  for (int64_t k = k_begin; k < k_begin + kc; ++k) {
+    const T* plane = x_group + (k / taps_per_channel) * p.in_pixels();
+    if (Wo < kRowRunMinWidth) {
+      const int32_t* offset = taps.tap(k % taps_per_channel);
+      packed_b_row_runs(packed, k - k_begin, c0, P, cols_pad, kc, [&](T* dst, int64_t first, int64_t run) {
+        gather_taps(plane, offset + first, run, dst, (int64_t)1);
+      });
+      continue;
     }
+    const int64_t kh = k / p.kernel_w % p.kernel_h;
+    const RowWindow& win = windows[k % p.kernel_w];
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      const bool inside = ih >= 0 && ih < p.in_h;
+      const T* x_row = plane + (inside ? ih : 0) * p.in_w;
+      packed_b_row_runs(packed, k - k_begin, c0 + oh * Wo, Wo, cols_pad, kc, [&](T* dst, int64_t ow0, int64_t run) {
+        const int64_t lo = inside ? std::clamp(win.ow_lo - ow0, (int64_t)0, run) : run;
+        const int64_t hi = inside ? std::clamp(win.ow_hi - ow0, lo, run) : run;
+        const int64_t base = win.iw0 + ow0 * sw;  // x column of j = 0; only j in [lo, hi) is read
+        for (int64_t j = 0; j < lo; ++j) dst[j] = T(0);
+        if (sw == 1) {
+          for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j];
+        } else {
+          for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j * sw];
+        }
+        for (int64_t j = hi; j < run; ++j) dst[j] = T(0);
+      });
+    }
+  }
+}
+
+// src (rows x n, row stride rs) into reduction rows [0, rows) and columns [c0, c0 + n) of a packed B.
+template <typename T>
+void rows_packed_b(const T* src, int64_t rs, int64_t rows, int64_t n, int64_t c0, int64_t cols_pad, T* packed) {
+  for (int64_t d = 0; d < rows; ++d) {
+    const T* s = src + d * rs;
+    packed_b_row_runs(packed, d, c0, n, cols_pad, rows, [&](T* dst, int64_t first, int64_t run) {
+      for (int64_t j = 0; j < run; ++j) dst[j] = s[first + j];
+    });
   }
 }
 
@@ -143,14 +250,14 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, 
   constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
   V acc0[ROWS], acc1[ROWS];
   for (int i = 0; i < ROWS; ++i) {
-    acc0[i] = V{} + (bias ? bias[i] : T(0));
+    acc0[i] = broadcast<T>(bias ? bias[i] : T(0));
     acc1[i] = acc0[i];
   }
   for (int64_t k = 0; k < kc; ++k) {
     const V b0 = load_vec(b + k * NR), b1 = load_vec(b + k * NR + L);
     const T* ak = a + k * kMr;
     for (int i = 0; i < ROWS; ++i) {
-      const V ai = V{} + ak[i];
+      const V ai = broadcast<T>(ak[i]);
       acc0[i] += ai * b0;
       acc1[i] += ai * b1;
     }
@@ -182,22 +289,26 @@ void micro_kernel_rows(int64_t rows, int64_t kc, const T* a, const T* b, T* c, i
   micro_kernel<T, ROWS>(kc, a, b, c, ldc, n_valid, accumulate, bias);
 }
 
-// C (M x N, row stride ldc) = [C +] row_bias + A * B from packed A and B. row_bias: M values or null.
+// C (M x N, row stride ldc) = [C +] row_bias + A * B from packed A and B, restricted to the row panels
+// [i_begin, i_end) and column strips [j_begin, j_end) (element indices, multiples of kMr and nr). row_bias: M values
+// or null.
 template <typename T>
 void gemm_packed(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, T* c, int64_t ldc, bool accumulate,
-                 const T* row_bias) {
-  constexpr int nr = Simd<T>::nr;
+                 const T* row_bias, int64_t i_begin = 0, int64_t i_end = -1, int64_t j_begin = 0, int64_t j_end = -1) {
+  constexpr int64_t nr = nr_of<T>();
   const int64_t m_pad = round_up(M, kMr), n_pad = round_up(N, nr);
+  i_end = i_end < 0 ? M : std::min(i_end, M);
+  j_end = j_end < 0 ? N : std::min(j_end, N);
   for (int64_t k0 = 0; k0 < K; k0 += kKc) {
     const int64_t kc = std::min(kKc, K - k0);
     const T* a_block = ap + k0 * m_pad;
     const T* b_block = bp + k0 * n_pad;
     const bool acc = accumulate || k0 > 0;
     const T* bias = k0 == 0 ? row_bias : nullptr;
-    for (int64_t j0 = 0; j0 < N; j0 += nr) {
+    for (int64_t j0 = j_begin; j0 < j_end; j0 += nr) {
       const T* strip = b_block + j0 * kc;
       const int64_t n_valid = std::min<int64_t>(nr, N - j0);
-      for (int64_t i0 = 0; i0 < M; i0 += kMr) {
+      for (int64_t i0 = i_begin; i0 < i_end; i0 += kMr) {
         micro_kernel_rows<T, kMr>(M - i0, kc, a_block + i0 * kc, strip, c + i0 * ldc + j0, ldc, n_valid, acc,
                                   bias ? bias + i0 : nullptr);
       }
@@ -205,189 +316,480 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, T* c
   }
 }
 
-// col (K x P) for one image and group: col[(ci, kh, kw), (oh, ow)] = x[ci, ih, iw] or 0 outside the image.
-// x_group: the group's first channel of the image, (C_in/G, H, W).
-template <typename T> void im2col(const T* x_group, const Conv2dParams& p, T* col) {
-  const int64_t H = p.in_h, W = p.in_w, Ho = p.out_h, Wo = p.out_w, P = p.out_pixels();
-  const int64_t sh = p.stride_h, sw = p.stride_w;
-  for (int64_t ci = 0; ci < p.in_per_group(); ++ci) {
-    const T* plane = x_group + ci * H * W;
+// dx_group[ci, ih, iw] += dcol[(ci, kh, kw), (oh, ow)] for every in-range (ih, iw); dcol rows have stride ld.
+template <typename T> void col2im_add(const T* dcol, int64_t ld, const Conv2dParams& p, T* dx_group) {
+  const int64_t H = p.in_h, W = p.in_w, Wo = p.out_w, sw = p.stride_w;
+  for (int64_t k = 0; k < p.gemm_k(); ++k) {
+    const int64_t ci = k / (p.kernel_h * p.kernel_w), kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
+    const RowWindow win(p, kw);
+    T* plane = dx_group + ci * H * W;
+    const T* src = dcol + k * ld;
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      if (ih < 0 || ih >= H) continue;
+      T* row = plane + ih * W;
+      const T* s = src + oh * Wo;
+      if (sw == 1) {
+        for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row[win.iw0 + ow] += s[ow];
+      } else {
+        for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row[win.iw0 + ow * sw] += s[ow];
+      }
+    }
+  }
+}
+
+// Images per GEMM for forward and backward_input: the count (at most ~512 columns, keeping at least 8 tasks) whose
+// n * P columns waste the least of their last strip. From the shapes only.
+int64_t images_per_gemm(int64_t P, int64_t N, int64_t G, int64_t nr) {
+  int64_t limit = std::clamp<int64_t>(512 / std::max<int64_t>(P, 1), 1, std::max<int64_t>(N, 1));
+  while (limit > 1 && (N + limit - 1) / limit * G < 8) --limit;
+  int64_t best = 1;
+  double best_waste = 1.0;
+  for (int64_t n = 1; n <= limit; ++n) {
+    const double waste = 1.0 - (double)(n * P) / (double)round_up(n * P, nr);
+    if (waste < best_waste - 0.02) best = n, best_waste = waste;
+  }
+  return best;
+}
+
+bool is_depthwise(const Conv2dParams& p) { return p.in_per_group() == 1 && p.out_per_group() == 1; }
+
+// ---- depthwise: direct loops over one (image, channel) plane ------------------------------------------------------
+// windows[kw]: the RowWindow of each kernel column, computed once per call.
+std::vector<RowWindow> row_windows(const Conv2dParams& p) {
+  std::vector<RowWindow> windows;
+  for (int64_t kw = 0; kw < p.kernel_w; ++kw) windows.emplace_back(p, kw);
+  return windows;
+}
+
+// Stride 1: the plane is copied into a zero-bordered buffer of row length E_w, after which every kernel tap is one
+// long unit-stride AXPY over the flattened rows (z[i] += w_t * padded[i + offset_t]); the E_w - width extra columns
+// per row are computed and dropped. This beats row-by-row loops on small planes.
+//   forward:        padded = x with (pad_top, pad_left) before it;  offset_t = kh d_h E_w + kw d_w
+//   backward_input: padded = gy placed at (R, S) = (d_h (kH - 1), d_w (kW - 1));
+//                   offset_t = (pad_top + R - kh d_h) E_w + (pad_left + S - kw d_w)
+template <typename T>
+void depthwise_stride1_plane(const T* src, int64_t src_h, int64_t src_w, int64_t top, int64_t left, int64_t rows,
+                             int64_t cols, int64_t ext_h, int64_t ext_w, const int64_t* offsets, const T* w, int64_t taps,
+                             T bias, T* out) {
+  T* padded = scratch_col.get<T>(ext_h * ext_w);
+  std::fill(padded, padded + ext_h * ext_w, T(0));
+  for (int64_t r = 0; r < src_h; ++r) std::memcpy(padded + (r + top) * ext_w + left, src + r * src_w, sizeof(T) * src_w);
+  const int64_t length = (rows - 1) * ext_w + cols;
+  T* z = scratch_packed_b.get<T>(length);
+  std::fill(z, z + length, bias);
+  for (int64_t t = 0; t < taps; ++t) {
+    const T wt = w[t];
+    const T* in = padded + offsets[t];
+    for (int64_t i = 0; i < length; ++i) z[i] += wt * in[i];
+  }
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * cols, z + r * ext_w, sizeof(T) * cols);
+}
+
+// Stride-1 depthwise weight gradient of one plane: gw[t] += sum_i gy_spread[i] * padded_x[i + offset_t], where
+// gy_spread holds gy with rows of length E_w (zeros in the extra columns). A fixed-order vector dot per tap.
+template <typename T>
+void depthwise_stride1_weight_plane(const T* x, const T* gy, const Conv2dParams& p, int64_t ext_h, int64_t ext_w,
+                                    const int64_t* offsets, T* gw) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  T* padded = scratch_col.get<T>(ext_h * ext_w);
+  std::fill(padded, padded + ext_h * ext_w, T(0));
+  for (int64_t r = 0; r < p.in_h; ++r)
+    std::memcpy(padded + (r + p.pad_top) * ext_w + p.pad_left, x + r * p.in_w, sizeof(T) * p.in_w);
+  const int64_t length = (p.out_h - 1) * ext_w + p.out_w;
+  T* spread = scratch_packed_b.get<T>(length);
+  std::fill(spread, spread + length, T(0));
+  for (int64_t r = 0; r < p.out_h; ++r) std::memcpy(spread + r * ext_w, gy + r * p.out_w, sizeof(T) * p.out_w);
+  for (int64_t t = 0; t < p.kernel_h * p.kernel_w; ++t) {
+    const T* in = padded + offsets[t];
+    V acc = V{};
+    int64_t i = 0;
+    for (; i + L <= length; i += L) acc += load_vec(spread + i) * load_vec(in + i);
+    T sum = T(0);
+    for (int l = 0; l < L; ++l) sum += acc[l];
+    for (; i < length; ++i) sum += spread[i] * in[i];
+    gw[t] += sum;
+  }
+}
+
+// y_plane[oh, ow] = bias + sum_{kh, kw} w[kh, kw] x_plane[ih, iw]
+template <typename T>
+void depthwise_forward_plane(const T* x, const T* w, T bias, const Conv2dParams& p, const RowWindow* windows, T* y) {
+  const int64_t Wo = p.out_w;
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    T* yr = y + oh * Wo;
+    for (int64_t ow = 0; ow < Wo; ++ow) yr[ow] = bias;
     for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      if (ih < 0 || ih >= p.in_h) continue;
+      const T* xr = x + ih * p.in_w;
       for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-        T* dst = col + ((ci * p.kernel_h + kh) * p.kernel_w + kw) * P;
-        const int64_t iw0 = kw * p.dilation_w - p.pad_left;  // iw = iw0 + ow * sw
-        // ow in [ow_lo, ow_hi) reads inside the row
-        const int64_t ow_lo = std::min(Wo, iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw);
-        const int64_t ow_hi = std::max(ow_lo, std::min(Wo, W - iw0 > 0 ? (W - iw0 + sw - 1) / sw : 0));
-        for (int64_t oh = 0; oh < Ho; ++oh) {
-          T* d = dst + oh * Wo;
-          const int64_t ih = oh * sh - p.pad_top + kh * p.dilation_h;
-          if (ih < 0 || ih >= H) {
-            std::memset(d, 0, sizeof(T) * Wo);
-            continue;
-          }
-          const T* row = plane + ih * W;
-          for (int64_t ow = 0; ow < ow_lo; ++ow) d[ow] = T(0);
-          if (sw == 1) {
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) d[ow] = row[iw0 + ow];
-          } else {
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) d[ow] = row[iw0 + ow * sw];
-          }
-          for (int64_t ow = ow_hi; ow < Wo; ++ow) d[ow] = T(0);
+        const RowWindow& win = windows[kw];
+        const T wv = w[kh * p.kernel_w + kw];
+        if (p.stride_w == 1) {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) yr[ow] += wv * xr[win.iw0 + ow];
+        } else {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) yr[ow] += wv * xr[win.iw0 + ow * p.stride_w];
         }
       }
     }
   }
 }
 
-// dx_group[ci, ih, iw] += dcol[(ci, kh, kw), (oh, ow)] for every in-range (ih, iw); dx_group starts at zero.
-template <typename T> void col2im_add(const T* dcol, const Conv2dParams& p, T* dx_group) {
-  const int64_t H = p.in_h, W = p.in_w, Ho = p.out_h, Wo = p.out_w, P = p.out_pixels();
-  const int64_t sh = p.stride_h, sw = p.stride_w;
-  for (int64_t ci = 0; ci < p.in_per_group(); ++ci) {
-    T* plane = dx_group + ci * H * W;
+// gx_plane[ih, iw] = bias + sum over (oh, ow, kh, kw) reading (ih, iw) of w[kh, kw] gy[oh, ow]
+template <typename T>
+void depthwise_backward_input_plane(const T* gy, const T* w, T bias, const Conv2dParams& p, const RowWindow* windows,
+                                    T* gx) {
+  std::fill(gx, gx + p.in_pixels(), bias);
+  const int64_t Wo = p.out_w;
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    const T* gr = gy + oh * Wo;
     for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      if (ih < 0 || ih >= p.in_h) continue;
+      T* xr = gx + ih * p.in_w;
       for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-        const T* src = dcol + ((ci * p.kernel_h + kh) * p.kernel_w + kw) * P;
-        const int64_t iw0 = kw * p.dilation_w - p.pad_left;
-        const int64_t ow_lo = std::min(Wo, iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw);
-        const int64_t ow_hi = std::max(ow_lo, std::min(Wo, W - iw0 > 0 ? (W - iw0 + sw - 1) / sw : 0));
-        for (int64_t oh = 0; oh < Ho; ++oh) {
-          const int64_t ih = oh * sh - p.pad_top + kh * p.dilation_h;
-          if (ih < 0 || ih >= H) continue;
-          T* row = plane + ih * W;
-          const T* s = src + oh * Wo;
-          if (sw == 1) {
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) row[iw0 + ow] += s[ow];
-          } else {
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) row[iw0 + ow * sw] += s[ow];
-          }
+        const RowWindow& win = windows[kw];
+        const T wv = w[kh * p.kernel_w + kw];
+        if (p.stride_w == 1) {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) xr[win.iw0 + ow] += wv * gr[ow];
+        } else {
+          for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) xr[win.iw0 + ow * p.stride_w] += wv * gr[ow];
         }
       }
+    }
+  }
+}
+
+// gw[kh, kw] += sum_{oh, ow} gy[oh, ow] x[ih, iw], in a fixed order: vector lanes accumulate across the whole plane
+// (stride 1), then the lanes and the scalar remainder are added.
+template <typename T>
+void depthwise_backward_weight_plane(const T* x, const T* gy, const Conv2dParams& p, const RowWindow* windows, T* gw) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  const int64_t Wo = p.out_w;
+  for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+    for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+      const RowWindow& win = windows[kw];
+      V vacc = V{};
+      T acc = T(0);
+      for (int64_t oh = 0; oh < p.out_h; ++oh) {
+        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+        if (ih < 0 || ih >= p.in_h) continue;
+        const T* xr = x + ih * p.in_w;
+        const T* gr = gy + oh * Wo;
+        int64_t ow = win.ow_lo;
+        if (p.stride_w == 1)
+          for (; ow + L <= win.ow_hi; ow += L) vacc += load_vec(gr + ow) * load_vec(xr + win.iw0 + ow);
+        for (; ow < win.ow_hi; ++ow) acc += gr[ow] * xr[win.iw0 + ow * p.stride_w];
+      }
+      for (int l = 0; l < L; ++l) acc += vacc[l];
+      gw[kh * p.kernel_w + kw] += acc;
     }
   }
 }
 
 template <typename T> void forward(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
-  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels();
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels();
   const T* px = x.data_as<T>();
   const T* pw = w.data_as<T>();
   const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
   T* py = y.data_as<T>();
-  const int64_t a_size = packed_a_size<T>(M, K);
-  AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
-  for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, 1, M, K, packed_w.ptr + g * a_size);
-  const int64_t tasks = p.batch * G;
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && p.batch * Cout * P * K >= (1 << 16))
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t n = t / G, g = t % G;
-    const T* x_group = px + (n * Cin + g * p.in_per_group()) * HW;
-    T* packed = scratch_packed_b.get<T>(packed_b_size<T>(K, P));
-    if (p.is_pointwise()) {
-      pack_b(x_group, P, (int64_t)1, K, P, packed);
-    } else {
-      T* col = scratch_col.get<T>(K * P);
-      im2col(x_group, p, col);
-      pack_b(col, P, (int64_t)1, K, P, packed);
+  const bool parallel = N * Cout * P * K >= (1 << 16);
+  if (is_depthwise(p) && p.stride_h == 1 && p.stride_w == 1) {
+    const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
+    std::vector<int64_t> offsets;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw) offsets.push_back(kh * p.dilation_h * ext_w + kw * p.dilation_w);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cout; ++t) {
+      const int64_t c = t % Cout;
+      depthwise_stride1_plane(px + t * HW, p.in_h, p.in_w, p.pad_top, p.pad_left, p.out_h, p.out_w, ext_h, ext_w,
+                              offsets.data(), pw + c * K, K, pb ? pb[c] : T(0), py + t * P);
     }
-    gemm_packed(M, P, K, packed_w.ptr + g * a_size, packed, py + (n * Cout + g * M) * P, P, false,
-                pb ? pb + g * M : nullptr);
+    return;
+  }
+  if (is_depthwise(p)) {
+    const std::vector<RowWindow> windows = row_windows(p);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cout; ++t) {
+      const int64_t c = t % Cout;
+      depthwise_forward_plane(px + t * HW, pw + c * K, pb ? pb[c] : T(0), p, windows.data(), py + t * P);
+    }
+    return;
+  }
+  const int64_t a_size = round_up(M, kMr) * K;
+  AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
+  for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
+  const TapTable taps(p);
+  const std::vector<RowWindow> windows = row_windows(p);
+  const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
+  for (int64_t t = 0; t < blocks * G; ++t) {
+    const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
+    const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
+    T* packed = scratch_packed_b.get<T>(std::min(K, kKc) * cols_pad);
+    T* c = count == 1 ? py + (n0 * Cout + g * M) * P : scratch_col.get<T>(M * cols);
+    const int64_t ldc = count == 1 ? P : cols;
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {  // one kKc block of B at a time, so it stays in cache
+      const int64_t kc = std::min(kKc, K - k0);
+      for (int64_t i = 0; i < count; ++i)
+        im2col_packed_b(px + ((n0 + i) * Cin + g * p.in_per_group()) * HW, p, taps, windows.data(), k0, kc, i * P,
+                        cols_pad, packed);
+      zero_packed_b_tail(packed, cols, cols_pad, kc);
+      gemm_packed(M, cols, kc, packed_w.ptr + g * a_size + k0 * round_up(M, kMr), packed, c, ldc, k0 > 0,
+                  k0 == 0 && pb ? pb + g * M : nullptr);
+    }
+    if (count == 1) continue;
+    for (int64_t i = 0; i < count; ++i)
+      for (int64_t m = 0; m < M; ++m)
+        std::memcpy(py + ((n0 + i) * Cout + g * M + m) * P, c + m * cols + i * P, sizeof(T) * P);
   }
 }
 
 template <typename T>
 void backward_input(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p) {
-  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels();
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
   const T* pg = gy.data_as<T>();
   const T* pw = w.data_as<T>();
   const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
   T* px = gx.data_as<T>();
+  const bool parallel = N * Cout * P * K >= (1 << 16);
+  if (is_depthwise(p) && p.stride_h == 1 && p.stride_w == 1) {
+    const int64_t R = p.dilation_h * (p.kernel_h - 1), S = p.dilation_w * (p.kernel_w - 1);
+    const int64_t ext_h = std::max(p.in_h + p.pad_top, p.out_h) + R, ext_w = std::max(p.in_w + p.pad_left, p.out_w) + S;
+    std::vector<int64_t> offsets;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw)
+        offsets.push_back((p.pad_top + R - kh * p.dilation_h) * ext_w + (p.pad_left + S - kw * p.dilation_w));
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cin; ++t) {
+      const int64_t c = t % Cin;
+      depthwise_stride1_plane(pg + t * P, p.out_h, p.out_w, R, S, p.in_h, p.in_w, ext_h, ext_w, offsets.data(),
+                              pw + c * K, K, pb ? pb[c] : T(0), px + t * HW);
+    }
+    return;
+  }
+  if (is_depthwise(p)) {
+    const std::vector<RowWindow> windows = row_windows(p);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t t = 0; t < N * Cin; ++t) {
+      const int64_t c = t % Cin;
+      depthwise_backward_input_plane(pg + t * P, pw + c * K, pb ? pb[c] : T(0), p, windows.data(), px + t * HW);
+    }
+    return;
+  }
   // A = W_g^T (K x M): element (k, m) at w_g[m * K + k].
-  const int64_t a_size = packed_a_size<T>(K, M);
+  const int64_t a_size = round_up(K, kMr) * M;
   AlignedBuffer<T> packed_wt(G * a_size);
   for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, (int64_t)1, K, K, M, packed_wt.ptr + g * a_size);
-  const int64_t tasks = p.batch * G;
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && p.batch * Cout * P * K >= (1 << 16))
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t n = t / G, g = t % G;
-    const T* gy_group = pg + (n * Cout + g * M) * P;
-    T* gx_group = px + (n * Cin + g * Cg) * HW;
-    T* packed = scratch_packed_b.get<T>(packed_b_size<T>(M, P));
-    pack_b(gy_group, P, (int64_t)1, M, P, packed);
-    if (p.is_pointwise()) {  // dcol is gx itself
-      gemm_packed(K, P, M, packed_wt.ptr + g * a_size, packed, gx_group, P, false, (const T*)nullptr);
-    } else {
-      T* dcol = scratch_col.get<T>(K * P);
-      gemm_packed(K, P, M, packed_wt.ptr + g * a_size, packed, dcol, P, false, (const T*)nullptr);
-      std::memset(gx_group, 0, sizeof(T) * Cg * HW);
-      col2im_add(dcol, p, gx_group);
+  const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
+  for (int64_t t = 0; t < blocks * G; ++t) {
+    const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
+    const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
+    T* packed = scratch_packed_b.get<T>(std::min(M, kKc) * cols_pad);
+    const bool direct = p.is_pointwise() && count == 1;  // dcol is gx itself
+    T* dcol = direct ? px + (n0 * Cin + g * Cg) * HW : scratch_col.get<T>(K * cols);
+    for (int64_t m0 = 0; m0 < M; m0 += kKc) {  // one kKc block of B (gy rows) at a time
+      const int64_t mc = std::min(kKc, M - m0);
+      for (int64_t i = 0; i < count; ++i)
+        rows_packed_b(pg + ((n0 + i) * Cout + g * M + m0) * P, P, mc, P, i * P, cols_pad, packed);
+      zero_packed_b_tail(packed, cols, cols_pad, mc);
+      gemm_packed(K, cols, mc, packed_wt.ptr + g * a_size + m0 * round_up(K, kMr), packed, dcol, cols, m0 > 0,
+                  (const T*)nullptr);
+    }
+    if (!direct) {
+      for (int64_t i = 0; i < count; ++i) {
+        T* gx_group = px + ((n0 + i) * Cin + g * Cg) * HW;
+        if (p.is_pointwise()) {
+          for (int64_t k = 0; k < K; ++k) std::memcpy(gx_group + k * HW, dcol + k * cols + i * P, sizeof(T) * P);
+        } else {
+          std::memset(gx_group, 0, sizeof(T) * Cg * HW);
+          col2im_add(dcol + i * P, cols, p, gx_group);
+        }
+      }
     }
     if (pb) {
-      for (int64_t c = 0; c < Cg; ++c) {
-        const T b = pb[g * Cg + c];
-        T* plane = gx_group + c * HW;
-        for (int64_t i = 0; i < HW; ++i) plane[i] += b;
+      for (int64_t i = 0; i < count; ++i) {
+        for (int64_t c = 0; c < Cg; ++c) {
+          const T bv = pb[g * Cg + c];
+          T* plane = px + ((n0 + i) * Cin + g * Cg + c) * HW;
+          for (int64_t e = 0; e < HW; ++e) plane[e] += bv;
+        }
       }
     }
   }
 }
 
-// Images per weight-gradient chunk: depends on the shapes only (never on the thread count). Enough chunks to keep
-// threads busy, few enough that the partial buffers stay within ~16 MB.
-int64_t weight_grad_chunks(const Conv2dParams& p, int64_t weight_numel, size_t elem_size) {
-  const int64_t budget = (int64_t)((16u << 20) / elem_size);
-  const int64_t by_memory = std::max<int64_t>(1, budget / std::max<int64_t>(weight_numel, 1));
-  return std::max<int64_t>(1, std::min<int64_t>({p.batch, 32, by_memory}));
+// Weight gradient for a short im2col (K much smaller than C_out/G, e.g. a first layer with one input channel):
+// dW_g (M x K) = sum_n gy_{n,g} (M x P) col_{n,g}^T (P x K), where gy's rows are already contiguous along the pixels,
+// so nothing of gy is packed. im2col goes to plain rows (K x P per image and group); then 4 x 4 blocks of dW are
+// dot products over the pixels, in vector lanes, summed into dW image by image in order.
+template <typename T>
+void backward_weight_dots(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  constexpr int64_t B = 4;  // dW block: B rows of gy against B rows of col
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
+  const TapTable taps(p);
+  const int64_t per_chunk = std::clamp<int64_t>((int64_t)((16u << 20) / sizeof(T)) / std::max<int64_t>(G * K * P, 1),
+                                                1, N);
+  AlignedBuffer<T> col(per_chunk * G * K * P);
+  const int64_t m_blocks = (M + B - 1) / B;
+  for (int64_t n0 = 0; n0 < N; n0 += per_chunk) {
+    const int64_t count = std::min(per_chunk, N - n0);
+#pragma omp parallel for schedule(static) if (parallel && count * G > 1)
+    for (int64_t t = 0; t < count * G; ++t) {
+      const int64_t i = t / G, g = t % G;
+      const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
+      for (int64_t k = 0; k < K; ++k)
+        gather_taps(x_group + (k / taps_per_channel) * HW, taps.tap(k % taps_per_channel), P,
+                    col.ptr + (t * K + k) * P, (int64_t)1);
+    }
+#pragma omp parallel for schedule(static) if (parallel && G * m_blocks > 1)
+    for (int64_t t = 0; t < G * m_blocks; ++t) {
+      const int64_t g = t / m_blocks, m0 = t % m_blocks * B, mb = std::min(B, M - m0);
+      for (int64_t k0 = 0; k0 < K; k0 += B) {
+        const int64_t kb = std::min(B, K - k0);
+        for (int64_t i = 0; i < count; ++i) {
+          const T* a[B];
+          const T* c[B];
+          for (int64_t r = 0; r < B; ++r) {  // rows past the edge repeat the last row; their sums are dropped
+            a[r] = pg + ((n0 + i) * Cout + g * M + m0 + std::min(r, mb - 1)) * P;
+            c[r] = col.ptr + ((i * G + g) * K + k0 + std::min(r, kb - 1)) * P;
+          }
+          V acc[B][B];
+          for (int64_t r = 0; r < B; ++r)
+            for (int64_t s = 0; s < B; ++s) acc[r][s] = V{};
+          int64_t q = 0;
+          for (; q + L <= P; q += L) {
+            V av[B], cv[B];
+            for (int64_t r = 0; r < B; ++r) {
+              av[r] = load_vec(a[r] + q);
+              cv[r] = load_vec(c[r] + q);
+            }
+            for (int64_t r = 0; r < B; ++r)
+              for (int64_t s = 0; s < B; ++s) acc[r][s] += av[r] * cv[s];
+          }
+          for (int64_t r = 0; r < mb; ++r) {
+            for (int64_t s = 0; s < kb; ++s) {
+              T sum = T(0);
+              for (int l = 0; l < L; ++l) sum += acc[r][s][l];
+              for (int64_t tail = q; tail < P; ++tail) sum += a[r][tail] * c[s][tail];
+              T& dw = pw[(g * M + m0 + r) * K + k0 + s];
+              dw = (n0 + i == 0) ? sum : dw + sum;
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
-  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels();
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
-  const int64_t wsize = G * M * K;
   const T* px = x.data_as<T>();
   const T* pg = gy.data_as<T>();
   T* pw = gw.data_as<T>();
-  if (p.batch == 0) {
-    std::memset(pw, 0, sizeof(T) * wsize);
+  std::memset(pw, 0, sizeof(T) * G * M * K);
+  if (N == 0) return;
+  const bool parallel = N * Cout * P * K >= (1 << 16);
+  if (is_depthwise(p) && p.stride_h == 1 && p.stride_w == 1) {  // one thread per channel, images in order
+    const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
+    std::vector<int64_t> offsets;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw) offsets.push_back(kh * p.dilation_h * ext_w + kw * p.dilation_w);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t c = 0; c < Cout; ++c)
+      for (int64_t n = 0; n < N; ++n)
+        depthwise_stride1_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, ext_h, ext_w,
+                                       offsets.data(), pw + c * K);
     return;
   }
-  const int64_t chunks = weight_grad_chunks(p, wsize, sizeof(T));
-  // chunk c holds images [c * N / chunks, (c + 1) * N / chunks); its dW goes to partial c (or straight to gw).
-  std::unique_ptr<AlignedBuffer<T>> partial;
-  if (chunks > 1) partial = std::make_unique<AlignedBuffer<T>>(chunks * wsize);
-  const int64_t tasks = chunks * G;
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && p.batch * Cout * P * K >= (1 << 16))
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t c = t / G, g = t % G;
-    T* dw = (chunks > 1 ? partial->ptr + c * wsize : pw) + g * M * K;
-    const int64_t n_begin = c * p.batch / chunks, n_end = (c + 1) * p.batch / chunks;
-    // A = gy_g (M x P); B = col^T (P x K): element (q, k) at col[k * P + q].
-    T* packed_a = scratch_packed_a.get<T>(packed_a_size<T>(M, P));
-    T* packed_b = scratch_packed_b.get<T>(packed_b_size<T>(P, K));
-    for (int64_t n = n_begin; n < n_end; ++n) {
-      const T* x_group = px + (n * Cin + g * Cg) * HW;
-      const T* col = x_group;  // pointwise: col is the image's channels themselves
-      if (!p.is_pointwise()) {
-        T* buffer = scratch_col.get<T>(K * P);
-        im2col(x_group, p, buffer);
-        col = buffer;
+  if (is_depthwise(p)) {  // one thread per channel, images in order
+    const std::vector<RowWindow> windows = row_windows(p);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t c = 0; c < Cout; ++c)
+      for (int64_t n = 0; n < N; ++n)
+        depthwise_backward_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, windows.data(),
+                                        pw + c * K);
+    return;
+  }
+  if (2 * K <= M) {
+    backward_weight_dots(px, pg, pw, p, parallel);
+    return;
+  }
+  // dW_g^T (K x M) = col_g (K x N*P) * gy_g^T (N*P x M), over the flattened (image, pixel) reduction in chunks of
+  // kChunkBlocks * kKc steps. Per chunk: gy^T is packed once (threads split its rows; one barrier), then each thread
+  // packs the im2col rows of its row panels, kKc steps at a time, into an L1-sized buffer and runs them against every
+  // strip. Every dW element belongs to one panel and is summed block after block, so the order is fixed by the shapes.
+  constexpr int64_t nr = nr_of<T>(), kChunkBlocks = 8;
+  const int64_t k_pad = round_up(K, kMr), m_pad = round_up(M, nr), panels = k_pad / kMr, Q = N * P;
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, chunk = kChunkBlocks * kKc;
+  const TapTable taps(p);
+  AlignedBuffer<T> packed_gy(G * m_pad * chunk), dwt(G * K * M);
+#pragma omp parallel if (parallel)
+  {
+    T* a_panel = scratch_packed_b.get<T>(kMr * kKc);
+    for (int64_t c0 = 0; c0 < Q; c0 += chunk) {
+      const int64_t depth = std::min(chunk, Q - c0);
+      // gy^T chunk as a packed B (kKc blocks): B[q, m] = gy[n, g*M + m, pixel] for c0 + q = n * P + pixel;
+      // columns M..m_pad are zero.
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < G * m_pad; ++t) {
+        const int64_t g = t / m_pad, m = t % m_pad;
+        T* block_base = packed_gy.ptr + g * m_pad * chunk;
+        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
+          const int64_t kc = std::min(kKc, depth - b0);
+          T* dst = block_base + b0 * m_pad + (m / nr) * (kc * nr) + m % nr;
+          if (m >= M) {
+            for (int64_t q = 0; q < kc; ++q) dst[q * nr] = T(0);
+            continue;
+          }
+          for (int64_t q = 0; q < kc;) {
+            const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
+            const T* src = pg + (n * Cout + g * M + m) * P + pixel;
+            for (int64_t j = 0; j < run; ++j) dst[(q + j) * nr] = src[j];
+            q += run;
+          }
+        }
       }
-      pack_a(pg + (n * Cout + g * M) * P, P, (int64_t)1, M, P, packed_a);
-      pack_b(col, (int64_t)1, P, P, K, packed_b);
-      gemm_packed(M, K, P, packed_a, packed_b, dw, K, n > n_begin, (const T*)nullptr);
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < G * panels; ++t) {
+        const int64_t g = t / panels, i0 = t % panels * kMr, rows = std::min<int64_t>(kMr, K - i0);
+        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
+          const int64_t kc = std::min(kKc, depth - b0);
+          for (int64_t r = 0; r < kMr; ++r) {  // im2col rows i0 .. i0 + kMr - 1 of this block, k-major ([q][kMr])
+            if (r >= rows) {
+              for (int64_t q = 0; q < kc; ++q) a_panel[q * kMr + r] = T(0);
+              continue;
+            }
+            const int64_t k = i0 + r, ci = k / taps_per_channel;
+            const int32_t* offset = taps.tap(k % taps_per_channel);
+            for (int64_t q = 0; q < kc;) {
+              const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
+              gather_taps(px + (n * Cin + g * Cg + ci) * HW, offset + pixel, run, a_panel + q * kMr + r, (int64_t)kMr);
+              q += run;
+            }
+          }
+          const T* gy_block = packed_gy.ptr + g * m_pad * chunk + b0 * m_pad;
+          for (int64_t j0 = 0; j0 < M; j0 += nr)
+            micro_kernel_rows<T, kMr>(rows, kc, a_panel, gy_block + j0 * kc, dwt.ptr + (g * K + i0) * M + j0, M,
+                                      std::min(nr, M - j0), c0 + b0 > 0, (const T*)nullptr);
+        }
+      }
     }
   }
-  if (chunks > 1) {
-    const T* parts = partial->ptr;
-#pragma omp parallel for schedule(static) if (wsize * chunks >= (1 << 16))
-    for (int64_t i = 0; i < wsize; ++i) {
-      T acc = parts[i];
-      for (int64_t c = 1; c < chunks; ++c) acc += parts[c * wsize + i];
-      pw[i] = acc;
-    }
-  }
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) pw[(g * M + m) * K + k] = dwt.ptr[(g * K + k) * M + m];
 }
 
 }  // namespace

@@ -60,3 +60,44 @@ def conv_transpose2d(x, w, b=None, stride=(1, 1), padding=(0, 0, 0, 0), output_p
     if b is not None:
         y = y + np.asarray(b, np.float64)[None, :, None, None]
     return y
+
+
+def conv2d_grad_weight(x, gy, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    """dL/dw[o, c, u, v] = sum_{n, i, j} gy[n, o, i, j] * xpad[n, g*Cg + c, i*s_h + u*d_h, j*s_w + v*d_w]."""
+    x = np.asarray(x, np.float64)
+    gy = np.asarray(gy, np.float64)
+    n, c_in, _, _ = x.shape
+    _, c_out, ho, wo = gy.shape
+    cg, og = c_in // groups, c_out // groups
+    kh, kw = kernel
+    (sh, sw), (dh, dw) = stride, dilation
+    top, bottom, left, right = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    gw = np.zeros((c_out, cg, kh, kw))
+    for g in range(groups):
+        for u in range(kh):
+            for v in range(kw):
+                patch = xp[:, g * cg:(g + 1) * cg, u * dh:u * dh + (ho - 1) * sh + 1:sh,
+                           v * dw:v * dw + (wo - 1) * sw + 1:sw]
+                gw[g * og:(g + 1) * og, :, u, v] = np.einsum("nohw,nchw->oc", gy[:, g * og:(g + 1) * og], patch)
+    return gw
+
+
+def conv2d_grad_input(gy, w, input_size, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    """dL/dx: every output gradient scatters back through the kernel taps that read it (then the padding is cut)."""
+    gy = np.asarray(gy, np.float64)
+    w = np.asarray(w, np.float64)
+    n, c_out, ho, wo = gy.shape
+    _, cg, kh, kw = w.shape
+    og = c_out // groups
+    (sh, sw), (dh, dw) = stride, dilation
+    top, bottom, left, right = padding
+    h, wd = input_size
+    gxp = np.zeros((n, cg * groups, h + top + bottom, wd + left + right))
+    for g in range(groups):
+        for u in range(kh):
+            for v in range(kw):
+                contribution = np.einsum("nohw,oc->nchw", gy[:, g * og:(g + 1) * og], w[g * og:(g + 1) * og, :, u, v])
+                gxp[:, g * cg:(g + 1) * cg, u * dh:u * dh + (ho - 1) * sh + 1:sh,
+                    v * dw:v * dw + (wo - 1) * sw + 1:sw] += contribution
+    return gxp[:, :, top:top + h, left:left + wd]

@@ -1,0 +1,251 @@
+// CUDA conv2d: three implicit GEMMs (no im2col buffer) over one tiled shared-memory kernel; the maths is in conv2d.h.
+//
+//   forward          Y_g  (C_out/G x N*P)     = W_g (C_out/G x K)           * col_g (K x N*P)
+//   backward_input   dX_g (C_in/G x N*H*W)    = W_g^T-by-(co,kh,kw)         * gathered gy (K' x N*H*W)
+//                    (the gather form: each dX element is one dot product, written once, no atomics)
+//   backward_weight  dW_g (C_out/G x K)       = gy_g (C_out/G x N*P)        * col_g^T (N*P x K)
+//                    split over fixed chunks of N*P: each chunk's product goes to its own slice of a partial
+//                    buffer (every element written by exactly one block), then a second kernel sums the slices
+//                    in chunk order. The chunking depends on the shapes alone, so results are bitwise reproducible.
+//
+// The tiled kernel: a block computes a kTileM x kTileN tile of C with 256 threads, 4x4 results each, stepping
+// through the reduction kTileK at a time. Each step stages an A tile (k-major) and a B tile in shared memory; the
+// Problem struct says how an element of A or B is read from the tensors (0 outside the image) and where a result
+// goes. Loads walk the index that is contiguous in memory fastest so a warp's reads coalesce.
+// FP32/FP64 CUDA cores; tensor cores (TF32 mma) are the next step.
+#include <algorithm>
+#include "conv2d.h"
+#include "cuda/launch.cuh"
+
+namespace gradcore {
+
+namespace {
+
+constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kThreads = 256;
+constexpr int kPad = 4;  // shared-memory row padding against bank conflicts on the transposed stores
+
+struct Geometry {  // the conv2d shapes, as the kernels read them
+  int64_t C_in, H, W, C_out, kH, kW, Ho, Wo, sh, sw, dh, dw, pt, pl, G, Cg, Mg;
+  __host__ explicit Geometry(const Conv2dParams& p)
+      : C_in(p.in_channels), H(p.in_h), W(p.in_w), C_out(p.out_channels), kH(p.kernel_h), kW(p.kernel_w),
+        Ho(p.out_h), Wo(p.out_w), sh(p.stride_h), sw(p.stride_w), dh(p.dilation_h), dw(p.dilation_w),
+        pt(p.pad_top), pl(p.pad_left), G(p.groups), Cg(p.in_per_group()), Mg(p.out_per_group()) {}
+  // x[img, g*Cg + ci, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw] for k = (ci, kh, kw) and pixel = (oh, ow), or 0.
+  template <typename T>
+  __device__ __forceinline__ T im2col(const T* x, int64_t g, int64_t img, int64_t k, int64_t pixel) const {
+    const int64_t ci = k / (kH * kW), r = k - ci * (kH * kW), kh = r / kW, kw = r - kh * kW;
+    const int64_t oh = pixel / Wo, ow = pixel - oh * Wo;
+    const int64_t ih = oh * sh - pt + kh * dh, iw = ow * sw - pl + kw * dw;
+    if (ih < 0 || ih >= H || iw < 0 || iw >= W) return T(0);
+    return x[((img * C_in + g * Cg + ci) * H + ih) * W + iw];
+  }
+};
+
+// Y_g = W_g col_g: rows co, columns (img, oh, ow), reduction (ci, kh, kw).
+template <typename T> struct ForwardProblem {
+  Geometry geo;
+  const T* x;     // (N, C_in, H, W)
+  const T* w;     // (C_out, C_in/G, kH, kW)
+  const T* bias;  // (C_out) or null
+  T* y;           // (N, C_out, Ho, Wo)
+  int64_t M, N, K;
+  static constexpr bool kBReductionFast = false;
+  __device__ int64_t depth_begin(int64_t) const { return 0; }
+  __device__ int64_t depth_end(int64_t) const { return K; }
+  __device__ T a(int64_t g, int64_t m, int64_t k) const { return w[(g * M + m) * K + k]; }
+  __device__ T b(int64_t g, int64_t k, int64_t n) const {
+    const int64_t P = geo.Ho * geo.Wo, img = n / P;
+    return geo.im2col(x, g, img, k, n - img * P);
+  }
+  __device__ void store(int64_t g, int64_t, int64_t m, int64_t n, T v) const {
+    const int64_t P = geo.Ho * geo.Wo, img = n / P, co = g * M + m;
+    y[(img * geo.C_out + co) * P + (n - img * P)] = bias ? v + bias[co] : v;
+  }
+};
+
+// dX_g = sum over (co, kh, kw) of w * gy at the output pixel that reads (ih, iw) through (kh, kw), if any.
+template <typename T> struct BackwardInputProblem {
+  Geometry geo;
+  const T* gy;    // (N, C_out, Ho, Wo)
+  const T* w;     // (C_out, C_in/G, kH, kW)
+  const T* bias;  // (C_in) or null: conv_transpose2d's bias
+  T* gx;          // (N, C_in, H, W)
+  int64_t M, N, K;  // M = C_in/G, N = batch * H * W, K = C_out/G * kH * kW
+  static constexpr bool kBReductionFast = false;
+  __device__ int64_t depth_begin(int64_t) const { return 0; }
+  __device__ int64_t depth_end(int64_t) const { return K; }
+  __device__ T a(int64_t g, int64_t m, int64_t k) const {
+    const int64_t khw = geo.kH * geo.kW, co = k / khw, r = k - co * khw;
+    return w[((g * geo.Mg + co) * geo.Cg + m) * khw + r];
+  }
+  __device__ T b(int64_t g, int64_t k, int64_t n) const {
+    const int64_t khw = geo.kH * geo.kW, co = k / khw, r = k - co * khw, kh = r / geo.kW, kw = r - kh * geo.kW;
+    const int64_t HW = geo.H * geo.W, img = n / HW, pixel = n - img * HW, ih = pixel / geo.W, iw = pixel - ih * geo.W;
+    const int64_t th = ih + geo.pt - kh * geo.dh, tw = iw + geo.pl - kw * geo.dw;  // = oh * sh, ow * sw
+    if (th < 0 || tw < 0 || th % geo.sh != 0 || tw % geo.sw != 0) return T(0);
+    const int64_t oh = th / geo.sh, ow = tw / geo.sw;
+    if (oh >= geo.Ho || ow >= geo.Wo) return T(0);
+    return gy[((img * geo.C_out + g * geo.Mg + co) * geo.Ho + oh) * geo.Wo + ow];
+  }
+  __device__ void store(int64_t g, int64_t, int64_t m, int64_t n, T v) const {
+    const int64_t HW = geo.H * geo.W, img = n / HW, c = g * geo.Cg + m;
+    gx[(img * geo.C_in + c) * HW + (n - img * HW)] = bias ? v + bias[c] : v;
+  }
+};
+
+// dW_g = gy_g col_g^T over the split's slice of the (img, oh, ow) reduction; slice s goes to out + s * G*M*K.
+template <typename T> struct BackwardWeightProblem {
+  Geometry geo;
+  const T* x;   // (N, C_in, H, W)
+  const T* gy;  // (N, C_out, Ho, Wo)
+  T* out;       // (splits, C_out, C_in/G, kH, kW): partials, or gw itself when splits == 1
+  int64_t M, N, K;  // M = C_out/G, N = C_in/G * kH * kW, K = batch * Ho * Wo
+  int64_t split_length;  // a multiple of kTileK
+  static constexpr bool kBReductionFast = true;
+  __device__ int64_t depth_begin(int64_t s) const { return s * split_length; }
+  __device__ int64_t depth_end(int64_t s) const { return min(K, (s + 1) * split_length); }
+  __device__ T a(int64_t g, int64_t m, int64_t r) const {
+    const int64_t P = geo.Ho * geo.Wo, img = r / P;
+    return gy[(img * geo.C_out + g * M + m) * P + (r - img * P)];
+  }
+  __device__ T b(int64_t g, int64_t r, int64_t n) const {
+    const int64_t P = geo.Ho * geo.Wo, img = r / P;
+    return geo.im2col(x, g, img, n, r - img * P);
+  }
+  __device__ void store(int64_t g, int64_t s, int64_t m, int64_t n, T v) const {
+    out[((s * geo.G + g) * M + m) * N + n] = v;
+  }
+};
+
+// grid: (ceil(N / kTileN), ceil(M / kTileM), G * splits); blockIdx.z = split * G + group.
+template <typename T, typename Problem>
+__global__ void __launch_bounds__(kThreads) implicit_gemm_kernel(Problem pr, int64_t groups) {
+  __shared__ T a_tile[kTileK][kTileM + kPad];  // a_tile[k][m]
+  __shared__ T b_tile[kTileK][kTileN + kPad];  // b_tile[k][n]
+  const int64_t g = blockIdx.z % groups, split = blockIdx.z / groups;
+  const int64_t m0 = (int64_t)blockIdx.y * kTileM, n0 = (int64_t)blockIdx.x * kTileN;
+  const int64_t k_begin = pr.depth_begin(split), k_end = pr.depth_end(split);
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  T acc[4][4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
+
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kTileK) {
+#pragma unroll
+    for (int i = 0; i < (kTileM * kTileK) / kThreads; ++i) {  // A: k fastest (contiguous in w and gy)
+      const int e = tid + i * kThreads, kk = e % kTileK, mm = e / kTileK;
+      const int64_t m = m0 + mm, k = k0 + kk;
+      a_tile[kk][mm] = (m < pr.M && k < k_end) ? pr.a(g, m, k) : T(0);
+    }
+#pragma unroll
+    for (int i = 0; i < (kTileN * kTileK) / kThreads; ++i) {
+      const int e = tid + i * kThreads;
+      const int kk = Problem::kBReductionFast ? e % kTileK : e / kTileN;
+      const int nn = Problem::kBReductionFast ? e / kTileK : e % kTileN;
+      const int64_t n = n0 + nn, k = k0 + kk;
+      b_tile[kk][nn] = (n < pr.N && k < k_end) ? pr.b(g, k, n) : T(0);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      T a_frag[4], b_frag[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a_frag[i] = a_tile[kk][ty + 16 * i];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) b_frag[j] = b_tile[kk][tx + 16 * j];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] += a_frag[i] * b_frag[j];
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t m = m0 + ty + 16 * i;
+    if (m >= pr.M) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t n = n0 + tx + 16 * j;
+      if (n < pr.N) pr.store(g, split, m, n, acc[i][j]);
+    }
+  }
+}
+
+// gw[i] = sum over s = 0, 1, ... of partial[s * count + i], in that order.
+template <typename T>
+__global__ void sum_splits_kernel(const T* partial, int64_t splits, int64_t count, T* gw) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count; i += (int64_t)gridDim.x * blockDim.x) {
+    T acc = partial[i];
+    for (int64_t s = 1; s < splits; ++s) acc += partial[s * count + i];
+    gw[i] = acc;
+  }
+}
+
+template <typename T, typename Problem>
+void launch(const Problem& pr, int64_t groups, int64_t splits, cudaStream_t stream, const char* name) {
+  const int64_t grid_x = (pr.N + kTileN - 1) / kTileN, grid_y = (pr.M + kTileM - 1) / kTileM;
+  if (grid_y > 65535 || groups * splits > 65535)
+    throw ArgError("weight: too many channels or groups for the CUDA conv2d kernels (grid limit)");
+  implicit_gemm_kernel<T, Problem><<<dim3((unsigned)grid_x, (unsigned)grid_y, (unsigned)(groups * splits)), kThreads, 0,
+                                     stream>>>(pr, groups);
+  GRADCORE_CHECK_LAUNCH(name);
+}
+
+}  // namespace
+
+void conv2d_forward_cuda(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
+  if (y.numel() == 0) return;
+  cudaStream_t stream = cuda::stream_of(x);
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    ForwardProblem<T> pr{Geometry(p), x.data_as<T>(), w.data_as<T>(), bias.numel() ? bias.data_as<T>() : nullptr,
+                         y.data_as<T>(), p.out_per_group(), p.batch * p.out_pixels(), p.gemm_k()};
+    launch<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<ForwardProblem>");
+  });
+}
+
+void conv2d_backward_input_cuda(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p) {
+  if (gx.numel() == 0) return;
+  cudaStream_t stream = cuda::stream_of(gy);
+  dispatch_float(gy.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    BackwardInputProblem<T> pr{Geometry(p), gy.data_as<T>(), w.data_as<T>(),
+                               bias.numel() ? bias.data_as<T>() : nullptr, gx.data_as<T>(), p.in_per_group(),
+                               p.batch * p.in_pixels(), p.out_per_group() * p.kernel_h * p.kernel_w};
+    launch<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<BackwardInputProblem>");
+  });
+}
+
+void conv2d_backward_weight_cuda(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
+  if (gw.numel() == 0) return;
+  if (p.batch == 0) {
+    gw.fill(0.0);
+    return;
+  }
+  cudaStream_t stream = cuda::stream_of(x);
+  const int64_t M = p.out_per_group(), N = p.gemm_k(), depth = p.batch * p.out_pixels();
+  // Splits of the N*P reduction, from the shapes alone: aim for ~1024 blocks in all, each split at least 512 long.
+  const int64_t tiles = ((M + kTileM - 1) / kTileM) * ((N + kTileN - 1) / kTileN) * p.groups;
+  const int64_t wanted = std::max<int64_t>(1, std::min<int64_t>((1024 + tiles - 1) / tiles, depth / 512));
+  const int64_t split_length = ((depth + wanted - 1) / wanted + kTileK - 1) / kTileK * kTileK;
+  const int64_t splits = (depth + split_length - 1) / split_length;
+  const int64_t count = gw.numel();
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    Array partial;  // every element written by exactly one block
+    if (splits > 1) partial = Array::empty({splits * count}, x.dtype(), x.device());
+    T* out = splits > 1 ? partial.data_as<T>() : gw.data_as<T>();
+    BackwardWeightProblem<T> pr{Geometry(p), x.data_as<T>(), gy.data_as<T>(), out, M, N, depth, split_length};
+    launch<T>(pr, p.groups, splits, stream, "implicit_gemm_kernel<BackwardWeightProblem>");
+    if (splits > 1) {
+      sum_splits_kernel<T><<<cuda::grid_for(count, 256), 256, 0, stream>>>(partial.data_as<T>(), splits, count,
+                                                                            gw.data_as<T>());
+      GRADCORE_CHECK_LAUNCH("sum_splits_kernel");
+    }
+  });
+}
+
+}  // namespace gradcore
