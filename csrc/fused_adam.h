@@ -40,12 +40,13 @@ struct AdamParams {
   int64_t scale_offset = 0;  // grad_scales[scale_offset + t] belongs to tensor t of this launch
 };
 
-// The per-tensor constants of one step, in the element type, from a group and the tensor's step count.
+// The per-tensor constants of one step, in the element type, from a group and the tensor's step count. Options are
+// folded into constants (sign -1 for maximize, clip_value inf when off, decay factor 1 for Adam, L2 factor 0 for
+// AdamW) so that the element rule has no branches and the CPU loop vectorises; every fold is exact arithmetic.
 template <typename T>
 struct AdamScalars {
-  T beta1, beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay, decay_factor, step_size, bias_correction2_sqrt;
-  T clip_value, grad_scale;
-  bool maximize, decoupled, clip_by_value, amsgrad;
+  T beta1, beta2, one_minus_beta1, one_minus_beta2, eps, l2, decay_factor, step_size, bias_correction2_sqrt;
+  T clip_value, grad_scale, sign;
 };
 
 template <typename T>
@@ -58,31 +59,28 @@ GRADCORE_HD AdamScalars<T> adam_scalars(const AdamParams& params, const AdamGrou
   s.one_minus_beta1 = (T)(1.0 - group.beta1);
   s.one_minus_beta2 = (T)(1.0 - group.beta2);
   s.eps = (T)group.eps;
-  s.weight_decay = (T)group.weight_decay;
-  s.decay_factor = (T)(1.0 - group.lr * group.weight_decay);
+  s.l2 = params.decoupled_weight_decay ? T(0) : (T)group.weight_decay;
+  s.decay_factor = params.decoupled_weight_decay ? (T)(1.0 - group.lr * group.weight_decay) : T(1);
   s.step_size = (T)(group.lr / (1.0 - pow(group.beta1, t)));
   s.bias_correction2_sqrt = (T)sqrt(1.0 - pow(group.beta2, t));
-  s.clip_value = (T)params.clip_value;
+  s.clip_value = params.clip_by_value ? (T)params.clip_value : (T)INFINITY;
   s.grad_scale = (T)grad_scale;
-  s.maximize = group.maximize != 0;
-  s.decoupled = params.decoupled_weight_decay;
-  s.clip_by_value = params.clip_by_value;
-  s.amsgrad = params.amsgrad;
+  s.sign = group.maximize ? T(-1) : T(1);
   return s;
 }
 
-// One element of the update (the rule at the top of this file). v_max is ignored unless s.amsgrad.
-template <typename T>
+// One element of the update (the rule at the top of this file). v_max is read and written only with kAmsgrad.
+template <typename T, bool kAmsgrad>
 GRADCORE_HD void adam_element(T& p, T grad, T& m, T& v, T& v_max, const AdamScalars<T>& s) {
   T g = grad * s.grad_scale;
-  if (s.clip_by_value) g = g < -s.clip_value ? -s.clip_value : (g > s.clip_value ? s.clip_value : g);
-  if (s.maximize) g = -g;
-  if (s.decoupled) p = p * s.decay_factor;
-  else if (s.weight_decay != T(0)) g = g + s.weight_decay * p;
+  g = g < -s.clip_value ? -s.clip_value : (g > s.clip_value ? s.clip_value : g);  // NaN passes through
+  g = g * s.sign;
+  p = p * s.decay_factor;
+  g = g + s.l2 * p;
   m = s.beta1 * m + s.one_minus_beta1 * g;
   v = s.beta2 * v + s.one_minus_beta2 * g * g;
   T v_used = v;
-  if (s.amsgrad) {
+  if (kAmsgrad) {
     v_max = v_max > v ? v_max : v;
     v_used = v_max;
   }

@@ -13,6 +13,7 @@
 // The step counter only tells the first step from later ones. A set non-finite flag (grad_norm.h) skips the step
 // on the device: nothing is written.
 #pragma once
+#include <cmath>
 #include <vector>
 #include "array.h"
 #include "fused_adam.h"
@@ -30,16 +31,18 @@ struct SgdGroup {
 struct SgdParams {
   SgdGroup groups[kMaxGroupsPerLaunch];
   int n_groups = 0;
-  bool momentum = false;  // the table has the momentum-buffer column (launches group by this flag)
+  bool momentum = false;  // the table has the momentum-buffer column; every group has momentum != 0
   bool clip_by_value = false;
   double clip_value = 0.0;
   int64_t scale_offset = 0;  // grad_scales[scale_offset + t] belongs to tensor t of this launch
 };
 
+// The per-tensor constants of one step. As for Adam, options are folded into exact constants (sign -1 for maximize,
+// clip_value inf when off) so the element rule has no branches and the CPU loop vectorises.
 template <typename T>
 struct SgdScalars {
-  T lr, momentum, one_minus_dampening, weight_decay, clip_value, grad_scale;
-  bool first_step, nesterov, maximize, clip_by_value, use_momentum;
+  T lr, momentum, one_minus_dampening, weight_decay, clip_value, grad_scale, sign;
+  bool first_step, nesterov;
 };
 
 template <typename T>
@@ -49,24 +52,23 @@ GRADCORE_HD SgdScalars<T> sgd_scalars(const SgdParams& params, const SgdGroup& g
   s.momentum = (T)group.momentum;
   s.one_minus_dampening = (T)(1.0 - group.dampening);
   s.weight_decay = (T)group.weight_decay;
-  s.clip_value = (T)params.clip_value;
+  s.clip_value = params.clip_by_value ? (T)params.clip_value : (T)INFINITY;
   s.grad_scale = (T)grad_scale;
+  s.sign = group.maximize ? T(-1) : T(1);
   s.first_step = step == 0.0;
   s.nesterov = group.nesterov != 0;
-  s.maximize = group.maximize != 0;
-  s.clip_by_value = params.clip_by_value;
-  s.use_momentum = params.momentum && group.momentum != 0.0;
   return s;
 }
 
-// One element of the update (the rule at the top of this file). b is ignored unless s.use_momentum.
-template <typename T>
+// One element of the update (the rule at the top of this file). b is read and written only with kMomentum (every
+// group of a momentum launch has momentum != 0); on the first step it is written without being read.
+template <typename T, bool kMomentum>
 GRADCORE_HD void sgd_element(T& p, T grad, T& b, const SgdScalars<T>& s) {
   T g = grad * s.grad_scale;
-  if (s.clip_by_value) g = g < -s.clip_value ? -s.clip_value : (g > s.clip_value ? s.clip_value : g);
-  if (s.maximize) g = -g;
-  if (s.weight_decay != T(0)) g = g + s.weight_decay * p;
-  if (s.use_momentum) {
+  g = g < -s.clip_value ? -s.clip_value : (g > s.clip_value ? s.clip_value : g);  // NaN passes through
+  g = g * s.sign;
+  g = g + s.weight_decay * p;
+  if (kMomentum) {
     b = s.first_step ? g : s.momentum * b + s.one_minus_dampening * g;
     g = s.nesterov ? g + s.momentum * b : b;
   }

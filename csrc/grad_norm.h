@@ -9,9 +9,10 @@
 // A NaN norm gives a NaN scale (as torch.clamp does), an infinite norm a zero scale.
 // The norm is non-finite exactly when some gradient is NaN or infinite (or the sum overflows).
 //
-// Order: the table's chunks (multi_tensor.h) are summed each into its own partial in double, in a fixed order within
-// the chunk; S_t adds tensor t's partials in chunk order; the total combines the S_t in a fixed order. No atomics:
-// the same gradients give the same bits on every run and for any thread count.
+// Order: each chunk of the table (multi_tensor.h) is summed into its own partial in double, in a fixed order within
+// the chunk; S_t combines tensor t's partials and the total combines the S_t, each in a fixed order (the CPU's and
+// CUDA's orders differ, each is fixed). No atomics: the same gradients give the same bits on every run and for any
+// thread count.
 //
 // Device-side results, so an optimizer step needs no device-to-host synchronisation:
 //   state (4,) float64: [norm, scale, non-finite (0 or 1), count of non-finite norms so far (incremented)]

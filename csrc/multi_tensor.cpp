@@ -113,6 +113,10 @@ TensorTableView TensorTable::get(const std::vector<const TensorList*>& columns, 
   TensorTableView view;
   view.n_tensors = (int64_t)n;
   view.n_chunks = (int64_t)chunks_.size();
+  for (const TensorEntry& e : tensors_) {
+    view.has_empty_tensors = view.has_empty_tensors || e.numel == 0;
+    view.total_numel += e.numel;
+  }
   if (n > 0) {
     const Array& first = (*columns[ref])[0];
     view.dtype = first.dtype();
@@ -145,6 +149,7 @@ TensorTableView TensorTable::get(const std::vector<const TensorList*>& columns, 
   }
   key_ = std::move(key);
   view_ = view;
+  ++builds_;
   return view_;
 }
 

@@ -26,6 +26,7 @@ namespace gradcore {
 constexpr int kTableColumns = 5;          // param, grad and up to three state buffers
 constexpr int kParamColumn = 0, kGradColumn = 1;
 constexpr int64_t kTensorChunk = 32768;   // elements per chunk: one CUDA block, one CPU task
+constexpr int64_t kCpuParallelMin = 1 << 16;  // fewer elements in a table: the CPU loops run on one thread
 
 struct TensorEntry {
   void* column[kTableColumns];  // nullptr where a column is unused
@@ -49,6 +50,8 @@ struct TensorTableView {
   const ChunkEntry* chunks = nullptr;
   uint32_t* done = nullptr;     // (n_tensors,) zeroed counters of finished chunks (CUDA step updates)
   int64_t n_tensors = 0, n_chunks = 0;
+  int64_t total_numel = 0;         // elements over all tensors
+  bool has_empty_tensors = false;  // some tensor has no elements, hence no chunk (its step still advances)
   DType dtype = DType::float32;
   Device device;
 };
@@ -63,6 +66,7 @@ class TensorTable {
   // one group index per tensor. The names in `column_names` are used in error messages.
   TensorTableView get(const std::vector<const TensorList*>& columns, const char* const* column_names,
                       const TensorList& steps, const std::vector<int32_t>& groups);
+  int64_t builds() const { return builds_; }  // how many times the table was (re)built: a cache diagnostic
 
  private:
   std::vector<uintptr_t> key_;
@@ -71,6 +75,7 @@ class TensorTable {
   std::vector<uint32_t> done_;
   Array device_table_;  // CUDA: tensors, chunks, then done counters, uploaded once per rebuild
   TensorTableView view_;
+  int64_t builds_ = 0;
 };
 
 #ifdef GRADCORE_WITH_CUDA

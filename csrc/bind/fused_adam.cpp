@@ -23,8 +23,8 @@ const char* const kAdamNames[] = {"params", "grads", "exp_avgs", "exp_avg_sqs", 
 void fused_adam(TensorTable& table, const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                 const TensorList& exp_avg_sqs, const TensorList& max_exp_avg_sqs, const TensorList& steps,
                 const std::vector<int32_t>& groups, const std::vector<std::array<double, 6>>& group_hyper,
-                bool decoupled_weight_decay, std::optional<double> clip_value, std::optional<Array> grad_scales, int64_t scale_offset,
-                std::optional<Array> nonfinite_state) {
+                bool decoupled_weight_decay, std::optional<double> clip_value, std::optional<Array> grad_scales,
+                int64_t scale_offset, std::optional<Array> nonfinite_state) {
   if (params.empty()) return;
   if (grads.empty() || exp_avgs.empty() || exp_avg_sqs.empty())
     throw ArgError("grads, exp_avgs, exp_avg_sqs: expected one tensor per parameter");

@@ -30,7 +30,8 @@ void check_float64_vector(const Array& a, const char* name, int64_t n, const Ten
 
 Array grad_norm(TensorTable& table, const TensorList& grads, double norm_type, std::optional<double> max_norm,
                 bool per_tensor, Array state, std::optional<Array> scales) {
-  if (!(norm_type > 0)) throw ArgError("norm_type: expected a positive number or inf, got " + std::to_string(norm_type));
+  if (!(norm_type > 0))
+    throw ArgError("norm_type: expected a positive number or inf, got " + std::to_string(norm_type));
   TensorTableView view = grads_table(table, grads);
   check_float64_vector(state, "state", kStateSize, view);
   GradNormParams params;

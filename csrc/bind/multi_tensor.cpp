@@ -10,7 +10,8 @@ void bind_multi_tensor(py::module_& m) {
   py::class_<TensorTable>(m, "TensorTable",
                           "Cache of a multi-tensor table (pointers and sizes; on CUDA a device copy), rebuilt only "
                           "when the buffers passed to a fused kernel change.")
-      .def(py::init<>());
+      .def(py::init<>())
+      .def_property_readonly("builds", &TensorTable::builds, "How many times the table was built (cache misses).");
 }
 
 }  // namespace gradcore

@@ -11,7 +11,7 @@ void fused_adam_cpu(const TensorTableView& table, const AdamParams& params, cons
   const double* scales = grad_scales.data() ? grad_scales.data_as<double>() + params.scale_offset : nullptr;
   dispatch_float(table.dtype, [&](auto zero) {
     using T = decltype(zero);
-#pragma omp parallel for schedule(static) if (table.n_chunks > 1)
+#pragma omp parallel for schedule(static) if (table.total_numel >= kCpuParallelMin)
     for (int64_t c = 0; c < table.n_chunks; ++c) {
       const ChunkEntry ch = table.chunks[c];
       const TensorEntry& e = table.tensors[ch.tensor];
@@ -24,10 +24,12 @@ void fused_adam_cpu(const TensorTableView& table, const AdamParams& params, cons
       T* v_max = params.amsgrad ? static_cast<T*>(e.column[kAdamColumnMaxExpAvgSq]) : nullptr;
       const int64_t begin = (int64_t)ch.chunk * kTensorChunk, end = std::min(e.numel, begin + kTensorChunk);
       if (v_max) {
-        for (int64_t i = begin; i < end; ++i) adam_element(p[i], g[i], m[i], v[i], v_max[i], s);
+        for (int64_t i = begin; i < end; ++i) adam_element<T, true>(p[i], g[i], m[i], v[i], v_max[i], s);
       } else {
-        T unused = T(0);
-        for (int64_t i = begin; i < end; ++i) adam_element(p[i], g[i], m[i], v[i], unused, s);
+        for (int64_t i = begin; i < end; ++i) {
+          T unused = T(0);
+          adam_element<T, false>(p[i], g[i], m[i], v[i], unused, s);
+        }
       }
     }
   });

@@ -11,7 +11,7 @@ void fused_sgd_cpu(const TensorTableView& table, const SgdParams& params, const 
   const double* scales = grad_scales.data() ? grad_scales.data_as<double>() + params.scale_offset : nullptr;
   dispatch_float(table.dtype, [&](auto zero) {
     using T = decltype(zero);
-#pragma omp parallel for schedule(static) if (table.n_chunks > 1)
+#pragma omp parallel for schedule(static) if (table.total_numel >= kCpuParallelMin)
     for (int64_t c = 0; c < table.n_chunks; ++c) {
       const ChunkEntry ch = table.chunks[c];
       const TensorEntry& e = table.tensors[ch.tensor];
@@ -22,10 +22,12 @@ void fused_sgd_cpu(const TensorTableView& table, const SgdParams& params, const 
       T* b = params.momentum ? static_cast<T*>(e.column[kSgdColumnMomentum]) : nullptr;
       const int64_t begin = (int64_t)ch.chunk * kTensorChunk, end = std::min(e.numel, begin + kTensorChunk);
       if (b) {
-        for (int64_t i = begin; i < end; ++i) sgd_element(p[i], g[i], b[i], s);
+        for (int64_t i = begin; i < end; ++i) sgd_element<T, true>(p[i], g[i], b[i], s);
       } else {
-        T unused = T(0);
-        for (int64_t i = begin; i < end; ++i) sgd_element(p[i], g[i], unused, s);
+        for (int64_t i = begin; i < end; ++i) {
+          T unused = T(0);
+          sgd_element<T, false>(p[i], g[i], unused, s);
+        }
       }
     }
   });

@@ -33,6 +33,12 @@ def _check_number(value, name, minimum=None, maximum=None, low_open=False, high_
         raise ValueError(f"{name}: expected {'<' if high_open else '<='} {maximum}, got {value!r}")
 
 
+def _host_to(array, device):
+    """A Tensor owning a copy of a C-contiguous numpy array, on `device`."""
+    data = _core.from_numpy(array)
+    return Tensor(data if device == "cpu" else data.to(device))
+
+
 def _param_list(params, where):
     if isinstance(params, Tensor):
         return [params]
@@ -153,9 +159,7 @@ class Optimizer:
         if not launches:
             return loss
         ordered = [p for _, members in launches for _, p in members]
-        for i, p in enumerate(ordered):
-            if p.grad.shape != p.shape:
-                raise ValueError(f"grads: the gradient of a parameter of shape {p.shape} has shape {p.grad.shape}")
+        for p in ordered:  # shapes, dtypes and devices are checked by the kernels' table on every rebuild
             if p not in self.state:
                 self.state[p] = self._init_state(p, self._group_of(p))
         grads = [p.grad._data for p in ordered]
@@ -301,18 +305,15 @@ class Optimizer:
             p = by_index[saved_index]
             restored = {}
             for name, value in entries.items():
-                if name == "step":
+                if name == "step":  # a (1,) float64 counter on the parameter's device
                     step = float(value.item() if hasattr(value, "item") else value)
-                    restored[name] = Tensor(_core.from_numpy(np.array([step], dtype=np.float64)).to(p.device)
-                                            if p.device != "cpu" else
-                                            _core.from_numpy(np.array([step], dtype=np.float64)))
+                    restored[name] = _host_to(np.array([step], dtype=np.float64), p.device)
                     continue
                 host = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
                 if tuple(host.shape) != p.shape:
                     raise ValueError(f"state_dict: state[{saved_index}][{name!r}] has shape {tuple(host.shape)}, "
                                      f"the parameter {p.shape}")
-                array = _core.from_numpy(np.array(host, dtype=p.dtype, order="C", copy=True))
-                restored[name] = Tensor(array if p.device == "cpu" else array.to(p.device))
+                restored[name] = _host_to(np.array(host, dtype=p.dtype, order="C", copy=True), p.device)
             new_state[p] = restored
         for saved, group in zip(saved_groups, self.param_groups):
             for key, value in saved.items():
