@@ -2,11 +2,14 @@
 
     python -m gradcore.examples.convlstm [--steps 200] [--device cpu|cuda]
 
-Each sequence is one digit glyph (a 5x7 bitmap font, scaled 2x) moving at a constant integer velocity and bouncing
-off the borders of the frame, drawn on the fly from a seed (no download). A 2-layer ConvLSTM reads frames 1..T-1
-and a 1x1 convolution with a sigmoid reads out its prediction of the next frame at every step. Training uses Adam
-with gradient-norm clipping. At the end it prints the held-out MSE beside the copy-last-frame baseline
-(predict frame t+1 = frame t), which the model must beat; it exits with status 1 if it does not.
+Each sequence is one digit glyph (a 5x7 bitmap font, scaled 2x) moving at a constant velocity of -1, 0 or +1 pixel
+per frame along each axis (not both 0) and bouncing off the borders, drawn on the fly from a seed (no download).
+A 2-layer ConvLSTM reads frames 1..T-1 and a 1x1 convolution with a sigmoid reads out its prediction of the next
+frame at every step. Training uses Adam with gradient-norm clipping. At the end it prints the held-out MSE beside
+the copy-last-frame baseline (predict frame t+1 = frame t), which the model must beat, and exits with status 1 if
+it does not. The MSE of a blank prediction is printed too: it shows how much of each frame is ink.
+
+The default run (200 steps) takes about 3 minutes of CPU time (2 cores) and ends near 0.3x the baseline's MSE.
 """
 from __future__ import annotations
 
