@@ -67,10 +67,14 @@ def cases(args, torch):
 
     pre = gc.tensor(rng.standard_normal((n, 4 * hidden, size, size)).astype(np.float32), device=device)
     c0 = gc.tensor(rng.standard_normal((n, hidden, size, size)).astype(np.float32), device=device)
-    gates_out = gc._core.conv_lstm_gates_forward(pre._data, c0._data)
     d_h = gc.tensor(rng.standard_normal((n, hidden, size, size)).astype(np.float32), device=device)
+    zeros = gc.zeros(n, hidden, size, size, device=device)
 
-    ref_forward = ref_forward_backward = ref_gates = ref_gates_backward = None
+    def ours_gates_forward_backward():
+        h_next, c_next, gates = gc._core.conv_lstm_gates_forward(pre._data, c0._data)
+        return gc._core.conv_lstm_gates_backward(gates, c0._data, c_next, d_h._data, zeros._data)
+
+    ref_forward = ref_forward_backward = ref_gates = ref_gates_forward_backward = None
     if torch is not None:
         tdev = "cuda" if device.startswith("cuda") else "cpu"
         tx = torch.from_numpy(x_np).to(tdev)
@@ -101,8 +105,7 @@ def cases(args, torch):
         tc0_g = tc0.clone().requires_grad_(True)
         tdh = torch.from_numpy(d_h.numpy()).to(tdev)
 
-        def ref_gates_backward():
-            # Autograd through the eager gates: its forward is part of what PyTorch needs for a backward.
+        def ref_gates_forward_backward():
             tpre_g.grad = tc0_g.grad = None
             h_next, _ = torch_gates(torch, tpre_g, tc0_g)
             h_next.backward(tdh)
@@ -110,7 +113,6 @@ def cases(args, torch):
     conv_flops = 2.0 * n * size * size * 4 * hidden * (c_in + hidden) * k * k * t_len
     gate_elems = n * hidden * size * size
     params = dict(T=t_len, N=n, H=size, W=size, C_in=c_in, hidden=hidden, kernel=k)
-    zeros = gc.zeros(n, hidden, size, size, device=device)
     return [
         Case(f"seq fwd T={t_len} N={n} {size}x{size} hid={hidden}", ours_forward, ref_forward,
              flops=conv_flops, params=dict(op="forward", **params)),
@@ -120,10 +122,11 @@ def cases(args, torch):
         Case(f"gates fwd N={n} {size}x{size} hid={hidden}",
              lambda: gc._core.conv_lstm_gates_forward(pre._data, c0._data), ref_gates,
              bytes=4.0 * 11 * gate_elems, params=dict(op="gates_forward", **params)),
-        # Backward: reads gates (4), c, c', dh', dc' (4); writes d_pre (4) and dc (1).
-        Case(f"gates bwd N={n} {size}x{size} hid={hidden}",
-             lambda: gc._core.conv_lstm_gates_backward(gates_out[2], c0._data, gates_out[1], d_h._data, zeros._data),
-             ref_gates_backward, bytes=4.0 * 13 * gate_elems, params=dict(op="gates_backward", **params)),
+        # Forward then backward (what a training step runs); backward reads gates (4), c, c', dh', dc' (4) and
+        # writes d_pre (4) and dc (1). The reference is autograd through the eager gates.
+        Case(f"gates fwd+bwd N={n} {size}x{size} hid={hidden}", ours_gates_forward_backward,
+             ref_gates_forward_backward, bytes=4.0 * (11 + 13) * gate_elems,
+             params=dict(op="gates_forward_backward", **params)),
     ]
 
 
