@@ -19,6 +19,7 @@
 //   scales (T,) float64: the scale for each tensor (the global one repeated unless per-tensor), read by updates.
 #pragma once
 #include <cmath>
+#include <optional>
 #include "array.h"
 #include "multi_tensor.h"
 
@@ -46,6 +47,11 @@ void grad_norm_cuda(const TensorTableView& table, const GradNormParams& params, 
 void grad_scale_cuda(const TensorTableView& table, const Array& scales);
 void grad_clamp_cuda(const TensorTableView& table, double clip_value);
 #endif
+
+// Checks, for the fused optimizers' bindings, the grad_norm outputs they read: grad_scales (at least
+// scale_offset + n_tensors entries) and nonfinite_state (kStateSize), float64 on the table's device.
+void check_step_inputs(const TensorTableView& view, const std::optional<Array>& grad_scales, int64_t scale_offset,
+                       const std::optional<Array>& nonfinite_state);
 
 // The scalar rules shared by both devices.
 

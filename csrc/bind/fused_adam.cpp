@@ -13,9 +13,6 @@
 namespace py = pybind11;
 namespace gradcore {
 
-void check_step_inputs(const TensorTableView& view, const std::optional<Array>& grad_scales, int64_t scale_offset,
-                       const std::optional<Array>& nonfinite_state);
-
 namespace {
 
 const char* const kAdamNames[] = {"params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"};
@@ -52,21 +49,6 @@ void fused_adam(TensorTable& table, const TensorList& params, const TensorList& 
 }
 
 }  // namespace
-
-// Shared with fused_sgd's binding: the optional device-side clip scales and non-finite flag.
-void check_step_inputs(const TensorTableView& view, const std::optional<Array>& grad_scales, int64_t scale_offset,
-                       const std::optional<Array>& nonfinite_state) {
-  auto check = [&](const Array& a, const char* name, int64_t n) {
-    if (a.dtype() != DType::float64 || a.ndim() != 1 || a.dim(0) < n)
-      throw ArgError(std::string(name) + ": expected a float64 array of shape (" + std::to_string(n) + ",), got " +
-                     dtype_name(a.dtype()) + " " + shape_str(a.shape()));
-    if (a.device() != view.device)
-      throw ArgError(std::string(name) + ": expected an array on " + view.device.str() + ", got " + a.device().str());
-  };
-  if (scale_offset < 0) throw ArgError("scale_offset: expected >= 0, got " + std::to_string(scale_offset));
-  if (grad_scales) check(*grad_scales, "grad_scales", scale_offset + view.n_tensors);
-  if (nonfinite_state) check(*nonfinite_state, "nonfinite_state", kStateSize);
-}
 
 void bind_fused_adam(py::module_& m) {
   m.def("fused_adam", &fused_adam, py::arg("table"), py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),

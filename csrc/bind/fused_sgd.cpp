@@ -13,9 +13,6 @@
 namespace py = pybind11;
 namespace gradcore {
 
-void check_step_inputs(const TensorTableView& view, const std::optional<Array>& grad_scales, int64_t scale_offset,
-                       const std::optional<Array>& nonfinite_state);
-
 namespace {
 
 const char* const kSgdNames[] = {"params", "grads", "momentum_buffers"};

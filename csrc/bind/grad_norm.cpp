@@ -64,6 +64,20 @@ void grad_clamp_(TensorTable& table, const TensorList& grads, double clip_value)
 
 }  // namespace
 
+void check_step_inputs(const TensorTableView& view, const std::optional<Array>& grad_scales, int64_t scale_offset,
+                       const std::optional<Array>& nonfinite_state) {
+  auto check = [&](const Array& a, const char* name, int64_t n) {
+    if (a.dtype() != DType::float64 || a.ndim() != 1 || a.dim(0) < n)
+      throw ArgError(std::string(name) + ": expected a 1-d float64 array of at least " + std::to_string(n) +
+                     " elements, got " + dtype_name(a.dtype()) + " " + shape_str(a.shape()));
+    if (a.device() != view.device)
+      throw ArgError(std::string(name) + ": expected an array on " + view.device.str() + ", got " + a.device().str());
+  };
+  if (scale_offset < 0) throw ArgError("scale_offset: expected >= 0, got " + std::to_string(scale_offset));
+  if (grad_scales) check(*grad_scales, "grad_scales", scale_offset + view.n_tensors);
+  if (nonfinite_state) check(*nonfinite_state, "nonfinite_state", kStateSize);
+}
+
 void bind_grad_norm(py::module_& m) {
   m.def("grad_norm", &grad_norm, py::arg("table"), py::arg("grads"), py::arg("norm_type"), py::arg("max_norm"),
         py::arg("per_tensor"), py::arg("state"), py::arg("scales"),
