@@ -3,7 +3,8 @@ default) or cuDNN (with TF32 off and on: --tf32 off|on|both).
 
     python -m bench.conv [--device cuda] [--quick] [--tf32 both]
 
-Shapes: the seed autoencoder's layers (N=25: 28x28x1 -> 14x14x32 -> 7x7x64 and back, 3x3, stride 2, "same"),
+Shapes: the seed autoencoder's layers (N=25, 3x3, "same": conv 28x28x1 -> 14x14x32 -> 7x7x64, stride 2; convT
+7x7x64 -> 14x14x64 -> 28x28x32, stride 2, then 28x28x32 -> 28x28x1, stride 1),
 ResNet-style 3x3 stride-1 layers at N=32 (56x56x64, 28x28x128, 14x14x256) and a depthwise 3x3 layer.
 Ours calls the _core kernels the autograd Functions call (forward through gradcore.functional); PyTorch calls
 torch.nn.functional for the forward and aten.convolution_backward for the two backward passes. Where our "same"
@@ -26,15 +27,17 @@ from gradcore.ops.conv_transpose2d import same_cropping
 LAYERS = {
     "seed_enc1 25x1x28x28->32 s2": (False, 25, 1, 28, 28, 32, 3, 2, "same", 1),
     "seed_enc2 25x32x14x14->64 s2": (False, 25, 32, 14, 14, 64, 3, 2, "same", 1),
-    "seed_dec1 T 25x64x7x7->32 s2": (True, 25, 64, 7, 7, 32, 3, 2, "same", 1),
-    "seed_dec2 T 25x32x14x14->1 s2": (True, 25, 32, 14, 14, 1, 3, 2, "same", 1),
+    "seed_dec1 T 25x64x7x7->64 s2": (True, 25, 64, 7, 7, 64, 3, 2, "same", 1),
+    "seed_dec2 T 25x64x14x14->32 s2": (True, 25, 64, 14, 14, 32, 3, 2, "same", 1),
+    "seed_dec3 T 25x32x28x28->1 s1": (True, 25, 32, 28, 28, 1, 3, 1, "same", 1),
     "resnet 32x64x56x56 3x3": (False, 32, 64, 56, 56, 64, 3, 1, 1, 1),
     "resnet 32x128x28x28 3x3": (False, 32, 128, 28, 28, 128, 3, 1, 1, 1),
     "resnet 32x256x14x14 3x3": (False, 32, 256, 14, 14, 256, 3, 1, 1, 1),
     "depthwise 32x128x28x28 3x3": (False, 32, 128, 28, 28, 128, 3, 1, 1, 128),
 }
-QUICK = ["seed_enc1 25x1x28x28->32 s2", "seed_enc2 25x32x14x14->64 s2", "seed_dec1 T 25x64x7x7->32 s2",
-         "seed_dec2 T 25x32x14x14->1 s2", "resnet 32x256x14x14 3x3", "depthwise 32x128x28x28 3x3"]
+QUICK = ["seed_enc1 25x1x28x28->32 s2", "seed_enc2 25x32x14x14->64 s2", "seed_dec1 T 25x64x7x7->64 s2",
+         "seed_dec2 T 25x64x14x14->32 s2", "seed_dec3 T 25x32x28x28->1 s1", "resnet 32x256x14x14 3x3",
+         "depthwise 32x128x28x28 3x3"]
 
 
 def layer_cases(name, layer, device, torch, dtype="float32"):

@@ -16,9 +16,10 @@
 //   backward_weight: dW_g = sum_n gy_{n,g} col_{n,g}^T                         (a reduction over N and P)
 //   bias:            db[co] = sum_{n, oh, ow} gy[n, co, oh, ow]                (done by _core.sum)
 //
-// Determinism: every output element is reduced in an order fixed by the shapes alone. The weight gradient is
-// reduced over fixed chunks of the batch (CPU) or of N*P (CUDA) into partial buffers, then the partials are summed
-// in chunk order: no float atomics, and the same bits for any thread count or launch.
+// Determinism: every output element is reduced in an order fixed by the shapes alone: no float atomics, and the same
+// bits for any thread count or launch. On the CPU each weight-gradient element is owned by one task that walks the
+// whole N*P reduction in order; on CUDA the N*P reduction is split into fixed chunks whose partial sums land in their
+// own slices of a buffer and are then added in chunk order.
 #pragma once
 #include <cstdint>
 #include "array.h"

@@ -48,6 +48,7 @@ LARGE = {
     "batch17_pointwise_groups2": (17, 8, 4, 5, 6, (1, 1), 1, 0, 1, 2),
     "weight_grad_in_two_image_blocks": (3, 64, 56, 56, 16, (3, 3), 1, 1, 1, 1),
     "wide_rows_stride2": (2, 3, 37, 40, 8, (3, 3), 2, (1, 2), 1, 1),
+    "c_out300_two_blocks_of_gy_rows": (2, 8, 6, 5, 300, (3, 3), 1, 1, 1, 1),
     "wide_rows_dilation2_wide_padding": (2, 4, 20, 24, 6, (3, 3), 1, 3, 2, 1),
 }
 

@@ -6,18 +6,22 @@
 // Edges are zero-padded in the packed copies, so the micro-kernel always runs a full kMr x nr tile and only the
 // store looks at the edge. The micro-kernel keeps the tile of C in registers (GCC vector extensions, so
 // gcc -O3 -march=native emits AVX-512/AVX2 FMAs without intrinsics) and streams one A panel and one B strip.
-// im2col never materialises a plain column matrix: it writes runs of image rows directly into the packed layout.
+// im2col never materialises a plain column matrix: it writes into the packed layout, one kKc block at a time so the
+// block stays in cache, copying row runs for wide outputs and gathering through a per-call tap table for narrow ones.
 //
-//   forward          Y (C_out/G x n*P)  = W_g (packed once)  * im2col of n images side by side (packed B)
-//   backward_input   dcol (K x n*P)     = W_g^T (packed once) * gy of n images side by side, then col2im
-//   backward_weight  dW_g^T (K x C_out/G) = im2col (packed A, reduction over n*P) * gy^T (packed B)
+//   forward          Y (C_out/G x n*P)    = W_g (packed once)  * im2col of n images side by side (packed B)
+//   backward_input   dcol (K x n*P)       = W_g^T (packed once) * gy of n images side by side, then col2im
+//   backward_weight  dW_g (C_out/G x K) = gy (packed A panels) * im2col^T (packed B strips), over the flattened
+//                    (image, pixel) reduction in chunks; for a short im2col (2K <= C_out/G) the same product as
+//                    register-blocked dot products over gy's own rows instead.
 // Several small images share one GEMM so that its columns fill whole strips; how many depends on the shapes only.
-// Depthwise convolutions (one input and one output channel per group) skip the GEMM for direct loops.
+// Depthwise convolutions (one input and one output channel per group) skip the GEMM: stride 1 runs one long
+// unit-stride loop per kernel tap over a zero-bordered copy of the plane, other strides direct row loops.
 //
 // Threads and determinism: forward and backward_input run one (block of images, group) per task, each writing its
-// own slice of the output. backward_weight walks fixed blocks of images in order; within a block, the packing is
-// split over (image, group) and the GEMM over its output tiles, so every dW element is summed by one thread in an
-// order fixed by the shapes. Results are the same for any thread count.
+// own slice of the output. In backward_weight every dW element belongs to one task (a strip of im2col rows, a block
+// of gy rows, or a depthwise channel) that sums its reduction in an order fixed by the shapes. Results are the same for any thread
+// count; tests/test_conv2d.py checks 1, 2 and 3 threads bit for bit.
 #include "conv2d.h"
 #include <algorithm>
 #include <cstdlib>
@@ -40,8 +44,8 @@ constexpr int kMr = 6;  // 12 of 16 registers
 constexpr int kVectorBytes = 16;
 constexpr int kMr = 6;
 #endif
-constexpr int64_t kKc = 256;
-constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+constexpr int64_t kKc = 256;             // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering
 
 template <typename T> struct Simd {
   typedef T vec __attribute__((vector_size(kVectorBytes)));
@@ -187,6 +191,31 @@ inline void gather_taps(const T* plane, const int32_t* offset, int64_t n, T* dst
   for (int64_t j = 0; j < n; ++j) {
     const int32_t o = offset[j];
     dst[j * step] = o >= 0 ? plane[o] : T(0);
+  }
+}
+
+// dst[j * step] = the input pixel that tap (kh, window) reads for output pixels pixel .. pixel + n - 1 of a plane
+// (0 where that is padding), walking output rows: a zero run, a copy (strided when sw > 1), a zero run per row.
+// For wide outputs this is cheaper than the tap table's per-element offsets.
+template <typename T>
+inline void gather_rows(const T* plane, const Conv2dParams& p, int64_t kh, const RowWindow& win, int64_t pixel,
+                        int64_t n, T* dst, int64_t step) {
+  const int64_t Wo = p.out_w, sw = p.stride_w;
+  for (int64_t done = 0; done < n;) {
+    const int64_t oh = (pixel + done) / Wo, ow0 = (pixel + done) % Wo, run = std::min(Wo - ow0, n - done);
+    const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+    T* d = dst + done * step;
+    if (ih < 0 || ih >= p.in_h) {
+      for (int64_t j = 0; j < run; ++j) d[j * step] = T(0);
+    } else {
+      const T* x_row = plane + ih * p.in_w;
+      const int64_t lo = std::clamp(win.ow_lo - ow0, (int64_t)0, run), hi = std::clamp(win.ow_hi - ow0, lo, run);
+      const int64_t base = win.iw0 + ow0 * sw;  // x column of j = 0; only j in [lo, hi) is read
+      for (int64_t j = 0; j < lo; ++j) d[j * step] = T(0);
+      for (int64_t j = lo; j < hi; ++j) d[j * step] = x_row[base + j * sw];
+      for (int64_t j = hi; j < run; ++j) d[j * step] = T(0);
+    }
+    done += run;
   }
 }
 
@@ -692,9 +721,87 @@ void backward_weight_dots(const T* px, const T* pg, T* pw, const Conv2dParams& p
   }
 }
 
-template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
+// Weight gradient with dW itself as the GEMM output: dW_g (M x K) = gy_g (M x N*P) * col_g^T (N*P x K), over the
+// flattened (image, pixel) reduction in chunks of several kKc blocks. Per chunk, gy is packed once as A panels
+// (threads split its rows; one barrier); then each task takes a strip of nr im2col rows, packs it kKc steps at a
+// time into an L1-sized B strip and runs every gy panel against it, so the streamed operand is the narrow A panel.
+// Every dW element belongs to one strip and is summed block after block: the order is fixed by the shapes.
+template <typename T>
+void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+  constexpr int64_t nr = nr_of<T>();
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
+  const int64_t m_pad = round_up(M, kMr), strips = (K + nr - 1) / nr, Q = N * P;
+  // Blocks per chunk: at most ~8 chunks (each costs two barriers, which a busy machine makes expensive), with the
+  // packed gy chunk kept under ~4 MB.
+  const int64_t blocks = (Q + kKc - 1) / kKc;
+  const int64_t memory_blocks = std::max<int64_t>(8, (int64_t)((4u << 20) / sizeof(T)) / (G * m_pad * kKc));
+  const int64_t chunk = std::clamp<int64_t>((blocks + 7) / 8, 8, memory_blocks) * kKc;
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
+  const TapTable taps(p);
+  const std::vector<RowWindow> windows = row_windows(p);
+  AlignedBuffer<T> packed_gy(G * m_pad * chunk);
+#pragma omp parallel if (parallel)
+  {
+    T* b_strip = scratch_packed_b.get<T>(nr * kKc);
+    for (int64_t c0 = 0; c0 < Q; c0 += chunk) {
+      const int64_t depth = std::min(chunk, Q - c0);
+      // gy chunk as packed A (kKc blocks of kMr-row panels): A[m, q] = gy[n, g*M + m, pixel], c0 + q = n * P + pixel.
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < G * m_pad; ++t) {
+        const int64_t g = t / m_pad, m = t % m_pad;
+        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
+          const int64_t kc = std::min(kKc, depth - b0);
+          T* dst = packed_gy.ptr + g * m_pad * chunk + b0 * m_pad + (m / kMr) * (kc * kMr) + m % kMr;
+          if (m >= M) {
+            for (int64_t q = 0; q < kc; ++q) dst[q * kMr] = T(0);
+            continue;
+          }
+          for (int64_t q = 0; q < kc;) {
+            const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
+            const T* src = pg + (n * Cout + g * M + m) * P + pixel;
+            for (int64_t j = 0; j < run; ++j) dst[(q + j) * kMr] = src[j];
+            q += run;
+          }
+        }
+      }
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < G * strips; ++t) {
+        const int64_t g = t / strips, k0 = t % strips * nr, cols = std::min(nr, K - k0);
+        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
+          const int64_t kc = std::min(kKc, depth - b0);
+          for (int64_t r = 0; r < nr; ++r) {  // im2col rows k0 .. k0 + nr - 1 of this block as one B strip ([q][nr])
+            if (r >= cols) {
+              for (int64_t q = 0; q < kc; ++q) b_strip[q * nr + r] = T(0);
+              continue;
+            }
+            const int64_t k = k0 + r, ci = k / taps_per_channel;
+            const int32_t* offset = taps.tap(k % taps_per_channel);
+            const int64_t kh = k / p.kernel_w % p.kernel_h;
+            const RowWindow& win = windows[k % p.kernel_w];
+            for (int64_t q = 0; q < kc;) {
+              const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
+              const T* plane = px + (n * Cin + g * Cg + ci) * HW;
+              if (p.out_w >= kRowRunMinWidth)
+                gather_rows(plane, p, kh, win, pixel, run, b_strip + q * nr + r, nr);
+              else
+                gather_taps(plane, offset + pixel, run, b_strip + q * nr + r, nr);
+              q += run;
+            }
+          }
+          const T* gy_block = packed_gy.ptr + g * m_pad * chunk + b0 * m_pad;
+          for (int64_t i0 = 0; i0 < M; i0 += kMr)
+            micro_kernel_rows<T, kMr>(M - i0, kc, gy_block + i0 * kc, b_strip, pw + (g * M + i0) * K + k0, K, cols,
+                                      c0 + b0 > 0, (const T*)nullptr);
+        }
+      }
+    }
+  }
+}
+
+template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels();
   const T* px = x.data_as<T>();
   const T* pg = gy.data_as<T>();
   T* pw = gw.data_as<T>();
@@ -726,70 +833,7 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
     backward_weight_dots(px, pg, pw, p, parallel);
     return;
   }
-  // dW_g^T (K x M) = col_g (K x N*P) * gy_g^T (N*P x M), over the flattened (image, pixel) reduction in chunks of
-  // kChunkBlocks * kKc steps. Per chunk: gy^T is packed once (threads split its rows; one barrier), then each thread
-  // packs the im2col rows of its row panels, kKc steps at a time, into an L1-sized buffer and runs them against every
-  // strip. Every dW element belongs to one panel and is summed block after block, so the order is fixed by the shapes.
-  constexpr int64_t nr = nr_of<T>(), kChunkBlocks = 8;
-  const int64_t k_pad = round_up(K, kMr), m_pad = round_up(M, nr), panels = k_pad / kMr, Q = N * P;
-  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, chunk = kChunkBlocks * kKc;
-  const TapTable taps(p);
-  AlignedBuffer<T> packed_gy(G * m_pad * chunk), dwt(G * K * M);
-#pragma omp parallel if (parallel)
-  {
-    T* a_panel = scratch_packed_b.get<T>(kMr * kKc);
-    for (int64_t c0 = 0; c0 < Q; c0 += chunk) {
-      const int64_t depth = std::min(chunk, Q - c0);
-      // gy^T chunk as a packed B (kKc blocks): B[q, m] = gy[n, g*M + m, pixel] for c0 + q = n * P + pixel;
-      // columns M..m_pad are zero.
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < G * m_pad; ++t) {
-        const int64_t g = t / m_pad, m = t % m_pad;
-        T* block_base = packed_gy.ptr + g * m_pad * chunk;
-        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
-          const int64_t kc = std::min(kKc, depth - b0);
-          T* dst = block_base + b0 * m_pad + (m / nr) * (kc * nr) + m % nr;
-          if (m >= M) {
-            for (int64_t q = 0; q < kc; ++q) dst[q * nr] = T(0);
-            continue;
-          }
-          for (int64_t q = 0; q < kc;) {
-            const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
-            const T* src = pg + (n * Cout + g * M + m) * P + pixel;
-            for (int64_t j = 0; j < run; ++j) dst[(q + j) * nr] = src[j];
-            q += run;
-          }
-        }
-      }
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < G * panels; ++t) {
-        const int64_t g = t / panels, i0 = t % panels * kMr, rows = std::min<int64_t>(kMr, K - i0);
-        for (int64_t b0 = 0; b0 < depth; b0 += kKc) {
-          const int64_t kc = std::min(kKc, depth - b0);
-          for (int64_t r = 0; r < kMr; ++r) {  // im2col rows i0 .. i0 + kMr - 1 of this block, k-major ([q][kMr])
-            if (r >= rows) {
-              for (int64_t q = 0; q < kc; ++q) a_panel[q * kMr + r] = T(0);
-              continue;
-            }
-            const int64_t k = i0 + r, ci = k / taps_per_channel;
-            const int32_t* offset = taps.tap(k % taps_per_channel);
-            for (int64_t q = 0; q < kc;) {
-              const int64_t flat = c0 + b0 + q, n = flat / P, pixel = flat % P, run = std::min(kc - q, P - pixel);
-              gather_taps(px + (n * Cin + g * Cg + ci) * HW, offset + pixel, run, a_panel + q * kMr + r, (int64_t)kMr);
-              q += run;
-            }
-          }
-          const T* gy_block = packed_gy.ptr + g * m_pad * chunk + b0 * m_pad;
-          for (int64_t j0 = 0; j0 < M; j0 += nr)
-            micro_kernel_rows<T, kMr>(rows, kc, a_panel, gy_block + j0 * kc, dwt.ptr + (g * K + i0) * M + j0, M,
-                                      std::min(nr, M - j0), c0 + b0 > 0, (const T*)nullptr);
-        }
-      }
-    }
-  }
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t k = 0; k < K; ++k) pw[(g * M + m) * K + k] = dwt.ptr[(g * K + k) * M + m];
+  backward_weight_strips(px, pg, pw, p, parallel);
 }
 
 }  // namespace

@@ -16,6 +16,8 @@ from ..tensor import Tensor
 
 def pair(value, name, minimum):
     """(h, w) from an int or a pair of ints, each >= minimum; raises naming the argument."""
+    if type(value) is int and value >= minimum:  # the common case, without the ABC checks below
+        return (value, value)
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         items = (int(value), int(value))
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
@@ -97,7 +99,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     check_tensor(weight, "weight", 4, "(C_out, C_in/groups, kH, kW)")
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
+    if type(groups) is not int and (not isinstance(groups, numbers.Integral) or isinstance(groups, bool)) or groups < 1:
         raise ValueError(f"groups: expected an int >= 1, got {groups!r}")
     check_bias(bias, weight.shape[0], x)
     pads = conv2d_padding(padding, x.shape[2:], weight.shape[2:], stride, dilation)
