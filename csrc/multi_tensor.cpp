@@ -24,16 +24,30 @@ TensorTableView TensorTable::get(const std::vector<const TensorList*>& columns, 
   const size_t n = ref < 0 ? 0 : columns[ref]->size();
   const char* ref_name = ref < 0 ? "" : column_names[ref];
 
-  // Key: every buffer address, the step counters and the groups; equal keys mean the cached table is valid.
+  // Key: every buffer's address, size, dtype and device, the step counters and the groups; equal keys mean the
+  // cached table is valid. Each is a whole entry of its own: a cache hit skips the checks, so two different arrays
+  // must never give one key (an address reused by the allocator for a buffer of another size or dtype would
+  // otherwise be walked with the old size).
+  auto buffer_kind = [](const Array& a) {
+    return (uintptr_t)a.dtype() | ((uintptr_t)a.device().kind << 8) | ((uintptr_t)a.device().index << 16);
+  };
   std::vector<uintptr_t> key;
-  key.reserve(n * (columns.size() + 2) + 4);
+  key.reserve(n * (3 * columns.size() + 4) + 4);
   key.push_back(n);
   for (size_t c = 0; c < columns.size(); ++c) {
     const TensorList& list = *columns[c];
     key.push_back(list.size());
-    for (const Array& a : list) key.push_back(reinterpret_cast<uintptr_t>(a.data()) ^ ((uintptr_t)a.numel() << 48));
+    for (const Array& a : list) {
+      key.push_back(reinterpret_cast<uintptr_t>(a.data()));
+      key.push_back((uintptr_t)a.numel());
+      key.push_back(buffer_kind(a));
+    }
   }
-  for (const Array& s : steps) key.push_back(reinterpret_cast<uintptr_t>(s.data()));
+  for (const Array& s : steps) {
+    key.push_back(reinterpret_cast<uintptr_t>(s.data()));
+    key.push_back((uintptr_t)s.numel());
+    key.push_back(buffer_kind(s));
+  }
   for (int32_t g : groups) key.push_back((uintptr_t)g);
   if (n > 0) {
     const Array& first = (*columns[ref])[0];
