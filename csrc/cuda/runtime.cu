@@ -75,8 +75,7 @@ void* allocate(size_t nbytes, int device) {
 // Called from destructors: must not throw, so errors are dropped after clearing them.
 void release(void* ptr, int device) {
   DeviceState& s = state(device);
-  cudaSetDevice(device);
-  if (cudaFreeAsync(ptr, s.stream) != cudaSuccess) cudaGetLastError();
+  if (cudaSetDevice(device) != cudaSuccess || cudaFreeAsync(ptr, s.stream) != cudaSuccess) cudaGetLastError();
   std::lock_guard<std::mutex> lock(state_mutex);
   s.stats.frees += 1;
 }
@@ -156,6 +155,9 @@ float event_elapsed_ms(void* start, void* end) {
   return ms;
 }
 
-void event_destroy(void* event) { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
+// Called from a finaliser: must not throw; a failure is cleared so that the next launch check does not report it.
+void event_destroy(void* event) {
+  if (cudaEventDestroy(static_cast<cudaEvent_t>(event)) != cudaSuccess) cudaGetLastError();
+}
 
 }  // namespace gradcore::cuda
