@@ -99,6 +99,10 @@ void copy(void* dst, const void* src, size_t nbytes, CopyKind kind, int device) 
 
 void synchronize(int device) { GRADCORE_CUDA_CHECK(cudaStreamSynchronize(state(device).stream)); }
 
+void wait_for_device(int device) noexcept {
+  if (cudaSetDevice(device) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) cudaGetLastError();
+}
+
 MemoryStats memory_stats(int device) {
   DeviceState& s = state(device);
   MemoryStats out;
