@@ -80,7 +80,12 @@ Array array_from_dltensor(const DLTensor& t, std::shared_ptr<void> owner) {
     }
   }
   DType dtype = t.dtype.bits == 32 ? DType::float32 : DType::float64;
-  return Array::wrap(static_cast<char*>(t.data) + t.byte_offset, shape, dtype, device, std::move(owner));
+  char* data = static_cast<char*>(t.data) + t.byte_offset;
+  // Every kernel loads whole elements (a CUDA load of a float at an address not a multiple of 4 faults).
+  if (reinterpret_cast<uintptr_t>(data) % dtype_size(dtype) != 0 && shape_numel(shape) > 0)
+    throw ArgError("x: the data pointer (with byte_offset) is not aligned to the " + std::to_string(dtype_size(dtype)) +
+                   "-byte elements; copy the tensor before from_dlpack");
+  return Array::wrap(data, shape, dtype, device, std::move(owner));
 }
 
 // The producer's tensor is owned (and its deleter due) only once the capsule is renamed "used_...": a tensor we
