@@ -1,7 +1,9 @@
 // Building, checking and caching multi-tensor tables; see multi_tensor.h.
 #include "multi_tensor.h"
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace gradcore {
 
@@ -94,6 +96,21 @@ TensorTableView TensorTable::get(const std::vector<const TensorList*>& columns, 
       check_same_device(r, r_name.c_str(), s, s_name.c_str());
     }
     if (!groups.empty() && groups[t] < 0) throw ArgError(item_name("groups", t) + ": expected a group index >= 0");
+  }
+
+  // One counter per tensor: the CUDA kernels let the last block of each tensor store its step + 1, so two tensors
+  // sharing a counter would race (one tensor's blocks reading the count the other's already advanced).
+  if (!steps.empty()) {
+    std::vector<std::pair<const void*, size_t>> owners;
+    for (size_t t = 0; t < n; ++t) owners.emplace_back(steps[t].data(), t);
+    std::sort(owners.begin(), owners.end());
+    for (size_t i = 1; i < owners.size(); ++i) {
+      if (owners[i].first != owners[i - 1].first) continue;
+      const size_t first = std::min(owners[i].second, owners[i - 1].second);
+      const size_t second = std::max(owners[i].second, owners[i - 1].second);
+      throw ArgError(item_name("steps", second) + ": the same step counter as " + item_name("steps", first) +
+                     "; every tensor needs its own");
+    }
   }
 
   // Build.

@@ -484,3 +484,13 @@ def test_gradient_of_the_wrong_shape_names_grads():
 def test_params_on_two_devices_rejected():
     with pytest.raises(ValueError, match="one device"):
         gc.optim.Adam([gc.nn.Parameter(gc.zeros(2)), gc.nn.Parameter(gc.zeros(2, device="cuda"))])
+
+
+def test_fused_kernels_refuse_a_step_counter_shared_by_two_tensors():
+    from gradcore import _core
+    params = [_core.zeros([3], "float32", "cpu") for _ in range(2)]
+    grads = [_core.zeros([3], "float32", "cpu") for _ in range(2)]
+    step = _core.zeros([1], "float64", "cpu")
+    with pytest.raises(ValueError, match=r"steps\[1\]: the same step counter as steps\[0\]"):
+        _core.fused_sgd(_core.TensorTable(), params, grads, [], [step, step], [0, 0],
+                        [(0.1, 0.0, 0.0, 0.0, 0.0, 0.0)])
