@@ -33,16 +33,6 @@ inline bool is_kernel_fault(cudaError_t err) {
   }
 }
 
-[[noreturn]] inline void raise_cuda_error(cudaError_t err, const char* what, const char* file, int line,
-                                          bool is_launch = false) {
-  if (err == cudaErrorMemoryAllocation) throw std::bad_alloc();
-  std::string message = std::string("CUDA error in ") + what + " (" + file + ":" + std::to_string(line) +
-                        "): " + cudaGetErrorName(err) + ": " + cudaGetErrorString(err);
-  if (!is_launch && is_kernel_fault(err))
-    message += " (raised by a kernel launched earlier; run with GRADCORE_CUDA_SYNC=1 to report it at the kernel)";
-  throw std::runtime_error(message);
-}
-
 // GRADCORE_CUDA_SYNC=1 or CUDA_LAUNCH_BLOCKING=1: wait for every kernel at its launch check (debugging).
 inline bool sync_after_launch() {
   static const bool on = [] {
@@ -53,6 +43,18 @@ inline bool sync_after_launch() {
     return false;
   }();
   return on;
+}
+
+// names_kernel: `what` is a kernel whose own fault this error is (its launch check waited for it).
+[[noreturn]] inline void raise_cuda_error(cudaError_t err, const char* what, const char* file, int line,
+                                          bool names_kernel = false) {
+  if (err == cudaErrorMemoryAllocation) throw std::bad_alloc();
+  std::string message = std::string("CUDA error in ") + what + " (" + file + ":" + std::to_string(line) +
+                        "): " + cudaGetErrorName(err) + ": " + cudaGetErrorString(err);
+  if (!names_kernel && is_kernel_fault(err))
+    message += " (raised by a kernel launched earlier, not necessarily by this call; run with GRADCORE_CUDA_SYNC=1 "
+               "to report it at the kernel that failed)";
+  throw std::runtime_error(message);
 }
 
 }  // namespace gradcore::cuda
@@ -70,5 +72,7 @@ inline bool sync_after_launch() {
   do {                                                                                   \
     cudaError_t err_ = cudaGetLastError();                                               \
     if (err_ == cudaSuccess && ::gradcore::cuda::sync_after_launch()) err_ = cudaDeviceSynchronize(); \
-    if (err_ != cudaSuccess) ::gradcore::cuda::raise_cuda_error(err_, kernel_name, __FILE__, __LINE__, true); \
+    if (err_ != cudaSuccess)                                                             \
+      ::gradcore::cuda::raise_cuda_error(err_, kernel_name, __FILE__, __LINE__,          \
+                                         ::gradcore::cuda::sync_after_launch());         \
   } while (0)
