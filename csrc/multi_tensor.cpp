@@ -98,6 +98,30 @@ TensorTableView TensorTable::get(const std::vector<const TensorList*>& columns, 
     if (!groups.empty() && groups[t] < 0) throw ArgError(item_name("groups", t) + ": expected a group index >= 0");
   }
 
+  // The buffers the kernels write (every column but the gradients, or the gradients of a table without parameters)
+  // must be distinct: on CUDA two table entries over one buffer are two blocks read-modify-writing the same elements
+  // at once, a race, where the CPU twin would apply both updates in turn.
+  {
+    const bool grads_written = columns.size() <= (size_t)kParamColumn || columns[kParamColumn]->empty();
+    std::vector<std::pair<const void*, std::pair<size_t, size_t>>> written;  // (buffer, (column, tensor))
+    for (size_t c = 0; c < columns.size(); ++c) {
+      if ((int)c == kGradColumn && !grads_written) continue;
+      for (size_t t = 0; t < columns[c]->size(); ++t) {
+        const Array& a = (*columns[c])[t];
+        if (a.numel() > 0) written.push_back({a.data(), {c, t}});
+      }
+    }
+    std::sort(written.begin(), written.end());
+    for (size_t i = 1; i < written.size(); ++i) {
+      if (written[i].first != written[i - 1].first) continue;
+      const auto first = std::min(written[i].second, written[i - 1].second);
+      const auto second = std::max(written[i].second, written[i - 1].second);
+      throw ArgError(item_name(column_names[second.first], second.second) + ": the same buffer as " +
+                     item_name(column_names[first.first], first.second) +
+                     "; every updated tensor needs its own buffer");
+    }
+  }
+
   // One counter per tensor: the CUDA kernels let the last block of each tensor store its step + 1, so two tensors
   // sharing a counter would race (one tensor's blocks reading the count the other's already advanced).
   if (!steps.empty()) {
