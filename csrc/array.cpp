@@ -126,7 +126,8 @@ void Array::copy_from(const Array& src) {
   if (src.shape_ != shape_) throw ArgError("src: expected shape " + shape_str(shape_) + ", got " + shape_str(src.shape_));
   if (src.dtype_ != dtype_) throw ArgTypeError("src: expected dtype " + dtype_name(dtype_) + ", got " + dtype_name(src.dtype_));
   size_t n = nbytes();
-  if (n == 0) return;
+  // Nothing to do for a copy onto itself (and memcpy/cudaMemcpy leave overlapping ranges undefined).
+  if (n == 0 || (data_ == src.data_ && device_ == src.device_)) return;
   bool src_cuda = src.is_cuda(), dst_cuda = is_cuda();
   if (!src_cuda && !dst_cuda) {
     std::memcpy(data_, src.data_, n);

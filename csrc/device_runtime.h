@@ -16,6 +16,9 @@ void memset_zero(void* ptr, size_t nbytes, int device);
 enum class CopyKind { host_to_device, device_to_host, device_to_device };
 void copy(void* dst, const void* src, size_t nbytes, CopyKind kind, int device);  // synchronous for device_to_host
 void synchronize(int device);
+// Waits for all work on the device, on every stream (other libraries' included), dropping errors: for deleters of
+// memory shared through DLPack, which the other side may still be using on a stream we do not know. Never throws.
+void wait_for_device(int device) noexcept;
 void* stream(int device);           // the device's cudaStream_t
 struct MemoryStats {
   int64_t allocated_bytes = 0, peak_allocated_bytes = 0;

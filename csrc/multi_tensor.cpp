@@ -1,7 +1,9 @@
 // Building, checking and caching multi-tensor tables; see multi_tensor.h.
 #include "multi_tensor.h"
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace gradcore {
 
@@ -24,16 +26,30 @@ TensorTableView TensorTable::get(const std::vector<const TensorList*>& columns, 
   const size_t n = ref < 0 ? 0 : columns[ref]->size();
   const char* ref_name = ref < 0 ? "" : column_names[ref];
 
-  // Key: every buffer address, the step counters and the groups; equal keys mean the cached table is valid.
+  // Key: every buffer's address, size, dtype and device, the step counters and the groups; equal keys mean the
+  // cached table is valid. Each is a whole entry of its own: a cache hit skips the checks, so two different arrays
+  // must never give one key (an address reused by the allocator for a buffer of another size or dtype would
+  // otherwise be walked with the old size).
+  auto buffer_kind = [](const Array& a) {
+    return (uintptr_t)a.dtype() | ((uintptr_t)a.device().kind << 8) | ((uintptr_t)a.device().index << 16);
+  };
   std::vector<uintptr_t> key;
-  key.reserve(n * (columns.size() + 2) + 4);
+  key.reserve(n * (3 * columns.size() + 4) + 4);
   key.push_back(n);
   for (size_t c = 0; c < columns.size(); ++c) {
     const TensorList& list = *columns[c];
     key.push_back(list.size());
-    for (const Array& a : list) key.push_back(reinterpret_cast<uintptr_t>(a.data()) ^ ((uintptr_t)a.numel() << 48));
+    for (const Array& a : list) {
+      key.push_back(reinterpret_cast<uintptr_t>(a.data()));
+      key.push_back((uintptr_t)a.numel());
+      key.push_back(buffer_kind(a));
+    }
   }
-  for (const Array& s : steps) key.push_back(reinterpret_cast<uintptr_t>(s.data()));
+  for (const Array& s : steps) {
+    key.push_back(reinterpret_cast<uintptr_t>(s.data()));
+    key.push_back((uintptr_t)s.numel());
+    key.push_back(buffer_kind(s));
+  }
   for (int32_t g : groups) key.push_back((uintptr_t)g);
   if (n > 0) {
     const Array& first = (*columns[ref])[0];
@@ -80,6 +96,45 @@ TensorTableView TensorTable::get(const std::vector<const TensorList*>& columns, 
       check_same_device(r, r_name.c_str(), s, s_name.c_str());
     }
     if (!groups.empty() && groups[t] < 0) throw ArgError(item_name("groups", t) + ": expected a group index >= 0");
+  }
+
+  // The buffers the kernels write (every column but the gradients, or the gradients of a table without parameters)
+  // must be distinct: on CUDA two table entries over one buffer are two blocks read-modify-writing the same elements
+  // at once, a race, where the CPU twin would apply both updates in turn.
+  {
+    const bool grads_written = columns.size() <= (size_t)kParamColumn || columns[kParamColumn]->empty();
+    std::vector<std::pair<const void*, std::pair<size_t, size_t>>> written;  // (buffer, (column, tensor))
+    for (size_t c = 0; c < columns.size(); ++c) {
+      if ((int)c == kGradColumn && !grads_written) continue;
+      for (size_t t = 0; t < columns[c]->size(); ++t) {
+        const Array& a = (*columns[c])[t];
+        if (a.numel() > 0) written.push_back({a.data(), {c, t}});
+      }
+    }
+    std::sort(written.begin(), written.end());
+    for (size_t i = 1; i < written.size(); ++i) {
+      if (written[i].first != written[i - 1].first) continue;
+      const auto first = std::min(written[i].second, written[i - 1].second);
+      const auto second = std::max(written[i].second, written[i - 1].second);
+      throw ArgError(item_name(column_names[second.first], second.second) + ": the same buffer as " +
+                     item_name(column_names[first.first], first.second) +
+                     "; every updated tensor needs its own buffer");
+    }
+  }
+
+  // One counter per tensor: the CUDA kernels let the last block of each tensor store its step + 1, so two tensors
+  // sharing a counter would race (one tensor's blocks reading the count the other's already advanced).
+  if (!steps.empty()) {
+    std::vector<std::pair<const void*, size_t>> owners;
+    for (size_t t = 0; t < n; ++t) owners.emplace_back(steps[t].data(), t);
+    std::sort(owners.begin(), owners.end());
+    for (size_t i = 1; i < owners.size(); ++i) {
+      if (owners[i].first != owners[i - 1].first) continue;
+      const size_t first = std::min(owners[i].second, owners[i - 1].second);
+      const size_t second = std::max(owners[i].second, owners[i - 1].second);
+      throw ArgError(item_name("steps", second) + ": the same step counter as " + item_name("steps", first) +
+                     "; every tensor needs its own");
+    }
   }
 
   // Build.

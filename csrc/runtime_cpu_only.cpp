@@ -16,6 +16,7 @@ void release(void*, int) {}
 void memset_zero(void*, size_t, int) { not_compiled(); }
 void copy(void*, const void*, size_t, CopyKind, int) { not_compiled(); }
 void synchronize(int) { not_compiled(); }
+void wait_for_device(int) noexcept {}
 void* stream(int) { not_compiled(); }
 MemoryStats memory_stats(int) { not_compiled(); }
 void reset_peak_memory_stats(int) { not_compiled(); }

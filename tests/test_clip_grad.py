@@ -156,3 +156,28 @@ def test_mixed_dtypes_rejected():
     b, _ = params_with_grads([(3,)], "float64", "cpu")
     with pytest.raises(ValueError, match="dtypes"):
         gc.clip_grad_norm_(a + b, 1.0)
+
+
+def test_table_cache_tells_buffers_at_one_address_apart_by_size():
+    # Two views of one numpy buffer start at the same address; their sizes differ by 65536, which the cache key
+    # once folded away (numel << 48), so the second call reused the first call's table (a 1-element walk).
+    from gradcore import _core
+    backing = np.ones(1 + 65536, dtype=np.float64)
+    table = _core.TensorTable()
+    state = _core.zeros([4], "float64", "cpu")
+    small = _core.from_numpy(backing[:1])
+    large = _core.from_numpy(backing)
+    assert small.data_ptr == large.data_ptr
+    assert _core.grad_norm(table, [small], 2.0, None, False, state, None).numpy() == 1.0
+    norm = _core.grad_norm(table, [large], 2.0, None, False, state, None).numpy()
+    assert norm == math.sqrt(65537.0) and table.builds == 2
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_parameter_listed_twice_is_clipped_once(device):
+    params, grads = params_with_grads([(5,), (70000,)], "float64", device, seed=6)
+    expected, expected_norm = clip_grads_by_norm(grads, 0.5)
+    norm = gc.clip_grad_norm_([params[0], params[1], params[0]], 0.5)
+    assert_close(norm, expected_norm, name="norm", **forward_tol("float64"))
+    for i, (p, e) in enumerate(zip(params, expected)):
+        assert_close(p.grad, e, name=f"grad {i}", **forward_tol("float64"))

@@ -1,5 +1,6 @@
 """gradcore.cuda: what the build contains, what the machine offers, and the caching allocator's statistics.
-A CUDA error surfacing as a RuntimeError naming the kernel is not provoked here: no kernel fails on valid input."""
+A faulting kernel is provoked in a child process (a DLPack capsule for an address nothing owns), since the fault
+poisons the process's CUDA context."""
 import pathlib
 import re
 
@@ -107,3 +108,62 @@ def test_host_device_round_trip_is_exact():
         assert_close(t.to("cpu"), values.astype(dtype), atol=0, rtol=0)
         assert_close(t.to(dtype="float64" if dtype == "float32" else "float32"), values.astype(dtype),
                      atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.cuda
+def test_out_of_device_memory_is_a_memory_error():
+    with pytest.raises(MemoryError):
+        gradcore.zeros(1 << 48, device="cuda")  # 1 PiB
+    assert_close(gradcore.ones(3, device="cuda").to("cpu"), np.ones(3, dtype="float32"))  # the device still works
+
+
+# A kernel that faults, in a child process (the fault poisons the CUDA context for the rest of the process): a
+# DLPack capsule for 4 floats at a device address nothing owns, which fill_kernel then writes.
+_FAULTING_KERNEL = """
+import ctypes
+from gradcore import _core
+
+class Device(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+class DataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", Device), ("ndim", ctypes.c_int32), ("dtype", DataType),
+                ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.c_void_p),
+                ("byte_offset", ctypes.c_uint64)]
+
+class Managed(ctypes.Structure):
+    _fields_ = [("dl_tensor", Tensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+
+shape = (ctypes.c_int64 * 1)(4)
+managed = Managed(Tensor(0x100, Device(2, 0), 1, DataType(2, 32, 1), shape, None, 0), None, None)
+new_capsule = ctypes.pythonapi.PyCapsule_New
+new_capsule.restype = ctypes.py_object
+new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+array = _core.from_dlpack_capsule(new_capsule(ctypes.addressof(managed), b"dltensor", None))
+try:
+    array.fill_(1.0)
+    array.numpy()
+except RuntimeError as error:
+    print("RuntimeError:", error)
+"""
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("sync", ["0", "1"])
+def test_a_faulting_kernel_surfaces_as_a_runtime_error(sync):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, GRADCORE_CUDA_SYNC=sync, CUDA_LAUNCH_BLOCKING="0")
+    env["PYTHONPATH"] = os.pathsep.join([str(pathlib.Path(gradcore.__file__).parents[1])] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    out = subprocess.run([sys.executable, "-c", _FAULTING_KERNEL], env=env, capture_output=True, text=True,
+                         timeout=120).stdout
+    assert "RuntimeError:" in out and "cudaErrorIllegalAddress" in out, out
+    if sync == "1":
+        assert "CUDA error in fill_kernel" in out, out  # reported at the launch, naming the kernel
+    else:
+        assert "GRADCORE_CUDA_SYNC=1" in out, out  # reported by the copy, with the hint

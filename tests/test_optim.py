@@ -484,3 +484,29 @@ def test_gradient_of_the_wrong_shape_names_grads():
 def test_params_on_two_devices_rejected():
     with pytest.raises(ValueError, match="one device"):
         gc.optim.Adam([gc.nn.Parameter(gc.zeros(2)), gc.nn.Parameter(gc.zeros(2, device="cuda"))])
+
+
+def test_fused_kernels_refuse_a_step_counter_shared_by_two_tensors():
+    from gradcore import _core
+    params = [_core.zeros([3], "float32", "cpu") for _ in range(2)]
+    grads = [_core.zeros([3], "float32", "cpu") for _ in range(2)]
+    step = _core.zeros([1], "float64", "cpu")
+    with pytest.raises(ValueError, match=r"steps\[1\]: the same step counter as steps\[0\]"):
+        _core.fused_sgd(_core.TensorTable(), params, grads, [], [step, step], [0, 0],
+                        [(0.1, 0.0, 0.0, 0.0, 0.0, 0.0)])
+
+
+def test_fused_kernels_refuse_one_buffer_updated_twice():
+    from gradcore import _core
+    params = [_core.zeros([3], "float32", "cpu") for _ in range(2)]
+    grads = [_core.zeros([3], "float32", "cpu") for _ in range(2)]
+    steps = [_core.zeros([1], "float64", "cpu") for _ in range(2)]
+    hyper = [(0.1, 0.9, 0.999, 1e-8, 0.0, 0.0)]
+    with pytest.raises(ValueError, match=r"params\[1\]: the same buffer as params\[0\]"):
+        _core.fused_sgd(_core.TensorTable(), [params[0], params[0]], grads, [], steps, [0, 0], hyper)
+    state = [_core.zeros([3], "float32", "cpu") for _ in range(2)]
+    with pytest.raises(ValueError, match=r"exp_avg_sqs\[1\]: the same buffer as exp_avgs\[1\]"):
+        _core.fused_adam(_core.TensorTable(), params, grads, state, [_core.zeros([3], "float32", "cpu"), state[1]],
+                         [], steps, [0, 0], hyper, False)
+    # a gradient shared by two parameters is only read: allowed
+    _core.fused_sgd(_core.TensorTable(), params, [grads[0], grads[0]], [], steps, [0, 0], hyper)

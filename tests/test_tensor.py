@@ -190,6 +190,12 @@ def test_dlpack_rejects_other_dtypes_and_strides_without_harm():
         gradcore.from_dlpack([1.0, 2.0])
 
 
+def test_dlpack_rejects_a_pointer_not_aligned_to_the_elements():
+    unaligned = np.zeros(17, dtype=np.uint8)[1:].view(np.float32)  # 4 floats starting at an odd address
+    with pytest.raises(ValueError, match="x: the data pointer .* not aligned"):
+        gradcore.from_dlpack(unaligned)
+
+
 def test_dlpack_with_torch():
     torch = pytest.importorskip("torch")
     t = gradcore.randn(3, 2, dtype="float64", generator=gradcore.Generator(2))

@@ -19,7 +19,23 @@ struct ExportedArray {  // what a DLPack capsule we hand out keeps alive
   DLManagedTensor managed;
 };
 
-void delete_exported(DLManagedTensor* self) { delete static_cast<ExportedArray*>(self->manager_ctx); }
+// The consumer may still have kernels reading the memory queued on its own stream when it lets go: wait for them
+// before our stream-ordered free hands the block to our next allocation.
+void delete_exported(DLManagedTensor* self) {
+  auto* ex = static_cast<ExportedArray*>(self->manager_ctx);
+  if (ex->array.is_cuda()) cuda::wait_for_device(ex->array.device().index);
+  delete ex;
+}
+
+// Owner of an imported tensor: returns it to the producer. For CUDA memory our kernels reading it may still be queued
+// on our stream, and the producer's allocator may hand the block to its own stream at once: wait for them first.
+template <typename Managed> std::shared_ptr<void> producer_owner(Managed* m, const Device& device) {
+  return std::shared_ptr<void>(m, [device](void* p) {
+    if (device.kind == Device::cuda) cuda::wait_for_device(device.index);
+    auto* mt = static_cast<Managed*>(p);
+    if (mt->deleter) mt->deleter(mt);
+  });
+}
 
 py::capsule to_dlpack(const Array& a) {
   if (a.is_cuda()) cuda::synchronize(a.device().index);  // the consumer may read on any stream
@@ -64,7 +80,12 @@ Array array_from_dltensor(const DLTensor& t, std::shared_ptr<void> owner) {
     }
   }
   DType dtype = t.dtype.bits == 32 ? DType::float32 : DType::float64;
-  return Array::wrap(static_cast<char*>(t.data) + t.byte_offset, shape, dtype, device, std::move(owner));
+  char* data = static_cast<char*>(t.data) + t.byte_offset;
+  // Every kernel loads whole elements (a CUDA load of a float at an address not a multiple of 4 faults).
+  if (reinterpret_cast<uintptr_t>(data) % dtype_size(dtype) != 0 && shape_numel(shape) > 0)
+    throw ArgError("x: the data pointer (with byte_offset) is not aligned to the " + std::to_string(dtype_size(dtype)) +
+                   "-byte elements; copy the tensor before from_dlpack");
+  return Array::wrap(data, shape, dtype, device, std::move(owner));
 }
 
 // The producer's tensor is owned (and its deleter due) only once the capsule is renamed "used_...": a tensor we
@@ -75,20 +96,14 @@ Array from_dlpack_capsule(py::capsule capsule) {
     auto* m = static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(cap, "dltensor_versioned"));
     if (m->version.major > 1) throw ArgError("x: DLPack version " + std::to_string(m->version.major) + " is too new");
     Array view = array_from_dltensor(m->dl_tensor, nullptr);  // validates before we take ownership
-    std::shared_ptr<void> owner(m, [](void* p) {
-      auto* mt = static_cast<DLManagedTensorVersioned*>(p);
-      if (mt->deleter) mt->deleter(mt);
-    });
+    std::shared_ptr<void> owner = producer_owner(m, view.device());
     PyCapsule_SetName(cap, "used_dltensor_versioned");
     return Array::wrap(view.data(), view.shape(), view.dtype(), view.device(), std::move(owner));
   }
   if (PyCapsule_IsValid(cap, "dltensor")) {
     auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
     Array view = array_from_dltensor(m->dl_tensor, nullptr);  // validates before we take ownership
-    std::shared_ptr<void> owner(m, [](void* p) {
-      auto* mt = static_cast<DLManagedTensor*>(p);
-      if (mt->deleter) mt->deleter(mt);
-    });
+    std::shared_ptr<void> owner = producer_owner(m, view.device());
     PyCapsule_SetName(cap, "used_dltensor");
     return Array::wrap(view.data(), view.shape(), view.dtype(), view.device(), std::move(owner));
   }

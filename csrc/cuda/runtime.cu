@@ -75,8 +75,7 @@ void* allocate(size_t nbytes, int device) {
 // Called from destructors: must not throw, so errors are dropped after clearing them.
 void release(void* ptr, int device) {
   DeviceState& s = state(device);
-  cudaSetDevice(device);
-  if (cudaFreeAsync(ptr, s.stream) != cudaSuccess) cudaGetLastError();
+  if (cudaSetDevice(device) != cudaSuccess || cudaFreeAsync(ptr, s.stream) != cudaSuccess) cudaGetLastError();
   std::lock_guard<std::mutex> lock(state_mutex);
   s.stats.frees += 1;
 }
@@ -99,6 +98,10 @@ void copy(void* dst, const void* src, size_t nbytes, CopyKind kind, int device) 
 }
 
 void synchronize(int device) { GRADCORE_CUDA_CHECK(cudaStreamSynchronize(state(device).stream)); }
+
+void wait_for_device(int device) noexcept {
+  if (cudaSetDevice(device) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) cudaGetLastError();
+}
 
 MemoryStats memory_stats(int device) {
   DeviceState& s = state(device);
@@ -156,6 +159,9 @@ float event_elapsed_ms(void* start, void* end) {
   return ms;
 }
 
-void event_destroy(void* event) { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
+// Called from a finaliser: must not throw; a failure is cleared so that the next launch check does not report it.
+void event_destroy(void* event) {
+  if (cudaEventDestroy(static_cast<cudaEvent_t>(event)) != cudaSuccess) cudaGetLastError();
+}
 
 }  // namespace gradcore::cuda

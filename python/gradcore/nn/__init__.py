@@ -3,4 +3,5 @@ from . import init  # noqa: F401
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: F401
 from .batchnorm import BatchNorm2d  # noqa: F401
 from .conv import Conv2d, ConvTranspose2d  # noqa: F401
+from .conv_lstm import ConvLSTM, ConvLSTMCell  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401

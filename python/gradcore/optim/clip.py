@@ -20,10 +20,13 @@ def _gradients(parameters, where="parameters"):
         raise TypeError(f"{where}: expected a Tensor or an iterable of Tensors, got "
                         f"{type(parameters).__name__}") from None
     grads = []
+    seen = set()  # each gradient buffer once: a parameter listed twice is one parameter, and scaling one buffer from
+    # two entries of the table would race on CUDA (two blocks read-modify-writing the same elements)
     for i, p in enumerate(parameters):
         if not isinstance(p, Tensor):
             raise TypeError(f"{where}[{i}]: expected a Tensor (a Parameter), got {type(p).__name__}")
-        if p.grad is not None:
+        if p.grad is not None and (not p.grad.numel or p.grad._data.data_ptr not in seen):
+            seen.add(p.grad._data.data_ptr)
             grads.append(p.grad)
     if grads:
         first = grads[0]
