@@ -16,11 +16,7 @@
 #include <type_traits>
 #include "array.h"
 
-#if defined(__CUDACC__)
-#define GRADCORE_HD __host__ __device__ __forceinline__
-#else
-#define GRADCORE_HD inline
-#endif
+#include "host_device.h"
 
 namespace gradcore {
 

@@ -14,12 +14,7 @@
 #include <vector>
 #include "array.h"
 
-// Marks the per-element rules that the CPU loops and the CUDA kernels share, so the twins compute the same thing.
-#if defined(__CUDACC__)
-#define GRADCORE_HD __host__ __device__ __forceinline__
-#else
-#define GRADCORE_HD inline
-#endif
+#include "host_device.h"
 
 namespace gradcore {
 
