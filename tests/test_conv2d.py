@@ -291,6 +291,15 @@ def test_mixed_devices():
         conv2d(x, w)
 
 
+@pytest.mark.cuda
+def test_cuda_rejects_stride_beyond_32_bits():
+    # The CUDA kernels index in int; a stride of 2**32 would narrow to 0 (the CPU has no such limit).
+    x = gc.zeros(1, 1, 5, 5, device="cuda")
+    w = gc.zeros(1, 1, 3, 3, device="cuda")
+    with pytest.raises(ValueError, match="x: .*too large for the CUDA conv2d kernels"):
+        conv2d(x, w, stride=(2**32, 1))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_empty_batch(device):
     x = gc.zeros(0, 2, 5, 5, device=device, requires_grad=True)

@@ -32,10 +32,24 @@ constexpr int kPad = 4;  // shared-memory row padding against bank conflicts on 
 // Index arithmetic: the GEMM coordinates (m, n, k) and their decomposition into channels and pixels use 32-bit
 // integers (a 64-bit division costs several times a 32-bit one, and each loaded element needs a few); launch()
 // checks that every GEMM extent fits. Element offsets into the tensors are computed in 64 bits.
+// The shapes narrowed to int below must fit; then so does the pixel arithmetic built from them (oh * sh - pt + kh * dh
+// and th = ih + pt - kh * dh stay within +-padded size, since (Ho - 1) sh + (kH - 1) dh <= padded size). A value cut
+// by the narrowing (a stride of 2^32 would become 0) would index out of bounds. Products such as H * W and Ho * Wo
+// are bounded by the GEMM extents that launch checks.
+void check_int32_geometry(const Conv2dParams& p) {
+  constexpr int64_t kLimit = INT32_MAX;
+  const int64_t padded_h = p.in_h + p.pad_top + p.pad_bottom, padded_w = p.in_w + p.pad_left + p.pad_right;
+  const int64_t dilation_h = p.kernel_h > 1 ? p.dilation_h : 1, dilation_w = p.kernel_w > 1 ? p.dilation_w : 1;
+  for (int64_t v : {p.in_channels, p.out_channels, padded_h, padded_w, p.stride_h, p.stride_w, dilation_h, dilation_w})
+    if (v > kLimit)
+      throw ArgError("x: a channel count, padded size, stride or dilation (" + std::to_string(v) +
+                     ") is too large for the CUDA conv2d kernels' 32-bit indexing");
+}
+
 struct Geometry {  // the conv2d shapes, as the kernels read them
   int C_in, H, W, C_out, kH, kW, Ho, Wo, sh, sw, dh, dw, pt, pl, G, Cg, Mg;
   __host__ explicit Geometry(const Conv2dParams& p)
-      : C_in((int)p.in_channels), H((int)p.in_h), W((int)p.in_w), C_out((int)p.out_channels), kH((int)p.kernel_h),
+      : C_in((check_int32_geometry(p), (int)p.in_channels)), H((int)p.in_h), W((int)p.in_w), C_out((int)p.out_channels), kH((int)p.kernel_h),
         kW((int)p.kernel_w), Ho((int)p.out_h), Wo((int)p.out_w), sh((int)p.stride_h), sw((int)p.stride_w),
         dh((int)p.dilation_h), dw((int)p.dilation_w), pt((int)p.pad_top), pl((int)p.pad_left), G((int)p.groups),
         Cg((int)p.in_per_group()), Mg((int)p.out_per_group()) {}
