@@ -47,7 +47,9 @@ Array sum(const Array& x, std::vector<int> axes) {
   std::sort(axes.begin(), axes.end());
   axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
   ReduceLayout layout = reduce_layout(x.shape(), axes);
-  Shape out_shape(layout.kept_shape, layout.kept_shape + layout.kept_ndim);
+  Shape out_shape;  // the kept dimensions of x (the layout merges neighbouring ones)
+  for (int d = 0; d < nd; ++d)
+    if (!std::binary_search(axes.begin(), axes.end(), d)) out_shape.push_back(x.shape()[d]);
   Array out = Array::empty(out_shape, x.dtype(), x.device());  // every element written
   GRADCORE_ON_DEVICE(x, sum, x, out, layout);
   return out;

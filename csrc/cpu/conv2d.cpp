@@ -28,8 +28,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace gradcore {
 
@@ -187,8 +191,29 @@ class TapTable {
 };
 
 // dst[j * step] = plane[offset[j]] (0 where offset is -1), j in [0, n).
+// For float with AVX-512, 16 lanes per masked gather (padding lanes are masked off and read as 0) instead of a
+// load, a test and a branch per element: this gather cost as much as the GEMM for the 7x7 and 14x14 outputs.
 template <typename T>
 inline void gather_taps(const T* plane, const int32_t* offset, int64_t n, T* dst, int64_t step) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512i none = _mm512_setzero_si512();
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 lanes = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+      const __m512i o = _mm512_maskz_loadu_epi32(lanes, offset + j);
+      const __mmask16 inside = _mm512_mask_cmpge_epi32_mask(lanes, o, none);
+      const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, o, plane, 4);
+      if (step == 1) {
+        _mm512_mask_storeu_ps(dst + j, lanes, v);
+      } else {
+        alignas(64) float lane[16];
+        _mm512_store_ps(lane, v);
+        for (int64_t l = 0, m = std::min<int64_t>(16, n - j); l < m; ++l) dst[(j + l) * step] = lane[l];
+      }
+    }
+    return;
+  }
+#endif
   for (int64_t j = 0; j < n; ++j) {
     const int32_t o = offset[j];
     dst[j * step] = o >= 0 ? plane[o] : T(0);
@@ -346,6 +371,26 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, T* c
   }
 }
 
+// dst[2 j] += src[j], j in [0, n), for float with AVX-512: 8 values expanded into the even lanes and added under a
+// mask (the odd lanes are not touched, so every element gets the one add it gets in the scalar loop: same bits).
+// Returns false where it does not apply. The scalar stride-2 scatter was col2im's whole cost for stride-2 layers.
+template <typename T> inline bool add_stride2(const T* src, int64_t n, T* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int64_t j = 0; j < n; j += 8) {
+      const int64_t m = std::min<int64_t>(8, n - j);
+      const __mmask16 even = (__mmask16)(0x5555u & ((1u << (2 * m - 1)) - 1));
+      const __m512 v = _mm512_maskz_expandloadu_ps(even, src + j);
+      const __m512 d = _mm512_maskz_loadu_ps(even, dst + 2 * j);
+      _mm512_mask_storeu_ps(dst + 2 * j, even, _mm512_mask_add_ps(d, even, d, v));
+    }
+    return true;
+  }
+#endif
+  (void)src, (void)n, (void)dst;
+  return false;
+}
+
 // dx_group[ci, ih, iw] += dcol[(ci, kh, kw), (oh, ow)] for every in-range (ih, iw); dcol rows have stride ld.
 template <typename T> void col2im_add(const T* dcol, int64_t ld, const Conv2dParams& p, T* dx_group) {
   const int64_t H = p.in_h, W = p.in_w, Wo = p.out_w, sw = p.stride_w;
@@ -361,6 +406,7 @@ template <typename T> void col2im_add(const T* dcol, int64_t ld, const Conv2dPar
       const T* s = src + oh * Wo;
       if (sw == 1) {
         for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row[win.iw0 + ow] += s[ow];
+      } else if (sw == 2 && add_stride2(s + win.ow_lo, win.ow_hi - win.ow_lo, row + win.iw0 + 2 * win.ow_lo)) {
       } else {
         for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) row[win.iw0 + ow * sw] += s[ow];
       }

@@ -11,14 +11,27 @@ ReduceLayout reduce_layout(const Shape& shape, const std::vector<int>& axes) {
   for (int a : axes) reduced[a] = true;
   std::vector<int64_t> stride(shape.size(), 1);
   for (int i = (int)shape.size() - 2; i >= 0; --i) stride[i] = stride[i + 1] * shape[i + 1];
+  // Neighbouring dimensions of the same kind merge into one (x is contiguous), so that a bias gradient's sum over
+  // (N, H, W) walks runs of H * W elements, not of W: the per-run offset arithmetic dominated for small images.
   for (size_t i = 0; i < shape.size(); ++i) {
+    const bool merge = i > 0 && reduced[i] == reduced[i - 1];
     if (reduced[i]) {
-      layout.reduced_shape[layout.reduced_ndim] = shape[i];
-      layout.reduced_stride[layout.reduced_ndim++] = stride[i];
+      if (merge) {
+        layout.reduced_shape[layout.reduced_ndim - 1] *= shape[i];
+        layout.reduced_stride[layout.reduced_ndim - 1] = stride[i];
+      } else {
+        layout.reduced_shape[layout.reduced_ndim] = shape[i];
+        layout.reduced_stride[layout.reduced_ndim++] = stride[i];
+      }
       layout.reduced_numel *= shape[i];
     } else {
-      layout.kept_shape[layout.kept_ndim] = shape[i];
-      layout.kept_stride[layout.kept_ndim++] = stride[i];
+      if (merge) {
+        layout.kept_shape[layout.kept_ndim - 1] *= shape[i];
+        layout.kept_stride[layout.kept_ndim - 1] = stride[i];
+      } else {
+        layout.kept_shape[layout.kept_ndim] = shape[i];
+        layout.kept_stride[layout.kept_ndim++] = stride[i];
+      }
       layout.kept_numel *= shape[i];
     }
   }
