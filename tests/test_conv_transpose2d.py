@@ -7,7 +7,7 @@ import gradcore as gc
 from gradcore.functional import conv2d, conv_transpose2d
 from gradcore.ops.conv_transpose2d import same_cropping
 from reference import conv2d as ref
-from tolerance import DTYPES, assert_close, forward_tol
+from tolerance import DTYPES, assert_close, assert_cuda_matches_cpu, forward_tol
 
 # name: (N, C_in, H, W, C_out, (kH, kW), stride, padding, output_padding, dilation, groups)
 SWEEP = {
@@ -132,17 +132,12 @@ def test_bitwise_deterministic():
 @pytest.mark.parametrize("name", list(SWEEP) + list(LARGE))
 def test_cuda_matches_cpu(name, dtype):
     case = {**SWEEP, **LARGE}[name]
-    results = {}
-    for device in ("cpu", "cuda"):
+
+    def build(device):
         x, weight, bias = make(case, dtype, device=device, requires_grad=True)
-        y = run(case, x, weight, bias)
-        g = np.random.default_rng(4).standard_normal(y.shape)
-        y.backward(gc.tensor(g, dtype=dtype, device=device))
-        results[device] = [t.numpy() for t in (y, x.grad, weight.grad, bias.grad)]
-    tol = forward_tol(dtype)
-    for what, a, b in zip(("y", "x.grad", "weight.grad", "bias.grad"), results["cuda"], results["cpu"]):
-        scale = max(1.0, float(np.abs(b).max()))
-        assert_close(a, b, atol=tol["atol"] * scale * 10, rtol=tol["rtol"] * 10, name=what)
+        return run(case, x, weight, bias), {"x": x, "weight": weight, "bias": bias}
+
+    assert_cuda_matches_cpu(build, dtype)
 
 
 # ---- bad input ---------------------------------------------------------------------------------------------------

@@ -38,3 +38,19 @@ def assert_close(actual, expected, atol=1e-6, rtol=1e-5, name="value", max_repor
 
 def forward_tol(dtype):
     return FORWARD_TOL[dtype]
+
+
+def assert_cuda_matches_cpu(build, dtype, devices=("cpu", "cuda"), seed=4, slack=10):
+    """Runs build(device) -> (output, {name: input tensor}) on each device, backpropagates the same random cotangent,
+    and checks the output and every input's .grad agree (forward tolerance times `slack`, scaled by magnitude)."""
+    results = {}
+    for device in devices:
+        y, inputs = build(device)
+        g = np.random.default_rng(seed).standard_normal(y.shape)
+        y.backward(gradcore.tensor(g, dtype=dtype, device=device))
+        results[device] = {"y": y.numpy(), **{f"{k}.grad": t.grad.numpy() for k, t in inputs.items()}}
+    tol = forward_tol(dtype)
+    reference, other = results[devices[0]], results[devices[1]]
+    for what, expected in reference.items():
+        scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
+        assert_close(other[what], expected, atol=tol["atol"] * scale * slack, rtol=tol["rtol"] * slack, name=what)
