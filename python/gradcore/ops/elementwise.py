@@ -66,7 +66,7 @@ class Unary(Function):
     def forward(self, x, op, a=0.0, b=0.0):
         self.op, self.a, self.b = op, a, b
         y = _core.unary(x, op, a, b)
-        keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt, U.rdiv)
+        keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt)
         self.save_for_backward(y if keep_output else x)
         return y
 
@@ -81,9 +81,6 @@ class Unary(Function):
             gx = _core.binary(g, s, B.div)
         elif op == U.sqrt:  # 1 / (2 sqrt(x))
             gx = _core.unary(_core.binary(g, s, B.div), U.affine, 0.5, 0.0)
-        elif op == U.rdiv:  # d(a/x)/dx = -a/x^2 = -y^2/a
-            gx = _core.binary(g, _core.binary(s, s, B.mul), B.mul)
-            gx = _core.unary(gx, U.affine, -1.0 / a, 0.0) if a != 0 else _core.unary(gx, U.affine, 0.0, 0.0)
         elif op == U.pow:
             gx = _core.binary(g, s, B.pow_backward, a)
         elif op == U.relu:
@@ -146,7 +143,7 @@ def _scalar(x):
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def _binary(a, b, op, name):
+def _binary(a, b, op):
     _check_operand(a, "a")
     _check_operand(b, "b")
     return Binary.apply(a, b, op)
@@ -156,14 +153,14 @@ def add(a, b):
     if _scalar(b):
         _check_operand(a, "a")
         return Unary.apply(a, U.affine, 1.0, float(b))
-    return _binary(a, b, B.add, "add")
+    return _binary(a, b, B.add)
 
 
 def sub(a, b):
     if _scalar(b):
         _check_operand(a, "a")
         return Unary.apply(a, U.affine, 1.0, -float(b))
-    return _binary(a, b, B.sub, "sub")
+    return _binary(a, b, B.sub)
 
 
 def rsub(a, b):
@@ -178,14 +175,14 @@ def mul(a, b):
     if _scalar(b):
         _check_operand(a, "a")
         return Unary.apply(a, U.affine, float(b), 0.0)
-    return _binary(a, b, B.mul, "mul")
+    return _binary(a, b, B.mul)
 
 
 def div(a, b):
     if _scalar(b):
         _check_operand(a, "a")
         return Unary.apply(a, U.affine, 1.0 / float(b), 0.0)
-    return _binary(a, b, B.div, "div")
+    return _binary(a, b, B.div)
 
 
 def rdiv(a, b):
