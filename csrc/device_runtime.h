@@ -5,11 +5,19 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace gradcore::cuda {
 
 bool compiled();
+bool emulated();                    // the kernels run on the emulated device (GRADCORE_CUDA=EMULATE), not a GPU
 int device_count();                 // 0 without a driver or a device; never throws
+std::string device_name(int device);
+int multiprocessor_count();         // of the current device: sizes grid-stride launches
+// The emulated device only: run each block's threads, and the blocks, in reverse order between barriers (a kernel
+// whose results change has a race). Throws on a real GPU build.
+void set_emulated_thread_order(bool reversed);
+bool emulated_thread_order_reversed();
 void* allocate(size_t nbytes, int device);    // throws std::bad_alloc when the pool cannot grow
 void release(void* ptr, int device);
 void memset_zero(void* ptr, size_t nbytes, int device);

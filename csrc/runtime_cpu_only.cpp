@@ -10,7 +10,12 @@ namespace {
 }
 }  // namespace
 bool compiled() { return false; }
+bool emulated() { return false; }
 int device_count() { return 0; }
+std::string device_name(int) { not_compiled(); }
+int multiprocessor_count() { not_compiled(); }
+void set_emulated_thread_order(bool) { not_compiled(); }
+bool emulated_thread_order_reversed() { return false; }
 void* allocate(size_t, int) { not_compiled(); }
 void release(void*, int) {}
 void memset_zero(void*, size_t, int) { not_compiled(); }

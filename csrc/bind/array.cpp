@@ -190,6 +190,10 @@ void bind_array(py::module_& m) {
 
   m.def("cuda_compiled", &cuda::compiled);
   m.def("cuda_device_count", &cuda::device_count);
+  m.def("cuda_emulated", &cuda::emulated);
+  m.def("cuda_device_name", &cuda::device_name, py::arg("device") = 0);
+  m.def("cuda_set_emulated_thread_order", &cuda::set_emulated_thread_order, py::arg("reversed"));
+  m.def("cuda_emulated_thread_order_reversed", &cuda::emulated_thread_order_reversed);
   m.def("cuda_synchronize", &cuda::synchronize, py::arg("device") = 0);
   m.def("cuda_stream", [](int d) { return reinterpret_cast<uintptr_t>(cuda::stream(d)); }, py::arg("device") = 0);
   m.def("cuda_memory_stats", [](int d) {

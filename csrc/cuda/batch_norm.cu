@@ -370,14 +370,13 @@ void batch_norm_forward_train_cuda(const Array& x, const Array* weight, const Ar
       if (P > 1) {
         partials = Array::empty({p.channels * P * 2}, DType::float64, x.device());  // every slot written
         double2* d_partials = reinterpret_cast<double2*>(partials.data());
-        batch_norm_sums_kernel<T, VEC, SumKind::moments><<<grid, kThreads, 0, stream>>>(
-            a.x, nullptr, a.layout, p.spatial, nullptr, nullptr, d_partials);
-        GRADCORE_CHECK_LAUNCH("batch_norm_sums_kernel");
+        cuda::launch("batch_norm_sums_kernel", batch_norm_sums_kernel<T, VEC, SumKind::moments>, grid, kThreads,
+            stream, a.x, nullptr, a.layout, p.spatial, nullptr, nullptr, d_partials);
         a.partials = d_partials;
         a.num_partials = P;
       }
-      batch_norm_forward_train_kernel<T, VEC><<<grid, kThreads, 0, stream>>>(a);
-      GRADCORE_CHECK_LAUNCH("batch_norm_forward_train_kernel");
+      cuda::launch("batch_norm_forward_train_kernel", batch_norm_forward_train_kernel<T, VEC>, grid, kThreads, stream,
+          a);
     });
   });
 }
@@ -396,8 +395,7 @@ void batch_norm_forward_eval_cuda(const Array& x, const Array& running_mean, con
                        running_mean.data_as<T>(), running_var.data_as<T>(), nullptr, nullptr, nullptr, 0,
                        layout_for(p, VEC), p.spatial, (double)p.per_channel(), p.eps, 0.0};
       const dim3 grid((unsigned)p.channels, partials_for(a.layout, p.channels, kMinPacksPerElementwiseBlock));
-      batch_norm_forward_eval_kernel<T, VEC><<<grid, kThreads, 0, stream>>>(a);
-      GRADCORE_CHECK_LAUNCH("batch_norm_forward_eval_kernel");
+      cuda::launch("batch_norm_forward_eval_kernel", batch_norm_forward_eval_kernel<T, VEC>, grid, kThreads, stream, a);
     });
   });
 }
@@ -444,16 +442,16 @@ void backward_cuda(const Array& dy, const Array& x, const Array* weight, const A
       if (a.need_sums && P > 1) {
         partials = Array::empty({p.channels * P * 2}, DType::float64, x.device());  // every slot written
         double2* d_partials = reinterpret_cast<double2*>(partials.data());
-        batch_norm_sums_kernel<T, VEC, SumKind::grad><<<dim3((unsigned)p.channels, P), kThreads, 0, stream>>>(
-            a.x, a.dy, a.layout, p.spatial, a.save_mean, a.running_mean, d_partials);
-        GRADCORE_CHECK_LAUNCH("batch_norm_sums_kernel");
+        cuda::launch("batch_norm_sums_kernel", batch_norm_sums_kernel<T, VEC, SumKind::grad>,
+            dim3((unsigned)p.channels, P), kThreads, stream, a.x, a.dy, a.layout, p.spatial, a.save_mean,
+            a.running_mean, d_partials);
         a.partials = d_partials;
         a.num_partials = P;
       }
       // Without dx the kernel only combines the sums and writes dweight and dbias: one block per channel.
       const unsigned parts = dx ? P : 1;
-      batch_norm_backward_kernel<T, VEC, TRAINING><<<dim3((unsigned)p.channels, parts), kThreads, 0, stream>>>(a);
-      GRADCORE_CHECK_LAUNCH("batch_norm_backward_kernel");
+      cuda::launch("batch_norm_backward_kernel", batch_norm_backward_kernel<T, VEC, TRAINING>,
+          dim3((unsigned)p.channels, parts), kThreads, stream, a);
     });
   });
 }

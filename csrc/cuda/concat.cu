@@ -20,9 +20,9 @@ void block_copy_cuda(const Array& src, Array& dst, const BlockCopy& copy) {
   cudaStream_t s = cuda::stream_of(src);
   dispatch_float(src.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    block_copy_kernel<T><<<cuda::grid_for(total, 256), 256, 0, s>>>(src.data_as<T>(), dst.data_as<T>(), copy);
+    cuda::launch("block_copy_kernel", block_copy_kernel<T>, cuda::grid_for(total, 256), 256, s, src.data_as<T>(),
+        dst.data_as<T>(), copy);
   });
-  GRADCORE_CHECK_LAUNCH("block_copy_kernel");
 }
 
 }  // namespace gradcore

@@ -220,9 +220,8 @@ void launch(const Problem& pr, int64_t groups, int64_t splits, cudaStream_t stre
   const int64_t grid_x = (pr.N + kTileN - 1) / kTileN, grid_y = (pr.M + kTileM - 1) / kTileM;
   if (grid_y > 65535 || groups * splits > 65535)
     throw ArgError("weight: too many channels or groups for the CUDA conv2d kernels (grid limit)");
-  implicit_gemm_kernel<T, Problem><<<dim3((unsigned)grid_x, (unsigned)grid_y, (unsigned)(groups * splits)), kThreads, 0,
-                                     stream>>>(pr, (int)groups);
-  GRADCORE_CHECK_LAUNCH(name);
+  cuda::launch(name, implicit_gemm_kernel<T, Problem>,
+      dim3((unsigned)grid_x, (unsigned)grid_y, (unsigned)(groups * splits)), kThreads, stream, pr, (int)groups);
 }
 
 }  // namespace
@@ -281,9 +280,8 @@ void conv2d_backward_weight_cuda(const Array& x, const Array& gy, Array& gw, con
                                 (int)split_length};
     launch<T>(pr, p.groups, splits, stream, "implicit_gemm_kernel<BackwardWeightProblem>");
     if (splits > 1) {
-      sum_splits_kernel<T><<<cuda::grid_for(count, 256), 256, 0, stream>>>(partial.data_as<T>(), splits, count,
-                                                                            gw.data_as<T>());
-      GRADCORE_CHECK_LAUNCH("sum_splits_kernel");
+      cuda::launch("sum_splits_kernel", sum_splits_kernel<T>, cuda::grid_for(count, 256), 256, stream,
+          partial.data_as<T>(), splits, count, gw.data_as<T>());
     }
   });
 }

@@ -70,15 +70,14 @@ void conv_lstm_gates_forward_cuda(const Array& pre, const Array& c, const Array&
   dispatch_float(pre.dtype(), [&](auto zero) {
     using T = decltype(zero);
     if (shape.peephole)
-      conv_lstm_gates_forward_kernel<T, true><<<grid, 256, 0, s>>>(
+      cuda::launch("conv_lstm_gates_forward_kernel", conv_lstm_gates_forward_kernel<T, true>, grid, 256, s,
           pre.data_as<T>(), c.data_as<T>(), peephole.data_as<T>(), h_next.data_as<T>(), c_next.data_as<T>(),
           gates.data_as<T>(), N, Q);
     else
-      conv_lstm_gates_forward_kernel<T, false><<<grid, 256, 0, s>>>(
-          pre.data_as<T>(), c.data_as<T>(), nullptr, h_next.data_as<T>(), c_next.data_as<T>(), gates.data_as<T>(),
-          N, Q);
+      cuda::launch("conv_lstm_gates_forward_kernel", conv_lstm_gates_forward_kernel<T, false>, grid, 256, s,
+          pre.data_as<T>(), c.data_as<T>(), nullptr, h_next.data_as<T>(), c_next.data_as<T>(), gates.data_as<T>(), N,
+          Q);
   });
-  GRADCORE_CHECK_LAUNCH("conv_lstm_gates_forward_kernel");
 }
 
 void conv_lstm_gates_backward_cuda(const Array& gates, const Array& c, const Array& c_next, const Array& peephole,
@@ -90,15 +89,14 @@ void conv_lstm_gates_backward_cuda(const Array& gates, const Array& c, const Arr
   dispatch_float(gates.dtype(), [&](auto zero) {
     using T = decltype(zero);
     if (shape.peephole) {
-      conv_lstm_gates_backward_peephole_kernel<T><<<cuda::grid_for(Q, 256), 256, 0, s>>>(
-          gates.data_as<T>(), c.data_as<T>(), c_next.data_as<T>(), peephole.data_as<T>(), d_h_next.data_as<T>(),
-          d_c_next.data_as<T>(), d_pre.data_as<T>(), d_c.data_as<T>(), d_peephole.data_as<T>(), N, Q);
-      GRADCORE_CHECK_LAUNCH("conv_lstm_gates_backward_peephole_kernel");
+      cuda::launch("conv_lstm_gates_backward_peephole_kernel", conv_lstm_gates_backward_peephole_kernel<T>,
+          cuda::grid_for(Q, 256), 256, s, gates.data_as<T>(), c.data_as<T>(), c_next.data_as<T>(),
+          peephole.data_as<T>(), d_h_next.data_as<T>(), d_c_next.data_as<T>(), d_pre.data_as<T>(), d_c.data_as<T>(),
+          d_peephole.data_as<T>(), N, Q);
     } else {
-      conv_lstm_gates_backward_kernel<T><<<cuda::grid_for(N * Q, 256), 256, 0, s>>>(
-          gates.data_as<T>(), c.data_as<T>(), c_next.data_as<T>(), d_h_next.data_as<T>(), d_c_next.data_as<T>(),
-          d_pre.data_as<T>(), d_c.data_as<T>(), N, Q);
-      GRADCORE_CHECK_LAUNCH("conv_lstm_gates_backward_kernel");
+      cuda::launch("conv_lstm_gates_backward_kernel", conv_lstm_gates_backward_kernel<T>, cuda::grid_for(N * Q, 256),
+          256, s, gates.data_as<T>(), c.data_as<T>(), c_next.data_as<T>(), d_h_next.data_as<T>(),
+          d_c_next.data_as<T>(), d_pre.data_as<T>(), d_c.data_as<T>(), N, Q);
     }
   });
 }

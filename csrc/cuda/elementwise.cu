@@ -40,10 +40,10 @@ void unary_cuda(const Array& x, Array& y, UnaryOp op, double a, double b) {
     using T = decltype(zero);
     dispatch_unary(op, [&](auto op_constant) {
       constexpr UnaryOp OP = decltype(op_constant)::value;
-      unary_kernel<OP, T><<<cuda::grid_for(n, 256), 256, 0, s>>>(x.data_as<T>(), y.data_as<T>(), n, (T)a, (T)b);
+      cuda::launch("unary_kernel", unary_kernel<OP, T>, cuda::grid_for(n, 256), 256, s, x.data_as<T>(), y.data_as<T>(),
+          n, (T)a, (T)b);
     });
   });
-  GRADCORE_CHECK_LAUNCH("unary_kernel");
 }
 
 void binary_cuda(const Array& a, const Array& b, Array& out, BinaryOp op, double param, const BroadcastLayout& layout) {
@@ -55,14 +55,13 @@ void binary_cuda(const Array& a, const Array& b, Array& out, BinaryOp op, double
     dispatch_binary(op, [&](auto op_constant) {
       constexpr BinaryOp OP = decltype(op_constant)::value;
       if (layout.same_shape)
-        binary_same_shape_kernel<OP, T><<<cuda::grid_for(n, 256), 256, 0, s>>>(
+        cuda::launch("binary_same_shape_kernel", binary_same_shape_kernel<OP, T>, cuda::grid_for(n, 256), 256, s,
             a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), n, (T)param);
       else
-        binary_broadcast_kernel<OP, T><<<cuda::grid_for(n, 256), 256, 0, s>>>(
+        cuda::launch("binary_broadcast_kernel", binary_broadcast_kernel<OP, T>, cuda::grid_for(n, 256), 256, s,
             a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), layout, (T)param);
     });
   });
-  GRADCORE_CHECK_LAUNCH(layout.same_shape ? "binary_same_shape_kernel" : "binary_broadcast_kernel");
 }
 
 }  // namespace gradcore

@@ -22,9 +22,8 @@ void fill_array_cuda(Array& a, double value) {
   cudaStream_t s = cuda::stream_of(a);
   dispatch_float(a.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    fill_kernel<T><<<cuda::grid_for(n, 256), 256, 0, s>>>(a.data_as<T>(), n, (T)value);
+    cuda::launch("fill_kernel", fill_kernel<T>, cuda::grid_for(n, 256), 256, s, a.data_as<T>(), n, (T)value);
   });
-  GRADCORE_CHECK_LAUNCH("fill_kernel");
 }
 
 void cast_into_cuda(const Array& src, Array& dst) {
@@ -32,10 +31,11 @@ void cast_into_cuda(const Array& src, Array& dst) {
   if (n == 0) return;
   cudaStream_t s = cuda::stream_of(src);
   if (src.dtype() == DType::float32)
-    cast_kernel<float, double><<<cuda::grid_for(n, 256), 256, 0, s>>>(src.data_as<float>(), dst.data_as<double>(), n);
+    cuda::launch("cast_kernel", cast_kernel<float, double>, cuda::grid_for(n, 256), 256, s, src.data_as<float>(),
+        dst.data_as<double>(), n);
   else
-    cast_kernel<double, float><<<cuda::grid_for(n, 256), 256, 0, s>>>(src.data_as<double>(), dst.data_as<float>(), n);
-  GRADCORE_CHECK_LAUNCH("cast_kernel");
+    cuda::launch("cast_kernel", cast_kernel<double, float>, cuda::grid_for(n, 256), 256, s, src.data_as<double>(),
+        dst.data_as<float>(), n);
 }
 
 }  // namespace gradcore

@@ -60,11 +60,12 @@ void fused_adam_cuda(const TensorTableView& table, const AdamParams& params, con
   dispatch_float(table.dtype, [&](auto zero) {
     using T = decltype(zero);
     if (params.amsgrad) {
-      fused_adam_kernel<T, true><<<multi_tensor_grid(table), kMultiTensorThreads, 0, s>>>(table, params, scales, flag);
+      cuda::launch("fused_adam_kernel", fused_adam_kernel<T, true>, multi_tensor_grid(table), kMultiTensorThreads, s,
+          table, params, scales, flag);
     } else {
-      fused_adam_kernel<T, false><<<multi_tensor_grid(table), kMultiTensorThreads, 0, s>>>(table, params, scales, flag);
+      cuda::launch("fused_adam_kernel", fused_adam_kernel<T, false>, multi_tensor_grid(table), kMultiTensorThreads, s,
+          table, params, scales, flag);
     }
-    GRADCORE_CHECK_LAUNCH("fused_adam_kernel");
   });
 }
 

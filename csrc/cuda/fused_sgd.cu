@@ -57,11 +57,12 @@ void fused_sgd_cuda(const TensorTableView& table, const SgdParams& params, const
   dispatch_float(table.dtype, [&](auto zero) {
     using T = decltype(zero);
     if (params.momentum) {
-      fused_sgd_kernel<T, true><<<multi_tensor_grid(table), kMultiTensorThreads, 0, s>>>(table, params, scales, flag);
+      cuda::launch("fused_sgd_kernel", fused_sgd_kernel<T, true>, multi_tensor_grid(table), kMultiTensorThreads, s,
+          table, params, scales, flag);
     } else {
-      fused_sgd_kernel<T, false><<<multi_tensor_grid(table), kMultiTensorThreads, 0, s>>>(table, params, scales, flag);
+      cuda::launch("fused_sgd_kernel", fused_sgd_kernel<T, false>, multi_tensor_grid(table), kMultiTensorThreads, s,
+          table, params, scales, flag);
     }
-    GRADCORE_CHECK_LAUNCH("fused_sgd_kernel");
   });
 }
 

@@ -140,14 +140,12 @@ void grad_norm_cuda(const TensorTableView& table, const GradNormParams& params, 
   dispatch_float(table.dtype, [&](auto zero) {
     using T = decltype(zero);
     if (table.n_chunks > 0) {
-      grad_norm_partials_kernel<T><<<(unsigned)table.n_chunks, kMultiTensorThreads, 0, s>>>(
-          table, params.norm_type, inf_norm, partial.data_as<double>());
-      GRADCORE_CHECK_LAUNCH("grad_norm_partials_kernel");
+      cuda::launch("grad_norm_partials_kernel", grad_norm_partials_kernel<T>, (unsigned)table.n_chunks,
+          kMultiTensorThreads, s, table, params.norm_type, inf_norm, partial.data_as<double>());
     }
-    grad_norm_finalize_kernel<T><<<1, kFinalizeThreads, 0, s>>>(
-        table, params, inf_norm, partial.data_as<double>(), norm.data_as<T>(), state.data_as<double>(),
+    cuda::launch("grad_norm_finalize_kernel", grad_norm_finalize_kernel<T>, 1, kFinalizeThreads, s, table, params,
+        inf_norm, partial.data_as<double>(), norm.data_as<T>(), state.data_as<double>(),
         params.clip ? scales.data_as<double>() : nullptr);
-    GRADCORE_CHECK_LAUNCH("grad_norm_finalize_kernel");
   });
 }
 
@@ -156,8 +154,8 @@ void grad_scale_cuda(const TensorTableView& table, const Array& scales) {
   cudaStream_t s = table_stream(table);
   dispatch_float(table.dtype, [&](auto zero) {
     using T = decltype(zero);
-    grad_scale_kernel<T><<<(unsigned)table.n_chunks, kMultiTensorThreads, 0, s>>>(table, scales.data_as<double>());
-    GRADCORE_CHECK_LAUNCH("grad_scale_kernel");
+    cuda::launch("grad_scale_kernel", grad_scale_kernel<T>, (unsigned)table.n_chunks, kMultiTensorThreads, s, table,
+        scales.data_as<double>());
   });
 }
 
@@ -166,8 +164,8 @@ void grad_clamp_cuda(const TensorTableView& table, double clip_value) {
   cudaStream_t s = table_stream(table);
   dispatch_float(table.dtype, [&](auto zero) {
     using T = decltype(zero);
-    grad_clamp_kernel<T><<<(unsigned)table.n_chunks, kMultiTensorThreads, 0, s>>>(table, (T)clip_value);
-    GRADCORE_CHECK_LAUNCH("grad_clamp_kernel");
+    cuda::launch("grad_clamp_kernel", grad_clamp_kernel<T>, (unsigned)table.n_chunks, kMultiTensorThreads, s, table,
+        (T)clip_value);
   });
 }
 

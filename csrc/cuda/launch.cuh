@@ -1,7 +1,8 @@
-// Shared helpers for kernel launchers: the device's stream and grid sizing.
+// Shared helpers for kernel launchers: the device's stream, grid sizing, and the one way a kernel is launched.
 #pragma once
 #include <cuda_runtime.h>
 #include <cstdint>
+#include <utility>
 #include "array.h"
 #include "cuda/check.cuh"
 #include "device_runtime.h"
@@ -13,12 +14,28 @@ inline cudaStream_t stream_of(const Array& a) {
   return static_cast<cudaStream_t>(stream(a.device().index));
 }
 
-// Blocks for a grid-stride loop over n items: enough to fill the device, never more than the work.
+// Blocks for a grid-stride loop over n items: enough to fill the current device (32 blocks per multiprocessor),
+// never more than the work.
 inline unsigned grid_for(int64_t n, int threads) {
   int64_t blocks = (n + threads - 1) / threads;
-  const int64_t cap = 132 * 32;  // 32 blocks per SM on the largest Hopper part
+  const int64_t cap = 32 * (int64_t)multiprocessor_count();
   if (blocks > cap) blocks = cap;
   return (unsigned)(blocks < 1 ? 1 : blocks);
+}
+
+// Every kernel is launched here: kernel<<<grid, block, 0, stream>>>(args...) and the launch check naming it
+// (GRADCORE_CHECK_LAUNCH). In the emulated build (GRADCORE_CUDA=EMULATE) the same kernel runs on the emulated device
+// (cuda/emulation/), which is why no launcher writes <<<>>> itself.
+template <typename... Params, typename... Args>
+void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+            Args&&... args) {
+#if defined(GRADCORE_CUDA_EMULATE)
+  (void)stream;  // the emulated device's streams are synchronous and in order
+  emulation::launch_kernel(kernel_name, kernel, grid, block, std::forward<Args>(args)...);
+#else
+  kernel<<<grid, block, 0, stream>>>(std::forward<Args>(args)...);
+#endif
+  GRADCORE_CHECK_LAUNCH(kernel_name);
 }
 
 }  // namespace gradcore::cuda

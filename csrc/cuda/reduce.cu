@@ -75,13 +75,11 @@ void sum_cuda(const Array& x, Array& out, const ReduceLayout& layout) {
   const unsigned grid_y = (unsigned)std::min<int64_t>(K, 65535);
   dispatch_float(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    sum_chunks_kernel<T><<<dim3((unsigned)chunks, grid_y), kReduceThreads, 0, s>>>(
+    cuda::launch("sum_chunks_kernel", sum_chunks_kernel<T>, dim3((unsigned)chunks, grid_y), kReduceThreads, s,
         x.data_as<T>(), layout, chunks, chunks > 1 ? partial.data_as<double>() : nullptr, out.data_as<T>());
-    GRADCORE_CHECK_LAUNCH("sum_chunks_kernel");
     if (chunks > 1) {
-      sum_partials_kernel<T><<<cuda::grid_for(K, 256), 256, 0, s>>>(partial.data_as<double>(), K, chunks,
-                                                                       out.data_as<T>());
-      GRADCORE_CHECK_LAUNCH("sum_partials_kernel");
+      cuda::launch("sum_partials_kernel", sum_partials_kernel<T>, cuda::grid_for(K, 256), 256, s,
+          partial.data_as<double>(), K, chunks, out.data_as<T>());
     }
   });
 }

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <mutex>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <vector>
 #include "cuda/check.cuh"
 #include "device_runtime.h"
@@ -40,6 +42,50 @@ DeviceState& state(int device) {
 }  // namespace
 
 bool compiled() { return true; }
+
+bool emulated() {
+#if defined(GRADCORE_CUDA_EMULATE)
+  return true;
+#else
+  return false;
+#endif
+}
+
+void set_emulated_thread_order(bool reversed) {
+#if defined(GRADCORE_CUDA_EMULATE)
+  emulation::set_thread_order(reversed);
+#else
+  (void)reversed;
+  throw std::runtime_error("the thread order can only be set on the emulated CUDA device (GRADCORE_CUDA=EMULATE)");
+#endif
+}
+
+bool emulated_thread_order_reversed() {
+#if defined(GRADCORE_CUDA_EMULATE)
+  return emulation::thread_order_reversed();
+#else
+  return false;
+#endif
+}
+
+std::string device_name(int device) {
+  state(device);  // validates the index
+  cudaDeviceProp prop;
+  GRADCORE_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  return prop.name;
+}
+
+int multiprocessor_count() {
+  static std::mutex m;
+  static std::vector<int> counts;  // by device index, queried once
+  int device = 0;
+  GRADCORE_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(m);
+  if ((int)counts.size() <= device) counts.resize(device + 1, 0);
+  if (counts[device] == 0)
+    GRADCORE_CUDA_CHECK(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device));
+  return counts[device];
+}
 
 int device_count() {
   int n = 0;
