@@ -32,12 +32,8 @@
 #pragma once
 #include <cmath>
 #include "array.h"
+#include "host_device.h"
 
-#if defined(__CUDACC__)
-#define GRADCORE_BN_HD __host__ __device__ __forceinline__
-#else
-#define GRADCORE_BN_HD inline
-#endif
 
 namespace gradcore {
 
@@ -50,20 +46,20 @@ struct BatchNormParams {
 };
 
 // mean and biased variance from the shifted sums (see the header comment).
-GRADCORE_BN_HD void batch_norm_moments(double shift, double s1, double s2, double count, double& mean, double& var) {
+GRADCORE_HD void batch_norm_moments(double shift, double s1, double s2, double count, double& mean, double& var) {
   const double d = s1 / count;
   mean = shift + d;
   var = s2 / count - d * d;
   if (var < 0.0) var = 0.0;  // rounding can only take it a few ulps below zero
 }
 
-GRADCORE_BN_HD double batch_norm_invstd(double var, double eps) { return 1.0 / sqrt(var + eps); }
+GRADCORE_HD double batch_norm_invstd(double var, double eps) { return 1.0 / sqrt(var + eps); }
 
 // The mean split into the part representable in T and the remainder: x - mean = (x - hi) - lo.
 template <typename T> struct SplitMean {
   T hi, lo;
 };
-template <typename T> GRADCORE_BN_HD SplitMean<T> split_mean(double mean) {
+template <typename T> GRADCORE_HD SplitMean<T> split_mean(double mean) {
   const T hi = (T)mean;
   return {hi, (T)(mean - (double)hi)};
 }

@@ -40,17 +40,6 @@ struct BroadcastLayout {
 // Throws ArgError naming a and b when the shapes do not broadcast.
 BroadcastLayout broadcast_layout(const Shape& a, const Shape& b);
 
-#if !defined(__CUDACC__)
-// Host code: the float overloads (the global C functions are double-only).
-using std::exp;
-using std::fabs;
-using std::log;
-using std::log1p;
-using std::pow;
-using std::sqrt;
-using std::tanh;
-#endif
-
 // 1 / (1 + e^-x) is already stable in IEEE arithmetic: e^-x overflows to inf for very negative x, giving 0, and
 // underflows to 0 for large x, giving 1; branch-free so the loop vectorises.
 template <typename T> GRADCORE_HD T stable_sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }

@@ -1,8 +1,21 @@
 // GRADCORE_HD marks the per-element rules that the CPU loops and the CUDA kernels share, so the twins compute the
 // same thing: __host__ __device__ under nvcc, plain inline functions for the C++ compiler.
+//
+// The maths functions: CUDA's overloads for float live in the global namespace (sqrt(float) is sqrtf there), but on
+// the host the global ones are C's double-only functions, so an unqualified sqrt(x) on a float would compute in
+// double on the CPU and in float on the GPU. The using-declarations below give the host the same overloads, so the
+// shared rules compute in the same precision on both devices.
 #pragma once
+#include <cmath>
 #if defined(__CUDACC__)
 #define GRADCORE_HD __host__ __device__ __forceinline__
 #else
 #define GRADCORE_HD inline
+using std::exp;
+using std::fabs;
+using std::log;
+using std::log1p;
+using std::pow;
+using std::sqrt;
+using std::tanh;
 #endif

@@ -116,6 +116,20 @@ def test_adam_cuda_matches_cpu(name, ours, ref, clip, sizes, dtype):
         assert_close(a, e, name=f"{name} param {i}", **TOL[dtype])
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not gc.cuda.is_emulated(), reason="bitwise only on the emulated device, whose kernels the host "
+                    "compiler builds as it builds the CPU twin; a GPU's own contraction into FMAs may round differently")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,ours,ref,clip,sizes", ADAM_CASES, ids=[c[0] for c in ADAM_CASES])
+def test_adam_kernel_is_bitwise_its_cpu_twin_on_the_emulated_device(name, ours, ref, clip, sizes, dtype):
+    # The twins share one per-element rule (fused_adam.h); the CPU's float sqrt once resolved to C's double sqrt.
+    init, grads = problem(sizes, dtype, seed=len(name))
+    cpu, _ = run_ours(_adam_factory(ours, clip), init, grads, dtype, "cpu")
+    cuda, _ = run_ours(_adam_factory(ours, clip), init, grads, dtype, "cuda")
+    for a, e in zip(cuda, cpu):
+        np.testing.assert_array_equal(a, e)
+
+
 def test_adam_step_increments_and_state_layout():
     p = gc.nn.Parameter(gc.zeros(4))
     opt = gc.optim.Adam([p], amsgrad=True)

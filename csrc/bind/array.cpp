@@ -10,6 +10,11 @@
 
 namespace py = pybind11;
 namespace gradcore {
+#if defined(GRADCORE_CUDA_EMULATE)
+namespace cuda {
+std::vector<double> run_emulation_self_test(const std::string& name);
+}
+#endif
 
 namespace {
 
@@ -192,6 +197,10 @@ void bind_array(py::module_& m) {
   m.def("cuda_device_count", &cuda::device_count);
   m.def("cuda_emulated", &cuda::emulated);
   m.def("cuda_device_name", &cuda::device_name, py::arg("device") = 0);
+#if defined(GRADCORE_CUDA_EMULATE)
+  m.def("cuda_emulation_self_test", &cuda::run_emulation_self_test, py::arg("name"),
+        "Runs one of the emulated device's self-test kernels (cuda/emulation/self_test.cu).");
+#endif
   m.def("cuda_set_emulated_thread_order", &cuda::set_emulated_thread_order, py::arg("reversed"));
   m.def("cuda_emulated_thread_order_reversed", &cuda::emulated_thread_order_reversed);
   m.def("cuda_synchronize", &cuda::synchronize, py::arg("device") = 0);

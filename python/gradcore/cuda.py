@@ -9,6 +9,28 @@ def compiled() -> bool:
     return _core.cuda_compiled()
 
 
+def is_emulated() -> bool:
+    """True when the CUDA kernels run on the emulated device (a build with GRADCORE_CUDA=EMULATE): the same .cu
+    sources compiled as host C++ and run on the CPU, a test double for CI, not a backend. False in every other build."""
+    return _core.cuda_emulated()
+
+
+def set_emulated_thread_order(order: str):
+    """Emulated device only: "reversed" runs each block's threads, and the blocks, in reverse order between
+    barriers; "forward" (the default) restores the usual order. A kernel whose results differ between the two has a
+    race (a missing __syncthreads, threads sharing a shared-memory slot)."""
+    if order not in ("forward", "reversed"):
+        raise ValueError(f"order: expected \"forward\" or \"reversed\", got {order!r}")
+    if not is_emulated():
+        raise RuntimeError("the thread order can only be set on the emulated CUDA device (GRADCORE_CUDA=EMULATE)")
+    _core.cuda_set_emulated_thread_order(order == "reversed")
+
+
+def emulated_thread_order() -> str:
+    """"forward" or "reversed" on the emulated device (see set_emulated_thread_order); "forward" elsewhere."""
+    return "reversed" if _core.cuda_emulated_thread_order_reversed() else "forward"
+
+
 def device_count() -> int:
     """Usable CUDA devices (0 without a driver or a GPU; never raises)."""
     return _core.cuda_device_count() if compiled() else 0
@@ -36,6 +58,11 @@ def _require(device):
         raise RuntimeError("CUDA is not available: " + ("no CUDA device or driver was found" if compiled()
                            else "gradcore was built without CUDA"))
     return _index(device)
+
+
+def get_device_name(device=None) -> str:
+    """The device's name, as the CUDA runtime reports it ("gradcore emulated CUDA device (on the CPU)" when emulated)."""
+    return _core.cuda_device_name(_require(device))
 
 
 def synchronize(device=None):

@@ -6,6 +6,7 @@
 // serve any later request. Streams are synchronous and in order; events record host time.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -43,10 +44,18 @@ struct Event {
   std::chrono::steady_clock::time_point time;
 };
 
+std::atomic<cudaError_t> sticky_error{cudaSuccess};  // a kernel's fault: every later call reports it
+
 cudaError_t fail(cudaError_t err) {
   last_error = err;
   return err;
 }
+// After a kernel fault the context is unusable, as on a GPU: calls report the fault instead of doing their work.
+#define GRADCORE_RETURN_IF_FAULTED()                                  \
+  do {                                                              \
+    const cudaError_t sticky_ = sticky_error.load();                \
+    if (sticky_ != cudaSuccess) return fail(sticky_);               \
+  } while (0)
 
 cudaError_t allocate_device(void** ptr, size_t size) {
   if (!ptr) return fail(cudaErrorInvalidValue);
@@ -84,6 +93,7 @@ bool valid_device(int device) { return device == 0; }
 }  // namespace
 
 void record_launch_error(cudaError_t err) { last_error = err; }
+void record_kernel_fault(cudaError_t err) { sticky_error.store(err); }
 
 }  // namespace gradcore::cuda::emulation
 
@@ -130,13 +140,19 @@ cudaError_t cudaGetDeviceCount(int* count) {
   *count = 1;
   return cudaSuccess;
 }
-cudaError_t cudaSetDevice(int device) { return valid_device(device) ? cudaSuccess : fail(cudaErrorInvalidDevice); }
+cudaError_t cudaSetDevice(int device) {
+  GRADCORE_RETURN_IF_FAULTED();
+  return valid_device(device) ? cudaSuccess : fail(cudaErrorInvalidDevice);
+}
 cudaError_t cudaGetDevice(int* device) {
   if (!device) return fail(cudaErrorInvalidValue);
   *device = 0;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }  // every launch and copy has finished already
+cudaError_t cudaDeviceSynchronize() {  // every launch and copy has finished already
+  GRADCORE_RETURN_IF_FAULTED();
+  return cudaSuccess;
+}
 
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
   if (!value) return fail(cudaErrorInvalidValue);
@@ -172,15 +188,29 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 }
 
 // Memory.
-cudaError_t cudaMalloc(void** ptr, size_t size) { return allocate_device(ptr, size); }
-cudaError_t cudaFree(void* ptr) { return free_device(ptr); }
-cudaError_t cudaMallocAsync(void** ptr, size_t size, cudaStream_t) { return allocate_device(ptr, size); }
-cudaError_t cudaMallocFromPoolAsync(void** ptr, size_t size, cudaMemPool_t, cudaStream_t) {
+cudaError_t cudaMalloc(void** ptr, size_t size) {
+  GRADCORE_RETURN_IF_FAULTED();
   return allocate_device(ptr, size);
 }
-cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) { return free_device(ptr); }
+cudaError_t cudaFree(void* ptr) {
+  GRADCORE_RETURN_IF_FAULTED();
+  return free_device(ptr);
+}
+cudaError_t cudaMallocAsync(void** ptr, size_t size, cudaStream_t) {
+  GRADCORE_RETURN_IF_FAULTED();
+  return allocate_device(ptr, size);
+}
+cudaError_t cudaMallocFromPoolAsync(void** ptr, size_t size, cudaMemPool_t, cudaStream_t) {
+  GRADCORE_RETURN_IF_FAULTED();
+  return allocate_device(ptr, size);
+}
+cudaError_t cudaFreeAsync(void* ptr, cudaStream_t) {
+  GRADCORE_RETURN_IF_FAULTED();
+  return free_device(ptr);
+}
 
 cudaError_t cudaMallocHost(void** ptr, size_t size) {
+  GRADCORE_RETURN_IF_FAULTED();
   if (!ptr) return fail(cudaErrorInvalidValue);
   *ptr = std::aligned_alloc(kAlignment, (size == 0 ? 1 : size + kAlignment - 1) / kAlignment * kAlignment);
   return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
@@ -211,6 +241,7 @@ cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr attr, void* v
 }
 
 cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t, cudaMemPoolAttr attr, void* value) {
+  GRADCORE_RETURN_IF_FAULTED();
   if (!value) return fail(cudaErrorInvalidValue);
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.m);
@@ -226,6 +257,7 @@ cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t, cudaMemPoolAttr attr, void* v
 }
 
 cudaError_t cudaMemPoolTrimTo(cudaMemPool_t, size_t keep) {
+  GRADCORE_RETURN_IF_FAULTED();
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.m);
   p.reserved = std::max<uint64_t>(p.used, std::min<uint64_t>(p.reserved, keep));
@@ -233,6 +265,7 @@ cudaError_t cudaMemPoolTrimTo(cudaMemPool_t, size_t keep) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind) {
+  GRADCORE_RETURN_IF_FAULTED();
   if (count && (!dst || !src)) return fail(cudaErrorInvalidValue);
   if (count) std::memcpy(dst, src, count);
   return cudaSuccess;
@@ -241,6 +274,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpy
   return cudaMemcpy(dst, src, count, kind);
 }
 cudaError_t cudaMemset(void* ptr, int value, size_t count) {
+  GRADCORE_RETURN_IF_FAULTED();
   if (count && !ptr) return fail(cudaErrorInvalidValue);
   if (count) std::memset(ptr, value, count);
   return cudaSuccess;
@@ -255,7 +289,10 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  GRADCORE_RETURN_IF_FAULTED();
+  return cudaSuccess;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
 
 // Events.
@@ -273,6 +310,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  GRADCORE_RETURN_IF_FAULTED();
   if (!event) return fail(cudaErrorInvalidResourceHandle);
   Event* e = reinterpret_cast<Event*>(event);
   e->recorded = true;
@@ -280,6 +318,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  GRADCORE_RETURN_IF_FAULTED();
   return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 cudaError_t cudaEventQuery(cudaEvent_t event) { return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle); }

@@ -9,8 +9,13 @@
 #include "cuda/emulation/device.h"
 
 #include <link.h>
+#include <pthread.h>
+#include <csetjmp>
+#include <csignal>
 #include <sys/mman.h>
+#if !defined(__x86_64__)
 #include <ucontext.h>
+#endif
 #include <unistd.h>
 
 #include <atomic>
@@ -30,15 +35,84 @@
 namespace gradcore::cuda::emulation {
 
 void record_launch_error(cudaError_t err);  // runtime_api.cpp: the launching thread's last error
+void record_kernel_fault(cudaError_t err);  // runtime_api.cpp: a sticky error, as a corrupted CUDA context
 
 namespace {
+
+// Fiber context switches. On x86-64, a few instructions that save the callee-saved registers and the floating-point
+// control words on the stack and swap stack pointers (glibc's swapcontext also saves and restores the signal mask:
+// two system calls per switch, which made them most of the emulator's time). Elsewhere, ucontext.
+#if defined(__x86_64__)
+struct FiberContext {
+  void* sp = nullptr;
+};
+extern "C" void gradcore_emulation_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .text
+  .globl gradcore_emulation_switch
+  .hidden gradcore_emulation_switch
+  .type gradcore_emulation_switch, @function
+gradcore_emulation_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size gradcore_emulation_switch, .-gradcore_emulation_switch
+)");
+void switch_context(FiberContext& save, const FiberContext& load) { gradcore_emulation_switch(&save.sp, load.sp); }
+// A context that starts entry() on the stack [stack, stack + size): its first switch "returns" into entry with the
+// stack aligned as after a call; entry never returns.
+void make_context(FiberContext& c, char* stack, size_t size, void (*entry)()) {
+  uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
+  uint64_t* return_slot = reinterpret_cast<uint64_t*>(top - 16);  // 16-aligned
+  *return_slot = reinterpret_cast<uint64_t>(entry);
+  uint64_t* sp = return_slot - 7;  // six callee-saved registers, then the control words
+  for (int i = 1; i < 7; ++i) sp[i] = 0;
+  uint32_t mxcsr;
+  uint16_t fpcw;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(fpcw));
+  std::memcpy(reinterpret_cast<char*>(sp), &mxcsr, 4);
+  std::memcpy(reinterpret_cast<char*>(sp) + 4, &fpcw, 2);
+  c.sp = sp;
+}
+#else
+struct FiberContext {
+  ucontext_t context;
+};
+void switch_context(FiberContext& save, FiberContext& load) { swapcontext(&save.context, &load.context); }
+void make_context(FiberContext& c, char* stack, size_t size, void (*entry)()) {
+  getcontext(&c.context);
+  c.context.uc_stack.ss_sp = stack;
+  c.context.uc_stack.ss_size = size;
+  c.context.uc_link = nullptr;
+  makecontext(&c.context, entry, 0);
+}
+#endif
 
 constexpr size_t kStackBytes = 256 * 1024;  // room for ASan's larger frames; a guard page below each stack
 
 enum class Wait { ready, barrier, warp, done };
 
 struct FiberThread {
-  ucontext_t context;
+  FiberContext context;
   char* stack = nullptr;  // usable region [stack, stack + kStackBytes), a PROT_NONE page below it
   Wait wait = Wait::ready;
   uint3 index{};
@@ -65,7 +139,7 @@ const Grid* running = nullptr;
 uint3 current_block{};
 std::vector<FiberThread> threads;
 int current = -1;
-ucontext_t scheduler_context;
+FiberContext scheduler_context;
 #if GRADCORE_ASAN_FIBERS
 const void* scheduler_stack_bottom = nullptr;
 size_t scheduler_stack_size = 0;
@@ -99,7 +173,7 @@ void switch_to(int t) {
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, f.stack, kStackBytes);
 #endif
-  swapcontext(&scheduler_context, &f.context);
+  switch_context(scheduler_context, f.context);
 #if GRADCORE_ASAN_FIBERS
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
@@ -112,7 +186,7 @@ void yield_to_scheduler() {
 #if GRADCORE_ASAN_FIBERS
   __sanitizer_start_switch_fiber(&f.fake_stack, scheduler_stack_bottom, scheduler_stack_size);
 #endif
-  swapcontext(&f.context, &scheduler_context);
+  switch_context(f.context, scheduler_context);
 #if GRADCORE_ASAN_FIBERS
   __sanitizer_finish_switch_fiber(f.fake_stack, nullptr, nullptr);
 #endif
@@ -127,7 +201,7 @@ void fiber_main() {
 #if GRADCORE_ASAN_FIBERS
   __sanitizer_start_switch_fiber(nullptr, scheduler_stack_bottom, scheduler_stack_size);  // this fiber ends
 #endif
-  setcontext(&scheduler_context);
+  switch_context(threads[current].context, scheduler_context);  // never resumed
 }
 
 // This module's thread-local block on the calling (device) thread: the emulated shared memory.
@@ -235,11 +309,7 @@ void run_block(const Grid& g, uint3 block_idx, const TlsBlock& shared) {
     t.lane = i % 32;
     t.warp = i / 32;
     t.wait = Wait::ready;
-    getcontext(&t.context);
-    t.context.uc_stack.ss_sp = t.stack;
-    t.context.uc_stack.ss_size = kStackBytes;
-    t.context.uc_link = nullptr;
-    makecontext(&t.context, fiber_main, 0);
+    make_context(t.context, t.stack, kStackBytes, fiber_main);
   }
   const bool reversed = reversed_order.load();
   for (;;) {
@@ -276,16 +346,66 @@ void run_block(const Grid& g, uint3 block_idx, const TlsBlock& shared) {
   }
 }
 
+// A kernel that touches memory it may not (an illegal address, a fiber's stack overflowing into its guard page)
+// faults on the device thread: the handler jumps back to the grid's start, which abandons the grid and leaves a
+// sticky cudaErrorIllegalAddress, as a GPU would. Faults anywhere else go to the handler that was there before.
+sigjmp_buf fault_jump;
+volatile sig_atomic_t in_kernel = 0;
+pthread_t device_thread_id;
+void* volatile fault_address = nullptr;
+struct sigaction previous_segv, previous_bus;
+
+void on_fault(int sig, siginfo_t* info, void*) {
+  if (in_kernel && pthread_equal(pthread_self(), device_thread_id)) {
+    in_kernel = 0;
+    fault_address = info->si_addr;
+#if GRADCORE_ASAN_FIBERS
+    __sanitizer_start_switch_fiber(nullptr, nullptr, 0);
+#endif
+    siglongjmp(fault_jump, 1);
+  }
+  sigaction(sig, sig == SIGSEGV ? &previous_segv : &previous_bus, nullptr);  // not ours: it faults again, there
+}
+
+void install_fault_handler() {
+  device_thread_id = pthread_self();
+  static std::vector<char> alternate_stack(1 << 16);  // the handler must run when a fiber's stack is exhausted
+  stack_t ss{};
+  ss.ss_sp = alternate_stack.data();
+  ss.ss_size = alternate_stack.size();
+  sigaltstack(&ss, nullptr);
+  struct sigaction action {};
+  action.sa_sigaction = on_fault;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGSEGV, &action, &previous_segv);
+  sigaction(SIGBUS, &action, &previous_bus);
+}
+
 void run_grid_on_device_thread(const Grid& g) {
   static const TlsBlock shared = find_shared_memory();  // device thread only
   running = &g;
+  if (sigsetjmp(fault_jump, 1)) {
+#if GRADCORE_ASAN_FIBERS
+    __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+    std::fprintf(stderr, "gradcore emulated CUDA device: kernel %s, block (%u,%u,%u), %s: illegal address %p\n",
+                 g.kernel, current_block.x, current_block.y, current_block.z,
+                 current >= 0 ? thread_name(threads[current]).c_str() : "?", fault_address);
+    record_kernel_fault(cudaErrorIllegalAddress);
+    current = -1;
+    running = nullptr;
+    return;
+  }
   const uint64_t blocks = (uint64_t)g.grid.x * g.grid.y * g.grid.z;
   const bool reversed = reversed_order.load();
+  in_kernel = 1;
   for (uint64_t k = 0; k < blocks; ++k) {
     const uint64_t b = reversed ? blocks - 1 - k : k;
     run_block(g, {(unsigned)(b % g.grid.x), (unsigned)(b / g.grid.x % g.grid.y), (unsigned)(b / ((uint64_t)g.grid.x * g.grid.y))},
               shared);
   }
+  in_kernel = 0;
   running = nullptr;
 }
 
@@ -300,6 +420,7 @@ struct DeviceThread {
 
   DeviceThread() {
     worker = std::thread([this] {
+      install_fault_handler();
       for (;;) {
         std::unique_lock<std::mutex> lock(m);
         cv.wait(lock, [this] { return pending != nullptr; });
