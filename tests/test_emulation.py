@@ -132,3 +132,8 @@ def test_every_kernel_gives_the_same_bits_in_reversed_thread_order(dtype):
     assert len(forward) == len(reversed_)
     for i, (a, b) in enumerate(zip(forward, reversed_)):
         assert a.tobytes() == b.tobytes(), f"result {i} differs between thread orders"
+
+
+def test_dynamic_shared_memory():
+    out = np.array(gradcore._core.cuda_emulation_self_test("dynamic_shared"))
+    assert np.array_equal(out, np.arange(63, -1, -1))

@@ -62,6 +62,7 @@ ADAM_CASES = [
     ("adamw-amsgrad-clipnorm", dict(lr=1e-2, decoupled=True, amsgrad=True, weight_decay=0.1),
      dict(lr=1e-2, decoupled=True, amsgrad=True, weight_decay=0.1), dict(clip_norm=5.0), SMALL),
 ]
+ADAM_RULE_CASES = [case for case in ADAM_CASES if "clip_norm" not in case[3]]
 
 
 def _adam_factory(kwargs, clip):
@@ -120,9 +121,10 @@ def test_adam_cuda_matches_cpu(name, ours, ref, clip, sizes, dtype):
 @pytest.mark.skipif(not gc.cuda.is_emulated(), reason="bitwise only on the emulated device, whose kernels the host "
                     "compiler builds as it builds the CPU twin; a GPU's own contraction into FMAs may round differently")
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name,ours,ref,clip,sizes", ADAM_CASES, ids=[c[0] for c in ADAM_CASES])
+@pytest.mark.parametrize("name,ours,ref,clip,sizes", ADAM_RULE_CASES, ids=[c[0] for c in ADAM_RULE_CASES])
 def test_adam_kernel_is_bitwise_its_cpu_twin_on_the_emulated_device(name, ours, ref, clip, sizes, dtype):
     # The twins share one per-element rule (fused_adam.h); the CPU's float sqrt once resolved to C's double sqrt.
+    # (Clipping by norm is left out: the two devices sum the norm in different fixed orders.)
     init, grads = problem(sizes, dtype, seed=len(name))
     cpu, _ = run_ours(_adam_factory(ours, clip), init, grads, dtype, "cpu")
     cuda, _ = run_ours(_adam_factory(ours, clip), init, grads, dtype, "cuda")

@@ -153,11 +153,16 @@ def test_float32_sum_of_a_million_accumulates_in_double(device):
     assert abs(gradcore.tensor(r, device=device).mean().item() - exact / n) <= abs(exact / n) * 2.0 ** -22
 
 
+# Each of the CUDA sum's paths: a short reduction (a thread per kept element), one chunk per kept element (a block
+# each), several chunks (blocks, then their partials in order); and LARGE's shapes.
+CUDA_PATHS = {"short": ((3, 70000), 0), "one_chunk": ((50, 300), 1)}
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", list(LARGE) + ["small"])
+@pytest.mark.parametrize("case", list(LARGE) + list(CUDA_PATHS))
 def test_cuda_sum_matches_cpu(case, dtype):
-    shape, axis = LARGE[case] if case != "small" else ((3, 70000), 0)
+    shape, axis = LARGE[case] if case in LARGE else CUDA_PATHS[case]
     values = np.random.default_rng(5).standard_normal(shape)
     cpu = gradcore.tensor(values, dtype=dtype).sum(axis=axis)
     gpu = gradcore.tensor(values, dtype=dtype, device="cuda").sum(axis=axis)

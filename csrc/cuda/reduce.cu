@@ -1,13 +1,16 @@
 // CUDA sum over axes. Stage 1: one block per (kept element, chunk of kReduceChunk reduced elements); each thread
 // sums a fixed strided subset in double, then a fixed shared-memory tree combines the threads. Stage 2 (only when
-// there is more than one chunk): one thread per kept element adds its chunks in order. No atomics: the order is
-// fixed by the shape, so results are bitwise reproducible.
+// there is more than one chunk): one thread per kept element adds its chunks in order. Short reductions (at most
+// kShortReduction elements per kept element, e.g. a column sum over a few rows) skip the blocks, most of whose
+// threads would idle: one thread per kept element adds its elements in order. No atomics: the order is fixed by
+// the shape, so results are bitwise reproducible.
 #include "cuda/launch.cuh"
 #include "reduce.h"
 
 namespace gradcore {
 
 constexpr int kReduceThreads = 256;
+constexpr int64_t kShortReduction = 64;
 
 __device__ __forceinline__ int64_t reduced_offset_dev(const ReduceLayout& l, int64_t r) {
   int64_t off = 0;
@@ -61,6 +64,17 @@ __global__ void sum_partials_kernel(const double* partial, int64_t kept, int64_t
   }
 }
 
+template <typename T>
+__global__ void sum_short_kernel(const T* x, ReduceLayout layout, T* out) {
+  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < layout.kept_numel;
+       k += (int64_t)gridDim.x * blockDim.x) {
+    const T* base = x + kept_offset_dev(layout, k);
+    double acc = 0.0;
+    for (int64_t r = 0; r < layout.reduced_numel; ++r) acc += (double)base[reduced_offset_dev(layout, r)];
+    out[k] = (T)acc;
+  }
+}
+
 void sum_cuda(const Array& x, Array& out, const ReduceLayout& layout) {
   const int64_t K = layout.kept_numel, R = layout.reduced_numel;
   if (K == 0) return;
@@ -69,6 +83,14 @@ void sum_cuda(const Array& x, Array& out, const ReduceLayout& layout) {
     return;
   }
   cudaStream_t s = cuda::stream_of(x);
+  if (R <= kShortReduction) {
+    dispatch_float(x.dtype(), [&](auto zero) {
+      using T = decltype(zero);
+      cuda::launch("sum_short_kernel", sum_short_kernel<T>, cuda::grid_for(K, 256), 256, s, x.data_as<T>(), layout,
+          out.data_as<T>());
+    });
+    return;
+  }
   const int64_t chunks = (R + kReduceChunk - 1) / kReduceChunk;
   Array partial;
   if (chunks > 1) partial = Array::empty({K * chunks}, DType::float64, x.device());  // fully written by stage 1

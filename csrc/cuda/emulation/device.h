@@ -14,8 +14,10 @@
 //     __all_sync) and __syncwarp are rendezvous of the lanes named in the mask; the mask must name exactly the
 //     lanes that arrive (a full-mask shuffle with an exited lane, or a mismatched mask, aborts), and a shuffle
 //     may not read a lane outside the mask.
-//   - __shared__ memory is per block (static thread_local storage of the device thread), filled with 0xFF bytes (a
-//     NaN for float and double) before every block, so a read of a value the block never wrote shows as NaN.
+//   - __shared__ memory is per block (static thread_local storage of the device thread), and so is the dynamic
+//     shared memory of the launch's shared_bytes (declared with GRADCORE_DYNAMIC_SHARED, launch.cuh, as extern
+//     __shared__ cannot be spelled in host C++); both are filled with 0xFF bytes (a NaN for float and double) before
+//     every block, so a read of a value the block never wrote shows as NaN.
 //   - Device memory (cudaMalloc*, pools, cudaMallocAsync) is host memory filled with 0xFF bytes at every allocation
 //     and returned to the host allocator when freed, so AddressSanitizer sees out-of-bounds and use-after-free.
 //   - Streams are in order and synchronous (a launch or copy has finished when the call returns); events record
@@ -27,7 +29,7 @@
 // What it does not model: speed, occupancy and register limits; real concurrency between blocks, streams or the
 // host (everything is sequential and synchronous, so a missing stream synchronisation or a cross-block race that
 // is fine in this order goes unseen); the memory model (weak ordering, caches, __threadfence's meaning); warp-
-// synchronous code without *_sync intrinsics; dynamic shared memory (extern __shared__) and texture/surface memory;
+// synchronous code without *_sync intrinsics; texture/surface memory; a spelled-out extern __shared__;
 // out-of-bounds accesses inside one block's shared memory (thread_local storage has no ASan redzones); the real
 // device's rounding of maths functions (expf, tanh, ... are the host's libm; FMA contraction differs).
 #pragma once
@@ -56,26 +58,31 @@ dim3 grid_dim();
 
 void block_barrier();
 
+// The block's dynamic shared memory (the launch's shared_bytes; GRADCORE_DYNAMIC_SHARED in launch.cuh).
+void* dynamic_shared_memory();
+
 enum class WarpOp { shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all, sync };
 // Waits until every lane named in `mask` has arrived at a warp operation with the same mask, then returns this
 // lane's result: for shuffles the bits of the source lane's value, for votes the ballot of the predicates.
 uint64_t warp_exchange(WarpOp op, unsigned mask, uint64_t bits, int arg, int width);
 
-// A kernel launch: validates the configuration (an invalid one sets cudaErrorInvalidConfiguration), then runs
-// body(context) once per thread of every block on the device thread, and returns when all have finished.
-void run_grid(const char* kernel_name, dim3 grid, dim3 block, void (*body)(void*), void* context);
+// A kernel launch: validates the configuration (an invalid one sets cudaErrorInvalidConfiguration, too much shared
+// memory cudaErrorInvalidValue), then runs body(context) once per thread of every block on the device thread, and
+// returns when all have finished.
+void run_grid(const char* kernel_name, dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* context);
 
 // Between-barrier order of the threads and blocks: forward (the default) or reversed.
 void set_thread_order(bool reversed);
 bool thread_order_reversed();
 
 template <typename... Params, typename... Args>
-void launch_kernel(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) {
+void launch_kernel(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
+                   Args&&... args) {
   struct Call {
     void (*kernel)(Params...);
     std::tuple<std::decay_t<Params>...> params;  // converted as the call <<<>>>(args...) would convert them
   } call{kernel, std::tuple<std::decay_t<Params>...>(std::forward<Args>(args)...)};
-  run_grid(kernel_name, grid, block,
+  run_grid(kernel_name, grid, block, shared_bytes,
            [](void* context) {
              Call& c = *static_cast<Call*>(context);
              std::apply(c.kernel, c.params);  // each thread gets its own copies of the parameters

@@ -130,6 +130,7 @@ struct FiberThread {
 struct Grid {
   const char* kernel = "";
   dim3 grid, block;
+  size_t shared_bytes = 0;
   void (*body)(void*) = nullptr;
   void* context = nullptr;
 };
@@ -145,6 +146,8 @@ const void* scheduler_stack_bottom = nullptr;
 size_t scheduler_stack_size = 0;
 #endif
 std::atomic<bool> reversed_order{false};
+std::vector<double> dynamic_shared;  // the launch's dynamic shared memory (doubles: aligned for any element type)
+constexpr size_t kMaxSharedBytes = 48 * 1024;  // per block, without the opt-in attribute
 
 [[noreturn]] void device_abort(const std::string& what) {
   std::fprintf(stderr, "gradcore emulated CUDA device: kernel %s, block (%u,%u,%u): %s\n",
@@ -300,6 +303,7 @@ bool release_warp(int first, int count) {
 void run_block(const Grid& g, uint3 block_idx, const TlsBlock& shared) {
   current_block = block_idx;
   if (shared.data) std::memset(shared.data, 0xFF, shared.size);  // the block's shared memory starts as NaN bytes
+  if (!dynamic_shared.empty()) std::memset(dynamic_shared.data(), 0xFF, dynamic_shared.size() * sizeof(double));
   const int n = (int)(g.block.x * g.block.y * g.block.z);
   if ((int)threads.size() < n) threads.resize(n);
   for (int i = 0; i < n; ++i) {
@@ -385,6 +389,7 @@ void install_fault_handler() {
 void run_grid_on_device_thread(const Grid& g) {
   static const TlsBlock shared = find_shared_memory();  // device thread only
   running = &g;
+  dynamic_shared.assign((g.shared_bytes + sizeof(double) - 1) / sizeof(double), 0.0);
   if (sigsetjmp(fault_jump, 1)) {
 #if GRADCORE_ASAN_FIBERS
     __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
@@ -460,6 +465,8 @@ bool valid_configuration(dim3 grid, dim3 block) {
 
 }  // namespace
 
+void* dynamic_shared_memory() { return dynamic_shared.empty() ? nullptr : dynamic_shared.data(); }
+
 uint3 thread_index() { return threads[current].index; }
 uint3 block_index() { return current_block; }
 dim3 block_dim() { return running->block; }
@@ -487,12 +494,17 @@ uint64_t warp_exchange(WarpOp op, unsigned mask, uint64_t bits, int arg, int wid
   return threads[current].result;
 }
 
-void run_grid(const char* kernel_name, dim3 grid, dim3 block, void (*body)(void*), void* context) {
+void run_grid(const char* kernel_name, dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*),
+              void* context) {
   if (!valid_configuration(grid, block)) {
     record_launch_error(cudaErrorInvalidConfiguration);
     return;
   }
-  Grid g{kernel_name, grid, block, body, context};
+  if (shared_bytes > kMaxSharedBytes) {
+    record_launch_error(cudaErrorInvalidValue);
+    return;
+  }
+  Grid g{kernel_name, grid, block, shared_bytes, body, context};
   device_thread().run(g);
 }
 

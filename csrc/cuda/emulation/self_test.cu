@@ -41,6 +41,14 @@ __global__ void shared_race_kernel(float* out) {
   out[threadIdx.x] = shared[(threadIdx.x + 1) % kThreads];
 }
 
+// Dynamic shared memory (sized at launch): a block-wide reversal through it; every slot is written before the barrier.
+__global__ void dynamic_shared_kernel(float* out) {
+  GRADCORE_DYNAMIC_SHARED(float, staging);
+  staging[threadIdx.x] = (float)threadIdx.x;
+  __syncthreads();
+  out[threadIdx.x] = staging[blockDim.x - 1 - threadIdx.x];
+}
+
 // Correct warp code: a butterfly sum of the lane ids (496 in every lane) and a ballot of the odd lanes.
 __global__ void warp_reduce_kernel(float* out) {
   float v = (float)(threadIdx.x % 32);
@@ -61,12 +69,13 @@ std::vector<double> run_emulation_self_test(const std::string& name) {
   else if (name == "unwritten_shared") kernel = unwritten_shared_kernel;
   else if (name == "shared_race") kernel = shared_race_kernel;
   else if (name == "warp_reduce") kernel = warp_reduce_kernel;
+  else if (name == "dynamic_shared") kernel = dynamic_shared_kernel;
   else if (name == "illegal_address") kernel = illegal_address_kernel;
   else throw std::invalid_argument("name: no emulation self-test called '" + name + "'");
   float* d_out = nullptr;
   GRADCORE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&d_out), kThreads * sizeof(float)));
   GRADCORE_CUDA_CHECK(cudaMemset(d_out, 0, kThreads * sizeof(float)));
-  launch(name.c_str(), kernel, dim3(1), dim3(kThreads), nullptr, d_out);
+  launch_with_shared_memory(name.c_str(), kernel, dim3(1), dim3(kThreads), kThreads * sizeof(float), nullptr, d_out);
   std::vector<float> host(kThreads);
   const cudaError_t copied = cudaMemcpy(host.data(), d_out, kThreads * sizeof(float), cudaMemcpyDeviceToHost);
   cudaFree(d_out);
