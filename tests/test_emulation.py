@@ -137,3 +137,19 @@ def test_every_kernel_gives_the_same_bits_in_reversed_thread_order(dtype):
 def test_dynamic_shared_memory():
     out = np.array(gradcore._core.cuda_emulation_self_test("dynamic_shared"))
     assert np.array_equal(out, np.arange(63, -1, -1))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_gets_its_own_device_thread():
+    assert (gradcore.ones(4, device="cuda") * 2.0).numpy().tolist() == [2.0] * 4  # the parent's device thread runs
+    pid = os.fork()
+    if pid == 0:  # the child: no device thread was copied; its first launch must start one, not wait forever
+        import signal
+        signal.alarm(60)
+        code = 1
+        try:
+            code = 0 if (gradcore.ones(4, device="cuda") * 3.0).numpy().tolist() == [3.0] * 4 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

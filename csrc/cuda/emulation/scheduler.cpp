@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -378,6 +379,9 @@ void install_fault_handler() {
   ss.ss_sp = alternate_stack.data();
   ss.ss_size = alternate_stack.size();
   sigaltstack(&ss, nullptr);
+  static bool installed = false;  // once per process image (a forked child inherits the handler)
+  if (installed) return;
+  installed = true;
   struct sigaction action {};
   action.sa_sigaction = on_fault;
   action.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -451,9 +455,20 @@ struct DeviceThread {
   }
 };
 
+// Never destroyed: the thread may outlive static destructors. A child process made by fork() has no device thread
+// (only the forking thread is copied), so it starts a fresh one at its first launch.
+DeviceThread* device = nullptr;
+std::mutex device_mutex;
+
 DeviceThread& device_thread() {
-  static DeviceThread* d = new DeviceThread();  // never destroyed: the thread may outlive static destructors
-  return *d;
+  static const bool fork_handler = [] {
+    pthread_atfork(nullptr, nullptr, [] { new (&device_mutex) std::mutex(); device = nullptr; });
+    return true;
+  }();
+  (void)fork_handler;
+  std::lock_guard<std::mutex> lock(device_mutex);
+  if (!device) device = new DeviceThread();
+  return *device;
 }
 
 bool valid_configuration(dim3 grid, dim3 block) {
