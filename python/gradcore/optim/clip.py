@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import threading
 
 from .. import _core
 from ..autograd import no_grad
 from ..tensor import Tensor, tensor
 
-_tables = {}  # device -> TensorTable: rebuilt only when the gradient buffers change between calls
+# device -> TensorTable, rebuilt only when the gradient buffers change between calls. One cache per thread: a table
+# is rebuilt in place while the kernels run without the GIL, so two threads sharing one would walk each other's
+# half-built table (a crash).
+_tables = threading.local()
 
 
 def _gradients(parameters, where="parameters"):
@@ -41,9 +45,10 @@ def _gradients(parameters, where="parameters"):
 
 
 def _table(device):
-    table = _tables.get(device)
+    tables = _tables.__dict__
+    table = tables.get(device)
     if table is None:
-        table = _tables[device] = _core.TensorTable()
+        table = tables[device] = _core.TensorTable()
     return table
 
 
