@@ -4,8 +4,10 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gradcore {
@@ -27,7 +29,7 @@ inline size_t dtype_size(DType t) { return t == DType::float32 ? 4 : 8; }
 inline std::string dtype_name(DType t) { return t == DType::float32 ? "float32" : "float64"; }
 DType dtype_parse(const std::string& name);
 std::string shape_str(const Shape& shape);
-int64_t shape_numel(const Shape& shape);
+int64_t shape_numel(const Shape& shape);  // throws ArgError when the count does not fit int64
 
 class Array {
  public:
@@ -69,6 +71,13 @@ class Array {
 // Argument checks shared by every binding: they raise ValueError/TypeError naming the argument.
 struct ArgError : std::invalid_argument { using std::invalid_argument::invalid_argument; };
 struct ArgTypeError : std::invalid_argument { using std::invalid_argument::invalid_argument; };
+// An allocation that failed, with what was asked for (MemoryError in Python; std::bad_alloc says nothing).
+struct OutOfMemory : std::bad_alloc {
+  explicit OutOfMemory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+ private:
+  std::string message_;
+};
 void check_same_dtype(const Array& a, const char* a_name, const Array& b, const char* b_name);
 void check_same_device(const Array& a, const char* a_name, const Array& b, const char* b_name);
 void check_ndim(const Array& a, const char* name, int ndim, const char* layout);

@@ -153,6 +153,8 @@ void bind_array(py::module_& m) {
       PyErr_SetString(PyExc_TypeError, e.what());
     } catch (const ArgError& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     }
   });
 

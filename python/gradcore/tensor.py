@@ -331,8 +331,10 @@ def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for d in shape:
-        if not isinstance(d, numbers.Integral) or d < 0:
-            raise ValueError(f"shape: expected non-negative integers, got {shape}")
+        if not isinstance(d, numbers.Integral) or isinstance(d, bool):
+            raise TypeError(f"shape: expected integers, got {shape!r}")
+        if not 0 <= d < 2**63:
+            raise ValueError(f"shape: expected integers in [0, 2**63), got {shape!r}")
     return [int(d) for d in shape]
 
 
