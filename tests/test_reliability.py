@@ -74,3 +74,39 @@ def test_overflowing_shapes_fed_to_ops_do_not_crash():
                 continue
             raise SystemExit(f"made a tensor of shape {x.shape} and numel {x.numel}")
     """)
+
+
+# ---- 2. silent wrong answers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no_bias"])
+def test_conv2d_with_zero_input_channels_is_the_bias(groups, with_bias):
+    from reference import conv2d as ref
+    x = gc.randn(2, 0, 5, 4, dtype="float64")
+    w = gc.randn(4, 0, 3, 3, dtype="float64")
+    b = gc.randn(4, dtype="float64") if with_bias else None
+    for _ in range(3):  # fresh allocations each time: uninitialised memory would differ
+        y = F.conv2d(x, w, b, padding=1, groups=groups)
+        expected = ref.conv2d(x.numpy(), w.numpy(), None if b is None else b.numpy(), padding=(1, 1, 1, 1),
+                              groups=groups)
+        np.testing.assert_array_equal(y.numpy(), expected)
+
+
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no_bias"])
+def test_conv_transpose2d_with_zero_input_channels_is_the_bias(with_bias):
+    x = gc.randn(2, 0, 3, 3, dtype="float64")
+    w = gc.randn(0, 5, 3, 3, dtype="float64")
+    b = gc.randn(5, dtype="float64") if with_bias else None
+    for _ in range(3):
+        y = F.conv_transpose2d(x, w, b, stride=2)
+        expected = np.broadcast_to(b.numpy()[None, :, None, None] if with_bias else 0.0, (2, 5, 7, 7))
+        np.testing.assert_array_equal(y.numpy(), expected)
+
+
+def test_conv2d_with_zero_input_channels_has_gradients_of_the_right_shapes():
+    x = gc.randn(2, 0, 5, 4, requires_grad=True)
+    w = gc.randn(3, 0, 3, 3, requires_grad=True)
+    b = gc.randn(3, requires_grad=True)
+    F.conv2d(x, w, b).sum().backward()
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape
+    np.testing.assert_array_equal(b.grad.numpy(), np.full(3, 2 * 3 * 2, np.float32))

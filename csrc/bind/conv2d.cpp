@@ -7,6 +7,7 @@
 #include <array>
 #include <optional>
 #include "conv2d.h"
+#include "elementwise.h"
 
 namespace py = pybind11;
 namespace gradcore {
@@ -73,6 +74,17 @@ Array optional_bias(const std::optional<Array>& bias, const Array& like, int64_t
   return *bias;
 }
 
+// A convolution whose reduction is empty (no input channels per group) is its bias alone, or zeros: the GEMMs of
+// both devices write nothing for an empty reduction, so these outputs are made here, once for both devices.
+Array bias_only(const Shape& shape, const Array& like, const Array& bias) {
+  Array out = Array::zeros(shape, like.dtype(), like.device());
+  if (!bias.data() || out.numel() == 0) return out;  // a default Array (no bias) has no data
+  const Array b = bias.reshape({1, shape[1], 1, 1});
+  const BroadcastLayout layout = broadcast_layout(out.shape(), b.shape());
+  GRADCORE_ON_DEVICE(out, binary, out, b, out, BinaryOp::add, 0.0, layout);
+  return out;
+}
+
 // y = conv2d(x, weight) + bias.
 Array conv2d_forward(const Array& x, const Array& weight, const std::optional<Array>& bias, Pair stride, Quad padding,
                      Pair dilation, int64_t groups) {
@@ -80,6 +92,7 @@ Array conv2d_forward(const Array& x, const Array& weight, const std::optional<Ar
   check_same_device(x, "x", weight, "weight");
   const Conv2dParams p = conv2d_params(x.shape(), weight.shape(), stride.data(), padding.data(), dilation.data(), groups);
   Array b = optional_bias(bias, x, p.out_channels, "x");
+  if (p.in_per_group() == 0) return bias_only({p.batch, p.out_channels, p.out_h, p.out_w}, x, b);
   Array y = Array::empty({p.batch, p.out_channels, p.out_h, p.out_w}, x.dtype(), x.device());
   GRADCORE_ON_DEVICE(x, conv2d_forward, x, weight, b, y, p);
   return y;
@@ -97,6 +110,7 @@ Array conv2d_backward_input(const Array& grad_output, const Array& weight, Pair 
   const Conv2dParams p = conv2d_params(x_shape, weight.shape(), stride.data(), padding.data(), dilation.data(), groups);
   check_shape(grad_output, "grad_output", {p.batch, p.out_channels, p.out_h, p.out_w});
   Array b = optional_bias(bias, grad_output, p.in_channels, "grad_output");
+  if (p.out_per_group() == 0) return bias_only(x_shape, grad_output, b);
   Array gx = Array::empty(x_shape, grad_output.dtype(), grad_output.device());
   GRADCORE_ON_DEVICE(grad_output, conv2d_backward_input, grad_output, weight, b, gx, p);
   return gx;
