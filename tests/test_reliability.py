@@ -110,3 +110,19 @@ def test_conv2d_with_zero_input_channels_has_gradients_of_the_right_shapes():
     F.conv2d(x, w, b).sum().backward()
     assert x.grad.shape == x.shape and w.grad.shape == w.shape
     np.testing.assert_array_equal(b.grad.numpy(), np.full(3, 2 * 3 * 2, np.float32))
+
+
+def test_backward_from_many_threads_into_one_shared_leaf_loses_no_update():
+    w = gc.zeros(1 << 20, requires_grad=True)
+    runs_per_thread, threads = 10, 4
+
+    def worker():
+        for _ in range(runs_per_thread):
+            (w * 1.0).sum().backward()  # adds 1 to every element of w.grad
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    np.testing.assert_array_equal(w.grad.numpy(), np.full(1 << 20, runs_per_thread * threads, np.float32))

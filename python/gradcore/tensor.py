@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import threading
 
 import numpy as np
 
@@ -10,6 +11,10 @@ from .autograd import run_backward, _seed_grads
 
 _DTYPES = {"float32": "float32", "float64": "float64", np.float32: "float32", np.float64: "float64",
            np.dtype("float32"): "float32", np.dtype("float64"): "float64"}
+
+# Held while a gradient is added into a leaf's .grad: backward runs from two threads into one shared leaf would
+# otherwise both create .grad, or add into it at once with the GIL released, and lose one of the updates.
+_grad_lock = threading.Lock()
 
 float32 = "float32"
 float64 = "float64"
@@ -179,10 +184,11 @@ class Tensor:
         run_backward([self], seeds, retain_graph=retain_graph)
 
     def _accumulate_grad(self, g):
-        if self.grad is None:
-            # Every gradient buffer starts at zero; contributions are added to it.
-            self.grad = Tensor(_core.zeros(list(self.shape), self.dtype, self.device))
-        _core.binary(self.grad._data, g, _core.BinaryOp.add, out=self.grad._data)
+        with _grad_lock:
+            if self.grad is None:
+                # Every gradient buffer starts at zero; contributions are added to it.
+                self.grad = Tensor(_core.zeros(list(self.shape), self.dtype, self.device))
+            _core.binary(self.grad._data, g, _core.BinaryOp.add, out=self.grad._data)
 
     # ---- operators ------------------------------------------------------------------------------------------
     def __add__(self, other):
