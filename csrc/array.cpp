@@ -101,6 +101,7 @@ Array Array::empty(const Shape& shape, DType dtype, Device device) {
                       dtype_name(dtype) + " array of shape " + shape_str(shape) + " on " + device.str());
   }
   a.data_ = a.storage_.get();
+  a.version_ = std::make_shared<std::atomic<int64_t>>(0);
   return a;
 }
 
@@ -125,6 +126,7 @@ Array Array::wrap(void* data, const Shape& shape, DType dtype, Device device, st
   a.dtype_ = dtype;
   a.device_ = device;
   a.storage_ = std::move(owner);
+  a.version_ = std::make_shared<std::atomic<int64_t>>(0);
   a.data_ = data;
   return a;
 }
@@ -159,6 +161,7 @@ Array Array::reshape(const Shape& shape) const {
 void Array::copy_from(const Array& src) {
   if (src.shape_ != shape_) throw ArgError("src: expected shape " + shape_str(shape_) + ", got " + shape_str(src.shape_));
   if (src.dtype_ != dtype_) throw ArgTypeError("src: expected dtype " + dtype_name(dtype_) + ", got " + dtype_name(src.dtype_));
+  bump_version();
   size_t n = nbytes();
   // Nothing to do for a copy onto itself (and memcpy/cudaMemcpy leave overlapping ranges undefined).
   if (n == 0 || (data_ == src.data_ && device_ == src.device_)) return;
@@ -200,7 +203,10 @@ Array Array::astype(DType dtype) const {
   return out;
 }
 
-void Array::fill(double value) { GRADCORE_ON_DEVICE(*this, fill_array, *this, value); }
+void Array::fill(double value) {
+  bump_version();
+  GRADCORE_ON_DEVICE(*this, fill_array, *this, value);
+}
 
 void fill_array(Array& a, double value) { GRADCORE_ON_DEVICE(a, fill_array, a, value); }
 void cast_into(const Array& src, Array& dst) { GRADCORE_ON_DEVICE(src, cast_into, src, dst); }

@@ -2,6 +2,7 @@
 // Refcounted storage + shape + dtype + device. Always contiguous row-major (NCHW for images): every kernel may
 // assume it. reshape shares storage; anything needing strides makes a contiguous copy in the layer above.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -52,6 +53,12 @@ class Array {
   void* data() const { return data_; }
   template <typename T> T* data_as() const { return static_cast<T*>(data_); }
   const std::shared_ptr<void>& storage() const { return storage_; }
+  // Counts in-place writes to the storage (shared by every Array over it, reshapes included), so that autograd can
+  // tell that a value saved for backward was overwritten since (PyTorch's version counter).
+  int64_t version() const { return version_ ? version_->load(std::memory_order_relaxed) : 0; }
+  void bump_version() const {
+    if (version_) version_->fetch_add(1, std::memory_order_relaxed);
+  }
 
   Array reshape(const Shape& shape) const;       // shares storage
   Array to(Device device) const;                  // copy (or self when already there)
@@ -62,6 +69,7 @@ class Array {
 
  private:
   std::shared_ptr<void> storage_;
+  std::shared_ptr<std::atomic<int64_t>> version_;
   void* data_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::float32;

@@ -126,3 +126,41 @@ def test_backward_from_many_threads_into_one_shared_leaf_loses_no_update():
     for t in pool:
         t.join()
     np.testing.assert_array_equal(w.grad.numpy(), np.full(1 << 20, runs_per_thread * threads, np.float32))
+
+
+def _sigmoid_square_graph():
+    x = gc.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    y = x.sigmoid()  # saves its output y for backward
+    return x, y, (y * y).sum()
+
+
+@pytest.mark.parametrize("modify", [lambda y: y.fill_(0.0), lambda y: y.zero_(), lambda y: y.copy_(gc.ones(3)),
+                                    lambda y: y.detach().fill_(2.0), lambda y: y.reshape(3, 1).fill_(2.0)],
+                         ids=["fill_", "zero_", "copy_", "through_detach", "through_reshape"])
+def test_modifying_a_saved_value_in_place_makes_backward_raise(modify):
+    x, y, loss = _sigmoid_square_graph()
+    modify(y)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation.*expected version 0"):
+        loss.backward()
+
+
+def test_modifying_a_value_after_backward_or_one_not_saved_is_fine():
+    x, y, loss = _sigmoid_square_graph()
+    loss.backward()
+    y.fill_(0.0)
+    a = gc.tensor([1.0, 2.0], requires_grad=True)
+    b = a + 1.0  # affine saves its input a, not b
+    c = (b * 2.0).sum()
+    b.fill_(5.0)
+    c.backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [2.0, 2.0])
+
+
+def test_an_optimizer_step_between_forward_and_backward_makes_backward_raise():
+    w = gc.tensor([1.0, 2.0], requires_grad=True)
+    opt = gc.optim.SGD([w], lr=0.1)
+    (w * w).sum().backward()
+    loss = (w * w).sum()
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

@@ -165,6 +165,8 @@ void bind_array(py::module_& m) {
       .def_property_readonly("ndim", &Array::ndim)
       .def_property_readonly("numel", &Array::numel)
       .def_property_readonly("nbytes", &Array::nbytes)
+      .def_property_readonly("_version", &Array::version, "In-place writes to the storage so far.")
+      .def("_bump_version", &Array::bump_version, "Records an in-place write made outside the Array's own methods.")
       .def_property_readonly("data_ptr", [](const Array& a) { return reinterpret_cast<uintptr_t>(a.data()); })
       .def("reshape", &Array::reshape, py::arg("shape"))
       .def("to", [](const Array& a, const std::string& d) { return a.to(Device::parse(d)); }, py::arg("device"))

@@ -67,15 +67,16 @@ class Unary(Function):
         self.op, self.a, self.b = op, a, b
         y = _core.unary(x, op, a, b)
         keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt)
-        self.save_for_backward(y if keep_output else x)
+        if op != U.affine:  # affine's gradient needs neither x nor y: modifying them in place is fine
+            self.save_for_backward(y if keep_output else x)
         return y
 
     def backward(self, g):
-        (s,) = self.saved
         op, a = self.op, self.a
         if op == U.affine:
-            gx = _core.unary(g, U.affine, a, 0.0)
-        elif op == U.exp:
+            return _core.unary(g, U.affine, a, 0.0), None, None, None
+        (s,) = self.saved
+        if op == U.exp:
             gx = _core.binary(g, s, B.mul)
         elif op == U.log:
             gx = _core.binary(g, s, B.div)

@@ -162,6 +162,7 @@ class Optimizer:
         for p in ordered:  # shapes, dtypes and devices are checked by the kernels' table on every rebuild
             if p not in self.state:
                 self.state[p] = self._init_state(p, self._group_of(p))
+            p._data._bump_version()  # updated in place below: a graph that saved p can no longer run backward
         grads = [p.grad._data for p in ordered]
         scales, nonfinite = self._norm_pass(grads, ordered[0].device)
         offset = 0
