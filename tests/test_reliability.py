@@ -164,3 +164,30 @@ def test_an_optimizer_step_between_forward_and_backward_makes_backward_raise():
     opt.step()
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+def test_relu_keeps_nan_and_passes_its_gradient_as_pytorch():
+    x = gc.tensor([float("nan"), -1.0, 0.0, 2.0], requires_grad=True)
+    y = F.relu(x)
+    np.testing.assert_array_equal(y.numpy(), [np.nan, 0.0, 0.0, 2.0])
+    y.backward(gc.ones(4))
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), float("inf")], ids=str)
+def test_binary_cross_entropy_refuses_inputs_outside_0_1(bad):
+    p = gc.tensor([0.2, bad, 0.7])
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: input: expected probabilities in \[0, 1\]"):
+        F.binary_cross_entropy(p, gc.tensor([0.0, 1.0, 1.0]))
+
+
+def test_binary_cross_entropy_accepts_the_ends_of_0_1():
+    loss = F.binary_cross_entropy(gc.tensor([0.0, 1.0, 0.5]), gc.tensor([0.0, 1.0, 1.0]), reduction="none")
+    np.testing.assert_allclose(loss.numpy(), [0.0, 0.0, math.log(2)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_gradient_of_x_to_the_power_0_is_0_everywhere(dtype):
+    x = gc.tensor([0.0, -2.0, 3.0], dtype=dtype, requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
