@@ -191,3 +191,15 @@ def test_the_gradient_of_x_to_the_power_0_is_0_everywhere(dtype):
     x = gc.tensor([0.0, -2.0, 3.0], dtype=dtype, requires_grad=True)
     (x ** 0).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("peephole", [False, True], ids=["no_peephole", "zero_peephole"])
+def test_conv_lstm_gates_carry_an_infinite_cell_state_as_the_equations_do(dtype, peephole):
+    # pre = 0: i = f = o = 1/2, g = 0, so c' = c / 2 = +-inf and h' = tanh(c') / 2 = +-1/2.
+    pre = gc.zeros(1, 4, 1, 3, dtype=dtype)
+    c = gc.tensor(np.array([np.inf, -np.inf, 2.0]).reshape(1, 1, 1, 3), dtype=dtype)
+    w = gc.zeros(3, 1, 1, 3, dtype=dtype) if peephole else None
+    h, c_next = F.conv_lstm_gates(pre, c, w)
+    np.testing.assert_allclose(c_next.numpy().ravel(), [np.inf, -np.inf, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(h.numpy().ravel(), [0.5, -0.5, 0.5 * np.tanh(1.0)], rtol=1e-6)
