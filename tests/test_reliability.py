@@ -203,3 +203,19 @@ def test_conv_lstm_gates_carry_an_infinite_cell_state_as_the_equations_do(dtype,
     h, c_next = F.conv_lstm_gates(pre, c, w)
     np.testing.assert_allclose(c_next.numpy().ravel(), [np.inf, -np.inf, 1.0], rtol=1e-6)
     np.testing.assert_allclose(h.numpy().ravel(), [0.5, -0.5, 0.5 * np.tanh(1.0)], rtol=1e-6)
+
+
+def test_clip_grad_norm_raises_when_a_float32_norm_overflows_to_inf():
+    p = gc.zeros(2, requires_grad=True)
+    p.grad = gc.tensor([3e38, 3e38])  # each finite; the norm, 4.2e38, is above float32's largest 3.4e38
+    with pytest.raises(RuntimeError, match="non-finite"):
+        gc.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+    np.testing.assert_array_equal(p.grad.numpy(), np.float32([3e38, 3e38]))  # left alone
+    assert math.isinf(gc.clip_grad_norm_([p], 1.0).item())
+
+
+def test_clip_grad_norm_of_float64_gradients_near_float32_max_is_finite():
+    p = gc.zeros(2, dtype="float64", requires_grad=True)
+    p.grad = gc.tensor(np.array([3e38, 3e38]))
+    norm = gc.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+    assert norm.item() == pytest.approx(math.sqrt(2) * 3e38)
