@@ -219,3 +219,39 @@ def test_clip_grad_norm_of_float64_gradients_near_float32_max_is_finite():
     p.grad = gc.tensor(np.array([3e38, 3e38]))
     norm = gc.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
     assert norm.item() == pytest.approx(math.sqrt(2) * 3e38)
+
+
+@pytest.mark.parametrize("shape", [(3.9, 2), (2.0, 4), (True, 8), ("2", 4)], ids=str)
+def test_reshape_refuses_dimensions_that_are_not_integers(shape):
+    with pytest.raises(TypeError, match="shape: expected integers"):
+        gc.zeros(8).reshape(*shape)
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(batch_size=True), TypeError, "batch_size: expected an integer, got True"),
+    (dict(batch_size=2.0), TypeError, "batch_size: expected an integer"),
+    (dict(batch_size=0), ValueError, "batch_size: expected an integer >= 1"),
+    (dict(batch_size=2, seed=-1), ValueError, "seed: expected an integer >= 0"),
+    (dict(batch_size=2, seed=1.5), TypeError, "seed: expected an integer"),
+], ids=["batch_size_True", "batch_size_float", "batch_size_0", "seed_negative", "seed_float"])
+def test_data_loader_checks_its_integers_when_made(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        gc.data.DataLoader(np.zeros((4, 2)), **kwargs)
+
+
+def test_data_loader_refuses_a_0d_array_naming_it():
+    with pytest.raises(ValueError, match=r"arrays\[1\]: expected an array with a first"):
+        gc.data.DataLoader((np.zeros((4, 2)), np.float64(3.0)), 2)
+
+
+@pytest.mark.parametrize("ndim", [9, 17])
+def test_sum_over_more_than_8_dimensions_raises_instead_of_a_wrong_number(ndim):
+    x = gc.zeros(*([2] * ndim))
+    with pytest.raises(ValueError, match="x: sum supports at most 8 dimensions"):
+        x.sum(tuple(range(0, ndim, 2)))
+
+
+def test_sum_over_8_dimensions_matches_numpy():
+    a = np.random.default_rng(0).random([2, 3] * 4)
+    for axes in [(0, 2, 4, 6), (1, 3, 5, 7), None]:
+        np.testing.assert_allclose(gc.tensor(a).sum(axes).numpy(), a.sum(axes), rtol=1e-12)

@@ -71,4 +71,9 @@ def mean(x, axis=None, keepdims=False):
 
 def reshape(x, shape):
     _check(x)
+    for d in shape:  # int(3.9) would truncate to 3
+        if not isinstance(d, numbers.Integral) or isinstance(d, bool):
+            raise TypeError(f"shape: expected integers (or -1 for one inferred dimension), got {tuple(shape)!r}")
+        if not -2**63 <= d < 2**63:
+            raise ValueError(f"shape: expected dimensions below 2**63, got {tuple(shape)!r}")
     return Reshape.apply(x, tuple(int(d) for d in shape))
