@@ -255,3 +255,28 @@ def test_sum_over_8_dimensions_matches_numpy():
     a = np.random.default_rng(0).random([2, 3] * 4)
     for axes in [(0, 2, 4, 6), (1, 3, 5, 7), None]:
         np.testing.assert_allclose(gc.tensor(a).sum(axes).numpy(), a.sum(axes), rtol=1e-12)
+
+
+# ---- 3. valid input refused ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_numpy_array_that_went_through_pickle_is_accepted(dtype):
+    a = pickle.loads(pickle.dumps(np.arange(6, dtype=dtype).reshape(2, 3)))
+    assert a.dtype is not np.dtype(dtype)  # the case that was refused: an equal dtype, another object
+    np.testing.assert_array_equal(gc.from_numpy(a).numpy(), a)
+    np.testing.assert_array_equal(gc.tensor(a).numpy(), a)
+    assert gc.tensor(a).dtype == dtype
+
+
+def test_a_numpy_array_from_another_process_is_accepted():
+    import multiprocessing
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        a = pool.apply(np.ones, ((2, 2),))
+    np.testing.assert_array_equal(gc.from_numpy(a).numpy(), np.ones((2, 2)))
+
+
+def test_a_byte_swapped_array_is_refused_by_from_numpy_and_converted_by_tensor():
+    a = np.arange(3, dtype=">f8")
+    with pytest.raises(TypeError, match="array: expected dtype float32 or float64 in native byte order"):
+        gc.from_numpy(a)
+    np.testing.assert_array_equal(gc.tensor(a).numpy(), [0.0, 1.0, 2.0])

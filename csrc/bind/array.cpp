@@ -117,10 +117,15 @@ Array from_numpy(py::array arr) {
   if (!arr.writeable())
     throw ArgError("array: expected a writeable numpy array (the tensor shares its memory); use gradcore.tensor "
                    "to copy a read-only one");
+  // Compared by value, not identity: a dtype that went through pickle (multiprocessing, a saved object) is an equal
+  // but distinct object.
+  const py::dtype dt = arr.dtype();
+  const bool native = dt.attr("isnative").cast<bool>();
   DType dtype;
-  if (arr.dtype().is(py::dtype::of<float>())) dtype = DType::float32;
-  else if (arr.dtype().is(py::dtype::of<double>())) dtype = DType::float64;
-  else throw ArgTypeError("array: expected dtype float32 or float64, got " + std::string(py::str(arr.dtype())));
+  if (native && dt.num() == py::dtype::of<float>().num()) dtype = DType::float32;
+  else if (native && dt.num() == py::dtype::of<double>().num()) dtype = DType::float64;
+  else throw ArgTypeError("array: expected dtype float32 or float64 in native byte order, got " +
+                          std::string(py::str(py::repr(dt))));
   Shape shape(arr.shape(), arr.shape() + arr.ndim());
   auto* keep = new py::object(arr);
   std::shared_ptr<void> owner(keep, [](void* p) {
