@@ -294,6 +294,10 @@ class Optimizer:
                              f"{len(self.param_groups)}")
         by_index = {}
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            lacking = [k for k in self.defaults if k not in saved]
+            if lacking:  # e.g. Adam's state (betas, eps) offered to SGD (momentum, nesterov)
+                raise ValueError(f"state_dict: param_groups[{gi}] lacks {lacking}, which {type(self).__name__} "
+                                 "needs: is it another optimizer's state?")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"state_dict: param_groups[{gi}] has {len(saved['params'])} parameters, this "
                                  f"optimizer's has {len(group['params'])}")
