@@ -53,8 +53,17 @@ Conv2dParams conv2d_params(const Shape& x_shape, const Shape& w_shape, const int
     throw ArgError("weight: shape " + shape_str(w_shape) + " expects " + std::to_string(w_shape[1] * groups) +
                    " input channels (weight.shape[1] * groups), but x has " + std::to_string(p.in_channels));
   if (p.kernel_h < 1 || p.kernel_w < 1) throw ArgError("weight: empty kernel, shape " + shape_str(w_shape));
-  const int64_t extent_h = p.dilation_h * (p.kernel_h - 1) + 1, extent_w = p.dilation_w * (p.kernel_w - 1) + 1;
-  const int64_t padded_h = p.in_h + p.pad_top + p.pad_bottom, padded_w = p.in_w + p.pad_left + p.pad_right;
+  // Sizes that overflow int64 would wrap into nonsense (a padded size of -9223372036854775803).
+  int64_t extent_h, extent_w, padded_h, padded_w;
+  if (__builtin_mul_overflow(p.dilation_h, p.kernel_h - 1, &extent_h) || ++extent_h <= 0 ||
+      __builtin_mul_overflow(p.dilation_w, p.kernel_w - 1, &extent_w) || ++extent_w <= 0)
+    throw ArgError("dilation: " + pair_str(dilation) + " times the kernel size " + shape_str(w_shape) +
+                   " does not fit 64 bits");
+  if (__builtin_add_overflow(p.in_h, p.pad_top, &padded_h) || __builtin_add_overflow(padded_h, p.pad_bottom, &padded_h) ||
+      __builtin_add_overflow(p.in_w, p.pad_left, &padded_w) || __builtin_add_overflow(padded_w, p.pad_right, &padded_w))
+    throw ArgError("padding: (" + std::to_string(padding[0]) + ", " + std::to_string(padding[1]) + ", " +
+                   std::to_string(padding[2]) + ", " + std::to_string(padding[3]) + ") plus the input size " +
+                   shape_str(x_shape) + " does not fit 64 bits");
   if (extent_h > padded_h || extent_w > padded_w)
     throw ArgError("weight: the dilated kernel (" + std::to_string(extent_h) + " x " + std::to_string(extent_w) +
                    ") is larger than the padded input (" + std::to_string(padded_h) + " x " +

@@ -202,7 +202,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
 
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
+    if not single and not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"inputs: expected a Tensor or a sequence of Tensors, got {type(inputs).__name__}")
     inputs = [inputs] if single else list(inputs)
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"inputs[{i}]: expected a Tensor, got {type(t).__name__}")
     grad_outputs = _seed_grads(outputs, grad_outputs)
     capture = {id(t): None for t in inputs}
     run_backward(outputs, grad_outputs, retain_graph=retain_graph, capture=capture)

@@ -226,7 +226,7 @@ def save(path, module_or_state, optimizer=None, **metadata):
     """
     from safetensors.numpy import save as safetensors_bytes
 
-    path = os.fspath(path)
+    path = _path(path)
     tensors = OrderedDict((_MODEL + k, _contiguous(v)) for k, v in _module_state(module_or_state).items())
     header = {"format": FORMAT, "optimizer": None, "metadata": metadata}
     if optimizer is not None:
@@ -253,7 +253,7 @@ def load(path, module=None, optimizer=None, strict=True, device=None):
     the module's first parameter, else the CPU)."""
     from safetensors import safe_open
 
-    path = os.fspath(path)
+    path = _path(path)
     tensors, header = _read(path)
     state = OrderedDict((k[len(_MODEL):], v) for k, v in tensors.items() if k.startswith(_MODEL))
     if optimizer is not None:  # checked before anything is loaded, so a refused load changes nothing
@@ -275,6 +275,13 @@ def load(path, module=None, optimizer=None, strict=True, device=None):
         optimizer.load_state_dict(optim_state)
     return Checkpoint(state=state, optimizer=optim_state, metadata=header.get("metadata", {}),
                       missing_keys=missing, unexpected_keys=unexpected)
+
+
+def _path(path):
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}") from None
 
 
 def _checksum(array):

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import diagnostics
+from .._checks import integer
 from ..autograd import no_grad
 
 
@@ -123,6 +124,8 @@ def evaluate(data, step=None, *, model=None, loss_fn=None, monitor=None):
         if model is None or loss_fn is None:
             raise ValueError("evaluate: pass step=, or model= and loss_fn=")
         step = evaluation_step(model, loss_fn)
+    if not callable(step):
+        raise TypeError(f"step: expected a function of a batch, got {type(step).__name__}")
     modules = _monitored(monitor if monitor is not None else model)
     was_training = [m.training for m in modules]
     for m in modules:
@@ -162,8 +165,10 @@ def fit(train_data, step=None, *, model=None, loss_fn=None, optimizer=None, epoc
             val_step = evaluation_step(model, loss_fn)
     if val_data is not None and val_step is None:
         raise ValueError("fit: val_data needs val_step= when a custom step is given")
-    if not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
+    if not callable(step):
+        raise TypeError(f"step: expected a function of a batch, got {type(step).__name__}")
+    epochs = integer(epochs, "epochs", 0)
+    start_epoch = integer(start_epoch, "start_epoch", 0)
     monitor = monitor if monitor is not None else model
     history = history if history is not None else History()
     total = getattr(train_data, "num_samples", None)
