@@ -48,6 +48,6 @@ def int_pair(value, name, minimum, maximum=INT64_MAX):
     else:
         raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
     if min(items) < minimum or max(items) > maximum:
-        raise ValueError(f"{name}: expected values >= {minimum}" + (f" and <= {maximum}" if maximum != INT64_MAX
-                                                                      else " below 2**63") + f", got {value!r}")
+        bound = f"<= {maximum}" if maximum != INT64_MAX else "below 2**63"
+        raise ValueError(f"{name}: expected values >= {minimum} and {bound}, got {value!r}")
     return (int(items[0]), int(items[1]))
