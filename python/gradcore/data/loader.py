@@ -7,20 +7,11 @@ is kept by default (drop_last=False), as MATLAB's minibatchqueue does.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
+from .._checks import integer as _integer
 from ..tensor import Tensor, _device_name, from_numpy
-
-
-def _integer(value, name, minimum):
-    """value as an int >= minimum; a bool, a float or a string is a TypeError (True is not a batch size)."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class DataLoader:

@@ -11,12 +11,11 @@ does); call gradcore.clip_grad_norm_ instead when the clipped gradients are want
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 
 import numpy as np
 
 from .. import _core
+from .._checks import real
 from ..autograd import enable_grad, no_grad
 from ..tensor import Tensor
 
@@ -26,14 +25,7 @@ _MAX_GROUPS_PER_LAUNCH = 64  # kMaxGroupsPerLaunch in csrc/fused_adam.h
 def _check_number(value, name, minimum=None, maximum=None, low_open=False, high_open=False):
     """Raises naming the hyperparameter unless minimum <= value <= maximum (or the open variants): TypeError for
     something that is not a number, ValueError for NaN or a number out of range."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a number, got {value!r} ({type(value).__name__})")
-    if math.isnan(value):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    if minimum is not None and (value <= minimum if low_open else value < minimum):
-        raise ValueError(f"{name}: expected {'>' if low_open else '>='} {minimum}, got {value!r}")
-    if maximum is not None and (value >= maximum if high_open else value > maximum):
-        raise ValueError(f"{name}: expected {'<' if high_open else '<='} {maximum}, got {value!r}")
+    real(value, name, minimum, maximum, low_open, high_open)
 
 
 def _host_to(array, device):
