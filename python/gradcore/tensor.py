@@ -177,7 +177,7 @@ class Tensor:
         return self
 
     def fill_(self, value):
-        self._data.fill_(real(value, "value", allow_nan=True))
+        self._data.fill_(_fill_value(value))
         return self
 
     def zero_(self):
@@ -373,7 +373,16 @@ def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
 
 def full(shape, value, dtype="float32", device="cpu", requires_grad=False):
     shape = _shape_arg((shape,) if isinstance(shape, (tuple, list)) else (shape,))
-    return Tensor(_core.full(shape, real(value, "value", allow_nan=True), _dtype_name(dtype), _device_name(device)), requires_grad)
+    return Tensor(_core.full(shape, _fill_value(value), _dtype_name(dtype), _device_name(device)), requires_grad)
+
+
+def _fill_value(value):
+    """A number, or a one-element Tensor or numpy array (as PyTorch's fill_ takes a 0-d tensor), as a float."""
+    if isinstance(value, Tensor) and value.numel == 1:
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
+        return float(value.reshape(()))
+    return real(value, "value", allow_nan=True)
 
 
 def _check_tensor_arg(t, name):
