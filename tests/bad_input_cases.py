@@ -427,6 +427,7 @@ for code, err, words in [
         ("gc.set_num_threads(0)", V, ("n", "expected")), ("gc.set_num_threads(1.5)", T, ("n", "expected")),
         ("gc.set_num_threads('2')", T, ("n", "expected")), ("gc.set_num_threads(None)", T, ("n", "expected")),
         ("gc.set_num_threads(True)", T, ("n", "expected")), ("gc.set_num_threads(2**63)", V, ("n", "expected")),
+        ("gc.set_num_threads(100000)", V, ("n", "<= 4096")),
         ("gc.manual_seed('a')", T, ("seed",)), ("gc.manual_seed(-1)", V, ("seed",)),
         ("gc.manual_seed(1.5)", T, ("seed",)), ("gc.Generator('x')", T, ("seed",)),
         ("gc.rand(2, generator='g')", T, ("generator",)), ("gc.cuda.synchronize('x')", V, ("device",)),

@@ -280,3 +280,14 @@ def test_a_byte_swapped_array_is_refused_by_from_numpy_and_converted_by_tensor()
     with pytest.raises(TypeError, match="array: expected dtype float32 or float64 in native byte order"):
         gc.from_numpy(a)
     np.testing.assert_array_equal(gc.tensor(a).numpy(), [0.0, 1.0, 2.0])
+
+
+def test_a_thread_count_far_beyond_the_machine_is_refused_instead_of_crashing():
+    with pytest.raises(ValueError, match=r"n: expected an integer <= 4096, got 100000"):
+        gc.set_num_threads(100000)
+    assert_runs_cleanly("""
+        import gradcore as gc
+        gc.set_num_threads(4096)
+        x = gc.randn(1 << 16)
+        assert (x * x).sum().item() > 0
+    """)

@@ -229,7 +229,8 @@ void bind_array(py::module_& m) {
       .def("__del__", [](CudaEvent& e) { if (e.event) cuda::event_destroy(e.event); e.event = nullptr; });
 
   m.def("set_num_threads", [](int n) {
-    if (n < 1) throw ArgError("n: expected a thread count >= 1, got " + std::to_string(n));
+    // Far more threads than any machine has cores makes OpenMP fail to start them, which crashes the process.
+    if (n < 1 || n > 4096) throw ArgError("n: expected a thread count in [1, 4096], got " + std::to_string(n));
     omp_set_num_threads(n);
   }, py::arg("n"), "Threads for the CPU kernels (OpenMP).");
   m.def("get_num_threads", []() { return omp_get_max_threads(); });

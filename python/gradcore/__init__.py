@@ -13,8 +13,8 @@ from ._checks import integer as _integer
 
 
 def set_num_threads(n):
-    """Threads for the CPU kernels (OpenMP); results are the same bits for any count."""
-    _core.set_num_threads(_integer(n, "n", 1, 2**31 - 1))
+    """Threads for the CPU kernels (OpenMP), 1 to 4096; results are the same bits for any count."""
+    _core.set_num_threads(_integer(n, "n", 1, 4096))
 
 
 from . import cuda  # noqa: F401
