@@ -76,6 +76,8 @@ for code, err, words in [
         ("gc.from_numpy(np.zeros((3, 4))[:, ::2])", V, ("array", "contiguous")),
         ("a = np.zeros(3); a.flags.writeable = False; gc.from_numpy(a)", V, ("array", "writeable")),
         ("gc.from_numpy(np.zeros(3, '>f8'))", T, ("array", "native byte order")),
+        ("gc.from_numpy(np.ndarray((4,), np.float64, buffer=bytearray(40), offset=1))", V, ("array", "aligned")),
+        ("assert gc.tensor(np.ndarray((4,), np.float64, buffer=bytearray(40), offset=1)).numel == 4", None, ()),
         ("gc.from_dlpack(5)", T, ("x", "__dlpack__")),
         ("gc.from_dlpack(np.zeros(3, np.int32))", T, ("x", "float32 or float64")),
         ("gc.zeros_like(np.zeros(3))", T, ("t", "Tensor")),

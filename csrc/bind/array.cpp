@@ -114,6 +114,11 @@ Array from_dlpack_capsule(py::capsule capsule) {
 Array from_numpy(py::array arr) {
   if (!(arr.flags() & py::array::c_style))
     throw ArgError("array: expected a C-contiguous numpy array; use numpy.ascontiguousarray first");
+  // Every kernel loads whole elements (as from_dlpack checks): an element straddling its alignment is undefined
+  // behaviour on the host and a fault on a CUDA copy's source in some drivers.
+  if (!(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw ArgError("array: expected a numpy array whose elements are aligned (this one starts at an odd byte offset);"
+                   " use gradcore.tensor to copy it");
   if (!arr.writeable())
     throw ArgError("array: expected a writeable numpy array (the tensor shares its memory); use gradcore.tensor "
                    "to copy a read-only one");
