@@ -165,6 +165,9 @@ void bind_array(py::module_& m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const OutOfMemory& e) {
       PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const std::bad_alloc&) {  // a scratch buffer inside a kernel: say what happened, not "std::bad_alloc"
+      PyErr_SetString(PyExc_MemoryError, "out of memory: a working buffer of gradcore's kernels could not be "
+                                         "allocated (reduce the batch or image size)");
     }
   });
 
