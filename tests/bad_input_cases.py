@@ -438,5 +438,9 @@ for code, err, words in [
         ("gc.train.fit([], step=lambda b: None, epochs=1.5)", T, ("epochs",)),
         ("gc.train.fit([], step=lambda b: None, start_epoch='a')", T, ("start_epoch",)),
         ("gc.train.fit([])", V, ("step",)), ("gc.train.evaluate([])", V, ("step",)),
-        ("gc.train.fit([], step=5)", T, ("step",))]:
+        ("gc.train.fit([], step=5)", T, ("step",)),
+        ("gc.train.fit([], model=model, loss_fn=5, optimizer=optim.SGD(model.parameters()))", T, ("loss_fn",)),
+        ("gc.train.fit([], model='m', loss_fn=F.mse_loss, optimizer=optim.SGD([param]))", T, ("model",)),
+        ("gc.train.fit([], model=model, loss_fn=F.mse_loss, optimizer='adam')", T, ("optimizer",)),
+        ("gc.train.evaluate([], model=model, loss_fn=None)", V, ("loss_fn",))]:
     case(f"misc-{len(CASES)}", code, err, *words)

@@ -70,6 +70,10 @@ def _split(batch):
 
 def standard_step(model, loss_fn, optimizer):
     """The step fit() uses with model=: zero grads, forward, loss, backward, update. Returns (loss, output)."""
+    _check_callables(model=model, loss_fn=loss_fn)
+    if not callable(getattr(optimizer, "step", None)) or not callable(getattr(optimizer, "zero_grad", None)):
+        raise TypeError(f"optimizer: expected an optimizer (with step() and zero_grad()), got "
+                        f"{type(optimizer).__name__}")
 
     def step(batch):
         x, target = _split(batch)
@@ -85,6 +89,7 @@ def standard_step(model, loss_fn, optimizer):
 
 def evaluation_step(model, loss_fn):
     """Held-out loss of one batch in evaluation mode without recording a graph. Returns (loss, output)."""
+    _check_callables(model=model, loss_fn=loss_fn)
 
     def step(batch):
         x, target = _split(batch)
@@ -93,6 +98,12 @@ def evaluation_step(model, loss_fn):
             return loss_fn(output, target), output
 
     return step
+
+
+def _check_callables(**functions):
+    for name, fn in functions.items():
+        if not callable(fn):
+            raise TypeError(f"{name}: expected a callable (a Module or a function), got {type(fn).__name__}")
 
 
 def _unpack(result):
