@@ -7,6 +7,7 @@ succeed (an edge case that is valid input); every string of `words` must appear 
 The rule for the type: a value of the wrong kind (a float for an int, a string for a number, None for a Tensor) is
 a TypeError; a value of the right kind out of range (0 for a stride, NaN for a learning rate) is a ValueError.
 """
+import re
 from collections import namedtuple
 
 Case = namedtuple("Case", "id code error words")
@@ -14,7 +15,18 @@ CASES = []
 
 
 def case(case_id, code, error, *words):
-    CASES.append(Case(case_id, code, error, words))
+    taken = {c.id for c in CASES}
+    unique, n = case_id, 2
+    while unique in taken:  # two spellings that slug alike get -2, -3
+        unique, n = f"{case_id}-{n}", n + 1
+    CASES.append(Case(unique, code, error, words))
+
+
+def slug(code, limit=60):
+    """A readable id from the code of a call: F.conv2d(x64, w, b) -> conv2d(x64,w,b)."""
+    text = re.sub(r"\b(gc|F|nn|optim|np)\.", "", code.split(";")[-1].strip())
+    text = re.sub(r"\s+", "", text).replace("'", "").replace('"', "")
+    return text[:limit]
 
 
 T, V, R = "TypeError", "ValueError", "RuntimeError"
@@ -82,7 +94,7 @@ for code, err, words in [
         ("gc.from_dlpack(np.zeros(3, np.int32))", T, ("x", "float32 or float64")),
         ("gc.zeros_like(np.zeros(3))", T, ("t", "Tensor")),
         ("gc.ones_like(None)", T, ("t", "Tensor"))]:
-    case(f"convert-{len(CASES)}", code, err, *words)
+    case(f"convert-{slug(code)}", code, err, *words)
 
 # ---- Tensor methods ----------------------------------------------------------------------------------------------
 for shape, err in [("3.9, 2", T), ("(5, 5)", V), ("-1, -1", V), ("-2, 36", V), ("'a', 2", T), ("None", T),
@@ -110,7 +122,7 @@ for code, err, words in [
         ("x.cuda(index='a')", V, ("device",)), ("x.pow('2')", T, ("exponent",)),
         ("x.leaky_relu('a')", T, ("negative_slope", "number")), ("x.detach().requires_grad_().clone().sum()", None, ()),
         ("gc.tensor(5.0)[0]", T, ("subscript",))]:
-    case(f"tensor-method-{len(CASES)}", code, err, *words)
+    case(f"tensor-method-{slug(code)}", code, err, *words)
 
 # ---- elementwise ops ---------------------------------------------------------------------------------------------
 for op in ("add", "sub", "mul", "div"):
@@ -130,7 +142,7 @@ for code, err, words in [
         ("y = x / 0.0; assert np.isinf(y.numpy()[x.numpy() != 0]).all()", None, ()),
         ("y = gc.tensor([-1.0, 0.0, 2.0]) / -0.0; assert y.numpy()[0] == np.inf and np.isnan(y.numpy()[1])", None, ()),
         ("assert np.isnan(F.relu(gc.tensor([np.nan])).item())", None, ())]:
-    case(f"elementwise-{len(CASES)}", code, err, *words)
+    case(f"elementwise-{slug(code)}", code, err, *words)
 
 # ---- convolutions ------------------------------------------------------------------------------------------------
 for arg in ("stride", "dilation"):
@@ -169,7 +181,7 @@ for fn, weight in (("conv2d", "w"), ("conv_transpose2d", "wt")):
             (f"F.{fn}(x, {weight}, stride=2**62, padding=2**62)", V, ("padding",)),
             (f"F.{fn}(gc.zeros(0, 3, 6, 6), {weight}).shape", None, ()),
             (f"F.{fn}(x, {weight}, padding='same')", None, ())]:
-        case(f"{fn}-tensor-{len(CASES)}", code, err, *words)
+        case(f"{fn}-tensor-{slug(code)}", code, err, *words)
 case("conv2d-kernel-larger-than-input", "F.conv2d(gc.randn(1, 3, 2, 2), w)", V, "weight", "larger than the padded input")
 case("conv2d-padding-overflow", "F.conv2d(x, w, padding=2**62)", V, "padding")
 case("conv_transpose2d-output_padding-ge-stride", "F.conv_transpose2d(x, wt, stride=2, output_padding=2)", V,
@@ -207,7 +219,7 @@ for cls, weight_extra in (("nn.Conv2d", ""), ("nn.ConvTranspose2d", "")):
             (f"{cls}(3, 4, 3, generator='seed')", T, ("generator",)),
             (f"{cls}(3, 4, 3)(gc.randn(2, 5, 6, 6))", V, ("channels",)), (f"{cls}(3, 4, 3)(None)", T, ("x",)),
             (f"{cls}(3, 4, 3)(gc.randn(3, 6, 6))", V, ("x", "4 dimensions"))]:
-        case(f"{short}-module-{len(CASES)}", code, err, *words)
+        case(f"{short}-module-{slug(code)}", code, err, *words)
 for value, err in PADDING_BAD[:5]:
     case(f"ConvTranspose2d-output_padding-{value_id(value)}", f"nn.ConvTranspose2d(3, 4, 3, stride=2, "
          f"output_padding={value})", err, "output_padding", "expected")
@@ -230,7 +242,7 @@ for code, err, words in [
         ("F.batch_norm(gc.randn(1, 3, 1, 1), rm, rv)", V, ("x", "more than 1 value")),
         ("F.batch_norm(x, rm, rv, training=False)", None, ()),
         ("F.batch_norm(x, None, None)", None, ())]:
-    case(f"batch_norm-{len(CASES)}", code, err, *words)
+    case(f"batch_norm-{slug(code)}", code, err, *words)
 for value, err in INT_BAD:
     case(f"BatchNorm2d-num_features-{value_id(value)}", f"nn.BatchNorm2d({value})", err, "num_features", "expected")
 for value, err in REAL_BAD:
@@ -240,7 +252,7 @@ for value, err in [("-0.5", V), ("1.5", V), ("'a'", T), ("float('nan')", V)]:
 for code, err, words in [
         ("nn.BatchNorm2d(3)(gc.randn(2, 4, 5, 5))", V, ("channels",)), ("nn.BatchNorm2d(3)(None)", T, ("x",)),
         ("nn.BatchNorm2d(3, dtype='int64')", T, ("dtype",)), ("nn.BatchNorm2d(3)(gc.randn(2, 3, 5))", V, ("x",))]:
-    case(f"BatchNorm2d-{len(CASES)}", code, err, *words)
+    case(f"BatchNorm2d-{slug(code)}", code, err, *words)
 
 # ---- ConvLSTM ----------------------------------------------------------------------------------------------------
 for code, err, words in [
@@ -264,7 +276,7 @@ for code, err, words in [
         ("nn.ConvLSTM(3, 2, 3)(gc.randn(2, 3, 5, 5))", V, ("x", "5 dimensions")),
         ("nn.ConvLSTM(3, [2, 2], 3, num_layers=3)", V, ("num_layers",)),
         ("nn.ConvLSTM(3, 2, 3)(None)", T, ("x",))]:
-    case(f"conv_lstm-{len(CASES)}", code, err, *words)
+    case(f"conv_lstm-{slug(code)}", code, err, *words)
 for arg_index, arg in enumerate(("in_channels", "hidden_channels")):
     for value, err in INT_BAD[:6]:
         args = ["3", "2", "3"]
@@ -290,7 +302,7 @@ for code, err, words in [
         ("F.split(None, 1)", T, ("x",)), ("F.unbind(gc.tensor(1.0))", V, ("x",)), ("F.unbind(x, dim=-5)", V, ("dim",)),
         ("F.unbind(x, dim='0')", T, ("dim",)), ("F.split(x, True)", T, ("split_size_or_sections",)),
         ("assert len(F.split(x, 5)) == 1", None, ())]:
-    case(f"concat-{len(CASES)}", code, err, *words)
+    case(f"concat-{slug(code)}", code, err, *words)
 
 # ---- losses ------------------------------------------------------------------------------------------------------
 for fn in ("mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"):
@@ -299,7 +311,7 @@ for fn in ("mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits
             (f"F.{fn}(None, t)", T, ("input", "Tensor")), (f"F.{fn}(p, t, reduction='avg')", V, ("reduction",)),
             (f"F.{fn}(p, t, reduction=None)", V, ("reduction",)), (f"F.{fn}(p, t.double())", T, ("target", "dtype")),
             (f"F.{fn}(p.tolist(), t)", T, ("input",)), (f"F.{fn}(p, t, reduction='none').shape", None, ())]:
-        case(f"{fn}-{len(CASES)}", code, err, *words)
+        case(f"{fn}-{slug(code)}", code, err, *words)
 for value in ("1.5", "-0.1", "float('nan')", "float('inf')"):
     case(f"binary_cross_entropy-input-{value_id(value)}", f"F.binary_cross_entropy(gc.tensor([{value}]), "
          "gc.tensor([1.0]))", V, "input", "[0, 1]")
@@ -327,7 +339,7 @@ for cls in ("optim.SGD", "optim.Adam", "optim.AdamW"):
             (f"o = {cls}([param]); o.add_param_group({{'params': [param]}})", V, ("params", "more than once")),
             (f"o = {cls}([param]); o.add_param_group([param])", T, ("param_group", "dict")),
             (f"{cls}([param]).step(closure=5)", T, ("closure",))]:
-        case(f"{short}-{len(CASES)}", code, err, *words)
+        case(f"{short}-{slug(code)}", code, err, *words)
 for code, err, words in [
         ("optim.SGD([param], lr=0.1, nesterov=True)", V, ("nesterov",)),
         ("optim.SGD([param], lr=0.1, dampening=float('nan'))", V, ("dampening",)),
@@ -336,7 +348,7 @@ for code, err, words in [
         ("optim.Adam([param], betas=(0.9, -0.1))", V, ("betas[1]",)),
         ("optim.Adam([param], betas=(0.9, 'a'))", T, ("betas[1]",)),
         ("optim.Adam([param], betas=None)", T, ("betas",))]:
-    case(f"optim-{len(CASES)}", code, err, *words)
+    case(f"optim-{slug(code)}", code, err, *words)
 
 # ---- gradient clipping -------------------------------------------------------------------------------------------
 for fn, arg in (("gc.clip_grad_norm_", "max_norm"), ("gc.clip_grad_value_", "clip_value")):
@@ -346,7 +358,7 @@ for fn, arg in (("gc.clip_grad_norm_", "max_norm"), ("gc.clip_grad_value_", "cli
     for code, err, words in [(f"{fn}('abc', 1.0)", T, ("parameters",)), (f"{fn}(5, 1.0)", T, ("parameters",)),
                              (f"{fn}([1, 2], 1.0)", T, ("parameters[0]",)), (f"{fn}([], 1.0)", None, ()),
                              (f"{fn}([param, nn.Parameter(gc.randn(2, dtype='float64'))], 1.0)", None, ())]:
-        case(f"{short}-{len(CASES)}", code, err, *words)
+        case(f"{short}-{slug(code)}", code, err, *words)
 for value, err in [("0", V), ("-2", V), ("'two'", T), ("None", T), ("float('nan')", V)]:
     case(f"clip_grad_norm_-norm_type-{value_id(value)}", f"gc.clip_grad_norm_([param], 1.0, norm_type={value})", err,
          "norm_type")
@@ -372,7 +384,7 @@ for code, err, words in [
         (f"{SCHED}.SequentialLR(optim.SGD([param]), [], [])", V, ("schedulers",)),
         (f"o = optim.SGD([param]); {SCHED}.SequentialLR(o, [{SCHED}.StepLR(o, 1)], [3])", V, ("milestones",)),
         (f"o = optim.SGD([param]); {SCHED}.SequentialLR(o, [5], [])", T, ("schedulers[0]",))]:
-    case(f"lr_scheduler-{len(CASES)}", code, err, *words)
+    case(f"lr_scheduler-{slug(code)}", code, err, *words)
 
 # ---- data --------------------------------------------------------------------------------------------------------
 for code, err, words in [
@@ -389,7 +401,7 @@ for code, err, words in [
         ("gc.data.DataLoader(data, 2).set_epoch(-1)", V, ("epoch",)),
         ("assert len(list(gc.data.DataLoader(data[:0], 2))) == 0", None, ()),
         ("gc.data.load_idx('/nonexistent/file.idx')", "FileNotFoundError", ("/nonexistent/file.idx",))]:
-    case(f"data-{len(CASES)}", code, err, *words)
+    case(f"data-{slug(code)}", code, err, *words)
 
 # ---- checkpoints -------------------------------------------------------------------------------------------------
 for code, err, words in [
@@ -402,7 +414,7 @@ for code, err, words in [
         ("gc.save('/tmp/x.safetensors', model, optimizer=object())", T, ("optimizer",)),
         ("import tempfile, os; f = os.path.join(tempfile.mkdtemp(), 'c'); open(f, 'wb').write(b'x' * 100); gc.load(f)",
          V, ("path", "not a readable checkpoint"))]:
-    case(f"checkpoint-{len(CASES)}", code, err, *words)
+    case(f"checkpoint-{slug(code)}", code, err, *words)
 
 # ---- modules, init, autograd, diagnostics, threads, seeds --------------------------------------------------------
 for code, err, words in [
@@ -443,4 +455,4 @@ for code, err, words in [
         ("gc.train.fit([], model='m', loss_fn=F.mse_loss, optimizer=optim.SGD([param]))", T, ("model",)),
         ("gc.train.fit([], model=model, loss_fn=F.mse_loss, optimizer='adam')", T, ("optimizer",)),
         ("gc.train.evaluate([], model=model, loss_fn=None)", V, ("loss_fn",))]:
-    case(f"misc-{len(CASES)}", code, err, *words)
+    case(f"misc-{slug(code)}", code, err, *words)
