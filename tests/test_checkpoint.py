@@ -261,3 +261,13 @@ def test_an_adam_checkpoint_does_not_load_into_sgd(tmp_path):
     adam_state = gradcore.load(path).optimizer
     with pytest.raises(ValueError, match=r"param_groups\[0\] lacks .*momentum.* SGD needs"):
         gradcore.optim.SGD(net.parameters(), lr=0.1).load_state_dict(adam_state)
+
+
+def test_a_changed_digit_in_the_metadata_raises_naming_the_file(tmp_path):
+    path, _, _ = _saved(tmp_path)
+    data = path.read_bytes()
+    lr = b'lr\\": 0.1'  # inside the JSON string that safetensors stores as metadata
+    assert data.count(lr) == 1
+    path.write_bytes(data.replace(lr, b'lr\\": 0.7'))  # still valid JSON, one hyperparameter off
+    with pytest.raises(ValueError, match=r"ckpt.safetensors.* is corrupt: its metadata does not match"):
+        gradcore.load(path, _net())

@@ -15,8 +15,9 @@ point leaves either the old file or the new one, never a torn file. The temporar
 process id; the next save() to that path removes temporary files whose writer is no longer running (a save killed
 mid-write would otherwise leave a file as large as the checkpoint behind for ever).
 
-Integrity: the metadata holds a CRC-32 of every tensor's bytes ("checksums"), verified by load(), so a flipped bit
-raises instead of loading silently. Files written before checksums existed load without the check.
+Integrity: the metadata holds a CRC-32 of every tensor's bytes ("checksums") and one of the metadata itself
+("header_checksum", over its canonical JSON), verified by load(), so a flipped bit raises instead of loading
+silently. Files written before checksums existed load without the check.
 """
 from __future__ import annotations
 
@@ -238,6 +239,7 @@ def save(path, module_or_state, optimizer=None, **metadata):
         tensors.update(optim_tensors)
     header["checksums"] = {k: _checksum(v) for k, v in tensors.items()}
     try:
+        header["header_checksum"] = _header_checksum(header)
         text = json.dumps(header)
     except TypeError as e:
         raise TypeError(f"metadata: values must be JSON-serialisable ({e})") from None
@@ -284,6 +286,10 @@ def _path(path):
         raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}") from None
 
 
+def _header_checksum(header):
+    return zlib.crc32(json.dumps(header, sort_keys=True).encode())
+
+
 def _checksum(array):
     return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
@@ -310,6 +316,9 @@ def _read(path):
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         found = header.get("format") if isinstance(header, dict) else header
         raise ValueError(f"path: {path!r} has checkpoint format {found!r}, expected {FORMAT}")
+    expected_header = header.pop("header_checksum", None)
+    if expected_header is not None and _header_checksum(header) != expected_header:
+        raise ValueError(f"path: {path!r} is corrupt: its metadata does not match the checksum saved with it")
     for key, expected in (header.get("checksums") or {}).items():
         if key not in tensors or _checksum(tensors[key]) != expected:
             raise ValueError(f"path: {path!r} is corrupt: the checksum of tensor {key!r} does not match the one "
