@@ -179,7 +179,7 @@ gradcore.save({str(path)!r}, {{"w": np.zeros(100000, np.float32)}})
         child.send_signal(signal.SIGKILL)
         child.wait()
     stale = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
-    assert len(stale) == 1 and str(child.pid) in stale[0]
+    assert len(stale) == 1 and f"-{child.pid}." in stale[0]
     gradcore.save(path, _net())
     assert os.listdir(tmp_path) == ["big.safetensors"]
 
@@ -188,12 +188,17 @@ def test_the_temporary_file_of_a_save_still_running_is_kept(tmp_path):
     import subprocess
     import sys
 
+    from gradcore.checkpoint import _writer_tag
+
     writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        busy = tmp_path / f".ckpt.safetensors.{writer.pid}.abcd1234.tmp"
+        host = _writer_tag().rsplit("-", 1)[0]
+        busy = tmp_path / f".ckpt.safetensors.{host}-{writer.pid}.abcd1234.tmp"
         busy.write_bytes(b"partial")
+        elsewhere = tmp_path / ".ckpt.safetensors.otherhost-999999999.abcd1234.tmp"  # no such pid here; another host
+        elsewhere.write_bytes(b"partial")
         gradcore.save(tmp_path / "ckpt.safetensors", _net())
-        assert busy.exists()
+        assert busy.exists() and elsewhere.exists()
     finally:
         writer.kill()
         writer.wait()

@@ -12,8 +12,9 @@ with tuples and non-string dictionary keys tagged so that they come back as they
 Atomic: the bytes go to a temporary file in the destination's directory, which is flushed and fsync'ed, then
 os.replace()d over the destination (atomic on POSIX and Windows) and the directory is fsync'ed. A crash at any
 point leaves either the old file or the new one, never a torn file. The temporary file's name holds the writer's
-process id; the next save() to that path removes temporary files whose writer is no longer running (a save killed
-mid-write would otherwise leave a file as large as the checkpoint behind for ever).
+host and process id; the next save() to that path from the same host removes temporary files whose writer is no
+longer running (a save killed mid-write would otherwise leave a file as large as the checkpoint behind for ever).
+Temporaries of other hosts (a shared file system) are left alone: their process ids mean nothing here.
 
 Integrity: the metadata holds a CRC-32 of every tensor's bytes ("checksums") and one of the metadata itself
 ("header_checksum", over its canonical JSON), verified by load(), so a flipped bit raises instead of loading
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tempfile
 import warnings
 import zlib
@@ -184,12 +186,22 @@ def _process_running(pid):
     return True
 
 
+def _writer_tag():
+    """host-pid of this process, as written into temporary file names (dots and dashes of the host name dropped)."""
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
 def _remove_stale_temporaries(directory, base):
-    """Removes the temporary files of earlier saves to `base` whose writer (the pid in the name) is gone."""
-    pattern = re.compile(r"\." + re.escape(base) + r"\.(\d+)\.[^.]+\.tmp\Z")
+    """Removes the temporary files of earlier saves to `base` on this host whose writer (the pid) is gone."""
+    pattern = re.compile(r"\." + re.escape(base) + r"\.(\w+)-(\d+)\.[^.]+\.tmp\Z")
+    host = _writer_tag().rsplit("-", 1)[0]
     for name in os.listdir(directory):
         match = pattern.match(name)
-        if match and int(match.group(1)) != os.getpid() and not _process_running(int(match.group(1))):
+        if not match or match.group(1) != host:
+            continue
+        pid = int(match.group(2))
+        if pid != os.getpid() and not _process_running(pid):
             try:
                 os.unlink(os.path.join(directory, name))
             except FileNotFoundError:  # another process cleaned it first
@@ -200,7 +212,7 @@ def _write_atomic(path, data):
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     _remove_stale_temporaries(directory, base)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{_writer_tag()}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
