@@ -42,7 +42,12 @@ std::string shape_str(const Shape& shape) {
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (d == 0) return 0;
+  // A wrapped product would give a tensor of the wrong size (2**62 + 1 by 4 "holds" 4 elements).
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n))
+      throw ArgError("shape: " + shape_str(shape) + " holds more than 2**63 - 1 elements");
   return n;
 }
 
@@ -80,12 +85,23 @@ static std::shared_ptr<void> allocate_storage(size_t nbytes, Device device) {
 Array Array::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape)
     if (d < 0) throw ArgError("shape: dimensions must be >= 0, got " + shape_str(shape));
+  // Bytes, rounded up to 64, must fit size_t and int64 alike.
+  if (shape_numel(shape) > (INT64_MAX - 64) / (int64_t)dtype_size(dtype))
+    throw ArgError("shape: " + shape_str(shape) + " is too large for a " + dtype_name(dtype) + " array (" +
+                   std::to_string(shape_numel(shape)) + " elements of " + std::to_string(dtype_size(dtype)) +
+                   " bytes overflow a 64-bit size)");
   Array a;
   a.shape_ = shape;
   a.dtype_ = dtype;
   a.device_ = device;
-  a.storage_ = allocate_storage(a.nbytes(), device);
+  try {
+    a.storage_ = allocate_storage(a.nbytes(), device);
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory("out of memory: cannot allocate " + std::to_string(a.nbytes()) + " bytes for a " +
+                      dtype_name(dtype) + " array of shape " + shape_str(shape) + " on " + device.str());
+  }
   a.data_ = a.storage_.get();
+  a.version_ = std::make_shared<std::atomic<int64_t>>(0);
   return a;
 }
 
@@ -110,6 +126,7 @@ Array Array::wrap(void* data, const Shape& shape, DType dtype, Device device, st
   a.dtype_ = dtype;
   a.device_ = device;
   a.storage_ = std::move(owner);
+  a.version_ = std::make_shared<std::atomic<int64_t>>(0);
   a.data_ = data;
   return a;
 }
@@ -124,8 +141,8 @@ Array Array::reshape(const Shape& shape) const {
       infer = (int)i;
     } else if (resolved[i] < 0) {
       throw ArgError("shape: dimensions must be >= 0 or -1, got " + shape_str(shape));
-    } else {
-      known *= resolved[i];
+    } else if (__builtin_mul_overflow(known, resolved[i], &known)) {
+      throw ArgError("shape: " + shape_str(shape) + " holds more than 2**63 - 1 elements");
     }
   }
   if (infer >= 0) {
@@ -144,6 +161,7 @@ Array Array::reshape(const Shape& shape) const {
 void Array::copy_from(const Array& src) {
   if (src.shape_ != shape_) throw ArgError("src: expected shape " + shape_str(shape_) + ", got " + shape_str(src.shape_));
   if (src.dtype_ != dtype_) throw ArgTypeError("src: expected dtype " + dtype_name(dtype_) + ", got " + dtype_name(src.dtype_));
+  bump_version();
   size_t n = nbytes();
   // Nothing to do for a copy onto itself (and memcpy/cudaMemcpy leave overlapping ranges undefined).
   if (n == 0 || (data_ == src.data_ && device_ == src.device_)) return;
@@ -185,7 +203,10 @@ Array Array::astype(DType dtype) const {
   return out;
 }
 
-void Array::fill(double value) { GRADCORE_ON_DEVICE(*this, fill_array, *this, value); }
+void Array::fill(double value) {
+  bump_version();
+  GRADCORE_ON_DEVICE(*this, fill_array, *this, value);
+}
 
 void fill_array(Array& a, double value) { GRADCORE_ON_DEVICE(a, fill_array, a, value); }
 void cast_into(const Array& src, Array& dst) { GRADCORE_ON_DEVICE(src, cast_into, src, dst); }

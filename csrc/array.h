@@ -2,10 +2,13 @@
 // Refcounted storage + shape + dtype + device. Always contiguous row-major (NCHW for images): every kernel may
 // assume it. reshape shares storage; anything needing strides makes a contiguous copy in the layer above.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gradcore {
@@ -27,7 +30,7 @@ inline size_t dtype_size(DType t) { return t == DType::float32 ? 4 : 8; }
 inline std::string dtype_name(DType t) { return t == DType::float32 ? "float32" : "float64"; }
 DType dtype_parse(const std::string& name);
 std::string shape_str(const Shape& shape);
-int64_t shape_numel(const Shape& shape);
+int64_t shape_numel(const Shape& shape);  // throws ArgError when the count does not fit int64
 
 class Array {
  public:
@@ -50,6 +53,12 @@ class Array {
   void* data() const { return data_; }
   template <typename T> T* data_as() const { return static_cast<T*>(data_); }
   const std::shared_ptr<void>& storage() const { return storage_; }
+  // Counts in-place writes to the storage (shared by every Array over it, reshapes included), so that autograd can
+  // tell that a value saved for backward was overwritten since (PyTorch's version counter).
+  int64_t version() const { return version_ ? version_->load(std::memory_order_relaxed) : 0; }
+  void bump_version() const {
+    if (version_) version_->fetch_add(1, std::memory_order_relaxed);
+  }
 
   Array reshape(const Shape& shape) const;       // shares storage
   Array to(Device device) const;                  // copy (or self when already there)
@@ -60,6 +69,7 @@ class Array {
 
  private:
   std::shared_ptr<void> storage_;
+  std::shared_ptr<std::atomic<int64_t>> version_;
   void* data_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::float32;
@@ -69,6 +79,13 @@ class Array {
 // Argument checks shared by every binding: they raise ValueError/TypeError naming the argument.
 struct ArgError : std::invalid_argument { using std::invalid_argument::invalid_argument; };
 struct ArgTypeError : std::invalid_argument { using std::invalid_argument::invalid_argument; };
+// An allocation that failed, with what was asked for (MemoryError in Python; std::bad_alloc says nothing).
+struct OutOfMemory : std::bad_alloc {
+  explicit OutOfMemory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+ private:
+  std::string message_;
+};
 void check_same_dtype(const Array& a, const char* a_name, const Array& b, const char* b_name);
 void check_same_device(const Array& a, const char* a_name, const Array& b, const char* b_name);
 void check_ndim(const Array& a, const char* name, int ndim, const char* layout);

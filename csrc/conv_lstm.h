@@ -82,16 +82,20 @@ template <typename T> GRADCORE_HD T gate_sigmoid(T x) {
 #endif
 }
 
+// A peephole term w . v, which is absent when w is 0 (as without peepholes): 0 * inf would turn an infinite cell
+// state into NaN where the equations give +-inf.
+template <typename T> GRADCORE_HD T peephole_term(T w, T v) { return w == T(0) ? T(0) : w * v; }
+
 // The per-element maths above, shared by the CPU loops and the CUDA kernels. Pointers are offset so that
 // index 0 is this element's (n, k, p); `stride` is Hc*P, the distance between gate blocks of one sample.
 template <typename T>
 GRADCORE_HD void conv_lstm_gates_forward_element(const T* pre, T c, T w_ci, T w_cf, T w_co, int64_t stride,
                                                  T* h_next, T* c_next, T* gates) {
-  const T i = gate_sigmoid(pre[0] + w_ci * c);
-  const T f = gate_sigmoid(pre[stride] + w_cf * c);
+  const T i = gate_sigmoid(pre[0] + peephole_term(w_ci, c));
+  const T f = gate_sigmoid(pre[stride] + peephole_term(w_cf, c));
   const T g = gate_tanh(pre[2 * stride]);
   const T cn = f * c + i * g;
-  const T o = gate_sigmoid(pre[3 * stride] + w_co * cn);
+  const T o = gate_sigmoid(pre[3 * stride] + peephole_term(w_co, cn));
   *c_next = cn;
   *h_next = o * gate_tanh(cn);
   gates[0] = i;
@@ -108,7 +112,7 @@ GRADCORE_HD void conv_lstm_gates_backward_element(const T* gates, T c, T cn, T w
   const T i = gates[0], f = gates[stride], g = gates[2 * stride], o = gates[3 * stride];
   const T t = gate_tanh(cn);
   const T da_o = dh * t * o * (T(1) - o);
-  const T dc_total = dcn + dh * o * (T(1) - t * t) + da_o * w_co;
+  const T dc_total = dcn + dh * o * (T(1) - t * t) + peephole_term(w_co, da_o);
   const T da_i = dc_total * g * i * (T(1) - i);
   const T da_f = dc_total * c * f * (T(1) - f);
   const T da_g = dc_total * i * (T(1) - g * g);
@@ -116,7 +120,7 @@ GRADCORE_HD void conv_lstm_gates_backward_element(const T* gates, T c, T cn, T w
   d_pre[stride] = da_f;
   d_pre[2 * stride] = da_g;
   d_pre[3 * stride] = da_o;
-  *d_c = dc_total * f + da_i * w_ci + da_f * w_cf;
+  *d_c = dc_total * f + peephole_term(w_ci, da_i) + peephole_term(w_cf, da_f);
   dw_ci = da_i * c;
   dw_cf = da_f * c;
   dw_co = da_o * cn;

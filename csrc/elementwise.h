@@ -52,7 +52,7 @@ template <UnaryOp OP, typename T> GRADCORE_HD T apply_unary(T x, T a, T b) {
   if constexpr (OP == UnaryOp::log) return log(x);
   if constexpr (OP == UnaryOp::sqrt) return sqrt(x);
   if constexpr (OP == UnaryOp::abs) return fabs(x);
-  if constexpr (OP == UnaryOp::relu) return x > T(0) ? x : T(0);
+  if constexpr (OP == UnaryOp::relu) return (x > T(0) || x != x) ? x : T(0);  // NaN stays NaN (PyTorch)
   if constexpr (OP == UnaryOp::leaky_relu) return x > T(0) ? x : a * x;
   if constexpr (OP == UnaryOp::sigmoid) return stable_sigmoid(x);
   if constexpr (OP == UnaryOp::tanh) return tanh(x);
@@ -64,11 +64,12 @@ template <BinaryOp OP, typename T> GRADCORE_HD T apply_binary(T x, T y, T a) {
   if constexpr (OP == BinaryOp::sub) return x - y;
   if constexpr (OP == BinaryOp::mul) return x * y;
   if constexpr (OP == BinaryOp::div) return x / y;
-  if constexpr (OP == BinaryOp::relu_backward) return y > T(0) ? x : T(0);
+  if constexpr (OP == BinaryOp::relu_backward) return y <= T(0) ? T(0) : x;  // a NaN input passes the gradient
   if constexpr (OP == BinaryOp::leaky_relu_backward) return y > T(0) ? x : a * x;
   if constexpr (OP == BinaryOp::sigmoid_backward) return x * y * (T(1) - y);
   if constexpr (OP == BinaryOp::tanh_backward) return x * (T(1) - y * y);
-  if constexpr (OP == BinaryOp::pow_backward) return x * a * pow(y, a - T(1));
+  // d/dy y^0 is 0 everywhere (a * y^-1 would be 0 * inf = NaN at y = 0), as PyTorch.
+  if constexpr (OP == BinaryOp::pow_backward) return a == T(0) ? T(0) : x * a * pow(y, a - T(1));
   if constexpr (OP == BinaryOp::bce) {
     T log_p = log(x), log_q = log(T(1) - x);
     log_p = log_p > T(-100) ? log_p : T(-100);

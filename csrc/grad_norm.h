@@ -7,7 +7,8 @@
 //   scale = min(1, max_norm / (norm + 1e-6))                  (PyTorch's clip_coef, clamped at 1)
 // or, per tensor (MATLAB's "l2norm" threshold method), tensor t by min(1, max_norm / (norm_t + 1e-6)).
 // A NaN norm gives a NaN scale (as torch.clamp does), an infinite norm a zero scale.
-// The norm is non-finite exactly when some gradient is NaN or infinite (or the sum overflows).
+// The norm is non-finite exactly when some gradient is NaN or infinite, or the norm overflows the gradients' dtype
+// (float32 gradients near FLT_MAX: the double sum is finite, the float32 norm returned is inf).
 //
 // Order: each chunk of the table (multi_tensor.h) is summed into its own partial in double, in a fixed order within
 // the chunk; S_t combines tensor t's partials and the total combines the S_t, each in a fixed order (the CPU's and

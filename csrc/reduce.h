@@ -8,11 +8,13 @@
 
 namespace gradcore {
 
+constexpr int kMaxReduceDims = 8;  // dimensions of x (as elementwise ops' kMaxDims); reduce_layout checks it
+
 // x viewed as alternating kept and reduced dimensions: what both devices' loops walk.
 struct ReduceLayout {
   int kept_ndim = 0, reduced_ndim = 0;
-  int64_t kept_shape[8] = {}, kept_stride[8] = {};
-  int64_t reduced_shape[8] = {}, reduced_stride[8] = {};
+  int64_t kept_shape[kMaxReduceDims] = {}, kept_stride[kMaxReduceDims] = {};
+  int64_t reduced_shape[kMaxReduceDims] = {}, reduced_stride[kMaxReduceDims] = {};
   int64_t kept_numel = 1, reduced_numel = 1;
 };
 ReduceLayout reduce_layout(const Shape& shape, const std::vector<int>& axes);  // axes: sorted, unique, >= 0

@@ -153,3 +153,126 @@ def test_errors(tmp_path):
     save_file({"a": np.zeros(2, np.float32)}, str(foreign))
     with pytest.raises(ValueError, match="without gradcore metadata"):
         gradcore.load(foreign)
+
+
+# ---- reliability (#15): stale temporaries, corrupt files, strictness, the optimizer's type ------------------------
+
+def test_a_save_killed_mid_write_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "big.safetensors"
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import os, time
+import numpy as np
+import gradcore
+os.fsync = lambda fd: time.sleep(60)  # the bytes are written; the process is killed before the rename
+gradcore.save({str(path)!r}, {{"w": np.zeros(100000, np.float32)}})
+"""], env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    try:
+        deadline = time.time() + 60
+        while not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    stale = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(stale) == 1 and f"-{child.pid}." in stale[0]
+    gradcore.save(path, _net())
+    assert os.listdir(tmp_path) == ["big.safetensors"]
+
+
+def test_the_temporary_file_of_a_save_still_running_is_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from gradcore.checkpoint import _writer_tag
+
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        host = _writer_tag().rsplit("-", 1)[0]
+        busy = tmp_path / f".ckpt.safetensors.{host}-{writer.pid}.abcd1234.tmp"
+        busy.write_bytes(b"partial")
+        elsewhere = tmp_path / ".ckpt.safetensors.otherhost-999999999.abcd1234.tmp"  # no such pid here; another host
+        elsewhere.write_bytes(b"partial")
+        gradcore.save(tmp_path / "ckpt.safetensors", _net())
+        assert busy.exists() and elsewhere.exists()
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def _saved(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    net = _net()
+    opt = gradcore.optim.Adam(net.parameters(), lr=0.1)
+    _train(net, opt, DataLoader(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3), 2), 1)
+    gradcore.save(path, net, optimizer=opt)
+    return path, net, opt
+
+
+def test_a_flipped_bit_in_the_tensor_data_raises_naming_the_file(tmp_path):
+    path, net, _ = _saved(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10  # inside the last tensor's bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"ckpt.safetensors.* is corrupt: the checksum of tensor"):
+        gradcore.load(path, _net())
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_an_unreadable_file_raises_naming_it(tmp_path, damage):
+    path, _, _ = _saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[:len(data) // 2], "garbage": os.urandom(300), "empty": b""}[damage])
+    with pytest.raises(ValueError, match=r"path: '.*ckpt.safetensors' is not a readable checkpoint"):
+        gradcore.load(path)
+
+
+def test_a_directory_or_a_missing_file_raises_naming_it(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"path: '.*' is a directory"):
+        gradcore.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"path: no checkpoint file '.*nothing.safetensors'"):
+        gradcore.load(tmp_path / "nothing.safetensors")
+
+
+def test_strict_false_says_which_keys_it_dropped(tmp_path):
+    path, _, _ = _saved(tmp_path)
+    bigger = nn.Sequential(Scale(3), nn.Tanh(), Scale(3), nn.Sigmoid(), Scale(3))
+    with pytest.warns(UserWarning, match=r"missing keys \['4.weight', '4.bias'\].*unexpected keys \[\]"):
+        ckpt = gradcore.load(path, bigger, strict=False)
+    assert ckpt.missing_keys == ["4.weight", "4.bias"] and ckpt.unexpected_keys == []
+
+
+def test_entries_of_another_dtype_raise_unless_strict_false_which_casts_with_a_warning(tmp_path):
+    path, net, _ = _saved(tmp_path)
+    wide = _net().double()
+    with pytest.raises(TypeError, match=r"0.weight \(float32 in the file, float64 in the module\)"):
+        gradcore.load(path, wide)
+    with pytest.warns(UserWarning, match="cast to the module's dtype"):
+        gradcore.load(path, wide, strict=False)
+    assert_close(wide[0].weight, net[0].weight, atol=0, rtol=0)
+
+
+def test_an_adam_checkpoint_does_not_load_into_sgd(tmp_path):
+    path, _, _ = _saved(tmp_path)
+    net = _net()
+    before = [p.numpy().copy() for p in net.parameters()]
+    with pytest.raises(ValueError, match="holds the state of a Adam optimizer, which a SGD cannot load"):
+        gradcore.load(path, net, optimizer=gradcore.optim.SGD(net.parameters(), lr=0.1))
+    assert all((a == p.numpy()).all() for a, p in zip(before, net.parameters())), "nothing loaded"
+    adam_state = gradcore.load(path).optimizer
+    with pytest.raises(ValueError, match=r"param_groups\[0\] lacks .*momentum.* SGD needs"):
+        gradcore.optim.SGD(net.parameters(), lr=0.1).load_state_dict(adam_state)
+
+
+def test_a_changed_digit_in_the_metadata_raises_naming_the_file(tmp_path):
+    path, _, _ = _saved(tmp_path)
+    data = path.read_bytes()
+    lr = b'lr\\": 0.1'  # inside the JSON string that safetensors stores as metadata
+    assert data.count(lr) == 1
+    path.write_bytes(data.replace(lr, b'lr\\": 0.7'))  # still valid JSON, one hyperparameter off
+    with pytest.raises(ValueError, match=r"ckpt.safetensors.* is corrupt: its metadata does not match"):
+        gradcore.load(path, _net())

@@ -82,9 +82,9 @@ def test_cuda_matches_cpu(dtype):
 
 def test_bad_input():
     a, b = _t((2, 3), 0), _t((3, 3), 1)
-    with pytest.raises(ValueError, match="arrays\\[1\\]"):
+    with pytest.raises(ValueError, match="tensors\\[1\\]"):
         F.cat([a, b], dim=1)
-    with pytest.raises(TypeError, match="arrays\\[1\\]"):
+    with pytest.raises(TypeError, match="tensors\\[1\\]"):
         F.cat([a, a.float()], dim=0)
     with pytest.raises(ValueError, match="dim"):
         F.cat([a, a], dim=2)

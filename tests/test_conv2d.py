@@ -249,7 +249,7 @@ def test_bad_argument_types():
         conv2d(x, w, stride=(1, 2, 3))
     with pytest.raises(ValueError, match="padding: expected an int, a pair"):
         conv2d(x, w, padding="full")
-    with pytest.raises(ValueError, match="groups: expected an int >= 1"):
+    with pytest.raises(ValueError, match="groups: expected an integer >= 1"):
         conv2d(x, w, groups=0)
     with pytest.raises(TypeError, match="x: expected a gradcore.Tensor"):
         conv2d(np.zeros((1, 1, 5, 5)), w)

@@ -130,7 +130,7 @@ def test_bad_arguments():
         nn.Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match="out_channels: 3 is not divisible by groups=2"):
         nn.ConvTranspose2d(4, 3, 3, groups=2)
-    with pytest.raises(ValueError, match="out_channels: expected a positive int"):
+    with pytest.raises(ValueError, match="out_channels: expected an integer >= 1"):
         nn.Conv2d(1, 0, 3)
     with pytest.raises(TypeError, match="kernel_size: expected an int or a pair"):
         nn.Conv2d(1, 2, "3")

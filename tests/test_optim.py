@@ -436,7 +436,6 @@ def _p():
     (dict(lr=-1e-3), "lr"),
     (dict(betas=(1.0, 0.999)), r"betas\[0\]"),
     (dict(betas=(0.9, -0.1)), r"betas\[1\]"),
-    (dict(betas=0.9), "betas"),
     (dict(eps=-1.0), "eps"),
     (dict(weight_decay=-0.1), "weight_decay"),
     (dict(clip_norm=-1.0), "clip_norm"),
@@ -447,6 +446,12 @@ def _p():
 ])
 def test_adam_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
+        gc.optim.Adam([_p()], **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [(dict(betas=0.9), "betas"), (dict(lr="0.1"), "lr"), (dict(eps=None), "eps")])
+def test_hyperparameters_of_the_wrong_kind_are_type_errors(kwargs, match):
+    with pytest.raises(TypeError, match=match):
         gc.optim.Adam([_p()], **kwargs)
 
 

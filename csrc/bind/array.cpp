@@ -119,13 +119,23 @@ Array from_dlpack_capsule(py::capsule capsule) {
 Array from_numpy(py::array arr) {
   if (!(arr.flags() & py::array::c_style))
     throw ArgError("array: expected a C-contiguous numpy array; use numpy.ascontiguousarray first");
+  // Every kernel loads whole elements (as from_dlpack checks): an element straddling its alignment is undefined
+  // behaviour on the host and a fault on a CUDA copy's source in some drivers.
+  if (!(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw ArgError("array: expected a numpy array whose elements are aligned (this one starts at an odd byte offset);"
+                   " use gradcore.tensor to copy it");
   if (!arr.writeable())
     throw ArgError("array: expected a writeable numpy array (the tensor shares its memory); use gradcore.tensor "
                    "to copy a read-only one");
+  // Compared by value, not identity: a dtype that went through pickle (multiprocessing, a saved object) is an equal
+  // but distinct object.
+  const py::dtype dt = arr.dtype();
+  const bool native = dt.attr("isnative").cast<bool>();
   DType dtype;
-  if (arr.dtype().is(py::dtype::of<float>())) dtype = DType::float32;
-  else if (arr.dtype().is(py::dtype::of<double>())) dtype = DType::float64;
-  else throw ArgTypeError("array: expected dtype float32 or float64, got " + std::string(py::str(arr.dtype())));
+  if (native && dt.num() == py::dtype::of<float>().num()) dtype = DType::float32;
+  else if (native && dt.num() == py::dtype::of<double>().num()) dtype = DType::float64;
+  else throw ArgTypeError("array: expected dtype float32 or float64 in native byte order, got " +
+                          std::string(py::str(py::repr(dt))));
   Shape shape(arr.shape(), arr.shape() + arr.ndim());
   auto* keep = new py::object(arr);
   std::shared_ptr<void> owner(keep, [](void* p) {
@@ -158,6 +168,11 @@ void bind_array(py::module_& m) {
       PyErr_SetString(PyExc_TypeError, e.what());
     } catch (const ArgError& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const std::bad_alloc&) {  // a scratch buffer inside a kernel: say what happened, not "std::bad_alloc"
+      PyErr_SetString(PyExc_MemoryError, "out of memory: a working buffer of gradcore's kernels could not be "
+                                         "allocated (reduce the batch or image size)");
     }
   });
 
@@ -168,6 +183,8 @@ void bind_array(py::module_& m) {
       .def_property_readonly("ndim", &Array::ndim)
       .def_property_readonly("numel", &Array::numel)
       .def_property_readonly("nbytes", &Array::nbytes)
+      .def_property_readonly("_version", &Array::version, "In-place writes to the storage so far.")
+      .def("_bump_version", &Array::bump_version, "Records an in-place write made outside the Array's own methods.")
       .def_property_readonly("data_ptr", [](const Array& a) { return reinterpret_cast<uintptr_t>(a.data()); })
       .def("reshape", &Array::reshape, py::arg("shape"))
       .def("to", [](const Array& a, const std::string& d) { return a.to(Device::parse(d)); }, py::arg("device"))
@@ -233,7 +250,8 @@ void bind_array(py::module_& m) {
       .def("__del__", [](CudaEvent& e) { if (e.event) cuda::event_destroy(e.event); e.event = nullptr; });
 
   m.def("set_num_threads", [](int n) {
-    if (n < 1) throw ArgError("n: expected a thread count >= 1, got " + std::to_string(n));
+    // Far more threads than any machine has cores makes OpenMP fail to start them, which crashes the process.
+    if (n < 1 || n > 4096) throw ArgError("n: expected a thread count in [1, 4096], got " + std::to_string(n));
     omp_set_num_threads(n);
   }, py::arg("n"), "Threads for the CPU kernels (OpenMP).");
   m.def("get_num_threads", []() { return omp_get_max_threads(); });

@@ -26,22 +26,22 @@ std::pair<int64_t, int64_t> outer_inner(const Shape& shape, int axis) {
 }
 
 Array concat(const std::vector<Array>& arrays, int axis) {
-  if (arrays.empty()) throw ArgError("arrays: expected at least one array to concatenate");
+  if (arrays.empty()) throw ArgError("tensors: expected at least one tensor to concatenate");
   const Array& first = arrays[0];
   const int nd = first.ndim();
-  if (nd == 0) throw ArgError("arrays: zero-dimensional arrays cannot be concatenated");
+  if (nd == 0) throw ArgError("tensors: zero-dimensional tensors cannot be concatenated");
   axis = normalize_axis(axis, nd, "axis");
   Shape out_shape = first.shape();
   out_shape[axis] = 0;
   for (size_t k = 0; k < arrays.size(); ++k) {
     const Array& a = arrays[k];
-    const std::string name = "arrays[" + std::to_string(k) + "]";
-    check_same_dtype(first, "arrays[0]", a, name.c_str());
-    check_same_device(first, "arrays[0]", a, name.c_str());
+    const std::string name = "tensors[" + std::to_string(k) + "]";
+    check_same_dtype(first, "tensors[0]", a, name.c_str());
+    check_same_device(first, "tensors[0]", a, name.c_str());
     bool fits = a.ndim() == nd;
     for (int d = 0; fits && d < nd; ++d) fits = d == axis || a.dim(d) == first.dim(d);
     if (!fits)
-      throw ArgError(name + ": shape " + shape_str(a.shape()) + " does not match arrays[0]'s shape " +
+      throw ArgError(name + ": shape " + shape_str(a.shape()) + " does not match tensors[0]'s shape " +
                      shape_str(first.shape()) + " outside axis " + std::to_string(axis));
     out_shape[axis] += a.dim(axis);
   }

@@ -7,6 +7,7 @@
 #include <array>
 #include <optional>
 #include "conv2d.h"
+#include "elementwise.h"
 
 namespace py = pybind11;
 namespace gradcore {
@@ -52,8 +53,17 @@ Conv2dParams conv2d_params(const Shape& x_shape, const Shape& w_shape, const int
     throw ArgError("weight: shape " + shape_str(w_shape) + " expects " + std::to_string(w_shape[1] * groups) +
                    " input channels (weight.shape[1] * groups), but x has " + std::to_string(p.in_channels));
   if (p.kernel_h < 1 || p.kernel_w < 1) throw ArgError("weight: empty kernel, shape " + shape_str(w_shape));
-  const int64_t extent_h = p.dilation_h * (p.kernel_h - 1) + 1, extent_w = p.dilation_w * (p.kernel_w - 1) + 1;
-  const int64_t padded_h = p.in_h + p.pad_top + p.pad_bottom, padded_w = p.in_w + p.pad_left + p.pad_right;
+  // Sizes that overflow int64 would wrap into nonsense (a padded size of -9223372036854775803).
+  int64_t extent_h, extent_w, padded_h, padded_w;
+  if (__builtin_mul_overflow(p.dilation_h, p.kernel_h - 1, &extent_h) || ++extent_h <= 0 ||
+      __builtin_mul_overflow(p.dilation_w, p.kernel_w - 1, &extent_w) || ++extent_w <= 0)
+    throw ArgError("dilation: " + pair_str(dilation) + " times the kernel size " + shape_str(w_shape) +
+                   " does not fit 64 bits");
+  if (__builtin_add_overflow(p.in_h, p.pad_top, &padded_h) || __builtin_add_overflow(padded_h, p.pad_bottom, &padded_h) ||
+      __builtin_add_overflow(p.in_w, p.pad_left, &padded_w) || __builtin_add_overflow(padded_w, p.pad_right, &padded_w))
+    throw ArgError("padding: (" + std::to_string(padding[0]) + ", " + std::to_string(padding[1]) + ", " +
+                   std::to_string(padding[2]) + ", " + std::to_string(padding[3]) + ") plus the input size " +
+                   shape_str(x_shape) + " does not fit 64 bits");
   if (extent_h > padded_h || extent_w > padded_w)
     throw ArgError("weight: the dilated kernel (" + std::to_string(extent_h) + " x " + std::to_string(extent_w) +
                    ") is larger than the padded input (" + std::to_string(padded_h) + " x " +
@@ -73,6 +83,17 @@ Array optional_bias(const std::optional<Array>& bias, const Array& like, int64_t
   return *bias;
 }
 
+// A convolution whose reduction is empty (no input channels per group) is its bias alone, or zeros: the GEMMs of
+// both devices write nothing for an empty reduction, so these outputs are made here, once for both devices.
+Array bias_only(const Shape& shape, const Array& like, const Array& bias) {
+  Array out = Array::zeros(shape, like.dtype(), like.device());
+  if (!bias.data() || out.numel() == 0) return out;  // a default Array (no bias) has no data
+  const Array b = bias.reshape({1, shape[1], 1, 1});
+  const BroadcastLayout layout = broadcast_layout(out.shape(), b.shape());
+  GRADCORE_ON_DEVICE(out, binary, out, b, out, BinaryOp::add, 0.0, layout);
+  return out;
+}
+
 // y = conv2d(x, weight) + bias.
 Array conv2d_forward(const Array& x, const Array& weight, const std::optional<Array>& bias, Pair stride, Quad padding,
                      Pair dilation, int64_t groups) {
@@ -80,6 +101,7 @@ Array conv2d_forward(const Array& x, const Array& weight, const std::optional<Ar
   check_same_device(x, "x", weight, "weight");
   const Conv2dParams p = conv2d_params(x.shape(), weight.shape(), stride.data(), padding.data(), dilation.data(), groups);
   Array b = optional_bias(bias, x, p.out_channels, "x");
+  if (p.in_per_group() == 0) return bias_only({p.batch, p.out_channels, p.out_h, p.out_w}, x, b);
   Array y = Array::empty({p.batch, p.out_channels, p.out_h, p.out_w}, x.dtype(), x.device());
   GRADCORE_ON_DEVICE(x, conv2d_forward, x, weight, b, y, p);
   return y;
@@ -97,6 +119,7 @@ Array conv2d_backward_input(const Array& grad_output, const Array& weight, Pair 
   const Conv2dParams p = conv2d_params(x_shape, weight.shape(), stride.data(), padding.data(), dilation.data(), groups);
   check_shape(grad_output, "grad_output", {p.batch, p.out_channels, p.out_h, p.out_w});
   Array b = optional_bias(bias, grad_output, p.in_channels, "grad_output");
+  if (p.out_per_group() == 0) return bias_only(x_shape, grad_output, b);
   Array gx = Array::empty(x_shape, grad_output.dtype(), grad_output.device());
   GRADCORE_ON_DEVICE(grad_output, conv2d_backward_input, grad_output, weight, b, gx, p);
   return gx;

@@ -17,6 +17,7 @@ Array unary(const Array& x, UnaryOp op, double a, double b, std::optional<Array>
     check_shape(y, "out", x.shape());
     check_same_dtype(x, "x", y, "out");
     check_same_device(x, "x", y, "out");
+    y.bump_version();
   }
   GRADCORE_ON_DEVICE(x, unary, x, y, op, a, b);
   return y;
@@ -32,6 +33,7 @@ Array binary(const Array& a, const Array& b, BinaryOp op, double param, std::opt
     check_shape(result, "out", out_shape);
     check_same_dtype(a, "a", result, "out");
     check_same_device(a, "a", result, "out");
+    result.bump_version();
   }
   GRADCORE_ON_DEVICE(a, binary, a, b, result, op, param, layout);
   return result;

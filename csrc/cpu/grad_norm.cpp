@@ -68,12 +68,16 @@ void grad_norm_cpu(const TensorTableView& table, const GradNormParams& params, A
   const double total_scale = params.clip ? clip_scale(total_norm, params.max_norm) : 1.0;
   if (sc && !params.per_tensor)
     for (int64_t t = 0; t < T; ++t) sc[t] = total_scale;
-  const bool nonfinite = !std::isfinite(total_norm);
+  // Non-finite as returned, in the gradients' dtype: a float32 norm above FLT_MAX is inf though the double sum is not.
+  const bool nonfinite = dispatch_float(norm.dtype(), [&](auto zero) {
+    using V = decltype(zero);
+    norm.data_as<V>()[0] = (V)total_norm;
+    return !std::isfinite(norm.data_as<V>()[0]);
+  });
   st[kStateNorm] = total_norm;
   st[kStateScale] = total_scale;
   st[kStateNonfinite] = nonfinite ? 1.0 : 0.0;
   st[kStateNonfiniteCount] += nonfinite ? 1.0 : 0.0;
-  dispatch_float(norm.dtype(), [&](auto zero) { norm.data_as<decltype(zero)>()[0] = (decltype(zero))total_norm; });
 }
 
 void grad_scale_cpu(const TensorTableView& table, const Array& scales) {

@@ -6,6 +6,10 @@
 namespace gradcore {
 
 ReduceLayout reduce_layout(const Shape& shape, const std::vector<int>& axes) {
+  // The layout holds up to kMaxReduceDims kept and reduced runs; more dimensions would write past them.
+  if (shape.size() > (size_t)kMaxReduceDims)
+    throw ArgError("x: sum supports at most " + std::to_string(kMaxReduceDims) + " dimensions, got shape " +
+                   shape_str(shape) + "; reshape it to fewer dimensions first");
   ReduceLayout layout;
   std::vector<bool> reduced(shape.size(), false);
   for (int a : axes) reduced[a] = true;

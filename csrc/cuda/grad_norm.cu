@@ -80,12 +80,14 @@ __global__ void __launch_bounds__(kFinalizeThreads)
   if (params.clip && !params.per_tensor)
     for (int64_t t = threadIdx.x; t < table.n_tensors; t += kFinalizeThreads) scales[t] = total_scale;
   if (threadIdx.x == 0) {
-    const bool nonfinite = !isfinite(total_norm);
+    // Non-finite as returned, in the gradients' dtype (a float32 norm above FLT_MAX is inf; the double sum is not).
+    const T norm_as_t = (T)total_norm;
+    const bool nonfinite = !isfinite(norm_as_t);
     state[kStateNorm] = total_norm;
     state[kStateScale] = total_scale;
     state[kStateNonfinite] = nonfinite ? 1.0 : 0.0;
     state[kStateNonfiniteCount] += nonfinite ? 1.0 : 0.0;
-    *norm_out = (T)total_norm;
+    *norm_out = norm_as_t;
   }
 }
 

@@ -8,7 +8,15 @@
 __version__ = "0.1.0"
 
 from . import _core  # noqa: F401
-from ._core import get_num_threads, set_num_threads  # noqa: F401
+from ._core import get_num_threads  # noqa: F401
+from ._checks import integer as _integer
+
+
+def set_num_threads(n):
+    """Threads for the CPU kernels (OpenMP), 1 to 4096; results are the same bits for any count."""
+    _core.set_num_threads(_integer(n, "n", 1, 4096))
+
+
 from . import cuda  # noqa: F401
 from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, value_and_grad  # noqa: F401
 from .tensor import (  # noqa: F401

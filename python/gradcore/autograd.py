@@ -56,10 +56,14 @@ class Function:
     Array (or None) per positional argument of forward. `ctx.needs_input_grad[i]` says which are wanted.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "saved_arrays", "output_meta", "released", "__dict__")
+    __slots__ = ("inputs", "needs_input_grad", "saved_arrays", "saved_versions", "output_meta", "released",
+                 "__dict__")
 
     def save_for_backward(self, *arrays):
+        """Keeps arrays (or None) for backward, with their version counters: an array written in place before
+        backward (fill_, copy_, an optimizer step) would give a wrong gradient, so backward then raises."""
         self.saved_arrays = arrays
+        self.saved_versions = tuple(getattr(a, "_version", None) for a in arrays)
 
     @property
     def saved(self):
@@ -68,6 +72,13 @@ class Function:
                 f"{type(self).__name__}: backward through this graph a second time; its saved values were freed. "
                 "Pass retain_graph=True to the first backward() to keep them."
             )
+        for index, (a, version) in enumerate(zip(self.saved_arrays, self.saved_versions)):
+            if version is not None and a._version != version:
+                raise RuntimeError(
+                    f"{type(self).__name__}: one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: saved value {index}, of shape {tuple(a.shape)} and dtype {a.dtype}, "
+                    f"is at version {a._version}; expected version {version} instead. Clone it before modifying it "
+                    "in place, or modify it after backward().")
         return self.saved_arrays
 
     @classmethod
@@ -75,7 +86,7 @@ class Function:
         from .tensor import Tensor
 
         ctx = cls()
-        ctx.saved_arrays = ()
+        ctx.saved_arrays = ctx.saved_versions = ()
         ctx.released = False
         raw = [a._data if isinstance(a, Tensor) else a for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
@@ -162,7 +173,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:
-            node.saved_arrays = ()
+            node.saved_arrays = node.saved_versions = ()
             node.released = True
         for inp, g in zip(node.inputs, input_grads):
             if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
@@ -191,7 +202,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
 
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
+    if not single and not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"inputs: expected a Tensor or a sequence of Tensors, got {type(inputs).__name__}")
     inputs = [inputs] if single else list(inputs)
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"inputs[{i}]: expected a Tensor, got {type(t).__name__}")
     grad_outputs = _seed_grads(outputs, grad_outputs)
     capture = {id(t): None for t in inputs}
     run_backward(outputs, grad_outputs, retain_graph=retain_graph, capture=capture)

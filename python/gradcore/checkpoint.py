@@ -11,13 +11,24 @@ with tuples and non-string dictionary keys tagged so that they come back as they
 
 Atomic: the bytes go to a temporary file in the destination's directory, which is flushed and fsync'ed, then
 os.replace()d over the destination (atomic on POSIX and Windows) and the directory is fsync'ed. A crash at any
-point leaves either the old file or the new one, never a torn file.
+point leaves either the old file or the new one, never a torn file. The temporary file's name holds the writer's
+host and process id; the next save() to that path from the same host removes temporary files whose writer is no
+longer running (a save killed mid-write would otherwise leave a file as large as the checkpoint behind for ever).
+Temporaries of other hosts (a shared file system) are left alone: their process ids mean nothing here.
+
+Integrity: the metadata holds a CRC-32 of every tensor's bytes ("checksums") and one of the metadata itself
+("header_checksum", over its canonical JSON), verified by load(), so a flipped bit raises instead of loading
+silently. Files written before checksums existed load without the check.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
+import warnings
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -39,6 +50,8 @@ class Checkpoint:
     state: "OrderedDict[str, np.ndarray]"
     optimizer: dict | None = None
     metadata: dict = field(default_factory=dict)
+    missing_keys: list = field(default_factory=list)     # module entries the checkpoint lacked (strict=False)
+    unexpected_keys: list = field(default_factory=list)  # checkpoint entries no module took (strict=False)
 
 
 # ---- state of modules -----------------------------------------------------------------------------------------
@@ -74,21 +87,49 @@ def _contiguous(array):
     return np.require(array, requirements="C")
 
 
-def _load_into(module, state, strict):
-    """Loads `state` into a Module or a {prefix: Module} mapping."""
+def _named_modules(module):
+    """[(prefix, Module)] of a Module (prefix "") or a {prefix: Module} mapping."""
     if isinstance(module, Module):
-        module.load_state_dict(state, strict=strict)
-        return
+        return [("", module)]
     if not isinstance(module, dict) or not all(isinstance(m, Module) for m in module.values()):
         raise TypeError(f"module: expected a gradcore.nn.Module or a dict of them, got {type(module).__name__}")
-    claimed = set()
-    for prefix, m in module.items():
-        part = OrderedDict((k[len(prefix) + 1:], v) for k, v in state.items() if k.startswith(prefix + "."))
-        claimed.update(f"{prefix}.{k}" for k in part)
-        m.load_state_dict(part, strict=strict)
+    return [(prefix + ".", m) for prefix, m in module.items()]
+
+
+def _check_dtypes(modules, state, strict, path):
+    """A checkpoint entry of another dtype than its parameter raises (strict) or is cast with a warning."""
+    mismatched = []
+    for prefix, m in modules:
+        for name, target in list(m.named_parameters()) + list(m.named_buffers()):
+            value = state.get(prefix + name)
+            if value is not None and value.dtype != np.dtype(target.dtype):
+                mismatched.append(f"{prefix + name} ({value.dtype} in the file, {target.dtype} in the module)")
+    if not mismatched:
+        return
+    if strict:
+        raise TypeError(f"load: {path!r} holds entries of another dtype than the module's: {', '.join(mismatched)}; "
+                        "convert the module (.float() / .double()) first, or pass strict=False to cast them")
+    warnings.warn(f"load: {path!r}: cast to the module's dtype: {', '.join(mismatched)}", stacklevel=3)
+
+
+def _load_into(module, state, strict, path):
+    """Loads `state` into a Module or a {prefix: Module} mapping; returns (missing keys, unexpected keys)."""
+    modules = _named_modules(module)
+    _check_dtypes(modules, state, strict, path)
+    missing, claimed = [], set()
+    for prefix, m in modules:
+        part = OrderedDict((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
+        claimed.update(prefix + k for k in part)
+        part_missing, _ = m.load_state_dict(part, strict=strict)
+        missing += [prefix + k for k in part_missing]
     unexpected = [k for k in state if k not in claimed]
     if strict and unexpected:
-        raise KeyError(f"load: checkpoint entries {unexpected} belong to none of the modules {list(module)}")
+        raise KeyError(f"load: checkpoint entries {unexpected} belong to none of the modules "
+                       f"{[p.rstrip('.') for p, _ in modules]}")
+    if missing or unexpected:
+        warnings.warn(f"load: {path!r} with strict=False: missing keys {missing} (left as they were), unexpected "
+                      f"keys {unexpected} (ignored)", stacklevel=3)
+    return missing, unexpected
 
 
 # ---- optimizer state: arrays out into tensors, the rest into JSON ------------------------------------------------
@@ -135,9 +176,43 @@ def _hashable(key):
 
 
 # ---- atomic file write --------------------------------------------------------------------------------------------
+def _process_running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _writer_tag():
+    """host-pid of this process, as written into temporary file names (dots and dashes of the host name dropped)."""
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _remove_stale_temporaries(directory, base):
+    """Removes the temporary files of earlier saves to `base` on this host whose writer (the pid) is gone."""
+    pattern = re.compile(r"\." + re.escape(base) + r"\.(\w+)-(\d+)\.[^.]+\.tmp\Z")
+    host = _writer_tag().rsplit("-", 1)[0]
+    for name in os.listdir(directory):
+        match = pattern.match(name)
+        if not match or match.group(1) != host:
+            continue
+        pid = int(match.group(2))
+        if pid != os.getpid() and not _process_running(pid):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:  # another process cleaned it first
+                pass
+
+
 def _write_atomic(path, data):
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    base = os.path.basename(path)
+    _remove_stale_temporaries(directory, base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{_writer_tag()}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -164,7 +239,7 @@ def save(path, module_or_state, optimizer=None, **metadata):
     """
     from safetensors.numpy import save as safetensors_bytes
 
-    path = os.fspath(path)
+    path = _path(path)
     tensors = OrderedDict((_MODEL + k, _contiguous(v)) for k, v in _module_state(module_or_state).items())
     header = {"format": FORMAT, "optimizer": None, "metadata": metadata}
     if optimizer is not None:
@@ -172,8 +247,11 @@ def save(path, module_or_state, optimizer=None, **metadata):
             raise TypeError(f"optimizer: expected an object with state_dict(), got {type(optimizer).__name__}")
         optim_tensors = OrderedDict()
         header["optimizer"] = _encode(optimizer.state_dict(), optim_tensors)
+        header["optimizer_type"] = type(optimizer).__name__
         tensors.update(optim_tensors)
+    header["checksums"] = {k: _checksum(v) for k, v in tensors.items()}
     try:
+        header["header_checksum"] = _header_checksum(header)
         text = json.dumps(header)
     except TypeError as e:
         raise TypeError(f"metadata: values must be JSON-serialisable ({e})") from None
@@ -189,30 +267,75 @@ def load(path, module=None, optimizer=None, strict=True, device=None):
     the module's first parameter, else the CPU)."""
     from safetensors import safe_open
 
-    path = os.fspath(path)
-    tensors = OrderedDict()
-    with safe_open(path, framework="np") as f:
-        text = (f.metadata() or {}).get("gradcore")
-        if text is None:
-            raise ValueError(f"path: {path!r} is a safetensors file without gradcore metadata")
-        for key in f.keys():
-            tensors[key] = f.get_tensor(key)
-    header = json.loads(text)
-    if header.get("format") != FORMAT:
-        raise ValueError(f"path: {path!r} has checkpoint format {header.get('format')}, expected {FORMAT}")
+    path = _path(path)
+    tensors, header = _read(path)
     state = OrderedDict((k[len(_MODEL):], v) for k, v in tensors.items() if k.startswith(_MODEL))
+    if optimizer is not None:  # checked before anything is loaded, so a refused load changes nothing
+        if header["optimizer"] is None:
+            raise ValueError(f"optimizer: {path!r} holds no optimizer state")
+        saved_type = header.get("optimizer_type")
+        if saved_type is not None and saved_type != type(optimizer).__name__:
+            raise ValueError(f"optimizer: {path!r} holds the state of a {saved_type} optimizer, which a "
+                             f"{type(optimizer).__name__} cannot load")
+    missing = unexpected = []
     if module is not None:
-        _load_into(module, state, strict)
+        missing, unexpected = _load_into(module, state, strict, path)
     if device is None:
         device = _first_device(module)
     optim_state = None
     if header["optimizer"] is not None:
         optim_state = _decode(header["optimizer"], tensors, device)
     if optimizer is not None:
-        if optim_state is None:
-            raise ValueError(f"optimizer: {path!r} holds no optimizer state")
         optimizer.load_state_dict(optim_state)
-    return Checkpoint(state=state, optimizer=optim_state, metadata=header.get("metadata", {}))
+    return Checkpoint(state=state, optimizer=optim_state, metadata=header.get("metadata", {}),
+                      missing_keys=missing, unexpected_keys=unexpected)
+
+
+def _path(path):
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}") from None
+
+
+def _header_checksum(header):
+    return zlib.crc32(json.dumps(header, sort_keys=True).encode())
+
+
+def _checksum(array):
+    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def _read(path):
+    """(tensors, header) of a checkpoint file; every failure names the file."""
+    from safetensors import SafetensorError, safe_open
+
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"path: {path!r} is a directory, not a checkpoint file")
+    tensors = OrderedDict()
+    try:
+        with safe_open(path, framework="np") as f:
+            text = (f.metadata() or {}).get("gradcore")
+            if text is None:
+                raise ValueError(f"path: {path!r} is a safetensors file without gradcore metadata")
+            for key in f.keys():
+                tensors[key] = f.get_tensor(key)
+        header = json.loads(text)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"path: no checkpoint file {path!r}") from None
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"path: {path!r} is not a readable checkpoint (corrupt or truncated?): {e}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise ValueError(f"path: {path!r} has checkpoint format {found!r}, expected {FORMAT}")
+    expected_header = header.pop("header_checksum", None)
+    if expected_header is not None and _header_checksum(header) != expected_header:
+        raise ValueError(f"path: {path!r} is corrupt: its metadata does not match the checksum saved with it")
+    for key, expected in (header.get("checksums") or {}).items():
+        if key not in tensors or _checksum(tensors[key]) != expected:
+            raise ValueError(f"path: {path!r} is corrupt: the checksum of tensor {key!r} does not match the one "
+                             "saved with it")
+    return tensors, header
 
 
 def _first_device(module):

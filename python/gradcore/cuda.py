@@ -44,7 +44,7 @@ def is_available() -> bool:
 def _index(device):
     if device is None:
         return 0
-    if isinstance(device, int):
+    if isinstance(device, int) and not isinstance(device, bool) and device >= 0:
         return device
     if isinstance(device, str) and device in ("cuda",):
         return 0
@@ -54,10 +54,11 @@ def _index(device):
 
 
 def _require(device):
+    index = _index(device)  # a malformed device is named before the question of availability
     if not is_available():
         raise RuntimeError("CUDA is not available: " + ("no CUDA device or driver was found" if compiled()
                            else "gradcore was built without CUDA"))
-    return _index(device)
+    return index
 
 
 def get_device_name(device=None) -> str:

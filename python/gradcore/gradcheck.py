@@ -43,6 +43,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     fn: takes the inputs (Tensors; also other values, passed through) and returns a Tensor or a tuple of them.
     inputs: a sequence; Tensors with requires_grad=True are checked (all Tensors when none requires grad).
     """
+    if not callable(fn):
+        raise TypeError(f"fn: expected a function of the inputs, got {type(fn).__name__}")
     inputs = list(_as_tuple(inputs))
     tensors = [i for i, x in enumerate(inputs) if isinstance(x, Tensor)]
     if not tensors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import integer
 from .tensor import _shape_arg, tensor
 
 
@@ -14,7 +15,7 @@ class Generator:
         self.manual_seed(seed)
 
     def manual_seed(self, seed):
-        self.seed = int(seed)
+        self.seed = integer(seed, "seed", 0)
         self.numpy = np.random.default_rng(self.seed)
         return self
 
@@ -29,7 +30,11 @@ def manual_seed(seed):
 
 
 def _gen(generator):
-    return default_generator if generator is None else generator
+    if generator is None:
+        return default_generator
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator: expected a gradcore.Generator or None, got {type(generator).__name__}")
+    return generator
 
 
 def rand(*shape, dtype="float32", device="cpu", generator=None, requires_grad=False):

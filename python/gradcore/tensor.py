@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 import numbers
+import threading
 
 import numpy as np
 
 from . import _core
+from ._checks import integer, real
 from .autograd import run_backward, _seed_grads
 
 _DTYPES = {"float32": "float32", "float64": "float64", np.float32: "float32", np.float64: "float64",
            np.dtype("float32"): "float32", np.dtype("float64"): "float64"}
+
+# Held while a gradient is added into a leaf's .grad: backward runs from two threads into one shared leaf would
+# otherwise both create .grad, or add into it at once with the GIL released, and lose one of the updates.
+_grad_lock = threading.Lock()
 
 float32 = "float32"
 float64 = "float64"
@@ -74,7 +80,12 @@ class Tensor:
         return self._data.numel
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        if dim is None:
+            return self.shape
+        dim = integer(dim, "dim")
+        if not -self.ndim <= dim < self.ndim:
+            raise ValueError(f"dim: {dim} is out of range for a tensor of {self.ndim} dimensions")
+        return self.shape[dim]
 
     def __len__(self):
         if not self.shape:
@@ -166,7 +177,7 @@ class Tensor:
         return self
 
     def fill_(self, value):
-        self._data.fill_(float(value))
+        self._data.fill_(_fill_value(value))
         return self
 
     def zero_(self):
@@ -179,10 +190,11 @@ class Tensor:
         run_backward([self], seeds, retain_graph=retain_graph)
 
     def _accumulate_grad(self, g):
-        if self.grad is None:
-            # Every gradient buffer starts at zero; contributions are added to it.
-            self.grad = Tensor(_core.zeros(list(self.shape), self.dtype, self.device))
-        _core.binary(self.grad._data, g, _core.BinaryOp.add, out=self.grad._data)
+        with _grad_lock:
+            if self.grad is None:
+                # Every gradient buffer starts at zero; contributions are added to it.
+                self.grad = Tensor(_core.zeros(list(self.shape), self.dtype, self.device))
+            _core.binary(self.grad._data, g, _core.BinaryOp.add, out=self.grad._data)
 
     # ---- operators ------------------------------------------------------------------------------------------
     def __add__(self, other):
@@ -279,13 +291,20 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim=0):
+        start_dim = integer(start_dim, "start_dim")
+        if not -max(self.ndim, 1) <= start_dim < max(self.ndim, 1):
+            raise ValueError(f"start_dim: {start_dim} is out of range for a tensor of {self.ndim} dimensions")
         return self.reshape(*self.shape[:start_dim], -1)
 
 
 def _as_numpy(data, dtype):
     if isinstance(data, Tensor):
         data = data.numpy()
-    array = np.asarray(data)
+    try:
+        array = np.asarray(data)
+    except ValueError as e:  # numpy's words for a ragged nested list
+        raise ValueError(f"data: expected a regular (not ragged) nesting of numbers, got {type(data).__name__}: "
+                         f"{e}") from None
     if dtype is None:  # Python floats become float32 (PyTorch's rule); only float64 arrays stay float64
         dtype = "float64" if isinstance(data, (np.ndarray, np.generic)) and array.dtype == np.float64 else "float32"
     if array.dtype.kind not in "fiub":
@@ -331,9 +350,17 @@ def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for d in shape:
-        if not isinstance(d, numbers.Integral) or d < 0:
-            raise ValueError(f"shape: expected non-negative integers, got {shape}")
-    return [int(d) for d in shape]
+        if not isinstance(d, numbers.Integral) or isinstance(d, bool):
+            raise TypeError(f"shape: expected integers, got {shape!r}")
+        if not 0 <= d < 2**63:
+            raise ValueError(f"shape: expected integers in [0, 2**63), got {shape!r}")
+    shape = [int(d) for d in shape]
+    count = 1
+    for d in shape:
+        count *= d
+    if count > 2**63 - 1:
+        raise ValueError(f"shape: {tuple(shape)} holds more than 2**63 - 1 elements")
+    return shape
 
 
 def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):
@@ -346,12 +373,28 @@ def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
 
 def full(shape, value, dtype="float32", device="cpu", requires_grad=False):
     shape = _shape_arg((shape,) if isinstance(shape, (tuple, list)) else (shape,))
-    return Tensor(_core.full(shape, float(value), _dtype_name(dtype), _device_name(device)), requires_grad)
+    return Tensor(_core.full(shape, _fill_value(value), _dtype_name(dtype), _device_name(device)), requires_grad)
+
+
+def _fill_value(value):
+    """A number, or a one-element Tensor or numpy array (as PyTorch's fill_ takes a 0-d tensor), as a float."""
+    if isinstance(value, Tensor) and value.numel == 1:
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
+        return float(value.reshape(()))
+    return real(value, "value", allow_nan=True)
+
+
+def _check_tensor_arg(t, name):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}: expected a gradcore.Tensor, got {type(t).__name__}")
 
 
 def zeros_like(t):
+    _check_tensor_arg(t, "t")
     return zeros(t.shape, dtype=t.dtype, device=t.device)
 
 
 def ones_like(t):
+    _check_tensor_arg(t, "t")
     return ones(t.shape, dtype=t.dtype, device=t.device)

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from .._checks import integer as _integer
 from ..tensor import Tensor, _device_name, from_numpy
 
 
@@ -28,16 +29,17 @@ class DataLoader:
         if not isinstance(arrays, (tuple, list)) or not arrays:
             raise TypeError(f"arrays: expected an array or a non-empty tuple of arrays, got {type(arrays).__name__}")
         self.arrays = tuple(a.numpy() if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
+        for i, a in enumerate(self.arrays):
+            if a.ndim == 0:
+                raise ValueError(f"arrays[{i}]: expected an array with a first (sample) dimension, got a 0-d array")
         lengths = {len(a) for a in self.arrays}
         if len(lengths) != 1:
             raise ValueError(f"arrays: every array needs the same first dimension, got lengths "
                              f"{[len(a) for a in self.arrays]}")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        self.batch_size = int(batch_size)
+        self.batch_size = _integer(batch_size, "batch_size", 1)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.seed = int(seed)
+        self.seed = _integer(seed, "seed", 0)  # checked here, not first when iterated
         self.device = _device_name(device)
         self.epoch = 0
 
@@ -53,7 +55,7 @@ class DataLoader:
 
     def set_epoch(self, epoch):
         """The epoch whose order the next pass uses (for resuming a run)."""
-        self.epoch = int(epoch)
+        self.epoch = _integer(epoch, "epoch", 0)
 
     def order(self, epoch=None):
         """Sample indices of one epoch's pass, in the order they are served."""

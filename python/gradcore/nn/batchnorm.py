@@ -1,9 +1,8 @@
 """BatchNorm2d over gradcore.functional.batch_norm, with PyTorch's arguments, buffers and train/eval behaviour."""
 from __future__ import annotations
 
-import numbers
-
 from .. import _core
+from .._checks import integer, real
 from .. import functional as F
 from ..tensor import Tensor, ones, zeros
 from .module import Module, Parameter
@@ -21,12 +20,10 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  device="cpu", dtype="float32"):
         super().__init__()
-        if not isinstance(num_features, numbers.Integral) or num_features <= 0:
-            raise ValueError(f"num_features: expected a positive integer, got {num_features!r}")
-        if momentum is not None and not (isinstance(momentum, numbers.Real) and 0.0 <= momentum <= 1.0):
-            raise ValueError(f"momentum: expected a number in [0, 1] or None, got {momentum!r}")
-        self.num_features = int(num_features)
-        self.eps = float(eps)
+        self.num_features = integer(num_features, "num_features", 1)
+        if momentum is not None:
+            momentum = real(momentum, "momentum", minimum=0.0, maximum=1.0)
+        self.eps = real(eps, "eps", minimum=0.0)
         self.momentum = momentum
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)

@@ -15,22 +15,15 @@ tests/test_conv_modules.py checks the weight statistics and the signal propagati
 from __future__ import annotations
 
 import math
-import numbers
 
 from .. import functional as F
+from .._checks import int_pair, integer
+from ..random import Generator
 from ..tensor import zeros
 from . import init as initializers
 from .module import Module, Parameter
 
 INITS = ("he_normal", "glorot_uniform", "kaiming_uniform")
-
-
-def _pair(value, name):
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return (int(value[0]), int(value[1]))
-    raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
 
 
 def initialize_weight(weight, init, generator):
@@ -48,22 +41,28 @@ def initialize_weight(weight, init, generator):
     return weight
 
 
+def _channels(in_channels, out_channels, groups):
+    return (integer(in_channels, "in_channels", 1), integer(out_channels, "out_channels", 1),
+            integer(groups, "groups", 1))
+
+
 class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, weight_shape,
                  init, generator, device, dtype):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
         if in_channels % groups:
             raise ValueError(f"in_channels: {in_channels} is not divisible by groups={groups}")
         if out_channels % groups:
             raise ValueError(f"out_channels: {out_channels} is not divisible by groups={groups}")
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = int_pair(kernel_size, "kernel_size", 1)
+        self.stride = int_pair(stride, "stride", 1)
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"padding: expected an int, a pair, \"valid\" or \"same\", got {padding!r}")
+        self.padding = padding if isinstance(padding, str) else int_pair(padding, "padding", 0)
+        self.dilation = int_pair(dilation, "dilation", 1)
+        if generator is not None and not isinstance(generator, Generator):
+            raise TypeError(f"generator: expected a gradcore.Generator or None, got {type(generator).__name__}")
         self.init = init
         self.weight = Parameter(zeros(*weight_shape, *self.kernel_size, dtype=dtype, device=device))
         initialize_weight(self.weight, init, generator)
@@ -91,8 +90,9 @@ class Conv2d(_ConvNd):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  device="cpu", dtype="float32", init="he_normal", generator=None):
+        in_channels, out_channels, groups = _channels(in_channels, out_channels, groups)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         (out_channels, in_channels // max(int(groups), 1)), init, generator, device, dtype)
+                         (out_channels, in_channels // groups), init, generator, device, dtype)
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -109,9 +109,10 @@ class ConvTranspose2d(_ConvNd):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
                  bias=True, dilation=1, device="cpu", dtype="float32", init="he_normal", generator=None):
+        in_channels, out_channels, groups = _channels(in_channels, out_channels, groups)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         (in_channels, out_channels // max(int(groups), 1)), init, generator, device, dtype)
-        self.output_padding = _pair(output_padding, "output_padding")
+                         (in_channels, out_channels // groups), init, generator, device, dtype)
+        self.output_padding = int_pair(output_padding, "output_padding", 0)
 
     def forward(self, x, output_size=None):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,

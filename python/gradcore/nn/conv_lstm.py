@@ -14,11 +14,10 @@ For truncated BPTT, pass the returned state into the next call after detaching i
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import functional as F
+from .._checks import int_pair, integer, real
 from ..tensor import Tensor, zeros
 from . import init
 from .module import Module, Parameter
@@ -31,18 +30,11 @@ _INITIALIZERS = {
 
 
 def _pair(value, name):
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (int(value), int(value))
-    if (not isinstance(value, (tuple, list)) or len(value) != 2
-            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value)):
-        raise ValueError(f"{name}: expected a positive int or a pair of them, got {value!r}")
-    return tuple(int(v) for v in value)
+    return int_pair(value, name, 1)
 
 
 def _positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return int(value)
+    return integer(value, name, 1)
 
 
 def _initialized(shape, how, name, generator):
@@ -78,7 +70,7 @@ class ConvLSTMCell(Module):
         self.weight = Parameter(_tensor(np.concatenate([w_input, w_recurrent], axis=1)))
         if bias:
             b = np.zeros(4 * hid)
-            b[hid:2 * hid] = float(forget_bias)  # gate order [i, f, g, o]
+            b[hid:2 * hid] = real(forget_bias, "forget_bias")  # gate order [i, f, g, o]
             self.bias = Parameter(_tensor(b))
         else:
             self.bias = None

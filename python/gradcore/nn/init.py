@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from ..random import default_generator
+from .._checks import real
+from ..random import _gen
 from ..tensor import Tensor
 
 
@@ -24,7 +25,15 @@ def fans(shape):
 
 
 def _rng(generator):
-    return (default_generator if generator is None else generator).numpy
+    return _gen(generator).numpy
+
+
+def _checked(tensor, **numbers):
+    """Checks the tensor and the named real-valued arguments (TypeError naming the one of the wrong kind)."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"tensor: expected a gradcore.Tensor, got {type(tensor).__name__}")
+    for name, value in numbers.items():
+        real(value, name)
 
 
 def _assign(tensor, values):
@@ -53,12 +62,14 @@ def constant_(tensor, value):
 
 
 def glorot_uniform_(tensor, gain=1.0, fan=None, generator=None):
+    _checked(tensor, gain=gain)
     fan_in, fan_out = fan or fans(tensor.shape)
     limit = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return _assign(tensor, _rng(generator).uniform(-limit, limit, tensor.shape))
 
 
 def glorot_normal_(tensor, gain=1.0, fan=None, generator=None):
+    _checked(tensor, gain=gain)
     fan_in, fan_out = fan or fans(tensor.shape)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     return _assign(tensor, _rng(generator).standard_normal(tensor.shape) * std)
@@ -73,25 +84,35 @@ def _fan(tensor, mode, fan):
 
 def he_normal_(tensor, mode="fan_in", negative_slope=0.0, fan=None, generator=None):
     """Kaiming normal for (leaky) ReLU: std = sqrt(2 / ((1 + a^2) fan))."""
+    _checked(tensor, negative_slope=negative_slope)
     std = math.sqrt(2.0 / ((1 + negative_slope ** 2) * _fan(tensor, mode, fan)))
     return _assign(tensor, _rng(generator).standard_normal(tensor.shape) * std)
 
 
 def he_uniform_(tensor, mode="fan_in", negative_slope=0.0, fan=None, generator=None):
+    _checked(tensor, negative_slope=negative_slope)
     limit = math.sqrt(6.0 / ((1 + negative_slope ** 2) * _fan(tensor, mode, fan)))
     return _assign(tensor, _rng(generator).uniform(-limit, limit, tensor.shape))
 
 
 def uniform_(tensor, low=0.0, high=1.0, generator=None):
+    _checked(tensor, low=low, high=high)
+    if not low <= high:
+        raise ValueError(f"high: expected a number >= low ({low!r}), got {high!r}")
     return _assign(tensor, _rng(generator).uniform(low, high, tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    _checked(tensor, mean=mean, std=std)
+    real(std, "std", minimum=0.0)
     return _assign(tensor, mean + std * _rng(generator).standard_normal(tensor.shape))
 
 
 def orthogonal_(tensor, gain=1.0, generator=None):
     """Rows (or columns) of the weight flattened to (shape[0], rest) are orthonormal, times gain (Saxe et al.)."""
+    _checked(tensor, gain=gain)
+    if tensor.ndim < 2:
+        raise ValueError(f"tensor: expected at least 2 dimensions (rows, ...), got shape {tensor.shape}")
     rows = tensor.shape[0]
     cols = int(np.prod(tensor.shape[1:]))
     a = _rng(generator).standard_normal((max(rows, cols), min(rows, cols)))

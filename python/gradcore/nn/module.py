@@ -56,6 +56,10 @@ class Module:
 
     def register_buffer(self, name, tensor):
         """State that is saved and moved with the module but not trained (BatchNorm's running statistics)."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TypeError(f"name: expected an attribute name (a str), got {name!r}")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"tensor: expected a gradcore.Tensor or None, got {type(tensor).__name__}")
         self._buffers[name] = tensor
         object.__setattr__(self, name, tensor)
 
@@ -160,6 +164,8 @@ class Module:
 
     def load_state_dict(self, state, strict=True):
         """Copies arrays (numpy or Tensors) into the parameters and buffers, in place, checking names and shapes."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict of name -> array (from state_dict()), got {type(state).__name__}")
         own = OrderedDict(list(self.named_parameters()) + list(self.named_buffers()))
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]

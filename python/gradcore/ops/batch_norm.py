@@ -2,9 +2,8 @@
 csrc/cuda/batch_norm.cu). Argument checks on arrays happen in the binding, which names the argument."""
 from __future__ import annotations
 
-import numbers
-
 from .. import _core
+from .._checks import real
 from ..autograd import Function
 from ..tensor import Tensor
 
@@ -71,16 +70,14 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
         _optional_tensor(value, name)
     _no_grad_buffer(running_mean, "running_mean")
     _no_grad_buffer(running_var, "running_var")
-    if not isinstance(eps, numbers.Real) or not eps >= 0:
-        raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
+    eps = real(eps, "eps", minimum=0.0)
     if training:
         if momentum is None:
             raise ValueError("momentum: None (the cumulative moving average) needs a batch count; use "
                              "nn.BatchNorm2d(momentum=None) or pass 1 / num_batches_tracked")
-        if not isinstance(momentum, numbers.Real):
-            raise TypeError(f"momentum: expected a number, got {type(momentum).__name__}")
-        return BatchNormTrain.apply(x, weight, bias, running_mean, running_var, float(momentum), float(eps))
+        momentum = real(momentum, "momentum", minimum=0.0, maximum=1.0)
+        return BatchNormTrain.apply(x, weight, bias, running_mean, running_var, momentum, eps)
     if running_mean is None or running_var is None:
         raise ValueError("running_mean, running_var: evaluation (training=False) normalises with the running "
                          "statistics, so both are needed")
-    return BatchNormEval.apply(x, weight, bias, running_mean, running_var, float(eps))
+    return BatchNormEval.apply(x, weight, bias, running_mean, running_var, eps)

@@ -47,7 +47,9 @@ def _check_tensors(tensors, name):
 
 
 def _dim(dim, ndim, name="dim"):
-    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool) or not -ndim <= dim < ndim:
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
+        raise TypeError(f"{name}: expected an int, got {dim!r}")
+    if not -ndim <= dim < ndim:
         raise ValueError(f"{name}: {dim!r} is out of range for a tensor of {ndim} dimensions")
     return int(dim) % ndim
 
@@ -83,12 +85,16 @@ def split(x, split_size_or_sections, dim=0):
     _check_x(x)
     dim = _dim(dim, x.ndim)
     length = x.shape[dim]
-    if isinstance(split_size_or_sections, numbers.Integral):
+    if isinstance(split_size_or_sections, numbers.Integral) and not isinstance(split_size_or_sections, bool):
         size = int(split_size_or_sections)
         if size <= 0:
             raise ValueError(f"split_size_or_sections: expected a positive length, got {size}")
         sizes = [min(size, length - start) for start in range(0, length, size)] or [0]
     else:
+        if not isinstance(split_size_or_sections, (list, tuple)) or not all(
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in split_size_or_sections):
+            raise TypeError(f"split_size_or_sections: expected an int or a list of ints, got "
+                            f"{split_size_or_sections!r}")
         sizes = [int(s) for s in split_size_or_sections]
         if sum(sizes) != length or any(s < 0 for s in sizes):
             raise ValueError(f"split_size_or_sections: lengths {sizes} must be non-negative and sum to "

@@ -7,27 +7,10 @@ the bottom/right. PyTorch's "same" accepts stride 1 only; for stride 1 both agre
 """
 from __future__ import annotations
 
-import numbers
-
 from .. import _core
+from .._checks import INT64_MAX, int_pair as pair, integer
 from ..autograd import Function
 from ..tensor import Tensor
-
-
-def pair(value, name, minimum):
-    """(h, w) from an int or a pair of ints, each >= minimum; raises naming the argument."""
-    if type(value) is int and value >= minimum:  # the common case, without the ABC checks below
-        return (value, value)
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        items = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
-        items = (int(value[0]), int(value[1]))
-    else:
-        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    if min(items) < minimum:
-        raise ValueError(f"{name}: expected values >= {minimum}, got {value!r}")
-    return items
 
 
 def check_tensor(value, name, ndim, layout):
@@ -37,14 +20,22 @@ def check_tensor(value, name, ndim, layout):
         raise ValueError(f"{name}: expected {ndim} dimensions {layout}, got shape {value.shape}")
 
 
+def check_weight_like(weight, x):
+    """weight's dtype and device are x's (checked before bias, so an error names the argument that differs)."""
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight: expected dtype {x.dtype} (x's), got {weight.dtype}")
+    if weight.device != x.device:
+        raise ValueError(f"weight: expected device {x.device} (x's), got {weight.device}")
+
+
 def check_bias(bias, channels, like):
     if bias is None:
         return
     check_tensor(bias, "bias", 1, "(C_out,)")
-    if bias.shape[0] != channels:
-        raise ValueError(f"bias: expected shape ({channels},), got {bias.shape}")
     if bias.dtype != like.dtype:
         raise TypeError(f"bias: expected dtype {like.dtype} (x's), got {bias.dtype}")
+    if bias.shape[0] != channels:
+        raise ValueError(f"bias: expected shape ({channels},), got {bias.shape}")
     if bias.device != like.device:
         raise ValueError(f"bias: expected device {like.device} (x's), got {bias.device}")
 
@@ -99,8 +90,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     check_tensor(weight, "weight", 4, "(C_out, C_in/groups, kH, kW)")
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
-    if type(groups) is not int and (not isinstance(groups, numbers.Integral) or isinstance(groups, bool)) or groups < 1:
-        raise ValueError(f"groups: expected an int >= 1, got {groups!r}")
+    if type(groups) is not int or not 1 <= groups <= INT64_MAX:
+        groups = integer(groups, "groups", 1)
+    check_weight_like(weight, x)
     check_bias(bias, weight.shape[0], x)
     pads = conv2d_padding(padding, x.shape[2:], weight.shape[2:], stride, dilation)
     return Conv2d.apply(x, weight, bias, stride, pads, dilation, int(groups))

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numbers
 
 from .. import _core
+from .._checks import INT64_MAX, integer
 from ..autograd import Function
-from .conv2d import bias_grad, check_bias, check_tensor, pair
+from .conv2d import bias_grad, check_bias, check_tensor, check_weight_like, pair
 
 
 def same_cropping(kernel, stride, dilation):
@@ -63,17 +64,13 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     check_tensor(weight, "weight", 4, "(C_in, C_out/groups, kH, kW)")
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"groups: expected an int >= 1, got {groups!r}")
+    groups = integer(groups, "groups", 1)
+    check_weight_like(weight, x)
     if weight.shape[0] != x.shape[1]:
         raise ValueError(f"weight: shape {weight.shape} expects {weight.shape[0]} input channels (weight.shape[0]), "
                          f"but x has {x.shape[1]}")
     if x.shape[1] % groups:
         raise ValueError(f"x: {x.shape[1]} input channels are not divisible by groups={groups}")
-    if x.dtype != weight.dtype:
-        raise TypeError(f"weight: expected dtype {x.dtype} (x's), got {weight.dtype}")
-    if x.device != weight.device:
-        raise ValueError(f"weight: expected device {x.device} (x's), got {weight.device}")
     check_bias(bias, weight.shape[1] * groups, x)
     kernel = weight.shape[2:]
     if isinstance(padding, str) and padding in ("same", "valid"):
@@ -106,6 +103,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         if value >= s:
             raise ValueError(f"output_padding: expected values smaller than stride {stride}, got ({op_h}, {op_w})")
     out = (base[0] + op_h, base[1] + op_w)
+    if max(out) > INT64_MAX:
+        raise ValueError(f"stride, padding, dilation: the output size {out} does not fit 64 bits")
     if min(out) < 1:
         raise ValueError(f"padding: the output size {out} is not positive for input {x.shape[2:]}, kernel {kernel}, "
                          f"stride {stride} and dilation {dilation}")

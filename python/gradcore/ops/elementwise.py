@@ -5,9 +5,11 @@ Python numbers combine with tensors through the scalar kernels (affine, rdiv, po
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 from .. import _core
+from .._checks import real
 from ..autograd import Function
 from ..tensor import Tensor
 
@@ -67,15 +69,16 @@ class Unary(Function):
         self.op, self.a, self.b = op, a, b
         y = _core.unary(x, op, a, b)
         keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt)
-        self.save_for_backward(y if keep_output else x)
+        if op != U.affine:  # affine's gradient needs neither x nor y: modifying them in place is fine
+            self.save_for_backward(y if keep_output else x)
         return y
 
     def backward(self, g):
-        (s,) = self.saved
         op, a = self.op, self.a
         if op == U.affine:
-            gx = _core.unary(g, U.affine, a, 0.0)
-        elif op == U.exp:
+            return _core.unary(g, U.affine, a, 0.0), None, None, None
+        (s,) = self.saved
+        if op == U.exp:
             gx = _core.binary(g, s, B.mul)
         elif op == U.log:
             gx = _core.binary(g, s, B.div)
@@ -181,7 +184,8 @@ def mul(a, b):
 def div(a, b):
     if _scalar(b):
         _check_operand(a, "a")
-        return Unary.apply(a, U.affine, 1.0 / float(b), 0.0)
+        b = float(b)  # x / 0 is +-inf (NaN for 0 / 0), as in PyTorch, not a ZeroDivisionError
+        return Unary.apply(a, U.affine, 1.0 / b if b != 0 else math.copysign(math.inf, b), 0.0)
     return _binary(a, b, B.div)
 
 
@@ -225,4 +229,4 @@ tanh = _unary(U.tanh, "tanh")
 
 def leaky_relu(x, negative_slope=0.01):
     _check_operand(x, "x")
-    return Unary.apply(x, U.leaky_relu, float(negative_slope))
+    return Unary.apply(x, U.leaky_relu, real(negative_slope, "negative_slope"))

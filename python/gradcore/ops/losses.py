@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+import numpy as np
+
 from .. import _core
 from ..autograd import Function
 from ..tensor import Tensor
@@ -74,6 +76,11 @@ def binary_cross_entropy(input, target, reduction="mean"):
     Prefer binary_cross_entropy_with_logits: it is stable for any logit."""
     _check_pair(input, target, "binary_cross_entropy")
     _no_target_grad(target, "binary_cross_entropy")
+    p = input.numpy()  # a view on the CPU; a copy from a CUDA device (a synchronisation, as PyTorch's own check)
+    if not np.all((p >= 0) & (p <= 1)):  # NaN fails too
+        bad = p[~((p >= 0) & (p <= 1))].flat[0]
+        raise ValueError(f"binary_cross_entropy: input: expected probabilities in [0, 1], got {float(bad)!r}; "
+                         "apply sigmoid first, or use binary_cross_entropy_with_logits on the logits")
     return _reduce(_BCE.apply(input, target), reduction, "binary_cross_entropy")
 
 

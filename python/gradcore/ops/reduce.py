@@ -13,13 +13,22 @@ B = _core.BinaryOp
 def _axes(axis, ndim):
     if axis is None:
         return list(range(ndim))
-    axes = [axis] if isinstance(axis, numbers.Integral) else list(axis)
+    if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
+        axes = [axis]
+    elif isinstance(axis, (tuple, list)):
+        axes = list(axis)
+    else:
+        raise TypeError(f"axis: expected None, an int or a tuple of ints, got {axis!r}")
     out = []
     for a in axes:
-        if not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
+        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+            raise TypeError(f"axis: expected ints, got {a!r} in {axis!r}")
+        if not -ndim <= a < ndim:
             raise ValueError(f"axis: {a!r} is out of range for a tensor of {ndim} dimensions")
         out.append(int(a) % ndim if ndim else 0)
-    return sorted(set(out))
+    if len(set(out)) != len(out):
+        raise ValueError(f"axis: expected each dimension once, got {axis!r}")
+    return sorted(out)
 
 
 class Sum(Function):
@@ -71,4 +80,9 @@ def mean(x, axis=None, keepdims=False):
 
 def reshape(x, shape):
     _check(x)
+    for d in shape:  # int(3.9) would truncate to 3
+        if not isinstance(d, numbers.Integral) or isinstance(d, bool):
+            raise TypeError(f"shape: expected integers (or -1 for one inferred dimension), got {tuple(shape)!r}")
+        if not -2**63 <= d < 2**63:
+            raise ValueError(f"shape: expected dimensions below 2**63, got {tuple(shape)!r}")
     return Reshape.apply(x, tuple(int(d) for d in shape))

@@ -23,7 +23,9 @@ class Adam(Optimizer):
     def _check_group(self, group):
         _check_number(group["lr"], "lr", minimum=0.0)
         betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+        if len(betas) != 2:
             raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
         _check_number(betas[0], "betas[0]", minimum=0.0, maximum=1.0, high_open=True)
         _check_number(betas[1], "betas[1]", minimum=0.0, maximum=1.0, high_open=True)

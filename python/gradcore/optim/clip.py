@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+import threading
 
 from .. import _core
+from .._checks import real
 from ..autograd import no_grad
 from ..tensor import Tensor, tensor
 
-_tables = {}  # device -> TensorTable: rebuilt only when the gradient buffers change between calls
+# device -> TensorTable, rebuilt only when the gradient buffers change between calls. One cache per thread: a table
+# is rebuilt in place while the kernels run without the GIL, so two threads sharing one would walk each other's
+# half-built table (a crash).
+_tables = threading.local()
 
 
 def _gradients(parameters, where="parameters"):
@@ -41,17 +46,17 @@ def _gradients(parameters, where="parameters"):
 
 
 def _table(device):
-    table = _tables.get(device)
+    tables = _tables.__dict__
+    table = tables.get(device)
     if table is None:
-        table = _tables[device] = _core.TensorTable()
+        table = tables[device] = _core.TensorTable()
     return table
 
 
 def _norm_type(norm_type):
-    value = float(norm_type)  # accepts float("inf") and the string "inf"
-    if not value > 0:
-        raise ValueError(f"norm_type: expected a positive number or inf, got {norm_type!r}")
-    return value
+    if isinstance(norm_type, str) and norm_type.strip().lower() in ("inf", "+inf", "infinity"):
+        return math.inf  # PyTorch accepts the string "inf"
+    return real(norm_type, "norm_type", minimum=0.0, low_open=True)
 
 
 @no_grad()
@@ -64,9 +69,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     per_tensor: clip each tensor by its own norm (MATLAB's "l2norm" gradient threshold method).
     Returns the global norm of the gradients before clipping, a 0-d Tensor (of the gradients' dtype and device).
     """
-    max_norm = float(max_norm)
-    if math.isnan(max_norm) or max_norm < 0:
-        raise ValueError(f"max_norm: expected a number >= 0, got {max_norm!r}")
+    max_norm = real(max_norm, "max_norm", minimum=0.0)
     norm_type = _norm_type(norm_type)
     grads = _gradients(parameters)
     if not grads:
@@ -88,9 +91,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 @no_grad()
 def clip_grad_value_(parameters, clip_value):
     """Clamps every gradient element of `parameters` to [-clip_value, clip_value] in place (NaN stays NaN)."""
-    clip_value = float(clip_value)
-    if math.isnan(clip_value) or clip_value < 0:
-        raise ValueError(f"clip_value: expected a number >= 0, got {clip_value!r}")
+    clip_value = real(clip_value, "clip_value", minimum=0.0)
     grads = _gradients(parameters)
     if grads:
         _core.grad_clamp_(_table(grads[0].device), [g._data for g in grads], clip_value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from .._checks import integer, real
 from .optimizer import Optimizer
 
 
@@ -18,8 +19,7 @@ class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer: expected a gradcore.optim.Optimizer, got {type(optimizer).__name__}")
-        if not isinstance(last_epoch, numbers.Integral) or last_epoch < -1:
-            raise ValueError(f"last_epoch: expected an integer >= -1, got {last_epoch!r}")
+        last_epoch = integer(last_epoch, "last_epoch", -1)
         self.optimizer = optimizer
         for i, group in enumerate(optimizer.param_groups):
             if last_epoch == -1:
@@ -73,10 +73,8 @@ class StepLR(LRScheduler):
     """lr = initial_lr * gamma ** (epoch // step_size)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if not isinstance(step_size, numbers.Integral) or step_size < 1:
-            raise ValueError(f"step_size: expected an integer >= 1, got {step_size!r}")
-        if not isinstance(gamma, numbers.Real) or not gamma >= 0:
-            raise ValueError(f"gamma: expected a number >= 0, got {gamma!r}")
+        integer(step_size, "step_size", 1)
+        real(gamma, "gamma", minimum=0.0)
         self.step_size, self.gamma = int(step_size), float(gamma)
         super().__init__(optimizer, last_epoch)
 
@@ -88,10 +86,8 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (initial_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2 (SGDR without restarts)."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        if not isinstance(T_max, numbers.Integral) or T_max < 1:
-            raise ValueError(f"T_max: expected an integer >= 1, got {T_max!r}")
-        if not isinstance(eta_min, numbers.Real) or not eta_min >= 0:
-            raise ValueError(f"eta_min: expected a number >= 0, got {eta_min!r}")
+        integer(T_max, "T_max", 1)
+        real(eta_min, "eta_min", minimum=0.0)
         self.T_max, self.eta_min = int(T_max), float(eta_min)
         super().__init__(optimizer, last_epoch)
 
@@ -104,12 +100,9 @@ class LinearLR(LRScheduler):
     total_iters and staying there."""
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
-        if not isinstance(start_factor, numbers.Real) or not 0 < start_factor <= 1:
-            raise ValueError(f"start_factor: expected a number in (0, 1], got {start_factor!r}")
-        if not isinstance(end_factor, numbers.Real) or not 0 <= end_factor <= 1:
-            raise ValueError(f"end_factor: expected a number in [0, 1], got {end_factor!r}")
-        if not isinstance(total_iters, numbers.Integral) or total_iters < 1:
-            raise ValueError(f"total_iters: expected an integer >= 1, got {total_iters!r}")
+        real(start_factor, "start_factor", minimum=0.0, maximum=1.0, low_open=True)
+        real(end_factor, "end_factor", minimum=0.0, maximum=1.0)
+        integer(total_iters, "total_iters", 1)
         self.start_factor, self.end_factor, self.total_iters = float(start_factor), float(end_factor), int(total_iters)
         super().__init__(optimizer, last_epoch)
 
@@ -124,10 +117,8 @@ class LinearWarmup(LRScheduler):
     SequentialLR(optimizer, [LinearWarmup(opt, w), CosineAnnealingLR(opt, T_max)], milestones=[w])."""
 
     def __init__(self, optimizer, warmup_steps, start_factor=0.0, last_epoch=-1):
-        if not isinstance(warmup_steps, numbers.Integral) or warmup_steps < 1:
-            raise ValueError(f"warmup_steps: expected an integer >= 1, got {warmup_steps!r}")
-        if not isinstance(start_factor, numbers.Real) or not 0 <= start_factor <= 1:
-            raise ValueError(f"start_factor: expected a number in [0, 1], got {start_factor!r}")
+        integer(warmup_steps, "warmup_steps", 1)
+        real(start_factor, "start_factor", minimum=0.0, maximum=1.0)
         self.warmup_steps, self.start_factor = int(warmup_steps), float(start_factor)
         super().__init__(optimizer, last_epoch)
 

@@ -11,12 +11,11 @@ does); call gradcore.clip_grad_norm_ instead when the clipped gradients are want
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 
 import numpy as np
 
 from .. import _core
+from .._checks import real
 from ..autograd import enable_grad, no_grad
 from ..tensor import Tensor
 
@@ -24,13 +23,9 @@ _MAX_GROUPS_PER_LAUNCH = 64  # kMaxGroupsPerLaunch in csrc/fused_adam.h
 
 
 def _check_number(value, name, minimum=None, maximum=None, low_open=False, high_open=False):
-    """Raises ValueError naming the hyperparameter unless minimum <= value <= maximum (or the open variants)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    if minimum is not None and (value <= minimum if low_open else value < minimum):
-        raise ValueError(f"{name}: expected {'>' if low_open else '>='} {minimum}, got {value!r}")
-    if maximum is not None and (value >= maximum if high_open else value > maximum):
-        raise ValueError(f"{name}: expected {'<' if high_open else '<='} {maximum}, got {value!r}")
+    """Raises naming the hyperparameter unless minimum <= value <= maximum (or the open variants): TypeError for
+    something that is not a number, ValueError for NaN or a number out of range."""
+    real(value, name, minimum, maximum, low_open, high_open)
 
 
 def _host_to(array, device):
@@ -74,9 +69,8 @@ class Optimizer:
             raise ValueError("clip_norm, clip_value: pass at most one of them")
         if clip_per_tensor and clip_norm is None:
             raise ValueError("clip_per_tensor: needs clip_norm")
+        _check_number(clip_norm_type, "clip_norm_type", minimum=0.0, low_open=True)  # inf is allowed
         clip_norm_type = float(clip_norm_type)
-        if not clip_norm_type > 0:
-            raise ValueError(f"clip_norm_type: expected a positive number or inf, got {clip_norm_type!r}")
         self.defaults = dict(defaults)
         self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.clip_value = None if clip_value is None else float(clip_value)
@@ -152,6 +146,8 @@ class Optimizer:
     def step(self, closure=None):
         """One update of every parameter that has a gradient. Returns closure()'s loss when a closure is given."""
         loss = None
+        if closure is not None and not callable(closure):
+            raise TypeError(f"closure: expected a function returning the loss, got {type(closure).__name__}")
         if closure is not None:
             with enable_grad():
                 loss = closure()
@@ -162,6 +158,7 @@ class Optimizer:
         for p in ordered:  # shapes, dtypes and devices are checked by the kernels' table on every rebuild
             if p not in self.state:
                 self.state[p] = self._init_state(p, self._group_of(p))
+            p._data._bump_version()  # updated in place below: a graph that saved p can no longer run backward
         grads = [p.grad._data for p in ordered]
         scales, nonfinite = self._norm_pass(grads, ordered[0].device)
         offset = 0
@@ -285,7 +282,9 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restores hyperparameters and per-parameter state (copied onto each parameter's device and dtype), so that
         training continues exactly where the saved optimizer stopped."""
-        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict: expected a dict (from state_dict()), got {type(state_dict).__name__}")
+        if "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("state_dict: expected a dict with \"state\" and \"param_groups\" (from state_dict())")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
@@ -293,6 +292,10 @@ class Optimizer:
                              f"{len(self.param_groups)}")
         by_index = {}
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            lacking = [k for k in self.defaults if k not in saved]
+            if lacking:  # e.g. Adam's state (betas, eps) offered to SGD (momentum, nesterov)
+                raise ValueError(f"state_dict: param_groups[{gi}] lacks {lacking}, which {type(self).__name__} "
+                                 "needs: is it another optimizer's state?")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"state_dict: param_groups[{gi}] has {len(saved['params'])} parameters, this "
                                  f"optimizer's has {len(group['params'])}")

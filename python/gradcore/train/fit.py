@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import diagnostics
+from .._checks import integer
 from ..autograd import no_grad
 
 
@@ -69,6 +70,10 @@ def _split(batch):
 
 def standard_step(model, loss_fn, optimizer):
     """The step fit() uses with model=: zero grads, forward, loss, backward, update. Returns (loss, output)."""
+    _check_callables(model=model, loss_fn=loss_fn)
+    if not callable(getattr(optimizer, "step", None)) or not callable(getattr(optimizer, "zero_grad", None)):
+        raise TypeError(f"optimizer: expected an optimizer (with step() and zero_grad()), got "
+                        f"{type(optimizer).__name__}")
 
     def step(batch):
         x, target = _split(batch)
@@ -84,6 +89,7 @@ def standard_step(model, loss_fn, optimizer):
 
 def evaluation_step(model, loss_fn):
     """Held-out loss of one batch in evaluation mode without recording a graph. Returns (loss, output)."""
+    _check_callables(model=model, loss_fn=loss_fn)
 
     def step(batch):
         x, target = _split(batch)
@@ -92,6 +98,12 @@ def evaluation_step(model, loss_fn):
             return loss_fn(output, target), output
 
     return step
+
+
+def _check_callables(**functions):
+    for name, fn in functions.items():
+        if not callable(fn):
+            raise TypeError(f"{name}: expected a callable (a Module or a function), got {type(fn).__name__}")
 
 
 def _unpack(result):
@@ -123,6 +135,8 @@ def evaluate(data, step=None, *, model=None, loss_fn=None, monitor=None):
         if model is None or loss_fn is None:
             raise ValueError("evaluate: pass step=, or model= and loss_fn=")
         step = evaluation_step(model, loss_fn)
+    if not callable(step):
+        raise TypeError(f"step: expected a function of a batch, got {type(step).__name__}")
     modules = _monitored(monitor if monitor is not None else model)
     was_training = [m.training for m in modules]
     for m in modules:
@@ -162,8 +176,10 @@ def fit(train_data, step=None, *, model=None, loss_fn=None, optimizer=None, epoc
             val_step = evaluation_step(model, loss_fn)
     if val_data is not None and val_step is None:
         raise ValueError("fit: val_data needs val_step= when a custom step is given")
-    if not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
+    if not callable(step):
+        raise TypeError(f"step: expected a function of a batch, got {type(step).__name__}")
+    epochs = integer(epochs, "epochs", 0)
+    start_epoch = integer(start_epoch, "start_epoch", 0)
     monitor = monitor if monitor is not None else model
     history = history if history is not None else History()
     total = getattr(train_data, "num_samples", None)
