@@ -334,8 +334,10 @@ def test_deterministic(dtype, device):
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES + [(128, 16, 28, 28), (7, 3, 5, 3)],
-                         ids=SHAPE_IDS + ["128x16x28x28", "7x3x5x3"])
+# Beyond SHAPES: packs of 4 floats with partial sums per channel; packs of 2 floats (H*W = 2 mod 4) with partial sums
+# (a branch no other shape reaches); no packs.
+@pytest.mark.parametrize("shape", SHAPES + [(128, 16, 28, 28), (64, 2, 15, 14), (7, 3, 5, 3)],
+                         ids=SHAPE_IDS + ["128x16x28x28", "64x2x15x14", "7x3x5x3"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_cuda_matches_cpu(shape, dtype, training):
     x, w, b, rm, rv = _inputs(shape, seed=100, offset=3.0, scale=2.0)

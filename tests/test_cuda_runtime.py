@@ -167,3 +167,17 @@ def test_a_faulting_kernel_surfaces_as_a_runtime_error(sync):
         assert "CUDA error in fill_kernel" in out, out  # reported at the launch, naming the kernel
     else:
         assert "GRADCORE_CUDA_SYNC=1" in out, out  # reported by the copy, with the hint
+
+
+@pytest.mark.cuda
+def test_cuda_events_time_the_work_between_them():
+    # The benchmarks' timer (bench/harness.py): two events on the device's stream, the milliseconds between them.
+    start, end = gradcore._core.CudaEvent(), gradcore._core.CudaEvent()
+    x = gradcore.randn(1 << 16, device="cuda", generator=gradcore.Generator(0))
+    start.record()
+    for _ in range(5):
+        x = (x * 1.5).tanh()
+    end.record()
+    elapsed = start.elapsed_ms(end)
+    assert 0.0 <= elapsed < 60_000.0
+    assert end.elapsed_ms(start) <= 0.0  # in the other order, time runs backwards
