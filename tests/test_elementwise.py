@@ -119,6 +119,8 @@ UNARY = {
     "leaky_relu_default": (F.leaky_relu, ref.leaky_relu, {"away_from_zero": True}),
     "sigmoid": (F.sigmoid, ref.sigmoid, {}),
     "tanh": (F.tanh, ref.tanh, {}),
+    "sqrt": (F.sqrt, np.sqrt, {"positive": True}),
+    "abs": (F.abs, np.abs, {"away_from_zero": True}),
 }
 
 
@@ -188,6 +190,30 @@ def test_cuda_matches_cpu_for_every_op(dtype):
         values = pos if domain.get("positive") else a_np
         assert_close(ours(_make(values, dtype, "cuda")), ours(_make(values, dtype, "cpu")), **forward_tol(dtype),
                      name=name)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_gradients_match_cpu_for_every_op(dtype):
+    # The backward rules are kernels too (relu_backward, pow_backward, ...), and broadcasting's backward sums.
+    a_np, b_np = _values((5, 7), 15), _values((7,), 16, away_from_zero=True)
+    pos = _values((5, 7), 17, positive=True)
+    for name, (ours, _, domain) in UNARY.items():
+        values = pos if domain.get("positive") else _values((5, 7), 18, away_from_zero=domain.get("away_from_zero"))
+        grads = {}
+        for device in ("cpu", "cuda"):
+            x = _make(values, dtype, device, requires_grad=True)
+            ours(x).sum().backward()
+            grads[device] = x.grad
+        assert_close(grads["cuda"], grads["cpu"], **forward_tol(dtype), name=f"{name}'")
+    for name, (ours, _) in BINARY.items():
+        grads = {}
+        for device in ("cpu", "cuda"):
+            a, b = _make(a_np, dtype, device, requires_grad=True), _make(b_np, dtype, device, requires_grad=True)
+            ours(a, b).sum().backward()
+            grads[device] = (a.grad, b.grad)
+        for which, cuda, cpu in zip("ab", grads["cuda"], grads["cpu"]):
+            assert_close(cuda, cpu, **forward_tol(dtype), name=f"d{name}/d{which}")
 
 
 # ---- bad operands ---------------------------------------------------------------------------------------------
