@@ -6,13 +6,14 @@
 #include "batch_norm.h"
 #include <cstring>
 #include <vector>
+#include "cpu/parallel.h"
 #include "cpu/simd.h"
 
 namespace gradcore {
 
 namespace {
 
-constexpr int64_t kParallelThreshold = 1 << 15;  // elements below which threads cost more than they save
+using cpu::kParallelThreshold;
 
 // Eight doubles as one value (cpu/simd.h): one AVX-512 register, two AVX2 or four SSE2 ones; eight lanes on every
 // machine, so the order of summation does not depend on the instruction set.

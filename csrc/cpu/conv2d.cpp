@@ -17,6 +17,7 @@
 #include "cpu/conv2d_depthwise.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
+#include "cpu/parallel.h"
 #include "cpu/scratch.h"
 
 namespace gradcore {
@@ -92,7 +93,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   const T* pw = w.data_as<T>();
   const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
   T* py = y.data_as<T>();
-  const bool parallel = N * Cout * P * K >= (1 << 16);
+  const bool parallel = N * Cout * P * K >= kParallelThreshold;  // multiply-adds
   if (is_depthwise(p)) {
     depthwise_forward(px, pw, pb, py, p, parallel);
     return;
@@ -138,7 +139,7 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   const T* pw = w.data_as<T>();
   const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
   T* px = gx.data_as<T>();
-  const bool parallel = N * Cout * P * K >= (1 << 16);
+  const bool parallel = N * Cout * P * K >= kParallelThreshold;  // multiply-adds
   if (is_depthwise(p)) {
     depthwise_backward_input(pg, pw, pb, px, p, parallel);
     return;

@@ -12,6 +12,7 @@
 #include "cpu/conv2d_depthwise.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
+#include "cpu/parallel.h"
 #include "cpu/scratch.h"
 #include "cpu/simd.h"
 
@@ -174,7 +175,7 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
   T* pw = gw.data_as<T>();
   std::memset(pw, 0, sizeof(T) * G * M * K);
   if (N == 0) return;
-  const bool parallel = N * Cout * P * K >= (1 << 16);
+  const bool parallel = N * Cout * P * K >= kParallelThreshold;  // multiply-adds
   if (is_depthwise(p)) {  // one thread per channel, images in order
     depthwise_backward_weight(px, pg, pw, p, parallel);
     return;

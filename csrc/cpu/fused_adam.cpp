@@ -2,6 +2,7 @@
 #include <algorithm>
 #include "fused_adam.h"
 #include "grad_norm.h"
+#include "cpu/parallel.h"
 
 namespace gradcore {
 
@@ -11,7 +12,7 @@ void fused_adam_cpu(const TensorTableView& table, const AdamParams& params, cons
   const double* scales = grad_scales.data() ? grad_scales.data_as<double>() + params.scale_offset : nullptr;
   dispatch_float(table.dtype, [&](auto zero) {
     using T = decltype(zero);
-#pragma omp parallel for schedule(static) if (table.total_numel >= kCpuParallelMin)
+#pragma omp parallel for schedule(static) if (table.total_numel >= cpu::kParallelThreshold)
     for (int64_t c = 0; c < table.n_chunks; ++c) {
       const ChunkEntry ch = table.chunks[c];
       const TensorEntry& e = table.tensors[ch.tensor];
