@@ -46,26 +46,19 @@ ReduceLayout reduce_layout(const Shape& shape, const std::vector<int>& axes) {
   // Neighbouring dimensions of the same kind merge into one (x is contiguous), so that a bias gradient's sum over
   // (N, H, W) walks runs of H * W elements, not of W: the per-run offset arithmetic dominated for small images.
   for (size_t i = 0; i < shape.size(); ++i) {
-    const bool merge = i > 0 && reduced[i] == reduced[i - 1];
-    if (reduced[i]) {
-      if (merge) {
-        layout.reduced_shape[layout.reduced_ndim - 1] *= shape[i];
-        layout.reduced_stride[layout.reduced_ndim - 1] = stride[i];
-      } else {
-        layout.reduced_shape[layout.reduced_ndim] = shape[i];
-        layout.reduced_stride[layout.reduced_ndim++] = stride[i];
-      }
-      layout.reduced_numel *= shape[i];
+    // The run this dimension joins (or starts): kept or reduced.
+    int& ndim = reduced[i] ? layout.reduced_ndim : layout.kept_ndim;
+    int64_t* run_shape = reduced[i] ? layout.reduced_shape : layout.kept_shape;
+    int64_t* run_stride = reduced[i] ? layout.reduced_stride : layout.kept_stride;
+    int64_t& numel = reduced[i] ? layout.reduced_numel : layout.kept_numel;
+    if (i > 0 && reduced[i] == reduced[i - 1]) {
+      run_shape[ndim - 1] *= shape[i];
+      run_stride[ndim - 1] = stride[i];
     } else {
-      if (merge) {
-        layout.kept_shape[layout.kept_ndim - 1] *= shape[i];
-        layout.kept_stride[layout.kept_ndim - 1] = stride[i];
-      } else {
-        layout.kept_shape[layout.kept_ndim] = shape[i];
-        layout.kept_stride[layout.kept_ndim++] = stride[i];
-      }
-      layout.kept_numel *= shape[i];
+      run_shape[ndim] = shape[i];
+      run_stride[ndim++] = stride[i];
     }
+    numel *= shape[i];
   }
   return layout;
 }

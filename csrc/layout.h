@@ -53,25 +53,25 @@ GRADCORE_HD void broadcast_offsets(const BroadcastLayout& l, int64_t i, int64_t&
   b_offset = ob;
 }
 
-// Offset in x of the k-th kept element (row-major over the kept dimensions).
-GRADCORE_HD int64_t kept_offset(const ReduceLayout& l, int64_t k) {
+// Offset of the i-th element (row-major over shape[0..ndim)) of a strided view.
+GRADCORE_HD int64_t strided_offset(int64_t i, int ndim, const int64_t* shape, const int64_t* stride) {
   int64_t off = 0;
-  for (int d = l.kept_ndim - 1; d >= 0; --d) {
-    off += (k % l.kept_shape[d]) * l.kept_stride[d];
-    k /= l.kept_shape[d];
+  for (int d = ndim - 1; d >= 0; --d) {
+    off += (i % shape[d]) * stride[d];
+    i /= shape[d];
   }
   return off;
+}
+
+// Offset in x of the k-th kept element (row-major over the kept dimensions).
+GRADCORE_HD int64_t kept_offset(const ReduceLayout& l, int64_t k) {
+  return strided_offset(k, l.kept_ndim, l.kept_shape, l.kept_stride);
 }
 
 // Offset, from a kept element's start, of the r-th element of the reduced index space (row-major over the reduced
 // dimensions).
 GRADCORE_HD int64_t reduced_offset(const ReduceLayout& l, int64_t r) {
-  int64_t off = 0;
-  for (int d = l.reduced_ndim - 1; d >= 0; --d) {
-    off += (r % l.reduced_shape[d]) * l.reduced_stride[d];
-    r /= l.reduced_shape[d];
-  }
-  return off;
+  return strided_offset(r, l.reduced_ndim, l.reduced_shape, l.reduced_stride);
 }
 
 }  // namespace gradcore

@@ -139,56 +139,73 @@ void depthwise_backward_weight_plane(const T* x, const T* gy, const Conv2dParams
   }
 }
 
+// The zero-bordered grid of the stride-1 kernels: ext_h rows of length ext_w, and for each kernel tap (kh, kw) the
+// offset it reads at, forward (and weight gradient) from x padded by (pad_top, pad_left):
+//   offset = kh d_h ext_w + kw d_w
+// backward_input from gy placed at (R, S) = (d_h (kH - 1), d_w (kW - 1)):
+//   offset = (pad_top + R - kh d_h) ext_w + (pad_left + S - kw d_w)
+struct Stride1Grid {
+  int64_t ext_h = 0, ext_w = 0, top = 0, left = 0;  // top, left: where the source plane starts in the grid
+  std::vector<int64_t> offsets;
+  Stride1Grid(const Conv2dParams& p, bool backward_input) {
+    const int64_t R = p.dilation_h * (p.kernel_h - 1), S = p.dilation_w * (p.kernel_w - 1);
+    if (backward_input) {
+      ext_h = std::max(p.in_h + p.pad_top, p.out_h) + R, ext_w = std::max(p.in_w + p.pad_left, p.out_w) + S;
+      top = R, left = S;
+    } else {
+      ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
+      top = p.pad_top, left = p.pad_left;
+    }
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw)
+        offsets.push_back(backward_input ? (p.pad_top + R - kh * p.dilation_h) * ext_w + (p.pad_left + S - kw * p.dilation_w)
+                                         : kh * p.dilation_h * ext_w + kw * p.dilation_w);
+  }
+};
+
+// fn(t, c) for every plane t = n * channels + c, one task each.
+template <typename Fn> void for_each_plane(int64_t planes, int64_t channels, bool parallel, Fn&& fn) {
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t t = 0; t < planes; ++t) fn(t, t % channels);
+}
+
 }  // namespace
 
-template <typename T>
-void depthwise_forward(const T* px, const T* pw, const T* pb, T* py, const Conv2dParams& p, bool parallel) {
-  const int64_t K = p.gemm_k(), P = p.out_pixels(), N = p.batch, Cout = p.out_channels, HW = p.in_pixels();
+// forward (x -> y) and backward_input (gy -> gx) walk the planes alike: each (image, channel) plane of src, of
+// (src_h, src_w), into the plane of dst, of (dst_h, dst_w).
+template <typename T, bool kBackwardInput>
+void depthwise_planes(const T* src, const T* w, const T* bias, T* dst, const Conv2dParams& p, bool parallel) {
+  const int64_t K = p.gemm_k(), C = p.out_channels;  // = in_channels
+  const int64_t src_h = kBackwardInput ? p.out_h : p.in_h, src_w = kBackwardInput ? p.out_w : p.in_w;
+  const int64_t dst_h = kBackwardInput ? p.in_h : p.out_h, dst_w = kBackwardInput ? p.in_w : p.out_w;
   if (p.stride_h == 1 && p.stride_w == 1) {
-    const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
-    std::vector<int64_t> offsets;
-    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
-      for (int64_t kw = 0; kw < p.kernel_w; ++kw) offsets.push_back(kh * p.dilation_h * ext_w + kw * p.dilation_w);
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t t = 0; t < N * Cout; ++t) {
-      const int64_t c = t % Cout;
-      depthwise_stride1_plane(px + t * HW, p.in_h, p.in_w, p.pad_top, p.pad_left, p.out_h, p.out_w, ext_h, ext_w,
-                              offsets.data(), pw + c * K, K, pb ? pb[c] : T(0), py + t * P);
-    }
+    const Stride1Grid grid(p, kBackwardInput);
+    for_each_plane(p.batch * C, C, parallel, [&](int64_t t, int64_t c) {
+      depthwise_stride1_plane(src + t * src_h * src_w, src_h, src_w, grid.top, grid.left, dst_h, dst_w, grid.ext_h,
+                              grid.ext_w, grid.offsets.data(), w + c * K, K, bias ? bias[c] : T(0),
+                              dst + t * dst_h * dst_w);
+    });
     return;
   }
   const std::vector<RowWindow> windows = row_windows(p);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t t = 0; t < N * Cout; ++t) {
-    const int64_t c = t % Cout;
-    depthwise_forward_plane(px + t * HW, pw + c * K, pb ? pb[c] : T(0), p, windows.data(), py + t * P);
-  }
+  for_each_plane(p.batch * C, C, parallel, [&](int64_t t, int64_t c) {
+    const T* s = src + t * src_h * src_w;
+    T* d = dst + t * dst_h * dst_w;
+    if constexpr (kBackwardInput)
+      depthwise_backward_input_plane(s, w + c * K, bias ? bias[c] : T(0), p, windows.data(), d);
+    else
+      depthwise_forward_plane(s, w + c * K, bias ? bias[c] : T(0), p, windows.data(), d);
+  });
+}
+
+template <typename T>
+void depthwise_forward(const T* px, const T* pw, const T* pb, T* py, const Conv2dParams& p, bool parallel) {
+  depthwise_planes<T, false>(px, pw, pb, py, p, parallel);
 }
 
 template <typename T>
 void depthwise_backward_input(const T* pg, const T* pw, const T* pb, T* px, const Conv2dParams& p, bool parallel) {
-  const int64_t K = p.gemm_k(), P = p.out_pixels(), N = p.batch, Cin = p.in_channels, HW = p.in_pixels();
-  if (p.stride_h == 1 && p.stride_w == 1) {
-    const int64_t R = p.dilation_h * (p.kernel_h - 1), S = p.dilation_w * (p.kernel_w - 1);
-    const int64_t ext_h = std::max(p.in_h + p.pad_top, p.out_h) + R, ext_w = std::max(p.in_w + p.pad_left, p.out_w) + S;
-    std::vector<int64_t> offsets;
-    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
-      for (int64_t kw = 0; kw < p.kernel_w; ++kw)
-        offsets.push_back((p.pad_top + R - kh * p.dilation_h) * ext_w + (p.pad_left + S - kw * p.dilation_w));
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t t = 0; t < N * Cin; ++t) {
-      const int64_t c = t % Cin;
-      depthwise_stride1_plane(pg + t * P, p.out_h, p.out_w, R, S, p.in_h, p.in_w, ext_h, ext_w, offsets.data(),
-                              pw + c * K, K, pb ? pb[c] : T(0), px + t * HW);
-    }
-    return;
-  }
-  const std::vector<RowWindow> windows = row_windows(p);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t t = 0; t < N * Cin; ++t) {
-    const int64_t c = t % Cin;
-    depthwise_backward_input_plane(pg + t * P, pw + c * K, pb ? pb[c] : T(0), p, windows.data(), px + t * HW);
-  }
+  depthwise_planes<T, true>(pg, pw, pb, px, p, parallel);
 }
 
 // One thread per channel, images in order.
@@ -196,24 +213,20 @@ template <typename T>
 void depthwise_backward_weight(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
   const int64_t K = p.gemm_k(), P = p.out_pixels(), N = p.batch, HW = p.in_pixels();
   const int64_t Cin = p.in_channels, Cout = p.out_channels;
-  if (p.stride_h == 1 && p.stride_w == 1) {
-    const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
-    std::vector<int64_t> offsets;
-    for (int64_t kh = 0; kh < p.kernel_h; ++kh)
-      for (int64_t kw = 0; kw < p.kernel_w; ++kw) offsets.push_back(kh * p.dilation_h * ext_w + kw * p.dilation_w);
+  const bool stride1 = p.stride_h == 1 && p.stride_w == 1;
+  const Stride1Grid grid(p, false);                      // for stride 1
+  const std::vector<RowWindow> windows = row_windows(p);  // for other strides
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t c = 0; c < Cout; ++c)
-      for (int64_t n = 0; n < N; ++n)
-        depthwise_stride1_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, ext_h, ext_w,
-                                       offsets.data(), pw + c * K);
-    return;
+  for (int64_t c = 0; c < Cout; ++c) {
+    for (int64_t n = 0; n < N; ++n) {
+      const T* x = px + (n * Cin + c) * HW;
+      const T* gy = pg + (n * Cout + c) * P;
+      if (stride1)
+        depthwise_stride1_weight_plane(x, gy, p, grid.ext_h, grid.ext_w, grid.offsets.data(), pw + c * K);
+      else
+        depthwise_backward_weight_plane(x, gy, p, windows.data(), pw + c * K);
+    }
   }
-  const std::vector<RowWindow> windows = row_windows(p);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t c = 0; c < Cout; ++c)
-    for (int64_t n = 0; n < N; ++n)
-      depthwise_backward_weight_plane(px + (n * Cin + c) * HW, pg + (n * Cout + c) * P, p, windows.data(),
-                                      pw + c * K);
 }
 
 #define GRADCORE_DEPTHWISE_INSTANCES(T)                                                                           \
