@@ -26,15 +26,13 @@
 // (channel, position), each from a zeroed accumulator, so they are bitwise reproducible and independent of the
 // thread count or grid size. Backpropagation through time adds these per-step gradients in the layer above.
 // tanh(c') is recomputed in backward (one transcendental) rather than saved (one more array written and read).
-// Float on the CPU uses the vectorised exp/tanh of cpu/fast_math.h (within 2.5 ulp), so CPU and CUDA float results
+// Float on the CPU uses the vectorised exp/tanh of fast_math.h (within 2.5 ulp), so CPU and CUDA float results
 // agree to rounding, not bitwise; each device on its own is bitwise repeatable.
 #pragma once
-#include <cmath>
 #include <cstdint>
-#include <type_traits>
 #include "array.h"
-#include "cpu/fast_math.h"
-#include "elementwise.h"  // GRADCORE_HD
+#include "fast_math.h"
+#include "host_device.h"
 
 namespace gradcore {
 
@@ -62,26 +60,6 @@ void conv_lstm_gates_backward_cuda(const Array& gates, const Array& c, const Arr
                                    Array& d_peephole, const ConvLSTMGatesShape& shape);
 #endif
 
-// tanh and the logistic function: CUDA's own functions on the device; on the host, float uses the vectorisable
-// versions of cpu/fast_math.h (within 2.5 ulp) and double uses std::. In the limits sigmoid gives 0 and 1, tanh
-// -1 and 1, with no overflow.
-template <typename T> GRADCORE_HD T gate_tanh(T x) {
-#if defined(__CUDA_ARCH__)
-  return tanh(x);
-#else
-  if constexpr (std::is_same_v<T, float>) return cpu::fast_tanhf(x);
-  else return std::tanh(x);
-#endif
-}
-template <typename T> GRADCORE_HD T gate_sigmoid(T x) {
-#if defined(__CUDA_ARCH__)
-  return T(1) / (T(1) + exp(-x));
-#else
-  if constexpr (std::is_same_v<T, float>) return cpu::fast_sigmoidf(x);
-  else return T(1) / (T(1) + std::exp(-x));
-#endif
-}
-
 // A peephole term w . v, which is absent when w is 0 (as without peepholes): 0 * inf would turn an infinite cell
 // state into NaN where the equations give +-inf.
 template <typename T> GRADCORE_HD T peephole_term(T w, T v) { return w == T(0) ? T(0) : w * v; }
@@ -91,13 +69,13 @@ template <typename T> GRADCORE_HD T peephole_term(T w, T v) { return w == T(0) ?
 template <typename T>
 GRADCORE_HD void conv_lstm_gates_forward_element(const T* pre, T c, T w_ci, T w_cf, T w_co, int64_t stride,
                                                  T* h_next, T* c_next, T* gates) {
-  const T i = gate_sigmoid(pre[0] + peephole_term(w_ci, c));
-  const T f = gate_sigmoid(pre[stride] + peephole_term(w_cf, c));
-  const T g = gate_tanh(pre[2 * stride]);
+  const T i = fast_sigmoid(pre[0] + peephole_term(w_ci, c));
+  const T f = fast_sigmoid(pre[stride] + peephole_term(w_cf, c));
+  const T g = fast_tanh(pre[2 * stride]);
   const T cn = f * c + i * g;
-  const T o = gate_sigmoid(pre[3 * stride] + peephole_term(w_co, cn));
+  const T o = fast_sigmoid(pre[3 * stride] + peephole_term(w_co, cn));
   *c_next = cn;
-  *h_next = o * gate_tanh(cn);
+  *h_next = o * fast_tanh(cn);
   gates[0] = i;
   gates[stride] = f;
   gates[2 * stride] = g;
@@ -110,7 +88,7 @@ template <typename T>
 GRADCORE_HD void conv_lstm_gates_backward_element(const T* gates, T c, T cn, T w_ci, T w_cf, T w_co, T dh, T dcn,
                                                   int64_t stride, T* d_pre, T* d_c, T& dw_ci, T& dw_cf, T& dw_co) {
   const T i = gates[0], f = gates[stride], g = gates[2 * stride], o = gates[3 * stride];
-  const T t = gate_tanh(cn);
+  const T t = fast_tanh(cn);
   const T da_o = dh * t * o * (T(1) - o);
   const T dc_total = dcn + dh * o * (T(1) - t * t) + peephole_term(w_co, da_o);
   const T da_i = dc_total * g * i * (T(1) - i);

@@ -15,8 +15,8 @@
 #include <cmath>
 #include <type_traits>
 #include "array.h"
-
 #include "host_device.h"
+#include "layout.h"
 
 namespace gradcore {
 
@@ -25,20 +25,6 @@ enum class BinaryOp {
   add, sub, mul, div, relu_backward, leaky_relu_backward, sigmoid_backward, tanh_backward, pow_backward,
   bce, bce_backward, bce_with_logits, bce_with_logits_backward
 };
-
-constexpr int kMaxDims = 8;
-
-// How a and b are read for each output element: strides 0 along broadcast dimensions.
-struct BroadcastLayout {
-  int ndim = 0;
-  int64_t out_shape[kMaxDims] = {};
-  int64_t a_stride[kMaxDims] = {};
-  int64_t b_stride[kMaxDims] = {};
-  bool same_shape = false;  // a, b and out all have one shape: a plain loop
-  int64_t numel = 0;
-};
-// Throws ArgError naming a and b when the shapes do not broadcast.
-BroadcastLayout broadcast_layout(const Shape& a, const Shape& b);
 
 // 1 / (1 + e^-x) is already stable in IEEE arithmetic: e^-x overflows to inf for very negative x, giving 0, and
 // underflows to 0 for large x, giving 1; branch-free so the loop vectorises.

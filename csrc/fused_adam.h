@@ -18,26 +18,21 @@
 #include <cmath>
 #include <vector>
 #include "array.h"
-#include "multi_tensor.h"
+#include "host_device.h"
+#include "multi_tensor_step.h"
 
 namespace gradcore {
 
 constexpr int kAdamColumnExpAvg = 2, kAdamColumnExpAvgSq = 3, kAdamColumnMaxExpAvgSq = 4;
-constexpr int kMaxGroupsPerLaunch = 64;  // hyperparameters travel by value in the launch
 
 struct AdamGroup {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   int maximize = 0;
 };
 
-struct AdamParams {
-  AdamGroup groups[kMaxGroupsPerLaunch];
-  int n_groups = 0;
+struct AdamParams : StepParams<AdamGroup> {
   bool decoupled_weight_decay = false;  // AdamW
   bool amsgrad = false;                 // the table has the max_exp_avg_sq column (launches group by this flag)
-  bool clip_by_value = false;
-  double clip_value = 0.0;
-  int64_t scale_offset = 0;  // grad_scales[scale_offset + t] belongs to tensor t of this launch
 };
 
 // The per-tensor constants of one step, in the element type, from a group and the tensor's step count. Options are
@@ -47,27 +42,22 @@ template <typename T>
 struct AdamScalars {
   T beta1, beta2, one_minus_beta1, one_minus_beta2, eps, l2, decay_factor, step_size, bias_correction2_sqrt;
   T clip_value, grad_scale, sign;
+  GRADCORE_HD AdamScalars(const AdamParams& params, const AdamGroup& group, double step, double grad_scale) {
+    const double t = step + 1.0;
+    beta1 = (T)group.beta1;
+    beta2 = (T)group.beta2;
+    one_minus_beta1 = (T)(1.0 - group.beta1);
+    one_minus_beta2 = (T)(1.0 - group.beta2);
+    eps = (T)group.eps;
+    l2 = params.decoupled_weight_decay ? T(0) : (T)group.weight_decay;
+    decay_factor = params.decoupled_weight_decay ? (T)(1.0 - group.lr * group.weight_decay) : T(1);
+    step_size = (T)(group.lr / (1.0 - pow(group.beta1, t)));
+    bias_correction2_sqrt = (T)sqrt(1.0 - pow(group.beta2, t));
+    clip_value = params.clip_by_value ? (T)params.clip_value : (T)INFINITY;
+    this->grad_scale = (T)grad_scale;
+    sign = group.maximize ? T(-1) : T(1);
+  }
 };
-
-template <typename T>
-GRADCORE_HD AdamScalars<T> adam_scalars(const AdamParams& params, const AdamGroup& group, double step,
-                                        double grad_scale) {
-  AdamScalars<T> s;
-  const double t = step + 1.0;
-  s.beta1 = (T)group.beta1;
-  s.beta2 = (T)group.beta2;
-  s.one_minus_beta1 = (T)(1.0 - group.beta1);
-  s.one_minus_beta2 = (T)(1.0 - group.beta2);
-  s.eps = (T)group.eps;
-  s.l2 = params.decoupled_weight_decay ? T(0) : (T)group.weight_decay;
-  s.decay_factor = params.decoupled_weight_decay ? (T)(1.0 - group.lr * group.weight_decay) : T(1);
-  s.step_size = (T)(group.lr / (1.0 - pow(group.beta1, t)));
-  s.bias_correction2_sqrt = (T)sqrt(1.0 - pow(group.beta2, t));
-  s.clip_value = params.clip_by_value ? (T)params.clip_value : (T)INFINITY;
-  s.grad_scale = (T)grad_scale;
-  s.sign = group.maximize ? T(-1) : T(1);
-  return s;
-}
 
 // One element of the update (the rule at the top of this file). v_max is read and written only with kAmsgrad.
 template <typename T, bool kAmsgrad>
@@ -86,6 +76,20 @@ GRADCORE_HD void adam_element(T& p, T grad, T& m, T& v, T& v_max, const AdamScal
   }
   p = p - s.step_size * (m / (sqrt(v_used) / s.bias_correction2_sqrt + s.eps));
 }
+
+// The rule for the multi-tensor skeleton (multi_tensor_step.h): columns p, g, m, v (and v_max with kAmsgrad).
+template <typename T, bool kAmsgrad>
+struct AdamRule : StepRule<T, AdamParams, AdamScalars<T>, kAmsgrad ? 5 : 4> {
+  using StepRule<T, AdamParams, AdamScalars<T>, kAmsgrad ? 5 : 4>::StepRule;
+  static constexpr const char* kernel_name = "fused_adam_kernel";
+  GRADCORE_HD bool reads(int) const { return true; }
+  GRADCORE_HD void operator()(T (&x)[kAmsgrad ? 5 : 4]) const {
+    T unused = T(0);
+    T& v_max = kAmsgrad ? x[AdamRule::columns - 1] : unused;  // kAdamColumnMaxExpAvgSq with kAmsgrad
+    adam_element<T, kAmsgrad>(x[kParamColumn], x[kGradColumn], x[kAdamColumnExpAvg], x[kAdamColumnExpAvgSq], v_max,
+                              this->s);
+  }
+};
 
 // grad_scales: (T,) float64 or empty; nonfinite_state: (4,) float64 of grad_norm.h or empty.
 void fused_adam_cpu(const TensorTableView& table, const AdamParams& params, const Array& grad_scales,

@@ -16,8 +16,8 @@
 #include <cmath>
 #include <vector>
 #include "array.h"
-#include "fused_adam.h"
-#include "multi_tensor.h"
+#include "host_device.h"
+#include "multi_tensor_step.h"
 
 namespace gradcore {
 
@@ -28,13 +28,8 @@ struct SgdGroup {
   int nesterov = 0, maximize = 0;
 };
 
-struct SgdParams {
-  SgdGroup groups[kMaxGroupsPerLaunch];
-  int n_groups = 0;
+struct SgdParams : StepParams<SgdGroup> {
   bool momentum = false;  // the table has the momentum-buffer column; every group has momentum != 0
-  bool clip_by_value = false;
-  double clip_value = 0.0;
-  int64_t scale_offset = 0;  // grad_scales[scale_offset + t] belongs to tensor t of this launch
 };
 
 // The per-tensor constants of one step. As for Adam, options are folded into exact constants (sign -1 for maximize,
@@ -43,22 +38,18 @@ template <typename T>
 struct SgdScalars {
   T lr, momentum, one_minus_dampening, weight_decay, clip_value, grad_scale, sign;
   bool first_step, nesterov;
+  GRADCORE_HD SgdScalars(const SgdParams& params, const SgdGroup& group, double step, double grad_scale) {
+    lr = (T)group.lr;
+    momentum = (T)group.momentum;
+    one_minus_dampening = (T)(1.0 - group.dampening);
+    weight_decay = (T)group.weight_decay;
+    clip_value = params.clip_by_value ? (T)params.clip_value : (T)INFINITY;
+    this->grad_scale = (T)grad_scale;
+    sign = group.maximize ? T(-1) : T(1);
+    first_step = step == 0.0;
+    nesterov = group.nesterov != 0;
+  }
 };
-
-template <typename T>
-GRADCORE_HD SgdScalars<T> sgd_scalars(const SgdParams& params, const SgdGroup& group, double step, double grad_scale) {
-  SgdScalars<T> s;
-  s.lr = (T)group.lr;
-  s.momentum = (T)group.momentum;
-  s.one_minus_dampening = (T)(1.0 - group.dampening);
-  s.weight_decay = (T)group.weight_decay;
-  s.clip_value = params.clip_by_value ? (T)params.clip_value : (T)INFINITY;
-  s.grad_scale = (T)grad_scale;
-  s.sign = group.maximize ? T(-1) : T(1);
-  s.first_step = step == 0.0;
-  s.nesterov = group.nesterov != 0;
-  return s;
-}
 
 // One element of the update (the rule at the top of this file). b is read and written only with kMomentum (every
 // group of a momentum launch has momentum != 0); on the first step it is written without being read.
@@ -74,6 +65,20 @@ GRADCORE_HD void sgd_element(T& p, T grad, T& b, const SgdScalars<T>& s) {
   }
   p = p - s.lr * g;
 }
+
+// The rule for the multi-tensor skeleton (multi_tensor_step.h): columns p, g (and b with kMomentum). The first step
+// writes the momentum buffer without reading it (it starts as the gradient).
+template <typename T, bool kMomentum>
+struct SgdRule : StepRule<T, SgdParams, SgdScalars<T>, kMomentum ? 3 : 2> {
+  using StepRule<T, SgdParams, SgdScalars<T>, kMomentum ? 3 : 2>::StepRule;
+  static constexpr const char* kernel_name = "fused_sgd_kernel";
+  GRADCORE_HD bool reads(int column) const { return column != kSgdColumnMomentum || !this->s.first_step; }
+  GRADCORE_HD void operator()(T (&x)[kMomentum ? 3 : 2]) const {
+    T unused = T(0);
+    T& b = kMomentum ? x[SgdRule::columns - 1] : unused;  // kSgdColumnMomentum with kMomentum
+    sgd_element<T, kMomentum>(x[kParamColumn], x[kGradColumn], b, this->s);
+  }
+};
 
 // grad_scales: (T,) float64 or empty; nonfinite_state: (4,) float64 of grad_norm.h or empty.
 void fused_sgd_cpu(const TensorTableView& table, const SgdParams& params, const Array& grad_scales,

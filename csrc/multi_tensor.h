@@ -21,7 +21,6 @@ namespace gradcore {
 constexpr int kTableColumns = 5;          // param, grad and up to three state buffers
 constexpr int kParamColumn = 0, kGradColumn = 1;
 constexpr int64_t kTensorChunk = 32768;   // elements per chunk: one CUDA block, one CPU task
-constexpr int64_t kCpuParallelMin = 1 << 16;  // fewer elements in a table: the CPU loops run on one thread
 
 struct TensorEntry {
   void* column[kTableColumns];  // nullptr where a column is unused

@@ -6,28 +6,22 @@
 #include "batch_norm.h"
 #include <cstring>
 #include <vector>
+#include "cpu/parallel.h"
+#include "cpu/simd.h"
 
 namespace gradcore {
 
 namespace {
 
-constexpr int64_t kParallelThreshold = 1 << 15;  // elements below which threads cost more than they save
+using cpu::kParallelThreshold;
 
-// Eight doubles as one value (GCC/Clang vector extension): one AVX-512 register, two AVX2 or four SSE2 ones.
-typedef double Double8 __attribute__((vector_size(64)));
-typedef float Float8 __attribute__((vector_size(32)));
+// Eight doubles as one value (cpu/simd.h): one AVX-512 register, two AVX2 or four SSE2 ones; eight lanes on every
+// machine, so the order of summation does not depend on the instruction set.
+using Double8 = cpu::FixedVec<double, 8>;
+using Float8 = cpu::FixedVec<float, 8>;
 
-inline Double8 load8(const double* p) {
-  Double8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-inline Double8 load8(const float* p) {
-  Float8 v;
-  std::memcpy(&v, p, sizeof v);
-  return __builtin_convertvector(v, Double8);
-}
+inline Double8 load8(const double* p) { return cpu::load_as<Double8>(p); }
+inline Double8 load8(const float* p) { return __builtin_convertvector(cpu::load_as<Float8>(p), Double8); }
 
 inline double lane_sum(Double8 v) {
   double s = 0.0;

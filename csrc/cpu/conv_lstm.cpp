@@ -1,17 +1,18 @@
 // CPU loops for the fused ConvLSTM gates; the maths is in conv_lstm.h. Elements are indexed (n, q) with
 // q = k * P + p in [0, Hc * P): each sample's gate blocks are Hc * P apart, so for a fixed n every array is read
 // and written contiguously along q. Work is split into (n, block of q) tiles for OpenMP, and each tile's inner loop
-// over q is a SIMD loop (the float transcendentals come from cpu/fast_math.h, which vectorise).
+// over q is a SIMD loop (the float transcendentals come from fast_math.h, which vectorise).
 // The peephole gradient is summed over n for each q by the thread that owns q's block, in increasing n, from a
 // zeroed accumulator: the result is the same for any number of threads.
 #include "conv_lstm.h"
 #include <algorithm>
+#include "cpu/parallel.h"
 
 namespace gradcore {
 
 namespace {
 
-constexpr int64_t kParallelThreshold = 1 << 15;
+using cpu::kParallelThreshold;
 constexpr int64_t kBlock = 512;  // q per tile (three peephole accumulators of this length per thread)
 
 template <typename T, bool PEEPHOLE>

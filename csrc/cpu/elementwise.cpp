@@ -3,34 +3,11 @@
 #include "elementwise.h"
 #include <algorithm>
 #include <type_traits>
+#include "cpu/parallel.h"
 
 namespace gradcore {
 
-constexpr int64_t kParallelThreshold = 1 << 15;
-
-BroadcastLayout broadcast_layout(const Shape& a, const Shape& b) {
-  BroadcastLayout layout;
-  const int ndim = (int)std::max(a.size(), b.size());
-  if (ndim > kMaxDims) throw ArgError("a: at most " + std::to_string(kMaxDims) + " dimensions are supported");
-  layout.ndim = ndim;
-  layout.same_shape = a == b;
-  int64_t a_run = 1, b_run = 1;
-  for (int i = ndim - 1; i >= 0; --i) {
-    const int ia = i - (ndim - (int)a.size()), ib = i - (ndim - (int)b.size());
-    const int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
-    if (da != db && da != 1 && db != 1)
-      throw ArgError("b: shape " + shape_str(b) + " does not broadcast with a's shape " + shape_str(a));
-    const int64_t d = da == 1 ? db : da;
-    layout.out_shape[i] = d;
-    layout.a_stride[i] = (da == 1) ? 0 : a_run;
-    layout.b_stride[i] = (db == 1) ? 0 : b_run;
-    a_run *= da;
-    b_run *= db;
-  }
-  layout.numel = 1;
-  for (int i = 0; i < ndim; ++i) layout.numel *= layout.out_shape[i];
-  return layout;
-}
+using cpu::kParallelThreshold;
 
 void unary_cpu(const Array& x, Array& y, UnaryOp op, double a, double b) {
   const int64_t n = x.numel();
@@ -70,13 +47,8 @@ void binary_cpu(const Array& a, const Array& b, Array& out, BinaryOp op, double 
       const int64_t sa = layout.ndim ? layout.a_stride[last] : 0, sb = layout.ndim ? layout.b_stride[last] : 0;
 #pragma omp parallel for schedule(static) if (n >= kParallelThreshold)
       for (int64_t r = 0; r < rows; ++r) {
-        int64_t rem = r, oa = 0, ob = 0;
-        for (int d = last - 1; d >= 0; --d) {
-          const int64_t c = rem % layout.out_shape[d];
-          rem /= layout.out_shape[d];
-          oa += c * layout.a_stride[d];
-          ob += c * layout.b_stride[d];
-        }
+        int64_t oa, ob;
+        broadcast_offsets(layout, r * row_len, oa, ob);  // of the row's first element
         T* row_out = po + r * row_len;
         for (int64_t j = 0; j < row_len; ++j) row_out[j] = apply_binary<OP, T>(pa[oa + j * sa], pb[ob + j * sb], tp);
       }

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <vector>
+#include "cpu/parallel.h"
 #include "grad_norm.h"
 
 namespace gradcore {
@@ -43,7 +44,7 @@ void grad_norm_cpu(const TensorTableView& table, const GradNormParams& params, A
   std::vector<double> partial((size_t)C, 0.0);
   dispatch_float(table.dtype, [&](auto zero) {
     using T_ = decltype(zero);
-#pragma omp parallel for schedule(static) if (table.total_numel >= kCpuParallelMin)
+#pragma omp parallel for schedule(static) if (table.total_numel >= cpu::kParallelThreshold)
     for (int64_t c = 0; c < C; ++c) {
       const ChunkEntry ch = table.chunks[c];
       const TensorEntry& e = table.tensors[ch.tensor];
@@ -84,7 +85,7 @@ void grad_scale_cpu(const TensorTableView& table, const Array& scales) {
   const double* sc = scales.data_as<double>();
   dispatch_float(table.dtype, [&](auto zero) {
     using T_ = decltype(zero);
-#pragma omp parallel for schedule(static) if (table.total_numel >= kCpuParallelMin)
+#pragma omp parallel for schedule(static) if (table.total_numel >= cpu::kParallelThreshold)
     for (int64_t c = 0; c < table.n_chunks; ++c) {
       const ChunkEntry ch = table.chunks[c];
       const TensorEntry& e = table.tensors[ch.tensor];
@@ -100,7 +101,7 @@ void grad_clamp_cpu(const TensorTableView& table, double clip_value) {
   dispatch_float(table.dtype, [&](auto zero) {
     using T_ = decltype(zero);
     const T_ hi = (T_)clip_value, lo = -hi;
-#pragma omp parallel for schedule(static) if (table.total_numel >= kCpuParallelMin)
+#pragma omp parallel for schedule(static) if (table.total_numel >= cpu::kParallelThreshold)
     for (int64_t c = 0; c < table.n_chunks; ++c) {
       const ChunkEntry ch = table.chunks[c];
       const TensorEntry& e = table.tensors[ch.tensor];

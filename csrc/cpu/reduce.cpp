@@ -2,64 +2,9 @@
 #include "reduce.h"
 #include <algorithm>
 #include <vector>
+#include "cpu/parallel.h"
 
 namespace gradcore {
-
-ReduceLayout reduce_layout(const Shape& shape, const std::vector<int>& axes) {
-  // The layout holds up to kMaxReduceDims kept and reduced runs; more dimensions would write past them.
-  if (shape.size() > (size_t)kMaxReduceDims)
-    throw ArgError("x: sum supports at most " + std::to_string(kMaxReduceDims) + " dimensions, got shape " +
-                   shape_str(shape) + "; reshape it to fewer dimensions first");
-  ReduceLayout layout;
-  std::vector<bool> reduced(shape.size(), false);
-  for (int a : axes) reduced[a] = true;
-  std::vector<int64_t> stride(shape.size(), 1);
-  for (int i = (int)shape.size() - 2; i >= 0; --i) stride[i] = stride[i + 1] * shape[i + 1];
-  // Neighbouring dimensions of the same kind merge into one (x is contiguous), so that a bias gradient's sum over
-  // (N, H, W) walks runs of H * W elements, not of W: the per-run offset arithmetic dominated for small images.
-  for (size_t i = 0; i < shape.size(); ++i) {
-    const bool merge = i > 0 && reduced[i] == reduced[i - 1];
-    if (reduced[i]) {
-      if (merge) {
-        layout.reduced_shape[layout.reduced_ndim - 1] *= shape[i];
-        layout.reduced_stride[layout.reduced_ndim - 1] = stride[i];
-      } else {
-        layout.reduced_shape[layout.reduced_ndim] = shape[i];
-        layout.reduced_stride[layout.reduced_ndim++] = stride[i];
-      }
-      layout.reduced_numel *= shape[i];
-    } else {
-      if (merge) {
-        layout.kept_shape[layout.kept_ndim - 1] *= shape[i];
-        layout.kept_stride[layout.kept_ndim - 1] = stride[i];
-      } else {
-        layout.kept_shape[layout.kept_ndim] = shape[i];
-        layout.kept_stride[layout.kept_ndim++] = stride[i];
-      }
-      layout.kept_numel *= shape[i];
-    }
-  }
-  return layout;
-}
-
-// Offset of the r-th element of the reduced index space (row-major over the reduced dimensions).
-static inline int64_t reduced_offset(const ReduceLayout& l, int64_t r) {
-  int64_t off = 0;
-  for (int d = l.reduced_ndim - 1; d >= 0; --d) {
-    off += (r % l.reduced_shape[d]) * l.reduced_stride[d];
-    r /= l.reduced_shape[d];
-  }
-  return off;
-}
-
-static inline int64_t kept_offset(const ReduceLayout& l, int64_t k) {
-  int64_t off = 0;
-  for (int d = l.kept_ndim - 1; d >= 0; --d) {
-    off += (k % l.kept_shape[d]) * l.kept_stride[d];
-    k /= l.kept_shape[d];
-  }
-  return off;
-}
 
 void sum_cpu(const Array& x, Array& out, const ReduceLayout& layout) {
   const int64_t K = layout.kept_numel, R = layout.reduced_numel;
@@ -72,7 +17,7 @@ void sum_cpu(const Array& x, Array& out, const ReduceLayout& layout) {
     const T* px = x.data_as<T>();
     T* po = out.data_as<T>();
     std::vector<double> partial((size_t)(K * chunks), 0.0);
-#pragma omp parallel for schedule(static) collapse(2) if (K * R >= (1 << 15))
+#pragma omp parallel for schedule(static) collapse(2) if (K * R >= cpu::kParallelThreshold)
     for (int64_t k = 0; k < K; ++k) {
       for (int64_t c = 0; c < chunks; ++c) {
         const T* base = px + kept_offset(layout, k);

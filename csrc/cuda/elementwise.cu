@@ -21,13 +21,8 @@ template <BinaryOp OP, typename T>
 __global__ void binary_broadcast_kernel(const T* a, const T* b, T* out, BroadcastLayout layout, T param) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < layout.numel;
        i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t rem = i, oa = 0, ob = 0;
-    for (int d = layout.ndim - 1; d >= 0; --d) {
-      const int64_t c = rem % layout.out_shape[d];
-      rem /= layout.out_shape[d];
-      oa += c * layout.a_stride[d];
-      ob += c * layout.b_stride[d];
-    }
+    int64_t oa, ob;
+    broadcast_offsets(layout, i, oa, ob);
     out[i] = apply_binary<OP, T>(a[oa], b[ob], param);
   }
 }

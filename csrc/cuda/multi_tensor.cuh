@@ -1,11 +1,14 @@
-// Device helpers shared by the multi-tensor kernels (grad_norm.cu, fused_adam.cu, fused_sgd.cu).
+// Device helpers shared by the multi-tensor kernels (grad_norm.cu, fused_adam.cu, fused_sgd.cu), and the CUDA
+// skeleton of a fused optimizer step (multi_tensor_step.h), which fused_adam.cu and fused_sgd.cu run with their rules.
 // Launch shape: one block of kMultiTensorThreads per chunk of the table (multi_tensor.h). Inside a chunk, threads
 // walk 16-byte packs (4 floats or 2 doubles) when the tensor's buffers are 16-byte aligned, then the ragged tail
 // element by element; chunk boundaries are multiples of the pack size, so a pack never straddles two chunks.
 #pragma once
 #include <cstdint>
 #include "cuda/launch.cuh"
+#include "grad_norm.h"
 #include "multi_tensor.h"
+#include "multi_tensor_step.h"
 
 namespace gradcore {
 
@@ -75,6 +78,84 @@ inline cudaStream_t table_stream(const TensorTableView& table) {
 
 inline unsigned multi_tensor_grid(const TensorTableView& table) {
   return (unsigned)(table.n_chunks > 0 ? table.n_chunks : 1);
+}
+
+// One block per chunk: every column's elements are read once (with 16-byte packs where aligned), updated by the rule
+// and written once (the grad column is never written). Step counters, clip scales and the non-finite flag are read
+// on the device, so the launch needs no synchronisation with the host.
+template <typename Rule>
+__global__ void __launch_bounds__(kMultiTensorThreads)
+    multi_tensor_step_kernel(TensorTableView table, typename Rule::Params params, const double* grad_scales,
+                             const double* nonfinite_state) {
+  using T = typename Rule::Scalar;
+  constexpr int C = Rule::columns;
+  if (nonfinite_state && nonfinite_state[kStateNonfinite] != 0.0) return;  // the whole step is skipped
+  advance_steps_of_empty_tensors(table);
+  if (blockIdx.x >= table.n_chunks) return;
+  const ChunkEntry ch = table.chunks[blockIdx.x];
+  const TensorEntry e = table.tensors[ch.tensor];
+  const double step = e.step ? *e.step : 0.0;
+  const double scale = grad_scales ? grad_scales[params.scale_offset + ch.tensor] : 1.0;
+  const Rule rule(params, e.group, step, scale);
+  T* column[C];
+  bool read[C];
+#pragma unroll
+  for (int k = 0; k < C; ++k) {
+    column[k] = static_cast<T*>(e.column[k]);
+    read[k] = rule.reads(k);
+  }
+  const ChunkRange r = chunk_range<T>(e, ch);
+  constexpr int P = Pack<T>::size;
+  for (int64_t i = r.begin + (int64_t)threadIdx.x * P; i < r.packed_end; i += (int64_t)kMultiTensorThreads * P) {
+    Pack<T> pack[C];
+#pragma unroll
+    for (int k = 0; k < C; ++k)
+      if (read[k]) pack[k] = load_pack(column[k] + i);
+#pragma unroll
+    for (int j = 0; j < P; ++j) {
+      T x[C];
+#pragma unroll
+      for (int k = 0; k < C; ++k) x[k] = read[k] ? pack[k].v[j] : T(0);
+      rule(x);
+#pragma unroll
+      for (int k = 0; k < C; ++k) pack[k].v[j] = x[k];
+    }
+#pragma unroll
+    for (int k = 0; k < C; ++k)
+      if (k != kGradColumn) store_pack(column[k] + i, pack[k]);
+  }
+  for (int64_t i = r.packed_end + threadIdx.x; i < r.end; i += kMultiTensorThreads) {
+    T x[C];
+#pragma unroll
+    for (int k = 0; k < C; ++k) x[k] = read[k] ? column[k][i] : T(0);
+    rule(x);
+#pragma unroll
+    for (int k = 0; k < C; ++k)
+      if (k != kGradColumn) column[k][i] = x[k];
+  }
+  if (e.step) finish_chunk_and_advance_step(table, e, ch.tensor, step);
+}
+
+template <typename Rule>
+void launch_multi_tensor_step(const TensorTableView& table, const typename Rule::Params& params,
+                              const double* grad_scales, const double* nonfinite_state, cudaStream_t stream) {
+  cuda::launch(Rule::kernel_name, multi_tensor_step_kernel<Rule>, multi_tensor_grid(table), kMultiTensorThreads,
+               stream, table, params, grad_scales, nonfinite_state);
+}
+
+// Rule<T, flag> over every element of the table in one launch (T: the table's dtype); see multi_tensor_step.h.
+template <template <typename, bool> class Rule, typename Params>
+void multi_tensor_step_cuda(const TensorTableView& table, const Params& params, bool flag, const Array& grad_scales,
+                            const Array& nonfinite_state) {
+  if (table.n_tensors == 0) return;
+  cudaStream_t s = table_stream(table);
+  const double* scales = grad_scales.data() ? grad_scales.data_as<double>() : nullptr;
+  const double* skip = nonfinite_state.data() ? nonfinite_state.data_as<double>() : nullptr;
+  dispatch_float(table.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    if (flag) launch_multi_tensor_step<Rule<T, true>>(table, params, scales, skip, s);
+    else launch_multi_tensor_step<Rule<T, false>>(table, params, scales, skip, s);
+  });
 }
 
 }  // namespace gradcore

@@ -12,35 +12,17 @@ namespace gradcore {
 constexpr int kReduceThreads = 256;
 constexpr int64_t kShortReduction = 64;
 
-__device__ __forceinline__ int64_t reduced_offset_dev(const ReduceLayout& l, int64_t r) {
-  int64_t off = 0;
-  for (int d = l.reduced_ndim - 1; d >= 0; --d) {
-    off += (r % l.reduced_shape[d]) * l.reduced_stride[d];
-    r /= l.reduced_shape[d];
-  }
-  return off;
-}
-
-__device__ __forceinline__ int64_t kept_offset_dev(const ReduceLayout& l, int64_t k) {
-  int64_t off = 0;
-  for (int d = l.kept_ndim - 1; d >= 0; --d) {
-    off += (k % l.kept_shape[d]) * l.kept_stride[d];
-    k /= l.kept_shape[d];
-  }
-  return off;
-}
-
 // grid: (chunks, kept elements folded into y and z). Writes partial[k * chunks + c] or, with one chunk, out[k].
 template <typename T>
 __global__ void sum_chunks_kernel(const T* x, ReduceLayout layout, int64_t chunks, double* partial, T* out) {
   __shared__ double shared[kReduceThreads];
   const int64_t c = blockIdx.x;
   for (int64_t k = blockIdx.y; k < layout.kept_numel; k += gridDim.y) {
-    const T* base = x + kept_offset_dev(layout, k);
+    const T* base = x + kept_offset(layout, k);
     const int64_t begin = c * kReduceChunk;
     const int64_t end = min(layout.reduced_numel, begin + kReduceChunk);
     double acc = 0.0;
-    for (int64_t r = begin + threadIdx.x; r < end; r += kReduceThreads) acc += (double)base[reduced_offset_dev(layout, r)];
+    for (int64_t r = begin + threadIdx.x; r < end; r += kReduceThreads) acc += (double)base[reduced_offset(layout, r)];
     shared[threadIdx.x] = acc;
     __syncthreads();
     for (int width = kReduceThreads / 2; width > 0; width /= 2) {
@@ -68,9 +50,9 @@ template <typename T>
 __global__ void sum_short_kernel(const T* x, ReduceLayout layout, T* out) {
   for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < layout.kept_numel;
        k += (int64_t)gridDim.x * blockDim.x) {
-    const T* base = x + kept_offset_dev(layout, k);
+    const T* base = x + kept_offset(layout, k);
     double acc = 0.0;
-    for (int64_t r = 0; r < layout.reduced_numel; ++r) acc += (double)base[reduced_offset_dev(layout, r)];
+    for (int64_t r = 0; r < layout.reduced_numel; ++r) acc += (double)base[reduced_offset(layout, r)];
     out[k] = (T)acc;
   }
 }

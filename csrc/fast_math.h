@@ -1,14 +1,22 @@
-// e^x, tanh and the logistic function for float on the host in a form the compiler vectorises (std::exp(float)
-// is a libm call per element, so loops over sigmoid/tanh stay scalar without -ffast-math).
+// tanh and the logistic function for kernels that run on both devices (the ConvLSTM gates): fast_tanh and
+// fast_sigmoid are CUDA's own functions on the device; on the host, float uses the vectorisable versions below
+// (std::exp(float) is a libm call per element, so loops over sigmoid/tanh would stay scalar without -ffast-math)
+// and double uses std::. In the limits sigmoid gives 0 and 1, tanh -1 and 1, with no overflow.
+//
 // expf is Cephes': x = n ln2 + r with |r| <= ln2/2 (ln2 split in two parts so n ln2 is exact), e^r by a degree-7
 // polynomial, times 2^n built in the exponent bits. Measured against double exp: within 1.4 ulp over the clamped
 // range [-87.3, 88], where 2^n stays a normal float, so e^x never overflows to inf (sigmoid and tanh below need
 // only that it be huge or tiny there). tanh within 2.3 ulp, sigmoid within 2.5 ulp.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include "host_device.h"
 
-namespace gradcore::cpu {
+namespace gradcore {
+
+// Host float versions (plain C++: the compiler vectorises loops calling them).
 
 inline float fast_expf(float x) {
   x = x < -87.3f ? -87.3f : (x > 88.0f ? 88.0f : x);
@@ -43,4 +51,22 @@ inline float fast_tanhf(float x) {
 // 1 / (1 + e^-x): 0 and 1 in the limits (e^-x is clamped, never inf).
 inline float fast_sigmoidf(float x) { return 1.0f / (1.0f + fast_expf(-x)); }
 
-}  // namespace gradcore::cpu
+template <typename T> GRADCORE_HD T fast_tanh(T x) {
+#if defined(__CUDA_ARCH__)
+  return tanh(x);
+#else
+  if constexpr (std::is_same_v<T, float>) return fast_tanhf(x);
+  else return std::tanh(x);
+#endif
+}
+
+template <typename T> GRADCORE_HD T fast_sigmoid(T x) {
+#if defined(__CUDA_ARCH__)
+  return T(1) / (T(1) + exp(-x));
+#else
+  if constexpr (std::is_same_v<T, float>) return fast_sigmoidf(x);
+  else return T(1) / (T(1) + std::exp(-x));
+#endif
+}
+
+}  // namespace gradcore

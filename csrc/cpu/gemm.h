@@ -1,0 +1,154 @@
+// The CPU GEMM: C (M x N) = A (M x K) * B (K x N), from A and B packed into the layout the micro-kernel streams:
+//   A: for each block of kKc reduction steps, panels of kMr rows, each panel k-major ([k][kMr]);
+//   B: for each block of kKc reduction steps, strips of nr columns, each strip k-major ([k][nr]).
+// Edges are zero-padded in the packed copies, so the micro-kernel always runs a full kMr x nr tile and only the
+// store looks at the edge. The micro-kernel keeps the tile of C in registers (Simd<T>, two vectors wide) and
+// streams one A panel and one B strip. Callers pack B themselves (im2col.h writes straight into the packed layout);
+// packed_b_row_runs is the one place that knows where an element of a packed B lives.
+// Every element of C is summed over k in increasing order, whatever the blocking: results are bitwise repeatable.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include "cpu/scratch.h"
+#include "cpu/simd.h"
+
+namespace gradcore::cpu {
+
+#if defined(__AVX512F__)
+constexpr int kMr = 8;  // 8 rows x 2 vectors = 16 of the 32 vector registers hold the C tile
+#else
+constexpr int kMr = 6;  // 12 of 16 registers
+#endif
+constexpr int64_t kKc = 256;  // reduction steps per packed block: an A panel and a B strip stay in L1/L2
+
+template <typename T> constexpr int64_t nr_of() { return Simd<T>::nr; }
+
+// A (M x K), element (m, k) at src[m * rs + k * cs], packed whole.
+template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t M, int64_t K, T* dst) {
+  const int64_t m_pad = round_up(M, kMr);
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    T* block = dst + k0 * m_pad;
+    for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
+      T* panel = block + i0 * kc;
+      const int64_t rows = std::min<int64_t>(kMr, M - i0);
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* s = src + i0 * rs + (k0 + k) * cs;
+        T* d = panel + k * kMr;
+        int64_t i = 0;
+        for (; i < rows; ++i) d[i] = s[i * rs];
+        for (; i < kMr; ++i) d[i] = T(0);
+      }
+    }
+  }
+}
+
+// Calls fn(dst, first, count) for the runs of columns [c0, c0 + n) of reduction row d of a packed B (cols_pad
+// columns, `depth` rows) that are contiguous: dst[j] is column c0 + first + j.
+template <typename T, typename Fn>
+inline void packed_b_row_runs(T* packed, int64_t d, int64_t c0, int64_t n, int64_t cols_pad, int64_t depth, Fn&& fn) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t blk = d / kKc * kKc, kc = std::min(kKc, depth - blk);
+  T* row = packed + blk * cols_pad + (d - blk) * nr;
+  for (int64_t done = 0; done < n;) {
+    const int64_t c = c0 + done, lane = c % nr, run = std::min(nr - lane, n - done);
+    fn(row + (c / nr) * (kc * nr) + lane, done, run);
+    done += run;
+  }
+}
+
+// Zeroes columns [cols, cols_pad) of every reduction row of a packed B.
+template <typename T> void zero_packed_b_tail(T* packed, int64_t cols, int64_t cols_pad, int64_t depth) {
+  if (cols == cols_pad) return;
+  for (int64_t d = 0; d < depth; ++d)
+    packed_b_row_runs(packed, d, cols, cols_pad - cols, cols_pad, depth, [](T* dst, int64_t, int64_t run) {
+      std::fill(dst, dst + run, T(0));
+    });
+}
+
+// src (rows x n, row stride rs) into reduction rows [0, rows) and columns [c0, c0 + n) of a packed B.
+template <typename T>
+void rows_packed_b(const T* src, int64_t rs, int64_t rows, int64_t n, int64_t c0, int64_t cols_pad, T* packed) {
+  for (int64_t d = 0; d < rows; ++d) {
+    const T* s = src + d * rs;
+    packed_b_row_runs(packed, d, c0, n, cols_pad, rows, [&](T* dst, int64_t first, int64_t run) {
+      for (int64_t j = 0; j < run; ++j) dst[j] = s[first + j];
+    });
+  }
+}
+
+// C tile (ROWS x nr, ROWS <= kMr) = [C +] bias + A panel * B strip over kc steps; only n_valid columns are stored.
+template <typename T, int ROWS>
+inline void micro_kernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate,
+                         const T* bias) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
+  V acc0[ROWS], acc1[ROWS];
+  for (int i = 0; i < ROWS; ++i) {
+    acc0[i] = broadcast<T>(bias ? bias[i] : T(0));
+    acc1[i] = acc0[i];
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const V b0 = load_vec(b + k * NR), b1 = load_vec(b + k * NR + L);
+    const T* ak = a + k * kMr;
+    for (int i = 0; i < ROWS; ++i) {
+      const V ai = broadcast<T>(ak[i]);
+      acc0[i] += ai * b0;
+      acc1[i] += ai * b1;
+    }
+  }
+  for (int i = 0; i < ROWS; ++i) {
+    T* row = c + i * ldc;
+    if (n_valid == NR) {
+      if (accumulate) {
+        acc0[i] += load_vec(row);
+        acc1[i] += load_vec(row + L);
+      }
+      store_vec(row, acc0[i]);
+      store_vec(row + L, acc1[i]);
+    } else {
+      alignas(64) T tile[NR];
+      store_vec(tile, acc0[i]);
+      store_vec(tile + L, acc1[i]);
+      for (int64_t j = 0; j < n_valid; ++j) row[j] = accumulate ? row[j] + tile[j] : tile[j];
+    }
+  }
+}
+
+template <typename T, int ROWS>
+void micro_kernel_rows(int64_t rows, int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t n_valid,
+                       bool accumulate, const T* bias) {
+  if constexpr (ROWS > 1) {
+    if (rows < ROWS) return micro_kernel_rows<T, ROWS - 1>(rows, kc, a, b, c, ldc, n_valid, accumulate, bias);
+  }
+  micro_kernel<T, ROWS>(kc, a, b, c, ldc, n_valid, accumulate, bias);
+}
+
+// C (M x N, row stride ldc) = [C +] row_bias + A * B from packed A and B, restricted to the row panels
+// [i_begin, i_end) and column strips [j_begin, j_end) (element indices, multiples of kMr and nr). row_bias: M values
+// or null.
+template <typename T>
+void gemm_packed(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, T* c, int64_t ldc, bool accumulate,
+                 const T* row_bias, int64_t i_begin = 0, int64_t i_end = -1, int64_t j_begin = 0, int64_t j_end = -1) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t m_pad = round_up(M, kMr), n_pad = round_up(N, nr);
+  i_end = i_end < 0 ? M : std::min(i_end, M);
+  j_end = j_end < 0 ? N : std::min(j_end, N);
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    const T* a_block = ap + k0 * m_pad;
+    const T* b_block = bp + k0 * n_pad;
+    const bool acc = accumulate || k0 > 0;
+    const T* bias = k0 == 0 ? row_bias : nullptr;
+    for (int64_t j0 = j_begin; j0 < j_end; j0 += nr) {
+      const T* strip = b_block + j0 * kc;
+      const int64_t n_valid = std::min<int64_t>(nr, N - j0);
+      for (int64_t i0 = i_begin; i0 < i_end; i0 += kMr) {
+        micro_kernel_rows<T, kMr>(M - i0, kc, a_block + i0 * kc, strip, c + i0 * ldc + j0, ldc, n_valid, acc,
+                                  bias ? bias + i0 : nullptr);
+      }
+    }
+  }
+}
+
+}  // namespace gradcore::cpu
