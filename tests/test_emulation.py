@@ -74,6 +74,14 @@ def test_a_broken_kernel_stops_the_process_naming_it(name, words):
     assert f"kernel {name}" in result.stderr and words in result.stderr, result.stderr
 
 
+@pytest.mark.skipif(not getattr(gradcore._core, "address_sanitizer", False),
+                    reason="needs the emulated device built with AddressSanitizer (GRADCORE_SANITIZE=ON)")
+def test_address_sanitizer_stops_a_kernel_that_reads_past_its_buffer():
+    result = _self_test_in_subprocess("out_of_bounds")
+    assert result.returncode != 0, result.stdout
+    assert "heap-buffer-overflow" in result.stderr, result.stderr[-3000:]
+
+
 def test_an_illegal_address_becomes_a_runtime_error():
     result = _self_test_in_subprocess("illegal_address")
     assert "RuntimeError:" in result.stdout and "cudaErrorIllegalAddress" in result.stdout, result.stdout + result.stderr

@@ -217,6 +217,11 @@ void bind_array(py::module_& m) {
 #if defined(GRADCORE_CUDA_EMULATE)
   m.def("cuda_emulation_self_test", &cuda::run_emulation_self_test, py::arg("name"),
         "Runs one of the emulated device's self-test kernels (cuda/emulation/self_test.cu).");
+#if defined(__SANITIZE_ADDRESS__)
+  m.attr("address_sanitizer") = true;
+#else
+  m.attr("address_sanitizer") = false;
+#endif
 #endif
   m.def("cuda_set_emulated_thread_order", &cuda::set_emulated_thread_order, py::arg("reversed"));
   m.def("cuda_emulated_thread_order_reversed", &cuda::emulated_thread_order_reversed);

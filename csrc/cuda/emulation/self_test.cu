@@ -57,6 +57,9 @@ __global__ void warp_reduce_kernel(float* out) {
   out[threadIdx.x] = v + (odd == 0xaaaaaaaau ? 0.0f : 1000.0f);
 }
 
+// Reads one element past the end of its buffer: AddressSanitizer (GRADCORE_SANITIZE builds) stops the process.
+__global__ void out_of_bounds_kernel(float* out) { out[threadIdx.x] = out[threadIdx.x + 1]; }
+
 // Writes through a pointer no allocation owns.
 __global__ void illegal_address_kernel(float* out) { reinterpret_cast<float*>(0x100)[threadIdx.x] = out[0]; }
 
@@ -70,6 +73,7 @@ std::vector<double> run_emulation_self_test(const std::string& name) {
   else if (name == "shared_race") kernel = shared_race_kernel;
   else if (name == "warp_reduce") kernel = warp_reduce_kernel;
   else if (name == "dynamic_shared") kernel = dynamic_shared_kernel;
+  else if (name == "out_of_bounds") kernel = out_of_bounds_kernel;
   else if (name == "illegal_address") kernel = illegal_address_kernel;
   else throw std::invalid_argument("name: no emulation self-test called '" + name + "'");
   float* d_out = nullptr;
