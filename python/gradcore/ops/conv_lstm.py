@@ -8,6 +8,7 @@ from .. import _core
 from ..autograd import Function
 from ..tensor import Tensor
 from .concat import cat
+from .conv2d import conv2d
 
 
 class ConvLSTMGates(Function):
@@ -60,8 +61,6 @@ def conv_lstm_cell(x, h, c, weight, bias=None, peephole=None):
         i = sigmoid(a_i + w_ci . c)   f = sigmoid(a_f + w_cf . c)   g = tanh(a_g)
         c' = f . c + i . g            o = sigmoid(a_o + w_co . c')  h' = o . tanh(c')
     """
-    from .. import functional as F
-
     _check_tensor(x, "x", 4, "(N, C_in, H, W)")
     _check_tensor(h, "h", 4, "(N, hidden, H, W)")
     _check_tensor(c, "c", 4, "(N, hidden, H, W)")
@@ -84,5 +83,5 @@ def conv_lstm_cell(x, h, c, weight, bias=None, peephole=None):
     for t, name in ((h, "h"), (c, "c"), (weight, "weight"), (bias, "bias"), (peephole, "peephole")):
         if t is not None:
             _check_like(t, name, x, "x")
-    pre = F.conv2d(cat([x, h], dim=1), weight, bias, padding="same")
+    pre = conv2d(cat([x, h], dim=1), weight, bias, padding="same")
     return ConvLSTMGates.apply(pre, c, peephole)

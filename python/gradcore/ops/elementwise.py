@@ -11,7 +11,7 @@ import numbers
 from .. import _core
 from .._checks import real
 from ..autograd import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, _device_name, _dtype_name
 
 U, B = _core.UnaryOp, _core.BinaryOp
 
@@ -140,6 +140,21 @@ class Clone(Function):
 
     def backward(self, g):
         return g
+
+
+def to(x, device=None, dtype=None):
+    """A copy of x on another device and/or dtype (x itself when nothing changes). Differentiable."""
+    out = x
+    if dtype is not None and _dtype_name(dtype) != x.dtype:
+        out = ToDtype.apply(out, _dtype_name(dtype))
+    if device is not None and _device_name(device) != out.device:
+        out = ToDevice.apply(out, _device_name(device))
+    return out
+
+
+def clone(x):
+    """A copy of x with its own storage. Differentiable."""
+    return Clone.apply(x)
 
 
 def _scalar(x):
