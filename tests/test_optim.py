@@ -8,7 +8,7 @@ import pytest
 
 import gradcore as gc
 from reference.optim import AdamReference, SGDReference, clip_grads_by_norm
-from tolerance import DEVICES, DTYPES, assert_close
+from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu
 
 STEPS = 20
 SMALL = [(1,), (3, 5), (65537,)]          # 65537 elements span three chunks of the multi-tensor table
@@ -113,8 +113,7 @@ def test_adam_cuda_matches_cpu(name, ours, ref, clip, sizes, dtype):
     init, grads = problem(sizes, dtype, seed=len(name))
     cpu, _ = run_ours(_adam_factory(ours, clip), init, grads, dtype, "cpu")
     cuda, _ = run_ours(_adam_factory(ours, clip), init, grads, dtype, "cuda")
-    for i, (a, e) in enumerate(zip(cuda, cpu)):
-        assert_close(a, e, name=f"{name} param {i}", **TOL[dtype])
+    assert_cuda_matches_cpu(cuda, cpu, dtype, name=f"{name} params")
 
 
 @pytest.mark.cuda
