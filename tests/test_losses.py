@@ -103,9 +103,9 @@ def test_argument_errors(loss):
         ours(x, gradcore.full((2, 3), 0.5, dtype="float64"))
     with pytest.raises(ValueError, match="reduction must be one of"):
         ours(x, gradcore.full((2, 3), 0.5), reduction="avg")
-    with pytest.raises(TypeError, match="target must be a gradcore.Tensor"):
+    with pytest.raises(TypeError, match="target: expected a gradcore.Tensor"):
         ours(x, np.full((2, 3), 0.5))
-    with pytest.raises(TypeError, match="input must be a gradcore.Tensor"):
+    with pytest.raises(TypeError, match="input: expected a gradcore.Tensor"):
         ours([0.5], x)
 
 

@@ -9,9 +9,9 @@ import math
 import numbers
 
 from .. import _core
-from .._checks import real
+from .._checks import real, tensor
 from ..autograd import Function
-from ..tensor import Tensor, _device_name, _dtype_name
+from ..tensor import _device_name, _dtype_name
 
 U, B = _core.UnaryOp, _core.BinaryOp
 
@@ -27,8 +27,7 @@ def sum_to_shape(g, shape):
 
 
 def _check_operand(x, name):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name}: expected a gradcore.Tensor or a Python number, got {type(x).__name__}")
+    tensor(x, name, alternative="a Python number")
 
 
 class Binary(Function):

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _core
 from ..autograd import Function
-from ..tensor import Tensor
+from .._checks import tensor
 from . import reduce
 from . import elementwise as ew
 
@@ -16,9 +16,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check_pair(input, target, name):
-    for arg, value in (("input", input), ("target", target)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{name}: {arg} must be a gradcore.Tensor, got {type(value).__name__}")
+    tensor(input, "input")
+    tensor(target, "target")
     if input.shape != target.shape:
         raise ValueError(f"{name}: target must have input's shape {input.shape}, got {target.shape}")
     if input.dtype != target.dtype:
