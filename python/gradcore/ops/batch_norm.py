@@ -6,6 +6,8 @@ from .. import _core
 from .._checks import real, tensor
 from ..autograd import Function
 
+__all__ = ["batch_norm"]  # gradcore.functional exports these
+
 
 class BatchNormTrain(Function):
     """Normalises with the batch's statistics (and updates the running ones in place); backward goes through the

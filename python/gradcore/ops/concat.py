@@ -11,6 +11,8 @@ from .. import _core
 from .._checks import dim as dim_index, tensor, tensor_sequence
 from ..autograd import Function
 
+__all__ = ["cat", "split", "stack", "unbind"]  # gradcore.functional exports these
+
 
 class Concat(Function):
     """out = cat(pieces, axis). d piece_k = the k-th slice of d out along the axis."""

@@ -11,6 +11,8 @@ from .. import _core
 from .._checks import INT64_MAX, int_pair as pair, integer, padding_form, tensor
 from ..autograd import Function
 
+__all__ = ["conv2d"]  # gradcore.functional exports these
+
 
 def same_padding(size, kernel, stride, dilation):
     """(before, after) padding giving ceil(size / stride) outputs; the odd pixel goes after (bottom/right)."""

@@ -10,6 +10,8 @@ from .._checks import tensor
 from .concat import cat
 from .conv2d import conv2d
 
+__all__ = ["conv_lstm_cell", "conv_lstm_gates"]  # gradcore.functional exports these
+
 
 class ConvLSTMGates(Function):
     """(h', c') = gates(pre, c, peephole). Saves the activated gates, c and c' for the fused backward kernel."""

@@ -21,6 +21,8 @@ from .._checks import INT64_MAX, int_pair as pair, integer, padding_form, tensor
 from ..autograd import Function
 from .conv2d import bias_grad, spatial_sizes
 
+__all__ = ["conv_transpose2d"]  # gradcore.functional exports these
+
 
 def same_cropping(kernel, stride, dilation):
     """((before, after), output_padding) giving out = in * stride."""

@@ -13,6 +13,10 @@ from .._checks import real, tensor
 from ..autograd import Function
 from ..tensor import _device_name, _dtype_name
 
+__all__ = [  # gradcore.functional exports these
+    "abs", "add", "div", "exp", "leaky_relu", "log", "mul", "neg", "pow", "relu", "sigmoid", "sqrt", "sub", "tanh",
+]
+
 U, B = _core.UnaryOp, _core.BinaryOp
 
 

@@ -10,6 +10,8 @@ from .._checks import tensor
 from . import reduce
 from . import elementwise as ew
 
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss"]  # gradcore.functional exports these
+
 B = _core.BinaryOp
 
 _REDUCTIONS = ("mean", "sum", "none")

@@ -7,6 +7,8 @@ from .. import _core
 from ..autograd import Function
 from .._checks import tensor
 
+__all__ = ["mean", "reshape", "sum"]  # gradcore.functional exports these
+
 B = _core.BinaryOp
 
 
