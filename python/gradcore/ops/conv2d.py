@@ -73,6 +73,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     dilation = pair(dilation, "dilation", 1)
     if type(groups) is not int or not 1 <= groups <= INT64_MAX:
         groups = integer(groups, "groups", 1)
+    padding = padding_form(padding)  # its form is checked whatever the shapes
     sizes = spatial_sizes(x, weight)
     pads = conv2d_padding(padding, *sizes, stride, dilation) if sizes else (0, 0, 0, 0)
     return Conv2d.apply(x, weight, bias, stride, pads, dilation, int(groups))
