@@ -1,30 +1,19 @@
-// The one compiled module, gradcore._core. Each op's binding file contributes one bind_<op> function.
+// The one compiled module, gradcore._core. Each binding file csrc/bind/<name>.cpp defines bind_<name>(module);
+// bindings.inc, which CMake writes from the files present (array first, then by name), lists them as
+// GRADCORE_BINDING(<name>), so a new op's binding file is registered without an edit here.
 #include <pybind11/pybind11.h>
 
 namespace py = pybind11;
+
 namespace gradcore {
-void bind_array(py::module_& m);
-void bind_elementwise(py::module_& m);
-void bind_batch_norm(py::module_& m);
-void bind_concat(py::module_& m);
-void bind_conv_lstm(py::module_& m);
-void bind_conv2d(py::module_& m);
-void bind_multi_tensor(py::module_& m);
-void bind_grad_norm(py::module_& m);
-void bind_fused_adam(py::module_& m);
-void bind_fused_sgd(py::module_& m);
+#define GRADCORE_BINDING(name) void bind_##name(py::module_& m);
+#include "bindings.inc"
+#undef GRADCORE_BINDING
 }  // namespace gradcore
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "gradcore kernels: CPU (C++/OpenMP) and CUDA twins behind one set of entry points";
-  gradcore::bind_array(m);
-  gradcore::bind_elementwise(m);
-  gradcore::bind_batch_norm(m);
-  gradcore::bind_concat(m);
-  gradcore::bind_conv_lstm(m);
-  gradcore::bind_conv2d(m);
-  gradcore::bind_multi_tensor(m);
-  gradcore::bind_grad_norm(m);
-  gradcore::bind_fused_adam(m);
-  gradcore::bind_fused_sgd(m);
+#define GRADCORE_BINDING(name) gradcore::bind_##name(m);
+#include "bindings.inc"
+#undef GRADCORE_BINDING
 }

@@ -7,7 +7,7 @@ import gradcore as gc
 from gradcore import nn
 import gradcore.functional as F
 from reference import batch_norm as ref
-from tolerance import DEVICES, DTYPES, assert_close, forward_tol
+from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu, forward_tol
 
 # (N, C, H, W): H*W a multiple of 4, odd H*W, one image, a long channel, and on CUDA both the one-block-per-channel
 # path and the path with several partial sums per channel.
@@ -350,8 +350,7 @@ def test_cuda_matches_cpu(shape, dtype, training):
         y.backward(_t(dy, dtype, device))
         results[device] = [y, running_mean, running_var, xs.grad, ws.grad, bs.grad]
     names = ["y", "running_mean", "running_var", "dx", "dweight", "dbias"]
-    for name, c, g in zip(names, results["cpu"], results["cuda"]):
-        assert_close(g, c.numpy(), name=name, **forward_tol(dtype))
+    assert_cuda_matches_cpu(dict(zip(names, results["cuda"])), dict(zip(names, results["cpu"])), dtype)
 
 
 @pytest.mark.cuda

@@ -5,7 +5,7 @@ import pytest
 
 import gradcore as gc
 from gradcore import functional as F
-from tolerance import DEVICES, DTYPES, assert_close
+from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu
 
 
 def _t(shape, seed, dtype="float64", device="cpu", requires_grad=False):
@@ -76,8 +76,7 @@ def test_cuda_matches_cpu(dtype):
         out = F.unbind(F.cat(ps, dim=1), dim=2)
         loss = sum((o * F.unbind(seed.to(device), dim=2)[k]).sum() for k, o in enumerate(out))
         loss.backward()
-    for g, c in zip(on_gpu, on_cpu):
-        np.testing.assert_array_equal(g.grad.numpy(), c.grad.numpy())
+    assert_cuda_matches_cpu([g.grad for g in on_gpu], [c.grad for c in on_cpu], dtype, name="grads")
 
 
 def test_bad_input():

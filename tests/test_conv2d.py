@@ -12,7 +12,7 @@ import gradcore as gc
 from gradcore.functional import conv2d
 from gradcore.ops.conv2d import conv2d_padding
 from reference import conv2d as ref
-from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu, forward_tol
+from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu, cuda_and_cpu_with_grads, forward_tol
 
 # name: (N, C_in, H, W, C_out, (kH, kW), stride, padding, dilation, groups)
 SWEEP = {
@@ -58,7 +58,12 @@ def pads_of(case):
     _, _, h, w, _, kernel, stride, padding, dilation, _ = case
     s = (stride, stride) if isinstance(stride, int) else stride
     d = (dilation, dilation) if isinstance(dilation, int) else dilation
-    return s, conv2d_padding(padding, (h, w), kernel, s, d), d
+    if padding == "same":
+        return s, ref.same_padding(h, kernel[0], s[0], d[0]) + ref.same_padding(w, kernel[1], s[1], d[1]), d
+    if padding == "valid":
+        return s, (0, 0, 0, 0), d
+    p = (padding, padding) if isinstance(padding, int) else padding
+    return s, (p[0], p[0], p[1], p[1]), d
 
 
 def make(case, dtype, device="cpu", seed=0, requires_grad=False):
@@ -140,6 +145,9 @@ def test_reference_gradients_agree_with_finite_differences():
 def test_same_padding_puts_the_odd_pixel_bottom_right():
     assert conv2d_padding("same", (7, 6), (3, 4), (2, 1), (1, 1)) == (1, 1, 1, 2)  # totals 2 and 3
     assert conv2d_padding("same", (8, 8), (3, 3), (2, 2), (1, 1)) == (0, 1, 0, 1)  # total 1: all after
+    for size, kernel, stride, dilation in [(7, 3, 2, 1), (8, 4, 3, 2), (5, 1, 4, 1), (6, 2, 1, 3), (1, 5, 2, 1)]:
+        assert conv2d_padding("same", (size, 1), (kernel, 1), (stride, 1), (dilation, 1))[:2] == \
+            ref.same_padding(size, kernel, stride, dilation)
     x, weight, bias = make(SWEEP["same_stride2_odd_size"], "float64")
     assert run(SWEEP["same_stride2_odd_size"], x, weight, bias).shape == (2, 3, 4, 3)  # ceil(7/2), ceil(6/2)
 
@@ -190,7 +198,8 @@ def test_cuda_matches_cpu(name, dtype):
         x, weight, bias = make(case, dtype, device=device, requires_grad=True)
         return run(case, x, weight, bias), {"x": x, "weight": weight, "bias": bias}
 
-    assert_cuda_matches_cpu(build, dtype)
+    results = cuda_and_cpu_with_grads(build, dtype)
+    assert_cuda_matches_cpu(results["cuda"], results["cpu"], dtype)
 
 
 @pytest.mark.cuda

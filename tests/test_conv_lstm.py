@@ -8,7 +8,7 @@ import gradcore as gc
 from gradcore import functional as F
 from gradcore import nn
 from reference import conv_lstm as ref
-from tolerance import DTYPES, assert_close, forward_tol
+from tolerance import DTYPES, assert_close, assert_cuda_matches_cpu, forward_tol
 
 
 def _np(shape, seed, scale=1.0):
@@ -329,9 +329,7 @@ def test_gates_cuda_matches_cpu(dtype, peephole):
         h_next, c_next = F.conv_lstm_gates(*args)
         (h_next * h_next + c_next * 0.5).sum().backward()
         results[device] = [h_next.numpy(), c_next.numpy()] + [a.grad.numpy() for a in args]
-    tol = forward_tol(dtype)
-    for got, want in zip(results["cuda"], results["cpu"]):
-        assert_close(got, want, **tol)
+    assert_cuda_matches_cpu(results["cuda"], results["cpu"], dtype, name="h', c' and grads")
 
 
 @pytest.mark.cuda
@@ -344,8 +342,7 @@ def test_module_cuda_matches_cpu_forward_and_backward():
         out, _ = m(x)
         (out * out).sum().backward()
         grads[device] = [out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in m.parameters()]
-    for got, want in zip(grads["cuda"], grads["cpu"]):
-        assert_close(got, want, atol=1e-10, rtol=1e-8)
+    assert_cuda_matches_cpu(grads["cuda"], grads["cpu"], "float64", name="output and grads")
 
 
 @pytest.mark.cuda

@@ -7,7 +7,7 @@ import gradcore as gc
 from gradcore.functional import conv2d, conv_transpose2d
 from gradcore.ops.conv_transpose2d import same_cropping
 from reference import conv2d as ref
-from tolerance import DTYPES, assert_close, assert_cuda_matches_cpu, forward_tol
+from tolerance import DTYPES, assert_close, assert_cuda_matches_cpu, cuda_and_cpu_with_grads, forward_tol
 
 # name: (N, C_in, H, W, C_out, (kH, kW), stride, padding, output_padding, dilation, groups)
 SWEEP = {
@@ -35,13 +35,13 @@ LARGE = {
 
 def geometry(case):
     """stride, (top, bottom, left, right), output_padding, dilation as the reference wants them."""
-    _, _, _, _, _, kernel, stride, padding, output_padding, dilation, _ = case
+    _, _, h, w, _, kernel, stride, padding, output_padding, dilation, _ = case
     s = (stride, stride) if isinstance(stride, int) else stride
     d = (dilation, dilation) if isinstance(dilation, int) else dilation
     op = (output_padding, output_padding) if isinstance(output_padding, int) else output_padding
     if padding == "same":
-        (top, bottom), op_h = same_cropping(kernel[0], s[0], d[0])
-        (left, right), op_w = same_cropping(kernel[1], s[1], d[1])
+        (top, bottom), op_h = ref.same_cropping(h, kernel[0], s[0], d[0])
+        (left, right), op_w = ref.same_cropping(w, kernel[1], s[1], d[1])
         return s, (top, bottom, left, right), (op_h, op_w), d
     if padding == "valid":
         return s, (0, 0, 0, 0), op, d
@@ -100,6 +100,8 @@ def test_same_gives_input_times_stride():
         assert conv_transpose2d(x, weight, stride=s, padding="same").shape == (1, 3, h * s, w * s)
     assert same_cropping(3, 2, 1) == ((0, 1), 0)  # odd pixel cropped at the bottom/right
     assert same_cropping(2, 3, 1) == ((0, 0), 1)
+    for size, kernel, stride, dilation in [(3, 3, 2, 1), (4, 4, 2, 1), (3, 2, 3, 1), (5, 3, 1, 2), (2, 1, 4, 1)]:
+        assert same_cropping(kernel, stride, dilation) == ref.same_cropping(size, kernel, stride, dilation)
 
 
 def test_output_size_picks_output_padding():
@@ -137,7 +139,8 @@ def test_cuda_matches_cpu(name, dtype):
         x, weight, bias = make(case, dtype, device=device, requires_grad=True)
         return run(case, x, weight, bias), {"x": x, "weight": weight, "bias": bias}
 
-    assert_cuda_matches_cpu(build, dtype)
+    results = cuda_and_cpu_with_grads(build, dtype)
+    assert_cuda_matches_cpu(results["cuda"], results["cpu"], dtype)
 
 
 # ---- bad input ---------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 import gradcore
 import gradcore.functional as F
 from reference import elementwise as ref
-from tolerance import DEVICES, DTYPES, assert_close, forward_tol
+from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu, forward_tol
 
 BINARY = {"add": (F.add, ref.add), "sub": (F.sub, ref.sub), "mul": (F.mul, ref.mul), "div": (F.div, ref.div)}
 
@@ -185,11 +185,10 @@ def test_cuda_matches_cpu_for_every_op(dtype):
     for name, (ours, _) in BINARY.items():
         cpu = ours(_make(a_np, dtype, "cpu"), _make(b_np, dtype, "cpu"))
         gpu = ours(_make(a_np, dtype, "cuda"), _make(b_np, dtype, "cuda"))
-        assert_close(gpu, cpu, **forward_tol(dtype), name=name)
+        assert_cuda_matches_cpu(gpu, cpu, dtype, name=name)
     for name, (ours, _, domain) in UNARY.items():
         values = pos if domain.get("positive") else a_np
-        assert_close(ours(_make(values, dtype, "cuda")), ours(_make(values, dtype, "cpu")), **forward_tol(dtype),
-                     name=name)
+        assert_cuda_matches_cpu(ours(_make(values, dtype, "cuda")), ours(_make(values, dtype, "cpu")), dtype, name=name)
 
 
 @pytest.mark.cuda

@@ -8,7 +8,7 @@ import pytest
 
 import gradcore as gc
 from reference.optim import AdamReference, SGDReference, clip_grads_by_norm
-from tolerance import DEVICES, DTYPES, assert_close
+from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu
 
 STEPS = 20
 SMALL = [(1,), (3, 5), (65537,)]          # 65537 elements span three chunks of the multi-tensor table
@@ -116,12 +116,11 @@ def test_adam_cuda_matches_cpu(name, ours, ref, clip, sizes, dtype):
     # per-element rule (fused_adam.h): the bits must agree (the CPU's float sqrt once resolved to C's double sqrt).
     # Not with clipping by norm (the devices sum the norm in different fixed orders), and not on a GPU, whose own
     # contraction into FMAs may round differently.
-    bitwise = gc.cuda.is_emulated() and "clip_norm" not in clip
-    for i, (a, e) in enumerate(zip(cuda, cpu)):
-        if bitwise:
+    if gc.cuda.is_emulated() and "clip_norm" not in clip:
+        for i, (a, e) in enumerate(zip(cuda, cpu)):
             np.testing.assert_array_equal(a, e, err_msg=f"{name} param {i}")
-        else:
-            assert_close(a, e, name=f"{name} param {i}", **TOL[dtype])
+    else:
+        assert_cuda_matches_cpu(cuda, cpu, dtype, name=f"{name} params")
 
 
 def test_adam_step_increments_and_state_layout():

@@ -128,6 +128,35 @@ def test_detach_shares_storage_and_leaves_the_graph():
     assert y.numpy()[0] == 10.0
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_in_place_helpers_add_and_set(device):
+    t = gradcore.zeros(2, 3, device=device)
+    assert t.add_(1.5) is t
+    t.add_(gradcore.tensor([1.0, 2.0, 3.0], device=device))  # broadcast over rows
+    assert_close(t, [[2.5, 3.5, 4.5]] * 2, atol=0, rtol=0)
+    source = gradcore.tensor([7.0], dtype="float64", device=device)
+    assert t.set_(source) is t and t.shape == (1,) and t.dtype == "float64"
+    source.fill_(8.0)  # set_ shares the storage
+    assert t.item() == 8.0
+    with pytest.raises(TypeError, match="source: expected a gradcore.Tensor"):
+        t.set_(np.zeros(1))
+    with pytest.raises(TypeError, match="other: expected a number"):
+        t.add_("1")
+
+
+def test_a_parameter_shares_the_storage_of_the_tensor_it_wraps():
+    t = gradcore.zeros(3)
+    p = gradcore.nn.Parameter(t)
+    t.fill_(2.0)
+    assert p.requires_grad and p.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_operator_methods_are_the_ops_themselves():
+    from gradcore.ops import elementwise, reduce
+    assert gradcore.Tensor.__add__ is elementwise.add and gradcore.Tensor.exp is elementwise.exp
+    assert gradcore.Tensor.sum is reduce.sum and gradcore.Tensor.to is elementwise.to
+
+
 def test_from_numpy_is_zero_copy_both_ways():
     array = np.arange(6, dtype=np.float32).reshape(2, 3)
     t = gradcore.from_numpy(array)

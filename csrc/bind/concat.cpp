@@ -1,6 +1,7 @@
-// Bindings for concat and split along one axis (concat.h). Contract: concat(arrays, axis) returns a new array;
-// split(x, sizes, axis) returns new arrays whose axis lengths are `sizes` (summing to x's). Negative axes count
-// from the end. Shapes, dtypes and devices are checked here; the kernels only copy blocks.
+// Bindings for concat and split along one dimension (concat.h). Contract: concat(tensors, dim) returns a new array;
+// split(x, sizes, dim) returns new arrays whose lengths along dim are `sizes` (summing to x's). Negative dims count
+// from the end. Shapes, dtypes and devices are checked here, under the names gradcore.functional.cat/split use
+// (tensors, x, dim), so a message never names a C++ parameter; the kernels only copy blocks.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include "concat.h"
@@ -12,7 +13,7 @@ namespace {
 
 int normalize_axis(int axis, int ndim, const char* name) {
   if (axis < -ndim || axis >= ndim)
-    throw ArgError(std::string(name) + ": " + std::to_string(axis) + " is out of range for arrays of " +
+    throw ArgError(std::string(name) + ": " + std::to_string(axis) + " is out of range for tensors of " +
                    std::to_string(ndim) + " dimensions");
   return axis < 0 ? axis + ndim : axis;
 }
@@ -30,7 +31,7 @@ Array concat(const std::vector<Array>& arrays, int axis) {
   const Array& first = arrays[0];
   const int nd = first.ndim();
   if (nd == 0) throw ArgError("tensors: zero-dimensional tensors cannot be concatenated");
-  axis = normalize_axis(axis, nd, "axis");
+  axis = normalize_axis(axis, nd, "dim");
   Shape out_shape = first.shape();
   out_shape[axis] = 0;
   for (size_t k = 0; k < arrays.size(); ++k) {
@@ -42,7 +43,7 @@ Array concat(const std::vector<Array>& arrays, int axis) {
     for (int d = 0; fits && d < nd; ++d) fits = d == axis || a.dim(d) == first.dim(d);
     if (!fits)
       throw ArgError(name + ": shape " + shape_str(a.shape()) + " does not match tensors[0]'s shape " +
-                     shape_str(first.shape()) + " outside axis " + std::to_string(axis));
+                     shape_str(first.shape()) + " outside dim " + std::to_string(axis));
     out_shape[axis] += a.dim(axis);
   }
   Array out = Array::empty(out_shape, first.dtype(), first.device());  // every element written by one piece
@@ -63,8 +64,8 @@ Array concat(const std::vector<Array>& arrays, int axis) {
 
 std::vector<Array> split(const Array& x, const std::vector<int64_t>& sizes, int axis) {
   const int nd = x.ndim();
-  if (nd == 0) throw ArgError("x: a zero-dimensional array cannot be split");
-  axis = normalize_axis(axis, nd, "axis");
+  if (nd == 0) throw ArgError("x: a zero-dimensional tensor cannot be split");
+  axis = normalize_axis(axis, nd, "dim");
   int64_t total = 0;
   for (int64_t s : sizes) {
     if (s < 0) throw ArgError("sizes: expected non-negative lengths, got " + std::to_string(s));
@@ -72,7 +73,7 @@ std::vector<Array> split(const Array& x, const std::vector<int64_t>& sizes, int 
   }
   if (total != x.dim(axis))
     throw ArgError("sizes: lengths sum to " + std::to_string(total) + " but x has " + std::to_string(x.dim(axis)) +
-                   " along axis " + std::to_string(axis));
+                   " along dim " + std::to_string(axis));
   const auto [outer, inner] = outer_inner(x.shape(), axis);
   std::vector<Array> pieces;
   int64_t offset = 0;
@@ -96,10 +97,10 @@ std::vector<Array> split(const Array& x, const std::vector<int64_t>& sizes, int 
 }  // namespace
 
 void bind_concat(py::module_& m) {
-  m.def("concat", &concat, py::arg("arrays"), py::arg("axis"), "Concatenation along `axis` into a new array.",
+  m.def("concat", &concat, py::arg("tensors"), py::arg("dim"), "Concatenation along `dim` into a new array.",
         py::call_guard<py::gil_scoped_release>());
-  m.def("split", &split, py::arg("x"), py::arg("sizes"), py::arg("axis"),
-        "Pieces of x along `axis` with the given lengths (new arrays).", py::call_guard<py::gil_scoped_release>());
+  m.def("split", &split, py::arg("x"), py::arg("sizes"), py::arg("dim"),
+        "Pieces of x along `dim` with the given lengths (new arrays).", py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace gradcore

@@ -1,7 +1,9 @@
 // Bindings for conv2d's three kernels. Contract: arrays are contiguous NCHW; stride and dilation are (h, w),
 // padding is (top, bottom, left, right); every argument is validated here (conv2d_params) before a kernel runs, and
 // outputs are allocated here and written whole by the kernel. The GIL is released while the kernels run.
-// conv_transpose2d calls the same three entry points with roles swapped (python/gradcore/ops/conv_transpose2d.py).
+// conv_transpose2d's forward is conv2d_backward_input with roles swapped; conv_transpose2d_forward checks its arrays
+// under the names the user passed (x, weight, bias) before calling it. Its backward calls conv2d_forward and
+// conv2d_backward_weight on arrays that forward already checked (python/gradcore/ops/conv_transpose2d.py).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <array>
@@ -141,6 +143,35 @@ Array conv2d_backward_weight(const Array& x, const Array& grad_output, Pair kern
   return gw;
 }
 
+// y = conv_transpose2d(x, weight) + bias for an output of spatial size output_size: the arrays are checked here under
+// the user's names and layouts, then it is conv2d's dL/dx with x as grad_output.
+Array conv_transpose2d_forward(const Array& x, const Array& weight, const std::optional<Array>& bias,
+                               Pair output_size, Pair stride, Quad padding, Pair dilation, int64_t groups) {
+  // Worded as conv2d_params words conv2d's (check_ndim would say "array"), with the transposed weight layout.
+  if (x.ndim() != 4) throw ArgError("x: expected 4 dimensions (N, C_in, H, W), got shape " + shape_str(x.shape()));
+  if (weight.ndim() != 4)
+    throw ArgError("weight: expected 4 dimensions (C_in, C_out/groups, kH, kW), got shape " +
+                   shape_str(weight.shape()));
+  check_same_dtype(x, "x", weight, "weight");
+  check_same_device(x, "x", weight, "weight");
+  if (groups < 1) throw ArgError("groups: expected a value >= 1, got " + std::to_string(groups));
+  if (weight.dim(0) != x.dim(1))
+    throw ArgError("weight: shape " + shape_str(weight.shape()) + " expects " + std::to_string(weight.dim(0)) +
+                   " input channels (weight.shape[0]), but x has " + std::to_string(x.dim(1)));
+  if (x.dim(1) % groups != 0)
+    throw ArgError("x: " + std::to_string(x.dim(1)) + " input channels are not divisible by groups=" +
+                   std::to_string(groups));
+  optional_bias(bias, x, weight.dim(1) * groups, "x");
+  // The conv2d whose adjoint this is maps an output_size image back to x's size; anything else is no adjoint.
+  const Shape conv_input{x.dim(0), weight.dim(1) * groups, output_size[0], output_size[1]};
+  const Conv2dParams p = conv2d_params(conv_input, weight.shape(), stride.data(), padding.data(), dilation.data(),
+                                       groups);
+  if (p.out_h != x.dim(2) || p.out_w != x.dim(3))
+    throw ArgError("output_size: (" + std::to_string(output_size[0]) + ", " + std::to_string(output_size[1]) +
+                   ") does not match x's size " + shape_str(x.shape()) + " for this stride, padding and dilation");
+  return conv2d_backward_input(x, weight, output_size, stride, padding, dilation, groups, bias);
+}
+
 }  // namespace
 
 void bind_conv2d(py::module_& m) {
@@ -153,6 +184,11 @@ void bind_conv2d(py::module_& m) {
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("bias") = py::none(),
         "dL/dx of conv2d for an input of spatial size input_size (+ bias per channel, for conv_transpose2d).",
         py::call_guard<py::gil_scoped_release>());
+  m.def("conv_transpose2d_forward", &conv_transpose2d_forward, py::arg("x"), py::arg("weight"),
+        py::arg("bias"), py::arg("output_size"), py::arg("stride") = Pair{1, 1},
+        py::arg("padding") = Quad{0, 0, 0, 0}, py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,
+        "y = conv_transpose2d(x, weight) + bias with output spatial size output_size; padding crops (top, bottom, "
+        "left, right).", py::call_guard<py::gil_scoped_release>());
   m.def("conv2d_backward_weight", &conv2d_backward_weight, py::arg("x"), py::arg("grad_output"),
         py::arg("kernel_size"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,

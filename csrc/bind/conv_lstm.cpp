@@ -17,7 +17,9 @@ namespace {
 // Checks pre (N, 4Hc, H, W), c (N, Hc, H, W) and the optional peephole (3, Hc, H, W); returns the shape.
 ConvLSTMGatesShape gates_shape(const Array& pre, const char* pre_name, const Array& c,
                                const std::optional<Array>& peephole) {
-  check_ndim(pre, pre_name, 4, "(N, 4*hidden, H, W)");
+  if (pre.ndim() != 4)  // conv2d's wording (check_ndim says "array", a word the Python caller never used)
+    throw ArgError(std::string(pre_name) + ": expected 4 dimensions (N, 4*hidden, H, W), got shape " +
+                   shape_str(pre.shape()));
   if (pre.dim(1) % 4 != 0)
     throw ArgError(std::string(pre_name) + ": expected 4*hidden channels (gates [i, f, g, o]), got " +
                    std::to_string(pre.dim(1)));

@@ -5,7 +5,7 @@
     loss = (x * x).sum()
     loss.backward()            # x.grad == 2 x
 """
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it from here
 
 from . import _core  # noqa: F401
 from ._core import get_num_threads  # noqa: F401

@@ -1,6 +1,12 @@
 """Argument checks shared by the Python layer. One rule everywhere: a value of the wrong kind (a float for an int, a
 string for a number, a bool for either) raises TypeError; a value of the right kind out of range raises ValueError;
-both name the argument and say what was expected."""
+both name the argument and say what was expected.
+
+Who checks what: this module normalises the forms an argument may take (an int or a pair, "same" or "valid", a
+dim counted from the end, a Tensor or a list of them) before a call reaches `_core`; the bindings (csrc/bind/)
+check the arrays themselves (shapes, dtypes, devices, and how they fit together), once, under the names the user
+passed. Every op uses this module; no op keeps its own copy of these helpers. (Composite ops, made of several
+kernels, still check in Python the relations no single binding sees, such as ConvLSTM's h against x.)"""
 from __future__ import annotations
 
 import math
@@ -51,3 +57,47 @@ def int_pair(value, name, minimum, maximum=INT64_MAX):
         bound = f"<= {maximum}" if maximum != INT64_MAX else "below 2**63"
         raise ValueError(f"{name}: expected values >= {minimum} and {bound}, got {value!r}")
     return (int(items[0]), int(items[1]))
+
+
+def padding_form(value, name="padding", minimum=0):
+    """padding = int | (h, w) | "valid" | "same": the string, or an (h, w) pair of ints >= minimum. Resolving "same"
+    into numbers needs the shapes, so the op does that."""
+    if isinstance(value, str):
+        if value in ("valid", "same"):
+            return value
+        raise ValueError(f"{name}: expected an int, a pair, \"valid\" or \"same\", got {value!r}")
+    return int_pair(value, name, minimum)
+
+
+def tensor(value, name, optional=False, alternative=None):
+    """value, which must be a gradcore.Tensor (or None when optional; alternative words a further accepted kind,
+    checked by the caller). Only the kind: the bindings check its shape, dtype and device."""
+    if isinstance(value, Tensor) or (optional and value is None):
+        return value
+    kinds = " or ".join(["a gradcore.Tensor"] + (["None"] if optional else []) + ([alternative] if alternative else []))
+    raise TypeError(f"{name}: expected {kinds}, got {type(value).__name__}")
+
+
+def tensor_sequence(value, name):
+    """A non-empty list or tuple of Tensors, as a list."""
+    if isinstance(value, Tensor) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name}: expected a list or tuple of gradcore.Tensors, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name}: expected at least one tensor")
+    for k, t in enumerate(value):
+        tensor(t, f"{name}[{k}]")
+    return list(value)
+
+
+def dim(value, ndim, name="dim"):
+    """A dimension of a tensor of ndim dimensions, counted from the end when negative, as 0 <= dim < ndim."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name}: expected an int, got {value!r}")
+    if not -ndim <= value < ndim:
+        raise ValueError(f"{name}: {value!r} is out of range for a tensor of {ndim} dimensions")
+    return int(value) % ndim
+
+
+# Last: tensor.py imports the scalar checks above, so Tensor is looked up here only once they exist (either module
+# may be imported first).
+from .tensor import Tensor  # noqa: E402

@@ -13,6 +13,7 @@ import functools
 import threading
 
 from . import _core
+from .tensor import Tensor
 
 _state = threading.local()
 
@@ -83,8 +84,6 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .tensor import Tensor
-
         ctx = cls()
         ctx.saved_arrays = ctx.saved_versions = ()
         ctx.released = False
@@ -143,8 +142,6 @@ def _topological_nodes(roots):
 def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
     """Propagates grad_outputs from outputs. Leaf gradients go into `.grad`, or, when `capture` maps
     id(tensor) -> None for the tensors wanted, into that dict instead (leaves' `.grad` untouched)."""
-    from .tensor import Tensor
-
     node_grads = {}
     for out, g in zip(outputs, grad_outputs):
         if not isinstance(out, Tensor):
@@ -198,8 +195,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
     `outputs` is a Tensor or a sequence; a scalar output needs no grad_outputs. An input that the outputs do not
     depend on raises, unless allow_unused=True, which returns None for it (PyTorch's rule).
     """
-    from .tensor import Tensor
-
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     if not single and not isinstance(inputs, (list, tuple)):
@@ -232,8 +227,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
 
 def _seed_grads(outputs, grad_outputs, argument="grad_outputs"):
     """The gradient each output starts from: ones for a scalar output, else the given Tensor (checked)."""
-    from .tensor import Tensor
-
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor):
@@ -268,8 +261,6 @@ def value_and_grad(fn, argnums=0, has_aux=False):
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        from .tensor import Tensor
-
         nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
         args = list(args)
         wanted = []
@@ -292,8 +283,6 @@ def value_and_grad(fn, argnums=0, has_aux=False):
 
 
 def _require_grad_tree(obj, wanted):
-    from .tensor import Tensor
-
     if isinstance(obj, Tensor):
         leaf = obj if (obj.requires_grad and obj._node is None) else obj.detach().requires_grad_(True)
         wanted.append(leaf)
@@ -306,10 +295,17 @@ def _require_grad_tree(obj, wanted):
 
 
 def _rebuild_tree(obj, it):
-    from .tensor import Tensor
-
     if isinstance(obj, Tensor):
         return next(it)
     if isinstance(obj, (list, tuple)):
         return type(obj)(_rebuild_tree(o, it) for o in obj)
     return {k: _rebuild_tree(v, it) for k, v in obj.items()}
+
+
+def _tensor_backward(self, gradient=None, retain_graph=False):
+    """Accumulates d(self)/d(leaf) into every leaf's `.grad`. A non-scalar self needs `gradient`."""
+    seeds = _seed_grads([self], None if gradient is None else [gradient], argument="gradient")
+    run_backward([self], seeds, retain_graph=retain_graph)
+
+
+Tensor.backward = _tensor_backward  # attached here: the tape builds on Tensor, not the other way round

@@ -1,11 +1,19 @@
-"""gradcore.functional: the ops as functions, with PyTorch's names."""
-from .ops.elementwise import (  # noqa: F401
-    abs, add, div, exp, leaky_relu, log, mul, neg, pow, relu, sigmoid, sqrt, sub, tanh,
-)
-from .ops.batch_norm import batch_norm  # noqa: F401
-from .ops.concat import cat, split, stack, unbind  # noqa: F401
-from .ops.conv2d import conv2d  # noqa: F401
-from .ops.conv_lstm import conv_lstm_cell, conv_lstm_gates  # noqa: F401
-from .ops.conv_transpose2d import conv_transpose2d  # noqa: F401
-from .ops.losses import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss  # noqa: F401
-from .ops.reduce import mean, reshape, sum  # noqa: F401
+"""gradcore.functional: the ops as functions, with PyTorch's names.
+
+Every name in the `__all__` of each module of gradcore.ops (python/gradcore/ops/<op>.py) is gathered here at import,
+so a new op's file is exported without an edit to this one. Two modules exporting one name is an error.
+"""
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+from . import ops as _ops
+
+__all__ = []
+for _info in sorted(_pkgutil.iter_modules(_ops.__path__), key=lambda info: info.name):
+    _module = _importlib.import_module(f"{_ops.__name__}.{_info.name}")
+    for _name in getattr(_module, "__all__", ()):
+        if _name in __all__:
+            raise ImportError(f"gradcore.functional: {_name} is exported by two modules of gradcore.ops")
+        globals()[_name] = getattr(_module, _name)
+        __all__.append(_name)
+del _info, _module, _name

@@ -8,7 +8,6 @@ import numpy as np
 
 from . import _core
 from ._checks import integer, real
-from .autograd import run_backward, _seed_grads
 
 _DTYPES = {"float32": "float32", "float64": "float64", np.float32: "float32", np.float64: "float64",
            np.dtype("float32"): "float32", np.dtype("float64"): "float64"}
@@ -50,8 +49,11 @@ class Tensor:
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad=False):
+        if isinstance(data, Tensor):  # shares data's storage (how a Parameter wraps a Tensor)
+            data = data._data
         if not isinstance(data, _core.Array):
-            raise TypeError("Tensor(data): expected a _core.Array; use gradcore.tensor(...) for Python data")
+            raise TypeError("Tensor(data): expected a _core.Array or a Tensor; use gradcore.tensor(...) for Python "
+                            "data")
         self._data = data
         self.requires_grad = bool(requires_grad)
         self.grad = None
@@ -122,17 +124,6 @@ class Tensor:
     def tolist(self):
         return self.numpy().tolist()
 
-    def to(self, device=None, dtype=None):
-        """A copy on another device and/or dtype (self when nothing changes). Differentiable."""
-        from .ops.elementwise import ToDevice, ToDtype
-
-        out = self
-        if dtype is not None and _dtype_name(dtype) != self.dtype:
-            out = ToDtype.apply(out, _dtype_name(dtype))
-        if device is not None and _device_name(device) != out.device:
-            out = ToDevice.apply(out, _device_name(device))
-        return out
-
     def cpu(self):
         return self.to("cpu")
 
@@ -148,11 +139,6 @@ class Tensor:
     def detach(self):
         """The same storage, cut from the graph."""
         return Tensor(self._data)
-
-    def clone(self):
-        from .ops.elementwise import Clone
-
-        return Clone.apply(self)
 
     def requires_grad_(self, requires_grad=True):
         if self._node is not None and not requires_grad:
@@ -183,12 +169,24 @@ class Tensor:
     def zero_(self):
         return self.fill_(0.0)
 
-    # ---- autograd -------------------------------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph=False):
-        """Accumulates d(self)/d(leaf) into every leaf's `.grad`. A non-scalar self needs `gradient`."""
-        seeds = _seed_grads([self], None if gradient is None else [gradient], argument="gradient")
-        run_backward([self], seeds, retain_graph=retain_graph)
+    def add_(self, other):
+        """self += other (a number, or a Tensor broadcast to self's shape), in place, on self's device."""
+        if isinstance(other, Tensor):
+            _core.binary(self._data, other._data, _core.BinaryOp.add, out=self._data)
+        else:
+            _core.unary(self._data, _core.UnaryOp.affine, 1.0, real(other, "other", allow_nan=True), out=self._data)
+        return self
 
+    def set_(self, source):
+        """self now holds source's storage (shape, dtype, device); PyTorch's set_. Keeps self's identity, so a
+        Module moves its parameters to another device without breaking the optimizer's references to them."""
+        if not isinstance(source, Tensor):
+            raise TypeError(f"source: expected a gradcore.Tensor, got {type(source).__name__}")
+        self._data = source._data
+        return self
+
+    # ---- autograd -------------------------------------------------------------------------------------------
+    # backward(gradient=None, retain_graph=False) is attached by autograd.py, which builds on this module.
     def _accumulate_grad(self, g):
         with _grad_lock:
             if self.grad is None:
@@ -196,99 +194,10 @@ class Tensor:
                 self.grad = Tensor(_core.zeros(list(self.shape), self.dtype, self.device))
             _core.binary(self.grad._data, g, _core.BinaryOp.add, out=self.grad._data)
 
-    # ---- operators ------------------------------------------------------------------------------------------
-    def __add__(self, other):
-        from .ops import elementwise as ew
-        return ew.add(self, other)
-
-    def __radd__(self, other):
-        from .ops import elementwise as ew
-        return ew.add(self, other)
-
-    def __sub__(self, other):
-        from .ops import elementwise as ew
-        return ew.sub(self, other)
-
-    def __rsub__(self, other):
-        from .ops import elementwise as ew
-        return ew.rsub(self, other)
-
-    def __mul__(self, other):
-        from .ops import elementwise as ew
-        return ew.mul(self, other)
-
-    def __rmul__(self, other):
-        from .ops import elementwise as ew
-        return ew.mul(self, other)
-
-    def __truediv__(self, other):
-        from .ops import elementwise as ew
-        return ew.div(self, other)
-
-    def __rtruediv__(self, other):
-        from .ops import elementwise as ew
-        return ew.rdiv(self, other)
-
-    def __neg__(self):
-        from .ops import elementwise as ew
-        return ew.neg(self)
-
-    def __pow__(self, exponent):
-        from .ops import elementwise as ew
-        return ew.pow(self, exponent)
-
-    def exp(self):
-        from .ops import elementwise as ew
-        return ew.exp(self)
-
-    def log(self):
-        from .ops import elementwise as ew
-        return ew.log(self)
-
-    def relu(self):
-        from .ops import elementwise as ew
-        return ew.relu(self)
-
-    def sigmoid(self):
-        from .ops import elementwise as ew
-        return ew.sigmoid(self)
-
-    def tanh(self):
-        from .ops import elementwise as ew
-        return ew.tanh(self)
-
-    def sqrt(self):
-        from .ops import elementwise as ew
-        return ew.sqrt(self)
-
-    def abs(self):
-        from .ops import elementwise as ew
-        return ew.abs(self)
-
-    __abs__ = abs
-
-    def pow(self, exponent):
-        return self.__pow__(exponent)
-
-    def leaky_relu(self, negative_slope=0.01):
-        from .ops import elementwise as ew
-        return ew.leaky_relu(self, negative_slope)
-
-    def sum(self, axis=None, keepdims=False):
-        from .ops import reduce
-        return reduce.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        from .ops import reduce
-        return reduce.mean(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        from .ops import reduce
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return reduce.reshape(self, shape)
-
-    view = reshape
+    # ---- operators and op methods --------------------------------------------------------------------------
+    # x + y, x.exp(), x.sum(), x.reshape(...), x.to(...), x.clone() and the rest are the ops' own functions,
+    # attached to this class once when gradcore.ops is imported (python/gradcore/ops/__init__.py), so this module
+    # imports no op and the layers import downwards only: tensor <- autograd <- ops <- functional, nn, optim.
 
     def flatten(self, start_dim=0):
         start_dim = integer(start_dim, "start_dim")

@@ -4,8 +4,30 @@ conv2d:           y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * xpad[n, g
 conv_transpose2d: every input pixel scatters its weighted kernel into the full output,
                   full[n, g*Og + o, i*s_h + u*d_h, j*s_w + v*d_w] += x[n, g*Cg + c, i, j] * w[g*Cg + c, o, u, v],
                   which is then cropped by the padding (top/left), extended by output_padding and offset by b.
+padding="same" (both ops) from its definition, by search rather than by formula, so it does not repeat ours.
 """
 import numpy as np
+
+
+def same_padding(size, kernel, stride, dilation):
+    """conv2d's (before, after) for padding="same": the least total padding giving ceil(size / stride) outputs,
+    split evenly with the odd pixel after (bottom/right)."""
+    wanted = -(-size // stride)
+    total = 0
+    while (size + total - dilation * (kernel - 1) - 1) // stride + 1 < wanted:
+        total += 1
+    return total // 2, total - total // 2
+
+
+def same_cropping(size, kernel, stride, dilation):
+    """conv_transpose2d's ((before, after), output_padding) for padding="same": out = size * stride. The full output
+    (every scattered kernel) is cropped down to that, the odd pixel at the bottom/right; when it is too short, the
+    missing rows are output_padding."""
+    full = (size - 1) * stride + dilation * (kernel - 1) + 1
+    for crop_total in range(full + 1):
+        if full - crop_total == size * stride:
+            return (crop_total // 2, crop_total - crop_total // 2), 0
+    return (0, 0), size * stride - full
 
 
 def conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1):

@@ -1,7 +1,6 @@
 """BatchNorm2d over gradcore.functional.batch_norm, with PyTorch's arguments, buffers and train/eval behaviour."""
 from __future__ import annotations
 
-from .. import _core
 from .._checks import integer, real
 from .. import functional as F
 from ..tensor import Tensor, ones, zeros
@@ -64,8 +63,7 @@ class BatchNorm2d(Module):
             raise ValueError(f"x: expected {self.num_features} channels (num_features), got shape {x.shape}")
         momentum = 0.0  # unused without running statistics
         if self.training and self.track_running_stats:
-            count = self.num_batches_tracked._data
-            _core.unary(count, _core.UnaryOp.affine, 1.0, 1.0, out=count)  # += 1, on the buffer's device
+            self.num_batches_tracked.add_(1)  # on the buffer's device
             momentum = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
         use_batch_stats = self.training or not self.track_running_stats
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from .. import functional as F
-from .._checks import int_pair, integer
+from .._checks import int_pair, integer, padding_form
 from ..random import Generator
 from ..tensor import zeros
 from . import init as initializers
@@ -57,9 +57,7 @@ class _ConvNd(Module):
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         self.kernel_size = int_pair(kernel_size, "kernel_size", 1)
         self.stride = int_pair(stride, "stride", 1)
-        if isinstance(padding, str) and padding not in ("same", "valid"):
-            raise ValueError(f"padding: expected an int, a pair, \"valid\" or \"same\", got {padding!r}")
-        self.padding = padding if isinstance(padding, str) else int_pair(padding, "padding", 0)
+        self.padding = padding_form(padding)
         self.dilation = int_pair(dilation, "dilation", 1)
         if generator is not None and not isinstance(generator, Generator):
             raise TypeError(f"generator: expected a gradcore.Generator or None, got {type(generator).__name__}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import functional as F
 from .._checks import int_pair, integer, real
-from ..tensor import Tensor, zeros
+from ..tensor import Tensor, tensor, zeros
 from . import init
 from .module import Module, Parameter
 
@@ -97,8 +97,6 @@ class ConvLSTMCell(Module):
 
 
 def _tensor(values):
-    from ..tensor import tensor
-
     return tensor(np.asarray(values, dtype=np.float32))
 
 

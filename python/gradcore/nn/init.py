@@ -13,7 +13,7 @@ import numpy as np
 
 from .._checks import real
 from ..random import _gen
-from ..tensor import Tensor
+from ..tensor import Tensor, tensor as make_tensor  # "tensor" names the argument below
 
 
 def fans(shape):
@@ -44,9 +44,7 @@ def _assign(tensor, values):
 
 
 def _host(values, like):
-    from ..tensor import tensor as make
-
-    return make(np.asarray(values).reshape(like.shape), dtype=like.dtype)
+    return make_tensor(np.asarray(values).reshape(like.shape), dtype=like.dtype)
 
 
 def zeros_(tensor):

@@ -5,7 +5,6 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import _core
 from ..tensor import Tensor
 
 
@@ -15,9 +14,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        if isinstance(data, Tensor):
-            data = data._data
-        super().__init__(data, requires_grad=requires_grad)
+        super().__init__(data, requires_grad=requires_grad)  # a Tensor's storage is shared, as in PyTorch
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -135,8 +132,7 @@ class Module:
                 for name, t in table.items():
                     if t is None:
                         continue
-                    moved = t.detach().to(device=device, dtype=dtype)
-                    t._data = moved._data
+                    t.set_(t.detach().to(device=device, dtype=dtype))
                     if t.grad is not None:
                         t.grad = t.grad.to(device=device, dtype=dtype)
         return self
@@ -179,7 +175,7 @@ class Module:
             if tuple(value.shape) != target.shape:
                 raise ValueError(f"load_state_dict: {name} expected shape {target.shape}, got {tuple(value.shape)}")
             host = np.array(value, dtype=target.dtype, order="C")  # ascontiguousarray would make 0-d arrays 1-d
-            target._data.copy_(_core.from_numpy(host))
+            target.copy_(host)
         return missing, unexpected
 
     def extra_repr(self):

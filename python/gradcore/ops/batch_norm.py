@@ -3,9 +3,10 @@ csrc/cuda/batch_norm.cu). Argument checks on arrays happen in the binding, which
 from __future__ import annotations
 
 from .. import _core
-from .._checks import real
+from .._checks import real, tensor
 from ..autograd import Function
-from ..tensor import Tensor
+
+__all__ = ["batch_norm"]  # gradcore.functional exports these
 
 
 class BatchNormTrain(Function):
@@ -45,11 +46,6 @@ class BatchNormEval(Function):
         return dx, dw, db, None, None, None
 
 
-def _optional_tensor(value, name):
-    if value is not None and not isinstance(value, Tensor):
-        raise TypeError(f"{name}: expected a gradcore.Tensor or None, got {type(value).__name__}")
-
-
 def _no_grad_buffer(value, name):
     if value is not None and value.requires_grad:
         raise ValueError(f"{name}: running statistics are buffers and must not require grad")
@@ -63,11 +59,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
     training=False: normalise with running_mean and running_var. weight and bias (C) scale and shift the result.
     Gradients reach x, weight and bias in both modes.
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x: expected a gradcore.Tensor, got {type(x).__name__}")
+    tensor(x, "x")
     for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                         ("bias", bias)):
-        _optional_tensor(value, name)
+        tensor(value, name, optional=True)
     _no_grad_buffer(running_mean, "running_mean")
     _no_grad_buffer(running_var, "running_var")
     eps = real(eps, "eps", minimum=0.0)

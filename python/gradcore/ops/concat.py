@@ -8,8 +8,10 @@ from __future__ import annotations
 import numbers
 
 from .. import _core
+from .._checks import dim as dim_index, tensor, tensor_sequence
 from ..autograd import Function
-from ..tensor import Tensor
+
+__all__ = ["cat", "split", "stack", "unbind"]  # gradcore.functional exports these
 
 
 class Concat(Function):
@@ -36,45 +38,26 @@ class Split(Function):
         return _core.concat(list(grads), self.axis), None, None
 
 
-def _check_tensors(tensors, name):
-    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
-        raise TypeError(f"{name}: expected a list or tuple of gradcore.Tensors, got {type(tensors).__name__}")
-    if not tensors:
-        raise ValueError(f"{name}: expected at least one tensor")
-    for k, t in enumerate(tensors):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name}[{k}]: expected a gradcore.Tensor, got {type(t).__name__}")
-
-
-def _dim(dim, ndim, name="dim"):
-    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
-        raise TypeError(f"{name}: expected an int, got {dim!r}")
-    if not -ndim <= dim < ndim:
-        raise ValueError(f"{name}: {dim!r} is out of range for a tensor of {ndim} dimensions")
-    return int(dim) % ndim
-
-
 def _check_x(x):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x: expected a gradcore.Tensor, got {type(x).__name__}")
+    tensor(x, "x")
     if x.ndim == 0:
         raise ValueError("x: a zero-dimensional tensor cannot be cut along a dimension")
 
 
 def cat(tensors, dim=0):
     """Concatenates tensors of one shape outside `dim` along `dim` (torch.cat)."""
-    _check_tensors(tensors, "tensors")
-    return Concat.apply(_dim(dim, tensors[0].ndim), *tensors)
+    tensors = tensor_sequence(tensors, "tensors")
+    return Concat.apply(dim_index(dim, tensors[0].ndim), *tensors)
 
 
 def stack(tensors, dim=0):
     """Joins tensors of one shape along a new dimension `dim` (torch.stack)."""
-    _check_tensors(tensors, "tensors")
+    tensors = tensor_sequence(tensors, "tensors")
     shape = tensors[0].shape
     for k, t in enumerate(tensors):
         if t.shape != shape:
             raise ValueError(f"tensors[{k}]: shape {t.shape} differs from tensors[0]'s shape {shape}")
-    dim = _dim(dim, len(shape) + 1)
+    dim = dim_index(dim, len(shape) + 1)
     expanded = [t.reshape(*shape[:dim], 1, *shape[dim:]) for t in tensors]
     return Concat.apply(dim, *expanded)
 
@@ -83,7 +66,7 @@ def split(x, split_size_or_sections, dim=0):
     """Pieces of x along `dim`: of length split_size_or_sections (the last may be shorter), or of the listed lengths
     (torch.split). Returns a tuple."""
     _check_x(x)
-    dim = _dim(dim, x.ndim)
+    dim = dim_index(dim, x.ndim)
     length = x.shape[dim]
     if isinstance(split_size_or_sections, numbers.Integral) and not isinstance(split_size_or_sections, bool):
         size = int(split_size_or_sections)
@@ -105,7 +88,7 @@ def split(x, split_size_or_sections, dim=0):
 def unbind(x, dim=0):
     """The slices of x along `dim`, each without that dimension (torch.unbind). Returns a tuple."""
     _check_x(x)
-    dim = _dim(dim, x.ndim)
+    dim = dim_index(dim, x.ndim)
     shape = x.shape
     rest = (*shape[:dim], *shape[dim + 1:])
     return tuple(p.reshape(*rest) for p in Split.apply(x, (1,) * shape[dim], dim))

@@ -8,36 +8,10 @@ the bottom/right. PyTorch's "same" accepts stride 1 only; for stride 1 both agre
 from __future__ import annotations
 
 from .. import _core
-from .._checks import INT64_MAX, int_pair as pair, integer
+from .._checks import INT64_MAX, int_pair as pair, integer, padding_form, tensor
 from ..autograd import Function
-from ..tensor import Tensor
 
-
-def check_tensor(value, name, ndim, layout):
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name}: expected a gradcore.Tensor, got {type(value).__name__}")
-    if value.ndim != ndim:
-        raise ValueError(f"{name}: expected {ndim} dimensions {layout}, got shape {value.shape}")
-
-
-def check_weight_like(weight, x):
-    """weight's dtype and device are x's (checked before bias, so an error names the argument that differs)."""
-    if weight.dtype != x.dtype:
-        raise TypeError(f"weight: expected dtype {x.dtype} (x's), got {weight.dtype}")
-    if weight.device != x.device:
-        raise ValueError(f"weight: expected device {x.device} (x's), got {weight.device}")
-
-
-def check_bias(bias, channels, like):
-    if bias is None:
-        return
-    check_tensor(bias, "bias", 1, "(C_out,)")
-    if bias.dtype != like.dtype:
-        raise TypeError(f"bias: expected dtype {like.dtype} (x's), got {bias.dtype}")
-    if bias.shape[0] != channels:
-        raise ValueError(f"bias: expected shape ({channels},), got {bias.shape}")
-    if bias.device != like.device:
-        raise ValueError(f"bias: expected device {like.device} (x's), got {bias.device}")
+__all__ = ["conv2d"]  # gradcore.functional exports these
 
 
 def same_padding(size, kernel, stride, dilation):
@@ -48,16 +22,22 @@ def same_padding(size, kernel, stride, dilation):
 
 
 def conv2d_padding(padding, in_hw, kernel_hw, stride, dilation):
-    """(top, bottom, left, right) from padding = int | (h, w) | "valid" | "same"."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0, 0, 0)
-        if padding == "same":
-            return (same_padding(in_hw[0], kernel_hw[0], stride[0], dilation[0])
-                    + same_padding(in_hw[1], kernel_hw[1], stride[1], dilation[1]))
-        raise ValueError(f"padding: expected an int, a pair, \"valid\" or \"same\", got {padding!r}")
-    ph, pw = pair(padding, "padding", 0)
-    return (ph, ph, pw, pw)
+    """(top, bottom, left, right) from padding = int | (h, w) | "valid" | "same" (as padding_form gives it)."""
+    padding = padding_form(padding)
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        return (same_padding(in_hw[0], kernel_hw[0], stride[0], dilation[0])
+                + same_padding(in_hw[1], kernel_hw[1], stride[1], dilation[1]))
+    return (padding[0], padding[0], padding[1], padding[1])
+
+
+def spatial_sizes(x, weight):
+    """(H, W) of x and (kH, kW) of weight, to resolve geometry that depends on them; None when either is not 4-d,
+    for the binding then raises naming it (shapes are the bindings' to check)."""
+    if x.ndim != 4 or weight.ndim != 4:
+        return None
+    return x.shape[2:], weight.shape[2:]
 
 
 def bias_grad(g):
@@ -86,13 +66,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     padding: int, (h, w), "valid" (none) or "same" (out = ceil(in / stride); odd pixel at the bottom/right).
     Output size: floor((in + pad_before + pad_after - dilation * (k - 1) - 1) / stride) + 1.
     """
-    check_tensor(x, "x", 4, "(N, C_in, H, W)")
-    check_tensor(weight, "weight", 4, "(C_out, C_in/groups, kH, kW)")
+    tensor(x, "x")
+    tensor(weight, "weight")
+    tensor(bias, "bias", optional=True)
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
     if type(groups) is not int or not 1 <= groups <= INT64_MAX:
         groups = integer(groups, "groups", 1)
-    check_weight_like(weight, x)
-    check_bias(bias, weight.shape[0], x)
-    pads = conv2d_padding(padding, x.shape[2:], weight.shape[2:], stride, dilation)
+    padding = padding_form(padding)  # its form is checked whatever the shapes
+    sizes = spatial_sizes(x, weight)
+    pads = conv2d_padding(padding, *sizes, stride, dilation) if sizes else (0, 0, 0, 0)
     return Conv2d.apply(x, weight, bias, stride, pads, dilation, int(groups))

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from .. import _core
 from ..autograd import Function
-from ..tensor import Tensor
+from .._checks import tensor
 from .concat import cat
+from .conv2d import conv2d
+
+__all__ = ["conv_lstm_cell", "conv_lstm_gates"]  # gradcore.functional exports these
 
 
 class ConvLSTMGates(Function):
@@ -25,12 +28,9 @@ class ConvLSTMGates(Function):
 
 
 def _check_tensor(t, name, ndim, layout, optional=False):
-    if t is None and optional:
-        return
-    if not isinstance(t, Tensor):
-        kind = "a gradcore.Tensor or None" if optional else "a gradcore.Tensor"
-        raise TypeError(f"{name}: expected {kind}, got {type(t).__name__}")
-    if t.ndim != ndim:
+    """conv_lstm_cell is several kernels (cat, conv2d, the gates), so it checks its arguments' shapes here: a
+    binding would name its own argument (cat's tensors[1] for h)."""
+    if tensor(t, name, optional) is not None and t.ndim != ndim:
         raise ValueError(f"{name}: expected {ndim} dimensions {layout}, got shape {t.shape}")
 
 
@@ -44,10 +44,10 @@ def _check_like(t, name, reference, reference_name):
 def conv_lstm_gates(pre, c, peephole=None):
     """The fused gates alone: pre (N, 4*hidden, H, W) ordered [i, f, g, o], c (N, hidden, H, W), optional peephole
     (3, hidden, H, W) ordered [w_ci, w_cf, w_co]. Returns (h', c')."""
-    _check_tensor(pre, "pre", 4, "(N, 4*hidden, H, W)")
-    _check_tensor(c, "c", 4, "(N, hidden, H, W)")
-    _check_tensor(peephole, "peephole", 4, "(3, hidden, H, W)", optional=True)
-    return ConvLSTMGates.apply(pre, c, peephole)
+    tensor(pre, "pre")
+    tensor(c, "c")
+    tensor(peephole, "peephole", optional=True)
+    return ConvLSTMGates.apply(pre, c, peephole)  # the binding checks their shapes, dtypes and devices
 
 
 def conv_lstm_cell(x, h, c, weight, bias=None, peephole=None):
@@ -60,8 +60,6 @@ def conv_lstm_cell(x, h, c, weight, bias=None, peephole=None):
         i = sigmoid(a_i + w_ci . c)   f = sigmoid(a_f + w_cf . c)   g = tanh(a_g)
         c' = f . c + i . g            o = sigmoid(a_o + w_co . c')  h' = o . tanh(c')
     """
-    from .. import functional as F
-
     _check_tensor(x, "x", 4, "(N, C_in, H, W)")
     _check_tensor(h, "h", 4, "(N, hidden, H, W)")
     _check_tensor(c, "c", 4, "(N, hidden, H, W)")
@@ -84,5 +82,5 @@ def conv_lstm_cell(x, h, c, weight, bias=None, peephole=None):
     for t, name in ((h, "h"), (c, "c"), (weight, "weight"), (bias, "bias"), (peephole, "peephole")):
         if t is not None:
             _check_like(t, name, x, "x")
-    pre = F.conv2d(cat([x, h], dim=1), weight, bias, padding="same")
+    pre = conv2d(cat([x, h], dim=1), weight, bias, padding="same")
     return ConvLSTMGates.apply(pre, c, peephole)

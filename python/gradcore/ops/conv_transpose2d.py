@@ -17,9 +17,11 @@ from __future__ import annotations
 import numbers
 
 from .. import _core
-from .._checks import INT64_MAX, integer
+from .._checks import INT64_MAX, int_pair as pair, integer, padding_form, tensor
 from ..autograd import Function
-from .conv2d import bias_grad, check_bias, check_tensor, check_weight_like, pair
+from .conv2d import bias_grad, spatial_sizes
+
+__all__ = ["conv_transpose2d"]  # gradcore.functional exports these
 
 
 def same_cropping(kernel, stride, dilation):
@@ -34,7 +36,7 @@ class ConvTranspose2d(Function):
     def forward(self, x, weight, bias, out_size, stride, padding, dilation, groups):
         self.args = (stride, padding, dilation, groups)
         self.save_for_backward(x, weight)
-        return _core.conv2d_backward_input(x, weight, out_size, stride, padding, dilation, groups, bias)
+        return _core.conv_transpose2d_forward(x, weight, bias, out_size, stride, padding, dilation, groups)
 
     def backward(self, g):
         x, weight = self.saved
@@ -60,35 +62,28 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     output_padding: extra rows/columns at the bottom/right, each < stride. output_size: (H_out, W_out) to pick
     output_padding instead (a ValueError names the reachable range when the size cannot be reached).
     """
-    check_tensor(x, "x", 4, "(N, C_in, H, W)")
-    check_tensor(weight, "weight", 4, "(C_in, C_out/groups, kH, kW)")
+    tensor(x, "x")
+    tensor(weight, "weight")
+    tensor(bias, "bias", optional=True)
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
     groups = integer(groups, "groups", 1)
-    check_weight_like(weight, x)
-    if weight.shape[0] != x.shape[1]:
-        raise ValueError(f"weight: shape {weight.shape} expects {weight.shape[0]} input channels (weight.shape[0]), "
-                         f"but x has {x.shape[1]}")
-    if x.shape[1] % groups:
-        raise ValueError(f"x: {x.shape[1]} input channels are not divisible by groups={groups}")
-    check_bias(bias, weight.shape[1] * groups, x)
+    padding = padding_form(padding)
+    op_h, op_w = pair(output_padding, "output_padding", 0)
+    sizes = spatial_sizes(x, weight)
+    if sizes is None:  # not 4-d: the binding raises naming the argument
+        return ConvTranspose2d.apply(x, weight, bias, (1, 1), stride, (0, 0, 0, 0), dilation, groups)
     kernel = weight.shape[2:]
-    if isinstance(padding, str) and padding in ("same", "valid"):
-        if padding == "same":
-            (top, bottom), op_h = same_cropping(kernel[0], stride[0], dilation[0])
-            (left, right), op_w = same_cropping(kernel[1], stride[1], dilation[1])
-            if pair(output_padding, "output_padding", 0) != (0, 0):
-                raise ValueError("output_padding: must be 0 with padding=\"same\" (which sets it)")
-        else:
-            top = bottom = left = right = 0
-            op_h, op_w = pair(output_padding, "output_padding", 0)
-    elif isinstance(padding, str):
-        raise ValueError(f"padding: expected an int, a pair, \"valid\" or \"same\", got {padding!r}")
+    if padding == "same":
+        if (op_h, op_w) != (0, 0):
+            raise ValueError("output_padding: must be 0 with padding=\"same\" (which sets it)")
+        (top, bottom), op_h = same_cropping(kernel[0], stride[0], dilation[0])
+        (left, right), op_w = same_cropping(kernel[1], stride[1], dilation[1])
+    elif padding == "valid":
+        top = bottom = left = right = 0
     else:
-        ph, pw = pair(padding, "padding", 0)
-        top = bottom = ph
-        left = right = pw
-        op_h, op_w = pair(output_padding, "output_padding", 0)
+        top = bottom = padding[0]
+        left = right = padding[1]
     base = [(x.shape[2] - 1) * stride[0] - top - bottom + dilation[0] * (kernel[0] - 1) + 1,
             (x.shape[3] - 1) * stride[1] - left - right + dilation[1] * (kernel[1] - 1) + 1]
     if output_size is not None:

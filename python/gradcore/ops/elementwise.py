@@ -9,9 +9,13 @@ import math
 import numbers
 
 from .. import _core
-from .._checks import real
+from .._checks import real, tensor
 from ..autograd import Function
-from ..tensor import Tensor
+from ..tensor import _device_name, _dtype_name
+
+__all__ = [  # gradcore.functional exports these
+    "abs", "add", "div", "exp", "leaky_relu", "log", "mul", "neg", "pow", "relu", "sigmoid", "sqrt", "sub", "tanh",
+]
 
 U, B = _core.UnaryOp, _core.BinaryOp
 
@@ -27,8 +31,7 @@ def sum_to_shape(g, shape):
 
 
 def _check_operand(x, name):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name}: expected a gradcore.Tensor or a Python number, got {type(x).__name__}")
+    tensor(x, name, alternative="a Python number")
 
 
 class Binary(Function):
@@ -140,6 +143,21 @@ class Clone(Function):
 
     def backward(self, g):
         return g
+
+
+def to(x, device=None, dtype=None):
+    """A copy of x on another device and/or dtype (x itself when nothing changes). Differentiable."""
+    out = x
+    if dtype is not None and _dtype_name(dtype) != x.dtype:
+        out = ToDtype.apply(out, _dtype_name(dtype))
+    if device is not None and _device_name(device) != out.device:
+        out = ToDevice.apply(out, _device_name(device))
+    return out
+
+
+def clone(x):
+    """A copy of x with its own storage. Differentiable."""
+    return Clone.apply(x)
 
 
 def _scalar(x):

@@ -6,9 +6,11 @@ import numpy as np
 
 from .. import _core
 from ..autograd import Function
-from ..tensor import Tensor
+from .._checks import tensor
 from . import reduce
 from . import elementwise as ew
+
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss"]  # gradcore.functional exports these
 
 B = _core.BinaryOp
 
@@ -16,9 +18,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check_pair(input, target, name):
-    for arg, value in (("input", input), ("target", target)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{name}: {arg} must be a gradcore.Tensor, got {type(value).__name__}")
+    tensor(input, "input")
+    tensor(target, "target")
     if input.shape != target.shape:
         raise ValueError(f"{name}: target must have input's shape {input.shape}, got {target.shape}")
     if input.dtype != target.dtype:

@@ -5,7 +5,9 @@ import numbers
 
 from .. import _core
 from ..autograd import Function
-from ..tensor import Tensor
+from .._checks import tensor
+
+__all__ = ["mean", "reshape", "sum"]  # gradcore.functional exports these
 
 B = _core.BinaryOp
 
@@ -58,8 +60,7 @@ class Reshape(Function):
 
 
 def _check(x):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x: expected a gradcore.Tensor, got {type(x).__name__}")
+    tensor(x, "x")
 
 
 def sum(x, axis=None, keepdims=False):
