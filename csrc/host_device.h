@@ -6,15 +6,17 @@
 // double on the CPU and in float on the GPU. The using-declarations below give the host the same overloads, so the
 // shared rules compute in the same precision on both devices.
 //
-// On the emulated device (cuda/emulation/device.h) the kernels' copies of these rules get internal linkage: they may
-// differ from the CPU twin's (by __CUDA_ARCH__ branches), and the linker would otherwise keep one of the two for both.
+// In the emulated-device build (GRADCORE_CUDA=EMULATE) the kernels and the CPU twins are compiled by one compiler
+// into one module, and their copies of a rule may differ (__CUDA_ARCH__ branches); the linker keeps one copy of an
+// inline function for both. So there every rule is always inlined, each file running its own (and that build has
+// no LTO, which could merge them before inlining).
 #pragma once
 #include <cmath>
 #if defined(__CUDACC__)
 #define GRADCORE_HD __host__ __device__ __forceinline__
 #else
-#if defined(GRADCORE_EMULATED_DEVICE_CODE)
-#define GRADCORE_HD static inline
+#if defined(GRADCORE_CUDA_EMULATE)
+#define GRADCORE_HD inline __attribute__((always_inline))
 #else
 #define GRADCORE_HD inline
 #endif

@@ -25,8 +25,8 @@
 //   - Thread order: set_thread_order(reversed) runs each block's threads, and the blocks, in reverse order between
 //     barriers. A kernel whose result depends on that order has a race (a missing barrier, a shared-memory race).
 //   - Device code and the CPU twins are compiled by the same compiler into one module, but stay apart: the rules they
-//     share (GRADCORE_HD, host_device.h) have internal linkage in the kernels' files, so the kernels run their own
-//     copy (with its __CUDA_ARCH__ branches) and the CPU loops theirs.
+//     share (GRADCORE_HD, host_device.h) are always inlined there, so the kernels run their own copy (with its
+//     __CUDA_ARCH__ branches) and the CPU loops theirs, whichever out-of-line copy the linker keeps.
 //   - Integer and float atomics (trivially atomic: one fiber runs at a time), __threadfence, the maths functions
 //     with CUDA's float overloads in the global namespace, min/max, __CUDA_ARCH__ (900) so device branches compile.
 // What it does not model: speed, occupancy and register limits; real concurrency between blocks, streams or the
@@ -46,7 +46,6 @@
 #include <utility>
 
 // Device-code spellings the host compiler does not know (the CUDA headers leave __shared__ empty for it).
-#define GRADCORE_EMULATED_DEVICE_CODE 1  // host_device.h: the kernels' GRADCORE_HD rules stay in their own files
 #undef __shared__
 #define __shared__ static thread_local
 #define __launch_bounds__(...)
