@@ -123,7 +123,7 @@ def test_the_dense_net_initialised_at_1e_3_stalls_and_is_caught_naming_its_first
     assert collapse.step == 10 and collapse.layer == "0" and collapse.value < 1e-6
     # ...and so are the first layer's update-to-weight ratio (~1e-5, healthy ~1e-3) and its forward gain.
     update = first[("update_ratio", "0")]
-    assert update.step == 10 and update.value < 3e-5
+    assert update.step == 30 and update.value < 3e-5, "the median of 3 checks"
     assert first[("gain", "0")].value < 0.01 and first[("gain", "0")].step <= 50
     # It is the real failure: the loss stays at that of predicting 0.
     assert np.mean(losses[-50:]) > 0.9 * np.mean(losses[:50]) > 0.4
@@ -136,8 +136,8 @@ def test_the_same_dense_net_he_initialised_learns_without_a_warning():
     findings = [f for found in _dense_steps(net, monitor, steps=300, losses=losses) for f in found]
     assert findings == []
     assert np.mean(losses[-50:]) < 0.3 * 0.5
-    ratios = [v["update_ratio"] for r in monitor.records[1:] for v in r["layers"].values()]
-    assert 1e-4 < min(ratios) and max(ratios) < 0.05, "inside the band (3e-5, 0.3) with a margin"
+    medians = [v["update_ratio_median"] for r in monitor.records[3:] for v in r["layers"].values()]
+    assert 1e-4 < min(medians) and max(medians) < 0.05, "inside the band (3e-5, 0.3) with a margin"
 
 
 # ---- no false alarms on the healthy examples -----------------------------------------------------------------------

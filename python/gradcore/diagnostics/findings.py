@@ -17,8 +17,8 @@ class Thresholds:
     """The healthy ranges the checks compare with. Every quantity is a ratio, so none depends on the scale of the
     data, of the loss or of the weights.
 
-    update_ratio: (low, high) band of ||w_t - w_{t-1}|| / ||w_{t-1}|| per layer and step (around 1e-3 is typical
-        for Adam and for SGD at a good learning rate).
+    update_ratio: (low, high) band of ||w_t - w_{t-1}|| / ||w_t|| per layer and step (around 1e-3 is typical for
+        Adam and for SGD at a good learning rate); compared with its median over the last 5 checks.
     gain: the lowest healthy forward gain of a layer: its output's spread across the batch over its input's,
         reported once the loss has stopped falling.
     first_last: the lowest healthy ratio of the first layer's ||grad|| / ||w|| to the last layer's.

@@ -19,7 +19,10 @@ so evaluation passes in between are not counted.
 What is checked on each check step (Thresholds holds the healthy ranges; every quantity is a ratio):
   collapse      the output's spread across the batch over the target's (pass the input as target for an
                 autoencoder): below `collapse` once the loss has stopped falling, or below `collapse_now` at once
-  update ratio  per layer ||w_t - w_{t-1}|| / ||w_{t-1}|| for the step just taken, against the band
+  update ratio  per layer ||w_t - w_{t-1}|| / ||w_t|| for the step just taken (over its weights, biases left out),
+                its median over the last 5 checks against the band
+  gain          per leaf layer, its output's spread across the batch over its input's: a layer that shrinks the
+                signal (reported once the loss stalls; it also names where a collapse loses the signal)
   first/last    the first layer's ||grad|| / ||w|| over the last layer's (first and last in forward order): the
                 first layers starving behind a bottleneck or a saturated output
   dead          per nn.ReLU module, the fraction of units that are zero for the whole batch
@@ -47,7 +50,9 @@ from .findings import HINTS, Finding, Thresholds, warn
 from .layers import layers, named_modules
 
 
-REPEAT_AFTER = 5  # checks in a row without a finding before it is warned again
+REPEAT_AFTER = 5       # checks in a row without a finding before it is warned again
+UPDATE_WINDOW = 5      # checks whose update ratios' median is compared with the band
+UPDATE_MIN_CHECKS = 3  # checks measured before an update ratio is called too low
 
 
 def _activation_kind(module):
@@ -114,6 +119,7 @@ class HealthMonitor:
         self._active = set()            # (check, layer) of findings seen at the last check
         self._last_seen = {}            # (check, layer) -> index of the last check that found it
         self._best_spread = 0.0         # the highest output/target spread ratio seen so far
+        self._update_history = {}       # layer -> its update ratios at the last UPDATE_WINDOW checks
         self._armed = True              # the next forward is a check step's
         self._order = []                # layers in the order their forward finished in the check step
         self._activation_stats = {}     # name -> [0-d tensors] from the check step's forward
@@ -320,15 +326,23 @@ class HealthMonitor:
             add("gain", name, layer_stats[name]["gain"], f">= {t.gain:g} (the loss stopped falling: "
                 f"{fall:+.1%} over {t.loss_window} steps)", "forward gain (output spread across the batch over the "
                 "input's)", "gain")
-        # Per-layer update-to-weight ratio of the step just taken.
+        # Per-layer update-to-weight ratio: the median of the last UPDATE_WINDOW checks' (one SGD batch's gradient
+        # can be small by chance; a layer that barely learns does so at every check). Too low is reported once
+        # UPDATE_MIN_CHECKS were measured; too high at once.
         low, high = t.update_ratio
         for name, v in layer_stats.items():
             r = v["update_ratio"]
             if r is None or not math.isfinite(r) or v["grad_norm"] is None:
                 continue
-            if r < low or r > high:
-                add("update_ratio", name, r, f"{low:g}..{high:g}", "update-to-weight ratio",
-                    "update_low" if r < low else "update_high")
+            recent = self._update_history.setdefault(name, [])
+            recent.append(r)
+            del recent[:-UPDATE_WINDOW]
+            median = v["update_ratio_median"] = float(np.median(recent))
+            if (median < low and len(recent) >= UPDATE_MIN_CHECKS) or median > high:
+                what = "update-to-weight ratio" + (f" (median of the last {len(recent)} checks)"
+                                                   if len(recent) > 1 else "")
+                add("update_ratio", name, median, f"{low:g}..{high:g}", what,
+                    "update_low" if median < low else "update_high")
         # The first layer's relative gradient against the last one's.
         fl = record["first_last"]
         if fl is not None and fl["ratio"] < t.first_last:
