@@ -261,14 +261,14 @@ def test_a_first_layer_starving_behind_a_saturated_tanh_is_named():
     assert ("saturated", "1") in _checks(found)
 
 
-@pytest.mark.parametrize("lr, direction, step", [(1e-9, "barely learns", 3), (50.0, "thrashes", 1)])
-def test_update_to_weight_ratios_outside_the_band(lr, direction, step):
-    # Too low needs 3 measured checks (their median); too high is reported at once.
+@pytest.mark.parametrize("lr, direction", [(1e-9, "barely learns"), (50.0, "thrashes")])
+def test_update_to_weight_ratios_outside_the_band(lr, direction):
+    # Reported from the third measured check on (the median of the checks so far, up to 5).
     net = _net()
     monitor = HealthMonitor(net, every=1, warn=False)
     found = _train(net, monitor, 4, lr=lr)
     updates = [f for f in found if f.check == "update_ratio"]
-    assert {f.layer for f in updates} == {"0", "2"} and all(f.step == step for f in updates)
+    assert {f.layer for f in updates} == {"0", "2"} and all(f.step == 3 for f in updates)
     assert all(direction in f.hint for f in updates)
 
 

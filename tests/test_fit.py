@@ -78,10 +78,10 @@ def test_fit_warns_naming_the_layer_whose_gradients_vanish():
         history = fit(DataLoader((x, y), 8), model=net, loss_fn=F.mse_loss, optimizer=opt, epochs=2,
                       health_every=2, progress=False)
     messages = [str(w.message) for w in caught]
+    assert len(messages) == 1
     assert messages[0].startswith("layer '0' at step 0: relative gradient ||grad||/||w|| over the last layer's")
-    assert messages[1].startswith("layer '2' at step 2: update-to-weight ratio"), "its weights grow from 1e-12"
-    assert len(messages) == 2
-    assert [r["step"] for r in history.health if r["findings"]] == [0, 2, 4], "then it recovers: silence"
+    assert "3.57e-14, healthy >= 0.001" in messages[0]
+    assert [r["step"] for r in history.health if r["findings"]] == [0], "then it recovers: silence"
 
 
 def test_fit_flags_a_constant_output():

@@ -50,7 +50,8 @@ from .findings import HINTS, Finding, Thresholds, warn
 from .layers import layers, named_modules
 
 
-REPEAT_AFTER = 5       # checks in a row without a finding before it is warned again
+REPEAT_AFTER = 5       # checks in a row without a finding before it is warned again...
+REPEAT_AFTER_STEPS = 100  # ...and steps
 UPDATE_WINDOW = 5      # checks whose update ratios' median is compared with the band
 UPDATE_MIN_CHECKS = 3  # checks measured before an update ratio is called too low
 
@@ -117,7 +118,7 @@ class HealthMonitor:
         self._pending_losses = []       # losses since the last read-back (device tensors or floats)
         self._previous = None           # {layer: [device copies of its parameters]} from the step before a check
         self._active = set()            # (check, layer) of findings seen at the last check
-        self._last_seen = {}            # (check, layer) -> index of the last check that found it
+        self._last_seen = {}            # (check, layer) -> (index, step) of the last check that found it
         self._best_spread = 0.0         # the highest output/target spread ratio seen so far
         self._update_history = {}       # layer -> its update ratios at the last UPDATE_WINDOW checks
         self._armed = True              # the next forward is a check step's
@@ -237,11 +238,15 @@ class HealthMonitor:
         record["findings"] = found
         self.records.append(record)
         # Warn of a finding when it appears, not again while it persists or flickers: only after it was absent
-        # from REPEAT_AFTER checks in a row.
+        # from more than REPEAT_AFTER checks and REPEAT_AFTER_STEPS steps in a row.
         checks = len(self.records)
-        new = [f for f in found if checks - self._last_seen.get(_key(f), -REPEAT_AFTER - 1) > REPEAT_AFTER]
+        new = []
+        for f in found:
+            seen_check, seen_step = self._last_seen.get(_key(f), (None, None))
+            if seen_check is None or (checks - seen_check > REPEAT_AFTER and step - seen_step > REPEAT_AFTER_STEPS):
+                new.append(f)
         self._active = {_key(f) for f in found}
-        self._last_seen.update((key, checks) for key in self._active)
+        self._last_seen.update((key, (checks, step)) for key in self._active)
         self.findings += new
         if self.warn and new:
             warn(new, stacklevel=4)
@@ -327,8 +332,9 @@ class HealthMonitor:
                 f"{fall:+.1%} over {t.loss_window} steps)", "forward gain (output spread across the batch over the "
                 "input's)", "gain")
         # Per-layer update-to-weight ratio: the median of the last UPDATE_WINDOW checks' (one SGD batch's gradient
-        # can be small by chance; a layer that barely learns does so at every check). Too low is reported once
-        # UPDATE_MIN_CHECKS were measured; too high at once.
+        # can be small by chance, the first steps from an initialisation large; a layer that barely learns or
+        # thrashes does so at every check), from UPDATE_MIN_CHECKS measured on. Non-finite updates show as
+        # non-finite weights at once.
         low, high = t.update_ratio
         for name, v in layer_stats.items():
             r = v["update_ratio"]
@@ -338,7 +344,7 @@ class HealthMonitor:
             recent.append(r)
             del recent[:-UPDATE_WINDOW]
             median = v["update_ratio_median"] = float(np.median(recent))
-            if (median < low and len(recent) >= UPDATE_MIN_CHECKS) or median > high:
+            if (median < low or median > high) and len(recent) >= UPDATE_MIN_CHECKS:
                 what = "update-to-weight ratio" + (f" (median of the last {len(recent)} checks)"
                                                    if len(recent) > 1 else "")
                 add("update_ratio", name, median, f"{low:g}..{high:g}", what,

@@ -40,7 +40,7 @@ from gradcore.optim import Adam
 # The default run sees 100k training digits: 140 s on this project's shared 2-core machine (1,200-1,700 digits/s
 # when it was quiet; PyTorch ran at ~1,850). The held-out MSE reaches the data's noise floor (~0.0008, 60x below the
 # mean image's) within 40k digits and then creeps up by ~20%, as it does in PyTorch with the same Adam + L2 decay at
-# a constant lr. lr 2e-3 already collapses some seeds of this fragile network to the mean image.
+# a constant lr. lr 2e-3 already collapses some seeds of this fragile network to a constant output.
 DEFAULTS = dict(epochs=5, batch_size=25, train_size=20_000, test_size=1000, lr=1e-3, weight_decay=1e-4,
                 init="he_normal", health_every=10)
 
