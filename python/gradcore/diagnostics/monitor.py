@@ -53,7 +53,9 @@ from .layers import layers, named_modules
 REPEAT_AFTER = 5       # checks in a row without a finding before it is warned again...
 REPEAT_AFTER_STEPS = 100  # ...and steps
 UPDATE_WINDOW = 5      # checks whose update ratios' median is compared with the band
-UPDATE_MIN_CHECKS = 3  # checks measured before an update ratio is called too low
+UPDATE_MIN_CHECKS = 3  # checks measured before an update ratio is judged
+CULPRIT_GAIN = 0.1     # a module passing on less of the signal than this is named as where a collapse loses it
+PEAK_SLOPE = {"relu": 1.0, "sigmoid": 0.25, "tanh": 1.0}
 
 
 def _activation_kind(module):
@@ -156,6 +158,9 @@ class HealthMonitor:
                 return
             stat = S.dead_fraction(output) if kind == "relu" else S.saturated_fraction(output, kind)
             self._activation_stats.setdefault(name, []).append(stat)
+            x = inputs[0] if inputs else None
+            if isinstance(x, Tensor) and x.shape == output.shape:
+                self._gain_stats.setdefault(name, []).append((S.batch_spread(output), S.batch_spread(x)))
         return hook
 
     def remove(self):
@@ -268,7 +273,9 @@ class HealthMonitor:
             }
         for name, (_, kind) in self.activations.items():
             if ("activation", name) in values:
-                record["activations"][name] = {"kind": kind, "fraction": values[("activation", name)]}
+                out, x = values.get(("gain_out", name)), values.get(("gain_in", name))
+                record["activations"][name] = {"kind": kind, "fraction": values[("activation", name)],
+                                               "gain": None if out is None else _ratio(out, x)}
         out, tgt = values.get(("spread", "output")), values.get(("spread", "target"))
         record["output_spread"], record["target_spread"] = out, tgt
         record["spread_ratio"] = _ratio(out, tgt) if out is not None and tgt is not None else None
@@ -303,6 +310,17 @@ class HealthMonitor:
         if not (math.isfinite(g_first) and math.isfinite(g_last) and g_last > 0):
             return None
         return {"first": first, "last": last, "ratio": g_first / g_last}
+
+    def _culprit(self, record):
+        """Where a collapsed output loses the signal: the module with the lowest forward gain (an activation's
+        relative to its steepest slope: 1/4 for a sigmoid) if that is below CULPRIT_GAIN, else the last layer."""
+        gains = [(v["gain"], n) for n, v in record["layers"].items() if v["gain"] is not None]
+        gains += [(a["gain"] / PEAK_SLOPE[a["kind"]], n) for n, a in record["activations"].items()
+                  if a.get("gain") is not None]
+        if gains and min(gains)[0] < CULPRIT_GAIN:
+            return min(gains)[1]
+        order = self._forward_order(record)
+        return order[-1] if order else None
 
     def _evaluate(self, step, record):
         t = self.thresholds
@@ -355,13 +373,11 @@ class HealthMonitor:
             add("first_last", fl["first"], fl["ratio"], f">= {t.first_last:g}",
                 f"relative gradient ||grad||/||w|| over the last layer's ({fl['last']!r})", "first_last")
         # Dead and saturated units.
-        saturated = []
         for name, a in record["activations"].items():
             if a["kind"] == "relu" and a["fraction"] > t.dead:
                 add("dead", name, a["fraction"], f"<= {t.dead:g}", "fraction of ReLU units dead for the whole batch",
                     "dead")
             elif a["kind"] != "relu" and a["fraction"] > t.saturated:
-                saturated.append(name)
                 add("saturated", name, a["fraction"], f"<= {t.saturated:g}",
                     f"fraction of {a['kind']} units saturated over the batch", "saturated")
         # Collapse: the output no longer follows the input. Once flagged it stays flagged until the spread recovers
@@ -374,8 +390,7 @@ class HealthMonitor:
             # Not at the first check: a net may start with a constant output (a zero-initialised last layer).
             first = len(self.records) == 0
             if (ratio < t.collapse_now and not first) or (ratio < t.collapse and (stalled or fallen or was)):
-                # Name where the signal dies: a shrinking layer, else a saturated activation, else the last layer.
-                culprit = (shrinking or saturated or self._forward_order(record)[-1:] or [None])[0]
+                culprit = self._culprit(record)
                 if ratio < t.collapse_now:
                     healthy = f">= {t.collapse_now:g}"
                 elif stalled:
