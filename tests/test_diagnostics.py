@@ -209,7 +209,7 @@ def test_a_nearly_constant_output_is_a_collapse_once_the_loss_stops_falling():
         assert bool(found) == (step == 5), (step, found)  # 6 losses seen, the mean stopped falling
         if found:
             collapse = found[0]
-    assert collapse.check == "collapse" and "stops falling" in collapse.healthy
+    assert collapse.check == "collapse" and "the loss stopped falling" in collapse.healthy
     assert 0.005 < collapse.value < 0.02
     assert monitor.records[-1]["findings"][0].check == "collapse", "still recorded, not warned again"
 

@@ -18,7 +18,9 @@ so evaluation passes in between are not counted.
 
 What is checked on each check step (Thresholds holds the healthy ranges; every quantity is a ratio):
   collapse      the output's spread across the batch over the target's (pass the input as target for an
-                autoencoder): below `collapse` once the loss has stopped falling, or below `collapse_now` at once
+                autoencoder): below `collapse` once the loss has stopped falling or the ratio fell below a tenth of
+                its best, or below `collapse_now` at once (from the second check: a net may start constant). The
+                finding names where the signal is lost: the module with the lowest forward gain.
   update ratio  per layer ||w_t - w_{t-1}|| / ||w_t|| for the step just taken (over its weights, biases left out),
                 its median over the last 5 checks against the band
   gain          per leaf layer, its output's spread across the batch over its input's: a layer that shrinks the
@@ -394,10 +396,9 @@ class HealthMonitor:
                 if ratio < t.collapse_now:
                     healthy = f">= {t.collapse_now:g}"
                 elif stalled:
-                    healthy = f">= {t.collapse:g} once the loss stops falling ({fall:+.1%} over {t.loss_window} steps)"
+                    healthy = f">= {t.collapse:g} (the loss stopped falling: {fall:+.1%} over {t.loss_window} steps)"
                 elif fallen:
-                    healthy = (f">= {t.collapse:g} once it fell below {t.collapse_drop:g} of its best "
-                               f"({self._best_spread:.3g})")
+                    healthy = f">= {t.collapse:g} (it fell from its best, {self._best_spread:.3g})"
                 else:
                     healthy = f">= {t.collapse:g} to recover"
                 add("collapse", culprit, ratio, healthy,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from .. import diagnostics
 from ..autograd import no_grad
+from ..tensor import Tensor
 
 
 @dataclass
@@ -151,8 +152,6 @@ def _evaluate(data, step=None, *, model=None, loss_fn=None, monitor=None):
 
 def _target(batch):
     """The batch's target Tensor for the collapse check (y of (x, y), x of (x,) or x), or None."""
-    from ..tensor import Tensor
-
     try:
         target = _split(batch)[1]
     except ValueError:
@@ -227,7 +226,8 @@ def _epochs(train_data, step, epochs, start_epoch, val_data, val_step, monitor, 
                 steps += 1
                 if health_monitor is not None:
                     checked = len(health_monitor.records)
-                    health_monitor.step(loss, output, _target(batch) if output is not None else None)
+                    watched = output if isinstance(output, Tensor) else None  # a step may return anything
+                    health_monitor.step(loss, watched, _target(batch) if watched is not None else None)
                     if len(health_monitor.records) > checked:
                         record = health_monitor.records[-1]
                         record["epoch"] = epoch
