@@ -129,6 +129,7 @@ class HealthMonitor:
         self._order = []                # layers in the order their forward finished in the check step
         self._activation_stats = {}     # name -> [0-d tensors] from the check step's forward
         self._gain_stats = {}           # layer -> [(output spread, input spread)] from the check step's forward
+        self._spreads = {}              # id(tensor) -> (tensor, its batch spread) in the check step
         self._handles = []
         # A layer's forward gain is measured only where it is one layer, not a network holding other layers too.
         layer_ids = {id(module) for module, _ in self.layers.values()}
@@ -151,7 +152,7 @@ class HealthMonitor:
             x = inputs[0] if inputs else None
             if (leaf and isinstance(x, Tensor) and isinstance(output, Tensor) and x.ndim >= 2 and output.ndim >= 2
                     and x.shape[0] == output.shape[0] >= 2):
-                self._gain_stats.setdefault(name, []).append((S.batch_spread(output), S.batch_spread(x)))
+                self._gain_stats.setdefault(name, []).append((self._spread(output), self._spread(x)))
         return hook
 
     def _activation_hook(self, name, kind):
@@ -162,8 +163,15 @@ class HealthMonitor:
             self._activation_stats.setdefault(name, []).append(stat)
             x = inputs[0] if inputs else None
             if isinstance(x, Tensor) and x.shape == output.shape:
-                self._gain_stats.setdefault(name, []).append((S.batch_spread(output), S.batch_spread(x)))
+                self._gain_stats.setdefault(name, []).append((self._spread(output), self._spread(x)))
         return hook
+
+    def _spread(self, t):
+        """batch_spread(t), once per tensor in a check step: one layer's output is the next one's input."""
+        cached = self._spreads.get(id(t))
+        if cached is None or cached[0] is not t:
+            cached = self._spreads[id(t)] = (t, S.batch_spread(t))  # holds t, so its id is not reused meanwhile
+        return cached[1]
 
     def remove(self):
         """Unregisters the forward hooks."""
@@ -199,7 +207,7 @@ class HealthMonitor:
         new = []
         if step % self.every == 0:
             new = self._check(step, output, target)
-            self._order, self._activation_stats, self._gain_stats = [], {}, {}
+            self._order, self._activation_stats, self._gain_stats, self._spreads = [], {}, {}, {}
         self._armed = self._count % self.every == 0
         # The step before a check keeps device copies of the weights, for the update ratio of the check's step.
         self._previous = self._copy_weights() if self._armed else None
@@ -234,9 +242,9 @@ class HealthMonitor:
         for name, stats in self._activation_stats.items():
             rb.add(("activation", name), sum(stats) / len(stats))
         if output is not None and output.ndim >= 1 and output.shape[0] >= 2:
-            rb.add(("spread", "output"), S.batch_spread(output))
+            rb.add(("spread", "output"), self._spread(output))
             if target is not None and target.ndim >= 1 and target.shape[0] >= 2:
-                rb.add(("spread", "target"), S.batch_spread(target))
+                rb.add(("spread", "target"), self._spread(target))
         values = rb.read()
 
         self.losses += [values[("loss", i)] for i in range(n_losses)]
