@@ -408,3 +408,34 @@ def test_bad_arguments():
         diagnostics.dead_relu_fraction(np.zeros(3))
     with pytest.raises(ValueError, match="kind"):
         S.saturated_fraction(_x(), "relu")
+
+
+@pytest.mark.cuda
+def test_cuda_measures_what_the_cpu_measures_with_one_read_back_per_check(monkeypatch):
+    runs = {}
+    for device in ("cpu", "cuda"):
+        net = nn.Sequential(Scale(4), nn.ReLU(), Scale(4, seed=1), nn.Sigmoid()).to(device)
+        monitor = HealthMonitor(net, every=2, warn=False)
+        opt = SGD(net.parameters(), lr=0.05)
+        reads = []
+        numpy = gradcore.Tensor.numpy
+        for i in range(5):
+            x = _x(seed=i).to(device)
+            opt.zero_grad()
+            y = net(x)
+            loss = F.mse_loss(y, x.sigmoid())
+            loss.backward()
+            opt.step()
+            with monkeypatch.context() as m:
+                m.setattr(gradcore.Tensor, "numpy", lambda self: reads.append(1) or numpy(self))
+                monitor.step(loss, y, x.sigmoid())
+        assert len(reads) == 3, f"{device}: one read-back per check (steps 0, 2, 4)"
+        runs[device] = monitor.records
+    for cpu, cuda in zip(runs["cpu"], runs["cuda"]):
+        assert cuda["spread_ratio"] == pytest.approx(cpu["spread_ratio"], rel=1e-4)
+        for name in cpu["layers"]:
+            for key in ("grad_ratio", "update_ratio", "gain"):
+                if cpu["layers"][name][key] is not None:
+                    assert cuda["layers"][name][key] == pytest.approx(cpu["layers"][name][key], rel=1e-3), (name, key)
+        assert {n: a["fraction"] for n, a in cuda["activations"].items()} == pytest.approx(
+            {n: a["fraction"] for n, a in cpu["activations"].items()})

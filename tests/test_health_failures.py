@@ -18,7 +18,7 @@ import gradcore
 from gradcore import nn
 from gradcore import functional as F
 from gradcore.data import DataLoader, synthetic_digits
-from gradcore.diagnostics import HealthMonitor
+from gradcore.diagnostics import GradcoreHealthWarning, HealthMonitor
 from gradcore.examples import autoencoder, convlstm
 from gradcore.optim import SGD, Adam
 
@@ -71,8 +71,10 @@ def test_the_glorot_initialised_autoencoder_collapses_and_is_caught_naming_a_lay
 
 
 def test_the_autoencoder_example_with_glorot_init_shows_the_failure_and_its_diagnosis(capsys):
-    result = autoencoder.train(epochs=1, batch_size=25, train_size=1000, test_size=100, device="cpu", seed=0,
-                               init="glorot_uniform", health_every=5, progress=False, log=_quiet)
+    with pytest.warns(GradcoreHealthWarning) as caught:
+        result = autoencoder.train(epochs=1, batch_size=25, train_size=1000, test_size=100, device="cpu", seed=0,
+                                   init="glorot_uniform", health_every=5, progress=False, log=_quiet)
+    assert [str(w.message) for w in caught] == result.warnings
     checks = {(f.check, f.layer) for f in result.health.findings}
     assert ("saturated", "decoder.5") in checks and any(c == "collapse" for c, _ in checks)
     assert any(w.startswith("output collapsed: held-out reconstruction") for w in result.warnings)
