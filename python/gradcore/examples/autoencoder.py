@@ -1,7 +1,8 @@
 """The main job: a convolutional autoencoder on handwritten-like digits, trained in a plain custom loop.
 
     python -m gradcore.examples.autoencoder [--epochs N] [--batch-size B] [--device cpu|cuda] [--seed S]
-                                            [--batch-norm] [--out DIR]
+                                            [--batch-norm] [--init he_normal|glorot_uniform|kaiming_uniform]
+                                            [--health-every N] [--out DIR]
 
 The network is the seeds' (a MATLAB example that PyTorch ports kept collapsing):
     encoder  conv(1->32, 3x3, stride 2, "same") + ReLU, conv(32->64, 3x3, stride 2, "same") + ReLU   28 -> 14 -> 7
@@ -10,10 +11,13 @@ The network is the seeds' (a MATLAB example that PyTorch ports kept collapsing):
 Encoder and decoder are two separate networks trained together by one Adam (L2 weight decay 1e-4) on the MSE
 between each digit and its reconstruction. --batch-norm puts a BatchNorm2d after each hidden conv.
 
-What failed in the seeds and is watched here: gradients that never reached the encoder (they fell to 1e-40) and a
-decoder that collapsed to the mean image. The loop checks every layer's gradient on the first step of each epoch
-and the held-out reconstructions after each epoch (gradcore.diagnostics), and the run reports the held-out MSE
-beside the mean-image baseline, which it must beat by far.
+What failed in the seeds and is watched here: gradients that never reached the encoder and a decoder whose output
+collapsed to a constant. A gradcore.diagnostics.HealthMonitor checks the training every --health-every steps (the
+output's spread against the input's, each layer's forward gain and update-to-weight ratio, dead ReLUs, the saturated
+output sigmoid) and the held-out reconstructions are checked after each epoch; the run reports the held-out MSE
+beside the mean-image baseline, which it must beat by far. Watch the failure and its diagnosis with
+--init glorot_uniform (MATLAB's default): within ~30 steps the sigmoid saturates and the output collapses to black,
+and the warnings say so, naming the layer.
 
 Writes to --out: reconstructions.png (held-out digits over their reconstructions), loss.png (needs matplotlib)
 and autoencoder.safetensors (encoder, decoder and Adam state).
@@ -36,8 +40,9 @@ from gradcore.optim import Adam
 # The default run sees 100k training digits: 140 s on this project's shared 2-core machine (1,200-1,700 digits/s
 # when it was quiet; PyTorch ran at ~1,850). The held-out MSE reaches the data's noise floor (~0.0008, 60x below the
 # mean image's) within 40k digits and then creeps up by ~20%, as it does in PyTorch with the same Adam + L2 decay at
-# a constant lr. lr 2e-3 already collapses some seeds of this fragile network to the mean image.
-DEFAULTS = dict(epochs=5, batch_size=25, train_size=20_000, test_size=1000, lr=1e-3, weight_decay=1e-4)
+# a constant lr. lr 2e-3 already collapses some seeds of this fragile network to a constant output.
+DEFAULTS = dict(epochs=5, batch_size=25, train_size=20_000, test_size=1000, lr=1e-3, weight_decay=1e-4,
+                init="he_normal", health_every=10)
 
 
 def _hidden(conv, channels, batch_norm):
@@ -45,17 +50,18 @@ def _hidden(conv, channels, batch_norm):
     return [conv, nn.BatchNorm2d(channels), nn.ReLU()] if batch_norm else [conv, nn.ReLU()]
 
 
-def build(batch_norm=False, seed=0, device="cpu"):
-    """(encoder, decoder): two separate nn.Sequential networks, initialised from `seed`."""
+def build(batch_norm=False, seed=0, device="cpu", init="he_normal"):
+    """(encoder, decoder): two separate nn.Sequential networks, initialised from `seed` by the rule `init` (one of
+    nn.conv.INITS; "glorot_uniform", MATLAB's default, collapses this network to a constant output)."""
     gradcore.manual_seed(seed)
     encoder = nn.Sequential(
-        *_hidden(nn.Conv2d(1, 32, 3, stride=2, padding="same"), 32, batch_norm),
-        *_hidden(nn.Conv2d(32, 64, 3, stride=2, padding="same"), 64, batch_norm),
+        *_hidden(nn.Conv2d(1, 32, 3, stride=2, padding="same", init=init), 32, batch_norm),
+        *_hidden(nn.Conv2d(32, 64, 3, stride=2, padding="same", init=init), 64, batch_norm),
     )
     decoder = nn.Sequential(
-        *_hidden(nn.ConvTranspose2d(64, 64, 3, stride=2, padding="same"), 64, batch_norm),
-        *_hidden(nn.ConvTranspose2d(64, 32, 3, stride=2, padding="same"), 32, batch_norm),
-        nn.ConvTranspose2d(32, 1, 3, stride=1, padding="same"),
+        *_hidden(nn.ConvTranspose2d(64, 64, 3, stride=2, padding="same", init=init), 64, batch_norm),
+        *_hidden(nn.ConvTranspose2d(64, 32, 3, stride=2, padding="same", init=init), 32, batch_norm),
+        nn.ConvTranspose2d(32, 1, 3, stride=1, padding="same", init=init),
         nn.Sigmoid(),
     )
     return encoder.to(device), decoder.to(device)
@@ -76,6 +82,7 @@ class Result:
     train_loss: list = field(default_factory=list)    # mean training MSE per epoch
     test_loss: list = field(default_factory=list)     # held-out MSE per epoch
     warnings: list = field(default_factory=list)      # training-health messages
+    health: object = None                             # the diagnostics.HealthMonitor (its records and findings)
     seconds: float = 0.0
 
 
@@ -97,8 +104,10 @@ def evaluate(encoder, decoder, loader):
 
 def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=None, seed=0, batch_norm=False,
           train_size=DEFAULTS["train_size"], test_size=DEFAULTS["test_size"], lr=DEFAULTS["lr"],
-          weight_decay=DEFAULTS["weight_decay"], progress=True, log=print):
-    """Trains the autoencoder and returns a Result. Everything derives from `seed` (data, weights, batch order)."""
+          weight_decay=DEFAULTS["weight_decay"], init=DEFAULTS["init"], health_every=DEFAULTS["health_every"],
+          steps=None, progress=True, log=print):
+    """Trains the autoencoder and returns a Result. Everything derives from `seed` (data, weights, batch order).
+    steps: stop each epoch after this many steps (a short run; default: the whole epoch)."""
     from tqdm.auto import tqdm
 
     device = device or default_device()
@@ -110,13 +119,14 @@ def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=N
     train_loader = DataLoader(train_images, batch_size, shuffle=True, seed=seed, device=device)
     test_loader = DataLoader(test_images, 250, shuffle=False, device=device)
 
-    encoder, decoder = build(batch_norm, seed, device)
+    encoder, decoder = build(batch_norm, seed, device, init)
     params = list(encoder.parameters()) + list(decoder.parameters())
     optimizer = Adam(params, lr=lr, weight_decay=weight_decay)
-    watched = {"encoder": encoder, "decoder": decoder}
-    result = Result(encoder, decoder, optimizer, showcase, test_mse=float("nan"), baseline_mse=baseline)
+    health = diagnostics.HealthMonitor({"encoder": encoder, "decoder": decoder}, every=health_every)
+    result = Result(encoder, decoder, optimizer, showcase, test_mse=float("nan"), baseline_mse=baseline,
+                    health=health)
     log(f"autoencoder on {device}: {train_size} training / {test_size} held-out digits, batch {batch_size}, "
-        f"{epochs} epochs, seed {seed}{', BatchNorm' if batch_norm else ''}")
+        f"{epochs} epochs, seed {seed}, {init} init{', BatchNorm' if batch_norm else ''}")
     started = time.perf_counter()
 
     for epoch in range(epochs):
@@ -125,23 +135,22 @@ def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=N
                    disable=not progress, dynamic_ncols=True)
         loss_sum, seen, epoch_started = 0.0, 0, time.perf_counter()
         for step, (x,) in enumerate(train_loader):
+            if steps is not None and step >= steps:
+                break
             # batch: x (B, 1, 28, 28) in [0, 1] is both input and target
             optimizer.zero_grad()
-            # forward: two networks chained; gradients flow back through both. On the first step of each epoch
-            # the ReLUs' outputs are watched for dead units.
-            with diagnostics.ReLUMonitor(watched if step == 0 else {}) as relus:
-                code = encoder(x)
-                reconstruction = decoder(code)
+            # forward: two networks chained; gradients flow back through both
+            code = encoder(x)
+            reconstruction = decoder(code)
             # loss
             loss = F.mse_loss(reconstruction, x)
             # backward
             loss.backward()
-            # health, on the first step of each epoch: every layer's gradient must be alive, few ReLUs dead
-            if step == 0:
-                result.warnings += diagnostics.warn(diagnostics.check_gradients(watched)
-                                                    + diagnostics.check_dead_relus(relus.fractions))
             # update: Adam with L2 weight decay
             optimizer.step()
+            # health, every health_every steps: the output must follow the input (target = input), every layer
+            # pass the signal on and learn at a healthy rate, few units dead or saturated (warned when found)
+            result.warnings += [str(f) for f in health.step(loss, reconstruction, x)]
 
             value = loss.item()
             loss_sum += value * len(x)
@@ -153,10 +162,12 @@ def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=N
         test_mse, reconstructions = evaluate(encoder, decoder, test_loader)
         result.train_loss.append(loss_sum / seen)
         result.test_loss.append(test_mse)
-        result.warnings += diagnostics.warn(diagnostics.check_output(reconstructions, name="held-out reconstruction"))
+        result.warnings += diagnostics.warn(diagnostics.check_output(reconstructions, test_images[:len(reconstructions)],
+                                                                     name="held-out reconstruction"))
         log(f"epoch {epoch + 1}/{epochs}: train MSE {loss_sum / seen:.5f}, held-out MSE {test_mse:.5f} "
             f"(mean-image baseline {baseline:.5f}), {seen / (time.perf_counter() - epoch_started):.0f} digits/s")
 
+    health.remove()
     result.seconds = time.perf_counter() - started
     result.test_mse = result.test_loss[-1] if result.test_loss else evaluate(encoder, decoder, test_loader)[0]
     return result
@@ -195,6 +206,10 @@ def parse_args(argv=None):
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-norm", action="store_true", help="BatchNorm2d after each hidden conv")
+    p.add_argument("--init", default=DEFAULTS["init"], choices=nn.conv.INITS,
+                   help="weight initialisation; glorot_uniform (MATLAB's default) collapses this network")
+    p.add_argument("--health-every", type=int, default=DEFAULTS["health_every"],
+                   help="steps between training-health checks")
     p.add_argument("--train-size", type=int, default=DEFAULTS["train_size"], help="synthetic training digits")
     p.add_argument("--test-size", type=int, default=DEFAULTS["test_size"], help="synthetic held-out digits")
     p.add_argument("--out", default="autoencoder-out", help="directory for the PNGs and the checkpoint")
@@ -204,7 +219,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     result = train(epochs=args.epochs, batch_size=args.batch_size, device=args.device, seed=args.seed,
-                   batch_norm=args.batch_norm, train_size=args.train_size, test_size=args.test_size)
+                   batch_norm=args.batch_norm, train_size=args.train_size, test_size=args.test_size, init=args.init,
+                   health_every=args.health_every)
     ratio = result.baseline_mse / result.test_mse
     print(f"\nheld-out MSE {result.test_mse:.5f}   mean-image baseline {result.baseline_mse:.5f}   "
           f"({ratio:.1f}x lower) in {result.seconds:.0f} s")

@@ -5,7 +5,8 @@
 Each sequence is one digit glyph (a 5x7 bitmap font, scaled 2x) moving at a constant velocity of -1, 0 or +1 pixel
 per frame along each axis (not both 0) and bouncing off the borders, drawn on the fly from a seed (no download).
 A 2-layer ConvLSTM reads frames 1..T-1 and a 1x1 convolution with a sigmoid reads out its prediction of the next
-frame at every step. Training uses Adam with gradient-norm clipping. At the end it prints the held-out MSE beside
+frame at every step. Training uses Adam with gradient-norm clipping, watched by a diagnostics.HealthMonitor
+(warnings name the layer). At the end it prints the held-out MSE beside
 the copy-last-frame baseline (predict frame t+1 = frame t), which the model must beat, and exits with status 1 if
 it does not. The MSE of a blank prediction is printed too: it shows how much of each frame is ink.
 
@@ -19,8 +20,8 @@ import time
 import numpy as np
 
 import gradcore as gc
+from gradcore import diagnostics, nn
 from gradcore import functional as F
-from gradcore import nn
 
 # 5x7 glyphs of the digits, one string per row ('#' is ink).
 _FONT = {
@@ -100,6 +101,36 @@ def evaluate(model, frames, device, batch=32):
     return model_sq / count, baseline_sq / count, blank_sq / count
 
 
+def train(steps=200, batch=16, frames=10, size=24, hidden=(16, 16), lr=3e-3, clip=1.0, seed=0, device="cpu",
+          health_every=10, log=print):
+    """Trains a NextFramePredictor; returns (model, health) with health the diagnostics.HealthMonitor that watched
+    the run (its findings are warned as they appear)."""
+    model = NextFramePredictor(hidden, generator=gc.Generator(seed)).to(device)
+    optimizer = gc.optim.Adam(model.parameters(), lr=lr)
+    health = diagnostics.HealthMonitor(model, every=health_every)
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        # batch: fresh sequences every step (a new seed per step), inputs frames 1..T-1, targets frames 2..T
+        seq = moving_digits(batch, frames, size, seed=seed * 1_000_003 + step)
+        inputs, targets = gc.tensor(seq[:, :-1], device=device), gc.tensor(seq[:, 1:], device=device)
+        # forward, loss
+        prediction = model(inputs)
+        loss = F.mse_loss(prediction, targets)
+        # backward
+        optimizer.zero_grad()
+        loss.backward()
+        # clip, update
+        norm = gc.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        # health, every health_every steps: the predictions must follow the targets, the layers learn
+        health.step(loss, prediction, targets)
+        if step % 25 == 0 or step == 1:
+            log(f"step {step:5d}  train MSE {loss.item():.5f}  grad norm {norm.item():.3f}  "
+                f"{time.perf_counter() - start:6.1f}s")
+    health.remove()
+    return model, health
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200)
@@ -111,34 +142,20 @@ def main(argv=None):
     parser.add_argument("--clip", type=float, default=1.0, help="max gradient norm")
     parser.add_argument("--held-out", type=int, default=128, help="held-out sequences")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--health-every", type=int, default=10, help="steps between training-health checks")
     parser.add_argument("--device", default="cuda" if gc.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
 
-    model = NextFramePredictor(args.hidden, generator=gc.Generator(args.seed)).to(args.device)
-    optimizer = gc.optim.Adam(model.parameters(), lr=args.lr)
     held_out = moving_digits(args.held_out, args.frames, args.size, seed=10_000 + args.seed)
     print(f"ConvLSTM next-frame prediction: {args.steps} steps of {args.batch} sequences of {args.frames} "
           f"{args.size}x{args.size} frames, hidden {args.hidden}, on {args.device}")
-    start = time.perf_counter()
-    for step in range(1, args.steps + 1):
-        # batch: fresh sequences every step (a new seed per step), inputs frames 1..T-1, targets frames 2..T
-        seq = moving_digits(args.batch, args.frames, args.size, seed=args.seed * 1_000_003 + step)
-        inputs, targets = gc.tensor(seq[:, :-1], device=args.device), gc.tensor(seq[:, 1:], device=args.device)
-        # forward, loss
-        loss = F.mse_loss(model(inputs), targets)
-        # backward
-        optimizer.zero_grad()
-        loss.backward()
-        # clip, update
-        norm = gc.clip_grad_norm_(model.parameters(), args.clip)
-        optimizer.step()
-        if step % 25 == 0 or step == 1:
-            print(f"step {step:5d}  train MSE {loss.item():.5f}  grad norm {norm.item():.3f}  "
-                  f"{time.perf_counter() - start:6.1f}s", flush=True)
-
+    model, health = train(args.steps, args.batch, args.frames, args.size, args.hidden, args.lr, args.clip, args.seed,
+                          args.device, args.health_every, log=lambda line: print(line, flush=True))
     model_mse, baseline_mse, blank_mse = evaluate(model, held_out, args.device)
     print(f"held-out MSE: ConvLSTM {model_mse:.5f}   copy-last-frame baseline {baseline_mse:.5f}   "
           f"(blank frame {blank_mse:.5f})   ConvLSTM / baseline {model_mse / baseline_mse:.3f}")
+    if health.findings:
+        print(f"{len(health.findings)} training-health warning(s); see above")
     if model_mse >= baseline_mse:
         print("the model did not beat the copy-last-frame baseline")
         raise SystemExit(1)

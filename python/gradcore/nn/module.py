@@ -20,6 +20,29 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class RemovableHandle:
+    """What register_forward_hook returns: remove() takes the hook out again (idempotent); `with handle:` removes it
+    on exit."""
+
+    _next_id = 0
+
+    def __init__(self, hooks, hook):
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+        hooks[self.id] = hook
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+
 class Module:
     """Base class of every layer and network. Subclasses set attributes in __init__ and define forward()."""
 
@@ -27,6 +50,7 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
@@ -61,7 +85,25 @@ class Module:
         object.__setattr__(self, name, tensor)
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        output = self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks:  # the common case (no hooks) costs one dict lookup
+            for hook in list(hooks.values()):
+                replaced = hook(self, args, output)
+                if replaced is not None:
+                    output = replaced
+        return output
+
+    def register_forward_hook(self, hook):
+        """Calls hook(module, inputs, output) after every forward() of this module (PyTorch's semantics: `inputs`
+        is the tuple of positional arguments; a hook that returns something other than None replaces the
+        output). Returns a handle whose remove() unregisters the hook (also usable as a context manager)."""
+        if not callable(hook):
+            raise TypeError(f"hook: expected a callable hook(module, inputs, output), got {type(hook).__name__}")
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks is None:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before registering hooks")
+        return RemovableHandle(hooks, hook)
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define forward()")

@@ -4,17 +4,18 @@ A plain custom loop stays first-class: fit() only calls your `step(batch)` once 
 everything a hand-written loop does (forward, loss, backward, update). What fit adds:
   * a tqdm progress bar per epoch with the running loss, the epoch and samples/s;
   * a History: per-epoch mean training loss, held-out loss, per-step losses, epoch times;
-  * health checks (gradcore.diagnostics) on the first step of each epoch (and every `health_every` steps):
-    vanishing / exploding / missing gradients per layer, update-to-weight ratios, dead ReLUs, a collapsed output,
-    reported as GradcoreHealthWarning naming the layer;
+  * health checks (gradcore.diagnostics.HealthMonitor) every `health_every` steps (default 25) from the first:
+    a collapsed output (its spread over the target's), per-layer update-to-weight ratios, the first layer starving
+    behind the last, dead ReLUs, saturated sigmoids/tanhs, missing or non-finite gradients, each reported once as a
+    GradcoreHealthWarning naming the layer, the value, the healthy range and the likely fix;
   * optional PNGs (loss.png) through matplotlib when `plot_dir` is given.
 
 Two ways in:
     fit(loader, step=my_step, epochs=5, monitor={"encoder": enc, "decoder": dec})     # your step
     fit(loader, model=net, loss_fn=F.mse_loss, optimizer=opt, epochs=5)              # the standard step
-A step returns the loss (a scalar Tensor or float), or (loss, output) so the output can be checked for collapse.
-Health checks read each parameter's .grad after the step returns: zero gradients at the start of a step (as
-PyTorch loops do), not after the update.
+A step returns the loss (a scalar Tensor or float), or (loss, output) so the output can be checked for collapse
+against the batch's target (y of (x, y), x of (x,)). Health checks read each parameter's .grad after the step
+returns: zero gradients at the start of a step (as PyTorch loops do), not after the update.
 With model=, a batch (x, y) trains model(x) against y and a batch (x,) trains it against x (reconstruction).
 """
 from __future__ import annotations
@@ -27,13 +28,15 @@ from dataclasses import dataclass, field
 from .. import diagnostics
 from .._checks import integer
 from ..autograd import no_grad
+from ..tensor import Tensor
 
 
 @dataclass
 class History:
     """What a fit() run measured. loss / val_loss: one mean per epoch; step_loss: every step's loss;
-    health: one record per health check ({"epoch", "step", "grad_norms", "update_ratios", "dead_relus",
-    "warnings"})."""
+    health: one record per health check: HealthMonitor's record ("step" counts steps over the whole run,
+    "layers" {name: {"grad_norm", "weight_norm", "grad_ratio", "update_ratio"}}, "activations", "spread_ratio",
+    "loss_fall", "findings") plus "epoch" and "warnings" (the messages of its findings)."""
 
     loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
@@ -131,6 +134,11 @@ def _monitored(monitor):
 def evaluate(data, step=None, *, model=None, loss_fn=None, monitor=None):
     """Mean held-out loss over `data` (weighted by batch size) and the first batch's output. The monitored modules
     (or model) are put in eval mode for the pass and restored after."""
+    loss, first_output, _ = _evaluate(data, step, model=model, loss_fn=loss_fn, monitor=monitor)
+    return loss, first_output
+
+
+def _evaluate(data, step=None, *, model=None, loss_fn=None, monitor=None):
     if step is None:
         if model is None or loss_fn is None:
             raise ValueError("evaluate: pass step=, or model= and loss_fn=")
@@ -141,7 +149,7 @@ def evaluate(data, step=None, *, model=None, loss_fn=None, monitor=None):
     was_training = [m.training for m in modules]
     for m in modules:
         m.eval()
-    total, count, first_output = 0.0, 0, None
+    total, count, first_output, first_batch = 0.0, 0, None, None
     try:
         for batch in data:
             loss, output = _unpack(step(batch))
@@ -149,22 +157,33 @@ def evaluate(data, step=None, *, model=None, loss_fn=None, monitor=None):
             total += _scalar(loss) * n
             count += n
             if first_output is None:
-                first_output = output
+                first_output, first_batch = output, batch
     finally:
         for m, mode in zip(modules, was_training):
             m.train(mode)
-    return (total / count if count else math.nan), first_output
+    return (total / count if count else math.nan), first_output, first_batch
+
+
+def _target(batch):
+    """The batch's target Tensor for the collapse check (y of (x, y), x of (x,) or x), or None."""
+    try:
+        target = _split(batch)[1]
+    except ValueError:
+        return None
+    return target if isinstance(target, Tensor) else None
 
 
 def fit(train_data, step=None, *, model=None, loss_fn=None, optimizer=None, epochs=1, start_epoch=0,
-        val_data=None, val_step=None, monitor=None, health=True, health_every=None, vanish=diagnostics.VANISH,
-        explode=diagnostics.EXPLODE, progress=True, plot_dir=None, on_epoch_end=None, history=None):
+        val_data=None, val_step=None, monitor=None, health=True, health_every=25, thresholds=None, progress=True,
+        plot_dir=None, on_epoch_end=None, history=None):
     """Trains for epochs start_epoch .. epochs-1 and returns the History.
 
     train_data: any iterable of batches (a gradcore.data.DataLoader; its set_epoch() is called so a resumed run
     sees the same batches as an unbroken one). step(batch) -> loss or (loss, output); or model/loss_fn/optimizer.
     val_data: held-out batches, evaluated after every epoch with val_step (default: the model in eval mode).
     monitor: the Module (or {name: Module}) whose layers health checks inspect (default: model).
+    health, health_every, thresholds: run gradcore.diagnostics.HealthMonitor every health_every steps (counted over
+    the whole run, starting with the first) with these Thresholds; health=False turns the checks off.
     on_epoch_end(epoch, history): called after each epoch (save a checkpoint there).
     plot_dir: write loss.png there at the end (needs matplotlib).
     """
@@ -183,56 +202,14 @@ def fit(train_data, step=None, *, model=None, loss_fn=None, optimizer=None, epoc
     monitor = monitor if monitor is not None else model
     history = history if history is not None else History()
     total = getattr(train_data, "num_samples", None)
-
-    for epoch in range(start_epoch, epochs):
-        if hasattr(train_data, "set_epoch"):
-            train_data.set_epoch(epoch)
-        for m in _monitored(monitor):
-            m.train()
-        bar = _progress(total, f"epoch {epoch + 1}/{epochs}", progress)
-        started, seen, loss_sum, steps = time.perf_counter(), 0, 0.0, 0
-        try:
-            for batch in train_data:
-                check = health and monitor is not None and (
-                    steps == 0 or (health_every is not None and steps % health_every == 0))
-                if check:
-                    before = diagnostics.snapshot(monitor)
-                    with diagnostics.ReLUMonitor(monitor) as relus:
-                        loss, output = _unpack(step(batch))
-                else:
-                    loss, output = _unpack(step(batch))
-                value = _scalar(loss)
-                n = _batch_size(batch)
-                history.step_loss.append(value)
-                loss_sum += value * n
-                seen += n
-                steps += 1
-                if check:
-                    _health_check(history, monitor, before, relus.fractions, output, epoch, steps, vanish, explode)
-                bar.update(n)
-                bar.set_postfix(loss=f"{value:.4g}", mean=f"{loss_sum / seen:.4g}")
-        finally:
-            bar.close()
-        elapsed = time.perf_counter() - started
-        history.loss.append(loss_sum / seen if seen else math.nan)
-        history.epoch_time.append(elapsed)
-        history.samples_per_second.append(seen / elapsed if elapsed > 0 else math.nan)
-        line = f"epoch {epoch + 1}/{epochs}: loss {history.loss[-1]:.5g}"
-        if val_data is not None:
-            val_loss, val_output = evaluate(val_data, val_step, monitor=monitor)
-            history.val_loss.append(val_loss)
-            line += f", held-out {val_loss:.5g}"
-            if health and val_output is not None:
-                messages = diagnostics.check_output(val_output, name="held-out output")
-                if messages:
-                    history.health.append({"epoch": epoch, "step": steps, "warnings": messages})
-                    diagnostics.warn(messages)
-        if progress:
-            from tqdm.auto import tqdm
-
-            tqdm.write(line + f" ({history.samples_per_second[-1]:.0f} samples/s)")
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
+    health_monitor = (diagnostics.HealthMonitor(monitor, every=health_every, thresholds=thresholds)
+                      if health and monitor is not None else None)
+    try:
+        _epochs(train_data, step, epochs, start_epoch, val_data, val_step, monitor, health, health_monitor,
+                progress, on_epoch_end, history, total)
+    finally:
+        if health_monitor is not None:
+            health_monitor.remove()
 
     if plot_dir is not None and history.loss:
         from .. import plots
@@ -245,14 +222,56 @@ def fit(train_data, step=None, *, model=None, loss_fn=None, optimizer=None, epoc
     return history
 
 
-def _health_check(history, monitor, before, relu_fractions, output, epoch, steps, vanish, explode):
-    messages = diagnostics.check_gradients(monitor, vanish=vanish, explode=explode)
-    messages += diagnostics.check_dead_relus(relu_fractions)
-    if output is not None:
-        messages += diagnostics.check_output(output)
-    history.health.append({
-        "epoch": epoch, "step": steps, "grad_norms": diagnostics.grad_norms(monitor),
-        "update_ratios": diagnostics.update_ratios(before, monitor), "dead_relus": dict(relu_fractions),
-        "warnings": messages,
-    })
-    diagnostics.warn(messages, stacklevel=3)  # attributed to the caller of fit()
+def _epochs(train_data, step, epochs, start_epoch, val_data, val_step, monitor, health, health_monitor, progress,
+            on_epoch_end, history, total):
+    for epoch in range(start_epoch, epochs):
+        if hasattr(train_data, "set_epoch"):
+            train_data.set_epoch(epoch)
+        for m in _monitored(monitor):
+            m.train()
+        bar = _progress(total, f"epoch {epoch + 1}/{epochs}", progress)
+        started, seen, loss_sum, steps = time.perf_counter(), 0, 0.0, 0
+        try:
+            for batch in train_data:
+                loss, output = _unpack(step(batch))
+                value = _scalar(loss)
+                n = _batch_size(batch)
+                history.step_loss.append(value)
+                loss_sum += value * n
+                seen += n
+                steps += 1
+                if health_monitor is not None:
+                    checked = len(health_monitor.records)
+                    watched = output if isinstance(output, Tensor) else None  # a step may return anything
+                    health_monitor.step(loss, watched, _target(batch) if watched is not None else None)
+                    if len(health_monitor.records) > checked:
+                        record = health_monitor.records[-1]
+                        record["epoch"] = epoch
+                        record["warnings"] = [str(f) for f in record["findings"]]
+                        history.health.append(record)
+                bar.update(n)
+                bar.set_postfix(loss=f"{value:.4g}", mean=f"{loss_sum / seen:.4g}")
+        finally:
+            bar.close()
+        elapsed = time.perf_counter() - started
+        history.loss.append(loss_sum / seen if seen else math.nan)
+        history.epoch_time.append(elapsed)
+        history.samples_per_second.append(seen / elapsed if elapsed > 0 else math.nan)
+        line = f"epoch {epoch + 1}/{epochs}: loss {history.loss[-1]:.5g}"
+        if val_data is not None:
+            val_loss, val_output, val_batch = _evaluate(val_data, val_step, monitor=monitor)
+            history.val_loss.append(val_loss)
+            line += f", held-out {val_loss:.5g}"
+            target = _target(val_batch) if val_output is not None else None
+            if health and target is not None:
+                findings = diagnostics.check_output(val_output, target, name="held-out output")
+                if findings:
+                    messages = [str(f) for f in findings]
+                    history.health.append({"epoch": epoch, "step": None, "findings": findings, "warnings": messages})
+                    diagnostics.warn(messages, stacklevel=4)
+        if progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(line + f" ({history.samples_per_second[-1]:.0f} samples/s)")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
