@@ -5,7 +5,8 @@
 //
 // Shared memory: __shared__ variables are static thread_local, and only kernels run on the device thread, so this
 // module's thread-local block on that thread is the device's shared memory; it is filled with 0xFF before each block.
-// (This file therefore keeps no thread_local state of its own.)
+// (So nothing that runs on the device thread may keep thread_local state in this module: the scheduler keeps none but
+// the anchor that locates the block, and runtime_api.cpp's per-thread last error is only used by host threads.)
 #include "cuda/emulation/device.h"
 
 #include <link.h>
