@@ -3,26 +3,21 @@
 Importing this package attaches to Tensor the methods that are ops (x + y, x.exp(), x.sum(), x.to(...)), once, here:
 tensor.py defines the data type and imports no op, so every layer imports downwards only
 (tensor <- autograd <- ops <- functional, nn, optim). A Tensor method is the op's function itself.
+
+Each module of this package names its own methods in a `TENSOR_METHODS` dict (method name -> function), so a new op
+family attaches its methods without an edit here. Two modules attaching one name is an error.
 """
+import importlib as _importlib
+import pkgutil as _pkgutil
+
 from ..tensor import Tensor
-from . import elementwise as _ew, reduce as _reduce
 
-
-def _reshape(self, *shape):
-    """x.reshape(2, 3) or x.reshape((2, 3)); one dimension may be -1 (inferred)."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return _reduce.reshape(self, shape)
-
-
-_TENSOR_METHODS = {
-    "__add__": _ew.add, "__radd__": _ew.add, "__sub__": _ew.sub, "__rsub__": _ew.rsub,
-    "__mul__": _ew.mul, "__rmul__": _ew.mul, "__truediv__": _ew.div, "__rtruediv__": _ew.rdiv,
-    "__neg__": _ew.neg, "__pow__": _ew.pow, "pow": _ew.pow, "__abs__": _ew.abs, "abs": _ew.abs,
-    "exp": _ew.exp, "log": _ew.log, "sqrt": _ew.sqrt, "relu": _ew.relu, "leaky_relu": _ew.leaky_relu,
-    "sigmoid": _ew.sigmoid, "tanh": _ew.tanh,
-    "sum": _reduce.sum, "mean": _reduce.mean, "reshape": _reshape, "view": _reshape,
-    "to": _ew.to, "clone": _ew.clone,
-}
-for _name, _fn in _TENSOR_METHODS.items():
-    setattr(Tensor, _name, _fn)
+_attached = {}
+for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda info: info.name):
+    _module = _importlib.import_module(f"{__name__}.{_info.name}")
+    for _name, _fn in getattr(_module, "TENSOR_METHODS", {}).items():
+        if _name in _attached:
+            raise ImportError(f"gradcore.ops: Tensor.{_name} is attached by both {_attached[_name]} and {_info.name}")
+        _attached[_name] = _info.name
+        setattr(Tensor, _name, _fn)
+del _info, _module, _name, _fn

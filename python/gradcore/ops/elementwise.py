@@ -248,3 +248,12 @@ tanh = _unary(U.tanh, "tanh")
 def leaky_relu(x, negative_slope=0.01):
     _check_operand(x, "x")
     return Unary.apply(x, U.leaky_relu, real(negative_slope, "negative_slope"))
+
+
+TENSOR_METHODS = {  # attached to Tensor by gradcore.ops
+    "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub,
+    "__mul__": mul, "__rmul__": mul, "__truediv__": div, "__rtruediv__": rdiv,
+    "__neg__": neg, "__pow__": pow, "pow": pow, "__abs__": abs, "abs": abs,
+    "exp": exp, "log": log, "sqrt": sqrt, "relu": relu, "leaky_relu": leaky_relu,
+    "sigmoid": sigmoid, "tanh": tanh, "to": to, "clone": clone,
+}

@@ -87,3 +87,13 @@ def reshape(x, shape):
         if not -2**63 <= d < 2**63:
             raise ValueError(f"shape: expected dimensions below 2**63, got {tuple(shape)!r}")
     return Reshape.apply(x, tuple(int(d) for d in shape))
+
+
+def _reshape_method(self, *shape):
+    """x.reshape(2, 3) or x.reshape((2, 3)); one dimension may be -1 (inferred)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return reshape(self, shape)
+
+
+TENSOR_METHODS = {"sum": sum, "mean": mean, "reshape": _reshape_method, "view": _reshape_method}  # see gradcore.ops
