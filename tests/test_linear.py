@@ -174,6 +174,30 @@ def test_a_tiny_relu_regressor_learns():
     assert np.mean(losses[-30:]) < 0.1 * np.mean(losses[:10])
 
 
+def test_diagnostics_report_linear_layers_like_conv_layers():
+    """Per-layer gradient norms, update ratios and forward gains name the Linear layers, as they name convolutions;
+    the update ratio looks at the weight (2-D), not the bias."""
+    g = gc.Generator(0)
+    model = nn.Sequential(nn.Linear(4, 8, generator=g), nn.ReLU(), nn.Linear(8, 2, generator=g))
+    x, target = gc.randn(16, 4, generator=g), gc.randn(16, 2, generator=g)
+    optimizer = gc.optim.SGD(model.parameters(), lr=0.1)
+    monitor = gc.diagnostics.HealthMonitor(model, every=1, warn=False)
+    for _ in range(3):
+        optimizer.zero_grad()
+        y = model(x)
+        loss = gc.functional.mse_loss(y, target)
+        loss.backward()
+        optimizer.step()
+        monitor.step(loss, y, target)
+    assert list(gc.diagnostics.grad_norms(model)) == ["0", "2"]
+    assert list(monitor.layers) == ["0", "2"] and "1" in monitor.activations
+    last = monitor.records[-1]["layers"]
+    for name in ("0", "2"):
+        assert last[name]["grad_norm"] > 0 and last[name]["update_ratio"] > 0 and last[name]["gain"] > 0
+    w = model[0].weight.numpy().astype(np.float64)
+    assert abs(last["0"]["weight_norm"] - np.sqrt((w ** 2).sum())) < 1e-5, "the weight's norm, the bias left out"
+
+
 # ---- determinism -------------------------------------------------------------------------------------------------
 THREAD_SCRIPT = textwrap.dedent("""
     import sys
