@@ -114,6 +114,11 @@ def linear(x, weight, bias=None):
     tensor(x, "x")
     tensor(weight, "weight")
     tensor(bias, "bias", optional=True)
+    for t, name in ((weight, "weight"), (bias, "bias")):  # here, so the messages name x (the kernel says a, b)
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{name}: expected dtype {x.dtype} (the dtype of x), got {t.dtype}")
+        if t is not None and t.device != x.device:
+            raise ValueError(f"{name}: expected device {x.device} (the device of x), got {t.device}")
     if x.ndim == 0:
         raise ValueError(f"x: expected at least 1 dimension (..., in_features), got shape {_shape(x)}")
     if weight.ndim not in (1, 2):
