@@ -248,7 +248,8 @@ def test_cuda_module_matches_cpu_module():
     cuda = nn.Linear(30, 7, device="cuda", generator=gc.Generator(2))
     assert np.array_equal(cpu.weight.numpy(), cuda.weight.numpy())
     x = np.random.default_rng(0).standard_normal((5, 30))
-    assert_cuda_matches_cpu(cuda(gc.tensor(x, device="cuda")), cpu(gc.tensor(x)), "float32")
+    assert_cuda_matches_cpu(cuda(gc.tensor(x, dtype="float32", device="cuda")), cpu(gc.tensor(x, dtype="float32")),
+                            "float32")
 
 
 # ---- bad input ---------------------------------------------------------------------------------------------------

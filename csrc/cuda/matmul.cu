@@ -27,8 +27,8 @@ using gemm::kTileN;
 // own slice of `out` (splits, items, M, N) and the bias is added when the slices are summed.
 template <typename T, bool kAKFast, bool kBKFast> struct MatrixProblem {
   MatmulParams p;
-  const T* a;     // (batch_a..., M, K) or (batch_a..., K, M)
-  const T* b;     // (batch_b..., K, N) or (batch_b..., N, K)
+  const T* a_data;  // (batch_a..., M, K) or (batch_a..., K, M)
+  const T* b_data;  // (batch_b..., K, N) or (batch_b..., N, K)
   const T* bias;  // (N) or null; only when not split
   T* out;         // c (batch..., M, N), or the partial sums (splits, items, M, N)
   int64_t first, items;
@@ -47,8 +47,8 @@ template <typename T, bool kAKFast, bool kBKFast> struct MatrixProblem {
       out[((first + g) * M + m) * N + n] = bias ? v + bias[n] : v;
     }
   }
-  __device__ const T* a_at(int g) const { return a + p.a_offset(first + g); }
-  __device__ const T* b_at(int g) const { return b + p.b_offset(first + g); }
+  __device__ const T* a_at(int g) const { return a_data + p.a_offset(first + g); }
+  __device__ const T* b_at(int g) const { return b_data + p.b_offset(first + g); }
 };
 
 // A GEMM extent as the kernel's 32-bit index type, with room for a tile past the end.
