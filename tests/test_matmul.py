@@ -157,13 +157,24 @@ def test_bitwise_deterministic(name):
         assert np.array_equal(x, y)
 
 
+def test_a_row_gives_the_same_bits_alone_or_in_a_batch():
+    """Fewer rows than a GEMM panel read B in place (no packing), with the packed path's operations in its order."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((20, 600)).astype(np.float32)
+    b = gc.tensor(rng.standard_normal((600, 77)).astype(np.float32))
+    together = (gc.tensor(a) @ b).numpy()
+    for rows in (slice(0, 1), slice(3, 5), slice(7, 14)):
+        assert np.array_equal((gc.tensor(a[rows]) @ b).numpy(), together[rows])
+
+
 THREAD_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     import gradcore as gc
     rng = np.random.default_rng(0)
     parts = []
-    for sa, sb in [((256, 784), (784, 200)), ((3, 1, 40, 300), (2, 300, 33)), ((520, 300), (300, 530))]:
+    for sa, sb in [((256, 784), (784, 200)), ((3, 1, 40, 300), (2, 300, 33)), ((520, 300), (300, 530)),
+                   ((5, 1000), (1000, 600)), ((1, 784), (784, 200))]:
         a = gc.tensor(rng.standard_normal(sa).astype(np.float32), requires_grad=True)
         b = gc.tensor(rng.standard_normal(sb).astype(np.float32), requires_grad=True)
         c = a @ b

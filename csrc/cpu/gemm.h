@@ -40,11 +40,21 @@ template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t 
     for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
       T* panel = block + i0 * kc;
       const int64_t rows = std::min<int64_t>(kMr, M - i0);
+      if (cs == 1 && rows == kMr) {  // rows contiguous along k: read each row once, in order
+        for (int64_t i = 0; i < kMr; ++i) {
+          const T* s = src + (i0 + i) * rs + k0;
+          for (int64_t k = 0; k < kc; ++k) panel[k * kMr + i] = s[k];
+        }
+        continue;
+      }
       for (int64_t k = 0; k < kc; ++k) {
         const T* s = src + i0 * rs + (k0 + k) * cs;
         T* d = panel + k * kMr;
         int64_t i = 0;
-        for (; i < rows; ++i) d[i] = s[i * rs];
+        if (rs == 1)
+          for (; i < rows; ++i) d[i] = s[i];
+        else
+          for (; i < rows; ++i) d[i] = s[i * rs];
         for (; i < kMr; ++i) d[i] = T(0);
       }
     }
@@ -175,19 +185,22 @@ template <typename T> void pack_b(const T* src, int64_t rs, int64_t cs, int64_t 
   for (int64_t j0 = 0; j0 < N; j0 += nr) {
     T* strip = dst + j0 * K;
     const int64_t cols = std::min(nr, N - j0);
-    if (cs == 1 || cols < nr) {
+    if (cs == 1) {
       for (int64_t k = 0; k < K; ++k) {
-        const T* s = src + k * rs + j0 * cs;
+        const T* s = src + k * rs + j0;
         T* d = strip + k * nr;
-        int64_t j = 0;
-        for (; j < cols; ++j) d[j] = s[j * cs];
-        for (; j < nr; ++j) d[j] = T(0);
+        std::copy(s, s + cols, d);
+        std::fill(d + cols, d + nr, T(0));
       }
-    } else {
-      for (int64_t j = 0; j < nr; ++j) {
+    } else if (rs == 1) {
+      for (int64_t j = 0; j < cols; ++j) {
         const T* s = src + (j0 + j) * cs;
-        for (int64_t k = 0; k < K; ++k) strip[k * nr + j] = s[k * rs];
+        for (int64_t k = 0; k < K; ++k) strip[k * nr + j] = s[k];
       }
+      for (int64_t k = 0; k < K && cols < nr; ++k) std::fill(strip + k * nr + cols, strip + (k + 1) * nr, T(0));
+    } else {
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < nr; ++j) strip[k * nr + j] = j < cols ? src[k * rs + (j0 + j) * cs] : T(0);
     }
   }
 }
@@ -195,7 +208,77 @@ template <typename T> void pack_b(const T* src, int64_t rs, int64_t cs, int64_t 
 // Rows and columns of C per task: an A block of kMc rows x kKc steps stays in L2 while each packed B strip (kKc x nr)
 // streams through L1 once; kNc columns bound the packed B block.
 constexpr int64_t kMc = 16 * kMr;
+// Multiply-adds from which gemm_batched starts threads: below, a product takes ~10 us on one core, about what
+// starting and joining the threads costs on a busy machine. Tuning only: results never depend on it.
+constexpr int64_t kGemmParallelThreshold = 1 << 18;
 constexpr int64_t kNc = 512;
+
+// Fewer rows than a panel (M < kMr: a batch of one or a few samples): packing B would cost more than the product
+// (each element of B is used M times), so B is read where it is, for columns [j0, j0 + nc) of C:
+//   rows of B contiguous (cs == 1): strips of nr columns accumulate a[k] B[k, strip] in two vectors over each kKc
+//     block and then add onto C: the packed micro-kernel's operations in its order, so these bits are the packed
+//     path's (a row of C comes out the same alone or in a batch);
+//   columns of B contiguous (rs == 1, a transposed read such as linear's weight): each element is a dot product of
+//     two contiguous runs, in kDotLanes fixed lanes per kKc block, the lanes then added in order and onto C. The
+//     same bits on any instruction set, though not the packed path's: a row computed in a batch of fewer than kMr
+//     rows may differ in its last bits from the same row in a larger batch.
+constexpr int kDotLanes = 16;
+
+template <typename T>
+void gemm_few_rows(int64_t M, int64_t N, int64_t K, StridedMatrix<T> a, StridedMatrix<T> b, T* c, int64_t ldc,
+                   bool accumulate, int64_t j0, int64_t nc) {
+  using V = typename Simd<T>::vec;
+  using D = FixedVec<T, kDotLanes>;
+  constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
+  const int64_t j_end = std::min(N, j0 + nc);
+  for (int64_t i = 0; i < M; ++i) {
+    const T* ar = a.data + i * a.rs;
+    T* cr = c + i * ldc;
+    if (b.cs == 1) {
+      for (int64_t j = j0; j < j_end; j += NR) {
+        const int64_t n_valid = std::min<int64_t>(NR, j_end - j);
+        alignas(64) T edge[NR] = {};  // the last, partial strip goes through a zero-padded copy, as when packed
+        for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+          const int64_t k_end = std::min(K, k0 + kKc);
+          V acc0{}, acc1{};
+          for (int64_t k = k0; k < k_end; ++k) {
+            const V ai = broadcast<T>(ar[k * a.cs]);
+            const T* bk = b.data + k * b.rs + j;
+            if (n_valid < NR) bk = static_cast<const T*>(std::copy(bk, bk + n_valid, edge)) - n_valid;
+            acc0 += ai * load_vec(bk);
+            acc1 += ai * load_vec(bk + L);
+          }
+          alignas(64) T tile[NR];
+          store_vec(tile, acc0);
+          store_vec(tile + L, acc1);
+          for (int64_t jj = 0; jj < n_valid; ++jj)
+            cr[j + jj] = (accumulate || k0 > 0) ? cr[j + jj] + tile[jj] : tile[jj];
+        }
+      }
+      continue;
+    }
+    // b.rs == 1: dot products; a row of A read through strides is gathered once
+    const T* row = ar;
+    if (a.cs != 1) {
+      T* gathered = scratch_col.get<T>(K);
+      for (int64_t k = 0; k < K; ++k) gathered[k] = ar[k * a.cs];
+      row = gathered;
+    }
+    for (int64_t j = j0; j < j_end; ++j) {
+      const T* bj = b.data + j * b.cs;
+      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+        const int64_t k_end = std::min(K, k0 + kKc);
+        D lanes{};
+        int64_t k = k0;
+        for (; k + kDotLanes <= k_end; k += kDotLanes) lanes += load_as<D>(row + k) * load_as<D>(bj + k);
+        T acc = lanes[0];
+        for (int l = 1; l < kDotLanes; ++l) acc += lanes[l];
+        for (; k < k_end; ++k) acc += row[k] * bj[k];
+        cr[j] = (accumulate || k0 > 0) ? cr[j] + acc : acc;
+      }
+    }
+  }
+}
 
 // One task of gemm_batched: rows [i0, i0 + mc) and columns [j0, j0 + nc) of C = [C +] col_bias + A B, packing its
 // own A and B blocks one kKc block of the reduction at a time (into the calling thread's scratch).
@@ -214,6 +297,10 @@ void gemm_tile(int64_t M, int64_t N, int64_t K, StridedMatrix<T> a, StridedMatri
   if (K == 0) {  // an empty reduction: the product is zero, and every element is still written
     if (!accumulate)
       for (int64_t i = 0; i < rows; ++i) std::fill(tile + i * ldc, tile + i * ldc + cols, T(0));
+    return;
+  }
+  if (M < kMr && (b.cs == 1 || b.rs == 1)) {
+    gemm_few_rows(M, N, K, a, b, c, ldc, accumulate, j0, nc);
     return;
   }
   T* packed_a = scratch_col.get<T>(round_up(rows, kMr) * std::min(K, kKc));
@@ -237,7 +324,7 @@ void gemm_batched(int64_t count, int64_t M, int64_t N, int64_t K, Item&& item, i
   constexpr int64_t nr = nr_of<T>();
   int64_t mc = std::min(round_up(M, kMr), kMc), nc = std::min(round_up(N, nr), kNc);
   auto tiles = [&] { return count * ((M + mc - 1) / mc) * ((N + nc - 1) / nc); };
-  const bool parallel = count * M * N * std::max<int64_t>(K, 1) >= kParallelThreshold;  // multiply-adds
+  const bool parallel = count * M * N * std::max<int64_t>(K, 1) >= kGemmParallelThreshold;  // multiply-adds
   if (parallel) {  // enough tiles to share: narrower column blocks first (A is the cheaper operand to re-pack)
     while (tiles() < 8 && nc > nr) nc = round_up(nc / 2, nr);
     while (tiles() < 8 && mc > kMr) mc = round_up(mc / 2, kMr);
