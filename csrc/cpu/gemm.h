@@ -208,10 +208,10 @@ template <typename T> void pack_b(const T* src, int64_t rs, int64_t cs, int64_t 
 // Rows and columns of C per task: an A block of kMc rows x kKc steps stays in L2 while each packed B strip (kKc x nr)
 // streams through L1 once; kNc columns bound the packed B block.
 constexpr int64_t kMc = 16 * kMr;
+constexpr int64_t kNc = 512;
 // Multiply-adds from which gemm_batched starts threads: below, a product takes ~10 us on one core, about what
 // starting and joining the threads costs on a busy machine. Tuning only: results never depend on it.
 constexpr int64_t kGemmParallelThreshold = 1 << 18;
-constexpr int64_t kNc = 512;
 
 // Fewer rows than a panel (M < kMr: a batch of one or a few samples): packing B would cost more than the product
 // (each element of B is used M times), so B is read where it is, for columns [j0, j0 + nc) of C:
@@ -244,7 +244,10 @@ void gemm_few_rows(int64_t M, int64_t N, int64_t K, StridedMatrix<T> a, StridedM
           for (int64_t k = k0; k < k_end; ++k) {
             const V ai = broadcast<T>(ar[k * a.cs]);
             const T* bk = b.data + k * b.rs + j;
-            if (n_valid < NR) bk = static_cast<const T*>(std::copy(bk, bk + n_valid, edge)) - n_valid;
+            if (n_valid < NR) {
+              std::copy(bk, bk + n_valid, edge);
+              bk = edge;
+            }
             acc0 += ai * load_vec(bk);
             acc1 += ai * load_vec(bk + L);
           }
