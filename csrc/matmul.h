@@ -32,11 +32,15 @@ struct MatmulParams {
   int64_t batch_shape[kMaxDims] = {}, a_batch_stride[kMaxDims] = {}, b_batch_stride[kMaxDims] = {};
   int64_t batch = 1;
 
+  // Offsets of batch item t (0 <= t < batch). One batch dimension, the usual case once neighbours are merged, costs a
+  // multiply: the CUDA kernel asks for every element it loads, and a 64-bit division there costs dozens of cycles.
   GRADCORE_HD int64_t a_offset(int64_t t) const {
-    return batch_ndim == 0 ? 0 : strided_offset(t, batch_ndim, batch_shape, a_batch_stride);
+    if (batch_ndim <= 1) return batch_ndim == 0 ? 0 : t * a_batch_stride[0];
+    return strided_offset(t, batch_ndim, batch_shape, a_batch_stride);
   }
   GRADCORE_HD int64_t b_offset(int64_t t) const {
-    return batch_ndim == 0 ? 0 : strided_offset(t, batch_ndim, batch_shape, b_batch_stride);
+    if (batch_ndim <= 1) return batch_ndim == 0 ? 0 : t * b_batch_stride[0];
+    return strided_offset(t, batch_ndim, batch_shape, b_batch_stride);
   }
 };
 
