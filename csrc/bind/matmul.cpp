@@ -13,6 +13,8 @@ namespace gradcore {
 MatmulParams matmul_params(const Array& a, const Array& b, bool transpose_a, bool transpose_b, Shape& out_shape) {
   if (a.ndim() < 2) throw ArgError("a: expected at least 2 dimensions (..., rows, columns), got shape " + shape_str(a.shape()));
   if (b.ndim() < 2) throw ArgError("b: expected at least 2 dimensions (..., rows, columns), got shape " + shape_str(b.shape()));
+  check_float(a, "a");
+  check_float(b, "b");
   check_same_dtype(a, "a", b, "b");
   check_same_device(a, "a", b, "b");
   MatmulParams p;
