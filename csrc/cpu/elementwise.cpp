@@ -24,7 +24,8 @@ void unary_cpu(const Array& x, Array& y, UnaryOp op, double a, double b) {
   });
 }
 
-void binary_cpu(const Array& a, const Array& b, Array& out, BinaryOp op, double param, const BroadcastLayout& layout) {
+void binary_cpu(const Array& a, const Array& b, Array& out, BinaryOp op, double param, double param2,
+                const BroadcastLayout& layout) {
   const int64_t n = layout.numel;
   if (n == 0) return;
   dispatch_float(a.dtype(), [&](auto zero) {
@@ -32,12 +33,12 @@ void binary_cpu(const Array& a, const Array& b, Array& out, BinaryOp op, double 
     const T* pa = a.data_as<T>();
     const T* pb = b.data_as<T>();
     T* po = out.data_as<T>();
-    const T tp = (T)param;
+    const T tp = (T)param, tp2 = (T)param2;
     dispatch_binary(op, [&](auto op_constant) {
       constexpr BinaryOp OP = decltype(op_constant)::value;
       if (layout.same_shape) {
 #pragma omp parallel for schedule(static) if (n >= kParallelThreshold)
-        for (int64_t i = 0; i < n; ++i) po[i] = apply_binary<OP, T>(pa[i], pb[i], tp);
+        for (int64_t i = 0; i < n; ++i) po[i] = apply_binary<OP, T>(pa[i], pb[i], tp, tp2);
         return;
       }
       // Rows along the last dimension: offsets of a row's start computed once, then a strided inner loop.
@@ -50,7 +51,7 @@ void binary_cpu(const Array& a, const Array& b, Array& out, BinaryOp op, double 
         int64_t oa, ob;
         broadcast_offsets(layout, r * row_len, oa, ob);  // of the row's first element
         T* row_out = po + r * row_len;
-        for (int64_t j = 0; j < row_len; ++j) row_out[j] = apply_binary<OP, T>(pa[oa + j * sa], pb[ob + j * sb], tp);
+        for (int64_t j = 0; j < row_len; ++j) row_out[j] = apply_binary<OP, T>(pa[oa + j * sa], pb[ob + j * sb], tp, tp2);
       }
     });
   });

@@ -14,7 +14,8 @@ from ..autograd import Function
 from ..tensor import FLOATING, Tensor, _device_name, _dtype_name
 
 __all__ = [  # gradcore.functional exports these
-    "abs", "add", "div", "exp", "leaky_relu", "log", "mul", "neg", "pow", "relu", "sigmoid", "sqrt", "sub", "tanh",
+    "abs", "add", "cos", "div", "elu", "exp", "expm1", "gelu", "leaky_relu", "log", "log1p", "mul", "neg", "pow",
+    "relu", "sigmoid", "silu", "sin", "softplus", "sqrt", "sub", "tanh",
 ]
 
 U, B = _core.UnaryOp, _core.BinaryOp
@@ -71,7 +72,7 @@ class Unary(Function):
     def forward(self, x, op, a=0.0, b=0.0):
         self.op, self.a, self.b = op, a, b
         y = _core.unary(x, op, a, b)
-        keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt)
+        keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt, U.expm1)
         if op != U.affine:  # affine's gradient needs neither x nor y: modifying them in place is fine
             self.save_for_backward(y if keep_output else x)
         return y
@@ -100,9 +101,18 @@ class Unary(Function):
         elif op == U.abs:  # sign(x): relu_backward(g, x) - relu_backward(g, -x)
             neg = _core.unary(s, U.affine, -1.0, 0.0)
             gx = _core.binary(_core.binary(g, s, B.relu_backward), _core.binary(g, neg, B.relu_backward), B.sub)
+        elif op in _BACKWARD_OF:  # the ops whose backward is one binary kernel of (g, x or y; a, b)
+            gx = _core.binary(g, s, _BACKWARD_OF[op], a, self.b)
         else:  # pragma: no cover
             raise NotImplementedError(op)
         return gx, None, None, None
+
+
+_BACKWARD_OF = {
+    U.cos: B.cos_backward, U.sin: B.sin_backward, U.log1p: B.log1p_backward, U.expm1: B.expm1_backward,
+    U.softplus: B.softplus_backward, U.gelu: B.gelu_backward, U.gelu_tanh: B.gelu_tanh_backward,
+    U.silu: B.silu_backward, U.elu: B.elu_backward,
+}
 
 
 class RDivScalar(Function):
@@ -298,6 +308,35 @@ def leaky_relu(x, negative_slope=0.01):
     return Unary.apply(x, U.leaky_relu, real(negative_slope, "negative_slope"))
 
 
+cos = _unary(U.cos, "cos")
+sin = _unary(U.sin, "sin")
+log1p = _unary(U.log1p, "log1p")  # log(1 + x), accurate for small x
+expm1 = _unary(U.expm1, "expm1")  # e^x - 1, accurate for small x
+silu = _unary(U.silu, "silu")     # x * sigmoid(x)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (PyTorch's linear region)."""
+    _check_operand(x, "x")
+    beta = real(beta, "beta")
+    if beta == 0:
+        raise ValueError("beta: expected a non-zero number, got 0")
+    return Unary.apply(x, U.softplus, beta, real(threshold, "threshold"))
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x) (Phi the standard normal CDF); approximate="tanh" uses PyTorch's tanh form."""
+    _check_operand(x, "x")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate: expected \"none\" or \"tanh\", got {approximate!r}")
+    return Unary.apply(x, U.gelu if approximate == "none" else U.gelu_tanh)
+
+
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha * (e^x - 1) otherwise."""
+    _check_operand(x, "x")
+    return Unary.apply(x, U.elu, real(alpha, "alpha"))
+
 
 TENSOR_METHODS = {  # attached to Tensor by gradcore.ops
     "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub,
@@ -305,4 +344,5 @@ TENSOR_METHODS = {  # attached to Tensor by gradcore.ops
     "__neg__": neg, "__pow__": pow, "pow": pow, "__abs__": abs, "abs": abs,
     "exp": exp, "log": log, "sqrt": sqrt, "relu": relu, "leaky_relu": leaky_relu,
     "sigmoid": sigmoid, "tanh": tanh, "to": to, "clone": clone,
+    "cos": cos, "sin": sin, "log1p": log1p, "expm1": expm1,
 }
