@@ -51,7 +51,8 @@ void binary_cpu(const Array& a, const Array& b, Array& out, BinaryOp op, double 
         int64_t oa, ob;
         broadcast_offsets(layout, r * row_len, oa, ob);  // of the row's first element
         T* row_out = po + r * row_len;
-        for (int64_t j = 0; j < row_len; ++j) row_out[j] = apply_binary<OP, T>(pa[oa + j * sa], pb[ob + j * sb], tp, tp2);
+        for (int64_t j = 0; j < row_len; ++j)
+          row_out[j] = apply_binary<OP, T>(pa[oa + j * sa], pb[ob + j * sb], tp, tp2);
       }
     });
   });
