@@ -83,15 +83,15 @@ case("tensor-bool-data-is-valid", "assert gc.tensor([True, False]).tolist() == [
 case("tensor-int-data-is-valid", "assert gc.tensor(np.arange(3)).dtype == 'int64'", None)
 for code, err, words in [
         ("gc.from_numpy([1.0, 2.0])", T, ("array", "numpy.ndarray")),
-        ("gc.from_numpy(np.zeros(3, np.int64))", T, ("array", "float32 or float64")),
-        ("gc.from_numpy(np.zeros(3, np.float16))", T, ("array", "float32 or float64")),
+        ("gc.from_numpy(np.zeros(3, np.int16))", T, ("array", "int64 or bool")),
+        ("gc.from_numpy(np.zeros(3, np.float16))", T, ("array", "int64 or bool")),
         ("gc.from_numpy(np.zeros((3, 4))[:, ::2])", V, ("array", "contiguous")),
         ("a = np.zeros(3); a.flags.writeable = False; gc.from_numpy(a)", V, ("array", "writeable")),
         ("gc.from_numpy(np.zeros(3, '>f8'))", T, ("array", "native byte order")),
         ("gc.from_numpy(np.ndarray((4,), np.float64, buffer=bytearray(40), offset=1))", V, ("array", "aligned")),
         ("assert gc.tensor(np.ndarray((4,), np.float64, buffer=bytearray(40), offset=1)).numel == 4", None, ()),
         ("gc.from_dlpack(5)", T, ("x", "__dlpack__")),
-        ("gc.from_dlpack(np.zeros(3, np.int32))", T, ("x", "float32 or float64")),
+        ("gc.from_dlpack(np.zeros(3, np.int32))", T, ("x", "int64 or bool")),
         ("gc.zeros_like(np.zeros(3))", T, ("t", "Tensor")),
         ("gc.ones_like(None)", T, ("t", "Tensor"))]:
     case(f"convert-{slug(code)}", code, err, *words)
