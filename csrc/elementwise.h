@@ -140,6 +140,24 @@ template <BinaryOp OP, typename T> GRADCORE_HD T apply_binary(T x, T y, T a, T b
   return x;
 }
 
+// int64 operands (labels, indices, counts): add, sub and mul only, wrapping on overflow as PyTorch (signed overflow
+// is undefined in C++, so through uint64); the bindings refuse every other op on int64.
+inline bool binary_supports_int64(BinaryOp op) {
+  return op == BinaryOp::add || op == BinaryOp::sub || op == BinaryOp::mul;
+}
+template <BinaryOp OP> GRADCORE_HD int64_t apply_binary_int64(int64_t x, int64_t y) {
+  const uint64_t ux = (uint64_t)x, uy = (uint64_t)y;
+  if constexpr (OP == BinaryOp::add) return (int64_t)(ux + uy);
+  if constexpr (OP == BinaryOp::sub) return (int64_t)(ux - uy);
+  if constexpr (OP == BinaryOp::mul) return (int64_t)(ux * uy);
+  return 0;
+}
+// The element rule the loops call: apply_binary for floats, apply_binary_int64 for int64.
+template <BinaryOp OP, typename T> GRADCORE_HD T binary_element(T x, T y, T a, T b) {
+  if constexpr (std::is_same_v<T, int64_t>) return apply_binary_int64<OP>(x, y);
+  else return apply_binary<OP, T>(x, y, a, b);
+}
+
 // Calls fn(std::integral_constant<UnaryOp, op>{}) so each op compiles to its own loop.
 #define GRADCORE_UNARY_CASE(NAME) case UnaryOp::NAME: return fn(std::integral_constant<UnaryOp, UnaryOp::NAME>{});
 template <typename Fn> void dispatch_unary(UnaryOp op, Fn&& fn) {
@@ -168,6 +186,19 @@ template <typename Fn> void dispatch_binary(BinaryOp op, Fn&& fn) {
   }
 }
 #undef GRADCORE_BINARY_CASE
+
+// Calls fn(T{}, op constant) for a float dtype and any op, or for int64 and add/sub/mul (throws for the rest).
+template <typename Fn> void dispatch_binary_typed(DType t, BinaryOp op, Fn&& fn) {
+  if (t == DType::int64) {
+    switch (op) {
+      case BinaryOp::add: return fn(int64_t{}, std::integral_constant<BinaryOp, BinaryOp::add>{});
+      case BinaryOp::sub: return fn(int64_t{}, std::integral_constant<BinaryOp, BinaryOp::sub>{});
+      case BinaryOp::mul: return fn(int64_t{}, std::integral_constant<BinaryOp, BinaryOp::mul>{});
+      default: throw_not_float(t);
+    }
+  }
+  dispatch_float(t, [&](auto zero) { dispatch_binary(op, [&](auto op_constant) { fn(zero, op_constant); }); });
+}
 
 // y = op(x); y may be x (in place).
 void unary_cpu(const Array& x, Array& y, UnaryOp op, double a, double b);

@@ -467,8 +467,10 @@ for code, err, words in [
         ("F.relu(gc.tensor([True]))", T, ("x: expected a float32 or float64 tensor, got bool",)),
         ("F.conv2d(gc.zeros(1, 1, 3, 3, dtype='int64'), w)", T, ("x: expected a float32 or float64", "int64")),
         ("gc.tensor([1, 2]).mean()", T, ("x: expected a float32 or float64 tensor, got int64",)),
-        ("gc.tensor([1, 2]) + gc.tensor([3, 4])", T, ("a:", "int64", ".float()")),
-        ("gc.tensor([1, 2]) * 2", T, ("a:", "int64", ".float()")),
+        ("gc.tensor([True]) + gc.tensor([False])", T, ("a:", "bool", ".float()")),
+        ("gc.tensor([1, 2]) * 2**64", V, ("b", "int64")),
+        ("-gc.tensor([True])", T, ("x", "got bool")),
+        ("gc.tensor([1, 2]).exp()", T, ("x", "got int64")),
         ("gc.tensor(np.array([2**63], dtype=np.uint64))", V, ("data", "int64")),
         ("gc.from_numpy(np.zeros(2, np.int32))", T, ("array", "int64 or bool")),
         ("gc.from_dlpack(np.zeros(2, np.uint8))", T, ("x", "int64 or bool")),
@@ -505,5 +507,6 @@ for code, err, words in [
         ("nn.Softplus(beta=0.0)", V, ("beta",)),
         ("assert (x / 0).numel == x.numel", None, ()),
         ("assert (gc.tensor([1, 2]) == 1).dtype == 'bool'", None, ()),
-        ("assert gc.tensor([True, False]).sum().item() == 1", None, ())]:
+        ("assert gc.tensor([True, False]).sum().item() == 1", None, ()),
+        ("assert (gc.tensor([1, 2]) * 3 - gc.tensor([True, False])).tolist() == [2, 6]", None, ())]:
     case(f"dtypes-{slug(code)}", code, err, *words)

@@ -25,8 +25,12 @@ Array unary(const Array& x, UnaryOp op, double a, double b, std::optional<Array>
 }
 
 Array binary(const Array& a, const Array& b, BinaryOp op, double param, double param2, std::optional<Array> out) {
-  check_float(a, "a");
-  check_float(b, "b");
+  // int64 operands: add, sub and mul (elementwise.h); every other op, and bool, computes in floating point.
+  const bool int64_op = a.dtype() == DType::int64 && b.dtype() == DType::int64 && binary_supports_int64(op);
+  if (!int64_op) {
+    check_float(a, "a");
+    check_float(b, "b");
+  }
   check_same_dtype(a, "a", b, "b");
   check_same_device(a, "a", b, "b");
   BroadcastLayout layout = broadcast_layout(a.shape(), b.shape());

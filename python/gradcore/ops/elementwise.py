@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from .. import _core
 from .._checks import ANY_DTYPE, real, tensor
 from ..autograd import Function
@@ -191,8 +193,8 @@ def _scalar(x):
 # ---- dtype promotion (PyTorch's rules, for the dtypes gradcore has) ----------------------------------------------
 # int64/bool with a float tensor: the float tensor's dtype. int64/bool with a Python float, or divided (true
 # division) by anything: float32, PyTorch's default float dtype. float32 with float64 stays an error (as before).
-# Arithmetic that would keep an integer result (int64 + int64, int64 * 2) is not implemented: it raises, naming
-# the argument, instead of computing in floating point and rounding large values.
+# int64 (or a bool with an int64) +, -, * int64 or a Python int: int64, exact, wrapping on overflow as PyTorch.
+# bool with bool (PyTorch's logical arithmetic) raises, naming the argument.
 def _cast(t, dtype):
     """t converted to dtype outside the graph (t is int64 or bool, which never requires grad)."""
     return t if t.dtype == dtype else Tensor(t._data.astype(dtype))
@@ -215,7 +217,27 @@ def _promote_pair(a, b, op):
         return _cast(a, dtype), _cast(b, dtype)
     if op == B.div:
         return _cast(a, "float32"), _cast(b, "float32")
+    if "int64" in (a.dtype, b.dtype) and op in _INTEGER_OPS:
+        return _cast(a, "int64"), _cast(b, "int64")
     raise _integer_arithmetic_error("a", a.dtype)
+
+
+_INTEGER_OPS = (B.add, B.sub, B.mul)
+
+
+def _integer_with_number(a, b):
+    """Whether a (a Tensor of any dtype) with the Python number b keeps an integer result: int64/bool with an int."""
+    tensor(a, "a", alternative="a Python number", dtypes=ANY_DTYPE)
+    return a.dtype not in FLOATING and isinstance(b, numbers.Integral)
+
+
+def _integer_scalar_op(a, b, op, reverse=False):
+    """a (int64 or bool) op b (a Python int), or b op a when reverse, in int64."""
+    if not -2**63 <= b < 2**63:
+        raise ValueError(f"b: {b} does not fit int64")
+    a = _cast(a, "int64")
+    number = Tensor(_core.from_numpy(np.array(int(b), dtype=np.int64)).to(a.device))
+    return Binary.apply(number, a, op) if reverse else Binary.apply(a, number, op)
 
 
 def _promote_with_scalar(a, b, true_division=False):
@@ -235,12 +257,16 @@ def _binary(a, b, op):
 
 def add(a, b):
     if _scalar(b):
+        if _integer_with_number(a, b):
+            return _integer_scalar_op(a, b, B.add)
         return Unary.apply(_promote_with_scalar(a, b), U.affine, 1.0, float(b))
     return _binary(a, b, B.add)
 
 
 def sub(a, b):
     if _scalar(b):
+        if _integer_with_number(a, b):
+            return _integer_scalar_op(a, b, B.sub)
         return Unary.apply(_promote_with_scalar(a, b), U.affine, 1.0, -float(b))
     return _binary(a, b, B.sub)
 
@@ -249,11 +275,15 @@ def rsub(a, b):
     """b - a for a number b."""
     if not _scalar(b):
         raise TypeError(f"b: expected a number, got {type(b).__name__}")
+    if _integer_with_number(a, b):
+        return _integer_scalar_op(a, b, B.sub, reverse=True)
     return Unary.apply(_promote_with_scalar(a, b), U.affine, -1.0, float(b))
 
 
 def mul(a, b):
     if _scalar(b):
+        if _integer_with_number(a, b):
+            return _integer_scalar_op(a, b, B.mul)
         return Unary.apply(_promote_with_scalar(a, b), U.affine, float(b), 0.0)
     return _binary(a, b, B.mul)
 
@@ -274,6 +304,8 @@ def rdiv(a, b):
 
 
 def neg(x):
+    if isinstance(x, Tensor) and x.dtype == "int64":
+        return _integer_scalar_op(x, 0, B.sub, reverse=True)
     _check_operand(x, "x")
     return Unary.apply(x, U.affine, -1.0, 0.0)
 
