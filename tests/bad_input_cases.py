@@ -456,3 +456,57 @@ for code, err, words in [
         ("gc.train.fit([], model=model, loss_fn=F.mse_loss, optimizer='adam')", T, ("optimizer",)),
         ("gc.train.evaluate([], model=model, loss_fn=None)", V, ("loss_fn",))]:
     case(f"misc-{slug(code)}", code, err, *words)
+# ---- classification (#13): softmax, pooling, regression losses, dropout, cross_entropy ---------------------------
+for fn in ("softmax", "log_softmax"):
+    for code, err, words in [(f"F.{fn}(m, 2)", V, ("dim", "out of range")), (f"F.{fn}(m, -3)", V, ("dim",)),
+                             (f"F.{fn}(m, 1.0)", T, ("dim", "expected an int")), (f"F.{fn}(m)", T, ("dim",)),
+                             (f"F.{fn}(m, 'a')", T, ("dim",)), (f"F.{fn}(None, 1)", T, ("input",)),
+                             (f"F.{fn}(m, 1, dtype='int32')", T, ("dtype",))]:
+        case(f"{fn}-{slug(code)}", code, err, *words)
+for fn in ("max_pool2d", "avg_pool2d"):
+    for value, err in PAIR_BAD:
+        case(f"{fn}-kernel_size-{value_id(value)}", f"F.{fn}(x, {value})", err, "kernel_size")
+        if value != "None":  # stride=None means the kernel size
+            case(f"{fn}-stride-{value_id(value)}", f"F.{fn}(x, 2, {value})", err, "stride")
+    for value, err in PADDING_BAD:
+        if value != "'full'":
+            case(f"{fn}-padding-{value_id(value)}", f"F.{fn}(x, 3, 1, {value})", err, "padding")
+    for code, err, words in [(f"F.{fn}(x, 3, 1, 2)", V, ("padding", "half the kernel")),
+                             (f"F.{fn}(x, 7)", V, ("too small",)), (f"F.{fn}(m, 2)", V, ("input", "4-d")),
+                             (f"F.{fn}(gc.zeros(1, 0, 4, 4), 2)", V, ("input", "non-zero")),
+                             (f"F.{fn}('x', 2)", T, ("input",)), (f"F.{fn}(x, 2, ceil_mode=True)", None, ())]:
+        case(f"{fn}-{slug(code)}", code, err, *words)
+for value, err in PAIR_BAD[:6] + [("'2'", T), ("None", T)]:
+    case(f"max_pool2d-dilation-{value_id(value)}", f"F.max_pool2d(x, 2, dilation={value})", err, "dilation")
+for value, err in [("0", V), ("-1", V), ("1.5", T), ("'2'", T), ("2**63", V)]:
+    case(f"avg_pool2d-divisor_override-{value_id(value)}", f"F.avg_pool2d(x, 2, divisor_override={value})", err,
+         "divisor_override")
+for value, err in [("0", V), ("(2, 0)", V), ("-1", V), ("'big'", T), ("1.5", T), ("(2,)", T), ("(None, 1.5)", T)]:
+    case(f"adaptive_avg_pool2d-output_size-{value_id(value)}", f"F.adaptive_avg_pool2d(x, {value})", err,
+         "output_size")
+case("adaptive_avg_pool2d-none-keeps-input-size", "assert F.adaptive_avg_pool2d(x, (None, 2)).shape == (2, 3, 6, 2)",
+     None)
+for fn, param in (("l1_loss", None), ("smooth_l1_loss", "beta"), ("huber_loss", "delta")):
+    for code, err, words in [(f"F.{fn}(p, v)", V, ("target", "shape")), (f"F.{fn}(p, t, reduction='avg')", V,
+                                                                          ("reduction",)),
+                             (f"F.{fn}(p, t.double())", T, ("target", "dtype")), (f"F.{fn}(None, t)", T, ("input",))]:
+        case(f"{fn}-{slug(code)}", code, err, *words)
+    if param:
+        for value in REAL_BAD:
+            case(f"{fn}-{param}-{value_id(value[0])}", f"F.{fn}(p, t, {param}={value[0]})", value[1], param)
+case("huber_loss-delta-zero", "F.huber_loss(p, t, delta=0.0)", V, "delta")
+for fn in ("dropout", "dropout2d"):
+    for value, err in [("-0.1", V), ("1.5", V), ("float('nan')", V), ("'0.5'", T), ("None", T), ("[0.5]", T)]:
+        case(f"{fn}-p-{value_id(value)}", f"F.{fn}(x, {value})", err, "p")
+    case(f"{fn}-generator-str", f"F.{fn}(x, 0.5, generator='g')", T, "generator")
+    case(f"{fn}-input-None", f"F.{fn}(None)", T, "input")
+case("dropout2d-2d-input", "F.dropout2d(m, 0.5)", V, "input", "3-d")
+case("dropout-p-one-gives-zeros", "assert F.dropout(x, 1.0).numpy().max() == 0.0", None)
+for code, err, words in [("nn.Dropout(2.0)", V, ("p",)), ("nn.MaxPool2d(0)", V, ("kernel_size",)),
+                         ("nn.AvgPool2d('a')", T, ("kernel_size",)), ("nn.CrossEntropyLoss(reduction='avg')", V,
+                                                                        ("reduction",)),
+                         ("nn.CrossEntropyLoss(label_smoothing=2.0)", V, ("label_smoothing",)),
+                         ("nn.CrossEntropyLoss(weight=[1.0])", T, ("weight",)),
+                         ("nn.NLLLoss(ignore_index=1.5)", T, ("ignore_index",)),
+                         ("nn.HuberLoss(delta=-1.0)", V, ("delta",)), ("nn.Softmax(dim=5)(m)", V, ("dim",))]:
+    case(f"classify-modules-{slug(code)}", code, err, *words)
