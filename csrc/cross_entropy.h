@@ -35,7 +35,7 @@ struct CrossEntropyParams {
   bool probability_target = false;
   int64_t ignore_index = -100;                  // class-index targets only
   double label_smoothing = 0.0;
-  int64_t positions() const { return batch * spatial; }
+  GRADCORE_HD int64_t positions() const { return batch * spatial; }
 };
 
 // Pointers the kernels use; null where absent.

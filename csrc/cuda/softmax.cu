@@ -4,7 +4,7 @@
 //   Strided rows (inner > 1): one thread per row, walking the D dimension in order; neighbouring threads own
 //   neighbouring rows, so every step's loads coalesce.
 // No atomics, no shared memory; every output element is written by the one warp or thread that owns its row.
-#include <limits>
+#include <cmath>
 #include "cuda/launch.cuh"
 #include "softmax.h"
 
@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(kThreads) softmax_forward_rows_kernel(const T*
   for (int64_t r = first; r < rows; r += (int64_t)gridDim.x * kWarpsPerBlock) {  // the same count for all lanes
     const T* xr = x + r * D;
     T* yr = y + r * D;
-    T m = -std::numeric_limits<T>::infinity();
+    T m = T(-INFINITY);
     for (int64_t j = lane; j < D; j += 32) m = nan_max(m, xr[j]);
     m = warp_max(m);
     double s = 0.0;
@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(kThreads) softmax_forward_strided_kernel(const
     const int64_t o = r / p.inner, i = r - o * p.inner;
     const T* xr = x + o * p.dim * p.inner + i;
     T* yr = y + o * p.dim * p.inner + i;
-    T m = -std::numeric_limits<T>::infinity();
+    T m = T(-INFINITY);
     for (int64_t j = 0; j < p.dim; ++j) m = nan_max(m, xr[j * p.inner]);
     double s = 0.0;
     for (int64_t j = 0; j < p.dim; ++j) s += (double)softmax_exp<T>(xr[j * p.inner] - m);
