@@ -22,21 +22,41 @@ template <typename T> inline double lanes_sum(const double* lane) {
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
-template <typename T> void forward_row(const T* x, T* y, int64_t D, bool log) {
-  T m = -std::numeric_limits<T>::infinity();
-  for (int64_t j = 0; j < D; ++j) m = nan_max(m, x[j]);
+// max over a contiguous row in eight lanes (independent chains the compiler vectorises), NaN-propagating.
+template <typename T> inline T row_max(const T* x, int64_t D) {
+  T m8[8];
+  for (int l = 0; l < 8; ++l) m8[l] = -std::numeric_limits<T>::infinity();
+  int64_t j = 0;
+  for (; j + 8 <= D; j += 8)
+    for (int l = 0; l < 8; ++l) m8[l] = nan_max(m8[l], x[j + l]);
+  for (; j < D; ++j) m8[0] = nan_max(m8[0], x[j]);
+  T m = m8[0];
+  for (int l = 1; l < 8; ++l) m = nan_max(m, m8[l]);
+  return m;
+}
+
+// sum of a contiguous row in eight interleaved double lanes, combined in a fixed order.
+template <typename T> inline double row_sum(const T* v, int64_t D) {
   double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t j = 0;
   for (; j + 8 <= D; j += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += (double)softmax_exp<T>(x[j + l] - m);
-  for (; j < D; ++j) lane[0] += (double)softmax_exp<T>(x[j] - m);
-  const double s = lanes_sum<T>(lane);
+    for (int l = 0; l < 8; ++l) lane[l] += (double)v[j + l];
+  for (; j < D; ++j) lane[0] += (double)v[j];
+  return lanes_sum<T>(lane);
+}
+
+// Three simple loops per row, each of which vectorises: softmax writes e^(x - m) into y, sums y, then scales it;
+// log_softmax sums the exponentials through y as scratch, then writes (x - m) - log s.
+template <typename T> void forward_row(const T* x, T* y, int64_t D, bool log) {
+  const T m = row_max(x, D);
+  for (int64_t j = 0; j < D; ++j) y[j] = softmax_exp<T>(x[j] - m);
+  const double s = row_sum(y, D);
   if (log) {
     const T shift = (T)std::log(s);
     for (int64_t k = 0; k < D; ++k) y[k] = (x[k] - m) - shift;
   } else {
     const T inv = (T)(1.0 / s);
-    for (int64_t k = 0; k < D; ++k) y[k] = softmax_exp<T>(x[k] - m) * inv;
+    for (int64_t k = 0; k < D; ++k) y[k] *= inv;
   }
 }
 
