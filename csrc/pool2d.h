@@ -12,10 +12,11 @@
 //       window's size clipped to the padded input (count_include_pad) or to the input (not count_include_pad).
 // adaptive avg: window oh covers rows [floor(oh H / OH), ceil((oh + 1) H / OH)) (columns alike); y = its mean.
 //
-// Backward, gather-style: each input cell sums, in (oh, ow) order, the gradients of the windows that hold it:
+// Backward: each input cell sums, from zero and in (oh, ow) order, the gradients of the windows that hold it:
 //   max: dx[h, w] = sum over windows whose saved index is h*W + w of dy;   avg: dx = sum of dy / divisor.
-// Every input cell is written by the one thread that owns it: no atomics, the same bits for any thread count and on
-// either device (which sum the same terms in the same order).
+// CUDA gathers them (one thread per input cell, pool_backward_cell); the CPU scatters each plane's dy in output order
+// from one thread. Both add the same terms in the same order: no atomics, the same bits on either device and for any
+// thread count.
 #pragma once
 #include <cstdint>
 #include "array.h"
