@@ -13,17 +13,18 @@ __all__ = ["adaptive_avg_pool2d", "avg_pool2d", "max_pool2d"]  # gradcore.functi
 
 
 class MaxPool2d(Function):
-    """y = max over each window; backward routes dy to the saved argmax of its window (csrc/pool2d.h)."""
+    """y = max over each window; backward routes dy to the saved argmax of its window (csrc/pool2d.h). With
+    return_indices the argmax (int64, not differentiable) is a second output."""
 
-    def forward(self, x, params):
+    def forward(self, x, params, return_indices):
         self.params, self.x_shape = params, list(x.shape)
         y, indices = _core.max_pool2d_forward(x, *params)
         self.save_for_backward(indices)
-        return y
+        return (y, indices) if return_indices else y
 
-    def backward(self, g):
+    def backward(self, g, *unused):  # unused: the (zero) gradient of the indices output
         (indices,) = self.saved
-        return _core.max_pool2d_backward(g, indices, self.x_shape, *self.params), None
+        return _core.max_pool2d_backward(g, indices, self.x_shape, *self.params), None, None
 
 
 class AvgPool2d(Function):
@@ -75,8 +76,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
               bool(ceil_mode))
     if return_indices:
         raise NotImplementedError("max_pool2d: return_indices=True needs the int64 dtype, which is not merged yet")
-    y = MaxPool2d.apply(x, params)
-    return _unbatched(y, unbatched)
+    out = MaxPool2d.apply(x, params, bool(return_indices))
+    if return_indices:
+        return _unbatched(out[0], unbatched), _unbatched(out[1], unbatched)
+    return _unbatched(out, unbatched)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
