@@ -170,18 +170,18 @@ struct CrossEntropyArrays {
   const Array* weight;             // (C)
 };
 
-// Forward: loss, lse and (class indices) position_weight, each (N, S). Returns the first position (n * S + s) whose
-// class index is neither in [0, C) nor ignore_index, or -1 when every target is valid (the binding raises
-// ValueError naming it); the outputs are then unspecified.
-int64_t cross_entropy_forward_cpu(const CrossEntropyArrays& in, Array& loss, Array& lse, Array* position_weight,
-                                  const CrossEntropyParams& p);
+// Forward: loss, lse and (class indices) position_weight, each (N, S). bad_position: the first position (n * S + s)
+// whose class index is neither in [0, C) nor ignore_index, or -1 when every target is valid (the binding raises
+// ValueError naming it; the outputs are then unspecified).
+void cross_entropy_forward_cpu(const CrossEntropyArrays& in, Array& loss, Array& lse, Array* position_weight,
+                               int64_t& bad_position, const CrossEntropyParams& p);
 // Backward: dx (N, C, S) and, for probability targets, dtarget (or null), from the forward's lse and grad: (N, S), or
 // one value (sum and mean reductions, already divided by the normaliser).
 void cross_entropy_backward_cpu(const CrossEntropyArrays& in, const Array& lse, const Array& grad, Array& dx,
                                 Array* dtarget, const CrossEntropyParams& p);
 #ifdef GRADCORE_WITH_CUDA
-int64_t cross_entropy_forward_cuda(const CrossEntropyArrays& in, Array& loss, Array& lse, Array* position_weight,
-                                   const CrossEntropyParams& p);
+void cross_entropy_forward_cuda(const CrossEntropyArrays& in, Array& loss, Array& lse, Array* position_weight,
+                                int64_t& bad_position, const CrossEntropyParams& p);
 void cross_entropy_backward_cuda(const CrossEntropyArrays& in, const Array& lse, const Array& grad, Array& dx,
                                  Array* dtarget, const CrossEntropyParams& p);
 #endif

@@ -510,3 +510,33 @@ for code, err, words in [("nn.Dropout(2.0)", V, ("p",)), ("nn.MaxPool2d(0)", V, 
                          ("nn.NLLLoss(ignore_index=1.5)", T, ("ignore_index",)),
                          ("nn.HuberLoss(delta=-1.0)", V, ("delta",)), ("nn.Softmax(dim=5)(m)", V, ("dim",))]:
     case(f"classify-modules-{slug(code)}", code, err, *words)
+labels = "gc.tensor([0, 2], dtype='int64')"
+for code, err, words in [
+        (f"F.cross_entropy(m, {labels}, reduction='avg')", V, ("reduction",)),
+        (f"F.cross_entropy(m, {labels}, label_smoothing=-0.1)", V, ("label_smoothing",)),
+        (f"F.cross_entropy(m, {labels}, label_smoothing='a')", T, ("label_smoothing",)),
+        (f"F.cross_entropy(m, {labels}, ignore_index=0.5)", T, ("ignore_index",)),
+        (f"F.cross_entropy(m, {labels}, gc.ones(2))", V, ("weight", "one weight per class")),
+        (f"F.cross_entropy(m, {labels}, gc.ones(3, dtype='float64'))", T, ("weight",)),
+        (f"F.cross_entropy(m, {labels}, [1.0, 1.0, 1.0])", T, ("weight",)),
+        ("F.cross_entropy(m, gc.tensor([0, 3], dtype='int64'))", V, ("target", "class index 3", "(1,)")),
+        ("F.cross_entropy(m, gc.tensor([-1, 0], dtype='int64'))", V, ("target", "class index -1")),
+        ("F.cross_entropy(m, gc.tensor([0, 1, 2], dtype='int64'))", V, ("target", "class indices", "(2,)")),
+        ("F.cross_entropy(m, gc.zeros(2))", V, ("target", "int64")),
+        ("F.cross_entropy(m, [0, 1])", T, ("target",)), (f"F.cross_entropy(None, {labels})", T, ("input",)),
+        ("F.cross_entropy(m, gc.zeros(2, 3), ignore_index=0)", V, ("ignore_index",)),
+        ("F.cross_entropy(m, gc.zeros(2, 3, dtype='float64'))", T, ("target", "dtype float32")),
+        ("F.cross_entropy(gc.tensor(1.0), gc.tensor(0, dtype='int64'))", V, ("input", "0-d")),
+        (f"F.cross_entropy(m, {labels}, gc.ones(3, requires_grad=True))", V, ("weight", "require grad")),
+        ("assert math.isnan(F.cross_entropy(m, gc.tensor([-100, -100], dtype='int64')).item())", None, ()),
+        ("F.nll_loss(m, gc.zeros(2, 3))", T, ("target", "int64")),
+        (f"F.nll_loss(m, {labels}, reduction='mean ')", V, ("reduction",)),
+        ("F.nll_loss(m, gc.tensor([5, 0], dtype='int64'))", V, ("class index 5",)),
+        ("F.max_pool2d(x, 2, return_indices=True)[1].dtype == 'int64' or 1/0", None, ())]:
+    case(f"cross_entropy-{slug(code)}", code, err, *words)
+for code in ("F.softmax(gc.tensor([1, 2]), 0)", "F.log_softmax(gc.tensor([[1, 2]]), 1)",
+             "F.max_pool2d(gc.zeros(1, 1, 4, 4, dtype='int64'), 2)", "F.avg_pool2d(gc.zeros(1, 1, 4, 4, dtype='bool'), 2)",
+             "F.adaptive_avg_pool2d(gc.zeros(1, 1, 4, 4, dtype='int64'), 2)", "F.dropout(gc.tensor([1, 2]))",
+             "F.l1_loss(gc.tensor([1, 2]), gc.tensor([1, 2]))", "F.cross_entropy(gc.tensor([[1, 2]]), gc.tensor([0]))",
+             "F.cross_entropy(m, gc.zeros(2, dtype='bool'))"):
+    case(f"classify-int-input-{slug(code)}", code, T, "expected a")

@@ -278,3 +278,37 @@ def test_matches_torch_on_random_configurations():
         assert np.array_equal(got, want)
         want = torch.nn.functional.avg_pool2d(torch.tensor(x_np), k, s, p, ceil, bool(d[0] == 1)).numpy()
         assert_close(F.avg_pool2d(gradcore.tensor(x_np), k, s, p, ceil, bool(d[0] == 1)), want, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", MAX_CASES, ids=_id)
+def test_return_indices_are_int64_flat_plane_indices_like_pytorch(case, device):
+    shape, k, s, p, d, ceil = case
+    x = _x(shape, "float64", device, 5)
+    y, indices = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    expected_y, expected_indices = ref.max_pool2d(x.numpy(), k, s, p, d, ceil)
+    assert indices.dtype == "int64" and indices.shape == y.shape and not indices.requires_grad
+    assert np.array_equal(indices.numpy(), expected_indices)
+    assert np.array_equal(y.numpy(), expected_y)
+
+
+def test_return_indices_with_gradients_and_unbatched_input():
+    x = _x((2, 6, 6), "float64", "cpu", 6, requires_grad=True)
+    y, indices = F.max_pool2d(x, 2, return_indices=True)
+    assert y.shape == (2, 3, 3) and indices.shape == (2, 3, 3)
+    y.sum().backward()
+    grad = x.grad.numpy().reshape(2, -1)
+    for c in range(2):
+        assert np.array_equal(np.flatnonzero(grad[c]), np.sort(indices.numpy()[c].ravel()))
+    y2, i2 = nn.MaxPool2d(2, return_indices=True)(x)
+    assert np.array_equal(i2.numpy(), indices.numpy())
+    ties = gradcore.ones(1, 1, 4, 4)
+    assert F.max_pool2d(ties, 2, return_indices=True)[1].numpy().ravel().tolist() == [0, 2, 8, 10]
+
+
+@pytest.mark.cuda
+def test_return_indices_match_on_cuda_and_cpu():
+    x_np = np.round(np.random.default_rng(8).standard_normal((2, 3, 9, 11)))  # many ties
+    got = [F.max_pool2d(gradcore.tensor(x_np, device=dev), 3, 2, 1, 1, True, return_indices=True)[1].numpy()
+           for dev in ("cpu", "cuda")]
+    assert np.array_equal(got[0], got[1])

@@ -83,14 +83,18 @@ Pool2dParams adaptive_params(const Shape& shape, Pair output_size) {
 
 Shape output_shape(const Shape& in, const Pool2dParams& p) { return {in[0], in[1], p.out_h, p.out_w}; }
 
-// The saved argmax indices. Held as 8-byte cells of an Array; int64 when that dtype exists.
-Array index_array(const Shape& shape, Device device) { return Array::empty(shape, DType::float64, device); }
-const int64_t* index_data(const Array& a) { return static_cast<const int64_t*>(a.data()); }
+// The argmax indices: int64, flat h*W + w in each plane.
+Array index_array(const Shape& shape, Device device) { return Array::empty(shape, DType::int64, device); }
+const int64_t* index_data(const Array& a) { return a.data_as<int64_t>(); }
 
-void check_grad_output(const Array& dy, const Shape& expected) { check_shape(dy, "grad_output", expected); }
+void check_grad_output(const Array& dy, const Shape& expected) {
+  check_float(dy, "grad_output");
+  check_shape(dy, "grad_output", expected);
+}
 
 std::pair<Array, Array> max_forward(const Array& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
                                     bool ceil_mode) {
+  check_float(x, "input");
   const Pool2dParams p = window_params(x.shape(), PoolKind::max, "max_pool2d", kernel, stride, padding, dilation,
                                        ceil_mode);
   Array y = Array::empty(output_shape(x.shape(), p), x.dtype(), x.device());  // every cell written
@@ -104,7 +108,11 @@ Array max_backward(const Array& grad_output, const Array& indices, const Shape& 
   const Pool2dParams p = window_params(input_shape, PoolKind::max, "max_pool2d", kernel, stride, padding, dilation,
                                        ceil_mode);
   check_grad_output(grad_output, output_shape(input_shape, p));
+  check_float(grad_output, "grad_output");
   check_shape(indices, "indices", grad_output.shape());
+  if (indices.dtype() != DType::int64)
+    throw ArgTypeError("indices: expected int64 (as max_pool2d_forward returns them), got " +
+                       dtype_name(indices.dtype()));
   check_same_device(grad_output, "grad_output", indices, "indices");
   Array dx = Array::empty(input_shape, grad_output.dtype(), grad_output.device());  // every cell written
   GRADCORE_ON_DEVICE(grad_output, pool2d_backward, grad_output, index_data(indices), dx, p);
@@ -121,6 +129,7 @@ Pool2dParams avg_params(const Shape& shape, Pair kernel, Pair stride, Pair paddi
 
 Array avg_forward(const Array& x, Pair kernel, Pair stride, Pair padding, bool ceil_mode, bool count_include_pad,
                   int64_t divisor_override) {
+  check_float(x, "input");
   const Pool2dParams p = avg_params(x.shape(), kernel, stride, padding, ceil_mode, count_include_pad, divisor_override);
   Array y = Array::empty(output_shape(x.shape(), p), x.dtype(), x.device());  // every cell written
   GRADCORE_ON_DEVICE(x, pool2d_forward, x, y, nullptr, p);
@@ -138,6 +147,7 @@ Array avg_backward(const Array& grad_output, const Shape& input_shape, Pair kern
 }
 
 Array adaptive_forward(const Array& x, Pair output_size) {
+  check_float(x, "input");
   const Pool2dParams p = adaptive_params(x.shape(), output_size);
   Array y = Array::empty(output_shape(x.shape(), p), x.dtype(), x.device());  // every cell written
   GRADCORE_ON_DEVICE(x, pool2d_forward, x, y, nullptr, p);

@@ -10,6 +10,7 @@ namespace gradcore {
 namespace {
 
 void check_pair(const Array& x, const Array& t) {
+  check_float(x, "input");
   check_shape(t, "target", x.shape());
   check_same_dtype(x, "input", t, "target");
   check_same_device(x, "input", t, "target");

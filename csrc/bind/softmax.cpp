@@ -26,6 +26,7 @@ SoftmaxParams params_of(const Array& x, int64_t dim, bool log) {
 }
 
 Array forward(const Array& x, int64_t dim, bool log) {
+  check_float(x, "input");
   const SoftmaxParams p = params_of(x, dim, log);
   Array y = Array::empty(x.shape(), x.dtype(), x.device());  // every row written whole
   GRADCORE_ON_DEVICE(x, softmax_forward, x, y, p);
@@ -33,6 +34,7 @@ Array forward(const Array& x, int64_t dim, bool log) {
 }
 
 Array backward(const Array& y, const Array& grad_output, int64_t dim, bool log) {
+  check_float(y, "y");
   check_shape(grad_output, "grad_output", y.shape());
   check_same_dtype(y, "y", grad_output, "grad_output");
   check_same_device(y, "y", grad_output, "grad_output");

@@ -22,8 +22,8 @@ template <typename T> CrossEntropyData<T> data_of(const CrossEntropyArrays& in) 
 
 }  // namespace
 
-int64_t cross_entropy_forward_cpu(const CrossEntropyArrays& in, Array& loss, Array& lse, Array* position_weight,
-                                  const CrossEntropyParams& p) {
+void cross_entropy_forward_cpu(const CrossEntropyArrays& in, Array& loss, Array& lse, Array* position_weight,
+                               int64_t& bad_position, const CrossEntropyParams& p) {
   const int64_t positions = p.positions();
   int64_t bad = INT64_MAX;
   dispatch_float(in.x->dtype(), [&](auto zero) {
@@ -36,7 +36,7 @@ int64_t cross_entropy_forward_cpu(const CrossEntropyArrays& in, Array& loss, Arr
     for (int64_t pos = 0; pos < positions; ++pos)
       if (!cross_entropy_forward_position<T>(d, p, pos, 0, 1, SingleLane{})) bad = std::min(bad, pos);
   });
-  return bad == INT64_MAX ? -1 : bad;
+  bad_position = bad == INT64_MAX ? -1 : bad;
 }
 
 void cross_entropy_backward_cpu(const CrossEntropyArrays& in, const Array& lse, const Array& grad, Array& dx,

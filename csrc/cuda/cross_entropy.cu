@@ -95,10 +95,11 @@ void launch(const char* warp_name, void (*warp)(CrossEntropyData<T>, CrossEntrop
 
 }  // namespace
 
-int64_t cross_entropy_forward_cuda(const CrossEntropyArrays& in, Array& loss, Array& lse, Array* position_weight,
-                                   const CrossEntropyParams& p) {
+void cross_entropy_forward_cuda(const CrossEntropyArrays& in, Array& loss, Array& lse, Array* position_weight,
+                                int64_t& bad_position, const CrossEntropyParams& p) {
   const int64_t positions = p.positions();
-  if (positions == 0) return -1;
+  bad_position = -1;
+  if (positions == 0) return;
   cudaStream_t stream = cuda::stream_of(*in.x);
   // One 8-byte cell, zero: no invalid class index seen yet (see record_bad).
   Array bad = Array::zeros({1}, DType::float64, in.x->device());
@@ -112,12 +113,12 @@ int64_t cross_entropy_forward_cuda(const CrossEntropyArrays& in, Array& loss, Ar
     launch<T>("cross_entropy_forward_warp_kernel", cross_entropy_forward_warp_kernel<T>,
               "cross_entropy_forward_thread_kernel", cross_entropy_forward_thread_kernel<T>, d, p, stream);
   });
-  if (p.probability_target) return -1;
+  if (p.probability_target) return;
   // Class indices are checked on the device as they are read; copying the 8-byte verdict back waits for the kernel
   // (one small synchronisation per call) and turns a bad label into a ValueError instead of a device assert.
   const Array verdict = bad.to(Device{});
   const int64_t encoded = *static_cast<const int64_t*>(verdict.data());
-  return encoded == 0 ? -1 : positions - encoded;
+  bad_position = encoded == 0 ? -1 : positions - encoded;
 }
 
 void cross_entropy_backward_cuda(const CrossEntropyArrays& in, const Array& lse, const Array& grad, Array& dx,

@@ -62,7 +62,8 @@ class _ClassLoss(Function):
 
 def _check(name, input, target, weight, ignore_index, reduction):
     tensor(input, "input")
-    tensor(target, "target")
+    # class indices (int64), or (cross_entropy) class probabilities of input's float dtype
+    tensor(target, "target", dtypes=("int64",) if name == "nll_loss" else ("int64", "float32", "float64"))
     tensor(weight, "weight", optional=True)
     if weight is not None and weight.requires_grad:
         raise ValueError(f"{name}: weight must not require grad (its derivative is not provided, as in PyTorch)")
@@ -81,8 +82,6 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     """
     ignore_index = _check("cross_entropy", input, target, weight, ignore_index, reduction)
     label_smoothing = real(label_smoothing, "label_smoothing", minimum=0.0, maximum=1.0)
-    if target.requires_grad and not target.dtype.startswith("float"):
-        raise ValueError("target: class indices cannot require grad")
     return _ClassLoss.apply(input, target, weight, ignore_index, label_smoothing, False, reduction)
 
 

@@ -74,8 +74,6 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     kernel = int_pair(kernel_size, "kernel_size", 1)
     params = (kernel, _stride(stride, kernel), int_pair(padding, "padding", 0), int_pair(dilation, "dilation", 1),
               bool(ceil_mode))
-    if return_indices:
-        raise NotImplementedError("max_pool2d: return_indices=True needs the int64 dtype, which is not merged yet")
     out = MaxPool2d.apply(x, params, bool(return_indices))
     if return_indices:
         return _unbatched(out[0], unbatched), _unbatched(out[1], unbatched)
