@@ -27,6 +27,7 @@ long = int64  # PyTorch's alias
 from .random import Generator, manual_seed, rand, randn  # noqa: F401
 from .gradcheck import GradcheckError, gradcheck  # noqa: F401
 from . import functional  # noqa: F401
+from .functional import matmul  # noqa: F401
 from . import nn  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
 from . import data, diagnostics, train  # noqa: F401
