@@ -548,3 +548,88 @@ for code, err, words in [
         ("assert gc.tensor([True, False]).sum().item() == 1", None, ()),
         ("assert (gc.tensor([1, 2]) * 3 - gc.tensor([True, False])).tolist() == [2, 6]", None, ())]:
     case(f"dtypes-{slug(code)}", code, err, *words)
+
+# ---- classification (#13): softmax, pooling, regression losses, dropout, cross_entropy ---------------------------
+for fn in ("softmax", "log_softmax"):
+    for code, err, words in [(f"F.{fn}(m, 2)", V, ("dim", "out of range")), (f"F.{fn}(m, -3)", V, ("dim",)),
+                             (f"F.{fn}(m, 1.0)", T, ("dim", "expected an int")), (f"F.{fn}(m)", T, ("dim",)),
+                             (f"F.{fn}(m, 'a')", T, ("dim",)), (f"F.{fn}(None, 1)", T, ("input",)),
+                             (f"F.{fn}(m, 1, dtype='int32')", T, ("dtype",))]:
+        case(f"{fn}-{slug(code)}", code, err, *words)
+for fn in ("max_pool2d", "avg_pool2d"):
+    for value, err in PAIR_BAD:
+        case(f"{fn}-kernel_size-{value_id(value)}", f"F.{fn}(x, {value})", err, "kernel_size")
+        if value != "None":  # stride=None means the kernel size
+            case(f"{fn}-stride-{value_id(value)}", f"F.{fn}(x, 2, {value})", err, "stride")
+    for value, err in PADDING_BAD:
+        if value != "'full'":
+            case(f"{fn}-padding-{value_id(value)}", f"F.{fn}(x, 3, 1, {value})", err, "padding")
+    for code, err, words in [(f"F.{fn}(x, 3, 1, 2)", V, ("padding", "half the kernel")),
+                             (f"F.{fn}(x, 7)", V, ("too small",)), (f"F.{fn}(m, 2)", V, ("input", "4-d")),
+                             (f"F.{fn}(gc.zeros(1, 0, 4, 4), 2)", V, ("input", "non-zero")),
+                             (f"F.{fn}('x', 2)", T, ("input",)), (f"F.{fn}(x, 2, ceil_mode=True)", None, ())]:
+        case(f"{fn}-{slug(code)}", code, err, *words)
+for value, err in PAIR_BAD[:6] + [("'2'", T), ("None", T)]:
+    case(f"max_pool2d-dilation-{value_id(value)}", f"F.max_pool2d(x, 2, dilation={value})", err, "dilation")
+for value, err in [("0", V), ("-1", V), ("1.5", T), ("'2'", T), ("2**63", V)]:
+    case(f"avg_pool2d-divisor_override-{value_id(value)}", f"F.avg_pool2d(x, 2, divisor_override={value})", err,
+         "divisor_override")
+for value, err in [("0", V), ("(2, 0)", V), ("-1", V), ("'big'", T), ("1.5", T), ("(2,)", T), ("(None, 1.5)", T)]:
+    case(f"adaptive_avg_pool2d-output_size-{value_id(value)}", f"F.adaptive_avg_pool2d(x, {value})", err,
+         "output_size")
+case("adaptive_avg_pool2d-none-keeps-input-size", "assert F.adaptive_avg_pool2d(x, (None, 2)).shape == (2, 3, 6, 2)",
+     None)
+for fn, param in (("l1_loss", None), ("smooth_l1_loss", "beta"), ("huber_loss", "delta")):
+    for code, err, words in [(f"F.{fn}(p, v)", V, ("target", "shape")), (f"F.{fn}(p, t, reduction='avg')", V,
+                                                                          ("reduction",)),
+                             (f"F.{fn}(p, t.double())", T, ("target", "dtype")), (f"F.{fn}(None, t)", T, ("input",))]:
+        case(f"{fn}-{slug(code)}", code, err, *words)
+    if param:
+        for value in REAL_BAD:
+            case(f"{fn}-{param}-{value_id(value[0])}", f"F.{fn}(p, t, {param}={value[0]})", value[1], param)
+case("huber_loss-delta-zero", "F.huber_loss(p, t, delta=0.0)", V, "delta")
+for fn in ("dropout", "dropout2d"):
+    for value, err in [("-0.1", V), ("1.5", V), ("float('nan')", V), ("'0.5'", T), ("None", T), ("[0.5]", T)]:
+        case(f"{fn}-p-{value_id(value)}", f"F.{fn}(x, {value})", err, "p")
+    case(f"{fn}-generator-str", f"F.{fn}(x, 0.5, generator='g')", T, "generator")
+    case(f"{fn}-input-None", f"F.{fn}(None)", T, "input")
+case("dropout2d-2d-input", "F.dropout2d(m, 0.5)", V, "input", "3-d")
+case("dropout-p-one-gives-zeros", "assert F.dropout(x, 1.0).numpy().max() == 0.0", None)
+for code, err, words in [("nn.Dropout(2.0)", V, ("p",)), ("nn.MaxPool2d(0)", V, ("kernel_size",)),
+                         ("nn.AvgPool2d('a')", T, ("kernel_size",)), ("nn.CrossEntropyLoss(reduction='avg')", V,
+                                                                        ("reduction",)),
+                         ("nn.CrossEntropyLoss(label_smoothing=2.0)", V, ("label_smoothing",)),
+                         ("nn.CrossEntropyLoss(weight=[1.0])", T, ("weight",)),
+                         ("nn.NLLLoss(ignore_index=1.5)", T, ("ignore_index",)),
+                         ("nn.HuberLoss(delta=-1.0)", V, ("delta",)), ("nn.Softmax(dim=5)(m)", V, ("dim",))]:
+    case(f"classify-modules-{slug(code)}", code, err, *words)
+labels = "gc.tensor([0, 2], dtype='int64')"
+for code, err, words in [
+        (f"F.cross_entropy(m, {labels}, reduction='avg')", V, ("reduction",)),
+        (f"F.cross_entropy(m, {labels}, label_smoothing=-0.1)", V, ("label_smoothing",)),
+        (f"F.cross_entropy(m, {labels}, label_smoothing='a')", T, ("label_smoothing",)),
+        (f"F.cross_entropy(m, {labels}, ignore_index=0.5)", T, ("ignore_index",)),
+        (f"F.cross_entropy(m, {labels}, gc.ones(2))", V, ("weight", "one weight per class")),
+        (f"F.cross_entropy(m, {labels}, gc.ones(3, dtype='float64'))", T, ("weight",)),
+        (f"F.cross_entropy(m, {labels}, [1.0, 1.0, 1.0])", T, ("weight",)),
+        ("F.cross_entropy(m, gc.tensor([0, 3], dtype='int64'))", V, ("target", "class index 3", "(1,)")),
+        ("F.cross_entropy(m, gc.tensor([-1, 0], dtype='int64'))", V, ("target", "class index -1")),
+        ("F.cross_entropy(m, gc.tensor([0, 1, 2], dtype='int64'))", V, ("target", "class indices", "(2,)")),
+        ("F.cross_entropy(m, gc.zeros(2))", V, ("target", "int64")),
+        ("F.cross_entropy(m, [0, 1])", T, ("target",)), (f"F.cross_entropy(None, {labels})", T, ("input",)),
+        ("F.cross_entropy(m, gc.zeros(2, 3), ignore_index=0)", V, ("ignore_index",)),
+        ("F.cross_entropy(m, gc.zeros(2, 3, dtype='float64'))", T, ("target", "dtype float32")),
+        ("F.cross_entropy(gc.tensor(1.0), gc.tensor(0, dtype='int64'))", V, ("input", "0-d")),
+        (f"F.cross_entropy(m, {labels}, gc.ones(3, requires_grad=True))", V, ("weight", "require grad")),
+        ("assert math.isnan(F.cross_entropy(m, gc.tensor([-100, -100], dtype='int64')).item())", None, ()),
+        ("F.nll_loss(m, gc.zeros(2, 3))", T, ("target", "int64")),
+        (f"F.nll_loss(m, {labels}, reduction='mean ')", V, ("reduction",)),
+        ("F.nll_loss(m, gc.tensor([5, 0], dtype='int64'))", V, ("class index 5",)),
+        ("F.max_pool2d(x, 2, return_indices=True)[1].dtype == 'int64' or 1/0", None, ())]:
+    case(f"cross_entropy-{slug(code)}", code, err, *words)
+for code in ("F.softmax(gc.tensor([1, 2]), 0)", "F.log_softmax(gc.tensor([[1, 2]]), 1)",
+             "F.max_pool2d(gc.zeros(1, 1, 4, 4, dtype='int64'), 2)", "F.avg_pool2d(gc.zeros(1, 1, 4, 4, dtype='bool'), 2)",
+             "F.adaptive_avg_pool2d(gc.zeros(1, 1, 4, 4, dtype='int64'), 2)", "F.dropout(gc.tensor([1, 2]))",
+             "F.l1_loss(gc.tensor([1, 2]), gc.tensor([1, 2]))", "F.cross_entropy(gc.tensor([[1, 2]]), gc.tensor([0]))",
+             "F.cross_entropy(m, gc.zeros(2, dtype='bool'))"):
+    case(f"classify-int-input-{slug(code)}", code, T, "expected a")
