@@ -4,4 +4,5 @@ from .activation import LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: F401
 from .batchnorm import BatchNorm2d  # noqa: F401
 from .conv import Conv2d, ConvTranspose2d  # noqa: F401
 from .conv_lstm import ConvLSTM, ConvLSTMCell  # noqa: F401
+from .flatten import Flatten  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401
