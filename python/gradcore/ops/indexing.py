@@ -135,6 +135,8 @@ def _expand_ellipsis(items, ndim):
         raise TypeError("index: only one integer index array per index is supported; index the dimensions one "
                         "after the other (x[i][:, j]) or use gather")
     used = sum(kind not in ("none", "ellipsis") for kind in kinds)
+    if used and ndim == 0:
+        raise IndexError("index: invalid index of a 0-dim tensor; use tensor.item() to get its value")
     if used > ndim:
         raise IndexError(f"index: too many indices for a tensor of dimension {ndim} ({used} given)")
     if "ellipsis" in kinds:
