@@ -164,6 +164,33 @@ def test_expand_gradient_sums_each_repeat():
     assert_close(x.grad, expected, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape,strides,offset", [
+    ((40, 50), (1, 40), 0),             # a transpose (tiled on the CPU)
+    ((3, 40, 33), (1, 3, 120), 0),      # NHWC -> NCHW-like, with a batch dimension
+    ((7, 9), (60, 2), 5),               # a strided slice
+    ((2, 1, 5), (30, 99, 3), 1),        # a length-1 dimension with any stride
+    ((4, 6), (0, 1), 0)], ids=str)
+def test_strided_scatter_is_the_adjoint_of_strided_copy(shape, strides, offset, device):
+    """The copy reads numpy's as_strided view of the same strides; the scatter writes g exactly there, zeros elsewhere
+    (its adjoint)."""
+    x = _t((4000,), device=device, seed=5)
+    if 0 in strides:  # an expand reads elements twice: no scatter for it, only the copy
+        expected = np.lib.stride_tricks.as_strided(x.numpy()[offset:], shape, [8 * s for s in strides])
+        _same(gc.Tensor(gc._core.strided_copy(x._data, list(shape), list(strides), offset)), expected)
+        with pytest.raises(ValueError, match="one place"):
+            gc._core.strided_scatter(_t(shape)._data, [4000], list(strides), offset)
+        return
+    expected = np.lib.stride_tricks.as_strided(x.numpy()[offset:], shape, [8 * s for s in strides])
+    copied = gc.Tensor(gc._core.strided_copy(x._data, list(shape), list(strides), offset))
+    _same(copied, expected)
+    g = _t(shape, device=device, seed=6)
+    scattered = gc.Tensor(gc._core.strided_scatter(g._data, [4000], list(strides), offset)).numpy()
+    written = np.zeros(4000)
+    np.lib.stride_tricks.as_strided(written[offset:], shape, [8 * s for s in strides])[...] = g.numpy()
+    np.testing.assert_array_equal(scattered, written)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_large_copies_are_identical_for_any_thread_count(threads):
     """Past the OpenMP threshold the rows are split between threads; the result must not depend on it."""
