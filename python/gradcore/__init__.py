@@ -25,7 +25,9 @@ from .tensor import (  # noqa: F401
 from .random import Generator, manual_seed, rand, randn  # noqa: F401
 from .gradcheck import GradcheckError, gradcheck  # noqa: F401
 from . import functional  # noqa: F401
-from .functional import flatten, permute, squeeze, transpose, unsqueeze  # noqa: F401,E402 (torch.flatten, ...)
+from .functional import (  # noqa: F401 (torch.flatten, torch.gather, ...)
+    flatten, gather, index_select, permute, squeeze, transpose, unsqueeze,
+)
 from . import nn  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
 from . import data, diagnostics, train  # noqa: F401
