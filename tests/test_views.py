@@ -141,6 +141,10 @@ def test_views_that_change_nothing_share_storage():
     x = _t((2, 3))
     for y in (x.expand(2, 3), x.permute(0, 1), x.transpose(1, 1), x.squeeze(0), x.flatten(1)):
         assert y._data.data_ptr == x._data.data_ptr and y.shape == x.shape
+    row = _t((1, 5))
+    for y, shape in ((row.T, (5, 1)), (row.expand(1, 1, 5), (1, 1, 5)), (row[None].permute(1, 0, 2), (1, 1, 5))):
+        assert y._data.data_ptr == row._data.data_ptr and y.shape == shape  # only length-1 dimensions move
+        _same(y, row.numpy().reshape(shape))
 
 
 @pytest.mark.parametrize("device", DEVICES)

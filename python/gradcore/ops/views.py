@@ -99,8 +99,10 @@ def permute(x, dims):
     order = tuple(dim_index(d, max(x.ndim, 1), "dims") for d in dims)
     if len(set(order)) != len(order):
         raise ValueError(f"dims: expected each dimension once, got {tuple(dims)}")
-    if order == tuple(range(x.ndim)):
-        return reshape(x, x.shape)  # the identity: shares storage, as PyTorch's view would
+    shape = tuple(x.shape[d] for d in order)
+    moved = [d for d in order if x.shape[d] != 1]
+    if moved == sorted(moved):  # only length-1 dimensions move (or none): the same elements in the same order
+        return reshape(x, shape)  # shares storage, as PyTorch's view would
     return Permute.apply(x, order)
 
 
@@ -189,8 +191,11 @@ def expand(x, *sizes):
             raise ValueError(f"sizes: the expanded size {n} must match the existing size {own} at non-singleton "
                              f"dimension {k}; target sizes {tuple(sizes)}, tensor sizes {x.shape}")
         shape.append(n)
-    if tuple(shape) == x.shape:
-        return reshape(x, x.shape)  # nothing to repeat: shares storage, as PyTorch's view would
+    count = 1
+    for n in shape:
+        count *= n
+    if count == x.numel:  # nothing repeated (new or kept dimensions of length 1): shares storage, as PyTorch's view
+        return reshape(x, tuple(shape))
     return Expand.apply(x, tuple(shape))
 
 
