@@ -215,7 +215,7 @@ def test_cuda_matches_cpu(dtype):
     def build(device):
         x = _t((2, 3, 4, 5), dtype, device, requires_grad=True)
         m = _t((3, 1, 5), dtype, device, seed=1, requires_grad=True)
-        y = x.permute(0, 2, 3, 1).transpose(1, 2).flatten(2) + m.expand(2, 5, 3, 4).transpose(1, 3).flatten(2)
+        y = x.permute(0, 2, 3, 1).transpose(1, 2).flatten(2) + m.expand(2, 3, 4, 5).transpose(1, 3).flatten(2)
         return y.unsqueeze(0).squeeze(0), {"x": x, "m": m}
 
     results = cuda_and_cpu_with_grads(build, dtype)
