@@ -137,6 +137,12 @@ def test_expand_matches_numpy(shape, sizes, dtype, device):
     _same(x.expand_as(gc.zeros(*target)), expected)
 
 
+def test_contiguous_is_the_tensor_itself():
+    x = _t((3, 4))
+    y = x.transpose(0, 1)
+    assert y.is_contiguous() and y.contiguous() is y  # every result above is a contiguous copy or a reshape
+
+
 def test_views_that_change_nothing_share_storage():
     x = _t((2, 3))
     for y in (x.expand(2, 3), x.permute(0, 1), x.transpose(1, 1), x.squeeze(0), x.flatten(1)):

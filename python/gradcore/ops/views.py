@@ -205,7 +205,17 @@ def expand_as(x, other):
     return expand(x, other.shape)
 
 
+def _contiguous(self):
+    """x itself: our tensors are always contiguous (PyTorch returns self when it already is)."""
+    return self
+
+
+def _is_contiguous(self):
+    return True
+
+
 TENSOR_METHODS = {  # attached to Tensor by gradcore.ops; T is a property, as in PyTorch
     "transpose": transpose, "permute": _permute_method, "T": property(_T), "flatten": flatten,
     "unsqueeze": unsqueeze, "squeeze": squeeze, "expand": expand, "expand_as": expand_as,
+    "contiguous": _contiguous, "is_contiguous": _is_contiguous,
 }
