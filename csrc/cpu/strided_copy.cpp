@@ -19,7 +19,9 @@ void strided_rows(T* strided, T* contiguous, const StridedCopy& l) {
   const int64_t width = l.ndim > 0 ? l.shape[l.ndim - 1] : 1;
   const int64_t step = l.ndim > 0 ? l.stride[l.ndim - 1] : 1;
   const int64_t rows = l.numel / width;
-#pragma omp parallel for schedule(static) if (l.numel >= cpu::kParallelCopyThreshold / 4 && rows > 1)
+  // memcpy rows are bandwidth-bound and gain from threads only when large; strided ones sooner.
+  const int64_t threshold = step == 1 ? cpu::kParallelCopyThreshold : cpu::kParallelThreshold;
+#pragma omp parallel for schedule(static) if (l.numel >= threshold && rows > 1)
   for (int64_t r = 0; r < rows; ++r) {
     T* s = strided + l.offset + strided_offset(r, outer_ndim, l.shape, l.stride);
     T* c = contiguous + r * width;
@@ -58,7 +60,7 @@ void strided_tiles(T* strided, T* contiguous, const StridedCopy& l, int k) {
   }
   const int64_t tiles_a = (A + kTile - 1) / kTile, tiles_b = (B + kTile - 1) / kTile;
   const int64_t a_stride = contiguous_stride[k];
-#pragma omp parallel for schedule(static) if (l.numel >= cpu::kParallelCopyThreshold / 4)
+#pragma omp parallel for schedule(static) if (l.numel >= cpu::kParallelThreshold)
   for (int64_t t = 0; t < batch * tiles_a * tiles_b; ++t) {
     const int64_t b = t / (tiles_a * tiles_b), ta = t / tiles_b % tiles_a, tb = t % tiles_b;
     T* s = strided + l.offset + strided_offset(b, batch_ndim, batch_shape, batch_strided);
