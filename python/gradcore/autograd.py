@@ -13,7 +13,7 @@ import functools
 import threading
 
 from . import _core
-from .tensor import Tensor
+from .tensor import FLOATING, Tensor
 
 _state = threading.local()
 
@@ -94,13 +94,15 @@ class Function:
         result = ctx.forward(*raw, **kwargs)
         multiple = isinstance(result, tuple)
         arrays = result if multiple else (result,)
-        outputs = tuple(Tensor(a, requires_grad=record) for a in arrays)
+        # An int64 or bool output (a comparison, argmax's indices) is not differentiable: never part of the graph.
+        outputs = tuple(Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in arrays)
         if record:
             ctx.inputs = args
             ctx.output_meta = tuple((a.shape, a.dtype, a.device) for a in arrays)
             for index, out in enumerate(outputs):
-                out._node = ctx
-                out._output_index = index
+                if out._requires_grad:
+                    out._node = ctx
+                    out._output_index = index
         return outputs if multiple else outputs[0]
 
     def forward(self, *args):  # pragma: no cover - abstract

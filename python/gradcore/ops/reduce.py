@@ -5,7 +5,7 @@ import numbers
 
 from .. import _core
 from ..autograd import Function
-from .._checks import tensor
+from .._checks import ANY_DTYPE, tensor
 
 __all__ = ["mean", "reshape", "sum"]  # gradcore.functional exports these
 
@@ -64,7 +64,9 @@ def _check(x):
 
 
 def sum(x, axis=None, keepdims=False):
-    _check(x)
+    """The sum over `axis` (all by default): float32/float64 keep their dtype (accumulated in double); int64 and
+    bool sum into int64, as PyTorch ((a == b).sum() counts the equal elements)."""
+    tensor(x, "x", dtypes=ANY_DTYPE)
     return Sum.apply(x, _axes(axis, x.ndim), bool(keepdims), 1.0)
 
 
@@ -80,7 +82,7 @@ def mean(x, axis=None, keepdims=False):
 
 
 def reshape(x, shape):
-    _check(x)
+    tensor(x, "x", dtypes=ANY_DTYPE)
     for d in shape:  # int(3.9) would truncate to 3
         if not isinstance(d, numbers.Integral) or isinstance(d, bool):
             raise TypeError(f"shape: expected integers (or -1 for one inferred dimension), got {tuple(shape)!r}")
