@@ -1,9 +1,11 @@
 // Gathers along one dimension: index_select, gather and x[index] (an integer index array), and their gradient.
 //
 // View x as (O, n, I) around the dimension `dim` (O: the product of the dimensions before it, I: after it), and the
-// output as (P, J, Q) the same way. For each output element, one index value r in [0, n) picks where it is read:
-//   index_select (and x[index]):  out[o, j, i] = x[o, index[j], i]          (P = O, Q = I; index of J values)
-//   gather:                       out[o, j, i] = x[o, index[o, j, i], i]    (index of out's shape; P <= O, Q <= I)
+// output as (O, J, I). For each output element, one index value r in [0, n) picks where it is read:
+//   index_select (and x[index]):  out[o, j, i] = x[o, index[j], i]          (index of J values)
+//   gather:                       out[o, j, i] = x[o, index[o, j, i], i]    (index of out's shape)
+// (PyTorch's gather also takes an index shorter than x outside dim: the Python layer gathers from the matching
+// slice of x then, whose gradient the strided copy's adjoint places back; strided_copy.h.)
 // The gradient adds each output element's gradient back where it was read from; repeated index values add up:
 //   dx[o, r, i] = sum over j with index(o, j, i) == r of dout[o, j, i]     (zero where nothing was read)
 //
@@ -23,16 +25,14 @@
 namespace gradcore {
 
 struct GatherLayout {
-  int64_t outer = 1;          // O: x's dimensions before dim
+  int64_t outer = 1;          // O: the dimensions before dim (of x and the output alike)
   int64_t length = 1;         // n: x's length along dim
-  int64_t inner = 1;          // I: x's dimensions after dim
-  int64_t out_outer = 1;      // P
+  int64_t inner = 1;          // I: the dimensions after dim
   int64_t out_length = 0;     // J: the output's length along dim
-  int64_t out_inner = 1;      // Q
   bool per_element = false;   // gather (index of out's shape) rather than index_select (index of J values)
 };
 
-// For every fiber f (one for index_select, P * Q for gather, f = o * Q + i) and every r in [0, n): the positions j
+// For every fiber f (one for index_select, O * I for gather, f = o * I + i) and every r in [0, n): the positions j
 // that read r, in increasing order, are order[f * J + k] for k in [start[f * (n + 1) + r], start[f * (n + 1) + r + 1]).
 // Both int64 arrays live on the device of the gradient.
 struct IndexLists {

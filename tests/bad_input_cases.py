@@ -478,7 +478,7 @@ for code, err, words in [
         ("x[::-1]", V, ("step", "greater than zero")), ("x[0, 0, 0, 0, 0]", I, ("too many indices",)),
         ("x[..., ...]", I, ("ellipsis",)), ("x['a']", T, ("index",)), ("x[1.5]", T, ("index",)),
         ("x[0:'a']", T, ("slice",)), ("x[::1.5]", T, ("step",)), ("x[True]", T, ("index", "mask")),
-        ("x[gc.ones(2) > 0]", T, ("index", "mask")), ("x[np.array([True, False])]", T, ("index", "mask")),
+        ("x[gc.tensor([True, False])]", T, ("index", "mask")), ("x[np.array([True, False])]", T, ("index", "mask")),
         ("x[gc.ones(2)]", T, ("index", "int64")), ("x[np.array([0.5])]", T, ("index", "integers")),
         ("x[[0, 1], [0, 1]]", T, ("index", "one integer index array")), ("x[[[0], [0, 1]]]", T, ("index",)),
         ("x[[0, 2]]", I, ("index", "out of bounds", "size 2")), ("x[:, [-4]]", I, ("index", "out of bounds")),

@@ -9,9 +9,9 @@ namespace gradcore {
 
 template <typename T>
 __global__ void gather_forward_kernel(const T* x, const int64_t* index, T* out, GatherLayout l) {
-  const int64_t total = l.out_outer * l.out_length * l.out_inner;
+  const int64_t total = l.outer * l.out_length * l.inner;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t i = e % l.out_inner, row = e / l.out_inner;
+    const int64_t i = e % l.inner, row = e / l.inner;
     const int64_t o = row / l.out_length, j = row - o * l.out_length;
     const int64_t r = l.per_element ? index[e] : index[j];
     out[e] = x[(o * l.length + r) * l.inner + i];
@@ -21,22 +21,20 @@ __global__ void gather_forward_kernel(const T* x, const int64_t* index, T* out, 
 template <typename T>
 __global__ void gather_backward_kernel(const T* g, const int64_t* order, const int64_t* start, T* dx,
                                        GatherLayout l) {
-  const int64_t total = l.outer * l.length * l.inner, n = l.length, J = l.out_length, Q = l.out_inner;
+  const int64_t total = l.outer * l.length * l.inner, n = l.length, J = l.out_length, I = l.inner;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t i = e % l.inner, row = e / l.inner;
+    const int64_t i = e % I, row = e / I;
     const int64_t o = row / n, r = row - o * n;
+    const int64_t f = l.per_element ? o * I + i : 0;
+    const int64_t* s = start + f * (n + 1) + r;
     T acc = 0;
-    if (o < l.out_outer && i < Q) {
-      const int64_t f = l.per_element ? o * Q + i : 0;
-      const int64_t* s = start + f * (n + 1) + r;
-      for (int64_t k = s[0]; k < s[1]; ++k) acc += g[(o * J + order[f * J + k]) * Q + i];
-    }
+    for (int64_t k = s[0]; k < s[1]; ++k) acc += g[(o * J + order[f * J + k]) * I + i];
     dx[e] = acc;
   }
 }
 
 void gather_forward_cuda(const Array& x, const Array& index, Array& out, const GatherLayout& l) {
-  const int64_t total = l.out_outer * l.out_length * l.out_inner;
+  const int64_t total = l.outer * l.out_length * l.inner;
   if (total == 0) return;
   cudaStream_t s = cuda::stream_of(x);
   dispatch_bits(x.dtype(), [&](auto zero) {

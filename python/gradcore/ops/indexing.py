@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 
 from .. import _core
-from .._checks import dim as dim_index, tensor
+from .._checks import ANY_DTYPE, dim as dim_index, tensor
 from ..autograd import Function
 from ..tensor import Tensor
 from ..tensor import tensor as new_tensor
@@ -94,7 +94,7 @@ def _dim_arg(x, dim):
 def index_select(x, dim, index):
     """x's slices index[0], index[1], ... along `dim` (torch.index_select); index: 0-d or 1-d, each entry in
     [0, x.shape[dim]) (an IndexError otherwise, negative entries included, as in PyTorch). A new tensor."""
-    tensor(x, "x")
+    tensor(x, "x", dtypes=ANY_DTYPE)
     dim = _dim_arg(x, dim)
     index = _index_array(index, "index", x.device)
     return IndexSelect.apply(x, dim, index, False)
@@ -103,9 +103,18 @@ def index_select(x, dim, index):
 def gather(x, dim, index):
     """out[i][j][k] = x[i][index[i][j][k]][k] for dim=1, and likewise for any dim (torch.gather). index has x's
     number of dimensions and is no longer than x outside `dim`; out has index's shape."""
-    tensor(x, "x")
+    tensor(x, "x", dtypes=ANY_DTYPE)
     dim = _dim_arg(x, dim)
     index = _index_array(index, "index", x.device)
+    if index.ndim != x.ndim:
+        raise ValueError(f"index: expected {x.ndim} dimensions (as x, of shape {x.shape}), got shape {index.shape}")
+    for d, (m, n) in enumerate(zip(index.shape, x.shape)):
+        if d != dim and m > n:
+            raise ValueError(f"index: shape {index.shape} is longer than x's shape {x.shape} at dimension {d} (only "
+                             f"dimension dim={dim} may be longer)")
+    if any(m != n for d, (m, n) in enumerate(zip(index.shape, x.shape)) if d != dim):
+        # A shorter index reads the leading part of x: gather from that slice (its gradient is placed back in x).
+        x = getitem(x, tuple(slice(None) if d == dim else slice(m) for d, m in enumerate(index.shape)))
     return Gather.apply(x, dim, index)
 
 

@@ -13,7 +13,7 @@ import numbers
 import warnings
 
 from .. import _core
-from .._checks import dim as dim_index, tensor
+from .._checks import ANY_DTYPE, dim as dim_index, tensor
 from ..autograd import Function
 from .elementwise import sum_to_shape
 from .reduce import reshape
@@ -91,7 +91,7 @@ def _dims_arg(dims, name="dims"):
 def permute(x, dims):
     """x with its dimensions in the order `dims`, a permutation of range(x.ndim) (torch.permute). A copy: our
     tensors are always contiguous."""
-    tensor(x, "x")
+    tensor(x, "x", dtypes=ANY_DTYPE)
     if not isinstance(dims, (tuple, list)):
         raise TypeError(f"dims: expected a tuple of ints, got {dims!r}")
     if len(dims) != x.ndim:
@@ -113,7 +113,7 @@ def _permute_method(self, *dims):
 
 def transpose(x, dim0, dim1):
     """x with dimensions dim0 and dim1 swapped (torch.transpose)."""
-    tensor(x, "x")
+    tensor(x, "x", dtypes=ANY_DTYPE)
     d0, d1 = dim_index(dim0, max(x.ndim, 1), "dim0"), dim_index(dim1, max(x.ndim, 1), "dim1")
     order = list(range(x.ndim))
     if x.ndim:
@@ -134,7 +134,7 @@ def _T(self):
 def flatten(x, start_dim=0, end_dim=-1):
     """x with dimensions start_dim..end_dim (inclusive) merged into one (torch.flatten); a 0-d tensor becomes 1-d.
     A reshape: shares x's storage."""
-    tensor(x, "x")
+    tensor(x, "x", dtypes=ANY_DTYPE)
     start = dim_index(start_dim, max(x.ndim, 1), "start_dim")
     end = dim_index(end_dim, max(x.ndim, 1), "end_dim")
     if start > end:
@@ -150,7 +150,7 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 def unsqueeze(x, dim):
     """x with a new dimension of length 1 at `dim`, in [-x.ndim - 1, x.ndim] (torch.unsqueeze). A reshape."""
-    tensor(x, "x")
+    tensor(x, "x", dtypes=ANY_DTYPE)
     d = dim_index(dim, x.ndim + 1, "dim")
     return reshape(x, (*x.shape[:d], 1, *x.shape[d:]))
 
@@ -158,7 +158,7 @@ def unsqueeze(x, dim):
 def squeeze(x, dim=None):
     """x without its dimensions of length 1: all of them, or those among `dim` (an int or a tuple of ints); a
     listed dimension of another length stays (torch.squeeze). A reshape."""
-    tensor(x, "x")
+    tensor(x, "x", dtypes=ANY_DTYPE)
     if dim is None:
         dims = range(x.ndim)
     else:
@@ -170,7 +170,7 @@ def squeeze(x, dim=None):
 def expand(x, *sizes):
     """x broadcast to `sizes` (torch.Tensor.expand): new dimensions in front, length-1 dimensions repeated; -1 keeps
     a dimension's length. A copy: our tensors are always contiguous."""
-    tensor(x, "x")
+    tensor(x, "x", dtypes=ANY_DTYPE)
     sizes = _dims_arg(sizes)
     for n in sizes:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
@@ -201,7 +201,7 @@ def expand(x, *sizes):
 
 def expand_as(x, other):
     """x expanded to other's shape (torch.Tensor.expand_as)."""
-    tensor(other, "other")
+    tensor(other, "other", dtypes=ANY_DTYPE)
     return expand(x, other.shape)
 
 
