@@ -121,7 +121,7 @@ for code, err, words in [
         ("x.flatten(start_dim=9)", V, ("start_dim",)), ("x.flatten(start_dim=1.5)", T, ("start_dim",)),
         ("x.cuda(index='a')", V, ("device",)), ("x.pow('2')", T, ("exponent",)),
         ("x.leaky_relu('a')", T, ("negative_slope", "number")), ("x.detach().requires_grad_().clone().sum()", None, ()),
-        ("gc.tensor(5.0)[0]", T, ("subscript",))]:
+        ("gc.tensor(5.0)[0]", "IndexError", ("index", "0-dim"))]:
     case(f"tensor-method-{slug(code)}", code, err, *words)
 
 # ---- elementwise ops ---------------------------------------------------------------------------------------------
@@ -633,3 +633,43 @@ for code in ("F.softmax(gc.tensor([1, 2]), 0)", "F.log_softmax(gc.tensor([[1, 2]
              "F.l1_loss(gc.tensor([1, 2]), gc.tensor([1, 2]))", "F.cross_entropy(gc.tensor([[1, 2]]), gc.tensor([0]))",
              "F.cross_entropy(m, gc.zeros(2, dtype='bool'))"):
     case(f"classify-int-input-{slug(code)}", code, T, "expected a")
+# ---- views and indexing (transpose, permute, flatten, squeeze, unsqueeze, expand, x[key], index_select, gather) ---
+I = "IndexError"  # PyTorch's exception for an index out of range, kept here
+for code, err, words in [
+        ("x.permute(0, 1)", V, ("dims", "permutation")), ("x.permute(0, 1, 2, 2)", V, ("dims", "once")),
+        ("x.permute(0, 1, 2, 4)", V, ("dims", "out of range")), ("x.permute(0, 1, 2, 'a')", T, ("dims",)),
+        ("F.permute(x, 3)", T, ("dims",)), ("x.transpose(0, 4)", V, ("dim1", "out of range")),
+        ("x.transpose(0.5, 1)", T, ("dim0",)), ("x.flatten(2, 1)", V, ("start_dim", "after")),
+        ("x.flatten(end_dim=4)", V, ("end_dim",)), ("x.flatten(end_dim='a')", T, ("end_dim",)),
+        ("F.flatten(None)", T, ("x", "Tensor")), ("x.unsqueeze(5)", V, ("dim",)), ("x.unsqueeze(None)", T, ("dim",)),
+        ("x.squeeze(4)", V, ("dim",)), ("x.squeeze('a')", T, ("dim",)), ("x.squeeze((0, 0.5))", T, ("dim",)),
+        ("x.expand(2, 3, 7, 6)", V, ("sizes", "must match")), ("x.expand(2, 3)", V, ("sizes", "at least 4")),
+        ("x.expand(-1, 2, 3, 6, 6)", V, ("sizes", "leading")), ("x.expand(2, 3, 6, 6.0)", T, ("sizes",)),
+        ("x.expand('a')", T, ("sizes",)), ("x.expand(2, 3, -2, 6)", V, ("sizes",)),
+        ("x.expand_as(None)", T, ("other",)), ("nn.Flatten(start_dim='a')", T, ("start_dim",)),
+        ("nn.Flatten(0, 5)(x)", V, ("end_dim",)), ("gc.zeros(*[2] * 9).permute(*range(8, -1, -1))", V, ("at most 8",)),
+        ("x.expand(2, 3, 6, 6); x.permute(0, 1, 2, 3); x.T; v.T; m.T", None, ()),
+        ("assert x[0, 0, 0, 0].shape == () and x[..., None].shape == (2, 3, 6, 6, 1)", None, ()),
+        ("x[2]", I, ("index", "out of bounds", "size 2")), ("x[-3]", I, ("index", "out of bounds")),
+        ("x[:, 3]", I, ("dimension 1",)), ("x[::0]", V, ("step", "greater than zero")),
+        ("x[::-1]", V, ("step", "greater than zero")), ("x[0, 0, 0, 0, 0]", I, ("too many indices",)),
+        ("x[..., ...]", I, ("ellipsis",)), ("x['a']", T, ("index",)), ("x[1.5]", T, ("index",)),
+        ("x[0:'a']", T, ("slice",)), ("x[::1.5]", T, ("step",)), ("x[True]", T, ("index", "mask")),
+        ("x[gc.tensor([True, False])]", T, ("index", "mask")), ("x[np.array([True, False])]", T, ("index", "mask")),
+        ("x[gc.ones(2)]", T, ("index", "int64")), ("x[np.array([0.5])]", T, ("index", "integers")),
+        ("x[[0, 1], [0, 1]]", T, ("index", "one integer index array")), ("x[[[0], [0, 1]]]", T, ("index",)),
+        ("x[[0, 2]]", I, ("index", "out of bounds", "size 2")), ("x[:, [-4]]", I, ("index", "out of bounds")),
+        ("x[[{}]]", T, ("index",)), ("assert x[[-1, -2, 1]].shape == (3, 3, 6, 6)", None, ()),
+        ("assert x[:, []].shape == (2, 0, 6, 6)", None, ()),
+        ("v.index_select(0, [5])", I, ("index", "out of bounds", "size 5")),
+        ("v.index_select(0, [-1])", I, ("index", "out of bounds", "negative")),
+        ("F.index_select(v, 1, [0])", V, ("dim", "out of range")), ("F.index_select(v, 0, [[0]])", V, ("index", "1-d")),
+        ("F.index_select(v, 0, 'a')", T, ("index",)), ("F.index_select(v, 0, None)", T, ("index",)),
+        ("F.index_select(v, 0, [0.5])", T, ("index", "integers")), ("F.index_select('a', 0, [0])", T, ("x", "Tensor")),
+        ("F.index_select(v, 0.0, [0])", T, ("dim",)), ("F.index_select(v, 0, v)", T, ("index", "int64")),
+        ("F.gather(m, 1, [0])", V, ("index", "dimensions")), ("F.gather(m, 0, [[0, 0, 0, 0]])", V, ("index", "longer")),
+        ("F.gather(m, 1, [[3]])", I, ("index", "out of bounds", "size 3")),
+        ("F.gather(m, 1, [[-1]])", I, ("index", "negative")), ("F.gather(m, 1, gc.zeros(2, 1))", T, ("index", "int64")),
+        ("F.gather(m, 2, [[0]])", V, ("dim",)), ("F.gather(None, 0, [[0]])", T, ("x",)),
+        ("assert F.gather(m, 1, [[2, 2, 0, 1]]).shape == (1, 4)", None, ())]:
+    case(f"views-{slug(code)}", code, err, *words)

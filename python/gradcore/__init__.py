@@ -31,6 +31,9 @@ from .functional import matmul  # noqa: F401
 from .ops.comparison import (  # noqa: F401  gradcore.where(...), gradcore.maximum(...), as torch.*
     clamp, clip, eq, ge, gt, le, logical_and, logical_not, logical_or, logical_xor, lt, maximum, minimum, ne, where,
 )
+from .functional import (  # noqa: F401 (torch.flatten, torch.gather, ...)
+    flatten, gather, index_select, permute, squeeze, transpose, unsqueeze,
+)
 from . import nn  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
 from . import data, diagnostics, train  # noqa: F401

@@ -244,12 +244,6 @@ class Tensor:
     # attached to this class once when gradcore.ops is imported (python/gradcore/ops/__init__.py), so this module
     # imports no op and the layers import downwards only: tensor <- autograd <- ops <- functional, nn, optim.
 
-    def flatten(self, start_dim=0):
-        start_dim = integer(start_dim, "start_dim")
-        if not -max(self.ndim, 1) <= start_dim < max(self.ndim, 1):
-            raise ValueError(f"start_dim: {start_dim} is out of range for a tensor of {self.ndim} dimensions")
-        return self.reshape(*self.shape[:start_dim], -1)
-
 
 def _inferred_dtype(data, array):
     """PyTorch's inference: numpy data keeps its kind (float64 stays float64, other floats become float32, every

@@ -7,6 +7,7 @@ from .batchnorm import BatchNorm2d  # noqa: F401
 from .conv import Conv2d, ConvTranspose2d  # noqa: F401
 from .conv_lstm import ConvLSTM, ConvLSTMCell  # noqa: F401
 from .linear import Linear  # noqa: F401
+from .flatten import Flatten  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401
 # Classification (#13): losses, pooling, dropout.
 from .dropout import Dropout, Dropout2d  # noqa: F401
