@@ -121,6 +121,20 @@ class Tensor:
             raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
         return float(self.numpy().reshape(()))
 
+    def __float__(self):
+        """float(t) for a one-element tensor (any shape: (), (1,), (1, 1)), as in PyTorch."""
+        if self.numel != 1:
+            raise ValueError(f"float(): only a tensor with one element converts to a Python number, got shape "
+                             f"{self.shape}")
+        return float(self.numpy().reshape(()))
+
+    def __int__(self):
+        """int(t) for a one-element tensor, truncated toward zero as in PyTorch (int(tensor(-2.7)) == -2)."""
+        if self.numel != 1:
+            raise ValueError(f"int(): only a tensor with one element converts to a Python number, got shape "
+                             f"{self.shape}")
+        return int(self.numpy().reshape(()).item())  # int(nan) / int(inf) raise ValueError / OverflowError
+
     def tolist(self):
         return self.numpy().tolist()
 
@@ -280,18 +294,20 @@ def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
     return full(_shape_arg(shape), 1.0, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def full(shape, value, dtype="float32", device="cpu", requires_grad=False):
-    shape = _shape_arg((shape,) if isinstance(shape, (tuple, list)) else (shape,))
-    return Tensor(_core.full(shape, _fill_value(value), _dtype_name(dtype), _device_name(device)), requires_grad)
+def full(size, fill_value, dtype="float32", device="cpu", requires_grad=False):
+    """A tensor of shape `size` (a tuple or list of ints, or one int) with every element fill_value (torch.full)."""
+    shape = _shape_arg((size,) if isinstance(size, (tuple, list)) else (size,))
+    return Tensor(_core.full(shape, _fill_value(fill_value, "fill_value"), _dtype_name(dtype), _device_name(device)),
+                  requires_grad)
 
 
-def _fill_value(value):
+def _fill_value(value, argument="value"):
     """A number, or a one-element Tensor or numpy array (as PyTorch's fill_ takes a 0-d tensor), as a float."""
     if isinstance(value, Tensor) and value.numel == 1:
         return value.item()
     if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
         return float(value.reshape(()))
-    return real(value, "value", allow_nan=True)
+    return real(value, argument, allow_nan=True)
 
 
 def _check_tensor_arg(t, name):
