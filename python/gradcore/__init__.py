@@ -25,6 +25,7 @@ from .tensor import (  # noqa: F401
 from .random import Generator, manual_seed, rand, randn  # noqa: F401
 from .gradcheck import GradcheckError, gradcheck  # noqa: F401
 from . import functional  # noqa: F401
+from . import linalg  # noqa: F401
 from . import nn  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
 from . import data, diagnostics, train  # noqa: F401
