@@ -195,8 +195,10 @@ def _apply_tensor_function(cls, args, kwargs):
                             f"{type(out).__name__}" + (f" at position {index}" if multiple else ""))
     # New Tensor objects over the same storage: an input returned as it is becomes an output of this node
     # without its own identity (a leaf, say) changing.
+    # Outputs marked non-differentiable, and integer or bool ones (indices, masks), get no gradient.
     constant = ctx.__dict__.pop("_non_differentiable", set())
-    outputs = tuple(Tensor(out._data, requires_grad=record and id(out._data) not in constant) for out in returned)
+    outputs = tuple(Tensor(out._data, requires_grad=record and id(out._data) not in constant
+                           and out.dtype in ("float32", "float64")) for out in returned)
     if record:
         ctx.inputs = args
         ctx.output_meta = tuple((out.shape, out.dtype, out.device) for out in returned)
