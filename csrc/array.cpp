@@ -29,7 +29,9 @@ Device Device::parse(const std::string& text) {
 DType dtype_parse(const std::string& name) {
   if (name == "float32") return DType::float32;
   if (name == "float64") return DType::float64;
-  throw ArgTypeError("dtype: expected \"float32\" or \"float64\", got \"" + name + "\"");
+  if (name == "int64") return DType::int64;
+  if (name == "bool") return DType::boolean;
+  throw ArgTypeError("dtype: expected \"float32\", \"float64\", \"int64\" or \"bool\", got \"" + name + "\"");
 }
 
 std::string shape_str(const Shape& shape) {
@@ -219,6 +221,16 @@ void check_same_dtype(const Array& a, const char* a_name, const Array& b, const 
   if (a.dtype() != b.dtype())
     throw ArgTypeError(std::string(b_name) + ": expected dtype " + dtype_name(a.dtype()) + " (the dtype of " + a_name +
                        "), got " + dtype_name(b.dtype()));
+}
+
+void check_float(const Array& a, const char* name) {
+  if (!is_floating(a.dtype()))
+    throw ArgTypeError(std::string(name) + ": expected a float32 or float64 tensor, got " + dtype_name(a.dtype()));
+}
+
+void throw_not_float(DType t) {
+  throw ArgTypeError("expected a float32 or float64 tensor, got " + dtype_name(t) +
+                     " (this kernel computes in floating point; convert with .float() first)");
 }
 
 void check_same_device(const Array& a, const char* a_name, const Array& b, const char* b_name) {

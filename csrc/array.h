@@ -13,7 +13,9 @@
 
 namespace gradcore {
 
-enum class DType { float32, float64 };
+// float32/float64 carry values and gradients; int64 holds labels and indices; boolean holds comparison results (one
+// byte per element, 0 or 1, as numpy's and PyTorch's bool). Only the float dtypes reach the float kernels.
+enum class DType { float32, float64, int64, boolean };
 
 struct Device {
   enum Kind { cpu, cuda } kind = cpu;
@@ -26,9 +28,23 @@ struct Device {
 
 using Shape = std::vector<int64_t>;
 
-inline size_t dtype_size(DType t) { return t == DType::float32 ? 4 : 8; }
-inline std::string dtype_name(DType t) { return t == DType::float32 ? "float32" : "float64"; }
-DType dtype_parse(const std::string& name);
+inline size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::float32: return 4;
+    case DType::boolean: return 1;
+    default: return 8;
+  }
+}
+inline std::string dtype_name(DType t) {
+  switch (t) {
+    case DType::float32: return "float32";
+    case DType::float64: return "float64";
+    case DType::int64: return "int64";
+    default: return "bool";
+  }
+}
+inline bool is_floating(DType t) { return t == DType::float32 || t == DType::float64; }
+DType dtype_parse(const std::string& name);  // float32, float64, int64, bool
 std::string shape_str(const Shape& shape);
 int64_t shape_numel(const Shape& shape);  // throws ArgError when the count does not fit int64
 
@@ -91,10 +107,27 @@ void check_same_device(const Array& a, const char* a_name, const Array& b, const
 void check_ndim(const Array& a, const char* name, int ndim, const char* layout);
 void check_shape(const Array& a, const char* name, const Shape& expected);
 
-// Calls fn(float{}) or fn(double{}) depending on dtype: one line of dispatch per kernel entry point.
+// Raises TypeError "<name>: expected a float32 or float64 tensor, got int64" for a non-float array.
+void check_float(const Array& a, const char* name);
+
+// Calls fn(float{}) or fn(double{}) depending on dtype: one line of dispatch per kernel entry point. A float kernel
+// never reinterprets the bits of an int64 or bool array: the Python layer (_checks.tensor) and the bindings reject
+// those under the argument's name first, and this is the last line of defence for a path that forgot to.
+[[noreturn]] void throw_not_float(DType t);
 template <typename Fn> auto dispatch_float(DType t, Fn&& fn) {
   if (t == DType::float32) return fn(float{});
+  if (t != DType::float64) throw_not_float(t);
   return fn(double{});
+}
+
+// Calls fn(T{}) for every dtype: float, double, int64_t or bool (fills, casts, comparisons, copies).
+template <typename Fn> auto dispatch_all(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::float32: return fn(float{});
+    case DType::float64: return fn(double{});
+    case DType::int64: return fn(int64_t{});
+    default: return fn(bool{});
+  }
 }
 
 [[noreturn]] void throw_no_cuda();

@@ -476,3 +476,124 @@ def test_cuda_nan_tie_and_zero_rules_match_cpu():
     for a, b in zip(out["cuda"], out["cpu"]):
         np.testing.assert_array_equal(a, b)
     assert np.all(out["cpu"][3][1] == 0.0)  # the zero row's norm gradient: 0, not NaN
+
+
+# ==== max(dim), min(dim), argmax, argmin: int64 indices, the first of ties =========================================
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("keepdim", [False, True], ids=["dropdim", "keepdim"])
+@pytest.mark.parametrize("dim", [0, 1, 2, -1, -3])
+@pytest.mark.parametrize("largest", [True, False], ids=["max", "min"])
+def test_max_min_dim_return_values_and_first_indices(largest, dim, keepdim, dtype, device):
+    x = _with_ties((3, 4, 5), dtype, device, seed=16)
+    result = x.max(dim, keepdim) if largest else x.min(dim, keepdim=keepdim)
+    values, indices = result  # a named tuple, unpacked as in PyTorch
+    assert type(result).__name__ == ("max" if largest else "min")
+    assert result.values is values and result.indices is indices
+    expected_values, expected_indices = ref.extreme(x.numpy(), dim, keepdim, largest)
+    assert values.dtype == dtype and indices.dtype == "int64" and indices.device == x.device
+    assert not indices.requires_grad
+    assert_close(values, expected_values, atol=0, rtol=0)
+    np.testing.assert_array_equal(indices.numpy(), expected_indices)
+    arg = (x.argmax if largest else x.argmin)(dim, keepdim)
+    assert arg.dtype == "int64"
+    np.testing.assert_array_equal(arg.numpy(), expected_indices)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_argmax_without_dim_indexes_the_flattened_tensor(device):
+    values = np.array([[1.0, 9.0, 9.0], [9.0, -1.0, -1.0]])
+    x = gradcore.tensor(values, device=device)
+    a = x.argmax()
+    assert a.shape == () and a.dtype == "int64" and a.item() == 1  # the first of the three 9s
+    assert x.argmin().item() == 4
+    assert x.argmax(keepdim=True).shape == (1, 1) and x.argmax(keepdim=True).numpy().item() == 1
+    assert x.argmin(dim=1).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_nan_wins_max_min_argmax_with_the_first_nans_index(device):
+    nan = float("nan")
+    values = np.array([[1.0, nan, 3.0, nan], [4.0, 2.0, 4.0, 0.0]])
+    x = gradcore.tensor(values, dtype="float64", device=device)
+    for largest in (True, False):
+        v, i = x.max(1) if largest else x.min(1)
+        assert np.isnan(v.numpy()[0]) and i.tolist()[0] == 1
+        assert i.tolist()[1] == (0 if largest else 3)
+        assert (x.argmax(1) if largest else x.argmin(1)).tolist() == i.tolist()
+    assert x.argmax().item() == 1 and x.argmin().item() == 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_max_dim_gradient_goes_to_the_index(device):
+    values = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, -1.0]])
+    x = gradcore.tensor(values, dtype="float64", device=device, requires_grad=True)
+    g = np.array([2.0, -1.5])
+    x.max(1).values.backward(gradcore.tensor(g, dtype="float64", device=device))
+    assert_close(x.grad, ref.extreme_grad(values, g, 1, split_ties=False), atol=0, rtol=0)
+    assert_close(x.grad, [[0, 2.0, 0, 0], [-1.5, 0, 0, 0]], atol=0, rtol=0)  # not split, unlike amax
+    x.grad = None
+    x.min(0, keepdim=True).values.sum().backward()
+    assert_close(x.grad, ref.extreme_grad(values, np.ones(4), 0, largest=False, split_ties=False), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_max_min_dim_gradcheck(dim, device):
+    x = _tensor((3, 4, 2), "float64", device, seed=17, requires_grad=True)
+    assert gradcore.gradcheck(lambda t: t.max(dim).values, [x])
+    assert gradcore.gradcheck(lambda t: t.min(dim, keepdim=True).values, [x])
+
+
+def test_max_dim_arguments():
+    x = gradcore.zeros(2, 3)
+    with pytest.raises(TypeError, match="dim: expected an int .* amax/amin reduce several"):
+        x.max((0, 1))
+    with pytest.raises(ValueError, match="dim: 2 is out of range"):
+        x.argmax(2)
+    with pytest.raises(ValueError, match="argmax: the reduced dimensions .* hold no elements"):
+        gradcore.zeros(0, 3).argmax()
+    with pytest.raises(ValueError, match="max: the reduced dimensions"):
+        gradcore.zeros(0, 3).max(0)
+    assert gradcore.zeros(0, 3).max(1).indices.shape == (0,)
+    with pytest.raises(TypeError, match="x: expected"):
+        gradcore.tensor([1, 2]).argmax()  # int64: the kernels take floats
+    v, i = gradcore.tensor(4.0).max(0)  # a 0-d tensor: itself, at index 0
+    assert v.item() == 4.0 and i.item() == 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", list(EXTREME_LARGE))
+def test_large_max_dim_indices_are_deterministic_and_right(case, device):
+    shape, dim = EXTREME_LARGE[case]
+    x = _with_ties(shape, "float32", device, seed=18)
+    if dim is None:
+        first = x.argmax().item()
+        assert first == ref.extreme(x.numpy())[1].item() and x.argmax().item() == first
+        return
+    values, indices = x.max(dim)
+    np.testing.assert_array_equal(indices.numpy(), ref.extreme(x.numpy(), dim)[1])
+    np.testing.assert_array_equal(x.max(dim).indices.numpy(), indices.numpy())
+    np.testing.assert_array_equal(x.argmin(dim).numpy(), ref.extreme(x.numpy(), dim, largest=False)[1])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", list(EXTREME_LARGE))
+def test_cuda_max_dim_and_argmax_match_cpu(case, dtype):
+    shape, dim = EXTREME_LARGE[case]
+    dim = 0 if dim is None else dim
+
+    def build(device):
+        x = _with_ties(shape, dtype, device, seed=19, requires_grad=True)
+        values, indices = x.max(dim)
+        build.indices[device] = (indices.numpy(), x.argmin(dim).numpy(), x.argmax().numpy())
+        return values, {"x": x}
+
+    build.indices = {}
+    from tolerance import cuda_and_cpu_with_grads
+    results = cuda_and_cpu_with_grads(build, dtype)
+    assert_cuda_matches_cpu(results["cuda"], results["cpu"], dtype, name=case)
+    np.testing.assert_array_equal(results["cuda"]["x.grad"], results["cpu"]["x.grad"])  # g moved, not summed
+    for a, b in zip(build.indices["cuda"], build.indices["cpu"]):
+        np.testing.assert_array_equal(a, b)

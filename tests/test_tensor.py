@@ -23,7 +23,7 @@ def test_tensor_from_nested_lists(device, dtype):
 
 
 def test_tensor_default_dtype_follows_data():
-    assert gradcore.tensor([1, 2]).dtype == "float32"  # ints and Python floats -> float32
+    assert gradcore.tensor([1, 2]).dtype == "int64"  # PyTorch's inference (tests/test_dtypes.py has the table)
     assert gradcore.tensor([1.5]).dtype == "float32"
     assert gradcore.tensor(np.zeros(2, np.float64)).dtype == "float64"
     assert gradcore.tensor(np.zeros(2, np.float32)).dtype == "float32"
@@ -209,10 +209,10 @@ def test_dlpack_scalars_and_empty_tensors():
 def test_dlpack_rejects_other_dtypes_and_strides_without_harm():
     import sys
 
-    ints = np.arange(3)
+    ints = np.arange(3, dtype=np.int32)
     before = sys.getrefcount(ints)
     for _ in range(3):
-        with pytest.raises(TypeError, match="x: expected a float32 or float64"):
+        with pytest.raises(TypeError, match="x: expected a float32, float64, int64 or bool"):
             gradcore.from_dlpack(ints)
     assert sys.getrefcount(ints) == before  # a rejected tensor is neither freed nor leaked
     with pytest.raises(TypeError, match="x: expected"):
@@ -238,8 +238,11 @@ def test_dlpack_with_torch():
     assert g.numpy()[1, 3] == -3.0 and g.dtype == "float32"
     with pytest.raises(ValueError, match="x: expected a contiguous"):
         gradcore.from_dlpack(torch.zeros(3, 4).t())
-    with pytest.raises(TypeError, match="x: expected a float32 or float64"):
-        gradcore.from_dlpack(torch.arange(4))
+    with pytest.raises(TypeError, match="x: expected a float32, float64, int64 or bool"):
+        gradcore.from_dlpack(torch.arange(4, dtype=torch.int32))
+    labels = gradcore.from_dlpack(torch.arange(4))  # int64 and bool both ways
+    assert labels.dtype == "int64" and labels.tolist() == [0, 1, 2, 3]
+    assert torch.from_dlpack(gradcore.tensor([True, False])).dtype == torch.bool
 
 
 @pytest.mark.cuda
@@ -258,8 +261,8 @@ def test_dlpack_with_torch_on_cuda():
 
 # ---- bad input ------------------------------------------------------------------------------------------------
 def test_from_numpy_rejects_integer_and_non_contiguous_arrays():
-    with pytest.raises(TypeError, match="array: expected dtype float32 or float64"):
-        gradcore.from_numpy(np.arange(4))
+    with pytest.raises(TypeError, match="array: expected dtype float32, float64, int64 or bool"):
+        gradcore.from_numpy(np.arange(4, dtype=np.int32))
     with pytest.raises(ValueError, match="array: expected a C-contiguous"):
         gradcore.from_numpy(np.zeros((3, 4)).T)
     read_only = np.zeros(3)
@@ -287,11 +290,11 @@ def test_missing_cuda_device_is_a_clear_error():
         gradcore.zeros(2, device="cuda")
 
 
-@pytest.mark.parametrize("dtype", ["float16", "int32", int, np.int64])
+@pytest.mark.parametrize("dtype", ["float16", "int32", np.int32, "float", 3])
 def test_bad_dtypes_name_the_argument(dtype):
-    with pytest.raises(TypeError, match="dtype: expected float32 or float64"):
+    with pytest.raises(TypeError, match="dtype: expected float32, float64, int64 or bool"):
         gradcore.zeros(2, dtype=dtype)
-    with pytest.raises(TypeError, match="dtype: expected float32 or float64"):
+    with pytest.raises(TypeError, match="dtype: expected float32, float64, int64 or bool"):
         gradcore.tensor([1.0], dtype=dtype)
 
 

@@ -42,6 +42,27 @@ template <typename Managed> std::shared_ptr<void> producer_owner(Managed* m, con
   });
 }
 
+DLDataType dl_dtype(DType t) {
+  switch (t) {
+    case DType::float32: return {kDLFloat, 32, 1};
+    case DType::float64: return {kDLFloat, 64, 1};
+    case DType::int64: return {kDLInt, 64, 1};
+    default: return {kDLBool, 8, 1};
+  }
+}
+
+DType dtype_from_dl(const DLDataType& t) {
+  if (t.lanes == 1) {
+    if (t.code == kDLFloat && t.bits == 32) return DType::float32;
+    if (t.code == kDLFloat && t.bits == 64) return DType::float64;
+    if (t.code == kDLInt && t.bits == 64) return DType::int64;
+    if (t.code == kDLBool && t.bits == 8) return DType::boolean;
+  }
+  throw ArgTypeError("x: expected a float32, float64, int64 or bool tensor, got DLPack dtype code " +
+                     std::to_string(t.code) + " with " + std::to_string(t.bits) + " bits and " +
+                     std::to_string(t.lanes) + " lanes");
+}
+
 py::capsule to_dlpack(const Array& a) {
   if (a.is_cuda()) cuda::synchronize(a.device().index);  // the consumer may read on any stream
   auto* ex = new ExportedArray{a, a.shape(), {}};
@@ -49,7 +70,7 @@ py::capsule to_dlpack(const Array& a) {
   t.data = a.data();
   t.device = {a.is_cuda() ? kDLCUDA : kDLCPU, a.device().index};
   t.ndim = a.ndim();
-  t.dtype = {kDLFloat, (uint8_t)(dtype_size(a.dtype()) * 8), 1};
+  t.dtype = dl_dtype(a.dtype());
   t.shape = ex->shape.data();
   t.strides = nullptr;
   t.byte_offset = 0;
@@ -67,9 +88,7 @@ py::capsule to_dlpack(const Array& a) {
 }
 
 Array array_from_dltensor(const DLTensor& t, std::shared_ptr<void> owner) {
-  if (t.dtype.code != kDLFloat || (t.dtype.bits != 32 && t.dtype.bits != 64) || t.dtype.lanes != 1)
-    throw ArgTypeError("x: expected a float32 or float64 tensor, got DLPack dtype code " +
-                       std::to_string(t.dtype.code) + " with " + std::to_string(t.dtype.bits) + " bits");
+  const DType dtype = dtype_from_dl(t.dtype);
   Device device;
   if (t.device.device_type == kDLCPU || t.device.device_type == kDLCUDAHost) device = {Device::cpu, 0};
   else if (t.device.device_type == kDLCUDA) device = {Device::cuda, t.device.device_id};
@@ -84,7 +103,6 @@ Array array_from_dltensor(const DLTensor& t, std::shared_ptr<void> owner) {
       expected *= shape[i];
     }
   }
-  DType dtype = t.dtype.bits == 32 ? DType::float32 : DType::float64;
   char* data = static_cast<char*>(t.data) + t.byte_offset;
   // Every kernel loads whole elements (a CUDA load of a float at an address not a multiple of 4 faults).
   if (reinterpret_cast<uintptr_t>(data) % dtype_size(dtype) != 0 && shape_numel(shape) > 0)
@@ -131,10 +149,15 @@ Array from_numpy(py::array arr) {
   // but distinct object.
   const py::dtype dt = arr.dtype();
   const bool native = dt.attr("isnative").cast<bool>();
+  // By kind and size, not by type number: numpy's int64 is C long on Linux and long long on Windows.
+  const char kind = dt.kind();
+  const py::ssize_t size = dt.itemsize();
   DType dtype;
-  if (native && dt.num() == py::dtype::of<float>().num()) dtype = DType::float32;
-  else if (native && dt.num() == py::dtype::of<double>().num()) dtype = DType::float64;
-  else throw ArgTypeError("array: expected dtype float32 or float64 in native byte order, got " +
+  if (native && kind == 'f' && size == 4) dtype = DType::float32;
+  else if (native && kind == 'f' && size == 8) dtype = DType::float64;
+  else if (native && kind == 'i' && size == 8) dtype = DType::int64;
+  else if (kind == 'b' && size == 1) dtype = DType::boolean;
+  else throw ArgTypeError("array: expected dtype float32, float64, int64 or bool in native byte order, got " +
                           std::string(py::str(py::repr(dt))));
   Shape shape(arr.shape(), arr.shape() + arr.ndim());
   auto* keep = new py::object(arr);
@@ -151,7 +174,7 @@ py::array to_numpy(const Array& a) {
     Array host = a.to(Device{});
     return to_numpy(host);
   }
-  py::dtype dt = a.dtype() == DType::float32 ? py::dtype::of<float>() : py::dtype::of<double>();
+  py::dtype dt(dtype_name(a.dtype()));  // numpy's names are ours
   // The base object keeps the storage alive while numpy uses it.
   auto* keep = new Array(a);
   py::capsule base(keep, [](void* p) { delete static_cast<Array*>(p); });
@@ -176,7 +199,7 @@ void bind_array(py::module_& m) {
     }
   });
 
-  py::class_<Array>(m, "Array", "Contiguous float32/float64 storage on the CPU or a CUDA device.")
+  py::class_<Array>(m, "Array", "Contiguous float32/float64/int64/bool storage on the CPU or a CUDA device.")
       .def_property_readonly("shape", [](const Array& a) { return py::tuple(py::cast(a.shape())); })
       .def_property_readonly("dtype", [](const Array& a) { return dtype_name(a.dtype()); })
       .def_property_readonly("device", [](const Array& a) { return a.device().str(); })
@@ -207,7 +230,8 @@ void bind_array(py::module_& m) {
   m.def("full", [](const Shape& s, double v, const std::string& t, const std::string& d) {
     return Array::full(s, v, dtype_parse(t), Device::parse(d));
   }, py::arg("shape"), py::arg("value"), py::arg("dtype"), py::arg("device"));
-  m.def("from_numpy", &from_numpy, py::arg("array"), "Zero-copy CPU Array over a C-contiguous float numpy array.");
+  m.def("from_numpy", &from_numpy, py::arg("array"),
+        "Zero-copy CPU Array over a C-contiguous float32/float64/int64/bool numpy array.");
   m.def("from_dlpack_capsule", &from_dlpack_capsule, py::arg("capsule"));
 
   m.def("cuda_compiled", &cuda::compiled);

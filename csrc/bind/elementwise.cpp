@@ -12,6 +12,7 @@ namespace gradcore {
 namespace {
 
 Array unary(const Array& x, UnaryOp op, double a, double b, std::optional<Array> out) {
+  check_float(x, "x");
   Array y = out ? *out : Array::empty(x.shape(), x.dtype(), x.device());
   if (out) {
     check_shape(y, "out", x.shape());
@@ -24,6 +25,8 @@ Array unary(const Array& x, UnaryOp op, double a, double b, std::optional<Array>
 }
 
 Array binary(const Array& a, const Array& b, BinaryOp op, double param, std::optional<Array> out) {
+  check_float(a, "a");
+  check_float(b, "b");
   check_same_dtype(a, "a", b, "b");
   check_same_device(a, "a", b, "b");
   BroadcastLayout layout = broadcast_layout(a.shape(), b.shape());
@@ -52,7 +55,7 @@ Array sum(const Array& x, std::vector<int> axes) {
   Shape out_shape;  // the kept dimensions of x (the layout merges neighbouring ones)
   for (int d = 0; d < nd; ++d)
     if (!std::binary_search(axes.begin(), axes.end(), d)) out_shape.push_back(x.shape()[d]);
-  Array out = Array::empty(out_shape, x.dtype(), x.device());  // every element written
+  Array out = Array::empty(out_shape, sum_output_dtype(x.dtype()), x.device());  // every element written
   GRADCORE_ON_DEVICE(x, sum, x, out, layout);
   return out;
 }
@@ -76,7 +79,8 @@ void bind_elementwise(py::module_& m) {
         py::arg("out") = py::none(), py::call_guard<py::gil_scoped_release>());
   m.def("binary", &binary, py::arg("a"), py::arg("b"), py::arg("op"), py::arg("param") = 0.0,
         py::arg("out") = py::none(), py::call_guard<py::gil_scoped_release>());
-  m.def("sum", &sum, py::arg("x"), py::arg("axes"), "Sum over `axes` (dropped from the shape), accumulated in double.",
+  m.def("sum", &sum, py::arg("x"), py::arg("axes"),
+        "Sum over `axes` (dropped from the shape): floats accumulated in double, int64 and bool into int64.",
         py::call_guard<py::gil_scoped_release>());
 }
 

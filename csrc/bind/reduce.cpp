@@ -43,13 +43,8 @@ void check_per_kept(const Array& x, const Array& a, const char* name, const Redu
                    " elements (one per kept element of x), got shape " + shape_str(a.shape()));
 }
 
-void check_float(const Array& x) {
-  if (x.dtype() != DType::float32 && x.dtype() != DType::float64)
-    throw ArgTypeError("x: expected a float32 or float64 tensor, got " + dtype_name(x.dtype()));
-}
-
 Array amax_amin(const Array& x, const std::vector<int>& axes, bool is_max) {
-  check_float(x);
+  check_float(x, "x");
   const Reduction red = reduction(x, axes);
   if (red.layout.reduced_numel == 0 && red.layout.kept_numel > 0)
     throw ArgError(std::string(is_max ? "max" : "min") + ": the reduced dimensions of x's shape " +
@@ -59,9 +54,22 @@ Array amax_amin(const Array& x, const std::vector<int>& axes, bool is_max) {
   return values;
 }
 
+// (values, indices) of max(dim)/min(dim), or the indices alone for argmax/argmin: int64, the first of ties.
+std::pair<Array, Array> extreme_with_indices(const Array& x, const std::vector<int>& axes, bool is_max) {
+  check_float(x, "x");
+  const Reduction red = reduction(x, axes);
+  if (red.layout.reduced_numel == 0 && red.layout.kept_numel > 0)
+    throw ArgError(std::string(is_max ? "argmax" : "argmin") + ": the reduced dimensions of x's shape " +
+                   shape_str(x.shape()) + " hold no elements (there is no index to return)");
+  Array values = Array::empty(red.out_shape, x.dtype(), x.device());    // every element written
+  Array indices = Array::empty(red.out_shape, DType::int64, x.device());  // every element written
+  GRADCORE_ON_DEVICE(x, reduce_extreme, x, values, indices.data_as<int64_t>(), red.layout, is_max);
+  return {values, indices};
+}
+
 Array extreme_backward(const Array& x, const Array& values, const Array& grad, const std::vector<int>& axes,
                        bool split_ties) {
-  check_float(x);
+  check_float(x, "x");
   const Reduction red = reduction(x, axes);
   check_per_kept(x, values, "values", red);
   check_per_kept(x, grad, "grad", red);
@@ -77,7 +85,7 @@ void check_order(double p) {
 }
 
 Array vector_norm(const Array& x, const std::vector<int>& axes, double p) {
-  check_float(x);
+  check_float(x, "x");
   check_order(p);
   const Reduction red = reduction(x, axes);
   Array out = Array::empty(red.out_shape, x.dtype(), x.device());  // every element written
@@ -87,7 +95,7 @@ Array vector_norm(const Array& x, const std::vector<int>& axes, double p) {
 
 Array vector_norm_backward(const Array& x, const Array& norm, const Array& grad, const std::vector<int>& axes,
                            double p) {
-  check_float(x);
+  check_float(x, "x");
   check_order(p);
   const Reduction red = reduction(x, axes);
   check_per_kept(x, norm, "norm", red);
@@ -105,6 +113,9 @@ void bind_reduce(py::module_& m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("amin", [](const Array& x, const std::vector<int>& axes) { return amax_amin(x, axes, false); },
         py::arg("x"), py::arg("axes"), "Smallest element over `axes` (NaN if any is NaN).",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("extreme_with_indices", &extreme_with_indices, py::arg("x"), py::arg("axes"), py::arg("is_max"),
+        "(values, int64 indices) of the largest (smallest) element over `axes`: the first of ties, the first NaN.",
         py::call_guard<py::gil_scoped_release>());
   m.def("extreme_backward", &extreme_backward, py::arg("x"), py::arg("values"), py::arg("grad"), py::arg("axes"),
         py::arg("split_ties"),

@@ -3,7 +3,8 @@
 // there is more than one chunk): one thread per kept element adds its chunks in order. Short reductions (at most
 // kShortReduction elements per kept element, e.g. a column sum over a few rows) skip the blocks, most of whose
 // threads would idle: one thread per kept element adds its elements in order. No atomics: the order is fixed by
-// the shape, so results are bitwise reproducible.
+// the shape, so results are bitwise reproducible. Each kernel accumulates in SumAccumulator<T> (double for floats,
+// int64 for int64 and bool) and writes SumOutput<T>.
 #include "cuda/launch.cuh"
 #include "reduce.h"
 
@@ -13,47 +14,48 @@ constexpr int kReduceThreads = 256;
 constexpr int64_t kShortReduction = 64;
 
 // grid: (chunks, kept elements folded into y and z). Writes partial[k * chunks + c] or, with one chunk, out[k].
-template <typename T>
-__global__ void sum_chunks_kernel(const T* x, ReduceLayout layout, int64_t chunks, double* partial, T* out) {
-  __shared__ double shared[kReduceThreads];
+template <typename T, typename Acc = SumAccumulator<T>, typename Out = SumOutput<T>>
+__global__ void sum_chunks_kernel(const T* x, ReduceLayout layout, int64_t chunks, Acc* partial, Out* out) {
+  __shared__ Acc shared[kReduceThreads];
   const int64_t c = blockIdx.x;
   for (int64_t k = blockIdx.y; k < layout.kept_numel; k += gridDim.y) {
     const T* base = x + kept_offset(layout, k);
     const int64_t begin = c * kReduceChunk;
     const int64_t end = min(layout.reduced_numel, begin + kReduceChunk);
-    double acc = 0.0;
-    for (int64_t r = begin + threadIdx.x; r < end; r += kReduceThreads) acc += (double)base[reduced_offset(layout, r)];
+    Acc acc = 0;
+    for (int64_t r = begin + threadIdx.x; r < end; r += kReduceThreads)
+      acc = sum_add(acc, (Acc)base[reduced_offset(layout, r)]);
     shared[threadIdx.x] = acc;
     __syncthreads();
     for (int width = kReduceThreads / 2; width > 0; width /= 2) {
-      if (threadIdx.x < width) shared[threadIdx.x] += shared[threadIdx.x + width];
+      if (threadIdx.x < width) shared[threadIdx.x] = sum_add(shared[threadIdx.x], shared[threadIdx.x + width]);
       __syncthreads();
     }
     if (threadIdx.x == 0) {
-      if (chunks == 1) out[k] = (T)shared[0];
+      if (chunks == 1) out[k] = (Out)shared[0];
       else partial[k * chunks + c] = shared[0];
     }
     __syncthreads();
   }
 }
 
-template <typename T>
-__global__ void sum_partials_kernel(const double* partial, int64_t kept, int64_t chunks, T* out) {
+template <typename Acc, typename Out>
+__global__ void sum_partials_kernel(const Acc* partial, int64_t kept, int64_t chunks, Out* out) {
   for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < kept; k += (int64_t)gridDim.x * blockDim.x) {
-    double acc = 0.0;
-    for (int64_t c = 0; c < chunks; ++c) acc += partial[k * chunks + c];
-    out[k] = (T)acc;
+    Acc acc = 0;
+    for (int64_t c = 0; c < chunks; ++c) acc = sum_add(acc, partial[k * chunks + c]);
+    out[k] = (Out)acc;
   }
 }
 
-template <typename T>
-__global__ void sum_short_kernel(const T* x, ReduceLayout layout, T* out) {
+template <typename T, typename Acc = SumAccumulator<T>, typename Out = SumOutput<T>>
+__global__ void sum_short_kernel(const T* x, ReduceLayout layout, Out* out) {
   for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < layout.kept_numel;
        k += (int64_t)gridDim.x * blockDim.x) {
     const T* base = x + kept_offset(layout, k);
-    double acc = 0.0;
-    for (int64_t r = 0; r < layout.reduced_numel; ++r) acc += (double)base[reduced_offset(layout, r)];
-    out[k] = (T)acc;
+    Acc acc = 0;
+    for (int64_t r = 0; r < layout.reduced_numel; ++r) acc = sum_add(acc, (Acc)base[reduced_offset(layout, r)]);
+    out[k] = (Out)acc;
   }
 }
 
@@ -66,24 +68,27 @@ void sum_cuda(const Array& x, Array& out, const ReduceLayout& layout) {
   }
   cudaStream_t s = cuda::stream_of(x);
   if (R <= kShortReduction) {
-    dispatch_float(x.dtype(), [&](auto zero) {
+    dispatch_all(x.dtype(), [&](auto zero) {
       using T = decltype(zero);
       cuda::launch("sum_short_kernel", sum_short_kernel<T>, cuda::grid_for(K, 256), 256, s, x.data_as<T>(), layout,
-          out.data_as<T>());
+          out.data_as<SumOutput<T>>());
     });
     return;
   }
   const int64_t chunks = (R + kReduceChunk - 1) / kReduceChunk;
-  Array partial;
-  if (chunks > 1) partial = Array::empty({K * chunks}, DType::float64, x.device());  // fully written by stage 1
   const unsigned grid_y = (unsigned)std::min<int64_t>(K, 65535);
-  dispatch_float(x.dtype(), [&](auto zero) {
+  dispatch_all(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
+    using Acc = SumAccumulator<T>;
+    using Out = SumOutput<T>;
+    Array partial;  // fully written by stage 1
+    if (chunks > 1)
+      partial = Array::empty({K * chunks}, std::is_same_v<Acc, double> ? DType::float64 : DType::int64, x.device());
     cuda::launch("sum_chunks_kernel", sum_chunks_kernel<T>, dim3((unsigned)chunks, grid_y), kReduceThreads, s,
-        x.data_as<T>(), layout, chunks, chunks > 1 ? partial.data_as<double>() : nullptr, out.data_as<T>());
+        x.data_as<T>(), layout, chunks, chunks > 1 ? partial.data_as<Acc>() : nullptr, out.data_as<Out>());
     if (chunks > 1) {
-      cuda::launch("sum_partials_kernel", sum_partials_kernel<T>, cuda::grid_for(K, 256), 256, s,
-          partial.data_as<double>(), K, chunks, out.data_as<T>());
+      cuda::launch("sum_partials_kernel", sum_partials_kernel<Acc, Out>, cuda::grid_for(K, 256), 256, s,
+          partial.data_as<Acc>(), K, chunks, out.data_as<Out>());
     }
   });
 }
@@ -101,8 +106,8 @@ namespace gradcore {
 
 namespace {
 
-// Scratch for per-chunk indices: 8-byte slots, every one written by the chunk kernel before it is read.
-Array index_scratch(int64_t n, Device device) { return Array::empty({n}, DType::float64, device); }
+// Scratch for per-chunk indices, every one written by the chunk kernel before it is read.
+Array index_scratch(int64_t n, Device device) { return Array::empty({n}, DType::int64, device); }
 
 template <typename T>
 __global__ void extreme_short_kernel(const T* x, ReduceLayout layout, bool is_max, T* values, int64_t* indices) {

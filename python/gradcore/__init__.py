@@ -20,8 +20,10 @@ def set_num_threads(n):
 from . import cuda  # noqa: F401
 from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, value_and_grad  # noqa: F401
 from .tensor import (  # noqa: F401
-    Tensor, float32, float64, from_dlpack, from_numpy, full, ones, ones_like, tensor, zeros, zeros_like,
+    Tensor, float32, float64, from_dlpack, from_numpy, full, int64, ones, ones_like, tensor, zeros, zeros_like,
 )
+from .tensor import bool_ as bool  # noqa: F401,A001  gradcore.bool, PyTorch's name (shadows nothing used here)
+long = int64  # PyTorch's alias
 from .random import Generator, manual_seed, rand, randn  # noqa: F401
 from .gradcheck import GradcheckError, gradcheck  # noqa: F401
 from . import functional  # noqa: F401

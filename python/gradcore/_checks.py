@@ -69,10 +69,23 @@ def padding_form(value, name="padding", minimum=0):
     return int_pair(value, name, minimum)
 
 
-def tensor(value, name, optional=False, alternative=None):
+FLOAT_DTYPES = ("float32", "float64")
+ANY_DTYPE = None
+
+
+def tensor(value, name, optional=False, alternative=None, dtypes=FLOAT_DTYPES):
     """value, which must be a gradcore.Tensor (or None when optional; alternative words a further accepted kind,
-    checked by the caller). Only the kind: the bindings check its shape, dtype and device."""
-    if isinstance(value, Tensor) or (optional and value is None):
+    checked by the caller) of one of `dtypes`: float32 or float64 unless the op says otherwise (dtypes=("int64",)
+    for labels and indices, ANY_DTYPE for ops defined on every dtype). This is the one place where an int64 or bool
+    tensor is kept from the float kernels: "x: expected a float32 or float64 tensor, got int64". The bindings check
+    shapes, dtypes relative to each other, and devices."""
+    if isinstance(value, Tensor):
+        if dtypes is not None and value.dtype not in dtypes:
+            expected = " or ".join(dtypes) if len(dtypes) <= 2 else ", ".join(dtypes[:-1]) + " or " + dtypes[-1]
+            raise TypeError(f"{name}: expected a{'n' if expected[0] in 'aeiou' else ''} {expected} tensor, "
+                            f"got {value.dtype}")
+        return value
+    if optional and value is None:
         return value
     kinds = " or ".join(["a gradcore.Tensor"] + (["None"] if optional else []) + ([alternative] if alternative else []))
     raise TypeError(f"{name}: expected {kinds}, got {type(value).__name__}")

@@ -15,7 +15,7 @@ import inspect
 import threading
 
 from . import _core
-from .tensor import Tensor
+from .tensor import FLOATING, Tensor
 
 _state = threading.local()
 
@@ -156,13 +156,15 @@ class Function:
         result = ctx.forward(*raw, **kwargs)
         multiple = isinstance(result, tuple)
         arrays = result if multiple else (result,)
-        outputs = tuple(Tensor(a, requires_grad=record) for a in arrays)
+        # An int64 or bool output (a comparison, argmax's indices) is not differentiable: never part of the graph.
+        outputs = tuple(Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in arrays)
         if record:
             ctx.inputs = args
             ctx.output_meta = tuple((a.shape, a.dtype, a.device) for a in arrays)
             for index, out in enumerate(outputs):
-                out._node = ctx
-                out._output_index = index
+                if out._requires_grad:
+                    out._node = ctx
+                    out._output_index = index
         return outputs if multiple else outputs[0]
 
     def forward(self, *args):  # pragma: no cover - abstract
@@ -198,7 +200,7 @@ def _apply_tensor_function(cls, args, kwargs):
     # Outputs marked non-differentiable, and integer or bool ones (indices, masks), get no gradient.
     constant = ctx.__dict__.pop("_non_differentiable", set())
     outputs = tuple(Tensor(out._data, requires_grad=record and id(out._data) not in constant
-                           and out.dtype in ("float32", "float64")) for out in returned)
+                           and out.dtype in FLOATING) for out in returned)
     if record:
         ctx.inputs = args
         ctx.output_meta = tuple((out.shape, out.dtype, out.device) for out in returned)

@@ -161,7 +161,7 @@ def _decode(obj, tensors, device):
         return obj
     if "__tensor__" in obj:
         array = tensors[obj["__tensor__"]]
-        if obj.get("gradcore") and array.dtype.kind == "f":
+        if obj.get("gradcore") and array.dtype.kind in "fib":  # a gradcore Tensor of any dtype comes back one
             return make_tensor(array, dtype=array.dtype, device=device)
         return array
     if "__tuple__" in obj:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import integer
-from .tensor import _shape_arg, tensor
+from .tensor import _float_dtype_name, _shape_arg, tensor
 
 
 class Generator:
@@ -40,10 +40,10 @@ def _gen(generator):
 def rand(*shape, dtype="float32", device="cpu", generator=None, requires_grad=False):
     """Uniform on [0, 1)."""
     values = _gen(generator).numpy.random(_shape_arg(shape))
-    return tensor(values, dtype=dtype, device=device, requires_grad=requires_grad)
+    return tensor(values, dtype=_float_dtype_name(dtype), device=device, requires_grad=requires_grad)
 
 
 def randn(*shape, dtype="float32", device="cpu", generator=None, requires_grad=False):
     """Standard normal."""
     values = _gen(generator).numpy.standard_normal(_shape_arg(shape))
-    return tensor(values, dtype=dtype, device=device, requires_grad=requires_grad)
+    return tensor(values, dtype=_float_dtype_name(dtype), device=device, requires_grad=requires_grad)

@@ -9,8 +9,13 @@ import numpy as np
 from . import _core
 from ._checks import integer, real
 
-_DTYPES = {"float32": "float32", "float64": "float64", np.float32: "float32", np.float64: "float64",
-           np.dtype("float32"): "float32", np.dtype("float64"): "float64"}
+# dtypes are their names (gradcore.float32 == "float32"). Accepted spellings: the names, numpy's types and dtypes,
+# and Python's float, int and bool (PyTorch's dtype=float is float64, dtype=int int64).
+_DTYPES = {"float32": "float32", "float64": "float64", "int64": "int64", "bool": "bool",
+           np.float32: "float32", np.float64: "float64", np.int64: "int64", np.bool_: "bool",
+           np.dtype("float32"): "float32", np.dtype("float64"): "float64", np.dtype("int64"): "int64",
+           np.dtype("bool"): "bool", float: "float64", int: "int64", bool: "bool"}
+FLOATING = ("float32", "float64")  # the dtypes that carry gradients and reach the float kernels
 
 # Held while a gradient is added into a leaf's .grad: backward runs from two threads into one shared leaf would
 # otherwise both create .grad, or add into it at once with the GIL released, and lose one of the updates.
@@ -18,13 +23,29 @@ _grad_lock = threading.Lock()
 
 float32 = "float32"
 float64 = "float64"
+int64 = "int64"  # labels and indices; exported as gradcore.int64 and gradcore.long
+bool_ = "bool"   # comparison results; exported as gradcore.bool (named bool_ here, where bool is Python's)
 
 
 def _dtype_name(dtype, argument="dtype"):
     try:
         return _DTYPES[dtype]
     except (KeyError, TypeError):
-        raise TypeError(f"{argument}: expected float32 or float64, got {dtype!r}") from None
+        raise TypeError(f"{argument}: expected float32, float64, int64 or bool, got {dtype!r}") from None
+
+
+def _float_dtype_name(dtype, argument="dtype"):
+    """A float dtype's name (rand, randn and the like draw only floats)."""
+    name = _DTYPES.get(dtype) if isinstance(dtype, (str, type, np.dtype)) else None
+    if name not in FLOATING:
+        raise TypeError(f"{argument}: expected float32 or float64, got {dtype!r}")
+    return name
+
+
+def _check_requires_grad(requires_grad, dtype):
+    if requires_grad and dtype not in FLOATING:
+        # PyTorch's words; TypeError (not PyTorch's RuntimeError) as every bad argument here.
+        raise TypeError(f"requires_grad: only Tensors of floating point dtype can require gradients, got {dtype}")
 
 
 def _device_name(device, argument="device"):
@@ -39,13 +60,13 @@ def _device_name(device, argument="device"):
 
 
 class Tensor:
-    """An n-dimensional float32/float64 array on the CPU or a CUDA device, with reverse-mode autograd.
+    """An n-dimensional float32/float64/int64/bool array on the CPU or a CUDA device, with reverse-mode autograd.
 
     Always contiguous. `requires_grad` marks leaves whose gradient `backward()` accumulates into `.grad`
-    (a Tensor that starts at zero on first use).
+    (a Tensor that starts at zero on first use); only float tensors may require gradients.
     """
 
-    __slots__ = ("_data", "requires_grad", "grad", "_node", "_output_index", "__weakref__")
+    __slots__ = ("_data", "_requires_grad", "grad", "_node", "_output_index", "__weakref__")
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad=False):
@@ -55,12 +76,27 @@ class Tensor:
             raise TypeError("Tensor(data): expected a _core.Array or a Tensor; use gradcore.tensor(...) for Python "
                             "data")
         self._data = data
-        self.requires_grad = bool(requires_grad)
+        requires_grad = bool(requires_grad)
+        _check_requires_grad(requires_grad, data.dtype)
+        self._requires_grad = requires_grad
         self.grad = None
         self._node = None
         self._output_index = 0
 
     # ---- metadata -------------------------------------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        value = bool(value)
+        _check_requires_grad(value, self._data.dtype)
+        self._requires_grad = value
+
+    def is_floating_point(self):
+        return self._data.dtype in FLOATING
+
     @property
     def shape(self):
         return self._data.shape
@@ -117,9 +153,10 @@ class Tensor:
         return a if dtype is None else a.astype(dtype)
 
     def item(self):
+        """The one element as a Python float, int (int64) or bool."""
         if self.numel != 1:
             raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
-        return float(self.numpy().reshape(()))
+        return self.numpy().reshape(()).item()
 
     def __float__(self):
         """float(t) for a one-element tensor (any shape: (), (1,), (1, 1)), as in PyTorch."""
@@ -149,6 +186,12 @@ class Tensor:
 
     def double(self):
         return self.to(dtype="float64")
+
+    def long(self):
+        return self.to(dtype="int64")
+
+    def bool(self):
+        return self.to(dtype="bool")
 
     def detach(self):
         """The same storage, cut from the graph."""
@@ -220,25 +263,43 @@ class Tensor:
         return self.reshape(*self.shape[:start_dim], -1)
 
 
+def _inferred_dtype(data, array):
+    """PyTorch's inference: numpy data keeps its kind (float64 stays float64, other floats become float32, every
+    integer type int64, bool bool); Python data gives bool for bools only, int64 for ints (and bools), float32 as
+    soon as one number is a float."""
+    kind = array.dtype.kind
+    if kind == "b":
+        return "bool"
+    if kind in "iu":
+        return "int64"
+    from_numpy_data = isinstance(data, (np.ndarray, np.generic))
+    return "float64" if from_numpy_data and array.dtype.itemsize >= 8 else "float32"
+
+
 def _as_numpy(data, dtype):
     if isinstance(data, Tensor):
+        if dtype is None:
+            dtype = data.dtype
         data = data.numpy()
     try:
         array = np.asarray(data)
     except ValueError as e:  # numpy's words for a ragged nested list
         raise ValueError(f"data: expected a regular (not ragged) nesting of numbers, got {type(data).__name__}: "
                          f"{e}") from None
-    if dtype is None:  # Python floats become float32 (PyTorch's rule); only float64 arrays stay float64
-        dtype = "float64" if isinstance(data, (np.ndarray, np.generic)) and array.dtype == np.float64 else "float32"
     if array.dtype.kind not in "fiub":
         raise TypeError(f"data: expected numbers, got an array of dtype {array.dtype}")
-    return np.array(array, dtype=_dtype_name(dtype), order="C")
+    dtype = _inferred_dtype(data, array) if dtype is None else _dtype_name(dtype)
+    if dtype == "int64" and array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"data: {array.max()} does not fit int64")
+    return np.array(array, dtype=dtype, order="C")
 
 
 def tensor(data, dtype=None, device="cpu", requires_grad=False):
     """A new tensor holding a copy of `data` (nested lists, numbers, numpy arrays, Tensors).
-    dtype defaults to float64 for float64 numpy data and float32 otherwise."""
+    dtype is inferred as PyTorch does: bool for bools, int64 for integers (numpy's int32, uint8, ... too), float32
+    for Python floats and float32/float16 numpy data, float64 for float64 numpy data, a Tensor's own dtype."""
     array = _as_numpy(data, dtype)
+    _check_requires_grad(bool(requires_grad), array.dtype.name)
     out = _core.from_numpy(array)
     device = _device_name(device)
     if device != "cpu":
@@ -247,7 +308,7 @@ def tensor(data, dtype=None, device="cpu", requires_grad=False):
 
 
 def from_numpy(array):
-    """A CPU tensor sharing memory with a C-contiguous float32/float64 numpy array (no copy)."""
+    """A CPU tensor sharing memory with a C-contiguous float32/float64/int64/bool numpy array (no copy)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"array: expected a numpy.ndarray, got {type(array).__name__}")
     return Tensor(_core.from_numpy(array))
@@ -287,24 +348,44 @@ def _shape_arg(shape):
 
 
 def zeros(*shape, dtype="float32", device="cpu", requires_grad=False):
-    return Tensor(_core.zeros(_shape_arg(shape), _dtype_name(dtype), _device_name(device)), requires_grad)
+    dtype = _dtype_name(dtype)
+    _check_requires_grad(requires_grad, dtype)
+    return Tensor(_core.zeros(_shape_arg(shape), dtype, _device_name(device)), requires_grad)
 
 
 def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
     return full(_shape_arg(shape), 1.0, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def full(size, fill_value, dtype="float32", device="cpu", requires_grad=False):
-    """A tensor of shape `size` (a tuple or list of ints, or one int) with every element fill_value (torch.full)."""
+def full(size, fill_value, dtype=None, device="cpu", requires_grad=False):
+    """A tensor of shape `size` (a tuple or list of ints, or one int) with every element fill_value (torch.full);
+    dtype=None infers it from fill_value as PyTorch: bool, int64 for an int, else float32."""
     shape = _shape_arg((size,) if isinstance(size, (tuple, list)) else (size,))
-    return Tensor(_core.full(shape, _fill_value(fill_value, "fill_value"), _dtype_name(dtype), _device_name(device)),
-                  requires_grad)
+    if dtype is None:
+        dtype = "bool" if isinstance(fill_value, (bool, np.bool_)) else (
+            "int64" if isinstance(fill_value, numbers.Integral) else "float32")
+    dtype = _dtype_name(dtype)
+    _check_requires_grad(requires_grad, dtype)
+    device = _device_name(device)
+    if dtype == "int64" and isinstance(fill_value, numbers.Integral) and not -2**53 <= fill_value <= 2**53:
+        # the kernels take the value as a double, exact only up to 2**53
+        return Tensor(tensor(np.full(shape, _int64_value(fill_value), dtype=np.int64), device=device)._data)
+    return Tensor(_core.full(shape, _fill_value(fill_value, "fill_value"), dtype, device), requires_grad)
+
+
+def _int64_value(value):
+    if not -2**63 <= value < 2**63:
+        raise ValueError(f"fill_value: {value} does not fit int64")
+    return int(value)
 
 
 def _fill_value(value, argument="value"):
-    """A number, or a one-element Tensor or numpy array (as PyTorch's fill_ takes a 0-d tensor), as a float."""
+    """A number (a bool too), or a one-element Tensor or numpy array (as PyTorch's fill_ takes a 0-d tensor), as a
+    float."""
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
     if isinstance(value, Tensor) and value.numel == 1:
-        return value.item()
+        return float(value.item())
     if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
         return float(value.reshape(()))
     return real(value, argument, allow_nan=True)

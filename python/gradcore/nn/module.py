@@ -168,13 +168,15 @@ class Module:
 
     # ---- devices and state ----------------------------------------------------------------------------------
     def to(self, device=None, dtype=None):
-        """Moves (or converts) every parameter and buffer in place, keeping Parameter identities."""
+        """Moves (or converts) every parameter and buffer in place, keeping Parameter identities. A dtype converts
+        the float tensors only (an int64 buffer, such as a step count, keeps its dtype), as PyTorch."""
         for module in self.modules():
             for table in (module._parameters, module._buffers):
                 for name, t in table.items():
                     if t is None:
                         continue
-                    t.set_(t.detach().to(device=device, dtype=dtype))
+                    keep_dtype = dtype is not None and not t.is_floating_point()
+                    t.set_(t.detach().to(device=device, dtype=None if keep_dtype else dtype))
                     if t.grad is not None:
                         t.grad = t.grad.to(device=device, dtype=dtype)
         return self

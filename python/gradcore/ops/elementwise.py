@@ -9,9 +9,9 @@ import math
 import numbers
 
 from .. import _core
-from .._checks import real, tensor
+from .._checks import ANY_DTYPE, real, tensor
 from ..autograd import Function
-from ..tensor import _device_name, _dtype_name
+from ..tensor import FLOATING, Tensor, _device_name, _dtype_name
 
 __all__ = [  # gradcore.functional exports these
     "abs", "add", "div", "exp", "leaky_relu", "log", "mul", "neg", "pow", "relu", "sigmoid", "sqrt", "sub", "tanh",
@@ -146,7 +146,12 @@ class Clone(Function):
 
 
 def to(x, device=None, dtype=None):
-    """A copy of x on another device and/or dtype (x itself when nothing changes). Differentiable."""
+    """A copy of x on another device and/or dtype (x itself when nothing changes): x.to("cuda"), x.to("int64"),
+    x.to(device=..., dtype=...). Differentiable between float dtypes and devices; a conversion to int64 or bool is
+    not (its result never requires grad). float -> int64 truncates toward zero, -> bool is x != 0."""
+    tensor(x, "x", dtypes=ANY_DTYPE)
+    if dtype is None and device is not None and _is_dtype(device):  # x.to(gradcore.int64), as PyTorch
+        device, dtype = None, device
     out = x
     if dtype is not None and _dtype_name(dtype) != x.dtype:
         out = ToDtype.apply(out, _dtype_name(dtype))
@@ -157,51 +162,95 @@ def to(x, device=None, dtype=None):
 
 def clone(x):
     """A copy of x with its own storage. Differentiable."""
+    tensor(x, "x", dtypes=ANY_DTYPE)
     return Clone.apply(x)
+
+
+def _is_dtype(value):
+    try:
+        _dtype_name(value)
+        return True
+    except TypeError:
+        return False
 
 
 def _scalar(x):
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
+# ---- dtype promotion (PyTorch's rules, for the dtypes gradcore has) ----------------------------------------------
+# int64/bool with a float tensor: the float tensor's dtype. int64/bool with a Python float, or divided (true
+# division) by anything: float32, PyTorch's default float dtype. float32 with float64 stays an error (as before).
+# Arithmetic that would keep an integer result (int64 + int64, int64 * 2) is not implemented: it raises, naming
+# the argument, instead of computing in floating point and rounding large values.
+def _cast(t, dtype):
+    """t converted to dtype outside the graph (t is int64 or bool, which never requires grad)."""
+    return t if t.dtype == dtype else Tensor(t._data.astype(dtype))
+
+
+def _integer_arithmetic_error(name, dtype):
+    return TypeError(f"{name}: arithmetic that keeps an integer result is not supported for {dtype} tensors; "
+                     "convert with .float() (or .double()) first")
+
+
+def _promote_pair(a, b, op):
+    """a and b (Tensors of any dtype) as operands of one float dtype for the float kernels."""
+    tensor(a, "a", alternative="a Python number", dtypes=ANY_DTYPE)
+    tensor(b, "b", alternative="a Python number", dtypes=ANY_DTYPE)
+    fa, fb = a.dtype in FLOATING, b.dtype in FLOATING
+    if fa and fb:
+        return a, b
+    if fa or fb:
+        dtype = a.dtype if fa else b.dtype
+        return _cast(a, dtype), _cast(b, dtype)
+    if op == B.div:
+        return _cast(a, "float32"), _cast(b, "float32")
+    raise _integer_arithmetic_error("a", a.dtype)
+
+
+def _promote_with_scalar(a, b, true_division=False):
+    """a (a Tensor of any dtype) as the float operand of an op with the Python number b."""
+    tensor(a, "a", alternative="a Python number", dtypes=ANY_DTYPE)
+    if a.dtype in FLOATING:
+        return a
+    if true_division or isinstance(b, float) or not isinstance(b, numbers.Integral):
+        return _cast(a, "float32")
+    raise _integer_arithmetic_error("a", a.dtype)
+
+
 def _binary(a, b, op):
-    _check_operand(a, "a")
-    _check_operand(b, "b")
+    a, b = _promote_pair(a, b, op)
     return Binary.apply(a, b, op)
 
 
 def add(a, b):
     if _scalar(b):
-        _check_operand(a, "a")
-        return Unary.apply(a, U.affine, 1.0, float(b))
+        return Unary.apply(_promote_with_scalar(a, b), U.affine, 1.0, float(b))
     return _binary(a, b, B.add)
 
 
 def sub(a, b):
     if _scalar(b):
-        _check_operand(a, "a")
-        return Unary.apply(a, U.affine, 1.0, -float(b))
+        return Unary.apply(_promote_with_scalar(a, b), U.affine, 1.0, -float(b))
     return _binary(a, b, B.sub)
 
 
 def rsub(a, b):
     """b - a for a number b."""
-    _check_operand(a, "a")
     if not _scalar(b):
         raise TypeError(f"b: expected a number, got {type(b).__name__}")
-    return Unary.apply(a, U.affine, -1.0, float(b))
+    return Unary.apply(_promote_with_scalar(a, b), U.affine, -1.0, float(b))
 
 
 def mul(a, b):
     if _scalar(b):
-        _check_operand(a, "a")
-        return Unary.apply(a, U.affine, float(b), 0.0)
+        return Unary.apply(_promote_with_scalar(a, b), U.affine, float(b), 0.0)
     return _binary(a, b, B.mul)
 
 
 def div(a, b):
     if _scalar(b):
-        _check_operand(a, "a")
+        a = _promote_with_scalar(a, b, true_division=True)
         b = float(b)  # x / 0 is +-inf (NaN for 0 / 0), as in PyTorch, not a ZeroDivisionError
         return Unary.apply(a, U.affine, 1.0 / b if b != 0 else math.copysign(math.inf, b), 0.0)
     return _binary(a, b, B.div)
@@ -209,10 +258,9 @@ def div(a, b):
 
 def rdiv(a, b):
     """b / a for a number b."""
-    _check_operand(a, "a")
     if not _scalar(b):
         raise TypeError(f"b: expected a number, got {type(b).__name__}")
-    return RDivScalar.apply(a, float(b))
+    return RDivScalar.apply(_promote_with_scalar(a, b, true_division=True), float(b))
 
 
 def neg(x):
@@ -248,6 +296,7 @@ tanh = _unary(U.tanh, "tanh")
 def leaky_relu(x, negative_slope=0.01):
     _check_operand(x, "x")
     return Unary.apply(x, U.leaky_relu, real(negative_slope, "negative_slope"))
+
 
 
 TENSOR_METHODS = {  # attached to Tensor by gradcore.ops

@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 import numbers
 
-from .. import _core
+from .. import _core, return_types
 from ..autograd import Function
-from .._checks import real, tensor
+from ..tensor import Tensor
+from .._checks import ANY_DTYPE, real, tensor
 
-__all__ = ["amax", "amin", "max", "mean", "min", "reshape", "std", "sum", "var"]  # gradcore.functional exports these
+__all__ = ["amax", "amin", "argmax", "argmin", "max", "mean", "min", "reshape", "std", "sum", "var"]  # gradcore.functional exports these
 
 B = _core.BinaryOp
 
@@ -104,8 +105,9 @@ def _check(x):
 
 
 def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """The sum over `dim` (an int, a tuple of ints, or None for all), accumulated in double (torch.sum)."""
-    _check(x)
+    """The sum over `dim` (an int, a tuple of ints, or None for all) (torch.sum): float32/float64 keep their dtype
+    (accumulated in double); int64 and bool sum into int64, as PyTorch ((a == b).sum() counts the equal elements)."""
+    tensor(x, "x", dtypes=ANY_DTYPE)
     dim, keepdim, name = _dim_alias(dim, axis, keepdim, keepdims)
     return Sum.apply(x, _axes(dim, x.ndim, name), keepdim, 1.0)
 
@@ -181,8 +183,66 @@ def min(x, dim=None, keepdim=False):
     return _extreme_dim(x, dim, keepdim, False)
 
 
+class ExtremeDim(Function):
+    """max(dim)/min(dim): (values, int64 indices). dL/dx = g at the element the index names (the first of the
+    ties, found again from the values by the same rule), 0 elsewhere; the indices get no gradient."""
+
+    def forward(self, x, axes, keepdim, is_max):
+        self.axes = axes
+        values, indices = _core.extreme_with_indices(x, axes, is_max)
+        self.save_for_backward(x, values)
+        if keepdim:
+            kept = _kept_shape(x.shape, axes)
+            values, indices = values.reshape(kept), indices.reshape(kept)
+        return values, indices
+
+    def backward(self, g, g_indices):
+        x, values = self.saved
+        return _core.extreme_backward(x, values, g, self.axes, False), None, None, None
+
+
+def _one_dim(x, dim, name):
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
+        raise TypeError(f"dim: expected an int (one dimension) for {name}, got {dim!r}"
+                        + ("; amax/amin reduce several at once" if isinstance(dim, (tuple, list)) else ""))
+    axes = _axes(dim, x.ndim)
+    _check_nonempty(x, axes, name)
+    return axes
+
+
 def _extreme_dim(x, dim, keepdim, is_max):
-    raise NotImplementedError("max(dim)/min(dim) need int64 indices")  # until the int64 dtype is merged
+    name = "max" if is_max else "min"
+    if not isinstance(keepdim, (bool, numbers.Integral)):
+        raise TypeError(f"keepdim: expected a bool, got {keepdim!r}")
+    values, indices = ExtremeDim.apply(x, _one_dim(x, dim, name), bool(keepdim), is_max)
+    return (return_types.max if is_max else return_types.min)(values, indices)
+
+
+def _arg_extreme(x, dim, keepdim, is_max):
+    name = "argmax" if is_max else "argmin"
+    tensor(x, "x")
+    if not isinstance(keepdim, (bool, numbers.Integral)):
+        raise TypeError(f"keepdim: expected a bool, got {keepdim!r}")
+    if dim is None:  # the index into the flattened tensor
+        axes = _axes(None, x.ndim)
+        _check_nonempty(x, axes, name)
+        kept = [1] * x.ndim if keepdim else []
+    else:
+        axes = _one_dim(x, dim, name)
+        kept = _kept_shape(x.shape, axes) if keepdim else None
+    _, indices = _core.extreme_with_indices(x._data, axes, is_max)
+    return Tensor(indices.reshape(kept) if kept is not None else indices)
+
+
+def argmax(x, dim=None, keepdim=False):
+    """The index (int64) of the largest element along `dim`, or into the flattened tensor when dim is None
+    (torch.argmax). Ties give the first index; a NaN counts as the largest (the first NaN's index)."""
+    return _arg_extreme(x, dim, keepdim, True)
+
+
+def argmin(x, dim=None, keepdim=False):
+    """The index (int64) of the smallest element along `dim`, or into the flattened tensor (torch.argmin)."""
+    return _arg_extreme(x, dim, keepdim, False)
 
 
 # ---- variance and standard deviation ----------------------------------------------------------------------------
@@ -268,7 +328,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
 
 
 def reshape(x, shape):
-    _check(x)
+    tensor(x, "x", dtypes=ANY_DTYPE)
     for d in shape:  # int(3.9) would truncate to 3
         if not isinstance(d, numbers.Integral) or isinstance(d, bool):
             raise TypeError(f"shape: expected integers (or -1 for one inferred dimension), got {tuple(shape)!r}")
@@ -286,5 +346,5 @@ def _reshape_method(self, *shape):
 
 TENSOR_METHODS = {  # see gradcore.ops
     "sum": sum, "mean": mean, "reshape": _reshape_method, "view": _reshape_method, "amax": amax, "amin": amin,
-    "max": max, "min": min, "var": var, "std": std,
+    "max": max, "min": min, "argmax": argmax, "argmin": argmin, "var": var, "std": std,
 }
