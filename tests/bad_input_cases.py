@@ -511,3 +511,12 @@ for code, err, words in [
         ("gc.linalg.vector_norm(gc.zeros(0), ord=float('inf'))", V, ("ord", "empty")),
         ("gc.linalg.vector_norm(gc.zeros(0))", None, ()), ("gc.linalg.vector_norm([1.0, 2.0])", T, ("x",))]:
     case(f"reduce-{slug(code)}", code, err, *words)
+for code, err, words in [
+        ("m.max((0, 1))", T, ("dim", "an int")), ("m.max(2)", V, ("dim", "out of range")),
+        ("m.min(1.0)", T, ("dim",)), ("m.max(1, keepdim='y')", T, ("keepdim",)),
+        ("m.argmax(5)", V, ("dim", "out of range")), ("m.argmin('0')", T, ("dim",)),
+        ("gc.zeros(0, 3).argmax()", V, ("argmax", "no elements")), ("gc.zeros(0, 3).max(0)", V, ("max", "no elements")),
+        ("gc.zeros(0, 3).argmin(1)", None, ()), ("F.argmax(None)", T, ("x",)),
+        ("gc.tensor([1, 2]).argmax()", T, ("x", "float")), ("gc.tensor([1, 2]).amax()", T, ("x", "float")),
+        ("gc.linalg.vector_norm(gc.tensor([1, 2]))", T, ("x", "float"))]:
+    case(f"reduce-{slug(code)}", code, err, *words)
