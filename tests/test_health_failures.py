@@ -7,8 +7,8 @@ Failures, replayed with fixed seeds:
     without L2 1e-4. Measured (seed 0, checks every 5 steps): the collapse is flagged at step 25 (output spread
     0.023 of the input's, 0.018 without L2; it peaked at ~0.35 near step 15), named at the output sigmoid
     'decoder.5', whose saturated fraction is flagged at step 30 (0.95). Checking every step: steps 24-25 and 27-28.
-  * a tiny dense ReLU net 1-16-16-1 (here 1x1 convolutions on (N, 1, 1, 1) inputs, standing in until nn.Linear
-    lands) with N(0, 1e-3) weights, SGD 0.01, batch 32: it stalls at the loss of predicting 0. Measured (checks
+  * a tiny dense ReLU net 1-16-16-1 (nn.Linear layers on (N, 1) inputs) with N(0, 1e-3) weights, SGD 0.01,
+    batch 32: it stalls at the loss of predicting 0. Measured (checks
     every 10 steps): the collapse at step 10 (spread 1.1e-8 of the target's, lost at layer '0', whose forward gain
     is 1e-3), the update-to-weight ratios of layers '0' and '2' at step 30 (medians 9.5e-6 and 4.5e-6, against
     3e-4..1e-2 when He-initialised), the layers' forward gains at step 40 once the loss has stalled.
@@ -86,14 +86,14 @@ def test_the_autoencoder_example_with_glorot_init_shows_the_failure_and_its_diag
     assert "gradcore health: output" in capsys.readouterr().out, "the warnings show above the progress bar"
 
 
-# ---- the 1e-3-initialised dense net (1x1-conv stand-in) ------------------------------------------------------------
+# ---- the 1e-3-initialised dense net -------------------------------------------------------------------------------
 def _dense(std, seed=0):
-    """1-16-16-1 ReLU net of 1x1 convolutions on (N, 1, 1, 1) inputs: nn.Linear's stand-in until it lands (then
-    build it from nn.Linear(1, 16), nn.Linear(16, 16), nn.Linear(16, 1); the monitor treats both alike)."""
+    """1-16-16-1 ReLU net of nn.Linear layers on (N, 1) inputs, He-initialised (bias zero) unless std is given, when
+    every weight is redrawn from N(0, std)."""
     generator = gradcore.Generator(seed)
-    net = nn.Sequential(nn.Conv2d(1, 16, 1, generator=generator), nn.ReLU(),
-                        nn.Conv2d(16, 16, 1, generator=generator), nn.ReLU(),
-                        nn.Conv2d(16, 1, 1, generator=generator))
+    net = nn.Sequential(nn.Linear(1, 16, init="he_normal", generator=generator), nn.ReLU(),
+                        nn.Linear(16, 16, init="he_normal", generator=generator), nn.ReLU(),
+                        nn.Linear(16, 1, init="he_normal", generator=generator))
     if std is not None:
         for layer in (net[0], net[2], net[4]):
             nn.init.normal_(layer.weight, 0.0, std, generator=generator)
@@ -105,7 +105,7 @@ def _dense_steps(net, monitor, steps=200, seed=0, losses=None):
     optimizer = SGD(net.parameters(), lr=0.01)
     rng = np.random.default_rng(seed)
     for _ in range(steps):
-        xs = rng.uniform(-2, 2, size=(32, 1, 1, 1)).astype(np.float32)
+        xs = rng.uniform(-2, 2, size=(32, 1)).astype(np.float32)
         x, target = gradcore.tensor(xs), gradcore.tensor(np.sin(1.5 * xs))
         optimizer.zero_grad()
         y = net(x)
@@ -138,7 +138,7 @@ def test_the_dense_net_initialised_at_1e_3_stalls_and_is_caught_naming_its_first
 
 
 def test_the_same_dense_net_he_initialised_learns_without_a_warning():
-    net = _dense(std=None)  # Conv2d's default, He normal
+    net = _dense(std=None)  # He normal
     monitor = HealthMonitor(net, every=1, warn=False)
     losses = []
     findings = [f for found in _dense_steps(net, monitor, steps=300, losses=losses) for f in found]

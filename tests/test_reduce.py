@@ -597,3 +597,8 @@ def test_cuda_max_dim_and_argmax_match_cpu(case, dtype):
     np.testing.assert_array_equal(results["cuda"]["x.grad"], results["cpu"]["x.grad"])  # g moved, not summed
     for a, b in zip(build.indices["cuda"], build.indices["cpu"]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_max_min_of_a_tensor_argument_is_the_elementwise_maximum_minimum():
+    a, b = gradcore.tensor([1.0, 5.0, -2.0]), gradcore.tensor([3.0, 4.0, -2.0])
+    assert a.max(b).tolist() == [3.0, 5.0, -2.0] and a.min(b).tolist() == [1.0, 4.0, -2.0]

@@ -1,4 +1,5 @@
-// The CPU GEMM: C (M x N) = A (M x K) * B (K x N), from A and B packed into the layout the micro-kernel streams:
+// The CPU GEMM, the one shared by every op that multiplies matrices (conv2d, conv_transpose2d, matmul, linear):
+// C (M x N) = A (M x K) * B (K x N), from A and B packed into the layout the micro-kernel streams:
 //   A: for each block of kKc reduction steps, panels of kMr rows, each panel k-major ([k][kMr]);
 //   B: for each block of kKc reduction steps, strips of nr columns, each strip k-major ([k][nr]).
 // Edges are zero-padded in the packed copies, so the micro-kernel always runs a full kMr x nr tile and only the
@@ -6,9 +7,16 @@
 // streams one A panel and one B strip. Callers pack B themselves (im2col.h writes straight into the packed layout);
 // packed_b_row_runs is the one place that knows where an element of a packed B lives.
 // Every element of C is summed over k in increasing order, whatever the blocking: results are bitwise repeatable.
+// Precisely: C = [C +] bias + (sum over the first kKc steps), then C += (sum over the next kKc steps), ... The
+// kKc blocking is fixed, so the tiling of M and N and the number of threads never change a bit of the result.
+//
+// Two kinds of driver sit on top of the packed product: the convolutions pack B straight from the image (im2col.h,
+// conv2d.cpp, conv2d_backward_weight.cpp), and gemm_batched (at the end of this file) multiplies plain strided
+// matrices, transposed reads included, for matmul and linear (cpu/matmul.cpp).
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include "cpu/parallel.h"
 #include "cpu/scratch.h"
 #include "cpu/simd.h"
 
@@ -32,11 +40,21 @@ template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t 
     for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
       T* panel = block + i0 * kc;
       const int64_t rows = std::min<int64_t>(kMr, M - i0);
+      if (cs == 1 && rows == kMr) {  // rows contiguous along k: read each row once, in order
+        for (int64_t i = 0; i < kMr; ++i) {
+          const T* s = src + (i0 + i) * rs + k0;
+          for (int64_t k = 0; k < kc; ++k) panel[k * kMr + i] = s[k];
+        }
+        continue;
+      }
       for (int64_t k = 0; k < kc; ++k) {
         const T* s = src + i0 * rs + (k0 + k) * cs;
         T* d = panel + k * kMr;
         int64_t i = 0;
-        for (; i < rows; ++i) d[i] = s[i * rs];
+        if (rs == 1)
+          for (; i < rows; ++i) d[i] = s[i];
+        else
+          for (; i < rows; ++i) d[i] = s[i * rs];
         for (; i < kMr; ++i) d[i] = T(0);
       }
     }
@@ -148,6 +166,178 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, T* c
                                   bias ? bias + i0 : nullptr);
       }
     }
+  }
+}
+
+// ---- the plain strided GEMM ----------------------------------------------------------------------------------------
+
+// A matrix read through strides: element (r, c) at data[r * rs + c * cs]. A transposed read swaps rs and cs, so a
+// product with a transpose never materialises it.
+template <typename T> struct StridedMatrix {
+  const T* data;
+  int64_t rs, cs;
+};
+
+// B (K x N, element (k, n) at src[k * rs + n * cs]), K <= kKc, packed as strips of nr columns, each [k][nr], with the
+// columns past N zero. Contiguous rows (cs == 1) copy runs; transposed reads (rs == 1) walk each column down k.
+template <typename T> void pack_b(const T* src, int64_t rs, int64_t cs, int64_t K, int64_t N, T* dst) {
+  constexpr int64_t nr = nr_of<T>();
+  for (int64_t j0 = 0; j0 < N; j0 += nr) {
+    T* strip = dst + j0 * K;
+    const int64_t cols = std::min(nr, N - j0);
+    if (cs == 1) {
+      for (int64_t k = 0; k < K; ++k) {
+        const T* s = src + k * rs + j0;
+        T* d = strip + k * nr;
+        std::copy(s, s + cols, d);
+        std::fill(d + cols, d + nr, T(0));
+      }
+    } else if (rs == 1) {
+      for (int64_t j = 0; j < cols; ++j) {
+        const T* s = src + (j0 + j) * cs;
+        for (int64_t k = 0; k < K; ++k) strip[k * nr + j] = s[k];
+      }
+      for (int64_t k = 0; k < K && cols < nr; ++k) std::fill(strip + k * nr + cols, strip + (k + 1) * nr, T(0));
+    } else {
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < nr; ++j) strip[k * nr + j] = j < cols ? src[k * rs + (j0 + j) * cs] : T(0);
+    }
+  }
+}
+
+// Rows and columns of C per task: an A block of kMc rows x kKc steps stays in L2 while each packed B strip (kKc x nr)
+// streams through L1 once; kNc columns bound the packed B block.
+constexpr int64_t kMc = 16 * kMr;
+constexpr int64_t kNc = 512;
+// Multiply-adds from which gemm_batched starts threads: below, a product takes ~10 us on one core, about what
+// starting and joining the threads costs on a busy machine. Tuning only: results never depend on it.
+constexpr int64_t kGemmParallelThreshold = 1 << 18;
+
+// Fewer rows than a panel (M < kMr: a batch of one or a few samples): packing B would cost more than the product
+// (each element of B is used M times), so B is read where it is, for columns [j0, j0 + nc) of C:
+//   rows of B contiguous (cs == 1): strips of nr columns accumulate a[k] B[k, strip] in two vectors over each kKc
+//     block and then add onto C: the packed micro-kernel's operations in its order, so these bits are the packed
+//     path's (a row of C comes out the same alone or in a batch);
+//   columns of B contiguous (rs == 1, a transposed read such as linear's weight): each element is a dot product of
+//     two contiguous runs, in kDotLanes fixed lanes per kKc block, the lanes then added in order and onto C. The
+//     same bits on any instruction set, though not the packed path's: a row computed in a batch of fewer than kMr
+//     rows may differ in its last bits from the same row in a larger batch.
+constexpr int kDotLanes = 16;
+
+template <typename T>
+void gemm_few_rows(int64_t M, int64_t N, int64_t K, StridedMatrix<T> a, StridedMatrix<T> b, T* c, int64_t ldc,
+                   bool accumulate, int64_t j0, int64_t nc) {
+  using V = typename Simd<T>::vec;
+  using D = FixedVec<T, kDotLanes>;
+  constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
+  const int64_t j_end = std::min(N, j0 + nc);
+  for (int64_t i = 0; i < M; ++i) {
+    const T* ar = a.data + i * a.rs;
+    T* cr = c + i * ldc;
+    if (b.cs == 1) {
+      for (int64_t j = j0; j < j_end; j += NR) {
+        const int64_t n_valid = std::min<int64_t>(NR, j_end - j);
+        alignas(64) T edge[NR] = {};  // the last, partial strip goes through a zero-padded copy, as when packed
+        for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+          const int64_t k_end = std::min(K, k0 + kKc);
+          V acc0{}, acc1{};
+          for (int64_t k = k0; k < k_end; ++k) {
+            const V ai = broadcast<T>(ar[k * a.cs]);
+            const T* bk = b.data + k * b.rs + j;
+            if (n_valid < NR) {
+              std::copy(bk, bk + n_valid, edge);
+              bk = edge;
+            }
+            acc0 += ai * load_vec(bk);
+            acc1 += ai * load_vec(bk + L);
+          }
+          alignas(64) T tile[NR];
+          store_vec(tile, acc0);
+          store_vec(tile + L, acc1);
+          for (int64_t jj = 0; jj < n_valid; ++jj)
+            cr[j + jj] = (accumulate || k0 > 0) ? cr[j + jj] + tile[jj] : tile[jj];
+        }
+      }
+      continue;
+    }
+    // b.rs == 1: dot products; a row of A read through strides is gathered once
+    const T* row = ar;
+    if (a.cs != 1) {
+      T* gathered = scratch_col.get<T>(K);
+      for (int64_t k = 0; k < K; ++k) gathered[k] = ar[k * a.cs];
+      row = gathered;
+    }
+    for (int64_t j = j0; j < j_end; ++j) {
+      const T* bj = b.data + j * b.cs;
+      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+        const int64_t k_end = std::min(K, k0 + kKc);
+        D lanes{};
+        int64_t k = k0;
+        for (; k + kDotLanes <= k_end; k += kDotLanes) lanes += load_as<D>(row + k) * load_as<D>(bj + k);
+        T acc = lanes[0];
+        for (int l = 1; l < kDotLanes; ++l) acc += lanes[l];
+        for (; k < k_end; ++k) acc += row[k] * bj[k];
+        cr[j] = (accumulate || k0 > 0) ? cr[j] + acc : acc;
+      }
+    }
+  }
+}
+
+// One task of gemm_batched: rows [i0, i0 + mc) and columns [j0, j0 + nc) of C = [C +] col_bias + A B, packing its
+// own A and B blocks one kKc block of the reduction at a time (into the calling thread's scratch).
+template <typename T>
+void gemm_tile(int64_t M, int64_t N, int64_t K, StridedMatrix<T> a, StridedMatrix<T> b, T* c, int64_t ldc,
+               bool accumulate, const T* col_bias, int64_t i0, int64_t mc, int64_t j0, int64_t nc) {
+  const int64_t rows = std::min(mc, M - i0), cols = std::min(nc, N - j0);
+  T* tile = c + i0 * ldc + j0;
+  if (col_bias) {  // C starts at the bias, and the blocks of the reduction add onto it
+    for (int64_t i = 0; i < rows; ++i) {
+      T* row = tile + i * ldc;
+      for (int64_t j = 0; j < cols; ++j) row[j] = accumulate ? row[j] + col_bias[j0 + j] : col_bias[j0 + j];
+    }
+    accumulate = true;
+  }
+  if (K == 0) {  // an empty reduction: the product is zero, and every element is still written
+    if (!accumulate)
+      for (int64_t i = 0; i < rows; ++i) std::fill(tile + i * ldc, tile + i * ldc + cols, T(0));
+    return;
+  }
+  if (M < kMr && (b.cs == 1 || b.rs == 1)) {
+    gemm_few_rows(M, N, K, a, b, c, ldc, accumulate, j0, nc);
+    return;
+  }
+  T* packed_a = scratch_col.get<T>(round_up(rows, kMr) * std::min(K, kKc));
+  T* packed_b = scratch_packed_b.get<T>(std::min(K, kKc) * round_up(cols, nr_of<T>()));
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    pack_a(a.data + i0 * a.rs + k0 * a.cs, a.rs, a.cs, rows, kc, packed_a);
+    pack_b(b.data + k0 * b.rs + j0 * b.cs, b.rs, b.cs, kc, cols, packed_b);
+    gemm_packed(rows, cols, kc, packed_a, packed_b, tile, ldc, accumulate || k0 > 0, (const T*)nullptr);
+  }
+}
+
+// count products C_t (M x N, row stride ldc) = [C_t +] col_bias + A_t B_t, with item(t) giving {A_t, B_t, C_t}
+// (a std::tuple<StridedMatrix<T>, StridedMatrix<T>, T*>). col_bias: N values added to every row, or null.
+// Tasks are (item, row block, column block) tiles of C, each written by one thread; the tile sizes come from the
+// shapes alone (and cannot change the result anyway, see the top of this file).
+template <typename T, typename Item>
+void gemm_batched(int64_t count, int64_t M, int64_t N, int64_t K, Item&& item, int64_t ldc, bool accumulate,
+                  const T* col_bias) {
+  if (count == 0 || M == 0 || N == 0) return;
+  constexpr int64_t nr = nr_of<T>();
+  int64_t mc = std::min(round_up(M, kMr), kMc), nc = std::min(round_up(N, nr), kNc);
+  auto tiles = [&] { return count * ((M + mc - 1) / mc) * ((N + nc - 1) / nc); };
+  const bool parallel = count * M * N * std::max<int64_t>(K, 1) >= kGemmParallelThreshold;  // multiply-adds
+  if (parallel) {  // enough tiles to share: narrower column blocks first (A is the cheaper operand to re-pack)
+    while (tiles() < 8 && nc > nr) nc = round_up(nc / 2, nr);
+    while (tiles() < 8 && mc > kMr) mc = round_up(mc / 2, kMr);
+  }
+  const int64_t row_blocks = (M + mc - 1) / mc, col_blocks = (N + nc - 1) / nc, per_item = row_blocks * col_blocks;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && tiles() > 1)
+  for (int64_t t = 0; t < count * per_item; ++t) {
+    const int64_t r = t % per_item, i0 = r / col_blocks * mc, j0 = r % col_blocks * nc;
+    const auto [a, b, c] = item(t / per_item);
+    gemm_tile<T>(M, N, K, a, b, c, ldc, accumulate, col_bias, i0, mc, j0, nc);
   }
 }
 

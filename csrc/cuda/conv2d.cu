@@ -8,34 +8,33 @@
 //                    buffer (every element written by exactly one block), then a second kernel sums the slices
 //                    in chunk order. The chunking depends on the shapes alone, so results are bitwise reproducible.
 //
-// The tiled kernel: a block computes a kTileM x kTileN tile of C with 256 threads, 4x4 results each, stepping
-// through the reduction kTileK at a time. Each step stages an A tile (k-major) and a B tile in shared memory; the
-// Problem struct says how an element of A or B is read from the tensors (0 outside the image) and where a result
-// goes. Loads walk the index that is contiguous in memory fastest so a warp's reads coalesce.
-// FP32/FP64 CUDA cores; tensor cores (TF32 mma) are the next step. The Problem structs' index maths was checked on
-// the host against the direct definitions (every problem, with asymmetric padding, dilation, groups and splits);
-// the tiled kernel itself has not run on a GPU yet.
+// The tiled kernel and its launch are the shared GEMM's (cuda/gemm.cuh); this file holds the three Problem structs
+// that say how an element of A or B is read from the tensors (0 outside the image) and where a result goes.
+// The Problem structs' index maths was checked on the host against the direct definitions (every problem, with
+// asymmetric padding, dilation, groups and splits); the tiled kernel itself has not run on a GPU yet.
 #include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <string>
 #include "conv2d.h"
+#include "cuda/gemm.cuh"
 #include "cuda/launch.cuh"
 
 namespace gradcore {
 
 namespace {
 
-constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kThreads = 256;
-constexpr int kPad = 4;  // shared-memory row padding against bank conflicts on the transposed stores
+using gemm::kTileK;
+using gemm::kTileM;
+using gemm::kTileN;
 
 // Index arithmetic: the GEMM coordinates (m, n, k) and their decomposition into channels and pixels use 32-bit
-// integers (a 64-bit division costs several times a 32-bit one, and each loaded element needs a few); launch()
+// integers (a 64-bit division costs several times a 32-bit one, and each loaded element needs a few); gemm_extent()
 // checks that every GEMM extent fits. Element offsets into the tensors are computed in 64 bits.
 // The shapes narrowed to int below must fit; then so does the pixel arithmetic built from them (oh * sh - pt + kh * dh
 // and th = ih + pt - kh * dh stay within +-padded size, since (Ho - 1) sh + (kH - 1) dh <= padded size). A value cut
 // by the narrowing (a stride of 2^32 would become 0) would index out of bounds. Products such as H * W and Ho * Wo
-// are bounded by the GEMM extents that launch checks.
+// are bounded by the GEMM extents that gemm_extent checks.
 void check_int32_geometry(const Conv2dParams& p) {
   constexpr int64_t kLimit = INT32_MAX;
   const int64_t padded_h = p.in_h + p.pad_top + p.pad_bottom, padded_w = p.in_w + p.pad_left + p.pad_right;
@@ -72,7 +71,7 @@ template <typename T> struct ForwardProblem {
   const T* bias;  // (C_out) or null
   T* y;           // (N, C_out, Ho, Wo)
   int M, N, K;
-  static constexpr bool kBReductionFast = false;
+  static constexpr bool kAReductionFast = true, kBReductionFast = false;
   __device__ int depth_begin(int) const { return 0; }
   __device__ int depth_end(int) const { return K; }
   __device__ T a(int g, int m, int k) const { return w[((int64_t)g * M + m) * K + k]; }
@@ -94,7 +93,7 @@ template <typename T> struct BackwardInputProblem {
   const T* bias;  // (C_in) or null: conv_transpose2d's bias
   T* gx;          // (N, C_in, H, W)
   int M, N, K;    // M = C_in/G, N = batch * H * W, K = C_out/G * kH * kW
-  static constexpr bool kBReductionFast = false;
+  static constexpr bool kAReductionFast = true, kBReductionFast = false;
   __device__ int depth_begin(int) const { return 0; }
   __device__ int depth_end(int) const { return K; }
   __device__ T a(int g, int m, int k) const {
@@ -124,7 +123,7 @@ template <typename T> struct BackwardWeightProblem {
   T* out;            // (splits, C_out, C_in/G, kH, kW): partials, or gw itself when splits == 1
   int M, N, K;       // M = C_out/G, N = C_in/G * kH * kW, K = batch * Ho * Wo
   int split_length;  // a multiple of kTileK
-  static constexpr bool kBReductionFast = true;
+  static constexpr bool kAReductionFast = true, kBReductionFast = true;
   __device__ int depth_begin(int s) const { return s * split_length; }
   __device__ int depth_end(int s) const { return min(K, (s + 1) * split_length); }
   __device__ T a(int g, int m, int r) const {
@@ -140,73 +139,6 @@ template <typename T> struct BackwardWeightProblem {
   }
 };
 
-// grid: (ceil(N / kTileN), ceil(M / kTileM), G * splits); blockIdx.z = split * G + group.
-template <typename T, typename Problem>
-__global__ void __launch_bounds__(kThreads) implicit_gemm_kernel(Problem pr, int groups) {
-  __shared__ T a_tile[kTileK][kTileM + kPad];  // a_tile[k][m]
-  __shared__ T b_tile[kTileK][kTileN + kPad];  // b_tile[k][n]
-  const int g = blockIdx.z % groups, split = blockIdx.z / groups;
-  const int m0 = blockIdx.y * kTileM, n0 = blockIdx.x * kTileN;
-  const int k_begin = pr.depth_begin(split), k_end = pr.depth_end(split);
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  T acc[4][4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
-
-  for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
-#pragma unroll
-    for (int i = 0; i < (kTileM * kTileK) / kThreads; ++i) {  // A: k fastest (contiguous in w and gy)
-      const int e = tid + i * kThreads, kk = e % kTileK, mm = e / kTileK;
-      const int m = m0 + mm, k = k0 + kk;
-      a_tile[kk][mm] = (m < pr.M && k < k_end) ? pr.a(g, m, k) : T(0);
-    }
-#pragma unroll
-    for (int i = 0; i < (kTileN * kTileK) / kThreads; ++i) {
-      const int e = tid + i * kThreads;
-      const int kk = Problem::kBReductionFast ? e % kTileK : e / kTileN;
-      const int nn = Problem::kBReductionFast ? e / kTileK : e % kTileN;
-      const int n = n0 + nn, k = k0 + kk;
-      b_tile[kk][nn] = (n < pr.N && k < k_end) ? pr.b(g, k, n) : T(0);
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kTileK; ++kk) {
-      T a_frag[4], b_frag[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) a_frag[i] = a_tile[kk][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) b_frag[j] = b_tile[kk][tx + 16 * j];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] += a_frag[i] * b_frag[j];
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int m = m0 + ty + 16 * i;
-    if (m >= pr.M) continue;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int n = n0 + tx + 16 * j;
-      if (n < pr.N) pr.store(g, split, m, n, acc[i][j]);
-    }
-  }
-}
-
-// gw[i] = sum over s = 0, 1, ... of partial[s * count + i], in that order.
-template <typename T>
-__global__ void sum_splits_kernel(const T* partial, int64_t splits, int64_t count, T* gw) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count; i += (int64_t)gridDim.x * blockDim.x) {
-    T acc = partial[i];
-    for (int64_t s = 1; s < splits; ++s) acc += partial[s * count + i];
-    gw[i] = acc;
-  }
-}
-
 // A GEMM extent as the kernels' 32-bit index type, with room for a tile past the end.
 int gemm_extent(int64_t value, const char* what) {
   if (value > (int64_t)INT32_MAX - 2 * std::max(kTileM, kTileN))
@@ -215,14 +147,7 @@ int gemm_extent(int64_t value, const char* what) {
   return (int)value;
 }
 
-template <typename T, typename Problem>
-void launch(const Problem& pr, int64_t groups, int64_t splits, cudaStream_t stream, const char* name) {
-  const int64_t grid_x = (pr.N + kTileN - 1) / kTileN, grid_y = (pr.M + kTileM - 1) / kTileM;
-  if (grid_y > 65535 || groups * splits > 65535)
-    throw ArgError("weight: too many channels or groups for the CUDA conv2d kernels (grid limit)");
-  cuda::launch(name, implicit_gemm_kernel<T, Problem>,
-      dim3((unsigned)grid_x, (unsigned)grid_y, (unsigned)(groups * splits)), kThreads, stream, pr, (int)groups);
-}
+constexpr const char* kGridLimit = "weight: too many channels or groups for the CUDA conv2d kernels (grid limit)";
 
 }  // namespace
 
@@ -235,7 +160,7 @@ void conv2d_forward_cuda(const Array& x, const Array& w, const Array& bias, Arra
                          y.data_as<T>(), gemm_extent(p.out_per_group(), "output channels per group"),
                          gemm_extent(p.batch * p.out_pixels(), "batch * output pixels"),
                          gemm_extent(p.gemm_k(), "input channels per group * kernel size")};
-    launch<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<ForwardProblem>");
+    gemm::launch_gemm<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<ForwardProblem>", kGridLimit);
   });
 }
 
@@ -250,7 +175,7 @@ void conv2d_backward_input_cuda(const Array& gy, const Array& w, const Array& bi
                                gemm_extent(p.batch * p.in_pixels(), "batch * input pixels"),
                                gemm_extent(p.out_per_group() * p.kernel_h * p.kernel_w,
                                            "output channels per group * kernel size")};
-    launch<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<BackwardInputProblem>");
+    gemm::launch_gemm<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<BackwardInputProblem>", kGridLimit);
   });
 }
 
@@ -262,11 +187,10 @@ void conv2d_backward_weight_cuda(const Array& x, const Array& gy, Array& gw, con
   }
   cudaStream_t stream = cuda::stream_of(x);
   const int64_t M = p.out_per_group(), N = p.gemm_k(), depth = p.batch * p.out_pixels();
-  // Splits of the N*P reduction, from the shapes alone: aim for ~1024 blocks in all, each split at least 512 long.
+  // Splits of the N*P reduction, from the shapes alone (gemm::split_reduction).
   const int64_t tiles = ((M + kTileM - 1) / kTileM) * ((N + kTileN - 1) / kTileN) * p.groups;
-  const int64_t wanted = std::max<int64_t>(1, std::min<int64_t>((1024 + tiles - 1) / tiles, depth / 512));
-  const int64_t split_length = ((depth + wanted - 1) / wanted + kTileK - 1) / kTileK * kTileK;
-  const int64_t splits = (depth + split_length - 1) / split_length;
+  int64_t splits, split_length;
+  gemm::split_reduction(tiles, depth, splits, split_length);
   const int64_t count = gw.numel();
   dispatch_float(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
@@ -278,10 +202,11 @@ void conv2d_backward_weight_cuda(const Array& x, const Array& gy, Array& gw, con
                                 gemm_extent(M, "output channels per group"),
                                 gemm_extent(N, "input channels per group * kernel size"), (int)depth,
                                 (int)split_length};
-    launch<T>(pr, p.groups, splits, stream, "implicit_gemm_kernel<BackwardWeightProblem>");
+    gemm::launch_gemm<T>(pr, p.groups, splits, stream, "implicit_gemm_kernel<BackwardWeightProblem>",
+                         kGridLimit);
     if (splits > 1) {
-      cuda::launch("sum_splits_kernel", sum_splits_kernel<T>, cuda::grid_for(count, 256), 256, stream,
-          partial.data_as<T>(), splits, count, gw.data_as<T>());
+      cuda::launch("sum_splits_kernel", gemm::sum_splits_kernel<T>, cuda::grid_for(count, 256), 256, stream,
+          partial.data_as<T>(), splits, count, gw.data_as<T>(), (const T*)nullptr, (int64_t)1);
     }
   });
 }

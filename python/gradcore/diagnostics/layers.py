@@ -1,7 +1,7 @@
 """What the health checks call a layer, and host-side per-layer measurements for one-off inspection.
 
 A layer is a module that owns parameters directly: "encoder.0" for the first conv of an encoder, a ConvLSTM cell, a
-BatchNorm2d, a future nn.Linear, or a user's module holding its own `readout_weight`. Its norms are L2 norms over
+BatchNorm2d, an nn.Linear, or a user's module holding its own `readout_weight`. Its norms are L2 norms over
 all of its own parameters. A model is a Module or a {prefix: Module} mapping (an encoder and a decoder built as two
 separate networks).
 

@@ -164,8 +164,12 @@ def amin(x, dim=(), keepdim=False):
 
 def max(x, dim=None, keepdim=False):
     """x.max(): the largest element, as a 0-d tensor (its gradient split evenly among ties, as PyTorch).
-    x.max(dim): the namedtuple (values, indices) over one dimension (torch.return_types.max)."""
+    x.max(dim): the namedtuple (values, indices) over one dimension (torch.return_types.max).
+    x.max(other) for a Tensor other: the elementwise maximum (gradcore.maximum), PyTorch's third overload."""
     tensor(x, "x")
+    if isinstance(dim, Tensor):
+        from .comparison import maximum
+        return maximum(x, dim)
     if dim is None:
         if keepdim:
             raise TypeError("keepdim: only with dim (x.max() reduces every dimension to a 0-d tensor)")
@@ -174,8 +178,12 @@ def max(x, dim=None, keepdim=False):
 
 
 def min(x, dim=None, keepdim=False):
-    """x.min(): the smallest element; x.min(dim): the namedtuple (values, indices). See max."""
+    """x.min(): the smallest element; x.min(dim): the namedtuple (values, indices); x.min(other): the elementwise
+    minimum. See max."""
     tensor(x, "x")
+    if isinstance(dim, Tensor):
+        from .comparison import minimum
+        return minimum(x, dim)
     if dim is None:
         if keepdim:
             raise TypeError("keepdim: only with dim (x.min() reduces every dimension to a 0-d tensor)")
