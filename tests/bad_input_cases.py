@@ -494,7 +494,8 @@ for code, err, words in [
 
 # ---- reductions: dim/keepdim and their aliases, amax/amin/max/min, var/std, linalg.vector_norm ---------------------
 for code, err, words in [
-        ("m.sum(dim=0, axis=0)", T, ("dim", "given twice")), ("m.mean(0, keepdim=True, keepdims=True)", T, ("keepdim",)),
+        ("m.sum(dim=0, axis=0)", T, ("dim", "given twice")),
+        ("m.mean(0, keepdim=True, keepdims=True)", T, ("keepdim",)),
         ("m.sum(dim=5)", V, ("dim", "out of range")), ("m.sum(axis=-3)", V, ("axis", "out of range")),
         ("m.sum(dim='a')", T, ("dim",)), ("m.mean(0, keepdim='yes')", T, ("keepdim", "bool")),
         ("m.amax(dim=1.5)", T, ("dim",)), ("m.amax(dim=(0, 0))", V, ("dim", "once")),
@@ -504,7 +505,8 @@ for code, err, words in [
         ("m.var(correction='a')", T, ("correction",)), ("m.var(1, unbiased=True, correction=0)", T, ("unbiased",)),
         ("m.var(unbiased='yes')", T, ("unbiased",)), ("m.std(dim=2)", V, ("dim", "out of range")),
         ("gc.zeros(0, 2).var(0)", V, ("var", "no elements")), ("gc.tensor([1.0]).var()", None, ()),
-        ("gc.linalg.vector_norm(m, ord='fro')", T, ("ord",)), ("gc.linalg.vector_norm(m, ord=float('nan'))", V, ("ord",)),
+        ("gc.linalg.vector_norm(m, ord='fro')", T, ("ord",)),
+        ("gc.linalg.vector_norm(m, ord=float('nan'))", V, ("ord",)),
         ("gc.linalg.vector_norm(m, ord=True)", T, ("ord",)), ("gc.linalg.vector_norm(m, dim=3)", V, ("dim",)),
         ("gc.linalg.vector_norm(m, dtype='int8')", T, ("dtype",)),
         ("gc.linalg.vector_norm(m, keepdim='no')", T, ("keepdim",)),

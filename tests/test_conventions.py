@@ -123,7 +123,8 @@ def test_help_of_functional_lists_every_function():
     text = pydoc.render_doc(F, renderer=pydoc.plaintext)
     functions = text[text.index("FUNCTIONS"):]
     for name in F.__all__:
-        assert f"\n    {name}(" in functions or f"\n    {name} = " in functions, name  # pydoc shows aliases as "clip = clamp(...)"
+        # pydoc shows an alias as "clip = clamp(...)"
+        assert f"\n    {name}(" in functions or f"\n    {name} = " in functions, name
         assert callable(getattr(F, name))
     for name in ["conv2d", "conv_transpose2d", "batch_norm", "mse_loss", "relu", "sum", "mean"]:
         assert name in F.__all__

@@ -79,7 +79,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
     padding: int, (h, w), "valid" (none) or "same" (out = in * stride; odd pixel cropped at the bottom/right).
     output_padding: extra rows/columns at the bottom/right, each < max(stride, dilation) as in PyTorch.
-    output_size: (H_out, W_out) to pick output_padding instead (a ValueError names the reachable range when the size cannot be reached).
+    output_size: (H_out, W_out) to pick output_padding instead (a ValueError names the reachable range when the
+    size cannot be reached).
     """
     tensor(x, "x")
     tensor(weight, "weight")

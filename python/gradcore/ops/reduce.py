@@ -17,7 +17,9 @@ from ..autograd import Function
 from ..tensor import Tensor
 from .._checks import ANY_DTYPE, real, tensor
 
-__all__ = ["amax", "amin", "argmax", "argmin", "max", "mean", "min", "reshape", "std", "sum", "var"]  # gradcore.functional exports these
+__all__ = [  # gradcore.functional exports these
+    "amax", "amin", "argmax", "argmin", "max", "mean", "min", "reshape", "std", "sum", "var",
+]
 
 B = _core.BinaryOp
 
