@@ -457,6 +457,71 @@ for code, err, words in [
         ("gc.train.evaluate([], model=model, loss_fn=None)", V, ("loss_fn",))]:
     case(f"misc-{slug(code)}", code, err, *words)
 
+# ---- extension point (gradcore.Function), gradcheck samples, conventions (float/int, full, output_padding) --------
+_SQUARE = ("class Square(gc.Function):\n    @staticmethod\n    def forward(ctx, a, k):\n        return a * a\n"
+           "    @staticmethod\n    def backward(ctx, g):\n        return {grads}\n"
+           "Square.apply(m.requires_grad_(), 2.0).sum().backward()")
+for name, grads, err, words in [
+        ("too-few", "g * 2.0", R, ("Square.backward returned 1 gradient", "expected 2")),
+        ("too-many", "g, None, g", R, ("Square.backward returned 3 gradients", "expected 2")),
+        ("wrong-shape", "g.sum(axis=0), None", R, ("gradient 0", "shape (3,)", "expected (2, 3)")),
+        ("not-a-tensor", "1.0, None", T, ("gradient 0", "expected a Tensor or None", "float")),
+        ("for-a-number", "g, g", R, ("gradient 1", "float", "return None for it")),
+        ("right", "g, None", None, ())]:
+    case(f"Function-backward-{name}", _SQUARE.format(grads=grads), err, *words)
+for code, err, words in [
+        ("class Bad(gc.Function):\n    @staticmethod\n    def forward(ctx, a):\n        return a.numpy()\n"
+         "Bad.apply(m)", T, ("Bad.forward", "Tensor", "ndarray")),
+        ("class Bad(gc.Function):\n    @staticmethod\n    def forward(ctx, a):\n        ctx.save_for_backward(1.0)\n"
+         "        return a\nBad.apply(m)", T, ("save_for_backward", "argument 0", "float")),
+        ("class Bad(gc.Function):\n    @staticmethod\n    def forward(ctx, a, b=None):\n        return a\n"
+         "Bad.apply(m, b=v.requires_grad_())", T, ("'b'", "positionally")),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], samples=0)", V, ("samples", ">= 1")),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], samples=1.5)", T, ("samples", "integer")),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], samples='3')", T, ("samples",)),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], seed=-1)", V, ("seed",)),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], samples=2)", None, ()),
+        ("float(v)", V, ("float()", "one element", "(5,)")), ("int(m)", V, ("int()", "one element", "(2, 3)")),
+        ("float(gc.zeros(0))", V, ("float()", "one element")), ("int(gc.tensor(float('nan')))", V, ("NaN",)),
+        ("int(gc.ones(1, 1))", None, ()),
+        ("gc.full((2,), 'a')", T, ("fill_value", "expected a number")),
+        ("gc.full((2,), [1.0])", T, ("fill_value",)), ("gc.full(size=(2,), fill_value=1.0)", None, ()),
+        ("F.conv_transpose2d(x, wt, dilation=2, output_padding=2)", V, ("output_padding", "dilation")),
+        ("F.conv_transpose2d(x, wt, stride=2, dilation=3, output_padding=(2, 1))", None, ()),
+        ("model.load_state_dict({'0.weight': gc.zeros(3), '0.bias': gc.zeros(4)})", V, ("0.weight", "shape")),
+        ("model.load_state_dict(model.state_dict())", None, ())]:
+    case(f"extension-{slug(code.splitlines()[-1])}", code, err, *words)
+
+# ---- reductions: dim/keepdim and their aliases, amax/amin/max/min, var/std, linalg.vector_norm ---------------------
+for code, err, words in [
+        ("m.sum(dim=0, axis=0)", T, ("dim", "given twice")),
+        ("m.mean(0, keepdim=True, keepdims=True)", T, ("keepdim",)),
+        ("m.sum(dim=5)", V, ("dim", "out of range")), ("m.sum(axis=-3)", V, ("axis", "out of range")),
+        ("m.sum(dim='a')", T, ("dim",)), ("m.mean(0, keepdim='yes')", T, ("keepdim", "bool")),
+        ("m.amax(dim=1.5)", T, ("dim",)), ("m.amax(dim=(0, 0))", V, ("dim", "once")),
+        ("m.amin(dim=(0, 2))", V, ("dim", "out of range")), ("F.amax(None)", T, ("x",)),
+        ("gc.zeros(0, 3).amax(0)", V, ("amax", "no elements")), ("gc.zeros(0, 3).max()", V, ("max", "no elements")),
+        ("gc.zeros(0, 3).amin(1)", None, ()), ("m.max(keepdim=True)", T, ("keepdim", "dim")),
+        ("m.var(correction='a')", T, ("correction",)), ("m.var(1, unbiased=True, correction=0)", T, ("unbiased",)),
+        ("m.var(unbiased='yes')", T, ("unbiased",)), ("m.std(dim=2)", V, ("dim", "out of range")),
+        ("gc.zeros(0, 2).var(0)", V, ("var", "no elements")), ("gc.tensor([1.0]).var()", None, ()),
+        ("gc.linalg.vector_norm(m, ord='fro')", T, ("ord",)),
+        ("gc.linalg.vector_norm(m, ord=float('nan'))", V, ("ord",)),
+        ("gc.linalg.vector_norm(m, ord=True)", T, ("ord",)), ("gc.linalg.vector_norm(m, dim=3)", V, ("dim",)),
+        ("gc.linalg.vector_norm(m, dtype='int8')", T, ("dtype",)),
+        ("gc.linalg.vector_norm(m, keepdim='no')", T, ("keepdim",)),
+        ("gc.linalg.vector_norm(gc.zeros(0), ord=float('inf'))", V, ("ord", "empty")),
+        ("gc.linalg.vector_norm(gc.zeros(0))", None, ()), ("gc.linalg.vector_norm([1.0, 2.0])", T, ("x",))]:
+    case(f"reduce-{slug(code)}", code, err, *words)
+for code, err, words in [
+        ("m.max((0, 1))", T, ("dim", "an int")), ("m.max(2)", V, ("dim", "out of range")),
+        ("m.min(1.0)", T, ("dim",)), ("m.max(1, keepdim='y')", T, ("keepdim",)),
+        ("m.argmax(5)", V, ("dim", "out of range")), ("m.argmin('0')", T, ("dim",)),
+        ("gc.zeros(0, 3).argmax()", V, ("argmax", "no elements")), ("gc.zeros(0, 3).max(0)", V, ("max", "no elements")),
+        ("gc.zeros(0, 3).argmin(1)", None, ()), ("F.argmax(None)", T, ("x",)),
+        ("gc.tensor([1, 2]).argmax()", T, ("x", "float")), ("gc.tensor([1, 2]).amax()", T, ("x", "float")),
+        ("gc.linalg.vector_norm(gc.tensor([1, 2]))", T, ("x", "float"))]:
+    case(f"reduce-{slug(code)}", code, err, *words)
 # ---- matmul, linear (dense layers) -------------------------------------------------------------------------------
 for code, err, words in [
         ("gc.matmul(m, gc.randn(2, 3))", V, ("b", "cannot be multiplied", "(2, 3)")),
