@@ -35,6 +35,7 @@ import gradcore
 from gradcore import diagnostics, nn
 from gradcore import functional as F
 from gradcore.data import DataLoader, synthetic_digits
+from gradcore.examples import default_device
 from gradcore.optim import Adam
 
 # The default run sees 100k training digits: 140 s on this project's shared 2-core machine (1,200-1,700 digits/s
@@ -65,10 +66,6 @@ def build(batch_norm=False, seed=0, device="cpu", init="he_normal"):
         nn.Sigmoid(),
     )
     return encoder.to(device), decoder.to(device)
-
-
-def default_device():
-    return "cuda" if gradcore.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -203,7 +200,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m gradcore.examples.autoencoder", description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda on a real GPU, else cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-norm", action="store_true", help="BatchNorm2d after each hidden conv")
     p.add_argument("--init", default=DEFAULTS["init"], choices=nn.conv.INITS,

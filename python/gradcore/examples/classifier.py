@@ -30,6 +30,7 @@ import gradcore
 from gradcore import nn
 from gradcore import functional as F
 from gradcore.data import DataLoader, load_idx, synthetic_digits
+from gradcore.examples import default_device
 from gradcore.optim import Adam
 
 # The default run sees 3 x 12,000 digits; measured on this project's shared 2-core machine: see the README.
@@ -57,10 +58,6 @@ def build(seed=0, device="cpu", dropout=DEFAULTS["dropout"]):
     """The CNN, initialised from `seed`; its dropout masks come from a generator seeded alike."""
     gradcore.manual_seed(seed)
     return DigitCNN(dropout, gradcore.Generator(seed)).to(device)
-
-
-def default_device():
-    return "cuda" if gradcore.cuda.is_available() else "cpu"
 
 
 MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -218,7 +215,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda on a real GPU, else cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mnist", default=None, metavar="DIR", help="train on MNIST idx files already in DIR")
     p.add_argument("--train-size", type=int, default=DEFAULTS["train_size"], help="synthetic training digits")
