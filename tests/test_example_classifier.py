@@ -9,11 +9,6 @@ import pytest
 import gradcore
 from gradcore.examples import classifier
 
-# The example's last layer is nn.Linear, which the dense branch (issue #18) brings; until it is merged there is
-# nothing to run.
-pytestmark = pytest.mark.skipif(not hasattr(gradcore.nn, "Linear"), reason="needs nn.Linear (issue #18, dense)")
-
-
 def _quiet(*args, **kwargs):
     pass
 
