@@ -5,7 +5,7 @@ import argparse
 import importlib
 import sys
 
-SUITES = ["elementwise", "conv", "batch_norm", "optim", "conv_lstm", "autoencoder_step", "linear"]
+SUITES = ["elementwise", "conv", "batch_norm", "optim", "conv_lstm", "autoencoder_step", "linear", "distributed"]
 
 
 def main():
