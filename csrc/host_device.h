@@ -20,11 +20,15 @@
 #else
 #define GRADCORE_HD inline
 #endif
+using std::cos;
+using std::erf;
 using std::exp;
+using std::expm1;
 using std::fabs;
 using std::log;
 using std::log1p;
 using std::pow;
+using std::sin;
 using std::sqrt;
 using std::tanh;
 #endif

@@ -307,3 +307,44 @@ def test_int_with_python_numbers():
     assert_close(i / 2, [1.5, -2.0], atol=0, rtol=0)  # true division, as PyTorch
     assert (i / 2).dtype == "float32" and (1 / i).dtype == "float32"
     assert (i / gradcore.tensor([2, 2])).dtype == "float32"
+
+
+# ---- int64 arithmetic that stays int64 ---------------------------------------------------------------------------
+@pytest.mark.parametrize("device", DEVICES)
+def test_int64_add_sub_mul_stay_exact_int64(device):
+    rng = np.random.default_rng(3)
+    a_np = rng.integers(-2**40, 2**40, size=(3, 4))
+    b_np = rng.integers(-2**20, 2**20, size=(4,))
+    a, b = gradcore.tensor(a_np, device=device), gradcore.tensor(b_np, device=device)
+    for name, ours, expected in [("a + b", a + b, a_np + b_np), ("a - b", a - b, a_np - b_np),
+                                 ("a * b", a * b, a_np * b_np), ("a + 7", a + 7, a_np + 7), ("7 - a", 7 - a, 7 - a_np),
+                                 ("a * -3", a * -3, a_np * -3), ("-a", -a, -a_np), ("3 * a", 3 * a, 3 * a_np),
+                                 ("a - 2**62", a - 2**62, a_np - 2**62)]:
+        assert ours.dtype == "int64", name
+        np.testing.assert_array_equal(ours.numpy(), expected, err_msg=name)
+    mask = gradcore.tensor(a_np > 0, device=device)
+    assert (a + mask).dtype == "int64" and (mask * 2).dtype == "int64"  # bool with int64 or an int: int64
+    np.testing.assert_array_equal((mask * 2).numpy(), (a_np > 0) * 2)
+
+
+def test_int64_arithmetic_wraps_on_overflow_as_pytorch():
+    big = gradcore.tensor([2**63 - 1, -(2**63)])
+    assert (big + 1).tolist() == [-(2**63), -(2**63) + 1]
+    assert (big * 2).tolist() == [-2, 0]
+
+
+def test_bool_with_bool_arithmetic_raises():
+    with pytest.raises(TypeError, match="a: arithmetic that keeps an integer result is not supported for bool"):
+        gradcore.tensor([True]) + gradcore.tensor([False])
+
+
+@pytest.mark.cuda
+def test_int64_arithmetic_cuda_matches_cpu():
+    a_np = np.arange(-20, 20).reshape(8, 5) * (2**40 + 3)
+    results = {}
+    for device in ("cpu", "cuda"):
+        a = gradcore.tensor(a_np, device=device)
+        row = gradcore.tensor(a_np[0], device=device)
+        results[device] = [(a * row).numpy(), (a - 5).numpy(), (a + a).numpy(), (-a).numpy()]
+    for got, expected in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_array_equal(got, expected)

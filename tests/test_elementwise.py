@@ -121,6 +121,19 @@ UNARY = {
     "tanh": (F.tanh, ref.tanh, {}),
     "sqrt": (F.sqrt, np.sqrt, {"positive": True}),
     "abs": (F.abs, np.abs, {"away_from_zero": True}),
+    # issue #18 point 7
+    "cos": (F.cos, ref.cos, {}),
+    "sin": (F.sin, ref.sin, {}),
+    "log1p": (F.log1p, ref.log1p, {"positive": True}),
+    "expm1": (F.expm1, ref.expm1, {}),
+    "softplus": (F.softplus, ref.softplus, {}),
+    "softplus_beta_threshold": (lambda x: F.softplus(x, beta=2.0, threshold=1.5),
+                                lambda x: ref.softplus(x, 2.0, 1.5), {"away_from_zero": True}),
+    "gelu": (F.gelu, ref.gelu, {}),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), ref.gelu_tanh, {}),
+    "silu": (F.silu, ref.silu, {}),
+    "elu": (F.elu, ref.elu, {"away_from_zero": True}),
+    "elu_alpha": (lambda x: F.elu(x, alpha=0.3), lambda x: ref.elu(x, 0.3), {"away_from_zero": True}),
 }
 
 
@@ -146,7 +159,8 @@ def test_unary_gradcheck(op, device):
 def test_tensor_methods_are_the_functional_ops():
     x = _make(_values((2, 2), 11, positive=True), "float64", "cpu")
     for method, fn in (("exp", F.exp), ("log", F.log), ("relu", F.relu), ("sigmoid", F.sigmoid), ("tanh", F.tanh),
-                       ("sqrt", F.sqrt), ("abs", F.abs), ("leaky_relu", F.leaky_relu)):
+                       ("sqrt", F.sqrt), ("abs", F.abs), ("leaky_relu", F.leaky_relu), ("cos", F.cos),
+                       ("sin", F.sin), ("log1p", F.log1p), ("expm1", F.expm1)):
         assert_close(getattr(x, method)(), fn(x), atol=0, rtol=0, name=method)
     assert_close(abs(-x), x, atol=0, rtol=0, name="abs()")
     assert_close(x.pow(3), x ** 3, atol=0, rtol=0, name="pow")
@@ -246,3 +260,54 @@ def test_non_tensor_operands_raise_naming_the_operand():
         F.exp(np.zeros(2))
     with pytest.raises(TypeError, match="exponent"):
         F.pow(x, x)
+
+
+# ---- issue #18 point 7: the smooth activations at their edges, division by a Python zero -------------------------
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activations_stay_finite_for_large_inputs(dtype, device):
+    x_np = np.array([-1e4, -800.0, -100.0, -30.0, -1e-3, 0.0, 1e-3, 30.0, 100.0, 800.0, 1e4])
+    for name, (ours, reference, _) in UNARY.items():
+        if name in ("softplus", "gelu", "gelu_tanh", "silu", "elu", "elu_alpha", "softplus_beta_threshold"):
+            x = _make(x_np, dtype, device, requires_grad=True)
+            y = ours(x)
+            assert np.all(np.isfinite(y.numpy())), name
+            assert_close(y, reference(x_np), **forward_tol(dtype), name=name)
+            y.sum().backward()
+            assert np.all(np.isfinite(x.grad.numpy())), f"{name}'"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_softplus_is_linear_above_the_threshold(device):
+    # PyTorch: beta * x > threshold returns x itself, with gradient exactly 1.
+    x = _make([20.5, 21.0, 3.0], "float64", device, requires_grad=True)
+    y = F.softplus(x)
+    assert y.numpy()[0] == 20.5 and y.numpy()[1] == 21.0
+    y.sum().backward()
+    assert x.grad.numpy()[0] == 1.0 and x.grad.numpy()[1] == 1.0 and x.grad.numpy()[2] < 1.0
+    z = F.softplus(_make([1.0], "float64", device), beta=2.0, threshold=1.5)  # 2 * 1 > 1.5: linear
+    assert z.numpy()[0] == 1.0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_division_by_a_python_zero_gives_inf_and_nan(dtype, device):
+    x = _make([1.0, -2.0, 0.0], dtype, device)
+    np.testing.assert_array_equal((x / 0).numpy(), [np.inf, -np.inf, np.nan])
+    np.testing.assert_array_equal((x / 0.0).numpy(), [np.inf, -np.inf, np.nan])
+    np.testing.assert_array_equal((x / -0.0).numpy(), [-np.inf, np.inf, np.nan])
+    np.testing.assert_array_equal((0 / x).numpy(), [0.0, -0.0, np.nan])
+    np.testing.assert_array_equal((x / _make([0.0, 0.0, 0.0], dtype, device)).numpy(), [np.inf, -np.inf, np.nan])
+
+
+def test_activation_modules():
+    x = _make(_values((2, 3), 19), "float32", "cpu")
+    for module, fn in [(gradcore.nn.GELU(), F.gelu), (gradcore.nn.GELU("tanh"), lambda t: F.gelu(t, "tanh")),
+                       (gradcore.nn.SiLU(), F.silu), (gradcore.nn.ELU(0.5), lambda t: F.elu(t, 0.5)),
+                       (gradcore.nn.Softplus(2.0, 10.0), lambda t: F.softplus(t, 2.0, 10.0))]:
+        assert_close(module(x), fn(x), atol=0, rtol=0, name=repr(module))
+    assert "approximate='tanh'" in repr(gradcore.nn.GELU("tanh"))
+    with pytest.raises(ValueError, match="approximate"):
+        gradcore.nn.GELU("erf")
+    with pytest.raises(ValueError, match="beta"):
+        gradcore.nn.Softplus(beta=0)

@@ -24,35 +24,35 @@ void unary_cpu(const Array& x, Array& y, UnaryOp op, double a, double b) {
   });
 }
 
-void binary_cpu(const Array& a, const Array& b, Array& out, BinaryOp op, double param, const BroadcastLayout& layout) {
+void binary_cpu(const Array& a, const Array& b, Array& out, BinaryOp op, double param, double param2,
+                const BroadcastLayout& layout) {
   const int64_t n = layout.numel;
   if (n == 0) return;
-  dispatch_float(a.dtype(), [&](auto zero) {
+  dispatch_binary_typed(a.dtype(), op, [&](auto zero, auto op_constant) {
     using T = decltype(zero);
+    constexpr BinaryOp OP = decltype(op_constant)::value;
     const T* pa = a.data_as<T>();
     const T* pb = b.data_as<T>();
     T* po = out.data_as<T>();
-    const T tp = (T)param;
-    dispatch_binary(op, [&](auto op_constant) {
-      constexpr BinaryOp OP = decltype(op_constant)::value;
-      if (layout.same_shape) {
+    const T tp = (T)param, tp2 = (T)param2;
+    if (layout.same_shape) {
 #pragma omp parallel for schedule(static) if (n >= kParallelThreshold)
-        for (int64_t i = 0; i < n; ++i) po[i] = apply_binary<OP, T>(pa[i], pb[i], tp);
-        return;
-      }
-      // Rows along the last dimension: offsets of a row's start computed once, then a strided inner loop.
-      const int last = layout.ndim - 1;
-      const int64_t row_len = layout.ndim ? layout.out_shape[last] : 1;
-      const int64_t rows = n / row_len;
-      const int64_t sa = layout.ndim ? layout.a_stride[last] : 0, sb = layout.ndim ? layout.b_stride[last] : 0;
+      for (int64_t i = 0; i < n; ++i) po[i] = binary_element<OP, T>(pa[i], pb[i], tp, tp2);
+      return;
+    }
+    // Rows along the last dimension: offsets of a row's start computed once, then a strided inner loop.
+    const int last = layout.ndim - 1;
+    const int64_t row_len = layout.ndim ? layout.out_shape[last] : 1;
+    const int64_t rows = n / row_len;
+    const int64_t sa = layout.ndim ? layout.a_stride[last] : 0, sb = layout.ndim ? layout.b_stride[last] : 0;
 #pragma omp parallel for schedule(static) if (n >= kParallelThreshold)
-      for (int64_t r = 0; r < rows; ++r) {
-        int64_t oa, ob;
-        broadcast_offsets(layout, r * row_len, oa, ob);  // of the row's first element
-        T* row_out = po + r * row_len;
-        for (int64_t j = 0; j < row_len; ++j) row_out[j] = apply_binary<OP, T>(pa[oa + j * sa], pb[ob + j * sb], tp);
-      }
-    });
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t oa, ob;
+      broadcast_offsets(layout, r * row_len, oa, ob);  // of the row's first element
+      T* row_out = po + r * row_len;
+      for (int64_t j = 0; j < row_len; ++j)
+        row_out[j] = binary_element<OP, T>(pa[oa + j * sa], pb[ob + j * sb], tp, tp2);
+    }
   });
 }
 

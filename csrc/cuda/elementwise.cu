@@ -12,18 +12,18 @@ __global__ void unary_kernel(const T* x, T* y, int64_t n, T a, T b) {
 }
 
 template <BinaryOp OP, typename T>
-__global__ void binary_same_shape_kernel(const T* a, const T* b, T* out, int64_t n, T param) {
+__global__ void binary_same_shape_kernel(const T* a, const T* b, T* out, int64_t n, T param, T param2) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-    out[i] = apply_binary<OP, T>(a[i], b[i], param);
+    out[i] = binary_element<OP, T>(a[i], b[i], param, param2);
 }
 
 template <BinaryOp OP, typename T>
-__global__ void binary_broadcast_kernel(const T* a, const T* b, T* out, BroadcastLayout layout, T param) {
+__global__ void binary_broadcast_kernel(const T* a, const T* b, T* out, BroadcastLayout layout, T param, T param2) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < layout.numel;
        i += (int64_t)gridDim.x * blockDim.x) {
     int64_t oa, ob;
     broadcast_offsets(layout, i, oa, ob);
-    out[i] = apply_binary<OP, T>(a[oa], b[ob], param);
+    out[i] = binary_element<OP, T>(a[oa], b[ob], param, param2);
   }
 }
 
@@ -41,21 +41,20 @@ void unary_cuda(const Array& x, Array& y, UnaryOp op, double a, double b) {
   });
 }
 
-void binary_cuda(const Array& a, const Array& b, Array& out, BinaryOp op, double param, const BroadcastLayout& layout) {
+void binary_cuda(const Array& a, const Array& b, Array& out, BinaryOp op, double param, double param2,
+                 const BroadcastLayout& layout) {
   const int64_t n = layout.numel;
   if (n == 0) return;
   cudaStream_t s = cuda::stream_of(a);
-  dispatch_float(a.dtype(), [&](auto zero) {
+  dispatch_binary_typed(a.dtype(), op, [&](auto zero, auto op_constant) {
     using T = decltype(zero);
-    dispatch_binary(op, [&](auto op_constant) {
-      constexpr BinaryOp OP = decltype(op_constant)::value;
-      if (layout.same_shape)
-        cuda::launch("binary_same_shape_kernel", binary_same_shape_kernel<OP, T>, cuda::grid_for(n, 256), 256, s,
-            a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), n, (T)param);
-      else
-        cuda::launch("binary_broadcast_kernel", binary_broadcast_kernel<OP, T>, cuda::grid_for(n, 256), 256, s,
-            a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), layout, (T)param);
-    });
+    constexpr BinaryOp OP = decltype(op_constant)::value;
+    if (layout.same_shape)
+      cuda::launch("binary_same_shape_kernel", binary_same_shape_kernel<OP, T>, cuda::grid_for(n, 256), 256, s,
+          a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), n, (T)param, (T)param2);
+    else
+      cuda::launch("binary_broadcast_kernel", binary_broadcast_kernel<OP, T>, cuda::grid_for(n, 256), 256, s,
+          a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), layout, (T)param, (T)param2);
   });
 }
 

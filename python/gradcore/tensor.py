@@ -77,7 +77,8 @@ class Tensor:
                             "data")
         self._data = data
         requires_grad = bool(requires_grad)
-        _check_requires_grad(requires_grad, data.dtype)
+        if requires_grad:  # (data.dtype builds a string: only asked when it matters, on the hot path)
+            _check_requires_grad(requires_grad, data.dtype)
         self._requires_grad = requires_grad
         self.grad = None
         self._node = None
@@ -91,7 +92,8 @@ class Tensor:
     @requires_grad.setter
     def requires_grad(self, value):
         value = bool(value)
-        _check_requires_grad(value, self._data.dtype)
+        if value:
+            _check_requires_grad(value, self._data.dtype)
         self._requires_grad = value
 
     def is_floating_point(self):

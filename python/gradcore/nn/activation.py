@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from .._checks import real
 from .module import Module
 
 
@@ -30,3 +31,49 @@ class Sigmoid(Module):
 class Tanh(Module):
     def forward(self, x):
         return F.tanh(x)
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate: expected \"none\" or \"tanh\", got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    def forward(self, x):
+        return F.silu(x)
+
+
+class ELU(Module):
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = real(alpha, "alpha")
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Softplus(Module):
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta = real(beta, "beta")
+        if self.beta == 0:
+            raise ValueError("beta: expected a non-zero number, got 0")
+        self.threshold = real(threshold, "threshold")
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"

@@ -8,13 +8,16 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from .. import _core
 from .._checks import ANY_DTYPE, real, tensor
 from ..autograd import Function
 from ..tensor import FLOATING, Tensor, _device_name, _dtype_name
 
 __all__ = [  # gradcore.functional exports these
-    "abs", "add", "div", "exp", "leaky_relu", "log", "mul", "neg", "pow", "relu", "sigmoid", "sqrt", "sub", "tanh",
+    "abs", "add", "cos", "div", "elu", "exp", "expm1", "gelu", "leaky_relu", "log", "log1p", "mul", "neg", "pow",
+    "relu", "sigmoid", "silu", "sin", "softplus", "sqrt", "sub", "tanh",
 ]
 
 U, B = _core.UnaryOp, _core.BinaryOp
@@ -71,7 +74,7 @@ class Unary(Function):
     def forward(self, x, op, a=0.0, b=0.0):
         self.op, self.a, self.b = op, a, b
         y = _core.unary(x, op, a, b)
-        keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt)
+        keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt, U.expm1)
         if op != U.affine:  # affine's gradient needs neither x nor y: modifying them in place is fine
             self.save_for_backward(y if keep_output else x)
         return y
@@ -100,9 +103,18 @@ class Unary(Function):
         elif op == U.abs:  # sign(x): relu_backward(g, x) - relu_backward(g, -x)
             neg = _core.unary(s, U.affine, -1.0, 0.0)
             gx = _core.binary(_core.binary(g, s, B.relu_backward), _core.binary(g, neg, B.relu_backward), B.sub)
+        elif op in _BACKWARD_OF:  # the ops whose backward is one binary kernel of (g, x or y; a, b)
+            gx = _core.binary(g, s, _BACKWARD_OF[op], a, self.b)
         else:  # pragma: no cover
             raise NotImplementedError(op)
         return gx, None, None, None
+
+
+_BACKWARD_OF = {
+    U.cos: B.cos_backward, U.sin: B.sin_backward, U.log1p: B.log1p_backward, U.expm1: B.expm1_backward,
+    U.softplus: B.softplus_backward, U.gelu: B.gelu_backward, U.gelu_tanh: B.gelu_tanh_backward,
+    U.silu: B.silu_backward, U.elu: B.elu_backward,
+}
 
 
 class RDivScalar(Function):
@@ -181,8 +193,8 @@ def _scalar(x):
 # ---- dtype promotion (PyTorch's rules, for the dtypes gradcore has) ----------------------------------------------
 # int64/bool with a float tensor: the float tensor's dtype. int64/bool with a Python float, or divided (true
 # division) by anything: float32, PyTorch's default float dtype. float32 with float64 stays an error (as before).
-# Arithmetic that would keep an integer result (int64 + int64, int64 * 2) is not implemented: it raises, naming
-# the argument, instead of computing in floating point and rounding large values.
+# int64 (or a bool with an int64) +, -, * int64 or a Python int: int64, exact, wrapping on overflow as PyTorch.
+# bool with bool (PyTorch's logical arithmetic) raises, naming the argument.
 def _cast(t, dtype):
     """t converted to dtype outside the graph (t is int64 or bool, which never requires grad)."""
     return t if t.dtype == dtype else Tensor(t._data.astype(dtype))
@@ -205,7 +217,27 @@ def _promote_pair(a, b, op):
         return _cast(a, dtype), _cast(b, dtype)
     if op == B.div:
         return _cast(a, "float32"), _cast(b, "float32")
+    if "int64" in (a.dtype, b.dtype) and op in _INTEGER_OPS:
+        return _cast(a, "int64"), _cast(b, "int64")
     raise _integer_arithmetic_error("a", a.dtype)
+
+
+_INTEGER_OPS = (B.add, B.sub, B.mul)
+
+
+def _integer_with_number(a, b):
+    """Whether a (a Tensor of any dtype) with the Python number b keeps an integer result: int64/bool with an int."""
+    tensor(a, "a", alternative="a Python number", dtypes=ANY_DTYPE)
+    return a.dtype not in FLOATING and isinstance(b, numbers.Integral)
+
+
+def _integer_scalar_op(a, b, op, reverse=False):
+    """a (int64 or bool) op b (a Python int), or b op a when reverse, in int64."""
+    if not -2**63 <= b < 2**63:
+        raise ValueError(f"b: {b} does not fit int64")
+    a = _cast(a, "int64")
+    number = Tensor(_core.from_numpy(np.array(int(b), dtype=np.int64)).to(a.device))
+    return Binary.apply(number, a, op) if reverse else Binary.apply(a, number, op)
 
 
 def _promote_with_scalar(a, b, true_division=False):
@@ -225,12 +257,16 @@ def _binary(a, b, op):
 
 def add(a, b):
     if _scalar(b):
+        if _integer_with_number(a, b):
+            return _integer_scalar_op(a, b, B.add)
         return Unary.apply(_promote_with_scalar(a, b), U.affine, 1.0, float(b))
     return _binary(a, b, B.add)
 
 
 def sub(a, b):
     if _scalar(b):
+        if _integer_with_number(a, b):
+            return _integer_scalar_op(a, b, B.sub)
         return Unary.apply(_promote_with_scalar(a, b), U.affine, 1.0, -float(b))
     return _binary(a, b, B.sub)
 
@@ -239,11 +275,15 @@ def rsub(a, b):
     """b - a for a number b."""
     if not _scalar(b):
         raise TypeError(f"b: expected a number, got {type(b).__name__}")
+    if _integer_with_number(a, b):
+        return _integer_scalar_op(a, b, B.sub, reverse=True)
     return Unary.apply(_promote_with_scalar(a, b), U.affine, -1.0, float(b))
 
 
 def mul(a, b):
     if _scalar(b):
+        if _integer_with_number(a, b):
+            return _integer_scalar_op(a, b, B.mul)
         return Unary.apply(_promote_with_scalar(a, b), U.affine, float(b), 0.0)
     return _binary(a, b, B.mul)
 
@@ -264,6 +304,8 @@ def rdiv(a, b):
 
 
 def neg(x):
+    if isinstance(x, Tensor) and x.dtype == "int64":
+        return _integer_scalar_op(x, 0, B.sub, reverse=True)
     _check_operand(x, "x")
     return Unary.apply(x, U.affine, -1.0, 0.0)
 
@@ -298,6 +340,35 @@ def leaky_relu(x, negative_slope=0.01):
     return Unary.apply(x, U.leaky_relu, real(negative_slope, "negative_slope"))
 
 
+cos = _unary(U.cos, "cos")
+sin = _unary(U.sin, "sin")
+log1p = _unary(U.log1p, "log1p")  # log(1 + x), accurate for small x
+expm1 = _unary(U.expm1, "expm1")  # e^x - 1, accurate for small x
+silu = _unary(U.silu, "silu")     # x * sigmoid(x)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (PyTorch's linear region)."""
+    _check_operand(x, "x")
+    beta = real(beta, "beta")
+    if beta == 0:
+        raise ValueError("beta: expected a non-zero number, got 0")
+    return Unary.apply(x, U.softplus, beta, real(threshold, "threshold"))
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x) (Phi the standard normal CDF); approximate="tanh" uses PyTorch's tanh form."""
+    _check_operand(x, "x")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate: expected \"none\" or \"tanh\", got {approximate!r}")
+    return Unary.apply(x, U.gelu if approximate == "none" else U.gelu_tanh)
+
+
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha * (e^x - 1) otherwise."""
+    _check_operand(x, "x")
+    return Unary.apply(x, U.elu, real(alpha, "alpha"))
+
 
 TENSOR_METHODS = {  # attached to Tensor by gradcore.ops
     "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub,
@@ -305,4 +376,5 @@ TENSOR_METHODS = {  # attached to Tensor by gradcore.ops
     "__neg__": neg, "__pow__": pow, "pow": pow, "__abs__": abs, "abs": abs,
     "exp": exp, "log": log, "sqrt": sqrt, "relu": relu, "leaky_relu": leaky_relu,
     "sigmoid": sigmoid, "tanh": tanh, "to": to, "clone": clone,
+    "cos": cos, "sin": sin, "log1p": log1p, "expm1": expm1,
 }
