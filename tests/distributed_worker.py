@@ -126,6 +126,16 @@ def no_sync(rank, world):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
 
 
+def fit_from_rank_0(rank, world):
+    """gc.train.fit on a DDP model: the epoch summary is printed once per job, by rank 0."""
+    x, y = _data()
+    model = DistributedDataParallel(_model(2))
+    loader = gc.data.DataLoader((x, y), batch_size=4, seed=1, num_replicas=world, rank=rank)
+    history = gc.train.fit(loader, model=model, loss_fn=F.mse_loss, optimizer=gc.optim.SGD(model.parameters(), lr=0.01),
+                           epochs=1, health=False, progress=True)
+    assert len(history.step_loss) == len(loader) == 72 // (4 * world)
+
+
 def fail(rank, world):
     """Rank 1 raises while rank 0 waits in a collective: the job must stop with rank 1's error."""
     if rank == 1:
@@ -137,7 +147,8 @@ def main():
     scenario = sys.argv[1]
     dist.init_process_group("mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
-    {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail}[scenario](rank, world)
+    {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
+     "fit": fit_from_rank_0}[scenario](rank, world)
     print(f"OK {rank}", flush=True)
     dist.destroy_process_group()
 

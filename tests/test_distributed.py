@@ -68,6 +68,11 @@ def test_no_sync_accumulates_locally_and_the_next_sync_averages_the_sum():
     assert_every_rank_ok("no_sync")
 
 
+def test_fit_prints_its_epoch_summary_from_rank_0_only():
+    output = assert_every_rank_ok("fit")
+    assert len(re.findall(r"epoch 1/1: loss", output)) == 1, output
+
+
 def test_a_rank_that_raises_stops_the_job_with_its_error_instead_of_hanging():
     code, output = mpirun("fail")
     assert code != 0
