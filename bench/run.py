@@ -5,7 +5,8 @@ import argparse
 import importlib
 import sys
 
-SUITES = ["elementwise", "conv", "batch_norm", "optim", "conv_lstm", "autoencoder_step", "linear", "distributed"]
+SUITES = ["elementwise", "conv", "batch_norm", "optim", "conv_lstm", "autoencoder_step", "linear", "classify_ops",
+          "classifier", "distributed"]
 
 
 def main():

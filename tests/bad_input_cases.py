@@ -121,7 +121,7 @@ for code, err, words in [
         ("x.flatten(start_dim=9)", V, ("start_dim",)), ("x.flatten(start_dim=1.5)", T, ("start_dim",)),
         ("x.cuda(index='a')", V, ("device",)), ("x.pow('2')", T, ("exponent",)),
         ("x.leaky_relu('a')", T, ("negative_slope", "number")), ("x.detach().requires_grad_().clone().sum()", None, ()),
-        ("gc.tensor(5.0)[0]", T, ("subscript",))]:
+        ("gc.tensor(5.0)[0]", "IndexError", ("index", "0-dim"))]:
     case(f"tensor-method-{slug(code)}", code, err, *words)
 
 # ---- elementwise ops ---------------------------------------------------------------------------------------------
@@ -457,6 +457,71 @@ for code, err, words in [
         ("gc.train.evaluate([], model=model, loss_fn=None)", V, ("loss_fn",))]:
     case(f"misc-{slug(code)}", code, err, *words)
 
+# ---- extension point (gradcore.Function), gradcheck samples, conventions (float/int, full, output_padding) --------
+_SQUARE = ("class Square(gc.Function):\n    @staticmethod\n    def forward(ctx, a, k):\n        return a * a\n"
+           "    @staticmethod\n    def backward(ctx, g):\n        return {grads}\n"
+           "Square.apply(m.requires_grad_(), 2.0).sum().backward()")
+for name, grads, err, words in [
+        ("too-few", "g * 2.0", R, ("Square.backward returned 1 gradient", "expected 2")),
+        ("too-many", "g, None, g", R, ("Square.backward returned 3 gradients", "expected 2")),
+        ("wrong-shape", "g.sum(axis=0), None", R, ("gradient 0", "shape (3,)", "expected (2, 3)")),
+        ("not-a-tensor", "1.0, None", T, ("gradient 0", "expected a Tensor or None", "float")),
+        ("for-a-number", "g, g", R, ("gradient 1", "float", "return None for it")),
+        ("right", "g, None", None, ())]:
+    case(f"Function-backward-{name}", _SQUARE.format(grads=grads), err, *words)
+for code, err, words in [
+        ("class Bad(gc.Function):\n    @staticmethod\n    def forward(ctx, a):\n        return a.numpy()\n"
+         "Bad.apply(m)", T, ("Bad.forward", "Tensor", "ndarray")),
+        ("class Bad(gc.Function):\n    @staticmethod\n    def forward(ctx, a):\n        ctx.save_for_backward(1.0)\n"
+         "        return a\nBad.apply(m)", T, ("save_for_backward", "argument 0", "float")),
+        ("class Bad(gc.Function):\n    @staticmethod\n    def forward(ctx, a, b=None):\n        return a\n"
+         "Bad.apply(m, b=v.requires_grad_())", T, ("'b'", "positionally")),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], samples=0)", V, ("samples", ">= 1")),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], samples=1.5)", T, ("samples", "integer")),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], samples='3')", T, ("samples",)),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], seed=-1)", V, ("seed",)),
+        ("gc.gradcheck(lambda a: a.sum(), [x64], samples=2)", None, ()),
+        ("float(v)", V, ("float()", "one element", "(5,)")), ("int(m)", V, ("int()", "one element", "(2, 3)")),
+        ("float(gc.zeros(0))", V, ("float()", "one element")), ("int(gc.tensor(float('nan')))", V, ("NaN",)),
+        ("int(gc.ones(1, 1))", None, ()),
+        ("gc.full((2,), 'a')", T, ("fill_value", "expected a number")),
+        ("gc.full((2,), [1.0])", T, ("fill_value",)), ("gc.full(size=(2,), fill_value=1.0)", None, ()),
+        ("F.conv_transpose2d(x, wt, dilation=2, output_padding=2)", V, ("output_padding", "dilation")),
+        ("F.conv_transpose2d(x, wt, stride=2, dilation=3, output_padding=(2, 1))", None, ()),
+        ("model.load_state_dict({'0.weight': gc.zeros(3), '0.bias': gc.zeros(4)})", V, ("0.weight", "shape")),
+        ("model.load_state_dict(model.state_dict())", None, ())]:
+    case(f"extension-{slug(code.splitlines()[-1])}", code, err, *words)
+
+# ---- reductions: dim/keepdim and their aliases, amax/amin/max/min, var/std, linalg.vector_norm ---------------------
+for code, err, words in [
+        ("m.sum(dim=0, axis=0)", T, ("dim", "given twice")),
+        ("m.mean(0, keepdim=True, keepdims=True)", T, ("keepdim",)),
+        ("m.sum(dim=5)", V, ("dim", "out of range")), ("m.sum(axis=-3)", V, ("axis", "out of range")),
+        ("m.sum(dim='a')", T, ("dim",)), ("m.mean(0, keepdim='yes')", T, ("keepdim", "bool")),
+        ("m.amax(dim=1.5)", T, ("dim",)), ("m.amax(dim=(0, 0))", V, ("dim", "once")),
+        ("m.amin(dim=(0, 2))", V, ("dim", "out of range")), ("F.amax(None)", T, ("x",)),
+        ("gc.zeros(0, 3).amax(0)", V, ("amax", "no elements")), ("gc.zeros(0, 3).max()", V, ("max", "no elements")),
+        ("gc.zeros(0, 3).amin(1)", None, ()), ("m.max(keepdim=True)", T, ("keepdim", "dim")),
+        ("m.var(correction='a')", T, ("correction",)), ("m.var(1, unbiased=True, correction=0)", T, ("unbiased",)),
+        ("m.var(unbiased='yes')", T, ("unbiased",)), ("m.std(dim=2)", V, ("dim", "out of range")),
+        ("gc.zeros(0, 2).var(0)", V, ("var", "no elements")), ("gc.tensor([1.0]).var()", None, ()),
+        ("gc.linalg.vector_norm(m, ord='fro')", T, ("ord",)),
+        ("gc.linalg.vector_norm(m, ord=float('nan'))", V, ("ord",)),
+        ("gc.linalg.vector_norm(m, ord=True)", T, ("ord",)), ("gc.linalg.vector_norm(m, dim=3)", V, ("dim",)),
+        ("gc.linalg.vector_norm(m, dtype='int8')", T, ("dtype",)),
+        ("gc.linalg.vector_norm(m, keepdim='no')", T, ("keepdim",)),
+        ("gc.linalg.vector_norm(gc.zeros(0), ord=float('inf'))", V, ("ord", "empty")),
+        ("gc.linalg.vector_norm(gc.zeros(0))", None, ()), ("gc.linalg.vector_norm([1.0, 2.0])", T, ("x",))]:
+    case(f"reduce-{slug(code)}", code, err, *words)
+for code, err, words in [
+        ("m.max((0, 1))", T, ("dim", "an int")), ("m.max(2)", V, ("dim", "out of range")),
+        ("m.min(1.0)", T, ("dim",)), ("m.max(1, keepdim='y')", T, ("keepdim",)),
+        ("m.argmax(5)", V, ("dim", "out of range")), ("m.argmin('0')", T, ("dim",)),
+        ("gc.zeros(0, 3).argmax()", V, ("argmax", "no elements")), ("gc.zeros(0, 3).max(0)", V, ("max", "no elements")),
+        ("gc.zeros(0, 3).argmin(1)", None, ()), ("F.argmax(None)", T, ("x",)),
+        ("gc.tensor([1, 2]).argmax()", T, ("x", "float")), ("gc.tensor([1, 2]).amax()", T, ("x", "float")),
+        ("gc.linalg.vector_norm(gc.tensor([1, 2]))", T, ("x", "float"))]:
+    case(f"reduce-{slug(code)}", code, err, *words)
 # ---- matmul, linear (dense layers) -------------------------------------------------------------------------------
 for code, err, words in [
         ("gc.matmul(m, gc.randn(2, 3))", V, ("b", "cannot be multiplied", "(2, 3)")),
@@ -559,3 +624,128 @@ for code, err, words in [
         ("assert gc.tensor([True, False]).sum().item() == 1", None, ()),
         ("assert (gc.tensor([1, 2]) * 3 - gc.tensor([True, False])).tolist() == [2, 6]", None, ())]:
     case(f"dtypes-{slug(code)}", code, err, *words)
+
+# ---- classification (#13): softmax, pooling, regression losses, dropout, cross_entropy ---------------------------
+for fn in ("softmax", "log_softmax"):
+    for code, err, words in [(f"F.{fn}(m, 2)", V, ("dim", "out of range")), (f"F.{fn}(m, -3)", V, ("dim",)),
+                             (f"F.{fn}(m, 1.0)", T, ("dim", "expected an int")), (f"F.{fn}(m)", T, ("dim",)),
+                             (f"F.{fn}(m, 'a')", T, ("dim",)), (f"F.{fn}(None, 1)", T, ("input",)),
+                             (f"F.{fn}(m, 1, dtype='int32')", T, ("dtype",))]:
+        case(f"{fn}-{slug(code)}", code, err, *words)
+for fn in ("max_pool2d", "avg_pool2d"):
+    for value, err in PAIR_BAD:
+        case(f"{fn}-kernel_size-{value_id(value)}", f"F.{fn}(x, {value})", err, "kernel_size")
+        if value != "None":  # stride=None means the kernel size
+            case(f"{fn}-stride-{value_id(value)}", f"F.{fn}(x, 2, {value})", err, "stride")
+    for value, err in PADDING_BAD:
+        if value != "'full'":
+            case(f"{fn}-padding-{value_id(value)}", f"F.{fn}(x, 3, 1, {value})", err, "padding")
+    for code, err, words in [(f"F.{fn}(x, 3, 1, 2)", V, ("padding", "half the kernel")),
+                             (f"F.{fn}(x, 7)", V, ("too small",)), (f"F.{fn}(m, 2)", V, ("input", "4-d")),
+                             (f"F.{fn}(gc.zeros(1, 0, 4, 4), 2)", V, ("input", "non-zero")),
+                             (f"F.{fn}('x', 2)", T, ("input",)), (f"F.{fn}(x, 2, ceil_mode=True)", None, ())]:
+        case(f"{fn}-{slug(code)}", code, err, *words)
+for value, err in PAIR_BAD[:6] + [("'2'", T), ("None", T)]:
+    case(f"max_pool2d-dilation-{value_id(value)}", f"F.max_pool2d(x, 2, dilation={value})", err, "dilation")
+for value, err in [("0", V), ("-1", V), ("1.5", T), ("'2'", T), ("2**63", V)]:
+    case(f"avg_pool2d-divisor_override-{value_id(value)}", f"F.avg_pool2d(x, 2, divisor_override={value})", err,
+         "divisor_override")
+for value, err in [("0", V), ("(2, 0)", V), ("-1", V), ("'big'", T), ("1.5", T), ("(2,)", T), ("(None, 1.5)", T)]:
+    case(f"adaptive_avg_pool2d-output_size-{value_id(value)}", f"F.adaptive_avg_pool2d(x, {value})", err,
+         "output_size")
+case("adaptive_avg_pool2d-none-keeps-input-size", "assert F.adaptive_avg_pool2d(x, (None, 2)).shape == (2, 3, 6, 2)",
+     None)
+for fn, param in (("l1_loss", None), ("smooth_l1_loss", "beta"), ("huber_loss", "delta")):
+    for code, err, words in [(f"F.{fn}(p, v)", V, ("target", "shape")), (f"F.{fn}(p, t, reduction='avg')", V,
+                                                                          ("reduction",)),
+                             (f"F.{fn}(p, t.double())", T, ("target", "dtype")), (f"F.{fn}(None, t)", T, ("input",))]:
+        case(f"{fn}-{slug(code)}", code, err, *words)
+    if param:
+        for value in REAL_BAD:
+            case(f"{fn}-{param}-{value_id(value[0])}", f"F.{fn}(p, t, {param}={value[0]})", value[1], param)
+case("huber_loss-delta-zero", "F.huber_loss(p, t, delta=0.0)", V, "delta")
+for fn in ("dropout", "dropout2d"):
+    for value, err in [("-0.1", V), ("1.5", V), ("float('nan')", V), ("'0.5'", T), ("None", T), ("[0.5]", T)]:
+        case(f"{fn}-p-{value_id(value)}", f"F.{fn}(x, {value})", err, "p")
+    case(f"{fn}-generator-str", f"F.{fn}(x, 0.5, generator='g')", T, "generator")
+    case(f"{fn}-input-None", f"F.{fn}(None)", T, "input")
+case("dropout2d-2d-input", "F.dropout2d(m, 0.5)", V, "input", "3-d")
+case("dropout-p-one-gives-zeros", "assert F.dropout(x, 1.0).numpy().max() == 0.0", None)
+for code, err, words in [("nn.Dropout(2.0)", V, ("p",)), ("nn.MaxPool2d(0)", V, ("kernel_size",)),
+                         ("nn.AvgPool2d('a')", T, ("kernel_size",)), ("nn.CrossEntropyLoss(reduction='avg')", V,
+                                                                        ("reduction",)),
+                         ("nn.CrossEntropyLoss(label_smoothing=2.0)", V, ("label_smoothing",)),
+                         ("nn.CrossEntropyLoss(weight=[1.0])", T, ("weight",)),
+                         ("nn.NLLLoss(ignore_index=1.5)", T, ("ignore_index",)),
+                         ("nn.HuberLoss(delta=-1.0)", V, ("delta",)), ("nn.Softmax(dim=5)(m)", V, ("dim",))]:
+    case(f"classify-modules-{slug(code)}", code, err, *words)
+labels = "gc.tensor([0, 2], dtype='int64')"
+for code, err, words in [
+        (f"F.cross_entropy(m, {labels}, reduction='avg')", V, ("reduction",)),
+        (f"F.cross_entropy(m, {labels}, label_smoothing=-0.1)", V, ("label_smoothing",)),
+        (f"F.cross_entropy(m, {labels}, label_smoothing='a')", T, ("label_smoothing",)),
+        (f"F.cross_entropy(m, {labels}, ignore_index=0.5)", T, ("ignore_index",)),
+        (f"F.cross_entropy(m, {labels}, gc.ones(2))", V, ("weight", "one weight per class")),
+        (f"F.cross_entropy(m, {labels}, gc.ones(3, dtype='float64'))", T, ("weight",)),
+        (f"F.cross_entropy(m, {labels}, [1.0, 1.0, 1.0])", T, ("weight",)),
+        ("F.cross_entropy(m, gc.tensor([0, 3], dtype='int64'))", V, ("target", "class index 3", "(1,)")),
+        ("F.cross_entropy(m, gc.tensor([-1, 0], dtype='int64'))", V, ("target", "class index -1")),
+        ("F.cross_entropy(m, gc.tensor([0, 1, 2], dtype='int64'))", V, ("target", "class indices", "(2,)")),
+        ("F.cross_entropy(m, gc.zeros(2))", V, ("target", "int64")),
+        ("F.cross_entropy(m, [0, 1])", T, ("target",)), (f"F.cross_entropy(None, {labels})", T, ("input",)),
+        ("F.cross_entropy(m, gc.zeros(2, 3), ignore_index=0)", V, ("ignore_index",)),
+        ("F.cross_entropy(m, gc.zeros(2, 3, dtype='float64'))", T, ("target", "dtype float32")),
+        ("F.cross_entropy(gc.tensor(1.0), gc.tensor(0, dtype='int64'))", V, ("input", "0-d")),
+        (f"F.cross_entropy(m, {labels}, gc.ones(3, requires_grad=True))", V, ("weight", "require grad")),
+        ("assert math.isnan(F.cross_entropy(m, gc.tensor([-100, -100], dtype='int64')).item())", None, ()),
+        ("F.nll_loss(m, gc.zeros(2, 3))", T, ("target", "int64")),
+        (f"F.nll_loss(m, {labels}, reduction='mean ')", V, ("reduction",)),
+        ("F.nll_loss(m, gc.tensor([5, 0], dtype='int64'))", V, ("class index 5",)),
+        ("F.max_pool2d(x, 2, return_indices=True)[1].dtype == 'int64' or 1/0", None, ())]:
+    case(f"cross_entropy-{slug(code)}", code, err, *words)
+for code in ("F.softmax(gc.tensor([1, 2]), 0)", "F.log_softmax(gc.tensor([[1, 2]]), 1)",
+             "F.max_pool2d(gc.zeros(1, 1, 4, 4, dtype='int64'), 2)", "F.avg_pool2d(gc.zeros(1, 1, 4, 4, dtype='bool'), 2)",
+             "F.adaptive_avg_pool2d(gc.zeros(1, 1, 4, 4, dtype='int64'), 2)", "F.dropout(gc.tensor([1, 2]))",
+             "F.l1_loss(gc.tensor([1, 2]), gc.tensor([1, 2]))", "F.cross_entropy(gc.tensor([[1, 2]]), gc.tensor([0]))",
+             "F.cross_entropy(m, gc.zeros(2, dtype='bool'))"):
+    case(f"classify-int-input-{slug(code)}", code, T, "expected a")
+# ---- views and indexing (transpose, permute, flatten, squeeze, unsqueeze, expand, x[key], index_select, gather) ---
+I = "IndexError"  # PyTorch's exception for an index out of range, kept here
+for code, err, words in [
+        ("x.permute(0, 1)", V, ("dims", "permutation")), ("x.permute(0, 1, 2, 2)", V, ("dims", "once")),
+        ("x.permute(0, 1, 2, 4)", V, ("dims", "out of range")), ("x.permute(0, 1, 2, 'a')", T, ("dims",)),
+        ("F.permute(x, 3)", T, ("dims",)), ("x.transpose(0, 4)", V, ("dim1", "out of range")),
+        ("x.transpose(0.5, 1)", T, ("dim0",)), ("x.flatten(2, 1)", V, ("start_dim", "after")),
+        ("x.flatten(end_dim=4)", V, ("end_dim",)), ("x.flatten(end_dim='a')", T, ("end_dim",)),
+        ("F.flatten(None)", T, ("x", "Tensor")), ("x.unsqueeze(5)", V, ("dim",)), ("x.unsqueeze(None)", T, ("dim",)),
+        ("x.squeeze(4)", V, ("dim",)), ("x.squeeze('a')", T, ("dim",)), ("x.squeeze((0, 0.5))", T, ("dim",)),
+        ("x.expand(2, 3, 7, 6)", V, ("sizes", "must match")), ("x.expand(2, 3)", V, ("sizes", "at least 4")),
+        ("x.expand(-1, 2, 3, 6, 6)", V, ("sizes", "leading")), ("x.expand(2, 3, 6, 6.0)", T, ("sizes",)),
+        ("x.expand('a')", T, ("sizes",)), ("x.expand(2, 3, -2, 6)", V, ("sizes",)),
+        ("x.expand_as(None)", T, ("other",)), ("nn.Flatten(start_dim='a')", T, ("start_dim",)),
+        ("nn.Flatten(0, 5)(x)", V, ("end_dim",)), ("gc.zeros(*[2] * 9).permute(*range(8, -1, -1))", V, ("at most 8",)),
+        ("x.expand(2, 3, 6, 6); x.permute(0, 1, 2, 3); x.T; v.T; m.T", None, ()),
+        ("assert x[0, 0, 0, 0].shape == () and x[..., None].shape == (2, 3, 6, 6, 1)", None, ()),
+        ("x[2]", I, ("index", "out of bounds", "size 2")), ("x[-3]", I, ("index", "out of bounds")),
+        ("x[:, 3]", I, ("dimension 1",)), ("x[::0]", V, ("step", "greater than zero")),
+        ("x[::-1]", V, ("step", "greater than zero")), ("x[0, 0, 0, 0, 0]", I, ("too many indices",)),
+        ("x[..., ...]", I, ("ellipsis",)), ("x['a']", T, ("index",)), ("x[1.5]", T, ("index",)),
+        ("x[0:'a']", T, ("slice",)), ("x[::1.5]", T, ("step",)), ("x[True]", T, ("index", "mask")),
+        ("x[gc.tensor([True, False])]", T, ("index", "mask")), ("x[np.array([True, False])]", T, ("index", "mask")),
+        ("x[gc.ones(2)]", T, ("index", "int64")), ("x[np.array([0.5])]", T, ("index", "integers")),
+        ("x[[0, 1], [0, 1]]", T, ("index", "one integer index array")), ("x[[[0], [0, 1]]]", T, ("index",)),
+        ("x[[0, 2]]", I, ("index", "out of bounds", "size 2")), ("x[:, [-4]]", I, ("index", "out of bounds")),
+        ("x[[{}]]", T, ("index",)), ("assert x[[-1, -2, 1]].shape == (3, 3, 6, 6)", None, ()),
+        ("assert x[:, []].shape == (2, 0, 6, 6)", None, ()),
+        ("v.index_select(0, [5])", I, ("index", "out of bounds", "size 5")),
+        ("v.index_select(0, [-1])", I, ("index", "out of bounds", "negative")),
+        ("F.index_select(v, 1, [0])", V, ("dim", "out of range")), ("F.index_select(v, 0, [[0]])", V, ("index", "1-d")),
+        ("F.index_select(v, 0, 'a')", T, ("index",)), ("F.index_select(v, 0, None)", T, ("index",)),
+        ("F.index_select(v, 0, [0.5])", T, ("index", "integers")), ("F.index_select('a', 0, [0])", T, ("x", "Tensor")),
+        ("F.index_select(v, 0.0, [0])", T, ("dim",)), ("F.index_select(v, 0, v)", T, ("index", "int64")),
+        ("F.gather(m, 1, [0])", V, ("index", "dimensions")), ("F.gather(m, 0, [[0, 0, 0, 0]])", V, ("index", "longer")),
+        ("F.gather(m, 1, [[3]])", I, ("index", "out of bounds", "size 3")),
+        ("F.gather(m, 1, [[-1]])", I, ("index", "negative")), ("F.gather(m, 1, gc.zeros(2, 1))", T, ("index", "int64")),
+        ("F.gather(m, 2, [[0]])", V, ("dim",)), ("F.gather(None, 0, [[0]])", T, ("x",)),
+        ("assert F.gather(m, 1, [[2, 2, 0, 1]]).shape == (1, 4)", None, ())]:
+    case(f"views-{slug(code)}", code, err, *words)

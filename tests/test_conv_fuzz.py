@@ -102,10 +102,10 @@ def same_cropping(kernel, stride, dilation):
 @st.composite
 def conv_transpose2d_args(draw):
     args = draw(conv2d_args())
-    # Mostly valid (below the stride); about 1 draw in 8 at or past it, which must raise.
+    # Mostly valid (below max(stride, dilation), PyTorch's bound); about 1 draw in 8 at or past it, which must raise.
     args["output_padding"] = tuple(
-        draw(st.integers(s, s + 1)) if draw(st.sampled_from([False] * 7 + [True])) else draw(st.integers(0, s - 1))
-        for s in args["stride"])
+        draw(st.integers(m, m + 1)) if draw(st.sampled_from([False] * 7 + [True])) else draw(st.integers(0, m - 1))
+        for m in (max(s, d) for s, d in zip(args["stride"], args["dilation"])))
     return args
 
 
@@ -127,8 +127,8 @@ def test_conv_transpose2d_matches_the_reference_or_names_what_is_wrong(a):
         pads = conv2d_pads(padding, a["hw"], kernel, stride, dilation)
         given_out_pad = out_pad
     call = lambda: conv_transpose2d(x, w, b, stride, padding, given_out_pad, a["groups"], dilation)  # noqa: E731
-    if padding != "same" and (out_pad[0] >= stride[0] or out_pad[1] >= stride[1]):
-        event("invalid: output_padding >= stride")
+    if padding != "same" and any(out_pad[i] >= max(stride[i], dilation[i]) for i in range(2)):
+        event("invalid: output_padding >= max(stride, dilation)")
         with pytest.raises(ValueError, match="output_padding: expected values smaller than stride"):
             call()
         return
@@ -147,9 +147,14 @@ def test_conv_transpose2d_matches_the_reference_or_names_what_is_wrong(a):
         assert y.shape[2:] == (a["hw"][0] * stride[0], a["hw"][1] * stride[1])
     gy = rng.standard_normal(y.shape)
     y.backward(gc.tensor(gy, dtype="float64"))
-    # The adjoint relations, with the reference conv2d as the forward map from y's space to x's.
-    assert_close(x.grad, ref.conv2d(gy, wa, None, stride, pads, dilation, a["groups"]), **TOL, name="dx")
-    assert_close(w.grad, ref.conv2d_grad_weight(gy, xa, kernel, stride, pads, dilation, a["groups"]), **TOL,
+    # The adjoint relations, with the reference conv2d as the forward map from y's space to x's. With
+    # output_padding >= stride (dilation > stride) that map's output is longer than x: x is its first rows/columns
+    # (the rest read as zeros).
+    back = ref.conv2d(gy, wa, None, stride, pads, dilation, a["groups"])
+    assert_close(x.grad, back[:, :, :a["hw"][0], :a["hw"][1]], **TOL, name="dx")
+    x_padded = np.zeros(back.shape[:1] + xa.shape[1:2] + back.shape[2:])
+    x_padded[:, :, :a["hw"][0], :a["hw"][1]] = xa
+    assert_close(w.grad, ref.conv2d_grad_weight(gy, x_padded, kernel, stride, pads, dilation, a["groups"]), **TOL,
                  name="dw")
     if a["bias"]:
         assert_close(b.grad, gy.sum(axis=(0, 2, 3)), **TOL, name="db")

@@ -25,6 +25,11 @@ SWEEP = {
     "same_stride2_k4": (1, 2, 3, 3, 2, (4, 4), 2, "same", 0, 1, 1),
     "same_stride3_k2_outpad": (1, 2, 3, 2, 2, (2, 2), 3, "same", 0, 1, 1),
     "valid_stride2": (2, 2, 3, 3, 2, (3, 3), 2, "valid", 0, 1, 1),
+    # output_padding up to max(stride, dilation) - 1 (PyTorch's bound): past stride - 1, the extra rows hold what the
+    # padding cropped at the bottom/right and then zeros, plus the bias.
+    "outpad2_stride1_dilation3": (2, 2, 4, 3, 2, (3, 3), 1, 1, 2, 3, 1),
+    "outpad_stride2_dilation3": (1, 2, 3, 4, 3, (2, 3), 2, (1, 0), (2, 1), 3, 1),
+    "outpad_dilation2_groups2": (2, 4, 3, 3, 4, (3, 2), 1, (2, 1), (1, 1), 2, 2),
 }
 LARGE = {
     "seed_decoder_64_32": (5, 64, 7, 7, 32, (3, 3), 2, "same", 0, 1, 1),
@@ -154,10 +159,14 @@ def test_output_size_out_of_reach():
         conv_transpose2d(x, weight, output_size=(7,))
 
 
-def test_output_padding_must_be_below_stride():
+def test_output_padding_must_be_below_stride_or_dilation():
     x, weight = gc.zeros(1, 2, 4, 3), gc.zeros(2, 2, 3, 3)
     with pytest.raises(ValueError, match="output_padding: expected values smaller than stride"):
         conv_transpose2d(x, weight, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"smaller than stride \(1, 1\) or dilation \(3, 3\).*got \(3, 0\)"):
+        conv_transpose2d(x, weight, dilation=3, output_padding=(3, 0))
+    assert conv_transpose2d(x, weight, dilation=3, output_padding=(2, 1)).shape == (1, 2, 12, 10)
+    assert conv_transpose2d(x, weight, stride=(1, 2), dilation=(2, 1), output_padding=(1, 1)).shape == (1, 2, 9, 8)
     with pytest.raises(ValueError, match="output_padding: must be 0 with padding=\"same\""):
         conv_transpose2d(x, weight, stride=2, padding="same", output_padding=1)
 

@@ -115,11 +115,15 @@ def test_loader_keeps_the_last_partial_batch_and_covers_every_sample():
     assert len(loader) == 3 and [len(b[1]) for b in batches] == [4, 4, 2]
     xb, yb = batches[0]
     assert isinstance(xb, gradcore.Tensor) and xb.dtype == "float32" and xb.shape == (4, 2)
-    assert isinstance(yb, np.ndarray) and yb.dtype == np.int64, "labels stay integer numpy arrays"
-    seen = np.concatenate([b[1] for b in batches])
+    assert isinstance(yb, gradcore.Tensor) and yb.dtype == "int64", "labels become int64 tensors, as in PyTorch"
+    seen = np.concatenate([b[1].numpy() for b in batches])
     assert sorted(seen.tolist()) == list(range(10))
     for xb, yb in batches:  # rows stay paired across arrays
-        np.testing.assert_array_equal(xb.numpy(), x[yb])
+        np.testing.assert_array_equal(xb.numpy(), x[yb.numpy()])
+    (_, small), = DataLoader((x[:3], np.array([1, 0, 2], np.uint8)), batch_size=3, shuffle=False)
+    assert small.dtype == "int64" and small.tolist() == [1, 0, 2]
+    (_, flags), = DataLoader((x[:2], np.array([True, False])), batch_size=2, shuffle=False)
+    assert flags.dtype == "bool" and flags.tolist() == [True, False]
 
 
 def test_loader_drop_last():

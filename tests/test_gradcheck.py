@@ -110,3 +110,75 @@ def test_bad_arguments():
     x = _randn((2,), 9)
     with pytest.raises(gradcore.GradcheckError, match="no output depends"):
         gradcore.gradcheck(lambda a: gradcore.ones(2, dtype="float64"), [x])
+
+
+# ---- samples=k: a few random elements per input, for weights too big to check whole --------------------------------
+def test_samples_checks_a_large_weight_in_seconds():
+    """A dense layer's 784 x 200 weight (as a 1x1 convolution): 156800 elements would take 313600 forward passes;
+    samples=20 takes 40 per input."""
+    import time
+
+    x = _randn((2, 784, 1, 1), 21)
+    w = _randn((200, 784, 1, 1), 22) * 0.05
+    w = w.detach().requires_grad_()
+    calls = []
+
+    def layer(a, weight):
+        calls.append(1)
+        return F.tanh(F.conv2d(a, weight))
+
+    start = time.perf_counter()
+    assert gradcore.gradcheck(layer, [x, w], samples=20) is True
+    assert time.perf_counter() - start < 30
+    assert len(calls) == 1 + 2 * 20 * 2  # the analytic pass, then two probes per sampled element of each input
+
+
+def test_samples_are_seeded_and_distinct():
+    """The same seed checks the same elements; each element at most once; a small input is checked whole."""
+    probed = []
+
+    def fn(a):
+        probed.append(a.numpy().copy())
+        return a * a
+
+    x = _randn((50,), 23)
+    gradcore.gradcheck(fn, [x], samples=7, seed=3)
+    first = probed[1:]
+    changed = sorted({int(np.flatnonzero(p != x.numpy())[0]) for p in first})
+    assert len(changed) == 7 and all(0 <= c < 50 for c in changed)
+    probed.clear()
+    gradcore.gradcheck(fn, [x], samples=7, seed=3)
+    assert sorted({int(np.flatnonzero(p != x.numpy())[0]) for p in probed[1:]}) == changed
+    probed.clear()
+    gradcore.gradcheck(fn, [_randn((4,), 24)], samples=7)
+    assert len(probed) == 1 + 2 * 4  # fewer elements than samples: all of them, once
+
+
+def test_samples_still_flag_a_wrong_gradient_and_report_the_aggregate():
+    x = _randn((30, 40), 25)
+    with pytest.raises(gradcore.GradcheckError) as info:
+        gradcore.gradcheck(WrongSquare.apply, [x], samples=10)
+    message = str(info.value)
+    assert "of 10 sampled elements (of 1200, seed 0)" in message
+    # The aggregate: the analytic gradient is 1.1 times the numeric one, so ||n - a|| / ||n + a|| = 0.1 / 2.1.
+    ratio = float(re.search(r"\|\|numeric - analytic\|\| / \|\|numeric \+ analytic\|\| = ([0-9.e-]+)", message)[1])
+    assert abs(ratio - 0.1 / 2.1) < 1e-4, message
+    rows = re.findall(r"input 0 \((\d+), (\d+)\): analytic ([-0-9.e]+), numeric ([-0-9.e]+)", message)
+    assert 1 <= len(rows) <= 5
+    for r, c, analytic, numeric in rows:  # each reported element is a real one, with its own numbers
+        v = np.random.default_rng(0).standard_normal((30, 40))[int(r), int(c)]
+        expected = 2 * x.numpy()[int(r), int(c)] * v
+        assert abs(float(numeric) - expected) < 1e-6 * max(1, abs(expected))
+        assert abs(float(analytic) - 1.1 * expected) < 1e-6 * max(1, abs(expected))
+
+
+def test_the_full_check_reports_the_aggregate_too():
+    with pytest.raises(gradcore.GradcheckError, match=r"= 0.0476"):
+        gradcore.gradcheck(WrongSquare.apply, [_randn((3, 4), 26)])
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-3, ValueError), (2.5, TypeError), ("5", TypeError),
+                                          (True, TypeError)])
+def test_bad_samples(value, error):
+    with pytest.raises(error, match="samples"):
+        gradcore.gradcheck(ScaledSquare.apply, [_randn((3,), 27)], samples=value)

@@ -167,3 +167,438 @@ def test_cuda_sum_matches_cpu(case, dtype):
     cpu = gradcore.tensor(values, dtype=dtype).sum(axis=axis)
     gpu = gradcore.tensor(values, dtype=dtype, device="cuda").sum(axis=axis)
     assert_cuda_matches_cpu(gpu, cpu, dtype, name=case)
+
+
+# ==== PyTorch's keywords: dim and keepdim (axis and keepdims stay as aliases) =====================================
+def test_dim_and_keepdim_are_the_names_axis_and_keepdims_their_aliases():
+    x = _tensor((3, 4, 5), "float64", "cpu")
+    for name in ("sum", "mean"):
+        expected = getattr(ref, name)(x.numpy(), axis=(0, 2), keepdims=True)
+        assert_close(getattr(x, name)(dim=(0, 2), keepdim=True), expected, atol=1e-12, rtol=0)
+        assert_close(getattr(x, name)((0, 2), True), expected, atol=1e-12, rtol=0)
+        assert_close(getattr(x, name)(axis=(0, 2), keepdims=True), expected, atol=1e-12, rtol=0)
+        with pytest.raises(TypeError, match="dim: given twice"):
+            getattr(x, name)(dim=0, axis=0)
+        with pytest.raises(TypeError, match="keepdim: given twice"):
+            getattr(x, name)(0, keepdim=True, keepdims=True)
+        with pytest.raises(ValueError, match="dim: 3 is out of range"):
+            getattr(x, name)(dim=3)
+
+
+def test_a_zero_dimensional_tensor_has_dimension_zero():
+    x = gradcore.tensor(2.5, dtype="float64")
+    for fn in (lambda t: t.sum(0), lambda t: t.mean(-1), lambda t: t.amax(0), lambda t: t.amin(-1)):
+        y = fn(x)
+        assert y.shape == () and y.item() == 2.5
+    with pytest.raises(ValueError, match="dim: 1 is out of range for a tensor of 0 dimensions"):
+        x.sum(1)
+
+
+# ==== amax, amin, max(), min() ======================================================================================
+EXTREME_DIMS = {"all": None, "first": 0, "last": -1, "middle": 1, "pair": (0, 2), "negative_pair": (-1, -3)}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("keepdim", [False, True], ids=["dropdim", "keepdim"])
+@pytest.mark.parametrize("dims", list(EXTREME_DIMS))
+@pytest.mark.parametrize("largest", [True, False], ids=["amax", "amin"])
+def test_amax_amin_match_numpy(largest, dims, keepdim, dtype, device):
+    x = _tensor((3, 4, 5), dtype, device, seed=6)
+    dim = EXTREME_DIMS[dims]
+    fn = gradcore.functional.amax if largest else gradcore.functional.amin
+    out = fn(x, dim, keepdim) if dim is not None else fn(x, keepdim=keepdim)
+    expected, _ = ref.extreme(x.numpy(), dim, keepdim, largest)
+    assert out.shape == expected.shape and out.dtype == dtype and out.device == x.device
+    assert_close(out, expected, atol=0, rtol=0, name=f"{dims}")  # a pick, not arithmetic: exact
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dims", ["all", "middle", "pair"])
+@pytest.mark.parametrize("largest", [True, False], ids=["amax", "amin"])
+def test_amax_amin_gradcheck(largest, dims, device):
+    x = _tensor((2, 3, 4), "float64", device, seed=7, requires_grad=True)  # distinct values: no ties
+    fn = gradcore.functional.amax if largest else gradcore.functional.amin
+    assert gradcore.gradcheck(lambda t: fn(t, EXTREME_DIMS[dims] or ()), [x])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_amax_gradient_is_split_evenly_among_ties(device):
+    values = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, -1.0], [5.0, 4.0, 4.0, 4.0]])
+    x = gradcore.tensor(values, dtype="float64", device=device, requires_grad=True)
+    g = np.array([1.0, 3.0, 2.0])
+    x.amax(1).backward(gradcore.tensor(g, dtype="float64", device=device))
+    expected = ref.extreme_grad(values, g, 1, largest=True, split_ties=True)
+    assert_close(x.grad, expected, atol=0, rtol=0)
+    assert_close(x.grad, [[0, 0.5, 0.5, 0], [1, 1, 1, 0], [2, 0, 0, 0]], atol=0, rtol=0)
+    x.grad = None
+    x.amin(1).sum().backward()
+    assert_close(x.grad, [[0, 0, 0, 1], [0, 0, 0, 1], [0, 1 / 3, 1 / 3, 1 / 3]], atol=1e-15, rtol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_max_without_dim_is_the_value_with_its_gradient_split_among_ties(device):
+    x = gradcore.tensor([[1.0, 7.0], [7.0, -2.0]], dtype="float64", device=device, requires_grad=True)
+    m = x.max()
+    assert m.shape == () and m.item() == 7.0 and isinstance(m, gradcore.Tensor)
+    m.backward()
+    assert_close(x.grad, [[0, 0.5], [0.5, 0]], atol=0, rtol=0)
+    assert gradcore.functional.min(x).item() == -2.0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_propagates_through_amax_and_amin(dtype, device):
+    nan, inf = float("nan"), float("inf")
+    values = np.array([[1.0, nan, 3.0, nan], [-inf, 2.0, inf, 0.0], [nan, nan, nan, nan]])
+    x = gradcore.tensor(values, dtype=dtype, device=device, requires_grad=True)
+    for fn, largest in ((gradcore.functional.amax, True), (gradcore.functional.amin, False)):
+        out = fn(x, 1)
+        expected, _ = ref.extreme(values, 1, largest=largest)
+        np.testing.assert_array_equal(out.numpy(), expected.astype(dtype))
+        assert np.isnan(fn(x).item())
+    x.amax(1).sum().backward()  # the NaNs of a NaN row share its gradient (NaN ties with NaN)
+    assert_close(x.grad, ref.extreme_grad(values, np.ones(3), 1), atol=0, rtol=0)
+
+
+def test_extreme_of_nothing_raises_but_empty_kept_dimensions_are_fine():
+    x = gradcore.zeros(0, 3)
+    for call in (lambda: x.amax(), lambda: x.amax(0), lambda: x.amin(dim=(0, 1)), lambda: x.max()):
+        with pytest.raises(ValueError, match="hold no elements"):
+            call()
+    assert x.amax(1).shape == (0,) and x.amin(1, keepdim=True).shape == (0, 1)
+
+
+# ==== var and std ===================================================================================================
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("correction", [0, 1, 2.5])
+@pytest.mark.parametrize("dims", ["all", "middle", "negative_pair"])
+@pytest.mark.parametrize("keepdim", [False, True], ids=["dropdim", "keepdim"])
+def test_var_std_match_numpy(keepdim, dims, correction, dtype, device):
+    x = _tensor((3, 4, 5), dtype, device, seed=8)
+    dim = EXTREME_DIMS[dims]
+    for name in ("var", "std"):
+        out = getattr(x, name)(dim, keepdim=keepdim, correction=correction)
+        expected = getattr(ref, name)(x.numpy(), dim, correction, keepdim)
+        assert out.shape == expected.shape and out.dtype == dtype
+        assert_close(out, expected, **forward_tol(dtype), name=f"{name} {dims}")
+
+
+def test_var_spellings_unbiased_and_axis():
+    x = _tensor((4, 6), "float64", "cpu", seed=9)
+    biased = ref.var(x.numpy(), 1, correction=0)
+    for out in (x.var(1, unbiased=False), x.var(1, False), x.var(axis=1, correction=0), x.var(dim=1, correction=0)):
+        assert_close(out, biased, atol=1e-12, rtol=0)
+    assert_close(x.var(True), ref.var(x.numpy()), atol=1e-12, rtol=0)  # torch.var(x, True): positional unbiased
+    assert_close(x.std(), ref.std(x.numpy()), atol=1e-12, rtol=0)
+    with pytest.raises(TypeError, match="unbiased: given together with correction"):
+        x.var(1, unbiased=True, correction=1)
+    with pytest.raises(TypeError, match="correction: expected a number"):
+        x.var(correction="1")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_var_std_gradcheck(name, device):
+    x = _tensor((3, 5), "float64", device, seed=10, requires_grad=True)
+    assert gradcore.gradcheck(lambda t: getattr(t, name)(1, keepdim=True), [x])
+    assert gradcore.gradcheck(lambda t: getattr(t, name)(correction=0), [x])
+
+
+def test_var_of_too_few_elements_is_nan_or_inf_as_pytorch():
+    assert np.isnan(gradcore.tensor([3.0]).var().item())  # 0 / 0
+    assert np.isinf(gradcore.tensor([1.0, 2.0]).var(correction=3).item())  # 0.5 / max(0, -1)
+    assert gradcore.tensor([1.0, 2.0]).var(correction=2).item() == np.inf
+    with pytest.raises(ValueError, match="var: the reduced dimensions .* hold no elements"):
+        gradcore.zeros(0, 2).var(0)
+
+
+# ==== gradcore.linalg.vector_norm ===================================================================================
+ORDS = [2, 1, float("inf"), float("-inf"), 0, 3, 0.5, -1.5]
+NORM_DIMS = {"all": None, "last": -1, "pair": (0, 2)}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("keepdim", [False, True], ids=["dropdim", "keepdim"])
+@pytest.mark.parametrize("dims", list(NORM_DIMS))
+@pytest.mark.parametrize("ord", ORDS, ids=str)
+def test_vector_norm_matches_numpy(ord, dims, keepdim, dtype, device):
+    values = np.random.default_rng(11).standard_normal((3, 4, 5))
+    values[0, 0, :2] = 0.0  # zeros count for ord 0 and make |x|^p with p < 0 infinite
+    x = gradcore.tensor(values, dtype=dtype, device=device)
+    out = gradcore.linalg.vector_norm(x, ord, NORM_DIMS[dims], keepdim)
+    expected = ref.vector_norm(x.numpy(), ord, NORM_DIMS[dims], keepdim)
+    assert out.shape == expected.shape and out.dtype == dtype and out.device == x.device
+    assert_close(out, expected, **forward_tol(dtype), name=f"ord {ord}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("ord", [2, 1, float("inf"), float("-inf"), 3, 0.5, 1.5, -1.5], ids=str)
+def test_vector_norm_gradcheck(ord, device):
+    x = _tensor((3, 4), "float64", device, seed=12, requires_grad=True)  # no zeros, no ties
+    assert gradcore.gradcheck(lambda t: gradcore.linalg.vector_norm(t, ord, dim=1), [x])
+    assert gradcore.gradcheck(lambda t: gradcore.linalg.vector_norm(t, ord), [x])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("ord", [2, 1, float("inf"), 3, 0.5, 1.5, 0], ids=str)
+def test_vector_norm_gradient_at_zero_is_zero(ord, device):
+    """PyTorch's choice: the norm's gradient at x = 0 (and for p < 1 at each zero element) is 0, not NaN."""
+    x = gradcore.zeros(2, 3, dtype="float64", device=device, requires_grad=True)
+    gradcore.linalg.vector_norm(x, ord, dim=1).sum().backward()
+    assert_close(x.grad, np.zeros((2, 3)), atol=0, rtol=0)
+    values = np.array([[0.0, 2.0, -1.0], [0.0, 0.0, 0.0]])
+    y = gradcore.tensor(values, dtype="float64", device=device, requires_grad=True)
+    g = np.array([1.5, -2.0])
+    gradcore.linalg.vector_norm(y, ord, dim=1).backward(gradcore.tensor(g, dtype="float64", device=device))
+    assert_close(y.grad, ref.vector_norm_grad(values, g, ord, dim=1), atol=1e-12, rtol=1e-12)
+
+
+def test_vector_norm_arguments():
+    x = gradcore.tensor([[3.0, -4.0], [0.0, 0.0]])
+    assert gradcore.linalg.vector_norm(x, dim=1).tolist() == [5.0, 0.0]
+    y = gradcore.linalg.vector_norm(x, dtype="float64")
+    assert y.dtype == "float64" and y.item() == 5.0
+    assert gradcore.linalg.vector_norm(x, ord=float("inf")).item() == 4.0
+    assert gradcore.linalg.vector_norm(gradcore.zeros(0, 3), dim=0).tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(TypeError, match="ord: expected a number"):
+        gradcore.linalg.vector_norm(x, ord="fro")
+    with pytest.raises(ValueError, match="ord: expected a number, got nan"):
+        gradcore.linalg.vector_norm(x, ord=float("nan"))
+    with pytest.raises(TypeError, match="dtype"):
+        gradcore.linalg.vector_norm(x, dtype="int8")
+    for ord in (float("inf"), float("-inf"), -1):
+        with pytest.raises(ValueError, match="norm of an empty range is undefined"):
+            gradcore.linalg.vector_norm(gradcore.zeros(0, 3), ord, dim=0)
+
+
+# ==== determinism: bitwise, run after run and for any thread count; CUDA against CPU ================================
+# Shapes that reach every path: a short reduction, one chunk, several chunks (> kReduceChunk = 16384 reduced elements).
+EXTREME_LARGE = {"rows": ((8, 40000), 1), "columns": ((40000, 8), 0), "all": ((70000,), None),
+                 "short": ((300, 50), 1), "one_chunk": ((20, 500), 1)}
+
+
+def _with_ties(shape, dtype, device, seed, requires_grad=False):
+    """Rounded normal values: many exact ties, so the first-index rule and the tie split are exercised."""
+    values = np.round(np.random.default_rng(seed).standard_normal(shape) * 4) / 4
+    return gradcore.tensor(values, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", list(EXTREME_LARGE))
+def test_large_reductions_are_bitwise_deterministic_and_right(case, device):
+    shape, dim = EXTREME_LARGE[case]
+    x = _with_ties(shape, "float32", device, seed=13, requires_grad=True)
+
+    def run():
+        x.grad = None
+        out = {"amax": x.amax(dim if dim is not None else ()), "norm": gradcore.linalg.vector_norm(x, 2, dim),
+               "var": x.var(dim)}
+        (out["amax"].sum() + out["norm"].sum()).backward()
+        return {k: v.numpy().tobytes() for k, v in out.items()}, x.grad.numpy().tobytes()
+
+    first = run()
+    assert run() == first
+    assert_close(x.amax(dim if dim is not None else ()), ref.extreme(x.numpy(), dim)[0], atol=0, rtol=0)
+    assert_close(gradcore.linalg.vector_norm(x, 2, dim), ref.vector_norm(x.numpy(), 2, dim), atol=1e-5, rtol=1e-5)
+
+
+_EXTREME_THREAD_SCRIPT = """
+import sys, numpy as np, gradcore
+values = np.round(np.random.default_rng(3).standard_normal((40, 20000)) * 4) / 4
+x = gradcore.tensor(values, dtype="float32", requires_grad=True)
+parts = [x.amax(1), x.amin(), gradcore.linalg.vector_norm(x, 3, 1), gradcore.linalg.vector_norm(x), x.var(0)]
+(parts[0].sum() + parts[2].sum()).backward()
+sys.stdout.write("".join(p.numpy().tobytes().hex()[:2000] for p in parts) + x.grad.numpy().tobytes().hex()[:8000])
+"""
+
+
+def test_new_reductions_do_not_depend_on_thread_count():
+    results = set()
+    for threads in ("1", "2", "3"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads)
+        done = subprocess.run([sys.executable, "-c", _EXTREME_THREAD_SCRIPT], env=env, capture_output=True,
+                              text=True, check=True)
+        results.add(done.stdout)
+    assert len(results) == 1
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", list(EXTREME_LARGE))
+def test_cuda_amax_amin_match_cpu(case, dtype):
+    shape, dim = EXTREME_LARGE[case]
+
+    def build(device, largest):
+        x = _with_ties(shape, dtype, device, seed=14, requires_grad=True)
+        fn = gradcore.functional.amax if largest else gradcore.functional.amin
+        return fn(x, dim if dim is not None else ()), {"x": x}
+
+    from tolerance import cuda_and_cpu_with_grads
+    for largest in (True, False):
+        results = cuda_and_cpu_with_grads(lambda device: build(device, largest), dtype)
+        assert_cuda_matches_cpu(results["cuda"], results["cpu"], dtype, name=f"{case} largest={largest}")
+        np.testing.assert_array_equal(results["cuda"]["y"], results["cpu"]["y"])  # a pick: the same element
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ord", [2, 1, float("inf"), 0, 3, 0.5], ids=str)
+@pytest.mark.parametrize("case", ["rows", "columns", "all", "short", "one_chunk"])
+def test_cuda_vector_norm_and_var_match_cpu(case, ord, dtype):
+    shape, dim = EXTREME_LARGE[case]
+
+    def build(device):
+        x = _with_ties(shape, dtype, device, seed=15, requires_grad=True)
+        y = gradcore.linalg.vector_norm(x, ord, dim) + (x.var(dim) if ord == 2 else 0.0)
+        return y, {"x": x}
+
+    from tolerance import cuda_and_cpu_with_grads
+    results = cuda_and_cpu_with_grads(build, dtype)
+    assert_cuda_matches_cpu(results["cuda"], results["cpu"], dtype, name=f"{case} ord={ord}")
+
+
+@pytest.mark.cuda
+def test_cuda_nan_tie_and_zero_rules_match_cpu():
+    """The same picks and the same gradient rules on both devices: NaN rows, ties, a row of zeros."""
+    nan = float("nan")
+    values = np.array([[1.0, nan, 3.0, nan], [0.0, 0.0, 0.0, 0.0], [2.0, 2.0, -2.0, 1.0]])
+    out = {}
+    for device in ("cpu", "cuda"):
+        x = gradcore.tensor(values, dtype="float64", device=device, requires_grad=True)
+        (x.amax(1).sum() + x.amin(1).sum()).backward()
+        extreme_grad = x.grad.numpy().copy()
+        x.grad = None
+        gradcore.linalg.vector_norm(x, 2, 1).sum().backward()
+        out[device] = (x.amax(1).numpy(), x.amin(1).numpy(), extreme_grad, x.grad.numpy())
+    for a, b in zip(out["cuda"], out["cpu"]):
+        np.testing.assert_array_equal(a, b)
+    assert np.all(out["cpu"][3][1] == 0.0)  # the zero row's norm gradient: 0, not NaN
+
+
+# ==== max(dim), min(dim), argmax, argmin: int64 indices, the first of ties =========================================
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("keepdim", [False, True], ids=["dropdim", "keepdim"])
+@pytest.mark.parametrize("dim", [0, 1, 2, -1, -3])
+@pytest.mark.parametrize("largest", [True, False], ids=["max", "min"])
+def test_max_min_dim_return_values_and_first_indices(largest, dim, keepdim, dtype, device):
+    x = _with_ties((3, 4, 5), dtype, device, seed=16)
+    result = x.max(dim, keepdim) if largest else x.min(dim, keepdim=keepdim)
+    values, indices = result  # a named tuple, unpacked as in PyTorch
+    assert type(result).__name__ == ("max" if largest else "min")
+    assert result.values is values and result.indices is indices
+    expected_values, expected_indices = ref.extreme(x.numpy(), dim, keepdim, largest)
+    assert values.dtype == dtype and indices.dtype == "int64" and indices.device == x.device
+    assert not indices.requires_grad
+    assert_close(values, expected_values, atol=0, rtol=0)
+    np.testing.assert_array_equal(indices.numpy(), expected_indices)
+    arg = (x.argmax if largest else x.argmin)(dim, keepdim)
+    assert arg.dtype == "int64"
+    np.testing.assert_array_equal(arg.numpy(), expected_indices)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_argmax_without_dim_indexes_the_flattened_tensor(device):
+    values = np.array([[1.0, 9.0, 9.0], [9.0, -1.0, -1.0]])
+    x = gradcore.tensor(values, device=device)
+    a = x.argmax()
+    assert a.shape == () and a.dtype == "int64" and a.item() == 1  # the first of the three 9s
+    assert x.argmin().item() == 4
+    assert x.argmax(keepdim=True).shape == (1, 1) and x.argmax(keepdim=True).numpy().item() == 1
+    assert x.argmin(dim=1).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_nan_wins_max_min_argmax_with_the_first_nans_index(device):
+    nan = float("nan")
+    values = np.array([[1.0, nan, 3.0, nan], [4.0, 2.0, 4.0, 0.0]])
+    x = gradcore.tensor(values, dtype="float64", device=device)
+    for largest in (True, False):
+        v, i = x.max(1) if largest else x.min(1)
+        assert np.isnan(v.numpy()[0]) and i.tolist()[0] == 1
+        assert i.tolist()[1] == (0 if largest else 3)
+        assert (x.argmax(1) if largest else x.argmin(1)).tolist() == i.tolist()
+    assert x.argmax().item() == 1 and x.argmin().item() == 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_max_dim_gradient_goes_to_the_index(device):
+    values = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, -1.0]])
+    x = gradcore.tensor(values, dtype="float64", device=device, requires_grad=True)
+    g = np.array([2.0, -1.5])
+    x.max(1).values.backward(gradcore.tensor(g, dtype="float64", device=device))
+    assert_close(x.grad, ref.extreme_grad(values, g, 1, split_ties=False), atol=0, rtol=0)
+    assert_close(x.grad, [[0, 2.0, 0, 0], [-1.5, 0, 0, 0]], atol=0, rtol=0)  # not split, unlike amax
+    x.grad = None
+    x.min(0, keepdim=True).values.sum().backward()
+    assert_close(x.grad, ref.extreme_grad(values, np.ones(4), 0, largest=False, split_ties=False), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_max_min_dim_gradcheck(dim, device):
+    x = _tensor((3, 4, 2), "float64", device, seed=17, requires_grad=True)
+    assert gradcore.gradcheck(lambda t: t.max(dim).values, [x])
+    assert gradcore.gradcheck(lambda t: t.min(dim, keepdim=True).values, [x])
+
+
+def test_max_dim_arguments():
+    x = gradcore.zeros(2, 3)
+    with pytest.raises(TypeError, match="dim: expected an int .* amax/amin reduce several"):
+        x.max((0, 1))
+    with pytest.raises(ValueError, match="dim: 2 is out of range"):
+        x.argmax(2)
+    with pytest.raises(ValueError, match="argmax: the reduced dimensions .* hold no elements"):
+        gradcore.zeros(0, 3).argmax()
+    with pytest.raises(ValueError, match="max: the reduced dimensions"):
+        gradcore.zeros(0, 3).max(0)
+    assert gradcore.zeros(0, 3).max(1).indices.shape == (0,)
+    with pytest.raises(TypeError, match="x: expected"):
+        gradcore.tensor([1, 2]).argmax()  # int64: the kernels take floats
+    v, i = gradcore.tensor(4.0).max(0)  # a 0-d tensor: itself, at index 0
+    assert v.item() == 4.0 and i.item() == 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", list(EXTREME_LARGE))
+def test_large_max_dim_indices_are_deterministic_and_right(case, device):
+    shape, dim = EXTREME_LARGE[case]
+    x = _with_ties(shape, "float32", device, seed=18)
+    if dim is None:
+        first = x.argmax().item()
+        assert first == ref.extreme(x.numpy())[1].item() and x.argmax().item() == first
+        return
+    values, indices = x.max(dim)
+    np.testing.assert_array_equal(indices.numpy(), ref.extreme(x.numpy(), dim)[1])
+    np.testing.assert_array_equal(x.max(dim).indices.numpy(), indices.numpy())
+    np.testing.assert_array_equal(x.argmin(dim).numpy(), ref.extreme(x.numpy(), dim, largest=False)[1])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", list(EXTREME_LARGE))
+def test_cuda_max_dim_and_argmax_match_cpu(case, dtype):
+    shape, dim = EXTREME_LARGE[case]
+    dim = 0 if dim is None else dim
+
+    def build(device):
+        x = _with_ties(shape, dtype, device, seed=19, requires_grad=True)
+        values, indices = x.max(dim)
+        build.indices[device] = (indices.numpy(), x.argmin(dim).numpy(), x.argmax().numpy())
+        return values, {"x": x}
+
+    build.indices = {}
+    from tolerance import cuda_and_cpu_with_grads
+    results = cuda_and_cpu_with_grads(build, dtype)
+    assert_cuda_matches_cpu(results["cuda"], results["cpu"], dtype, name=case)
+    np.testing.assert_array_equal(results["cuda"]["x.grad"], results["cpu"]["x.grad"])  # g moved, not summed
+    for a, b in zip(build.indices["cuda"], build.indices["cpu"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_max_min_of_a_tensor_argument_is_the_elementwise_maximum_minimum():
+    a, b = gradcore.tensor([1.0, 5.0, -2.0]), gradcore.tensor([3.0, 4.0, -2.0])
+    assert a.max(b).tolist() == [3.0, 5.0, -2.0] and a.min(b).tolist() == [1.0, 4.0, -2.0]

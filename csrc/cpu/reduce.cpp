@@ -55,3 +55,137 @@ void sum_cpu(const Array& x, Array& out, const ReduceLayout& layout) {
 }
 
 }  // namespace gradcore
+
+// ---- max and min, vector norms (see reduce.h for the rules) ------------------------------------------------------
+namespace gradcore {
+
+namespace {
+
+// Calls fn(offset of x[k, r], r) for r in [begin, end), in order, walking the innermost reduced run by stride.
+template <typename Fn>
+inline void for_reduced(const ReduceLayout& layout, int64_t k, int64_t begin, int64_t end, Fn&& fn) {
+  const int64_t run = layout.reduced_ndim ? layout.reduced_shape[layout.reduced_ndim - 1] : 1;
+  const int64_t run_stride = layout.reduced_ndim ? layout.reduced_stride[layout.reduced_ndim - 1] : 1;
+  const int64_t base = kept_offset(layout, k);
+  int64_t r = begin;
+  while (r < end) {
+    const int64_t take = std::min(run - r % run, end - r);
+    const int64_t start = base + reduced_offset(layout, r);
+    for (int64_t j = 0; j < take; ++j) fn(start + j * run_stride, r + j);
+    r += take;
+  }
+}
+
+int64_t chunk_count(int64_t R) { return R == 0 ? 1 : (R + kReduceChunk - 1) / kReduceChunk; }
+
+}  // namespace
+
+void reduce_extreme_cpu(const Array& x, Array& values, int64_t* indices, const ReduceLayout& layout, bool is_max) {
+  const int64_t K = layout.kept_numel, R = layout.reduced_numel, chunks = chunk_count(R);
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data_as<T>();
+    std::vector<T> best_value((size_t)(K * chunks), T(0));
+    std::vector<int64_t> best_index((size_t)(K * chunks), -1);
+#pragma omp parallel for schedule(static) collapse(2) if (K * R >= cpu::kParallelThreshold)
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t c = 0; c < chunks; ++c) {
+        T best = T(0);
+        int64_t at = -1;
+        for_reduced(layout, k, c * kReduceChunk, std::min(R, (c + 1) * kReduceChunk), [&](int64_t off, int64_t r) {
+          if (extreme_better(px[off], r, best, at, is_max)) {
+            best = px[off];
+            at = r;
+          }
+        });
+        best_value[(size_t)(k * chunks + c)] = best;
+        best_index[(size_t)(k * chunks + c)] = at;
+      }
+    }
+    T* pv = values.data_as<T>();
+    for (int64_t k = 0; k < K; ++k) {
+      T best = T(0);
+      int64_t at = -1;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const size_t i = (size_t)(k * chunks + c);
+        if (extreme_better(best_value[i], best_index[i], best, at, is_max)) {
+          best = best_value[i];
+          at = best_index[i];
+        }
+      }
+      pv[k] = best;
+      if (indices) indices[k] = at;
+    }
+  });
+}
+
+void reduce_extreme_backward_cpu(const Array& x, const Array& values, const Array& grad, Array& gx,
+                                 const ReduceLayout& layout, bool split_ties) {
+  const int64_t K = layout.kept_numel, R = layout.reduced_numel;
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data_as<T>();
+    const T* pv = values.data_as<T>();
+    const T* pg = grad.data_as<T>();
+    T* pgx = gx.data_as<T>();
+#pragma omp parallel for schedule(static) if (K * R >= cpu::kParallelThreshold)
+    for (int64_t k = 0; k < K; ++k) {
+      const T value = pv[k];
+      int64_t count = 0, first = -1;
+      for_reduced(layout, k, 0, R, [&](int64_t off, int64_t r) {
+        if (extreme_tie(px[off], value)) {
+          if (first < 0) first = r;
+          ++count;
+        }
+      });
+      const T share = count ? (T)(pg[k] / (T)count) : T(0);
+      for_reduced(layout, k, 0, R, [&](int64_t off, int64_t r) {
+        if (split_ties) pgx[off] = extreme_tie(px[off], value) ? share : T(0);
+        else pgx[off] = r == first ? pg[k] : T(0);
+      });
+    }
+  });
+}
+
+void vector_norm_cpu(const Array& x, Array& out, const ReduceLayout& layout, double p) {
+  const int64_t K = layout.kept_numel, R = layout.reduced_numel, chunks = chunk_count(R);
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data_as<T>();
+    std::vector<double> partial((size_t)(K * chunks), 0.0);
+#pragma omp parallel for schedule(static) collapse(2) if (K * R >= cpu::kParallelThreshold)
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t c = 0; c < chunks; ++c) {
+        double acc = 0.0;
+        for_reduced(layout, k, c * kReduceChunk, std::min(R, (c + 1) * kReduceChunk),
+                    [&](int64_t off, int64_t) { acc += vector_norm_term(px[off], p); });
+        partial[(size_t)(k * chunks + c)] = acc;
+      }
+    }
+    T* po = out.data_as<T>();
+    for (int64_t k = 0; k < K; ++k) {
+      double acc = 0.0;
+      for (int64_t c = 0; c < chunks; ++c) acc += partial[(size_t)(k * chunks + c)];
+      po[k] = (T)vector_norm_finish(acc, p);
+    }
+  });
+}
+
+void vector_norm_backward_cpu(const Array& x, const Array& norm, const Array& grad, Array& gx,
+                              const ReduceLayout& layout, double p) {
+  const int64_t K = layout.kept_numel, R = layout.reduced_numel;
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data_as<T>();
+    const T* pn = norm.data_as<T>();
+    const T* pg = grad.data_as<T>();
+    T* pgx = gx.data_as<T>();
+#pragma omp parallel for schedule(static) if (K * R >= cpu::kParallelThreshold)
+    for (int64_t k = 0; k < K; ++k) {
+      const T n = pn[k], g = pg[k];
+      for_reduced(layout, k, 0, R, [&](int64_t off, int64_t) { pgx[off] = vector_norm_grad(px[off], n, g, p); });
+    }
+  });
+}
+
+}  // namespace gradcore

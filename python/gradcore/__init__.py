@@ -27,9 +27,13 @@ long = int64  # PyTorch's alias
 from .random import Generator, manual_seed, rand, randn  # noqa: F401
 from .gradcheck import GradcheckError, gradcheck  # noqa: F401
 from . import functional  # noqa: F401
+from . import linalg  # noqa: F401
 from .functional import matmul  # noqa: F401
 from .ops.comparison import (  # noqa: F401  gradcore.where(...), gradcore.maximum(...), as torch.*
     clamp, clip, eq, ge, gt, le, logical_and, logical_not, logical_or, logical_xor, lt, maximum, minimum, ne, where,
+)
+from .functional import (  # noqa: F401 (torch.flatten, torch.gather, ...)
+    flatten, gather, index_select, permute, squeeze, transpose, unsqueeze,
 )
 from . import nn  # noqa: F401
 from .checkpoint import load, save  # noqa: F401

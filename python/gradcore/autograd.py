@@ -1,7 +1,8 @@
 """Reverse-mode autograd over a tape.
 
-Each differentiable op is a `Function` subclass. `Function.apply` runs `forward` on the raw `_core.Array`s,
-wraps the outputs as Tensors whose `_node` is the Function instance (the ctx), and records the inputs.
+Each differentiable op is a `Function` subclass. `Function.apply` runs `forward` (on the raw `_core.Array`s for the
+internal ops, on Tensors under no_grad for a user's own op: see Function), wraps the outputs as Tensors whose `_node`
+is the Function instance (the ctx), and records the inputs.
 `backward` walks the nodes in reverse topological order, hands each node the gradients of its outputs and
 accumulates the gradients it returns into its inputs (sums when a tensor is used more than once).
 Nothing below this layer knows about gradients; ops only provide "the backward kernels of op X".
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 
 from . import _core
@@ -50,20 +52,64 @@ def enable_grad(fn=None):
 
 
 class Function:
-    """Base of every differentiable op.
+    """Base of every differentiable op, in two spellings: PyTorch's public one, and the internal one over arrays.
 
-    Subclasses define `forward(ctx, *args)` over `_core.Array`s (Tensors arrive unwrapped; other arguments as
-    given) returning an Array or a tuple of Arrays, and `backward(ctx, *grad_outputs)` returning one gradient
-    Array (or None) per positional argument of forward. `ctx.needs_input_grad[i]` says which are wanted.
+    The public form (a user's own op; PyTorch's `torch.autograd.Function`): static methods over Tensors.
+
+        class Softsign(gradcore.Function):
+            # y = scale * x / (1 + |x|);  dy/dx = scale / (1 + |x|)^2
+
+            @staticmethod
+            def forward(ctx, x, scale=1.0):
+                ctx.save_for_backward(x)    # Tensors backward needs
+                ctx.scale = scale           # anything else: a plain attribute of ctx
+                return scale * x / (1 + x.abs())        # ops here record no graph (forward runs under no_grad)
+
+            @staticmethod
+            def backward(ctx, grad_y):
+                (x,) = ctx.saved_tensors
+                grad_x = grad_y * ctx.scale / (1 + x.abs()) ** 2 if ctx.needs_input_grad[0] else None
+                return grad_x, None         # one gradient per argument of forward; None for scale
+
+        y = Softsign.apply(x, 2.0)          # call it through apply, never forward() directly
+        gradcore.gradcheck(Softsign.apply, [x, 2.0])   # float64 finite differences check backward
+
+    forward(ctx, *args) gets the Tensors as given (and any other arguments) and returns a Tensor or a tuple of
+    Tensors; it runs under no_grad(), and apply marks its outputs as made by this Function. backward(ctx,
+    *grad_outputs) gets one gradient Tensor per output and returns one per positional argument of forward: a
+    Tensor of that argument's shape, or None (no gradient, or a non-Tensor argument). It may use any gradcore
+    op; it also runs under no_grad() (no double backward). `ctx.needs_input_grad[i]` says which gradients are
+    wanted, `ctx.save_for_backward(*tensors)` / `ctx.saved_tensors` keep Tensors for backward (an in-place
+    change to one before backward raises), `ctx.mark_non_differentiable(*outputs)` marks outputs (indices, masks)
+    that get no gradient. A backward returning the wrong number of gradients, a non-Tensor, or a gradient of
+    the wrong shape or device raises RuntimeError/TypeError naming the Function and the position.
+
+    The internal form (the ops in gradcore.ops): instance methods, `forward(self, *args)` over `_core.Array`s
+    (Tensors arrive unwrapped) and `backward(self, *grad_outputs)` over Arrays, the instance being the ctx;
+    `self.saved` returns the saved Arrays. It skips the wrapping and checks, which matters for per-op overhead.
+    Which form a subclass uses is decided once, when the class is made: a @staticmethod forward is the public one.
     """
 
     __slots__ = ("inputs", "needs_input_grad", "saved_arrays", "saved_versions", "output_meta", "released",
                  "__dict__")
+    _tensor_api = False  # set per subclass by __init_subclass__
 
-    def save_for_backward(self, *arrays):
-        """Keeps arrays (or None) for backward, with their version counters: an array written in place before
-        backward (fill_, copy_, an optimizer step) would give a wrong gradient, so backward then raises."""
-        self.saved_arrays = arrays
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._tensor_api = isinstance(inspect.getattr_static(cls, "forward"), staticmethod)
+
+    def save_for_backward(self, *tensors):
+        """Keeps Tensors (or Arrays, or None) for backward, with their version counters: one written in place
+        before backward (fill_, copy_, an optimizer step) would give a wrong gradient, so backward then raises."""
+        arrays = []
+        for index, t in enumerate(tensors):
+            if isinstance(t, Tensor):
+                t = t._data
+            elif t is not None and not isinstance(t, _core.Array):
+                raise TypeError(f"{type(self).__name__}.save_for_backward: argument {index}: expected a Tensor or "
+                                f"None, got {type(t).__name__} (keep other values as attributes of ctx)")
+            arrays.append(t)
+        self.saved_arrays = tuple(arrays)
         self.saved_versions = tuple(getattr(a, "_version", None) for a in arrays)
 
     @property
@@ -82,8 +128,24 @@ class Function:
                     "in place, or modify it after backward().")
         return self.saved_arrays
 
+    @property
+    def saved_tensors(self):
+        """What save_for_backward kept, as Tensors (None stays None)."""
+        return tuple(None if a is None else Tensor(a) for a in self.saved)
+
+    def mark_non_differentiable(self, *outputs):
+        """Outputs of forward that get no gradient (indices, masks): they come out with requires_grad=False, and
+        backward receives zeros for them."""
+        for index, out in enumerate(outputs):
+            if not isinstance(out, Tensor):
+                raise TypeError(f"{type(self).__name__}.mark_non_differentiable: argument {index}: expected an "
+                                f"output Tensor of forward, got {type(out).__name__}")
+        self.__dict__.setdefault("_non_differentiable", set()).update(id(out._data) for out in outputs)
+
     @classmethod
     def apply(cls, *args, **kwargs):
+        if cls._tensor_api:
+            return _apply_tensor_function(cls, args, kwargs)
         ctx = cls()
         ctx.saved_arrays = ctx.saved_versions = ()
         ctx.released = False
@@ -110,6 +172,80 @@ class Function:
 
     def backward(self, *grad_outputs):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _apply_tensor_function(cls, args, kwargs):
+    """Function.apply for the public form: forward over Tensors under no_grad, outputs wrapped as this node's."""
+    name = cls.__name__
+    for key, value in kwargs.items():
+        if isinstance(value, Tensor) and value.requires_grad:
+            raise TypeError(f"{name}.apply: argument {key!r} is a Tensor that requires grad, passed by keyword; "
+                            "pass Tensors positionally, so that backward can return their gradients")
+    ctx = cls()
+    ctx.saved_arrays = ctx.saved_versions = ()
+    ctx.released = False
+    needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+    ctx.needs_input_grad = needs
+    record = is_grad_enabled() and any(needs)
+    with no_grad():
+        result = cls.forward(ctx, *args, **kwargs)
+    multiple = isinstance(result, tuple)
+    returned = result if multiple else (result,)
+    for index, out in enumerate(returned):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{name}.forward: expected it to return a Tensor or a tuple of Tensors, got "
+                            f"{type(out).__name__}" + (f" at position {index}" if multiple else ""))
+    # New Tensor objects over the same storage: an input returned as it is becomes an output of this node
+    # without its own identity (a leaf, say) changing.
+    # Outputs marked non-differentiable, and integer or bool ones (indices, masks), get no gradient.
+    constant = ctx.__dict__.pop("_non_differentiable", set())
+    outputs = tuple(Tensor(out._data, requires_grad=record and id(out._data) not in constant
+                           and out.dtype in FLOATING) for out in returned)
+    if record:
+        ctx.inputs = args
+        ctx.output_meta = tuple((out.shape, out.dtype, out.device) for out in returned)
+        for index, out in enumerate(outputs):
+            if out.requires_grad:
+                out._node = ctx
+                out._output_index = index
+    return outputs if multiple else outputs[0]
+
+
+def _call_tensor_backward(node, grads):
+    """backward of a public-form Function: Tensors in, its returned gradients checked and unwrapped to Arrays."""
+    cls = type(node)
+    name = cls.__name__
+    with no_grad():
+        result = cls.backward(node, *(Tensor(g) for g in grads))
+    if not isinstance(result, tuple):
+        result = (result,)
+    expected = len(node.inputs)
+    if len(result) > expected and all(g is None for g in result[expected:]):
+        result = result[:expected]  # PyTorch's rule: trailing Nones beyond the arguments are allowed
+    if len(result) != expected:
+        raise RuntimeError(f"{name}.backward returned {len(result)} gradient{'s' if len(result) != 1 else ''}; "
+                           f"expected {expected}, one per argument of forward (None for an argument without one)")
+    arrays = []
+    for index, (g, inp) in enumerate(zip(result, node.inputs)):
+        if g is None:
+            arrays.append(None)
+            continue
+        if not isinstance(g, Tensor):
+            raise TypeError(f"{name}.backward: gradient {index}: expected a Tensor or None, got {type(g).__name__}")
+        if not isinstance(inp, Tensor):
+            raise RuntimeError(f"{name}.backward: gradient {index}: returned a Tensor for argument {index} of "
+                               f"forward, which is a {type(inp).__name__}, not a Tensor; return None for it")
+        if g.shape != inp.shape:
+            raise RuntimeError(f"{name}.backward: gradient {index}: has shape {g.shape}; expected {inp.shape}, the "
+                               f"shape of argument {index} of forward")
+        if g.device != inp.device:
+            raise RuntimeError(f"{name}.backward: gradient {index}: is on {g.device}; expected {inp.device}, the "
+                               f"device of argument {index} of forward")
+        data = g._data
+        if g.dtype != inp.dtype:  # PyTorch casts a gradient to its input's dtype
+            data = data.astype(inp.dtype)
+        arrays.append(data)
+    return tuple(arrays)
 
 
 def _accumulate(current, incoming):
@@ -187,7 +323,7 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
             g if g is not None else _core.zeros(shape, dtype, device)
             for g, (shape, dtype, device) in zip(slots, node.output_meta)
         ]
-        input_grads = node.backward(*grads)
+        input_grads = _call_tensor_backward(node, grads) if node._tensor_api else node.backward(*grads)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:

@@ -58,7 +58,7 @@ class Checkpoint:
 def _module_state(module_or_state):
     """name -> numpy array from a Module, a {prefix: Module} mapping, or a {name: array or Tensor} mapping."""
     if isinstance(module_or_state, Module):
-        return module_or_state.state_dict()
+        return OrderedDict((name, _host_array(t, name)) for name, t in module_or_state.state_dict().items())
     if not isinstance(module_or_state, dict):
         raise TypeError(f"module_or_state: expected a gradcore.nn.Module or a dict, got "
                         f"{type(module_or_state).__name__}")
@@ -67,8 +67,8 @@ def _module_state(module_or_state):
         if not isinstance(key, str):
             raise TypeError(f"module_or_state: keys must be strings, got {key!r}")
         if isinstance(value, Module):
-            for name, array in value.state_dict().items():
-                state[f"{key}.{name}"] = array
+            for name, t in value.state_dict().items():
+                state[f"{key}.{name}"] = _host_array(t, f"{key}.{name}")
         else:
             state[key] = _host_array(value, f"module_or_state[{key!r}]")
     return state

@@ -95,3 +95,27 @@ def image_grid(path, rows, row_titles=None, title=None):
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def confusion_matrix(path, matrix, labels=None, title=None):
+    """A confusion matrix (rows: true class, columns: predicted class) as a heat map with the counts written in."""
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"matrix: expected a square (classes, classes) array, got shape {m.shape}")
+    labels = [str(i) for i in range(len(m))] if labels is None else [str(v) for v in labels]
+    fig = _figure(0.5 * len(m) + 2, 0.5 * len(m) + 1.5)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(m, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(len(m)), labels)
+    ax.set_yticks(range(len(m)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = m.max() / 2 if m.size else 0
+    for i in range(len(m)):
+        for j in range(len(m)):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if m[i, j] > threshold else "black")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)

@@ -160,6 +160,20 @@ class Tensor:
             raise ValueError(f"item(): expected a tensor with one element, got shape {self.shape}")
         return self.numpy().reshape(()).item()
 
+    def __float__(self):
+        """float(t) for a one-element tensor (any shape: (), (1,), (1, 1)), as in PyTorch."""
+        if self.numel != 1:
+            raise ValueError(f"float(): only a tensor with one element converts to a Python number, got shape "
+                             f"{self.shape}")
+        return float(self.numpy().reshape(()))
+
+    def __int__(self):
+        """int(t) for a one-element tensor, truncated toward zero as in PyTorch (int(tensor(-2.7)) == -2)."""
+        if self.numel != 1:
+            raise ValueError(f"int(): only a tensor with one element converts to a Python number, got shape "
+                             f"{self.shape}")
+        return int(self.numpy().reshape(()).item())  # int(nan) / int(inf) raise ValueError / OverflowError
+
     def tolist(self):
         return self.numpy().tolist()
 
@@ -243,12 +257,6 @@ class Tensor:
     # x + y, x.exp(), x.sum(), x.reshape(...), x.to(...), x.clone() and the rest are the ops' own functions,
     # attached to this class once when gradcore.ops is imported (python/gradcore/ops/__init__.py), so this module
     # imports no op and the layers import downwards only: tensor <- autograd <- ops <- functional, nn, optim.
-
-    def flatten(self, start_dim=0):
-        start_dim = integer(start_dim, "start_dim")
-        if not -max(self.ndim, 1) <= start_dim < max(self.ndim, 1):
-            raise ValueError(f"start_dim: {start_dim} is out of range for a tensor of {self.ndim} dimensions")
-        return self.reshape(*self.shape[:start_dim], -1)
 
 
 def _inferred_dtype(data, array):
@@ -345,28 +353,29 @@ def ones(*shape, dtype="float32", device="cpu", requires_grad=False):
     return full(_shape_arg(shape), 1.0, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def full(shape, value, dtype=None, device="cpu", requires_grad=False):
-    """A tensor of `value`; dtype=None infers it from value as PyTorch: bool, int64 for an int, else float32."""
-    shape = _shape_arg((shape,) if isinstance(shape, (tuple, list)) else (shape,))
+def full(size, fill_value, dtype=None, device="cpu", requires_grad=False):
+    """A tensor of shape `size` (a tuple or list of ints, or one int) with every element fill_value (torch.full);
+    dtype=None infers it from fill_value as PyTorch: bool, int64 for an int, else float32."""
+    shape = _shape_arg((size,) if isinstance(size, (tuple, list)) else (size,))
     if dtype is None:
-        dtype = "bool" if isinstance(value, (bool, np.bool_)) else (
-            "int64" if isinstance(value, numbers.Integral) else "float32")
+        dtype = "bool" if isinstance(fill_value, (bool, np.bool_)) else (
+            "int64" if isinstance(fill_value, numbers.Integral) else "float32")
     dtype = _dtype_name(dtype)
     _check_requires_grad(requires_grad, dtype)
     device = _device_name(device)
-    if dtype == "int64" and isinstance(value, numbers.Integral) and not -2**53 <= value <= 2**53:
+    if dtype == "int64" and isinstance(fill_value, numbers.Integral) and not -2**53 <= fill_value <= 2**53:
         # the kernels take the value as a double, exact only up to 2**53
-        return Tensor(tensor(np.full(shape, _int64_value(value), dtype=np.int64), device=device)._data)
-    return Tensor(_core.full(shape, _fill_value(value), dtype, device), requires_grad)
+        return Tensor(tensor(np.full(shape, _int64_value(fill_value), dtype=np.int64), device=device)._data)
+    return Tensor(_core.full(shape, _fill_value(fill_value, "fill_value"), dtype, device), requires_grad)
 
 
 def _int64_value(value):
     if not -2**63 <= value < 2**63:
-        raise ValueError(f"value: {value} does not fit int64")
+        raise ValueError(f"fill_value: {value} does not fit int64")
     return int(value)
 
 
-def _fill_value(value):
+def _fill_value(value, argument="value"):
     """A number (a bool too), or a one-element Tensor or numpy array (as PyTorch's fill_ takes a 0-d tensor), as a
     float."""
     if isinstance(value, (bool, np.bool_)):
@@ -375,7 +384,7 @@ def _fill_value(value):
         return float(value.item())
     if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
         return float(value.reshape(()))
-    return real(value, "value", allow_nan=True)
+    return real(value, argument, allow_nan=True)
 
 
 def _check_tensor_arg(t, name):

@@ -28,3 +28,19 @@ def binary_cross_entropy_with_logits(z, t, reduction="mean"):
     # log(1 - s(z)) = -logaddexp(0, z): exact for any z without overflow.
     z = np.asarray(z, np.float64)
     return _reduce(t * np.logaddexp(0.0, -z) + (1.0 - t) * np.logaddexp(0.0, z), reduction)
+
+
+def l1_loss(x, t, reduction="mean"):
+    return _reduce(np.abs(np.asarray(x, np.float64) - t), reduction)
+
+
+def smooth_l1_loss(x, t, reduction="mean", beta=1.0):
+    d = np.abs(np.asarray(x, np.float64) - t)
+    if beta == 0:
+        return _reduce(d, reduction)
+    return _reduce(np.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
+
+
+def huber_loss(x, t, reduction="mean", delta=1.0):
+    d = np.abs(np.asarray(x, np.float64) - t)
+    return _reduce(np.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), reduction)

@@ -26,8 +26,8 @@ class DataLoader:
     """Iterates over `arrays` (a numpy array, a Tensor, or a tuple/list of them sharing their first dimension)
     in batches of `batch_size`, yielding a tuple with one entry per array.
 
-    Floating-point arrays become gradcore Tensors on `device` (float64 stays float64, other floats become
-    float32). Integer and boolean arrays (class labels) stay numpy arrays: gradcore tensors are float only.
+    Arrays become gradcore Tensors on `device`: float64 stays float64, other floats become float32, integer arrays
+    (class labels) int64 and boolean arrays bool, as PyTorch's loaders give them. Other kinds stay numpy arrays.
     Each `for` loop over the loader is one epoch; the epoch counter advances at the end of every full pass.
     """
 
@@ -87,9 +87,13 @@ class DataLoader:
         return full[self.rank:padded:self.num_replicas]
 
     def _convert(self, array):
-        if array.dtype.kind != "f":
+        if array.dtype.kind in "iu":  # class labels and indices: int64, as PyTorch's loaders give them
+            array = array.astype(np.int64, copy=False)
+        elif array.dtype.kind == "b":
+            pass
+        elif array.dtype.kind != "f":
             return array
-        if array.dtype != np.float64:
+        elif array.dtype != np.float64:
             array = array.astype(np.float32, copy=False)
         t = from_numpy(np.ascontiguousarray(array))
         return t if self.device == "cpu" else t.to(self.device)

@@ -100,7 +100,8 @@ class ConvTranspose2d(_ConvNd):
     """y = conv_transpose2d(x, weight) + bias, weight (in_channels, out_channels/groups, kH, kW).
 
     padding: int, (h, w), "valid" or "same" (out = in * stride, odd pixel cropped at the bottom/right).
-    output_padding: extra bottom/right rows and columns (< stride); forward(x, output_size=...) picks it instead.
+    output_padding: extra bottom/right rows and columns (< max(stride, dilation)); forward(x, output_size=...)
+    picks it instead.
     init: "he_normal" (default), "glorot_uniform" or "kaiming_uniform", with fan = out_channels/groups * kH * kW
     (the output channels' fan, PyTorch's convention: see the module docstring for why).
     """

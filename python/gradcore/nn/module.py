@@ -194,16 +194,19 @@ class Module:
         return self.to(dtype="float32")
 
     def state_dict(self):
-        """Name -> numpy array copy, for every parameter and buffer."""
+        """Name -> Tensor for every parameter and buffer: detached (requires_grad=False, no graph) copies on the
+        module's device, so a state_dict taken as a snapshot (the best epoch's weights) stays what it was while
+        training goes on. (PyTorch's are detached views sharing the storage; a copy costs one pass over the
+        weights and spares the deepcopy that snapshots need there.) Hand it to load_state_dict or gradcore.save."""
         state = OrderedDict()
-        for name, p in self.named_parameters():
-            state[name] = np.array(p.numpy(), copy=True)
-        for name, b in self.named_buffers():
-            state[name] = np.array(b.numpy(), copy=True)
+        for name, t in list(self.named_parameters()) + list(self.named_buffers()):
+            state[name] = Tensor(t._data.clone())
         return state
 
     def load_state_dict(self, state, strict=True):
-        """Copies arrays (numpy or Tensors) into the parameters and buffers, in place, checking names and shapes."""
+        """Copies Tensors (or numpy arrays) into the parameters and buffers, in place, checking names and shapes;
+        a value of another dtype or device is converted to the parameter's. Returns (missing keys, unexpected
+        keys); with strict=True (the default) either raises KeyError."""
         if not isinstance(state, dict):
             raise TypeError(f"state: expected a dict of name -> array (from state_dict()), got {type(state).__name__}")
         own = OrderedDict(list(self.named_parameters()) + list(self.named_buffers()))
@@ -215,7 +218,12 @@ class Module:
             if name not in state:
                 continue
             value = state[name]
-            value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+            if isinstance(value, Tensor):  # copied device to device, converted on the way when dtypes differ
+                if value.shape != target.shape:
+                    raise ValueError(f"load_state_dict: {name} expected shape {target.shape}, got {value.shape}")
+                target.copy_(value)
+                continue
+            value = np.asarray(value)
             if tuple(value.shape) != target.shape:
                 raise ValueError(f"load_state_dict: {name} expected shape {target.shape}, got {tuple(value.shape)}")
             host = np.array(value, dtype=target.dtype, order="C")  # ascontiguousarray would make 0-d arrays 1-d

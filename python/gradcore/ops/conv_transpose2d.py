@@ -6,7 +6,11 @@ With weight (C_in, C_out/groups, kH, kW) read as a conv2d weight mapping C_out c
   dL/dweight      gw = conv2d_backward_weight(gy, x)      (gy plays conv2d's input, x its output gradient)
   dL/dbias        sum of gy over N, H, W
 Output size: (in - 1) * stride - pad_before - pad_after + dilation * (k - 1) + output_padding + 1, with
-0 <= output_padding < stride (the extra rows/columns at the bottom/right, which the adjoint view needs).
+0 <= output_padding < max(stride, dilation) (PyTorch's bound): the extra rows/columns at the bottom/right, which
+hold what the padding cropped there (zeros past the last tap) plus the bias. Up to stride - 1 of them the adjoint
+view gives directly; output_padding >= stride (possible when dilation > stride) makes the conv2d whose adjoint this
+is one output row longer per stride, so x is read as zero-padded at the bottom/right by output_padding // stride
+rows (those rows add nothing) and gx drops them again.
 padding="same" gives out = in * stride (MATLAB's Cropping="same"): the full output is cropped by
 dilation * (k - 1) + 1 - stride, the odd pixel at the bottom/right; when that is negative nothing is cropped and the
 missing rows come from output_padding. output_size=(H_out, W_out) picks output_padding, and raises when the size
@@ -32,9 +36,21 @@ def same_cropping(kernel, stride, dilation):
     return (0, 0), -total
 
 
+def _zero_pad_end(x, extra):
+    """x (N, C, H, W) with extra[0] zero rows below and extra[1] zero columns to the right."""
+    for axis, count in ((2, extra[0]), (3, extra[1])):
+        if count:
+            shape = list(x.shape)
+            shape[axis] = count
+            x = _core.concat([x, _core.zeros(shape, x.dtype, x.device)], axis)
+    return x
+
+
 class ConvTranspose2d(Function):
-    def forward(self, x, weight, bias, out_size, stride, padding, dilation, groups):
+    def forward(self, x, weight, bias, out_size, stride, padding, dilation, groups, extra=(0, 0)):
         self.args = (stride, padding, dilation, groups)
+        self.x_size, self.extra = x.shape[2:], extra
+        x = _zero_pad_end(x, extra)
         self.save_for_backward(x, weight)
         return _core.conv_transpose2d_forward(x, weight, bias, out_size, stride, padding, dilation, groups)
 
@@ -42,9 +58,12 @@ class ConvTranspose2d(Function):
         x, weight = self.saved
         need_x, need_w, need_b = self.needs_input_grad[:3]
         gx = _core.conv2d_forward(g, weight, None, *self.args) if need_x else None
+        if need_x and self.extra != (0, 0):  # the zero rows/columns read past x's end have no gradient of their own
+            gx = _core.split(gx, [self.x_size[0], self.extra[0]], 2)[0] if self.extra[0] else gx
+            gx = _core.split(gx, [self.x_size[1], self.extra[1]], 3)[0] if self.extra[1] else gx
         gw = _core.conv2d_backward_weight(g, x, weight.shape[2:], *self.args) if need_w else None
         gb = bias_grad(g) if need_b else None
-        return gx, gw, gb, None, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None, None
 
 
 def _output_size(output_size):
@@ -59,8 +78,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     """Transposed 2-D convolution of x (N, C_in, H, W) with weight (C_in, C_out/groups, kH, kW), plus bias (C_out,).
 
     padding: int, (h, w), "valid" (none) or "same" (out = in * stride; odd pixel cropped at the bottom/right).
-    output_padding: extra rows/columns at the bottom/right, each < stride. output_size: (H_out, W_out) to pick
-    output_padding instead (a ValueError names the reachable range when the size cannot be reached).
+    output_padding: extra rows/columns at the bottom/right, each < max(stride, dilation) as in PyTorch.
+    output_size: (H_out, W_out) to pick output_padding instead (a ValueError names the reachable range when the
+    size cannot be reached).
     """
     tensor(x, "x")
     tensor(weight, "weight")
@@ -94,13 +114,16 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
                     f"output_size: {wanted} cannot be reached: dimension {axis} can be "
                     f"{base[axis]} to {base[axis] + stride[axis] - 1} for this input, stride, padding and kernel")
         op_h, op_w = wanted[0] - base[0], wanted[1] - base[1]
-    for value, s in ((op_h, stride[0]), (op_w, stride[1])):
-        if value >= s:
-            raise ValueError(f"output_padding: expected values smaller than stride {stride}, got ({op_h}, {op_w})")
+    for value, s, d in ((op_h, stride[0], dilation[0]), (op_w, stride[1], dilation[1])):
+        if value >= max(s, d):
+            raise ValueError(f"output_padding: expected values smaller than stride {stride} or dilation {dilation} "
+                             f"(whichever is larger, per dimension), got ({op_h}, {op_w})")
     out = (base[0] + op_h, base[1] + op_w)
     if max(out) > INT64_MAX:
         raise ValueError(f"stride, padding, dilation: the output size {out} does not fit 64 bits")
     if min(out) < 1:
         raise ValueError(f"padding: the output size {out} is not positive for input {x.shape[2:]}, kernel {kernel}, "
                          f"stride {stride} and dilation {dilation}")
-    return ConvTranspose2d.apply(x, weight, bias, out, stride, (top, bottom, left, right), dilation, int(groups))
+    extra = (op_h // stride[0], op_w // stride[1])
+    return ConvTranspose2d.apply(x, weight, bias, out, stride, (top, bottom, left, right), dilation, int(groups),
+                                 extra)

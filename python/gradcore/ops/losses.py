@@ -1,4 +1,6 @@
-"""Losses: mse_loss and binary cross-entropy (per-element terms in csrc/elementwise.h, reduced by ops.reduce)."""
+"""Losses: mse_loss and binary cross-entropy (per-element terms in csrc/elementwise.h), l1_loss, smooth_l1_loss and
+huber_loss (csrc/regression_loss.h), each reduced by ops.reduce. The classification losses (cross_entropy, nll_loss)
+live in ops/cross_entropy.py."""
 from __future__ import annotations
 
 
@@ -6,11 +8,13 @@ import numpy as np
 
 from .. import _core
 from ..autograd import Function
-from .._checks import tensor
+from .._checks import real, tensor
 from . import reduce
 from . import elementwise as ew
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss"]  # gradcore.functional exports these
+__all__ = [  # gradcore.functional exports these
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "huber_loss", "l1_loss", "mse_loss", "smooth_l1_loss",
+]  # gradcore.functional exports these
 
 B = _core.BinaryOp
 
@@ -92,3 +96,44 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     return _reduce(_BCEWithLogits.apply(input, target), reduction, "binary_cross_entropy_with_logits")
 
 
+class _RegressionLoss(Function):
+    """Per-element l1 / smooth_l1 / huber loss of d = x - t; dL/dx = g * dloss/dd and dL/dt = -dL/dx."""
+
+    def forward(self, x, t, kind, param):
+        self.kind, self.param = kind, param
+        self.save_for_backward(x, t)
+        return _core.regression_loss_forward(x, t, kind, param)
+
+    def backward(self, g):
+        x, t = self.saved
+        dx = _core.regression_loss_backward(g, x, t, self.kind, self.param)
+        dt = _core.unary(dx, _core.UnaryOp.affine, -1.0, 0.0) if self.needs_input_grad[1] else None
+        return (dx if self.needs_input_grad[0] else None), dt, None, None
+
+
+_R = _core.RegressionLoss
+
+
+def l1_loss(input, target, reduction="mean"):
+    """mean (or sum) of |input - target|, as torch.nn.functional.l1_loss; the gradient is sign(input - target)
+    (0 where they are equal) and reaches both input and target."""
+    _check_pair(input, target, "l1_loss")
+    return _reduce(_RegressionLoss.apply(input, target, _R.l1, 0.0), reduction, "l1_loss")
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """d^2 / (2 beta) where |d| < beta, else |d| - beta / 2, for d = input - target (torch's smooth_l1_loss);
+    beta = 0 is l1_loss."""
+    _check_pair(input, target, "smooth_l1_loss")
+    beta = real(beta, "beta", minimum=0.0)
+    if beta == 0.0:
+        return l1_loss(input, target, reduction)
+    return _reduce(_RegressionLoss.apply(input, target, _R.smooth_l1, beta), reduction, "smooth_l1_loss")
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """d^2 / 2 where |d| < delta, else delta (|d| - delta / 2), for d = input - target (torch's huber_loss);
+    delta must be positive."""
+    _check_pair(input, target, "huber_loss")
+    delta = real(delta, "delta", minimum=0.0, low_open=True)
+    return _reduce(_RegressionLoss.apply(input, target, _R.huber, delta), reduction, "huber_loss")

@@ -1,0 +1,130 @@
+// CPU 2-d pooling; the maths, the window rules and the order of summation are in pool2d.h, shared with the CUDA
+// kernels. The windows' row and column spans are computed once per call with pool2d.h's own span functions.
+// Forward: OpenMP over (plane, output row), each cell from its own window.
+// Backward: one thread owns a whole plane and scatters the plane's dy into its dx in output order (oh, ow), so each
+// input cell receives its terms in the same order, starting from zero, as the CUDA kernel's gather adds them: the
+// same bits on both devices and for any thread count, at the cost of a scatter (no search for the windows holding a
+// cell).
+#include "pool2d.h"
+#include <cstring>
+#include <vector>
+#include "cpu/parallel.h"
+
+namespace gradcore {
+
+namespace {
+
+// The spans of every window along one side, and (avg) the divisor's factor from that side.
+struct SideSpans {
+  std::vector<Span> span;
+  std::vector<int64_t> count;  // avg: the side's factor of the divisor (padded or clipped length)
+};
+
+SideSpans side_spans(const Pool2dParams& p, bool rows) {
+  const int64_t out = rows ? p.out_h : p.out_w, in = rows ? p.in_h : p.in_w;
+  SideSpans s;
+  s.span.resize((size_t)out);
+  s.count.resize((size_t)out);
+  for (int64_t o = 0; o < out; ++o) {
+    Span sp;
+    int64_t padded = 0;
+    if (p.kind == PoolKind::max)
+      sp = rows ? max_span(o, in, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h)
+                : max_span(o, in, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w);
+    else if (p.kind == PoolKind::avg)
+      sp = rows ? avg_span(o, in, p.kernel_h, p.stride_h, p.pad_h, padded)
+                : avg_span(o, in, p.kernel_w, p.stride_w, p.pad_w, padded);
+    else
+      sp = adaptive_span(o, in, out);
+    const bool padded_count = p.kind == PoolKind::avg && p.count_include_pad;
+    s.span[(size_t)o] = sp;
+    s.count[(size_t)o] = padded_count ? padded : sp.end - sp.begin;
+  }
+  return s;
+}
+
+// The divisor of window (oh, ow): as avg_divisor in pool2d.h, from the precomputed factors.
+inline int64_t divisor_of(const Pool2dParams& p, const SideSpans& rows, const SideSpans& cols, int64_t oh,
+                          int64_t ow) {
+  if (p.kind == PoolKind::avg && p.divisor_override) return p.divisor_override;
+  return rows.count[(size_t)oh] * cols.count[(size_t)ow];
+}
+
+}  // namespace
+
+void pool2d_forward_cpu(const Array& x, Array& y, int64_t* indices, const Pool2dParams& p) {
+  const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
+  if (p.planes * out_plane == 0) return;
+  const SideSpans rows = side_spans(p, true), cols = side_spans(p, false);
+  const int64_t window = p.kind == PoolKind::adaptive_avg ? (in_plane + out_plane - 1) / out_plane
+                                                          : p.kernel_h * p.kernel_w;
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data_as<T>();
+    T* py = y.data_as<T>();
+#pragma omp parallel for collapse(2) schedule(static) if (p.planes * out_plane * window >= cpu::kParallelThreshold)
+    for (int64_t c = 0; c < p.planes; ++c)
+      for (int64_t oh = 0; oh < p.out_h; ++oh) {
+        const T* plane = px + c * in_plane;
+        const int64_t row = c * out_plane + oh * p.out_w;
+        const Span sh = rows.span[(size_t)oh];
+        for (int64_t ow = 0; ow < p.out_w; ++ow) {
+          const Span sw = cols.span[(size_t)ow];
+          if (p.kind == PoolKind::max) {  // as max_window in pool2d.h
+            T best = -INFINITY;
+            int64_t at = (sh.begin < sh.end && sw.begin < sw.end) ? sh.begin * p.in_w + sw.begin : -1;
+            for (int64_t h = sh.begin; h < sh.end; h += sh.step)
+              for (int64_t w = sw.begin; w < sw.end; w += sw.step) {
+                // Selects, not a branch: with random data the branch would be mispredicted half the time.
+                const T v = plane[h * p.in_w + w];
+                const bool take = v > best || v != v;
+                best = take ? v : best;
+                at = take ? h * p.in_w + w : at;
+              }
+            py[row + ow] = best;
+            indices[row + ow] = at;
+          } else {  // as avg_window in pool2d.h
+            T sum = T(0);
+            for (int64_t h = sh.begin; h < sh.end; ++h)
+              for (int64_t w = sw.begin; w < sw.end; ++w) sum += plane[h * p.in_w + w];
+            const bool empty = sh.begin >= sh.end || sw.begin >= sw.end;
+            py[row + ow] = empty ? T(0) : sum / (T)divisor_of(p, rows, cols, oh, ow);
+          }
+        }
+      }
+  });
+}
+
+void pool2d_backward_cpu(const Array& dy, const int64_t* indices, Array& dx, const Pool2dParams& p) {
+  const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
+  if (p.planes * in_plane == 0) return;
+  const SideSpans rows = side_spans(p, true), cols = side_spans(p, false);
+  dispatch_float(dy.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* pdy = dy.data_as<T>();
+    T* pdx = dx.data_as<T>();
+#pragma omp parallel for schedule(static) if (p.planes * (in_plane + out_plane) >= cpu::kParallelThreshold)
+    for (int64_t c = 0; c < p.planes; ++c) {
+      T* plane_dx = pdx + c * in_plane;
+      const T* plane_dy = pdy + c * out_plane;
+      std::memset(plane_dx, 0, (size_t)in_plane * sizeof(T));  // every cell starts at zero
+      if (p.kind == PoolKind::max) {
+        const int64_t* plane_indices = indices + c * out_plane;
+        for (int64_t o = 0; o < out_plane; ++o)
+          if (plane_indices[o] >= 0) plane_dx[plane_indices[o]] += plane_dy[o];
+        continue;
+      }
+      for (int64_t oh = 0; oh < p.out_h; ++oh) {
+        const Span sh = rows.span[(size_t)oh];
+        for (int64_t ow = 0; ow < p.out_w; ++ow) {
+          const Span sw = cols.span[(size_t)ow];
+          const T share = plane_dy[oh * p.out_w + ow] / (T)divisor_of(p, rows, cols, oh, ow);
+          for (int64_t h = sh.begin; h < sh.end; ++h)
+            for (int64_t w = sw.begin; w < sw.end; ++w) plane_dx[h * p.in_w + w] += share;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace gradcore
