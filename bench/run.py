@@ -6,7 +6,7 @@ import importlib
 import sys
 
 SUITES = ["elementwise", "conv", "batch_norm", "optim", "conv_lstm", "autoencoder_step", "linear", "classify_ops",
-          "classifier"]
+          "classifier", "distributed"]
 
 
 def main():

@@ -560,6 +560,17 @@ for code, err, words in [
         ("nn.Linear(3, 4)(gc.randn(2, 5))", V, ("x", "last dimension of 3")), ("nn.Linear(3, 4)(None)", T, ("x",)),
         ("nn.Linear(3, 4)(gc.randn(2, 3, dtype='float64'))", T, ("dtype",))]:
     case(f"Linear-module-{slug(code)}", code, err, *words)
+# ---- distributed (issue #16): collectives' arguments checked before any MPI call, the loader's shard arguments ----
+for code, err, words in [
+        ("gc.distributed.init_process_group('gloo')", V, ("backend", "'mpi'")),
+        ("gc.distributed.init_process_group(None)", V, ("backend",)),
+        ("gc.distributed.get_rank()", R, ("init_process_group",)),
+        ("gc.distributed.all_reduce(gc.zeros(2))", R, ("init_process_group",)),
+        ("gc.data.DataLoader(np.zeros((4, 1), np.float32), 2, num_replicas=2)", V, ("num_replicas, rank",)),
+        ("gc.data.DataLoader(np.zeros((4, 1), np.float32), 2, num_replicas=2, rank=5)", V, ("rank", "[0, 2)")),
+        ("gc.data.DataLoader(np.zeros((4, 1), np.float32), 2, num_replicas='2', rank=0)", T, ("num_replicas",)),
+        ("gc.data.DataLoader(np.zeros((4, 1), np.float32), 2, num_replicas=2, rank=True)", T, ("rank",))]:
+    case(f"distributed-{slug(code)}", code, err, *words)
 # ---- int64/bool tensors, comparisons and selection, the smooth activations (issue #18 points 5 and 7) -------------
 for code, err, words in [
         ("gc.tensor([1, 2], requires_grad=True)", T, ("requires_grad", "floating point")),

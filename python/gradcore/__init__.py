@@ -38,5 +38,6 @@ from .functional import (  # noqa: F401 (torch.flatten, torch.gather, ...)
 from . import nn  # noqa: F401
 from .checkpoint import load, save  # noqa: F401
 from . import data, diagnostics, train  # noqa: F401
+from . import distributed  # noqa: F401  (gradcore.distributed, as torch.distributed; mpi4py loads at init)
 from . import optim  # noqa: F401
 from .optim.clip import clip_grad_norm_, clip_grad_value_  # noqa: F401

@@ -277,9 +277,28 @@ def _topological_nodes(roots):
     return order
 
 
+_backward_callbacks = {}  # key -> fn, run once at the end of the next backward that fills `.grad`
+
+
+def queue_callback(key, fn):
+    """Runs fn() once when the next backward into `.grad` has finished (PyTorch's engine queue_callback; how
+    DistributedDataParallel averages gradients once they are all final). One callback per key: queueing again
+    under the same key replaces it."""
+    _backward_callbacks[key] = fn
+
+
 def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
     """Propagates grad_outputs from outputs. Leaf gradients go into `.grad`, or, when `capture` maps
     id(tensor) -> None for the tensors wanted, into that dict instead (leaves' `.grad` untouched)."""
+    _propagate(outputs, grad_outputs, retain_graph, capture)
+    if capture is None and _backward_callbacks:
+        callbacks = list(_backward_callbacks.values())
+        _backward_callbacks.clear()
+        for fn in callbacks:
+            fn()
+
+
+def _propagate(outputs, grad_outputs, retain_graph, capture):
     node_grads = {}
     for out, g in zip(outputs, grad_outputs):
         if not isinstance(out, Tensor):

