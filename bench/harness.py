@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import gradcore
+from gradcore.examples import default_device
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Case:
 
 
 def add_common_args(parser: argparse.ArgumentParser):
-    parser.add_argument("--device", default="cuda" if gradcore.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=default_device(), help="default: cuda on a real GPU, else cpu")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for gradcore and PyTorch")
