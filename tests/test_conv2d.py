@@ -1,8 +1,5 @@
 """conv2d: forward against the numpy reference, float64 gradcheck for x, weight and bias over a sweep of options,
 determinism (bitwise, also across thread counts), CUDA against CPU, and bad input."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -11,6 +8,7 @@ import pytest
 import gradcore as gc
 from gradcore.functional import conv2d
 from gradcore.ops.conv2d import conv2d_padding
+from isolated import outputs_for_thread_counts
 from reference import conv2d as ref
 from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu, cuda_and_cpu_with_grads, forward_tol
 
@@ -179,12 +177,7 @@ THREAD_SCRIPT = textwrap.dedent("""
 
 
 def test_bitwise_identical_for_any_thread_count(tmp_path):
-    outputs = []
-    for threads in ("1", "2", "3"):
-        path = tmp_path / f"t{threads}.npy"
-        env = dict(os.environ, OMP_NUM_THREADS=threads)
-        subprocess.run([sys.executable, "-c", THREAD_SCRIPT, str(path)], env=env, check=True)
-        outputs.append(np.load(path))
+    outputs = outputs_for_thread_counts(THREAD_SCRIPT, tmp_path)
     assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
 
 

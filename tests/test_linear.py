@@ -3,9 +3,6 @@ seeds' dense layers (784 <-> 200, batch 1 to 256) against the numpy gradient for
 checked by finite differences, PyTorch's initialisation (and the init= choices, seeded), determinism across thread
 counts, CUDA against CPU, and bad input."""
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -14,6 +11,7 @@ import pytest
 import gradcore as gc
 from gradcore import nn
 from gradcore.functional import linear
+from isolated import outputs_for_thread_counts
 from reference import matmul as ref
 from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu, cuda_and_cpu_with_grads, forward_tol
 
@@ -217,12 +215,7 @@ THREAD_SCRIPT = textwrap.dedent("""
 
 
 def test_bitwise_identical_for_any_thread_count(tmp_path):
-    outputs = []
-    for threads in ("1", "2", "3"):
-        path = tmp_path / f"t{threads}.npy"
-        subprocess.run([sys.executable, "-c", THREAD_SCRIPT, str(path)], env=dict(os.environ, OMP_NUM_THREADS=threads),
-                       check=True)
-        outputs.append(np.load(path))
+    outputs = outputs_for_thread_counts(THREAD_SCRIPT, tmp_path)
     assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
 
 

@@ -2,9 +2,6 @@
 the numpy reference, float64 gradcheck, gradients of shapes that cross the CPU GEMM's blocking against the numpy
 formulas, the kernel's transposed reads and bias, determinism (bitwise, also across thread counts), CUDA against
 CPU, and bad input."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -12,6 +9,7 @@ import pytest
 
 import gradcore as gc
 from gradcore import _core
+from isolated import outputs_for_thread_counts
 from reference import matmul as ref
 from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu, cuda_and_cpu_with_grads, forward_tol
 
@@ -185,12 +183,7 @@ THREAD_SCRIPT = textwrap.dedent("""
 
 
 def test_bitwise_identical_for_any_thread_count(tmp_path):
-    outputs = []
-    for threads in ("1", "2", "3"):
-        path = tmp_path / f"t{threads}.npy"
-        subprocess.run([sys.executable, "-c", THREAD_SCRIPT, str(path)], env=dict(os.environ, OMP_NUM_THREADS=threads),
-                       check=True)
-        outputs.append(np.load(path))
+    outputs = outputs_for_thread_counts(THREAD_SCRIPT, tmp_path)
     assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
 
 

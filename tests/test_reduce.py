@@ -1,13 +1,11 @@
 """sum, mean and reshape: forward against numpy over every axis pattern, gradients by gradcheck, bitwise
 determinism, and the accuracy that accumulating float32 sums in double buys."""
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import gradcore
+from isolated import outputs_for_thread_counts
 from reference import reduce as ref
 from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu, forward_tol
 
@@ -128,12 +126,7 @@ sys.stdout.write(x.sum().numpy().tobytes().hex() + x.sum(axis=0).numpy().tobytes
 
 
 def test_sum_does_not_depend_on_thread_count():
-    results = set()
-    for threads in ("1", "2", "3"):
-        env = dict(os.environ, OMP_NUM_THREADS=threads)
-        done = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT], env=env, capture_output=True, text=True,
-                              check=True)
-        results.add(done.stdout)
+    results = set(outputs_for_thread_counts(_THREAD_SCRIPT))
     assert len(results) == 1
 
 
@@ -416,12 +409,7 @@ sys.stdout.write("".join(p.numpy().tobytes().hex()[:2000] for p in parts) + x.gr
 
 
 def test_new_reductions_do_not_depend_on_thread_count():
-    results = set()
-    for threads in ("1", "2", "3"):
-        env = dict(os.environ, OMP_NUM_THREADS=threads)
-        done = subprocess.run([sys.executable, "-c", _EXTREME_THREAD_SCRIPT], env=env, capture_output=True,
-                              text=True, check=True)
-        results.add(done.stdout)
+    results = set(outputs_for_thread_counts(_EXTREME_THREAD_SCRIPT))
     assert len(results) == 1
 
 
