@@ -1,9 +1,9 @@
-// CPU conv2d forward and backward_input: GEMMs over im2col, the maths is in conv2d.h. The pieces live beside this
-// file: the packed GEMM in gemm.h, im2col/col2im in im2col.h, the depthwise kernels in conv2d_depthwise.cpp, the
-// weight gradient in conv2d_backward_weight.cpp.
+// CPU conv2d forward (also conv_transpose2d's input gradient): a GEMM over im2col, the maths is in conv2d.h. The
+// pieces live beside this file: the packed GEMM in gemm.h, im2col/col2im in im2col.h, the depthwise kernels in
+// conv2d_depthwise.cpp, the input gradient in conv2d_backward_input.cpp, the weight gradient in
+// conv2d_backward_weight.cpp.
 //
 //   forward          Y (C_out/G x n*P)    = W_g (packed once)  * im2col of n images side by side (packed B)
-//   backward_input   dcol (K x n*P)       = W_g^T (packed once) * gy of n images side by side, then col2im
 // Several small images share one GEMM so that its columns fill whole strips; how many depends on the shapes only.
 // Stride-1 forwards with wide outputs run on an extended pixel grid where every im2col row is a plain copy.
 // Depthwise convolutions (one input and one output channel per group) skip the GEMM (conv2d_depthwise.h).
@@ -18,6 +18,7 @@
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
 #include "cpu/parallel.h"
+#include "cpu/phase_timer.h"
 #include "cpu/scratch.h"
 
 namespace gradcore {
@@ -25,20 +26,6 @@ namespace gradcore {
 namespace {
 
 using namespace cpu;
-
-// Images per GEMM for forward and backward_input: the count (at most ~512 columns, keeping at least 8 tasks) whose
-// n * P columns waste the least of their last strip. From the shapes only.
-int64_t images_per_gemm(int64_t P, int64_t N, int64_t G, int64_t nr) {
-  int64_t limit = std::clamp<int64_t>(512 / std::max<int64_t>(P, 1), 1, std::max<int64_t>(N, 1));
-  while (limit > 1 && (N + limit - 1) / limit * G < 8) --limit;
-  int64_t best = 1;
-  double best_waste = 1.0;
-  for (int64_t n = 1; n <= limit; ++n) {
-    const double waste = 1.0 - (double)(n * P) / (double)round_up(n * P, nr);
-    if (waste < best_waste - 0.02) best = n, best_waste = waste;
-  }
-  return best;
-}
 
 // Forward for stride 1 and wide outputs, on the extended grid: each input channel is copied once into a zero-bordered
 // plane of row length E_w = W + pad_left + pad_right, and the GEMM runs over Ho x E_w columns instead of Ho x Wo.
@@ -87,6 +74,7 @@ void forward_extended_grid(const T* px, const T* packed_w, int64_t a_size, const
 }
 
 template <typename T> void forward(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
+  GRADCORE_PHASE("conv2d_forward");
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels();
   const T* px = x.data_as<T>();
@@ -131,72 +119,11 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   }
 }
 
-template <typename T>
-void backward_input(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p) {
-  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
-  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
-  const T* pg = gy.data_as<T>();
-  const T* pw = w.data_as<T>();
-  const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
-  T* px = gx.data_as<T>();
-  const bool parallel = N * Cout * P * K >= kParallelThreshold;  // multiply-adds
-  if (is_depthwise(p)) {
-    depthwise_backward_input(pg, pw, pb, px, p, parallel);
-    return;
-  }
-  // A = W_g^T (K x M): element (k, m) at w_g[m * K + k].
-  const int64_t a_size = round_up(K, kMr) * M;
-  AlignedBuffer<T> packed_wt(G * a_size);
-  for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, (int64_t)1, K, K, M, packed_wt.ptr + g * a_size);
-  const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
-  for (int64_t t = 0; t < blocks * G; ++t) {
-    const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
-    const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
-    T* packed = scratch_packed_b.get<T>(std::min(M, kKc) * cols_pad);
-    const bool direct = p.is_pointwise() && count == 1;  // dcol is gx itself
-    T* dcol = direct ? px + (n0 * Cin + g * Cg) * HW : scratch_col.get<T>(K * cols);
-    for (int64_t m0 = 0; m0 < M; m0 += kKc) {  // one kKc block of B (gy rows) at a time
-      const int64_t mc = std::min(kKc, M - m0);
-      for (int64_t i = 0; i < count; ++i)
-        rows_packed_b(pg + ((n0 + i) * Cout + g * M + m0) * P, P, mc, P, i * P, cols_pad, packed);
-      zero_packed_b_tail(packed, cols, cols_pad, mc);
-      gemm_packed(K, cols, mc, packed_wt.ptr + g * a_size + m0 * round_up(K, kMr), packed, dcol, cols, m0 > 0,
-                  (const T*)nullptr);
-    }
-    if (!direct) {
-      for (int64_t i = 0; i < count; ++i) {
-        T* gx_group = px + ((n0 + i) * Cin + g * Cg) * HW;
-        if (p.is_pointwise()) {
-          for (int64_t k = 0; k < K; ++k) std::memcpy(gx_group + k * HW, dcol + k * cols + i * P, sizeof(T) * P);
-        } else {
-          std::memset(gx_group, 0, sizeof(T) * Cg * HW);
-          col2im_add(dcol + i * P, cols, p, gx_group);
-        }
-      }
-    }
-    if (pb) {
-      for (int64_t i = 0; i < count; ++i) {
-        for (int64_t c = 0; c < Cg; ++c) {
-          const T bv = pb[g * Cg + c];
-          T* plane = px + ((n0 + i) * Cin + g * Cg + c) * HW;
-          for (int64_t e = 0; e < HW; ++e) plane[e] += bv;
-        }
-      }
-    }
-  }
-}
-
 }  // namespace
 
 void conv2d_forward_cpu(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
   if (y.numel() == 0) return;
   dispatch_float(x.dtype(), [&](auto zero) { forward<decltype(zero)>(x, w, bias, y, p); });
-}
-
-void conv2d_backward_input_cpu(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p) {
-  if (gx.numel() == 0) return;
-  dispatch_float(gy.dtype(), [&](auto zero) { backward_input<decltype(zero)>(gy, w, bias, gx, p); });
 }
 
 }  // namespace gradcore

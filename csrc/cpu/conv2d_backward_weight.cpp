@@ -13,6 +13,7 @@
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
 #include "cpu/parallel.h"
+#include "cpu/phase_timer.h"
 #include "cpu/scratch.h"
 #include "cpu/simd.h"
 
@@ -168,6 +169,7 @@ void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams&
 }
 
 template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
+  GRADCORE_PHASE("conv2d_backward_weight");
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels();
   const T* px = x.data_as<T>();

@@ -17,6 +17,20 @@ namespace gradcore::cpu {
 
 constexpr int64_t kRowRunMinWidth = 16;  // output width from which im2col copies row runs instead of gathering
 
+// Images per GEMM for forward and backward_input: the count (at most ~512 columns, keeping at least 8 tasks) whose
+// n * P columns waste the least of their last strip. From the shapes only.
+inline int64_t images_per_gemm(int64_t P, int64_t N, int64_t G, int64_t nr) {
+  int64_t limit = std::clamp<int64_t>(512 / std::max<int64_t>(P, 1), 1, std::max<int64_t>(N, 1));
+  while (limit > 1 && (N + limit - 1) / limit * G < 8) --limit;
+  int64_t best = 1;
+  double best_waste = 1.0;
+  for (int64_t n = 1; n <= limit; ++n) {
+    const double waste = 1.0 - (double)(n * P) / (double)round_up(n * P, nr);
+    if (waste < best_waste - 0.02) best = n, best_waste = waste;
+  }
+  return best;
+}
+
 // The columns of one output row oh that read inside the image through kernel column kw: ow in [ow_lo, ow_hi),
 // reading x column iw0 + ow * sw.
 struct RowWindow {
