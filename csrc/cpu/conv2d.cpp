@@ -27,56 +27,26 @@ namespace {
 
 using namespace cpu;
 
-// Forward for stride 1 and wide outputs, on the extended grid: each input channel is copied once into a zero-bordered
-// plane of row length E_w = W + pad_left + pad_right, and the GEMM runs over Ho x E_w columns instead of Ho x Wo.
-// Then every im2col row is one contiguous slice of a padded plane (at offset kh d_h E_w + kw d_w), copied without
-// any per-pixel bookkeeping; the E_w - Wo extra columns per output row ((kW - 1) d_w of them) are computed and
-// dropped when the result is copied out.
-template <typename T>
-void forward_extended_grid(const T* px, const T* packed_w, int64_t a_size, const T* pb, T* py, const Conv2dParams& p,
-                           bool parallel) {
-  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
-  const int64_t Cg = p.in_per_group(), HW = p.in_pixels(), Wo = p.out_w, Ho = p.out_h;
-  const int64_t ext_h = p.in_h + p.pad_top + p.pad_bottom, ext_w = p.in_w + p.pad_left + p.pad_right;
-  const int64_t plane = ext_h * ext_w, cols = Ho * ext_w, cols_pad = round_up(cols, nr_of<T>());
-  const int64_t slack = (p.kernel_w - 1) * p.dilation_w;  // the last plane's dropped columns read this far past it
-  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && N * G > 1)
-  for (int64_t t = 0; t < N * G; ++t) {
-    const int64_t n = t / G, g = t % G;
-    T* padded = scratch_col.get<T>(Cg * plane + slack + M * cols);
-    T* c = padded + Cg * plane + slack;  // (M x cols) result on the extended grid
-    std::fill(padded, padded + Cg * plane + slack, T(0));
-    const T* x_group = px + (n * p.in_channels + g * Cg) * HW;
-    for (int64_t ci = 0; ci < Cg; ++ci)
-      for (int64_t r = 0; r < p.in_h; ++r)
-        std::memcpy(padded + ci * plane + (r + p.pad_top) * ext_w + p.pad_left, x_group + ci * HW + r * p.in_w,
-                    sizeof(T) * p.in_w);
-    T* packed = scratch_packed_b.get<T>(std::min(K, kKc) * cols_pad);
-    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-      const int64_t kc = std::min(kKc, K - k0);
-      for (int64_t k = k0; k < k0 + kc; ++k) {
-        const int64_t ci = k / taps_per_channel, kh = k / p.kernel_w % p.kernel_h, kw = k % p.kernel_w;
-        const T* src = padded + ci * plane + kh * p.dilation_h * ext_w + kw * p.dilation_w;
-        packed_b_row_runs(packed, k - k0, (int64_t)0, cols, cols_pad, kc, [&](T* dst, int64_t first, int64_t run) {
-          for (int64_t j = 0; j < run; ++j) dst[j] = src[first + j];
-        });
-      }
-      zero_packed_b_tail(packed, cols, cols_pad, kc);
-      gemm_packed(M, cols, kc, packed_w + g * a_size + k0 * round_up(M, kMr), packed, c, cols, k0 > 0,
-                  k0 == 0 && pb ? pb + g * M : nullptr);
-    }
-    T* y_group = py + (n * p.out_channels + g * M) * P;
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t oh = 0; oh < Ho; ++oh)
-        std::memcpy(y_group + m * P + oh * Wo, c + m * cols + oh * ext_w, sizeof(T) * Wo);
-  }
+// The part of one image a task's columns cover: plane rows [r_lo, r_hi) and its pixels' chunks (im2col.h).
+struct Segment {
+  int64_t r_lo = 0, r_hi = 0;
+  std::vector<PixelChunk> chunks;
+};
+thread_local std::vector<Segment> task_segments;  // reused: steady-state calls allocate nothing
+thread_local std::vector<int64_t> taps_of_block;
+
+// Strips of nr columns per task: enough tasks for every thread to get several (they balance under dynamic
+// scheduling), and at most kNc columns so a task's packed B block stays in L2. Tuning only: the tiling never changes
+// a bit of the result (gemm.h).
+inline int64_t strips_per_task(int64_t strips, int64_t groups) {
+  const int64_t per_thread = strips * groups / (4 * (int64_t)max_threads());
+  return std::clamp<int64_t>(per_thread, 4, kNc / 32);
 }
 
 template <typename T> void forward(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
   GRADCORE_PHASE("conv2d_forward");
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
-  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels();
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
   const T* px = x.data_as<T>();
   const T* pw = w.data_as<T>();
   const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
@@ -88,34 +58,77 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   }
   const int64_t a_size = round_up(M, kMr) * K;
   AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
-  for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
-  if (p.stride_h == 1 && p.stride_w == 1 && p.out_w >= kRowRunMinWidth && !p.is_pointwise()) {
-    forward_extended_grid(px, packed_w.ptr, a_size, pb, py, p, parallel);
-    return;
+  {
+    GRADCORE_PHASE("conv2d_forward/pack_a");
+    for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
   }
-  const TapTable taps(p);
-  const std::vector<RowWindow> windows = row_windows(p);
-  const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
-  for (int64_t t = 0; t < blocks * G; ++t) {
-    const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
-    const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
+  // The GEMM's columns are the output pixels of all N images side by side (image n's pixel q at column n P + q),
+  // cut into tasks of whole strips: no strip is wasted at an image's end, and the tasks are of equal size.
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t columns = N * P, strips = (columns + nr - 1) / nr;
+  const int64_t per_task = std::min(strips, strips_per_task(strips, G)), tasks = (strips + per_task - 1) / per_task;
+  const int64_t taps = p.kernel_h * p.kernel_w, Wo = p.out_w;
+  const PhaseLayout L(p);
+  const auto readers = plane_row_readers(p, L);
+  // Each strip of C is stored straight into y, split in two where an image ends inside it; with fewer pixels than
+  // a strip (an image could end twice in one), C goes through a scratch copy.
+  const bool direct = P >= nr;
+  const int64_t channels_per_block = std::min(Cg, std::min(K, kKc) / taps + 2);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks * G > 1)
+  for (int64_t t = 0; t < tasks * G; ++t) {
+    const int64_t g = t % G, s0 = t / G * strips / tasks, s1 = (t / G + 1) * strips / tasks;
+    const int64_t c_begin = s0 * nr, cols = std::min(s1 * nr, columns) - c_begin, cols_pad = (s1 - s0) * nr;
+    const int64_t n_first = c_begin / P, n_last = (c_begin + cols - 1) / P;
     T* packed = scratch_packed_b.get<T>(std::min(K, kKc) * cols_pad);
-    T* c = count == 1 ? py + (n0 * Cout + g * M) * P : scratch_col.get<T>(M * cols);
-    const int64_t ldc = count == 1 ? P : cols;
+    const int64_t c_size = direct ? 0 : round_up(M * cols_pad, 16);
+    T* c_scratch = scratch_col.get<T>(c_size + channels_per_block * L.phases() * L.rows * L.cols);
+    T* planes = c_scratch + c_size;
+    auto strip_out = [&](int64_t j0) {
+      if (!direct) return StripOut<T>{c_scratch + j0, nr, nullptr};
+      const int64_t col = c_begin + j0, n = col / P, q = col % P;
+      T* next = n + 1 < N ? py + ((n + 1) * Cout + g * M) * P : nullptr;
+      return StripOut<T>{py + (n * Cout + g * M) * P + q, P - q, next};
+    };
+    // the images this task's columns cover (the first and last maybe in part): their plane rows and pixel chunks
+    std::vector<Segment>& segments = task_segments;
+    segments.resize((size_t)(n_last - n_first + 1));
+    for (int64_t n = n_first; n <= n_last; ++n) {
+      Segment& sg = segments[(size_t)(n - n_first)];
+      const int64_t q_a = std::max(c_begin - n * P, (int64_t)0), q_b = std::min(c_begin + cols - n * P, P);
+      sg.r_lo = q_a / Wo;
+      sg.r_hi = std::min(L.rows, (q_b - 1) / Wo + 1 + L.q_h_max);
+      pixel_chunks<T>(L, Wo, q_a, q_b - q_a, n * P + q_a - c_begin, sg.chunks);
+    }
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {  // one kKc block of B at a time, so it stays in cache
       const int64_t kc = std::min(kKc, K - k0);
-      for (int64_t i = 0; i < count; ++i)
-        im2col_packed_b(px + ((n0 + i) * Cin + g * p.in_per_group()) * HW, p, taps, windows.data(), k0, kc, i * P,
-                        cols_pad, packed);
-      zero_packed_b_tail(packed, cols, cols_pad, kc);
-      gemm_packed(M, cols, kc, packed_w.ptr + g * a_size + k0 * round_up(M, kMr), packed, c, ldc, k0 > 0,
-                  k0 == 0 && pb ? pb + g * M : nullptr);
+      const int64_t c_lo = k0 / taps, c_hi = std::min(Cg, (k0 + kc - 1) / taps + 1);
+      {
+        GRADCORE_PHASE("conv2d_forward/im2col");
+        tap_offsets(p, L, c_lo, k0, kc, taps_of_block);
+        for (int64_t n = n_first; n <= n_last; ++n) {
+          const Segment& sg = segments[(size_t)(n - n_first)];
+          const T* x_group = px + (n * Cin + g * Cg) * HW;
+          if (p.is_pointwise()) {  // the phase plane is x itself
+            im2col_from_phase_planes(x_group + c_lo * HW, taps_of_block, sg.chunks, packed);
+          } else {
+            build_phase_planes(x_group, p, L, readers, c_lo, c_hi, sg.r_lo, sg.r_hi, planes);
+            im2col_from_phase_planes(planes, taps_of_block, sg.chunks, packed);
+          }
+        }
+        zero_packed_b_tail(packed, cols, cols_pad, kc);
+      }
+      GRADCORE_PHASE("conv2d_forward/gemm");
+      gemm_packed_to(M, cols, kc, packed_w.ptr + g * a_size + k0 * round_up(M, kMr), packed, strip_out,
+                     direct ? P : cols_pad, k0 > 0, k0 == 0 && pb ? pb + g * M : nullptr);
     }
-    if (count == 1) continue;
-    for (int64_t i = 0; i < count; ++i)
+    if (direct) continue;
+    GRADCORE_PHASE("conv2d_forward/copy_out");
+    for (int64_t n = n_first; n <= n_last; ++n) {
+      const int64_t q_a = std::max(c_begin - n * P, (int64_t)0), q_b = std::min(c_begin + cols - n * P, P);
       for (int64_t m = 0; m < M; ++m)
-        std::memcpy(py + ((n0 + i) * Cout + g * M + m) * P, c + m * cols + i * P, sizeof(T) * P);
+        std::memcpy(py + (n * Cout + g * M + m) * P + q_a, c_scratch + m * cols_pad + n * P + q_a - c_begin,
+                    sizeof(T) * (q_b - q_a));
+    }
   }
 }
 

@@ -16,9 +16,13 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include "cpu/parallel.h"
 #include "cpu/scratch.h"
 #include "cpu/simd.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace gradcore::cpu {
 
@@ -95,10 +99,36 @@ void rows_packed_b(const T* src, int64_t rs, int64_t rows, int64_t n, int64_t c0
   }
 }
 
+// dst[j] = src[j] (or dst[j] += src[j] when accumulate), j in [0, n), n <= nr: the edges of a C tile. For float with
+// AVX-512, masked vector loads and stores instead of an element loop (the same single add per element: same bits).
+template <typename T> inline void store_tile_edge(const T* src, T* dst, int64_t n, bool accumulate) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 lanes = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+      __m512 v = _mm512_maskz_loadu_ps(lanes, src + j);
+      if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, dst + j), v);
+      _mm512_mask_storeu_ps(dst + j, lanes, v);
+    }
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < n; ++j) dst[j] = accumulate ? dst[j] + src[j] : src[j];
+}
+
+// Where one strip of nr columns of C goes: columns [0, split) at c (row stride ldc), columns [split, n_valid) at c2
+// (the same row stride; c2[0] is column split). split >= nr: the whole strip at c. A strip splits when the columns
+// of C are the pixels of several images side by side and an image ends inside the strip (conv2d.cpp).
+template <typename T> struct StripOut {
+  T* c;
+  int64_t split;
+  T* c2;
+};
+
 // C tile (ROWS x nr, ROWS <= kMr) = [C +] bias + A panel * B strip over kc steps; only n_valid columns are stored.
 template <typename T, int ROWS>
-inline void micro_kernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t n_valid, bool accumulate,
-                         const T* bias) {
+inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, int64_t ldc, int64_t n_valid,
+                         bool accumulate, const T* bias) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
   V acc0[ROWS], acc1[ROWS];
@@ -115,9 +145,10 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, 
       acc1[i] += ai * b1;
     }
   }
+  const int64_t first = std::min(out.split, n_valid);
   for (int i = 0; i < ROWS; ++i) {
-    T* row = c + i * ldc;
-    if (n_valid == NR) {
+    T* row = out.c + i * ldc;
+    if (first == NR) {
       if (accumulate) {
         acc0[i] += load_vec(row);
         acc1[i] += load_vec(row + L);
@@ -128,26 +159,33 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, 
       alignas(64) T tile[NR];
       store_vec(tile, acc0[i]);
       store_vec(tile + L, acc1[i]);
-      for (int64_t j = 0; j < n_valid; ++j) row[j] = accumulate ? row[j] + tile[j] : tile[j];
+      store_tile_edge(tile, row, first, accumulate);
+      if (first < n_valid) store_tile_edge(tile + first, out.c2 + i * ldc, n_valid - first, accumulate);
     }
   }
 }
 
 template <typename T, int ROWS>
+void micro_kernel_rows(int64_t rows, int64_t kc, const T* a, const T* b, StripOut<T> out, int64_t ldc,
+                       int64_t n_valid, bool accumulate, const T* bias) {
+  if constexpr (ROWS > 1) {
+    if (rows < ROWS) return micro_kernel_rows<T, ROWS - 1>(rows, kc, a, b, out, ldc, n_valid, accumulate, bias);
+  }
+  micro_kernel<T, ROWS>(kc, a, b, out, ldc, n_valid, accumulate, bias);
+}
+template <typename T, int ROWS>
 void micro_kernel_rows(int64_t rows, int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t n_valid,
                        bool accumulate, const T* bias) {
-  if constexpr (ROWS > 1) {
-    if (rows < ROWS) return micro_kernel_rows<T, ROWS - 1>(rows, kc, a, b, c, ldc, n_valid, accumulate, bias);
-  }
-  micro_kernel<T, ROWS>(kc, a, b, c, ldc, n_valid, accumulate, bias);
+  micro_kernel_rows<T, ROWS>(rows, kc, a, b, StripOut<T>{c, nr_of<T>(), nullptr}, ldc, n_valid, accumulate, bias);
 }
 
-// C (M x N, row stride ldc) = [C +] row_bias + A * B from packed A and B, restricted to the row panels
-// [i_begin, i_end) and column strips [j_begin, j_end) (element indices, multiples of kMr and nr). row_bias: M values
-// or null.
-template <typename T>
-void gemm_packed(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, T* c, int64_t ldc, bool accumulate,
-                 const T* row_bias, int64_t i_begin = 0, int64_t i_end = -1, int64_t j_begin = 0, int64_t j_end = -1) {
+// C (M x N) = [C +] row_bias + A * B from packed A and B, restricted to the row panels [i_begin, i_end) and column
+// strips [j_begin, j_end) (element indices, multiples of kMr and nr), with strip_out(j0) saying where the strip of
+// columns [j0, j0 + nr) of row 0 goes (a StripOut; rows follow at stride ldc). row_bias: M values or null.
+template <typename T, typename StripOutOf>
+void gemm_packed_to(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, StripOutOf&& strip_out, int64_t ldc,
+                    bool accumulate, const T* row_bias, int64_t i_begin = 0, int64_t i_end = -1, int64_t j_begin = 0,
+                    int64_t j_end = -1) {
   constexpr int64_t nr = nr_of<T>();
   const int64_t m_pad = round_up(M, kMr), n_pad = round_up(N, nr);
   i_end = i_end < 0 ? M : std::min(i_end, M);
@@ -161,12 +199,23 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, T* c
     for (int64_t j0 = j_begin; j0 < j_end; j0 += nr) {
       const T* strip = b_block + j0 * kc;
       const int64_t n_valid = std::min<int64_t>(nr, N - j0);
+      const StripOut<T> out = strip_out(j0);
       for (int64_t i0 = i_begin; i0 < i_end; i0 += kMr) {
-        micro_kernel_rows<T, kMr>(M - i0, kc, a_block + i0 * kc, strip, c + i0 * ldc + j0, ldc, n_valid, acc,
+        const StripOut<T> rows_out{out.c + i0 * ldc, out.split, out.c2 ? out.c2 + i0 * ldc : nullptr};
+        micro_kernel_rows<T, kMr>(M - i0, kc, a_block + i0 * kc, strip, rows_out, ldc, n_valid, acc,
                                   bias ? bias + i0 : nullptr);
       }
     }
   }
+}
+
+// C (M x N, row stride ldc) = [C +] row_bias + A * B: gemm_packed_to with C one plain matrix.
+template <typename T>
+void gemm_packed(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, T* c, int64_t ldc, bool accumulate,
+                 const T* row_bias, int64_t i_begin = 0, int64_t i_end = -1, int64_t j_begin = 0, int64_t j_end = -1) {
+  gemm_packed_to(
+      M, N, K, ap, bp, [&](int64_t j0) { return StripOut<T>{c + j0, nr_of<T>(), nullptr}; }, ldc, accumulate,
+      row_bias, i_begin, i_end, j_begin, j_end);
 }
 
 // ---- the plain strided GEMM ----------------------------------------------------------------------------------------

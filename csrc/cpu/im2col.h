@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 #include <vector>
 #include "conv2d.h"
@@ -130,44 +131,230 @@ inline void gather_rows(const T* plane, const Conv2dParams& p, int64_t kh, const
   }
 }
 
-// Rows [k_begin, k_begin + kc) of the im2col of one image and group, as one kKc block of a packed B, at columns
-// [c0, c0 + P): B[k - k_begin, c0 + (oh, ow)] = x[ci, ih, iw] for k = (ci, kh, kw) (0 outside the image).
-// x_group: (C_in/G, H, W).
-// Wide outputs go row by row (each output row of a tap is a zero run, a strided or contiguous copy, a zero run);
-// narrow ones, where that per-row bookkeeping would dominate, gather through the tap table.
+// Phase planes ("space to depth"), from which im2col is a copy of contiguous runs. For stride (s_h, s_w) the
+// zero-padded input plane splits into s_h x s_w phase planes, phase (a, b) holding padded rows a, a + s_h, ... and
+// columns b, b + s_w, ... Tap (kh, kw) of output pixel (oh, ow) reads padded row oh s_h + kh d_h = (oh + q_h) s_h + a
+// with a = kh d_h mod s_h, q_h = kh d_h div s_h: row oh + q_h of phase a (columns likewise). So each im2col row is,
+// per output row, W_out consecutive values of one phase plane: the padding and the stride are paid once per input
+// pixel when the planes are built, not once per tap in the gather (which cost as much as the GEMM for the seed
+// autoencoder's stride-2 layers). A stride-1 layer has one phase: the padded plane.
+struct PhaseLayout {
+  int64_t sh = 1, sw = 1;
+  int64_t rows = 0, cols = 0;  // of each phase plane: H_out + max q_h, W_out + max q_w
+  int64_t q_h_max = 0;
+  std::vector<uint8_t> used_h, used_w;  // phases some tap reads (a 1x1 stride-2 kernel reads one of four)
+  explicit PhaseLayout(const Conv2dParams& p)
+      : sh(p.stride_h), sw(p.stride_w), used_h((size_t)p.stride_h), used_w((size_t)p.stride_w) {
+    q_h_max = (p.kernel_h - 1) * p.dilation_h / sh;
+    rows = p.out_h + q_h_max;
+    cols = p.out_w + (p.kernel_w - 1) * p.dilation_w / sw;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh) used_h[(size_t)(kh * p.dilation_h % sh)] = 1;
+    for (int64_t kw = 0; kw < p.kernel_w; ++kw) used_w[(size_t)(kw * p.dilation_w % sw)] = 1;
+  }
+  int64_t phases() const { return sh * sw; }
+};
+
+#if defined(__AVX512F__)
+// Lanes [lo, hi) of a 16-lane mask (empty when hi <= lo).
+inline __mmask16 lane_range(int64_t lo, int64_t hi) {
+  lo = std::clamp<int64_t>(lo, 0, 16), hi = std::clamp<int64_t>(hi, lo, 16);
+  return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+#endif
+
+// How one row of a phase plane is read from a row of x: d[j] = x_row[first + j s] for j in [lo, hi), 0 for the other
+// j in [0, cols). For float with AVX-512 and s <= 2, in chunks of 16 columns, each two masked loads of the 32 x
+// values it spans and one permute (precomputed here once per call: the masks and indices are the same for every row),
+// instead of an element loop: building the planes then costs a few instructions per row.
+struct PlaneRowReader {
+  int64_t first = 0, s = 1, lo = 0, hi = 0, cols = 0;
+#if defined(__AVX512F__)
+  struct Chunk {
+    int64_t src = 0, dst = 0;  // x_row + src is source lane 0; d + dst is column lane 0
+    __mmask16 load_low = 0, load_high = 0, valid = 0, store = 0;
+    alignas(64) int32_t index[16] = {};
+  };
+  std::vector<Chunk> chunks;
+#endif
+  PlaneRowReader(int64_t first_, int64_t s_, int64_t lo_, int64_t hi_, int64_t cols_)
+      : first(first_), s(s_), lo(lo_), hi(hi_), cols(cols_) {
+#if defined(__AVX512F__)
+    if (s > 2) return;
+    for (int64_t j0 = 0; j0 < cols; j0 += 16) {
+      Chunk c;
+      c.dst = j0;
+      c.store = lane_range(0, cols - j0);
+      c.valid = lane_range(lo - j0, hi - j0);
+      const int64_t a = std::max(lo, j0), b = std::min(hi, j0 + 16);  // the columns read
+      c.src = first + (a < b ? a : j0) * s;
+      const int64_t span = a < b ? (b - 1 - a) * s + 1 : 0;
+      c.load_low = lane_range(0, span), c.load_high = lane_range(0, span - 16);
+      for (int64_t l = 0; l < 16; ++l) c.index[l] = (int32_t)std::clamp<int64_t>((j0 + l - a) * s, 0, 31);
+      chunks.push_back(c);
+    }
+#endif
+  }
+  // Rows i in [0, count): d + i d_step from x_row + i x_step. The chunk loop is outside the row loop, so each
+  // chunk's masks and indices stay in registers.
+  template <typename T> void read_rows(const T* x_row, int64_t x_step, T* d, int64_t d_step, int64_t count) const {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (s <= 2) {
+        for (const Chunk& c : chunks) {
+          const __m512i index = _mm512_load_si512(c.index);
+          const float* x = x_row + c.src;
+          float* o = d + c.dst;
+          for (int64_t i = 0; i < count; ++i, x += x_step, o += d_step) {
+            const __m512 low = _mm512_maskz_loadu_ps(c.load_low, x);
+            const __m512 high = _mm512_maskz_loadu_ps(c.load_high, x + 16);
+            _mm512_mask_storeu_ps(o, c.store, _mm512_maskz_permutex2var_ps(c.valid, low, index, high));
+          }
+        }
+        return;
+      }
+    }
+#endif
+    for (int64_t i = 0; i < count; ++i) {
+      const T* x = x_row + i * x_step;
+      T* o = d + i * d_step;
+      std::fill(o, o + lo, T(0));
+      for (int64_t j = lo; j < hi; ++j) o[j] = x[first + j * s];
+      std::fill(o + hi, o + cols, T(0));
+    }
+  }
+};
+
+// The readers of the column phases b in [0, s_w) (null for phases no tap reads): built once per call.
+inline std::vector<std::unique_ptr<PlaneRowReader>> plane_row_readers(const Conv2dParams& p, const PhaseLayout& L) {
+  std::vector<std::unique_ptr<PlaneRowReader>> readers((size_t)L.sw);
+  for (int64_t b = 0; b < L.sw; ++b) {
+    if (!L.used_w[(size_t)b]) continue;
+    // phase b's column j reads x column j s_w + b - pad_left: inside the image for j in [lo, hi)
+    const int64_t first = b - p.pad_left;
+    const int64_t lo = std::min(L.cols, first >= 0 ? (int64_t)0 : (-first + L.sw - 1) / L.sw);
+    const int64_t hi = std::clamp(p.in_w - first > 0 ? (p.in_w - first + L.sw - 1) / L.sw : (int64_t)0, lo, L.cols);
+    readers[(size_t)b] = std::make_unique<PlaneRowReader>(first, L.sw, lo, hi, L.cols);
+  }
+  return readers;
+}
+
+// Phase planes of channels [c_lo, c_hi) of one image (x_group: (C_in/G, H, W)) into planes (c_hi - c_lo, s_h, s_w,
+// rows, cols), writing plane rows [r_lo, r_hi) only (the rest are never read). Phases no tap reads are skipped.
 template <typename T>
-void im2col_packed_b(const T* x_group, const Conv2dParams& p, const TapTable& taps, const RowWindow* windows,
-                     int64_t k_begin, int64_t kc, int64_t c0, int64_t cols_pad, T* packed) {
-  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P = p.out_pixels();
-  const int64_t Wo = p.out_w, sw = p.stride_w;
-  for (int64_t k = k_begin; k < k_begin + kc; ++k) {
-    const T* plane = x_group + (k / taps_per_channel) * p.in_pixels();
-    if (Wo < kRowRunMinWidth) {
-      const int32_t* offset = taps.tap(k % taps_per_channel);
-      packed_b_row_runs(packed, k - k_begin, c0, P, cols_pad, kc, [&](T* dst, int64_t first, int64_t run) {
-        gather_taps(plane, offset + first, run, dst, (int64_t)1);
-      });
+void build_phase_planes(const T* x_group, const Conv2dParams& p, const PhaseLayout& L,
+                        const std::vector<std::unique_ptr<PlaneRowReader>>& readers, int64_t c_lo, int64_t c_hi,
+                        int64_t r_lo, int64_t r_hi, T* planes) {
+  const int64_t H = p.in_h, W = p.in_w, plane = L.rows * L.cols;
+  for (int64_t a = 0; a < L.sh; ++a) {
+    if (!L.used_h[(size_t)a]) continue;
+    // plane row r reads x row r s_h + a - pad_top: inside the image for r in [in_lo, in_hi)
+    const int64_t first = a - p.pad_top;
+    const int64_t in_lo = std::clamp(first >= 0 ? (int64_t)0 : (-first + L.sh - 1) / L.sh, r_lo, r_hi);
+    const int64_t in_hi = std::clamp(H - first > 0 ? (H - first + L.sh - 1) / L.sh : (int64_t)0, in_lo, r_hi);
+    for (int64_t b = 0; b < L.sw; ++b) {
+      const PlaneRowReader* reader = readers[(size_t)b].get();
+      if (!reader) continue;
+      for (int64_t c = c_lo; c < c_hi; ++c) {
+        T* d = planes + (((c - c_lo) * L.sh + a) * L.sw + b) * plane;
+        std::fill(d + r_lo * L.cols, d + in_lo * L.cols, T(0));
+        reader->read_rows(x_group + c * H * W + (in_lo * L.sh + first) * W, L.sh * W, d + in_lo * L.cols, L.cols,
+                          in_hi - in_lo);
+        std::fill(d + in_hi * L.cols, d + r_hi * L.cols, T(0));
+      }
+    }
+  }
+}
+
+// Where the output pixels [q0, q0 + n) of one image sit in its phase planes and in a packed B, worked out once per
+// image and task and then used for every row of B: pixel q0 + j reads plane offset oh cols + ow (relative
+// to the tap's plane position) and goes to packed column c0 + j. The pixels are cut into chunks that stay inside one
+// half strip (16 columns) of the packed B; for float with AVX-512 a chunk is up to 16 pixels whose sources lie within
+// 32 consecutive plane values (two loads and one permute per chunk and row of B, whatever the row boundaries inside
+// it), otherwise a run contiguous in the plane (copied element by element).
+struct PixelChunk {
+  int32_t src = 0;            // plane offset of the chunk's first source value
+  int32_t strip = 0, lane = 0;  // packed column strip * nr + lane
+  int32_t count = 0;          // columns
+#if defined(__AVX512F__)
+  __mmask16 load_low = 0, load_high = 0;  // the source values of the 32 that are read
+  alignas(64) int32_t index[16] = {};     // lane l takes source value src + index[l]
+#endif
+};
+
+template <typename T>
+void pixel_chunks(const PhaseLayout& L, int64_t Wo, int64_t q0, int64_t n, int64_t c0, std::vector<PixelChunk>& chunks) {
+  constexpr int64_t nr = nr_of<T>(), half = nr < 16 ? nr : 16;
+  // the plane offset of each pixel, walking the output rows (no division per pixel)
+  thread_local std::vector<int32_t> offsets;
+  offsets.resize((size_t)n);
+  for (int64_t j = 0, oh = q0 / Wo, ow = q0 % Wo; j < n; ++j) {
+    offsets[(size_t)j] = (int32_t)(oh * L.cols + ow);
+    if (++ow == Wo) ow = 0, ++oh;
+  }
+  chunks.clear();
+  for (int64_t j = 0; j < n;) {
+    const int64_t col = c0 + j, end = std::min(n, j + half - col % half);  // the end of this half strip
+    const int32_t* off = offsets.data() + j;
+    PixelChunk chunk;
+    chunk.src = off[0], chunk.strip = (int32_t)(col / nr), chunk.lane = (int32_t)(col % nr);
+    int64_t m = 1;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      while (j + m < end && off[m] - off[0] < 32) ++m;
+      for (int64_t l = 0; l < m; ++l) chunk.index[l] = off[l] - off[0];
+      chunk.load_low = lane_range(0, chunk.index[m - 1] + 1), chunk.load_high = lane_range(0, chunk.index[m - 1] - 15);
+      chunk.count = (int32_t)m;
+      chunks.push_back(chunk);
+      j += m;
       continue;
     }
-    const int64_t kh = k / p.kernel_w % p.kernel_h;
-    const RowWindow& win = windows[k % p.kernel_w];
-    for (int64_t oh = 0; oh < p.out_h; ++oh) {
-      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
-      const bool inside = ih >= 0 && ih < p.in_h;
-      const T* x_row = plane + (inside ? ih : 0) * p.in_w;
-      packed_b_row_runs(packed, k - k_begin, c0 + oh * Wo, Wo, cols_pad, kc, [&](T* dst, int64_t ow0, int64_t run) {
-        const int64_t lo = inside ? std::clamp(win.ow_lo - ow0, (int64_t)0, run) : run;
-        const int64_t hi = inside ? std::clamp(win.ow_hi - ow0, lo, run) : run;
-        const int64_t base = win.iw0 + ow0 * sw;  // x column of j = 0; only j in [lo, hi) is read
-        for (int64_t j = 0; j < lo; ++j) dst[j] = T(0);
-        if (sw == 1) {
-          for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j];
-        } else {
-          for (int64_t j = lo; j < hi; ++j) dst[j] = x_row[base + j * sw];
-        }
-        for (int64_t j = hi; j < run; ++j) dst[j] = T(0);
-      });
+#endif
+    while (j + m < end && off[m] == off[0] + m) ++m;
+    chunk.count = (int32_t)m;
+    chunks.push_back(chunk);
+    j += m;
+  }
+}
+
+// The plane offset (from the first plane of channel c_lo) that tap k reads for output pixel (0, 0), for the rows
+// [k0, k0 + kc) of B.
+inline void tap_offsets(const Conv2dParams& p, const PhaseLayout& L, int64_t c_lo, int64_t k0, int64_t kc,
+                        std::vector<int64_t>& offsets) {
+  const int64_t taps = p.kernel_h * p.kernel_w, plane = L.rows * L.cols;
+  offsets.resize((size_t)kc);
+  for (int64_t k = k0; k < k0 + kc; ++k) {
+    const int64_t ci = k / taps, h = k / p.kernel_w % p.kernel_h * p.dilation_h, w = k % p.kernel_w * p.dilation_w;
+    offsets[(size_t)(k - k0)] =
+        (((ci - c_lo) * L.sh + h % L.sh) * L.sw + w % L.sw) * plane + (h / L.sh) * L.cols + w / L.sw;
+  }
+}
+
+// Rows [k0, k0 + kc) of the im2col of one image and group (chunks: pixel_chunks of its pixels, taps: tap_offsets
+// of the rows) into one kKc block of a packed B (kc rows; its strips kc * nr apart), copied from that image's phase
+// planes. B[k - k0, c0 + j] = x[ci, ih, iw] for k = (ci, kh, kw) and output pixel q0 + j (0 outside the image).
+// The chunk loop is outside the row loop, so each chunk's masks and indices stay in registers.
+template <typename T>
+void im2col_from_phase_planes(const T* planes, const std::vector<int64_t>& taps, const std::vector<PixelChunk>& chunks,
+                              T* packed) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t kc = (int64_t)taps.size(), strip = kc * nr;
+  const int64_t* tap = taps.data();
+  for (const PixelChunk& c : chunks) {
+    T* dst = packed + c.strip * strip + c.lane;
+    const T* src = planes + c.src;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      const __m512i index = _mm512_load_si512(c.index);
+      const __mmask16 store = lane_range(0, c.count);
+      for (int64_t k = 0; k < kc; ++k, dst += nr) {
+        const __m512 low = _mm512_maskz_loadu_ps(c.load_low, src + tap[k]);
+        const __m512 high = _mm512_maskz_loadu_ps(c.load_high, src + tap[k] + 16);
+        _mm512_mask_storeu_ps(dst, store, _mm512_permutex2var_ps(low, index, high));
+      }
+      continue;
     }
+#endif
+    for (int64_t k = 0; k < kc; ++k, dst += nr) std::copy(src + tap[k], src + tap[k] + c.count, dst);
   }
 }
 

@@ -3,6 +3,9 @@
 // output element and each partial sum belongs to one task), so these are tuning numbers only.
 #pragma once
 #include <cstdint>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 namespace gradcore::cpu {
 
@@ -10,5 +13,14 @@ namespace gradcore::cpu {
 constexpr int64_t kParallelThreshold = 1 << 15;
 // Elements copied by memcpy-bound block copies (concat), which only gain from threads when large.
 constexpr int64_t kParallelCopyThreshold = 1 << 21;
+
+// Threads a parallel loop would start now: for sizing tasks only (never for what a task computes).
+inline int max_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
 
 }  // namespace gradcore::cpu
