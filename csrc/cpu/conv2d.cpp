@@ -30,7 +30,8 @@ using namespace cpu;
 // The part of one image a task's columns cover: plane rows [r_lo, r_hi) and its pixels' chunks (im2col.h).
 struct Segment {
   int64_t r_lo = 0, r_hi = 0;
-  std::vector<PixelChunk> chunks;
+  std::vector<PixelChunk> chunks;  // [0, chunk_count) in use
+  int64_t chunk_count = 0;
 };
 thread_local std::vector<Segment> task_segments;  // reused: steady-state calls allocate nothing
 thread_local std::vector<int64_t> taps_of_block;
@@ -56,12 +57,8 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
     depthwise_forward(px, pw, pb, py, p, parallel);
     return;
   }
-  const int64_t a_size = round_up(M, kMr) * K;
+  const int64_t a_size = round_up(M, kMr) * K, panels = round_up(M, kMr) / kMr;
   AlignedBuffer<T> packed_w(G * a_size);  // each group's weight, packed once for every image
-  {
-    GRADCORE_PHASE("conv2d_forward/pack_a");
-    for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, K, (int64_t)1, M, K, packed_w.ptr + g * a_size);
-  }
   // The GEMM's columns are the output pixels of all N images side by side (image n's pixel q at column n P + q),
   // cut into tasks of whole strips: no strip is wasted at an image's end, and the tasks are of equal size.
   constexpr int64_t nr = nr_of<T>();
@@ -74,7 +71,15 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   // a strip (an image could end twice in one), C goes through a scratch copy.
   const bool direct = P >= nr;
   const int64_t channels_per_block = std::min(Cg, std::min(K, kKc) / taps + 2);
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks * G > 1)
+#pragma omp parallel if (parallel && tasks * G > 1)
+  {
+#pragma omp for schedule(static)
+  for (int64_t t = 0; t < G * panels; ++t) {  // the weight's row panels, shared out (then a barrier)
+    GRADCORE_PHASE("conv2d_forward/pack_a");
+    const int64_t g = t / panels, i0 = t % panels * kMr;
+    pack_a_panels(pw + g * M * K, K, (int64_t)1, M, K, i0, i0 + kMr, packed_w.ptr + g * a_size);
+  }
+#pragma omp for schedule(dynamic, 1)
   for (int64_t t = 0; t < tasks * G; ++t) {
     const int64_t g = t % G, s0 = t / G * strips / tasks, s1 = (t / G + 1) * strips / tasks;
     const int64_t c_begin = s0 * nr, cols = std::min(s1 * nr, columns) - c_begin, cols_pad = (s1 - s0) * nr;
@@ -91,13 +96,13 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
     };
     // the images this task's columns cover (the first and last maybe in part): their plane rows and pixel chunks
     std::vector<Segment>& segments = task_segments;
-    segments.resize((size_t)(n_last - n_first + 1));
+    if (segments.size() < (size_t)(n_last - n_first + 1)) segments.resize((size_t)(n_last - n_first + 1));
     for (int64_t n = n_first; n <= n_last; ++n) {
       Segment& sg = segments[(size_t)(n - n_first)];
       const int64_t q_a = std::max(c_begin - n * P, (int64_t)0), q_b = std::min(c_begin + cols - n * P, P);
       sg.r_lo = q_a / Wo;
       sg.r_hi = std::min(L.rows, (q_b - 1) / Wo + 1 + L.q_h_max);
-      pixel_chunks<T>(L, Wo, q_a, q_b - q_a, n * P + q_a - c_begin, sg.chunks);
+      sg.chunk_count = pixel_chunks<T>(L, Wo, q_a, q_b - q_a, n * P + q_a - c_begin, sg.chunks);
     }
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {  // one kKc block of B at a time, so it stays in cache
       const int64_t kc = std::min(kKc, K - k0);
@@ -109,10 +114,10 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
           const Segment& sg = segments[(size_t)(n - n_first)];
           const T* x_group = px + (n * Cin + g * Cg) * HW;
           if (p.is_pointwise()) {  // the phase plane is x itself
-            im2col_from_phase_planes(x_group + c_lo * HW, taps_of_block, sg.chunks, packed);
+            im2col_from_phase_planes(x_group + c_lo * HW, taps_of_block, sg.chunks.data(), sg.chunk_count, packed);
           } else {
             build_phase_planes(x_group, p, L, readers, c_lo, c_hi, sg.r_lo, sg.r_hi, planes);
-            im2col_from_phase_planes(planes, taps_of_block, sg.chunks, packed);
+            im2col_from_phase_planes(planes, taps_of_block, sg.chunks.data(), sg.chunk_count, packed);
           }
         }
         zero_packed_b_tail(packed, cols, cols_pad, kc);
@@ -129,6 +134,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
         std::memcpy(py + (n * Cout + g * M + m) * P + q_a, c_scratch + m * cols_pad + n * P + q_a - c_begin,
                     sizeof(T) * (q_b - q_a));
     }
+  }
   }
 }
 

@@ -35,13 +35,15 @@ constexpr int64_t kKc = 256;  // reduction steps per packed block: an A panel an
 
 template <typename T> constexpr int64_t nr_of() { return Simd<T>::nr; }
 
-// A (M x K), element (m, k) at src[m * rs + k * cs], packed whole.
-template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t M, int64_t K, T* dst) {
+// The row panels [i_begin, i_end) (multiples of kMr) of A (M x K), element (m, k) at src[m * rs + k * cs], packed
+// into dst, which holds the whole packed A (callers may pack disjoint panel ranges on several threads).
+template <typename T>
+void pack_a_panels(const T* src, int64_t rs, int64_t cs, int64_t M, int64_t K, int64_t i_begin, int64_t i_end, T* dst) {
   const int64_t m_pad = round_up(M, kMr);
   for (int64_t k0 = 0; k0 < K; k0 += kKc) {
     const int64_t kc = std::min(kKc, K - k0);
     T* block = dst + k0 * m_pad;
-    for (int64_t i0 = 0; i0 < m_pad; i0 += kMr) {
+    for (int64_t i0 = i_begin; i0 < std::min(i_end, m_pad); i0 += kMr) {
       T* panel = block + i0 * kc;
       const int64_t rows = std::min<int64_t>(kMr, M - i0);
       if (cs == 1 && rows == kMr) {  // rows contiguous along k: read each row once, in order
@@ -63,6 +65,11 @@ template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t 
       }
     }
   }
+}
+
+// A (M x K), element (m, k) at src[m * rs + k * cs], packed whole.
+template <typename T> void pack_a(const T* src, int64_t rs, int64_t cs, int64_t M, int64_t K, T* dst) {
+  pack_a_panels(src, rs, cs, M, K, 0, round_up(M, kMr), dst);
 }
 
 // Calls fn(dst, first, count) for the runs of columns [c0, c0 + n) of reduction row d of a packed B (cols_pad
@@ -132,6 +139,8 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
   V acc0[ROWS], acc1[ROWS];
+  // (every loop over the rows fully unrolled, so the tile stays in registers from the first FMA to the store)
+#pragma GCC unroll 16
   for (int i = 0; i < ROWS; ++i) {
     acc0[i] = broadcast<T>(bias ? bias[i] : T(0));
     acc1[i] = acc0[i];
@@ -139,6 +148,7 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
   for (int64_t k = 0; k < kc; ++k) {
     const V b0 = load_vec(b + k * NR), b1 = load_vec(b + k * NR + L);
     const T* ak = a + k * kMr;
+#pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
       const V ai = broadcast<T>(ak[i]);
       acc0[i] += ai * b0;
@@ -146,22 +156,30 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
     }
   }
   const int64_t first = std::min(out.split, n_valid);
-  for (int i = 0; i < ROWS; ++i) {
-    T* row = out.c + i * ldc;
-    if (first == NR) {
-      if (accumulate) {
-        acc0[i] += load_vec(row);
-        acc1[i] += load_vec(row + L);
+  if (first == NR) {  // the whole strip at out.c
+    if (accumulate) {
+#pragma GCC unroll 16
+      for (int i = 0; i < ROWS; ++i) {
+        acc0[i] += load_vec(out.c + i * ldc);
+        acc1[i] += load_vec(out.c + i * ldc + L);
       }
-      store_vec(row, acc0[i]);
-      store_vec(row + L, acc1[i]);
-    } else {
-      alignas(64) T tile[NR];
-      store_vec(tile, acc0[i]);
-      store_vec(tile + L, acc1[i]);
-      store_tile_edge(tile, row, first, accumulate);
-      if (first < n_valid) store_tile_edge(tile + first, out.c2 + i * ldc, n_valid - first, accumulate);
     }
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+      store_vec(out.c + i * ldc, acc0[i]);
+      store_vec(out.c + i * ldc + L, acc1[i]);
+    }
+    return;
+  }
+  alignas(64) T tile[ROWS][NR];
+#pragma GCC unroll 16
+  for (int i = 0; i < ROWS; ++i) {
+    store_vec(tile[i], acc0[i]);
+    store_vec(tile[i] + L, acc1[i]);
+  }
+  for (int i = 0; i < ROWS; ++i) {
+    store_tile_edge(tile[i], out.c + i * ldc, first, accumulate);
+    if (first < n_valid) store_tile_edge(tile[i] + first, out.c2 + i * ldc, n_valid - first, accumulate);
   }
 }
 

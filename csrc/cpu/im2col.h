@@ -202,12 +202,13 @@ struct PlaneRowReader {
       if (s <= 2) {
         for (const Chunk& c : chunks) {
           const __m512i index = _mm512_load_si512(c.index);
+          const __mmask16 load_low = c.load_low, load_high = c.load_high, valid = c.valid, store = c.store;
           const float* x = x_row + c.src;
           float* o = d + c.dst;
           for (int64_t i = 0; i < count; ++i, x += x_step, o += d_step) {
-            const __m512 low = _mm512_maskz_loadu_ps(c.load_low, x);
-            const __m512 high = _mm512_maskz_loadu_ps(c.load_high, x + 16);
-            _mm512_mask_storeu_ps(o, c.store, _mm512_maskz_permutex2var_ps(c.valid, low, index, high));
+            const __m512 low = _mm512_maskz_loadu_ps(load_low, x);
+            const __m512 high = _mm512_maskz_loadu_ps(load_high, x + 16);
+            _mm512_mask_storeu_ps(o, store, _mm512_maskz_permutex2var_ps(valid, low, index, high));
           }
         }
         return;
@@ -271,49 +272,61 @@ void build_phase_planes(const T* x_group, const Conv2dParams& p, const PhaseLayo
 // half strip (16 columns) of the packed B; for float with AVX-512 a chunk is up to 16 pixels whose sources lie within
 // 32 consecutive plane values (two loads and one permute per chunk and row of B, whatever the row boundaries inside
 // it), otherwise a run contiguous in the plane (copied element by element).
-struct PixelChunk {
-  int32_t src = 0;            // plane offset of the chunk's first source value
-  int32_t strip = 0, lane = 0;  // packed column strip * nr + lane
-  int32_t count = 0;          // columns
+struct PixelChunk {  // (no initialisers: a task fills thousands of them)
+  int32_t src;           // plane offset of the chunk's first source value
+  int32_t strip, lane;   // packed column strip * nr + lane
+  int32_t count;         // columns
 #if defined(__AVX512F__)
-  __mmask16 load_low = 0, load_high = 0;  // the source values of the 32 that are read
-  alignas(64) int32_t index[16] = {};     // lane l takes source value src + index[l]
+  __mmask16 load_low, load_high;  // the source values of the 32 that are read
+  alignas(64) int32_t index[16];  // lane l takes source value src + index[l]
 #endif
 };
 
+// Returns the number of chunks written to chunks[0 ..), which only grows (resizing it down and up again would
+// zero-fill each chunk on every call).
 template <typename T>
-void pixel_chunks(const PhaseLayout& L, int64_t Wo, int64_t q0, int64_t n, int64_t c0, std::vector<PixelChunk>& chunks) {
+int64_t pixel_chunks(const PhaseLayout& L, int64_t Wo, int64_t q0, int64_t n, int64_t c0,
+                     std::vector<PixelChunk>& chunks) {
   constexpr int64_t nr = nr_of<T>(), half = nr < 16 ? nr : 16;
-  // the plane offset of each pixel, walking the output rows (no division per pixel)
-  thread_local std::vector<int32_t> offsets;
-  offsets.resize((size_t)n);
-  for (int64_t j = 0, oh = q0 / Wo, ow = q0 % Wo; j < n; ++j) {
-    offsets[(size_t)j] = (int32_t)(oh * L.cols + ow);
-    if (++ow == Wo) ow = 0, ++oh;
-  }
-  chunks.clear();
-  for (int64_t j = 0; j < n;) {
-    const int64_t col = c0 + j, end = std::min(n, j + half - col % half);  // the end of this half strip
-    const int32_t* off = offsets.data() + j;
-    PixelChunk chunk;
-    chunk.src = off[0], chunk.strip = (int32_t)(col / nr), chunk.lane = (int32_t)(col % nr);
-    int64_t m = 1;
+  if (chunks.size() < (size_t)n) chunks.resize((size_t)n);  // at most one chunk per pixel
+  int64_t count = 0;
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>) {
-      while (j + m < end && off[m] - off[0] < 32) ++m;
-      for (int64_t l = 0; l < m; ++l) chunk.index[l] = off[l] - off[0];
-      chunk.load_low = lane_range(0, chunk.index[m - 1] + 1), chunk.load_high = lane_range(0, chunk.index[m - 1] - 15);
+  if constexpr (std::is_same_v<T, float>) {
+    // lane l of a chunk starting at output column ow reads plane offset l + (cols - Wo) * (rows it wraps), so the
+    // index vector is the lane number plus one step per output row boundary inside the chunk
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32((int32_t)(L.cols - Wo)), limit = _mm512_set1_epi32(32);
+    for (int64_t j = 0, oh = q0 / Wo, ow = q0 % Wo; j < n; ++count) {
+      const int64_t col = c0 + j;
+      __m512i index = lanes;
+      for (int64_t wrap = Wo - ow; wrap < 16; wrap += Wo)
+        index = _mm512_mask_add_epi32(index, _mm512_cmpge_epi32_mask(lanes, _mm512_set1_epi32((int32_t)wrap)), index,
+                                      step);
+      // the lanes whose source lies within the 32 values two loads bring (a prefix: the index grows)
+      const int64_t fits = __builtin_popcount((unsigned)_mm512_cmplt_epi32_mask(index, limit));
+      const int64_t m = std::min({n - j, half - col % half, fits});
+      PixelChunk& chunk = chunks[(size_t)count];
+      chunk.src = (int32_t)(oh * L.cols + ow), chunk.strip = (int32_t)(col / nr), chunk.lane = (int32_t)(col % nr);
       chunk.count = (int32_t)m;
-      chunks.push_back(chunk);
-      j += m;
-      continue;
+      _mm512_store_si512(chunk.index, index);
+      const int64_t span = chunk.index[m - 1] + 1;
+      chunk.load_low = lane_range(0, span), chunk.load_high = lane_range(0, span - 16);
+      j += m, ow += m;
+      for (; ow >= Wo; ow -= Wo) ++oh;
     }
-#endif
-    while (j + m < end && off[m] == off[0] + m) ++m;
-    chunk.count = (int32_t)m;
-    chunks.push_back(chunk);
-    j += m;
+    return count;
   }
+#endif
+  // runs contiguous in the plane: the rest of an output row, up to the end of a half strip
+  for (int64_t j = 0, oh = q0 / Wo, ow = q0 % Wo; j < n; ++count) {
+    const int64_t col = c0 + j, m = std::min({n - j, half - col % half, Wo - ow});
+    PixelChunk& chunk = chunks[(size_t)count];
+    chunk.src = (int32_t)(oh * L.cols + ow), chunk.strip = (int32_t)(col / nr), chunk.lane = (int32_t)(col % nr);
+    chunk.count = (int32_t)m;
+    j += m, ow += m;
+    if (ow == Wo) ow = 0, ++oh;
+  }
+  return count;
 }
 
 // The plane offset (from the first plane of channel c_lo) that tap k reads for output pixel (0, 0), for the rows
@@ -329,26 +342,28 @@ inline void tap_offsets(const Conv2dParams& p, const PhaseLayout& L, int64_t c_l
   }
 }
 
-// Rows [k0, k0 + kc) of the im2col of one image and group (chunks: pixel_chunks of its pixels, taps: tap_offsets
+// Rows [k0, k0 + kc) of the im2col of one image and group (chunks: the count pixel_chunks of its pixels, taps: tap_offsets
 // of the rows) into one kKc block of a packed B (kc rows; its strips kc * nr apart), copied from that image's phase
 // planes. B[k - k0, c0 + j] = x[ci, ih, iw] for k = (ci, kh, kw) and output pixel q0 + j (0 outside the image).
 // The chunk loop is outside the row loop, so each chunk's masks and indices stay in registers.
 template <typename T>
-void im2col_from_phase_planes(const T* planes, const std::vector<int64_t>& taps, const std::vector<PixelChunk>& chunks,
-                              T* packed) {
+void im2col_from_phase_planes(const T* planes, const std::vector<int64_t>& taps, const PixelChunk* chunks,
+                              int64_t count, T* packed) {
   constexpr int64_t nr = nr_of<T>();
   const int64_t kc = (int64_t)taps.size(), strip = kc * nr;
   const int64_t* tap = taps.data();
-  for (const PixelChunk& c : chunks) {
+  for (int64_t i = 0; i < count; ++i) {
+    const PixelChunk& c = chunks[i];
     T* dst = packed + c.strip * strip + c.lane;
     const T* src = planes + c.src;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
+      // (locals: the masked store may alias anything, so members would be reloaded every row)
       const __m512i index = _mm512_load_si512(c.index);
-      const __mmask16 store = lane_range(0, c.count);
+      const __mmask16 store = lane_range(0, c.count), load_low = c.load_low, load_high = c.load_high;
       for (int64_t k = 0; k < kc; ++k, dst += nr) {
-        const __m512 low = _mm512_maskz_loadu_ps(c.load_low, src + tap[k]);
-        const __m512 high = _mm512_maskz_loadu_ps(c.load_high, src + tap[k] + 16);
+        const __m512 low = _mm512_maskz_loadu_ps(load_low, src + tap[k]);
+        const __m512 high = _mm512_maskz_loadu_ps(load_high, src + tap[k] + 16);
         _mm512_mask_storeu_ps(dst, store, _mm512_permutex2var_ps(low, index, high));
       }
       continue;
