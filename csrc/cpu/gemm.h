@@ -16,6 +16,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 #include <type_traits>
 #include "cpu/parallel.h"
 #include "cpu/scratch.h"
@@ -133,9 +134,10 @@ template <typename T> struct StripOut {
 };
 
 // C tile (ROWS x nr, ROWS <= kMr) = [C +] bias + A panel * B strip over kc steps; only n_valid columns are stored.
-template <typename T, int ROWS>
+// The A panel is packed ([k][kMr]), or with DIRECT_A read in place: row i at a + i lda, contiguous along k.
+template <typename T, int ROWS, bool DIRECT_A = false>
 inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, int64_t ldc, int64_t n_valid,
-                         bool accumulate, const T* bias) {
+                         bool accumulate, const T* bias, int64_t lda = 0) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
   V acc0[ROWS], acc1[ROWS];
@@ -147,10 +149,10 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
   }
   for (int64_t k = 0; k < kc; ++k) {
     const V b0 = load_vec(b + k * NR), b1 = load_vec(b + k * NR + L);
-    const T* ak = a + k * kMr;
+    const T* ak = DIRECT_A ? a + k : a + k * kMr;
 #pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
-      const V ai = broadcast<T>(ak[i]);
+      const V ai = broadcast<T>(DIRECT_A ? ak[i * lda] : ak[i]);
       acc0[i] += ai * b0;
       acc1[i] += ai * b1;
     }
@@ -183,13 +185,14 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
   }
 }
 
-template <typename T, int ROWS>
+template <typename T, int ROWS, bool DIRECT_A = false>
 void micro_kernel_rows(int64_t rows, int64_t kc, const T* a, const T* b, StripOut<T> out, int64_t ldc,
-                       int64_t n_valid, bool accumulate, const T* bias) {
+                       int64_t n_valid, bool accumulate, const T* bias, int64_t lda = 0) {
   if constexpr (ROWS > 1) {
-    if (rows < ROWS) return micro_kernel_rows<T, ROWS - 1>(rows, kc, a, b, out, ldc, n_valid, accumulate, bias);
+    if (rows < ROWS)
+      return micro_kernel_rows<T, ROWS - 1, DIRECT_A>(rows, kc, a, b, out, ldc, n_valid, accumulate, bias, lda);
   }
-  micro_kernel<T, ROWS>(kc, a, b, out, ldc, n_valid, accumulate, bias);
+  micro_kernel<T, ROWS, DIRECT_A>(kc, a, b, out, ldc, n_valid, accumulate, bias, lda);
 }
 template <typename T, int ROWS>
 void micro_kernel_rows(int64_t rows, int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t n_valid,
@@ -350,6 +353,43 @@ void gemm_few_rows(int64_t M, int64_t N, int64_t K, StridedMatrix<T> a, StridedM
   }
 }
 
+// Whether gemm_tile computes C^T (gemm_tile_transposed): B a transposed read, and A, with at least a panel of rows
+// (fewer go to gemm_few_rows), at most half B's size.
+template <typename T> bool computes_transposed(int64_t M, int64_t N, StridedMatrix<T> b) {
+  return M >= kMr && b.rs == 1 && b.cs != 1 && 2 * M <= N;
+}
+
+// Rows [i0, i0 + rows) and columns [j0, j0 + cols) of C (tile: their first element) += A B (or = A B), for B a
+// transposed read (its columns contiguous along k, such as linear's weight) and A the smaller operand: instead of
+// transposing B's K x cols block into the packed layout, it computes the transposed tile C^T = B^T A^T, whose A
+// operand B^T has rows contiguous along k and is read in place by the micro-kernel (DIRECT_A), and whose B operand
+// A^T is the small one to pack. C^T starts from C's values (transposed) when accumulating, so every element gets the
+// same multiply-adds in the same order as on the packed path: the same bits.
+template <typename T>
+void gemm_tile_transposed(int64_t K, StridedMatrix<T> a, StridedMatrix<T> b, T* tile, int64_t ldc, bool accumulate,
+                          int64_t i0, int64_t rows, int64_t j0, int64_t cols) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t rows_pad = round_up(rows, nr);
+  T* ct = scratch_col.get<T>(cols * rows_pad);  // C^T (cols x rows), row stride rows_pad
+  if (accumulate)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) ct[j * rows_pad + i] = tile[i * ldc + j];
+  T* packed = scratch_packed_b.get<T>(std::min(K, kKc) * rows_pad);
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    // A^T (kc x rows): element (k, m) at a[m rs + k cs]
+    pack_b(a.data + i0 * a.rs + k0 * a.cs, a.cs, a.rs, kc, rows, packed);
+    const T* bt = b.data + j0 * b.cs + k0;  // B^T (cols x kc): row j at bt + j cs, contiguous along k
+    for (int64_t s0 = 0; s0 < rows; s0 += nr)
+      for (int64_t r0 = 0; r0 < cols; r0 += kMr)
+        micro_kernel_rows<T, kMr, true>(cols - r0, kc, bt + r0 * b.cs, packed + s0 * kc,
+                                        StripOut<T>{ct + r0 * rows_pad + s0, nr, nullptr}, rows_pad,
+                                        std::min(nr, rows - s0), accumulate || k0 > 0, nullptr, b.cs);
+  }
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) tile[i * ldc + j] = ct[j * rows_pad + i];
+}
+
 // One task of gemm_batched: rows [i0, i0 + mc) and columns [j0, j0 + nc) of C = [C +] col_bias + A B, packing its
 // own A and B blocks one kKc block of the reduction at a time (into the calling thread's scratch).
 template <typename T>
@@ -371,6 +411,10 @@ void gemm_tile(int64_t M, int64_t N, int64_t K, StridedMatrix<T> a, StridedMatri
   }
   if (M < kMr && (b.cs == 1 || b.rs == 1)) {
     gemm_few_rows(M, N, K, a, b, c, ldc, accumulate, j0, nc);
+    return;
+  }
+  if (computes_transposed(M, N, b)) {
+    gemm_tile_transposed(K, a, b, tile, ldc, accumulate, i0, rows, j0, cols);
     return;
   }
   T* packed_a = scratch_col.get<T>(round_up(rows, kMr) * std::min(K, kKc));
@@ -395,7 +439,13 @@ void gemm_batched(int64_t count, int64_t M, int64_t N, int64_t K, Item&& item, i
   int64_t mc = std::min(round_up(M, kMr), kMc), nc = std::min(round_up(N, nr), kNc);
   auto tiles = [&] { return count * ((M + mc - 1) / mc) * ((N + nc - 1) / nc); };
   const bool parallel = count * M * N * std::max<int64_t>(K, 1) >= kGemmParallelThreshold;  // multiply-adds
-  if (parallel) {  // enough tiles to share: narrower column blocks first (A is the cheaper operand to re-pack)
+  if (computes_transposed(M, N, std::get<1>(item(0)))) {
+    // C^T's strips run along M and its row panels along N: all of M in one block (each tile packs its A^T block),
+    // N split only as far as the threads need, since every tile re-packs A^T
+    mc = std::min(round_up(M, nr), kNc), nc = round_up(N, kMr);
+    const int64_t wanted = parallel ? std::min<int64_t>(8, 2 * max_threads()) : 1;
+    while (tiles() < wanted && nc > kMr) nc = round_up(nc / 2, kMr);
+  } else if (parallel) {  // enough tiles to share: narrower column blocks first (A is the cheaper operand to re-pack)
     while (tiles() < 8 && nc > nr) nc = round_up(nc / 2, nr);
     while (tiles() < 8 && mc > kMr) mc = round_up(mc / 2, kMr);
   }
