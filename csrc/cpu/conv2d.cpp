@@ -3,13 +3,18 @@
 // conv2d_depthwise.cpp, the input gradient in conv2d_backward_input.cpp, the weight gradient in
 // conv2d_backward_weight.cpp.
 //
-//   forward          Y (C_out/G x n*P)    = W_g (packed once)  * im2col of n images side by side (packed B)
-// Several small images share one GEMM so that its columns fill whole strips; how many depends on the shapes only.
-// Stride-1 forwards with wide outputs run on an extended pixel grid where every im2col row is a plain copy.
+//   forward          Y_g (C_out/G x N*P)  = W_g (packed once)  * im2col of all N images side by side (packed B)
+// The columns (output pixels, image after image) are cut into tasks of whole strips, so no strip is half empty at an
+// image's end and the tasks are of equal size. Each task builds, per kKc block of the reduction, the stride phase
+// planes of the input channels the block reads (im2col.h: zero padding and stride paid once per input pixel), packs
+// its im2col block from them with masked loads and permutes, and the micro-kernel stores C straight into y (a strip
+// split in two where an image ends inside it). The phase timer's scopes (conv2d_forward/pack_a, /im2col, /gemm,
+// /copy_out) show where the time goes.
 // Depthwise convolutions (one input and one output channel per group) skip the GEMM (conv2d_depthwise.h).
 //
-// Threads and determinism: one (block of images, group) per task, each writing its own slice of the output, so
-// results are the same for any thread count; tests/test_conv2d.py checks 1, 2 and 3 threads bit for bit.
+// Threads and determinism: one (column range, group) per task, each writing its own elements of the output, and
+// every element summed over k in the GEMM's fixed order whatever the tiling, so results are the same for any thread
+// count; tests/test_conv2d.py checks 1, 2 and 3 threads bit for bit.
 #include "conv2d.h"
 #include <algorithm>
 #include <cstring>
@@ -39,9 +44,9 @@ thread_local std::vector<int64_t> taps_of_block;
 // Strips of nr columns per task: enough tasks for every thread to get several (they balance under dynamic
 // scheduling), and at most kNc columns so a task's packed B block stays in L2. Tuning only: the tiling never changes
 // a bit of the result (gemm.h).
-inline int64_t strips_per_task(int64_t strips, int64_t groups) {
+inline int64_t strips_per_task(int64_t strips, int64_t groups, int64_t nr) {
   const int64_t per_thread = strips * groups / (4 * (int64_t)max_threads());
-  return std::clamp<int64_t>(per_thread, 4, kNc / 32);
+  return std::clamp<int64_t>(per_thread, 4, kNc / nr);
 }
 
 template <typename T> void forward(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
@@ -63,7 +68,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   // cut into tasks of whole strips: no strip is wasted at an image's end, and the tasks are of equal size.
   constexpr int64_t nr = nr_of<T>();
   const int64_t columns = N * P, strips = (columns + nr - 1) / nr;
-  const int64_t per_task = std::min(strips, strips_per_task(strips, G)), tasks = (strips + per_task - 1) / per_task;
+  const int64_t per_task = std::min(strips, strips_per_task(strips, G, nr)), tasks = (strips + per_task - 1) / per_task;
   const int64_t taps = p.kernel_h * p.kernel_w, Wo = p.out_w;
   const PhaseLayout L(p);
   const auto readers = plane_row_readers(p, L);

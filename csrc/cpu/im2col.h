@@ -1,7 +1,8 @@
-// im2col and col2im for the CPU convolutions (conv2d.h has the index maths). im2col never materialises a plain
-// column matrix: it writes into the GEMM's packed B layout (gemm.h), one kKc block at a time so the block stays in
-// cache, copying row runs for wide outputs and gathering through a per-call tap table for narrow ones. col2im adds
-// a column matrix back into an image, tap by tap, in a fixed order.
+// im2col and col2im for the CPU convolutions (conv2d.h has the index maths). The forward's im2col never materialises
+// a plain column matrix: it writes into the GEMM's packed B layout (gemm.h), one kKc block at a time so the block
+// stays in cache, from stride phase planes (PhaseLayout) with precomputed masked loads and permutes (PixelChunk).
+// The weight gradient gathers through a per-call tap table (TapTable, gather_taps) or by row runs (gather_rows).
+// col2im adds a column matrix back into an image, tap by tap, in a fixed order.
 #pragma once
 #include <algorithm>
 #include <cstdint>
