@@ -1,9 +1,12 @@
 """The main job's training step (zero grads, forward through encoder and decoder, MSE, backward, Adam) against
 the same network in PyTorch: CPU at --threads (2) threads, GPU eager with cuDNN.
 
-    python -m bench.autoencoder_step [--device cuda] [--quick]
+    python -m bench.autoencoder_step [--device cuda] [--quick] [--breakdown]
 
-Targets (issue 6): <= 0.5x PyTorch's step time on CPU at B=25; <= 0.33x PyTorch eager on GPU.
+Targets: <= 0.5x PyTorch's step time on CPU at B=25 and B=256 (issue 19); <= 0.33x PyTorch eager on GPU (issue 6).
+--breakdown prints, after the table, where each case's step spends its time: per phase (zero_grad, forward, backward,
+optimizer), per op and C++ call, the Python/autograd overhead left over, and the C++ phase timer's kernel phases
+(bench/breakdown.py).
 FLOPs count the convolutions' multiply-adds (x2) of forward, backward-data and backward-weight (3x forward).
 """
 from __future__ import annotations
