@@ -128,6 +128,8 @@ def _instrumented(recorder):
             fn = getattr(_core, name)
             if type(fn).__name__ == "builtin_function_or_method" and name not in ("phase_times", "set_phase_timing"):
                 patch(_core, name, recorder.core(name, fn))
+        for name in ("clone", "to", "astype", "copy_", "fill_"):  # the Array methods that run a kernel
+            patch(_core.Array, name, recorder.core(f"Array.{name}", _core.Array.__dict__[name]))
         for cls in set(_subclasses(Function)):
             if cls._tensor_api:
                 continue
