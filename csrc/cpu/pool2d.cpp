@@ -1,6 +1,10 @@
 // CPU 2-d pooling; the maths, the window rules and the order of summation are in pool2d.h, shared with the CUDA
 // kernels. The windows' row and column spans are computed once per call with pool2d.h's own span functions.
 // Forward: OpenMP over (plane, output row), each cell from its own window.
+// Max pooling with a 2x2 or 3x3 kernel and dilation 1 (nearly every CNN's) takes a fast path for the windows that lie
+// wholly inside the input: the window loop unrolled at compile time, no span lookups (the generic loop ran at ~20 ns
+// per output, a quarter of the classifier's training step). It visits the cells in the same order with the same
+// selects, so values and indices are those of the generic loop, bit for bit.
 // Backward: one thread owns a whole plane and scatters the plane's dy into its dx in output order (oh, ow), so each
 // input cell receives its terms in the same order, starting from zero, as the CUDA kernel's gather adds them: the
 // same bits on both devices and for any thread count, at the cost of a scatter (no search for the windows holding a
@@ -50,6 +54,44 @@ inline int64_t divisor_of(const Pool2dParams& p, const SideSpans& rows, const Si
   return rows.count[(size_t)oh] * cols.count[(size_t)ow];
 }
 
+// The outputs [lo, hi) along one side whose max window is whole: K cells from o * stride - pad, all inside.
+struct Interior {
+  int64_t lo = 0, hi = 0;
+};
+
+Interior interior(const SideSpans& s, int64_t kernel) {
+  Interior r;
+  const int64_t n = (int64_t)s.span.size();
+  auto whole = [&](int64_t o) { return s.span[(size_t)o].step == 1 && s.span[(size_t)o].end - s.span[(size_t)o].begin == kernel; };
+  while (r.lo < n && !whole(r.lo)) ++r.lo;
+  r.hi = r.lo;
+  while (r.hi < n && whole(r.hi)) ++r.hi;
+  return r;
+}
+
+// One output row's whole windows [cols.lo, cols.hi): window rows from `top` (K of them), columns from sw.begin.
+template <typename T, int K>
+void max_row_whole_windows(const T* plane, int64_t in_w, int64_t top, const SideSpans& cols, Interior range, T* y,
+                           int64_t* indices) {
+  for (int64_t ow = range.lo; ow < range.hi; ++ow) {
+    const int64_t left = cols.span[(size_t)ow].begin;
+    T best = -INFINITY;
+    int64_t at = top * in_w + left;
+#pragma GCC unroll 3
+    for (int kh = 0; kh < K; ++kh)
+#pragma GCC unroll 3
+      for (int kw = 0; kw < K; ++kw) {  // the generic loop's order and selects
+        const int64_t i = (top + kh) * in_w + left + kw;
+        const T v = plane[i];
+        const bool take = v > best || v != v;
+        best = take ? v : best;
+        at = take ? i : at;
+      }
+    y[ow] = best;
+    indices[ow] = at;
+  }
+}
+
 }  // namespace
 
 void pool2d_forward_cpu(const Array& x, Array& y, int64_t* indices, const Pool2dParams& p) {
@@ -58,6 +100,9 @@ void pool2d_forward_cpu(const Array& x, Array& y, int64_t* indices, const Pool2d
   const SideSpans rows = side_spans(p, true), cols = side_spans(p, false);
   const int64_t window = p.kind == PoolKind::adaptive_avg ? (in_plane + out_plane - 1) / out_plane
                                                           : p.kernel_h * p.kernel_w;
+  const bool square = p.kernel_h == p.kernel_w && (p.kernel_h == 2 || p.kernel_h == 3);
+  const int64_t fast_kernel = p.kind == PoolKind::max && square && p.dilation_h == 1 && p.dilation_w == 1 ? p.kernel_h : 0;
+  const Interior fast_cols = fast_kernel ? interior(cols, fast_kernel) : Interior{};
   dispatch_float(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* px = x.data_as<T>();
@@ -68,7 +113,19 @@ void pool2d_forward_cpu(const Array& x, Array& y, int64_t* indices, const Pool2d
         const T* plane = px + c * in_plane;
         const int64_t row = c * out_plane + oh * p.out_w;
         const Span sh = rows.span[(size_t)oh];
+        Interior skip;  // columns done by the fast path
+        if (fast_kernel && sh.step == 1 && sh.end - sh.begin == fast_kernel) {
+          skip = fast_cols;
+          if (fast_kernel == 2)
+            max_row_whole_windows<T, 2>(plane, p.in_w, sh.begin, cols, skip, py + row, indices + row);
+          else
+            max_row_whole_windows<T, 3>(plane, p.in_w, sh.begin, cols, skip, py + row, indices + row);
+        }
         for (int64_t ow = 0; ow < p.out_w; ++ow) {
+          if (ow == skip.lo && skip.hi > skip.lo) {
+            ow = skip.hi - 1;
+            continue;
+          }
           const Span sw = cols.span[(size_t)ow];
           if (p.kind == PoolKind::max) {  // as max_window in pool2d.h
             T best = -INFINITY;
