@@ -196,7 +196,8 @@ def measure_breakdown(step, repeats=20, warmup=3, clock=time.perf_counter):
         core_s={k: v / n for k, v in recorder.core_s.items()},
         core_calls={k: v / n for k, v in recorder.core_calls.items()},
         kernel_phases={k: (s / n, calls / n) for k, (s, calls) in kernel_phases.items()},
-        hooks_s=hooks / n * _hook_cost(clock), threads=gradcore.get_num_threads(), clock="wall" if clock is time.perf_counter else clock.__name__)
+        hooks_s=hooks / n * _hook_cost(clock), threads=gradcore.get_num_threads(),
+        clock="wall" if clock is time.perf_counter else clock.__name__)
 
 
 _PHASES = ("zero_grad", "forward", "backward", "optimizer")
