@@ -346,7 +346,7 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
         for inp, g in zip(node.inputs, input_grads):
             if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
                 continue
-            if tuple(g.shape) != inp.shape or g.dtype != inp.dtype or g.device != inp.device:
+            if not _core.same_layout(g, inp._data):  # shape, dtype and device in one call
                 raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape}, "
                                    f"{g.dtype} on {g.device} for an input of shape {inp.shape}, {inp.dtype} "
                                    f"on {inp.device}")
