@@ -138,6 +138,7 @@ void input_transform(const T* in, const Problem& q, const Segment& s, int64_t co
       std::memcpy(d[r] + k_lo, plane + y * q.in_w + x0 + k_lo, sizeof(T) * (k_hi - k_lo));
       std::fill(d[r] + k_hi, d[r] + L, T(0));
     }
+#pragma omp simd
     for (int64_t k = 0; k < L; ++k) {  // B^T d: along the columns of the tile
       u[0][k] = d[0][k] - d[2][k];
       u[1][k] = d[1][k] + d[2][k];
@@ -207,6 +208,7 @@ void winograd(const T* in, const T* w, const T* bias, T* out, const Problem& q) 
         const T* m = result + o * nt;  // point xi at m + xi * block_rows * nt
         const int64_t ps = block_rows * nt;
         const T bv = bias ? bias[o0 + o] : T(0);
+#pragma omp simd
         for (int64_t j = 0; j < cols; ++j) {  // A^T M A, column by column of the 4x4 M, then along rows
           T s0[4], s1[4];
           for (int c = 0; c < 4; ++c) {
