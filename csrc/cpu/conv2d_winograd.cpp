@@ -117,54 +117,88 @@ template <typename Fn> void for_each_segment(const Problem& q, int64_t t0, int64
 }
 
 // V for the tiles of one segment, every input channel, into the 16 packed B matrices (in_c rows, cols_pad columns
-// each, point xi at packed + xi * in_c * cols_pad). rows: scratch for 8 rows of 2 count + 2 values.
+// each, point xi at packed + xi * point_stride). Each input row is split into its even and odd columns first, so
+// that the transform along the rows reads contiguous runs: tile j reads columns 2j .. 2j + 3, that is even[j],
+// odd[j], even[j + 1], odd[j + 1]. rows: scratch for 18 (count + 1) values.
 template <typename T>
-void input_transform(const T* in, const Problem& q, const Segment& s, int64_t cols_pad, T* packed, T* rows) {
-  const int64_t L = 2 * s.count + 2;  // input columns the segment's tiles read
+void input_transform(const T* in, const Problem& q, const Segment& s, int64_t cols_pad, int64_t point_stride,
+                     T* packed, T* rows) {
+  const int64_t E = s.count + 1, L = 2 * E;  // the segment's tiles read L input columns from x0 on
   const int64_t x0 = 2 * s.tw0 - q.off_w, k_lo = std::clamp<int64_t>(-x0, 0, L),
                 k_hi = std::clamp<int64_t>(q.in_w - x0, k_lo, L);
-  T* d[4] = {rows, rows + L, rows + 2 * L, rows + 3 * L};
-  T* u[4] = {rows + 4 * L, rows + 5 * L, rows + 6 * L, rows + 7 * L};
-  const int64_t depth = q.in_c, stride = depth * cols_pad;
+  const bool inside = k_lo == 0 && k_hi == L;
+  T* padded = rows;  // one input row with its zeros, where the segment reaches past the image's sides
+  T *even[4], *odd[4], *ue[4], *uo[4];
+  for (int r = 0; r < 4; ++r) {
+    even[r] = rows + L + r * E;
+    odd[r] = rows + L + (4 + r) * E;
+    ue[r] = rows + L + (8 + r) * E;
+    uo[r] = rows + L + (12 + r) * E;
+  }
+  const int64_t depth = q.in_c;
   for (int64_t i = 0; i < q.in_c; ++i) {
     const T* plane = in + (s.n * q.in_c + i) * q.in_h * q.in_w;
     for (int r = 0; r < 4; ++r) {  // the 4 input rows, zero outside the image
       const int64_t y = 2 * s.th - q.off_h + r;
       if (y < 0 || y >= q.in_h || k_lo == k_hi) {
-        std::fill(d[r], d[r] + L, T(0));
+        std::fill(even[r], even[r] + E, T(0));
+        std::fill(odd[r], odd[r] + E, T(0));
         continue;
       }
-      std::fill(d[r], d[r] + k_lo, T(0));
-      std::memcpy(d[r] + k_lo, plane + y * q.in_w + x0 + k_lo, sizeof(T) * (k_hi - k_lo));
-      std::fill(d[r] + k_hi, d[r] + L, T(0));
-    }
+      const T* src = plane + y * q.in_w + x0;
+      if (!inside) {
+        std::fill(padded, padded + k_lo, T(0));
+        std::memcpy(padded + k_lo, src + k_lo, sizeof(T) * (k_hi - k_lo));
+        std::fill(padded + k_hi, padded + L, T(0));
+        src = padded;
+      }
+      T* e = even[r];
+      T* o = odd[r];
 #pragma omp simd
-    for (int64_t k = 0; k < L; ++k) {  // B^T d: along the columns of the tile
-      u[0][k] = d[0][k] - d[2][k];
-      u[1][k] = d[1][k] + d[2][k];
-      u[2][k] = d[2][k] - d[1][k];
-      u[3][k] = d[1][k] - d[3][k];
+      for (int64_t k = 0; k < E; ++k) {
+        e[k] = src[2 * k];
+        o[k] = src[2 * k + 1];
+      }
     }
-    for (int a = 0; a < 4; ++a) {  // (B^T d) B: along the rows, tile j reading u[a][2j .. 2j + 3]
-      const T* ua = u[a];
-      T* base = packed + a * 4 * stride;
+    for (int p = 0; p < 2; ++p) {  // B^T d: down the columns of the tile, for the even and the odd columns
+      T* const* d = p ? odd : even;
+      T* const* u = p ? uo : ue;
+      const T *d0 = d[0], *d1 = d[1], *d2 = d[2], *d3 = d[3];
+      T *u0 = u[0], *u1 = u[1], *u2 = u[2], *u3 = u[3];
+#pragma omp simd
+      for (int64_t k = 0; k < E; ++k) {
+        u0[k] = d0[k] - d2[k];
+        u1[k] = d1[k] + d2[k];
+        u2[k] = d2[k] - d1[k];
+        u3[k] = d1[k] - d3[k];
+      }
+    }
+    for (int a = 0; a < 4; ++a) {  // (B^T d) B: along the rows
+      const T* e = ue[a];
+      const T* o = uo[a];
+      T* base = packed + a * 4 * point_stride;
       packed_b_row_runs(base, i, s.first, s.count, cols_pad, depth, [&](T* dst, int64_t first, int64_t run) {
-        const T* v = ua + 2 * first;
-        for (int64_t j = 0; j < run; ++j) dst[j] = v[2 * j] - v[2 * j + 2];
+        const T* e0 = e + first;
+#pragma omp simd
+        for (int64_t j = 0; j < run; ++j) dst[j] = e0[j] - e0[j + 1];
       });
-      packed_b_row_runs(base + stride, i, s.first, s.count, cols_pad, depth, [&](T* dst, int64_t first, int64_t run) {
-        const T* v = ua + 2 * first;
-        for (int64_t j = 0; j < run; ++j) dst[j] = v[2 * j + 1] + v[2 * j + 2];
-      });
-      packed_b_row_runs(base + 2 * stride, i, s.first, s.count, cols_pad, depth,
+      packed_b_row_runs(base + point_stride, i, s.first, s.count, cols_pad, depth,
                         [&](T* dst, int64_t first, int64_t run) {
-                          const T* v = ua + 2 * first;
-                          for (int64_t j = 0; j < run; ++j) dst[j] = v[2 * j + 2] - v[2 * j + 1];
+                          const T *e0 = e + first, *o0 = o + first;
+#pragma omp simd
+                          for (int64_t j = 0; j < run; ++j) dst[j] = o0[j] + e0[j + 1];
                         });
-      packed_b_row_runs(base + 3 * stride, i, s.first, s.count, cols_pad, depth,
+      packed_b_row_runs(base + 2 * point_stride, i, s.first, s.count, cols_pad, depth,
                         [&](T* dst, int64_t first, int64_t run) {
-                          const T* v = ua + 2 * first;
-                          for (int64_t j = 0; j < run; ++j) dst[j] = v[2 * j + 1] - v[2 * j + 3];
+                          const T *e0 = e + first, *o0 = o + first;
+#pragma omp simd
+                          for (int64_t j = 0; j < run; ++j) dst[j] = e0[j + 1] - o0[j];
+                        });
+      packed_b_row_runs(base + 3 * point_stride, i, s.first, s.count, cols_pad, depth,
+                        [&](T* dst, int64_t first, int64_t run) {
+                          const T* o0 = o + first;
+#pragma omp simd
+                          for (int64_t j = 0; j < run; ++j) dst[j] = o0[j] - o0[j + 1];
                         });
     }
   }
@@ -186,27 +220,32 @@ void winograd(const T* in, const T* w, const T* bias, T* out, const Problem& q) 
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t t0 = t * nt, cols = std::min(nt, total - t0), cols_pad = round_up(cols, nr);
     const int64_t seg_max = std::min(nt, q.tiles_w());
-    T* packed = scratch_packed_b.get<T>(kPoints * I * cols_pad);
-    T* result = scratch_col.get<T>(kPoints * block_rows * nt + 8 * (2 * seg_max + 2) + 4 * nt);
-    T* rows = result + kPoints * block_rows * nt;
-    T* y = rows + 8 * (2 * seg_max + 2);  // 4 x nt: the 2x2 outputs of each tile of one channel
+    // The 16 points' matrices sit point_stride (packed inputs) and result_stride (GEMM results) apart: a multiple of
+    // 4 KiB would put the same column of every point in one L1 set, and the transforms touch all 16 at once.
+    const int64_t point_stride = I * cols_pad + nr, result_stride = block_rows * nt + nr;
+    T* packed = scratch_packed_b.get<T>(kPoints * point_stride);
+    T* result = scratch_col.get<T>(kPoints * result_stride + 18 * (seg_max + 1) + 4 * nt);
+    T* rows = result + kPoints * result_stride;
+    T* y = rows + 18 * (seg_max + 1);  // 4 x nt: the 2x2 outputs of each tile of one channel
     {
       GRADCORE_PHASE("conv2d_winograd/input_transform");
-      for_each_segment(q, t0, cols, [&](const Segment& s) { input_transform(in, q, s, cols_pad, packed, rows); });
-      for (int xi = 0; xi < kPoints; ++xi) zero_packed_b_tail(packed + xi * I * cols_pad, cols, cols_pad, I);
+      for_each_segment(q, t0, cols, [&](const Segment& s) {
+        input_transform(in, q, s, cols_pad, point_stride, packed, rows);
+      });
+      for (int xi = 0; xi < kPoints; ++xi) zero_packed_b_tail(packed + xi * point_stride, cols, cols_pad, I);
     }
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t o0 = b * kRowsPerBlock, rows_b = std::min(kRowsPerBlock, O - o0);
       {
         GRADCORE_PHASE("conv2d_winograd/gemm");
         for (int xi = 0; xi < kPoints; ++xi)
-          gemm_packed(rows_b, cols, I, packed_u.ptr + (b * kPoints + xi) * block_size, packed + xi * I * cols_pad,
-                      result + xi * block_rows * nt, nt, false, (const T*)nullptr);
+          gemm_packed(rows_b, cols, I, packed_u.ptr + (b * kPoints + xi) * block_size, packed + xi * point_stride,
+                      result + xi * result_stride, nt, false, (const T*)nullptr);
       }
       GRADCORE_PHASE("conv2d_winograd/output_transform");
       for (int64_t o = 0; o < rows_b; ++o) {
-        const T* m = result + o * nt;  // point xi at m + xi * block_rows * nt
-        const int64_t ps = block_rows * nt;
+        const T* m = result + o * nt;  // point xi at m + xi * ps
+        const int64_t ps = result_stride;
         const T bv = bias ? bias[o0 + o] : T(0);
 #pragma omp simd
         for (int64_t j = 0; j < cols; ++j) {  // A^T M A, column by column of the 4x4 M, then along rows
