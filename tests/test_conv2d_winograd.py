@@ -14,19 +14,21 @@ from isolated import outputs_for_thread_counts
 from reference import conv2d as ref
 from tolerance import DTYPES, assert_close, forward_tol
 
-# name: (N, C_in, H, W, C_out, padding (h, w)); stride 1, dilation 1, 3x3, groups 1: all take the Winograd path.
+# name: (N, C_in, H, W, C_out, padding (h, w)); stride 1, dilation 1, 3x3, groups 1, and enough channels and pixels
+# that the forward and the input gradient both take the Winograd path (C_in >= 32, C_out >= 64, C_in >= 64 or
+# 2 C_in > C_out, at least 64 outputs per channel, or 49 with C_in C_out >= 128^2: conv2d_winograd.cpp).
 CASES = {
-    "odd_sizes_cut_edge_tiles": (2, 16, 7, 9, 16, (1, 1)),
-    "smaller_than_a_tile": (3, 16, 1, 2, 17, (1, 1)),
-    "one_row_of_outputs": (2, 16, 3, 11, 16, (0, 1)),
-    "padding0": (2, 18, 8, 7, 20, (0, 0)),
-    "padding2": (2, 20, 5, 6, 16, (2, 2)),
-    "padding2_by_0": (1, 16, 6, 5, 24, (2, 0)),
+    "odd_sizes_cut_edge_tiles": (2, 40, 9, 11, 64, (1, 1)),
+    "one_row_of_outputs": (2, 40, 3, 70, 64, (0, 1)),  # H smaller than a tile
+    "one_column_of_outputs": (1, 40, 70, 1, 64, (1, 1)),  # W smaller than a tile
+    "padding0": (2, 40, 10, 11, 64, (0, 0)),
+    "padding2": (2, 40, 7, 6, 64, (2, 2)),
+    "padding2_by_0": (1, 40, 10, 9, 72, (2, 0)),
     "one_image_many_channels": (1, 96, 10, 12, 80, (1, 1)),
-    "reduction_past_one_gemm_block": (1, 300, 5, 6, 70, (1, 1)),  # C_in > 256 (kKc), C_out > 64 (two row blocks)
-    "three_row_blocks": (2, 16, 6, 6, 130, (1, 1)),
-    "many_small_images": (40, 16, 4, 4, 16, (1, 1)),  # tile blocks that span several images
-    "wide_rows": (1, 16, 9, 70, 16, (1, 1)),  # a tile row longer than a tile block
+    "reduction_past_one_gemm_block": (1, 300, 8, 8, 70, (1, 1)),  # C_in > 256 (kKc), C_out > 64 (two row blocks)
+    "three_row_blocks": (2, 80, 8, 8, 130, (1, 1)),
+    "many_small_images": (40, 128, 7, 7, 128, (1, 1)),  # tile blocks that span several images
+    "wide_rows": (1, 40, 9, 70, 64, (1, 1)),  # a tile row longer than a tile block
 }
 
 
@@ -72,7 +74,7 @@ def test_input_gradient_matches_reference(name, dtype):
 def test_conv_transpose2d_stride1_with_bias(dtype):
     """conv_transpose2d's forward is conv2d's input gradient plus the bias: the Winograd path adds it."""
     rng = np.random.default_rng(2)
-    x = gc.tensor(rng.standard_normal((2, 24, 7, 6)), dtype=dtype)
+    x = gc.tensor(rng.standard_normal((2, 24, 9, 8)), dtype=dtype)
     weight = gc.tensor(rng.standard_normal((24, 20, 3, 3)) / np.sqrt(24 * 9), dtype=dtype)
     bias = gc.tensor(rng.standard_normal(20), dtype=dtype)
     expected = ref.conv_transpose2d(x.numpy(), weight.numpy(), bias.numpy(), (1, 1), (1, 1, 1, 1))
@@ -80,7 +82,7 @@ def test_conv_transpose2d_stride1_with_bias(dtype):
 
 
 def test_gradients_match_finite_differences():
-    case = (2, 16, 5, 3, 16, (1, 1))
+    case = (1, 40, 8, 8, 64, (1, 1))
     x, weight, bias = make(case, "float64", requires_grad=True)
     assert gc.gradcheck(lambda a, b, c: conv2d(a, b, c, padding=1), [x, weight, bias], samples=60)
 
@@ -107,7 +109,7 @@ THREAD_SCRIPT = textwrap.dedent("""
     import gradcore as gc
     rng = np.random.default_rng(0)
     out = []
-    for n, c_in, h, w, c_out in [(5, 32, 13, 15, 48), (2, 80, 6, 7, 70)]:
+    for n, c_in, h, w, c_out in [(5, 40, 13, 15, 64), (2, 80, 8, 9, 70)]:
         x = gc.tensor(rng.standard_normal((n, c_in, h, w)), dtype="float32", requires_grad=True)
         wt = gc.tensor(rng.standard_normal((c_out, c_in, 3, 3)) / 10, dtype="float32", requires_grad=True)
         y = gc.functional.conv2d(x, wt, padding=1)
@@ -143,10 +145,22 @@ def test_taken_for_forward_and_input_gradient(timing):
     assert winograd_calls() == 1  # the input gradient (the weight gradient has its own kernel)
 
 
-@pytest.mark.parametrize("stride, dilation, groups, c_in, c_out", [
-    (2, 1, 1, 16, 16), (1, 2, 1, 16, 16), (1, 1, 2, 16, 16), (1, 1, 1, 3, 16), (1, 1, 1, 16, 1)])
-def test_not_taken_outside_its_rule(timing, stride, dilation, groups, c_in, c_out):
-    x = gc.zeros(1, c_in, 8, 8)
+def test_input_gradient_alone_for_few_output_channels(timing):
+    """The direct input gradient (GEMM then col2im) is slower than the direct forward, so Winograd pays there with
+    fewer channels: 16 -> 16 takes it for the input gradient only."""
+    x = gc.tensor(np.ones((2, 16, 10, 10)), dtype="float32", requires_grad=True)
+    weight = gc.tensor(np.ones((16, 16, 3, 3)), dtype="float32")
+    y = conv2d(x, weight, padding=1)
+    assert winograd_calls() == 0
+    y.sum().backward()
+    assert winograd_calls() == 1
+
+
+@pytest.mark.parametrize("stride, dilation, groups, c_in, c_out, size", [
+    (2, 1, 1, 40, 64, 16), (1, 2, 1, 40, 64, 16), (1, 1, 2, 40, 64, 16), (1, 1, 1, 16, 64, 16),
+    (1, 1, 1, 40, 32, 16), (1, 1, 1, 64, 64, 6), (1, 1, 1, 256, 256, 4)])
+def test_not_taken_outside_its_rule(timing, stride, dilation, groups, c_in, c_out, size):
+    x = gc.zeros(1, c_in, size, size)
     weight = gc.zeros(c_out, c_in // groups, 3, 3)
     conv2d(x, weight, stride=stride, dilation=dilation, groups=groups, padding=1)
     assert winograd_calls() == 0

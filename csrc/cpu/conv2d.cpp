@@ -76,7 +76,7 @@ void forward_extended_grid(const T* px, const T* packed_w, int64_t a_size, const
 
 template <typename T> void forward(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
   GRADCORE_PHASE("conv2d_forward");
-  if (winograd_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
+  if (winograd_forward_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
     conv2d_winograd_forward_cpu(x, w, bias, y, p);
     return;
   }

@@ -26,7 +26,7 @@ using namespace cpu;
 template <typename T>
 void backward_input(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p) {
   GRADCORE_PHASE("conv2d_backward_input");
-  if (winograd_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
+  if (winograd_backward_input_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
     conv2d_winograd_backward_input_cpu(gy, w, bias, gx, p);
     return;
   }

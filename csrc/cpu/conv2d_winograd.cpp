@@ -284,11 +284,42 @@ void winograd(const T* in, const T* w, const T* bias, T* out, const Problem& q) 
 
 }  // namespace
 
-// When Winograd wins, from measurements on the 2-core Zen 4 dev machine (float32, 2 threads; see the commit log):
-// TODO fill in
-bool winograd_applies(const Conv2dParams& p) {
+// When Winograd wins. The Winograd problem (in -> out channels) costs about a in + b out + c in out per tile (input
+// transform, output transform, GEMM); the direct methods cost d in out per pixel, with a smaller d for the forward
+// (a GEMM over im2col) than for the input gradient (GEMM then col2im). Measured on the 2-core Zen 4 dev machine as
+// CPU time per call at 1 thread (loaded machine; float32, N=16 or 32, ms, direct -> Winograd), problem in -> out:
+//   forward   32->32 28x28: 3.29 -> 3.61   48->48: 6.62 -> 6.25   64->32: 6.30 -> 6.82   128->32: 12.6 -> 13.9
+//             32->64: 5.76 -> 5.49   32->128: 10.9 -> 8.71   16->128: 5.62 -> 5.41   128->16: 7.88 -> 11.4
+//             64->64 56x56: 95 -> 58   128->128 28x28: 84 -> 54   256->256 14x14: 85 -> 52   65->256 64x64: 293 -> 136
+//             256->64: 45.7 -> 36.2   64->256: 41.0 -> 24.8   64->64 14x14: 7.05 -> 6.00, 10x10: 3.60 -> 3.57
+//             128->128 7x7: 6.41 -> 6.48   256->256 7x7: 23.1 -> 19.9, 4x4: 7.18 -> 8.38   64->64 7x7 (N=8): .58 -> .75
+//   backward  16->16 28x28: 1.81 -> 1.55   32->32: 4.58 -> 3.87   48->48: 8.27 -> 6.59   32->64: 8.80 -> 5.27
+//   _input    64->32: 6.74 -> 7.16   128->32: 11.2 -> 13.6   128->16: 5.82 -> 11.6   64->16: 3.42 -> 5.78
+//             16->64: 6.83 -> 3.15   16->128: 14.6 -> 5.36   32->128: 20.6 -> 8.76   256->65 64x64: 230 -> 119
+//             256->64: 40.0 -> 36.9   64->256: 63.8 -> 24.6   128->128 7x7: 6.76 -> 6.39   256->256 4x4: 7.86 -> 8.33
+// float64 gains as much or more (128->128 28x28: 188 -> 94 forward, 168 -> 97 backward). Hence: few output channels
+// (the GEMM too thin to pay for the input transform) and small images (tiles of 7 or fewer per row: the transforms'
+// vectors run mostly empty) stay direct.
+namespace {
+bool winograd_shape(const Conv2dParams& p) {
   return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
-         p.dilation_w == 1 && p.groups == 1 && p.in_channels >= 16 && p.out_channels >= 16;
+         p.dilation_w == 1 && p.groups == 1;
+}
+// A problem in -> out channels with out_pixels outputs per channel is big enough.
+bool winograd_sizes(int64_t out_pixels, int64_t in, int64_t out) {
+  return out_pixels >= 64 || (out_pixels >= 49 && in * out >= 128 * 128);
+}
+}  // namespace
+
+bool winograd_forward_applies(const Conv2dParams& p) {
+  return winograd_shape(p) && p.in_channels >= 32 && p.out_channels >= 64 &&
+         winograd_sizes(p.out_pixels(), p.in_channels, p.out_channels);
+}
+
+bool winograd_backward_input_applies(const Conv2dParams& p) {
+  const int64_t in = p.out_channels, out = p.in_channels;  // gy -> gx
+  return winograd_shape(p) && in >= 16 && out >= 16 && (out >= 64 || 2 * out > in) &&
+         winograd_sizes(p.in_pixels(), in, out);
 }
 
 void conv2d_winograd_forward_cpu(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
