@@ -136,6 +136,100 @@ def fit_from_rank_0(rank, world):
     assert len(history.step_loss) == len(loader) == 72 // (4 * world)
 
 
+class _TwiceUsed(gc.nn.Module):
+    """Uses `inner` twice per forward, so each of its parameters gets its gradient from two nodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = gc.nn.Linear(5, 5)
+        self.head = gc.nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.head(self.inner(self.inner(x).tanh()))
+
+
+def _fixed_order_average(local_grads, world):
+    """The reference: every rank's local gradients, summed in rank order 0..N-1, divided by N (float32)."""
+    out = []
+    for g in local_grads:
+        rows = [gc.zeros(*g.shape) for _ in range(world)]
+        dist.all_gather(rows, gc.tensor(g))
+        total = rows[0].numpy().copy()
+        for r in range(1, world):
+            total += rows[r].numpy()
+        out.append(total / np.float32(world))
+    return out
+
+
+def overlap(rank, world):
+    """Buckets start while backward runs, and the averaged gradients are bitwise the fixed-order average."""
+    rng = np.random.default_rng([3, rank])
+    x, y = gc.tensor(rng.standard_normal((6, 5)).astype(np.float32)), gc.tensor(rng.standard_normal((6, 2)).astype(np.float32))
+    for bucket_mb in (1e-6, 25):  # one bucket per parameter; one bucket for all
+        gc.manual_seed(9)
+        ddp = DistributedDataParallel(_TwiceUsed(), bucket_mb=bucket_mb)
+        with ddp.no_sync():  # this rank's own gradients, for the reference
+            F.mse_loss(ddp(x), y).backward()
+        expected = _fixed_order_average([p.grad.numpy().copy() for p in ddp.parameters()], world)
+        ddp.zero_grad()
+
+        started_when_first_layer_done = []
+        first = ddp.module.inner.weight  # registration order: inner first, so its bucket is the last one
+        handle = first.register_post_accumulate_grad_hook(lambda p: started_when_first_layer_done.append(ddp._next_bucket))
+        F.mse_loss(ddp(x), y).backward()
+        handle.remove()
+        for p, e in zip(ddp.parameters(), expected):
+            assert np.array_equal(p.grad.numpy(), e), f"bucket_mb={bucket_mb}: not the fixed-order average"
+        if bucket_mb < 1:
+            # 4 buckets (head.bias, head.weight, inner.bias, inner.weight): the head's two were in flight before
+            # the first layer's gradient was complete.
+            assert len(ddp._buckets) == 4 and started_when_first_layer_done == [2], started_when_first_layer_done
+        else:
+            assert len(ddp._buckets) == 1 and started_when_first_layer_done == [0]
+
+
+class _WithSpare(gc.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.used = gc.nn.Linear(3, 1)
+        self.sometimes = gc.nn.Linear(3, 1)  # used on rank 0 only
+        self.never = gc.nn.Linear(3, 1)
+
+    def forward(self, x):
+        out = self.used(x)
+        return out + self.sometimes(x) if dist.get_rank() == 0 else out
+
+
+def unused(rank, world):
+    x = gc.tensor(np.full((2, 3), rank + 1.0, np.float32))
+    gc.manual_seed(4)
+    strict = DistributedDataParallel(_WithSpare())
+    try:
+        strict(x).sum().backward()
+    except RuntimeError as e:
+        message = str(e)
+    else:
+        raise AssertionError("find_unused_parameters=False: a parameter without gradient must raise")
+    assert "find_unused_parameters=True" in message and "never.weight (on 0 of" in message, message
+    assert (world == 1) == ("sometimes.weight" not in message), message
+    dist.barrier()  # every rank raised after its collectives completed: still in step
+
+    gc.manual_seed(4)
+    lenient = DistributedDataParallel(_WithSpare(), find_unused_parameters=True)
+    with lenient.no_sync():
+        lenient(x).sum().backward()
+    local = {n: (p.grad.numpy().copy() if p.grad is not None else None) for n, p in lenient.module.named_parameters()}
+    lenient.zero_grad()
+    lenient(x).sum().backward()
+    grads = dict(lenient.module.named_parameters())
+    assert grads["never.weight"].grad is None and grads["never.bias"].grad is None  # unused everywhere: untouched
+    # used on rank 0 only: rank 0's gradient plus zeros from the others, divided by the world size
+    zeros = np.zeros_like(grads["used.weight"].numpy())
+    sometimes = _fixed_order_average([local["sometimes.weight"] if rank == 0 else zeros], world)[0]
+    assert np.array_equal(grads["sometimes.weight"].grad.numpy(), sometimes)
+    assert np.array_equal(grads["used.weight"].grad.numpy(), _fixed_order_average([local["used.weight"]], world)[0])
+
+
 def fail(rank, world):
     """Rank 1 raises while rank 0 waits in a collective: the job must stop with rank 1's error."""
     if rank == 1:
@@ -148,7 +242,7 @@ def main():
     dist.init_process_group("mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
-     "fit": fit_from_rank_0}[scenario](rank, world)
+     "fit": fit_from_rank_0, "overlap": overlap, "unused": unused}[scenario](rank, world)
     print(f"OK {rank}", flush=True)
     dist.destroy_process_group()
 

@@ -66,6 +66,15 @@ def test_two_identical_runs_are_bitwise_equal():
     assert len(set(first)) == 1 and first == second
 
 
+def test_buckets_start_during_backward_and_average_bitwise_in_fixed_rank_order():
+    # Including parameters used twice in one forward, for one bucket per parameter and for a single bucket.
+    assert_every_rank_ok("overlap")
+
+
+def test_unused_parameters_raise_on_every_rank_or_follow_pytorch_with_find_unused_parameters():
+    assert_every_rank_ok("unused")
+
+
 def test_no_sync_accumulates_locally_and_the_next_sync_averages_the_sum():
     assert_every_rank_ok("no_sync")
 
