@@ -230,6 +230,77 @@ def unused(rank, world):
     assert np.array_equal(grads["used.weight"].grad.numpy(), _fixed_order_average([local["used.weight"]], world)[0])
 
 
+def sync_batchnorm(rank, world):
+    """R ranks x batch 4 through SyncBatchNorm == one process with batch 4R through BatchNorm2d: output, input,
+    weight and bias gradients, running statistics, and the evaluation output after two steps."""
+    for dtype, tol in (("float32", dict(rtol=2e-5, atol=2e-6)), ("float64", dict(rtol=1e-12, atol=1e-13))):
+        rng = np.random.default_rng(21)
+        shape = (4 * world, 3, 5, 6)
+        xs = [(2.0 + 3.0 * rng.standard_normal(shape)).astype(dtype) for _ in range(2)]
+        gs = [rng.standard_normal(shape).astype(dtype) for _ in range(2)]
+        mine = slice(4 * rank, 4 * rank + 4)
+
+        gc.manual_seed(1)
+        sync = gc.nn.SyncBatchNorm.convert_sync_batchnorm(gc.nn.Sequential(gc.nn.BatchNorm2d(3, dtype=dtype)))
+        ref = gc.nn.BatchNorm2d(3, dtype=dtype)
+        with gc.no_grad():
+            for m in (sync[0], ref):
+                m.weight.copy_(gc.tensor(np.array([0.5, 1.5, -2.0]), dtype=dtype))
+                m.bias.copy_(gc.tensor(np.array([0.1, -0.3, 0.7]), dtype=dtype))
+        assert isinstance(sync[0], gc.nn.SyncBatchNorm)
+        for x_all, g_all in zip(xs, gs):
+            sync.zero_grad()
+            ref.zero_grad()
+            x = gc.tensor(x_all[mine], requires_grad=True)
+            y = sync(x)
+            (y * gc.tensor(g_all[mine])).sum().backward()
+            x_ref = gc.tensor(x_all, requires_grad=True)
+            y_ref = ref(x_ref)
+            (y_ref * gc.tensor(g_all)).sum().backward()
+
+            np.testing.assert_allclose(y.numpy(), y_ref.numpy()[mine], **tol)
+            np.testing.assert_allclose(x.grad.numpy(), x_ref.grad.numpy()[mine], **tol)
+            for p, p_ref in ((sync[0].weight, ref.weight), (sync[0].bias, ref.bias)):
+                total = p.grad.clone()
+                dist.all_reduce(total)  # each rank's own sum; the ranks' sums together are the reference's
+                np.testing.assert_allclose(total.numpy(), p_ref.grad.numpy(), **tol)
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                np.testing.assert_allclose(getattr(sync[0], name).numpy(), getattr(ref, name).numpy(), **tol)
+        sync.eval()
+        ref.eval()
+        np.testing.assert_allclose(sync(gc.tensor(xs[0][mine])).numpy(), ref(gc.tensor(xs[0])).numpy()[mine], **tol)
+
+    # Under DistributedDataParallel, 3 SGD steps: the same weights as one process with the whole batch.
+    rng = np.random.default_rng(8)
+    x_all = rng.standard_normal((4 * world, 2, 6, 6)).astype(np.float32)
+    y_all = rng.standard_normal((4 * world, 1)).astype(np.float32)
+
+    def net():
+        gc.manual_seed(3)
+        return gc.nn.Sequential(gc.nn.Conv2d(2, 3, 3), gc.nn.BatchNorm2d(3), gc.nn.ReLU(), gc.nn.Flatten(),
+                                gc.nn.Linear(48, 1))
+    ddp = DistributedDataParallel(gc.nn.SyncBatchNorm.convert_sync_batchnorm(net()), bucket_mb=1e-4)
+    single = net()
+    for model, x, y in ((ddp, x_all[4 * rank:4 * rank + 4], y_all[4 * rank:4 * rank + 4]), (single, x_all, y_all)):
+        opt = gc.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            F.mse_loss(model(gc.tensor(x)), gc.tensor(y)).backward()
+            opt.step()
+    for a, b in zip(ddp.module.parameters(), single.parameters()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ddp.module[1].running_var.numpy(), single[1].running_var.numpy(), rtol=1e-5)
+
+    # Uneven batches (the last partial batch): rank r holds r + 2 samples; counts are all-reduced too.
+    rng = np.random.default_rng(5)
+    sizes = [r + 2 for r in range(world)]
+    x_all = rng.standard_normal((sum(sizes), 2, 3)).astype(np.float64)  # (N, C, L): any (N, C, *) input
+    start = sum(sizes[:rank])
+    y = gc.nn.SyncBatchNorm(2, dtype="float64")(gc.tensor(x_all[start:start + sizes[rank]]))
+    y_ref = gc.nn.BatchNorm2d(2, dtype="float64")(gc.tensor(x_all.reshape(-1, 2, 3, 1))).numpy().reshape(x_all.shape)
+    np.testing.assert_allclose(y.numpy(), y_ref[start:start + sizes[rank]], rtol=1e-12, atol=1e-13)
+
+
 def fail(rank, world):
     """Rank 1 raises while rank 0 waits in a collective: the job must stop with rank 1's error."""
     if rank == 1:
@@ -242,7 +313,8 @@ def main():
     dist.init_process_group("mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
-     "fit": fit_from_rank_0, "overlap": overlap, "unused": unused}[scenario](rank, world)
+     "fit": fit_from_rank_0, "overlap": overlap, "unused": unused,
+     "sync_batchnorm": sync_batchnorm}[scenario](rank, world)
     print(f"OK {rank}", flush=True)
     dist.destroy_process_group()
 

@@ -79,6 +79,11 @@ def test_no_sync_accumulates_locally_and_the_next_sync_averages_the_sum():
     assert_every_rank_ok("no_sync")
 
 
+def test_sync_batchnorm_on_two_ranks_of_batch_4_equals_batchnorm_on_one_batch_of_8():
+    # forward, input/weight/bias gradients and running statistics, float32 and float64; uneven batches too.
+    assert_every_rank_ok("sync_batchnorm")
+
+
 def test_fit_prints_its_epoch_summary_from_rank_0_only():
     output = assert_every_rank_ok("fit")
     assert len(re.findall(r"epoch 1/1: loss", output)) == 1, output
@@ -138,6 +143,43 @@ def test_each_epoch_reshuffles_the_shards_from_the_seed():
 def test_bad_shard_arguments_raise_naming_the_argument(kwargs, error, words):
     with pytest.raises(error, match=words):
         gc.data.DataLoader(np.zeros((4, 1), np.float32), 2, **kwargs)
+
+
+# ---- in one process: SyncBatchNorm without a process group is BatchNorm2d ------------------------------------
+def test_sync_batchnorm_without_a_process_group_is_bitwise_batchnorm2d():
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((4, 3, 5, 5)).astype(np.float32) for _ in range(2)]
+    gc.manual_seed(0)
+    bn, sync = gc.nn.BatchNorm2d(3), gc.nn.SyncBatchNorm(3)
+    for x_np in xs:
+        outputs = []
+        for m in (bn, sync):
+            x = gc.tensor(x_np, requires_grad=True)
+            y = m(x)
+            (y * y).sum().backward()
+            outputs.append([y.numpy(), x.grad.numpy(), m.weight.grad.numpy(), m.bias.grad.numpy(),
+                            m.running_mean.numpy(), m.running_var.numpy()])
+        for a, b in zip(*outputs):
+            assert np.array_equal(a, b)
+    bn.eval(), sync.eval()
+    assert np.array_equal(bn(gc.tensor(xs[0])).numpy(), sync(gc.tensor(xs[0])).numpy())
+    assert sync(gc.tensor(xs[0][:, :, 0, 0])).shape == (4, 3)  # (N, C) inputs too, as PyTorch's
+
+
+def test_convert_sync_batchnorm_replaces_every_batchnorm_and_keeps_its_parameters():
+    net = gc.nn.Sequential(gc.nn.Conv2d(1, 2, 3), gc.nn.BatchNorm2d(2, momentum=0.3),
+                           gc.nn.Sequential(gc.nn.BatchNorm2d(2, affine=False)))
+    weight, running_mean = net[1].weight, net[1].running_mean
+    converted = gc.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    assert converted is net
+    assert type(net[1]) is gc.nn.SyncBatchNorm and type(net[2][0]) is gc.nn.SyncBatchNorm
+    assert net[1].weight is weight and net[1].running_mean is running_mean and net[1].momentum == 0.3
+    assert net[2][0].weight is None and not net[2][0].affine
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    with pytest.raises(TypeError, match="module"):
+        gc.nn.SyncBatchNorm.convert_sync_batchnorm("net")
+    with pytest.raises(ValueError, match="2-d"):
+        gc.nn.SyncBatchNorm(3)(gc.zeros(3))
 
 
 # ---- in one process: errors before init ----------------------------------------------------------------------

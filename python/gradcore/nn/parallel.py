@@ -73,6 +73,10 @@ class DistributedDataParallel(Module):
         self._require_sync = True
         self._armed = False  # True from a syncing forward until the end of its backward
         self._sync_state()
+        # A communicator of its own: the bucket collectives in flight during backward never interleave with other
+        # collectives there (SyncBatchNorm's backward all_reduce), whose order MPI would otherwise have to match
+        # on every rank.
+        self._comm = dist._require_group("DistributedDataParallel").comm.Dup()
         self._buckets = self._make_buckets()
         self._hook_handles = []
         for index, bucket in enumerate(self._buckets):
@@ -108,7 +112,6 @@ class DistributedDataParallel(Module):
             for b in self.module.buffers():  # rank 0's running statistics, as PyTorch's broadcast_buffers=True
                 dist.broadcast(b, src=0)
         if self.training and self._require_sync and autograd.is_grad_enabled():
-            self._group = dist._require_group("DistributedDataParallel")
             for bucket in self._buckets:
                 bucket.reset()
             self._next_bucket = 0  # the next bucket to start: buckets start in this fixed order only
@@ -132,9 +135,8 @@ class DistributedDataParallel(Module):
         return hook
 
     def _start(self, bucket):
-        group = self._group
-        bucket.gathered = np.empty((group.size, bucket.flat.size), dtype=bucket.flat.dtype)
-        bucket.request = group.comm.Iallgather(bucket.flat, bucket.gathered)
+        bucket.gathered = np.empty((self._comm.Get_size(), bucket.flat.size), dtype=bucket.flat.dtype)
+        bucket.request = self._comm.Iallgather(bucket.flat, bucket.gathered)
 
     def _start_ready_buckets(self):
         while self._next_bucket < len(self._buckets) and self._buckets[self._next_bucket].missing == 0:
@@ -165,7 +167,7 @@ class DistributedDataParallel(Module):
         self._next_bucket = len(self._buckets)
         requests = [b.request for b in self._buckets]
         requests[0].Waitall(requests)
-        world = self._group.size
+        world = self._comm.Get_size()
         partly_unused = []
         for bucket in self._buckets:
             rows = bucket.gathered
