@@ -301,6 +301,65 @@ def sync_batchnorm(rank, world):
     np.testing.assert_allclose(y.numpy(), y_ref[start:start + sizes[rank]], rtol=1e-12, atol=1e-13)
 
 
+def checkpoint(rank, world, directory):
+    """A DDP model saved under N ranks: one file, written by rank 0, without "module." prefixes; it loads into a
+    plain model and into a wrapped one (with the optimizer state); the test then loads it in one process."""
+    x, y = _data()
+    ddp = DistributedDataParallel(_model(3))
+    opt = gc.optim.Adam(ddp.parameters(), lr=1e-2)
+    _train_with(ddp, opt, gc.data.DataLoader((x, y), batch_size=4, seed=2, num_replicas=world, rank=rank), steps=3)
+    path = f"{directory}/ddp.safetensors"
+    written = gc.save(path, ddp, optimizer=opt, step=3)
+    assert written == (path if rank == 0 else None), written
+    # The PyTorch habit: a wrapped model's own state_dict() (keys "module.<name>"), saved by rank 0 alone.
+    if rank == 0:
+        assert all(k.startswith("module.") for k in ddp.state_dict())
+        gc.save(f"{directory}/prefixed.safetensors", dict(ddp.state_dict()))
+    dist.barrier()  # the files exist before any rank reads them
+
+    trained = [p.numpy().copy() for p in ddp.module.parameters()]
+    plain = _model(4)
+    loaded = gc.load(path, plain)
+    assert sorted(loaded.state) == sorted(n for n, _ in plain.named_parameters()), list(loaded.state)
+    assert all(np.array_equal(p.numpy(), t) for p, t in zip(plain.parameters(), trained))
+    other = _model(5)
+    gc.load(f"{directory}/prefixed.safetensors", other)
+    assert all(np.array_equal(p.numpy(), t) for p, t in zip(other.parameters(), trained))
+
+    # Resume under DDP: the same next step as the uninterrupted run.
+    resumed = DistributedDataParallel(_model(6))
+    resumed_opt = gc.optim.Adam(resumed.parameters(), lr=1e-2)
+    gc.load(path, resumed, optimizer=resumed_opt)
+    batch = [gc.tensor(a[4 * rank:4 * rank + 4]) for a in (x, y)]
+    for model, o in ((ddp, opt), (resumed, resumed_opt)):
+        o.zero_grad()
+        F.mse_loss(model(batch[0]), batch[1]).backward()
+        o.step()
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(ddp.parameters(), resumed.parameters()))
+    print(f"DIGEST {hashlib.sha256(b''.join(t.tobytes() for t in trained)).hexdigest()}", flush=True)
+
+
+def load_checkpoint(rank, world, directory, digest):
+    """The file a 2-rank job wrote, loaded under this world size into a wrapped model: the same weights."""
+    ddp = DistributedDataParallel(_model(7))
+    opt = gc.optim.Adam(ddp.parameters(), lr=1e-2)
+    ckpt = gc.load(f"{directory}/ddp.safetensors", ddp, optimizer=opt)
+    assert ckpt.metadata == {"step": 3} and len(opt.state_dict()["state"]) == 4
+    weights = b"".join(p.numpy().tobytes() for p in ddp.module.parameters())
+    assert hashlib.sha256(weights).hexdigest() == digest
+
+
+def _train_with(model, opt, loader, steps):
+    done = 0
+    for xb, yb in loader:
+        opt.zero_grad()
+        F.mse_loss(model(xb), yb).backward()
+        opt.step()
+        done += 1
+        if done == steps:
+            return
+
+
 def fail(rank, world):
     """Rank 1 raises while rank 0 waits in a collective: the job must stop with rank 1's error."""
     if rank == 1:
@@ -314,7 +373,8 @@ def main():
     rank, world = dist.get_rank(), dist.get_world_size()
     {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
      "fit": fit_from_rank_0, "overlap": overlap, "unused": unused,
-     "sync_batchnorm": sync_batchnorm}[scenario](rank, world)
+     "sync_batchnorm": sync_batchnorm, "checkpoint": checkpoint,
+     "load_checkpoint": load_checkpoint}[scenario](rank, world, *sys.argv[2:])
     print(f"OK {rank}", flush=True)
     dist.destroy_process_group()
 

@@ -3,6 +3,7 @@
 The multi-process tests launch `mpirun -np 2` on loopback (tests/distributed_worker.py holds each rank's code and
 its checks), every launch under a timeout so a hang fails instead of blocking CI. They skip where mpi4py or
 mpirun is missing (pip install "gradcore[distributed]")."""
+import hashlib
 import os
 import re
 import shutil
@@ -20,8 +21,8 @@ WORKER = os.path.join(HERE, "distributed_worker.py")
 LAUNCH_TIMEOUT_S = 120
 
 
-def mpirun(scenario, ranks=2):
-    """Runs the worker scenario on `ranks` processes; returns (exit code, combined output)."""
+def mpirun(scenario, ranks=2, *args):
+    """Runs the worker scenario (with extra arguments) on `ranks` processes; returns (exit code, output)."""
     pytest.importorskip("mpi4py")
     launcher = shutil.which("mpirun")
     if launcher is None:
@@ -34,7 +35,7 @@ def mpirun(scenario, ranks=2):
            "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo"]  # loopback only
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-run-as-root")  # CI containers run as root
-    cmd += [sys.executable, WORKER, scenario]
+    cmd += [sys.executable, WORKER, scenario, *args]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
     except subprocess.TimeoutExpired as e:
@@ -42,8 +43,8 @@ def mpirun(scenario, ranks=2):
     return done.returncode, done.stdout + done.stderr
 
 
-def assert_every_rank_ok(scenario, ranks=2):
-    code, output = mpirun(scenario, ranks)
+def assert_every_rank_ok(scenario, ranks=2, *args):
+    code, output = mpirun(scenario, ranks, *args)
     assert code == 0, output
     assert sorted(re.findall(r"^OK (\d+)$", output, re.M)) == [str(r) for r in range(ranks)], output
     return output
@@ -82,6 +83,22 @@ def test_no_sync_accumulates_locally_and_the_next_sync_averages_the_sum():
 def test_sync_batchnorm_on_two_ranks_of_batch_4_equals_batchnorm_on_one_batch_of_8():
     # forward, input/weight/bias gradients and running statistics, float32 and float64; uneven batches too.
     assert_every_rank_ok("sync_batchnorm")
+
+
+def test_a_checkpoint_saved_under_two_ranks_loads_in_one_process_and_under_any_world_size(tmp_path):
+    # Saved by a 2-rank DDP job, which also reloads it (plain and wrapped models, and resumes bitwise).
+    digest = set(re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("checkpoint", 2, str(tmp_path)), re.M))
+    assert len(digest) == 1
+    digest = digest.pop()
+    assert sorted(os.listdir(tmp_path)) == ["ddp.safetensors", "prefixed.safetensors"]  # no stray temporaries
+    # Here, in one process without a process group: into the plain model, parameter names without "module."
+    plain = gc.nn.Sequential(gc.nn.Linear(6, 16), gc.nn.Tanh(), gc.nn.Linear(16, 1))
+    ckpt = gc.load(str(tmp_path / "ddp.safetensors"), plain)
+    assert sorted(ckpt.state) == ["0.bias", "0.weight", "2.bias", "2.weight"] and ckpt.metadata == {"step": 3}
+    assert hashlib.sha256(b"".join(p.numpy().tobytes() for p in plain.parameters())).hexdigest() == digest
+    # Under other world sizes, into a wrapped model with its optimizer.
+    for ranks in (1, 3):
+        assert_every_rank_ok("load_checkpoint", ranks, str(tmp_path), digest)
 
 
 def test_fit_prints_its_epoch_summary_from_rank_0_only():
