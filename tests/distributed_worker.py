@@ -360,6 +360,51 @@ def _train_with(model, opt, loader, steps):
             return
 
 
+def nccl_unique_id(rank, world):
+    """The NCCL library loads (no GPU needed for this), and rank 0's unique id reaches every rank over MPI."""
+    from gradcore import _nccl
+
+    lib = _nccl.load()
+    assert _nccl.version(lib) >= 21800, _nccl.version(lib)
+    uid = _nccl.broadcast_unique_id(lib, dist._require_group("test").comm)
+    mine = gc.tensor(np.frombuffer(bytes(uid), dtype=np.uint8).astype(np.int64))
+    everyone = [gc.zeros(_nccl.UNIQUE_ID_BYTES, dtype="int64") for _ in range(world)]
+    dist.all_gather(everyone, mine)
+    assert all(e.tolist() == everyone[0].tolist() for e in everyone) and any(everyone[0].tolist())
+
+
+def nccl_collectives(rank, world):
+    """Backend "nccl" on one GPU per rank: the collectives on CUDA tensors give the MPI backend's results (the sum
+    in rank order, bitwise), and a CPU tensor is refused."""
+    device = dist._require_group("test").device
+    rows = [np.random.default_rng([7, r]).standard_normal(1000).astype(np.float32) * 10 ** r for r in range(world)]
+    t = gc.tensor(rows[rank], device=device)
+    dist.all_reduce(t)
+    expected = rows[0].copy()
+    for r in range(1, world):
+        expected += rows[r]
+    assert np.array_equal(t.numpy(), expected), "nccl all_reduce sum is not the rank-order sum"
+    t = gc.tensor(np.full(5, rank + 1.0), device=device)
+    dist.all_reduce(t, op="avg")
+    assert np.array_equal(t.numpy(), np.full(5, (world + 1) / 2))
+    t = gc.tensor(np.arange(4, dtype=np.int64) * (rank + 1), device=device)
+    dist.all_reduce(t, op="max")
+    assert t.tolist() == [0, world, 2 * world, 3 * world]
+    b = gc.tensor(np.full((2, 2), float(rank)), device=device)
+    dist.broadcast(b, src=world - 1)
+    assert np.array_equal(b.numpy(), np.full((2, 2), float(world - 1)))
+    out = [gc.zeros(3, device=device) for _ in range(world)]
+    dist.all_gather(out, gc.tensor([rank] * 3, dtype="float32", device=device))
+    assert [o.tolist() for o in out] == [[float(r)] * 3 for r in range(world)]
+    try:
+        dist.all_reduce(gc.zeros(3))
+    except ValueError as e:
+        assert "nccl" in str(e) and device in str(e)
+    else:
+        raise AssertionError("a CPU tensor under nccl must raise")
+    dist.barrier()
+
+
 def fail(rank, world):
     """Rank 1 raises while rank 0 waits in a collective: the job must stop with rank 1's error."""
     if rank == 1:
@@ -369,12 +414,13 @@ def fail(rank, world):
 
 def main():
     scenario = sys.argv[1]
-    dist.init_process_group("mpi")
+    dist.init_process_group("nccl" if scenario.startswith("nccl_collectives") else "mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
      "fit": fit_from_rank_0, "overlap": overlap, "unused": unused,
      "sync_batchnorm": sync_batchnorm, "checkpoint": checkpoint,
-     "load_checkpoint": load_checkpoint}[scenario](rank, world, *sys.argv[2:])
+     "load_checkpoint": load_checkpoint,
+     "nccl_unique_id": nccl_unique_id, "nccl_collectives": nccl_collectives}[scenario](rank, world, *sys.argv[2:])
     print(f"OK {rank}", flush=True)
     dist.destroy_process_group()
 

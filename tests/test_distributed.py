@@ -236,8 +236,61 @@ def test_collectives_before_init_process_group_raise():
         gc.nn.parallel.DistributedDataParallel(gc.nn.Linear(2, 2))
 
 
-def test_unknown_backend_is_rejected_and_nccl_says_it_is_not_there_yet():
+def test_unknown_backend_is_rejected():
     with pytest.raises(ValueError, match="backend"):
         dist.init_process_group("gloo")
-    with pytest.raises(NotImplementedError, match="nccl"):
+
+
+# ---- the NCCL backend ---------------------------------------------------------------------------------------
+def _nccl_loaded():
+    with open("/proc/self/maps") as maps:
+        return "libnccl" in maps.read()
+
+
+@pytest.mark.skipif(gc.cuda.is_available() and not gc.cuda.is_emulated(), reason="this machine has a GPU")
+def test_nccl_without_a_gpu_raises_clearly_and_never_loads_nccl():
+    pytest.importorskip("mpi4py")
+    with pytest.raises(RuntimeError, match='"nccl" needs a CUDA GPU per rank .*use backend "mpi"'):
         dist.init_process_group("nccl")
+    assert not dist.is_initialized()
+    assert not _nccl_loaded()
+
+
+def test_a_missing_nccl_library_raises_naming_the_wheel(monkeypatch):
+    from gradcore import _nccl
+
+    monkeypatch.setattr(_nccl, "_lib", None)
+    monkeypatch.setattr(_nccl, "_wheel_candidates", lambda: [])
+    monkeypatch.setattr(_nccl, "LIBRARY", "libnccl-that-is-not-installed.so.2")
+    with pytest.raises(RuntimeError, match="pip install nvidia-nccl-cu13"):
+        _nccl.load()
+
+
+def test_the_library_is_looked_up_in_the_wheel_layout_without_loading_it(tmp_path, monkeypatch):
+    from gradcore import _nccl
+
+    lib = tmp_path / "nvidia" / "nccl" / "lib" / "libnccl.so.2"
+    lib.parent.mkdir(parents=True)
+    lib.write_bytes(b"not a library: found, never loaded")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "nvidia" or m.startswith("nvidia.")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert _nccl.library_path() == str(lib)
+    assert dist.is_nccl_available()
+
+
+def test_the_nccl_wheel_loads_and_rank_0s_unique_id_reaches_every_rank():
+    from gradcore import _nccl
+
+    if _nccl.library_path() is None:
+        pytest.skip("the nvidia-nccl-cu13 wheel is not installed (pip install nvidia-nccl-cu13)")
+    assert_every_rank_ok("nccl_unique_id")
+
+
+@pytest.mark.cuda
+def test_nccl_collectives_on_two_gpus_give_the_rank_order_results():
+    if gc.cuda.is_emulated() or gc.cuda.device_count() < 2:
+        pytest.skip("needs two real GPUs (NCCL cannot run on the emulated device)")
+    if not dist.is_nccl_available():
+        pytest.skip("needs NCCL (pip install nvidia-nccl-cu13)")
+    assert_every_rank_ok("nccl_collectives")
