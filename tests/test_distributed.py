@@ -272,11 +272,20 @@ def test_the_library_is_looked_up_in_the_wheel_layout_without_loading_it(tmp_pat
     lib = tmp_path / "nvidia" / "nccl" / "lib" / "libnccl.so.2"
     lib.parent.mkdir(parents=True)
     lib.write_bytes(b"not a library: found, never loaded")
+    def nvidia_modules():
+        return {m: sys.modules[m] for m in list(sys.modules) if m == "nvidia" or m.startswith("nvidia.")}
+
+    before = nvidia_modules()
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in [m for m in sys.modules if m == "nvidia" or m.startswith("nvidia.")]:
-        monkeypatch.delitem(sys.modules, name)
-    assert _nccl.library_path() == str(lib)
-    assert dist.is_nccl_available()
+    try:
+        for name in before:
+            del sys.modules[name]
+        assert _nccl.library_path() == str(lib)
+        assert dist.is_nccl_available()
+    finally:  # the fake package must not stay importable for the tests after this one
+        for name in nvidia_modules():
+            del sys.modules[name]
+        sys.modules.update(before)
 
 
 def test_the_nccl_wheel_loads_and_rank_0s_unique_id_reaches_every_rank():
