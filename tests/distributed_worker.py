@@ -396,13 +396,45 @@ def nccl_collectives(rank, world):
     out = [gc.zeros(3, device=device) for _ in range(world)]
     dist.all_gather(out, gc.tensor([rank] * 3, dtype="float32", device=device))
     assert [o.tolist() for o in out] == [[float(r)] * 3 for r in range(world)]
+    if device != "cpu":
+        try:
+            dist.all_reduce(gc.zeros(3))
+        except ValueError as e:
+            assert "nccl" in str(e) and device in str(e)
+        else:
+            raise AssertionError("a CPU tensor under nccl must raise")
+
+
+class _MpiStandInForNccl:
+    """The _nccl.Communicator interface done by MPI on host arrays: runs the "nccl" backend's Python path (the
+    rank-order sum with gradcore ops, avg, broadcast, the all_gather rows) on a machine without GPUs."""
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def all_reduce(self, array, op):
+        from mpi4py import MPI
+
+        assert op == "max"  # the sum must go through all_gather + the rank-order additions
+        self.comm.Allreduce(MPI.IN_PLACE, array.numpy(), op=MPI.MAX)
+
+    def broadcast(self, array, root):
+        self.comm.Bcast(array.numpy(), root=root)
+
+    def all_gather(self, array, out):
+        self.comm.Allgather(np.ascontiguousarray(array.numpy()), out.numpy())
+
+    def destroy(self):
+        pass
+
+
+def nccl_python_path(rank, world):
+    group = dist._require_group("test")
+    group.nccl, group.device = _MpiStandInForNccl(group.comm), "cpu"
     try:
-        dist.all_reduce(gc.zeros(3))
-    except ValueError as e:
-        assert "nccl" in str(e) and device in str(e)
-    else:
-        raise AssertionError("a CPU tensor under nccl must raise")
-    dist.barrier()
+        nccl_collectives(rank, world)
+    finally:
+        group.nccl = group.device = None
 
 
 def fail(rank, world):
@@ -420,7 +452,8 @@ def main():
      "fit": fit_from_rank_0, "overlap": overlap, "unused": unused,
      "sync_batchnorm": sync_batchnorm, "checkpoint": checkpoint,
      "load_checkpoint": load_checkpoint,
-     "nccl_unique_id": nccl_unique_id, "nccl_collectives": nccl_collectives}[scenario](rank, world, *sys.argv[2:])
+     "nccl_unique_id": nccl_unique_id, "nccl_collectives": nccl_collectives,
+     "nccl_python_path": nccl_python_path}[scenario](rank, world, *sys.argv[2:])
     print(f"OK {rank}", flush=True)
     dist.destroy_process_group()
 

@@ -296,6 +296,10 @@ def test_the_nccl_wheel_loads_and_rank_0s_unique_id_reaches_every_rank():
     assert_every_rank_ok("nccl_unique_id")
 
 
+def test_the_nccl_backends_python_path_gives_the_rank_order_results_with_mpi_standing_in_for_nccl():
+    assert_every_rank_ok("nccl_python_path")
+
+
 @pytest.mark.cuda
 def test_nccl_collectives_on_two_gpus_give_the_rank_order_results():
     if gc.cuda.is_emulated() or gc.cuda.device_count() < 2:
