@@ -6,6 +6,10 @@ Launches `mpirun -np N` for each N in --ranks (--btl sm: shared memory, or tcp: 
   which moves size * (N-1) per rank: reproducibility costs bandwidth that a fixed-order tree would get back.
 - one DistributedDataParallel training step of an MLP (4 x Linear 512, per-rank batch 64: weak scaling), median
   time; scaling efficiency = step time at 1 rank / step time at N ranks (1.0 is perfect).
+- the same for the autoencoder example's step (encoder and decoder each wrapped, Adam, per-rank batch 25), and its
+  throughput in digits/s over all ranks. The ranks share the machine's cores: with OMP threads per rank set so
+  that ranks x threads = cores, weak scaling on one machine shows the communication and Python overhead of
+  data parallelism, not a speed-up (that needs ranks on separate cores or machines).
 With --json PATH, also writes JSON with the machine, commit and settings.
 No reference is timed: PyTorch's gloo backend would need a second launcher.
 """
@@ -67,6 +71,33 @@ def rank_main(repeats):
         opt.step()
 
     result["step_seconds"] = timed(step)
+
+    from gradcore.examples.autoencoder import build
+
+    encoder, decoder = build(seed=0)
+    encoder = gc.nn.parallel.DistributedDataParallel(encoder)
+    decoder = gc.nn.parallel.DistributedDataParallel(decoder)
+    adam = gc.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3)
+    digits = gc.tensor(rng.random((25, 1, 28, 28)).astype(np.float32))
+
+    def autoencoder_step():
+        # batch (fixed, 25 per rank), forward through both networks, loss, backward (two DDP wrappers), update
+        adam.zero_grad()
+        F.mse_loss(decoder(encoder(digits)), digits).backward()
+        adam.step()
+
+    result["autoencoder_step_seconds"] = timed(autoencoder_step)
+    # The same step without the wrappers (no communication), timed with the same ranks running: what sharing the
+    # cores costs, apart from data parallelism's own cost.
+    plain_encoder, plain_decoder = encoder.module, decoder.module
+
+    def plain_step():
+        adam.zero_grad()
+        F.mse_loss(plain_decoder(plain_encoder(digits)), digits).backward()
+        adam.step()
+
+    result["autoencoder_plain_step_seconds"] = timed(plain_step)
+    result["autoencoder_digits_per_second"] = 25 * world / result["autoencoder_step_seconds"]
     if dist.get_rank() == 0:
         print("RESULT " + json.dumps(result), flush=True)
     dist.destroy_process_group()
@@ -117,6 +148,13 @@ def main(argv=None):
     for r in results:
         eff = f"{base / r['step_seconds']:11.2f}" if base else f"{'-':>11}"
         print(f"{r['world_size']:>5} {r['step_seconds'] * 1e3:12.2f} {eff}")
+    base = next((r["autoencoder_step_seconds"] for r in results if r["world_size"] == 1), None)
+    print(f"{'ranks':>5} {'AE step ms':>12} {'efficiency':>11} {'digits/s':>9} {'no-DDP step ms':>15}   "
+          "(autoencoder, per-rank batch 25)")
+    for r in results:
+        eff = f"{base / r['autoencoder_step_seconds']:11.2f}" if base else f"{'-':>11}"
+        print(f"{r['world_size']:>5} {r['autoencoder_step_seconds'] * 1e3:12.2f} {eff} "
+              f"{r['autoencoder_digits_per_second']:9.0f} {r['autoencoder_plain_step_seconds'] * 1e3:15.2f}")
     if not args.json:
         return
     out = args.json

@@ -136,6 +136,307 @@ def fit_from_rank_0(rank, world):
     assert len(history.step_loss) == len(loader) == 72 // (4 * world)
 
 
+class _TwiceUsed(gc.nn.Module):
+    """Uses `inner` twice per forward, so each of its parameters gets its gradient from two nodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = gc.nn.Linear(5, 5)
+        self.head = gc.nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.head(self.inner(self.inner(x).tanh()))
+
+
+def _fixed_order_average(local_grads, world):
+    """The reference: every rank's local gradients, summed in rank order 0..N-1, divided by N (float32)."""
+    out = []
+    for g in local_grads:
+        rows = [gc.zeros(*g.shape) for _ in range(world)]
+        dist.all_gather(rows, gc.tensor(g))
+        total = rows[0].numpy().copy()
+        for r in range(1, world):
+            total += rows[r].numpy()
+        out.append(total / np.float32(world))
+    return out
+
+
+def overlap(rank, world):
+    """Buckets start while backward runs, and the averaged gradients are bitwise the fixed-order average."""
+    rng = np.random.default_rng([3, rank])
+    x, y = gc.tensor(rng.standard_normal((6, 5)).astype(np.float32)), gc.tensor(rng.standard_normal((6, 2)).astype(np.float32))
+    for bucket_mb in (1e-6, 25):  # one bucket per parameter; one bucket for all
+        gc.manual_seed(9)
+        ddp = DistributedDataParallel(_TwiceUsed(), bucket_mb=bucket_mb)
+        with ddp.no_sync():  # this rank's own gradients, for the reference
+            F.mse_loss(ddp(x), y).backward()
+        expected = _fixed_order_average([p.grad.numpy().copy() for p in ddp.parameters()], world)
+        ddp.zero_grad()
+
+        started_when_first_layer_done = []
+        first = ddp.module.inner.weight  # registration order: inner first, so its bucket is the last one
+        handle = first.register_post_accumulate_grad_hook(lambda p: started_when_first_layer_done.append(ddp._next_bucket))
+        F.mse_loss(ddp(x), y).backward()
+        handle.remove()
+        for p, e in zip(ddp.parameters(), expected):
+            assert np.array_equal(p.grad.numpy(), e), f"bucket_mb={bucket_mb}: not the fixed-order average"
+        if bucket_mb < 1:
+            # 4 buckets (head.bias, head.weight, inner.bias, inner.weight): the head's two were in flight before
+            # the first layer's gradient was complete.
+            assert len(ddp._buckets) == 4 and started_when_first_layer_done == [2], started_when_first_layer_done
+        else:
+            assert len(ddp._buckets) == 1 and started_when_first_layer_done == [0]
+
+
+class _WithSpare(gc.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.used = gc.nn.Linear(3, 1)
+        self.sometimes = gc.nn.Linear(3, 1)  # used on rank 0 only
+        self.never = gc.nn.Linear(3, 1)
+
+    def forward(self, x):
+        out = self.used(x)
+        return out + self.sometimes(x) if dist.get_rank() == 0 else out
+
+
+def unused(rank, world):
+    x = gc.tensor(np.full((2, 3), rank + 1.0, np.float32))
+    gc.manual_seed(4)
+    strict = DistributedDataParallel(_WithSpare())
+    try:
+        strict(x).sum().backward()
+    except RuntimeError as e:
+        message = str(e)
+    else:
+        raise AssertionError("find_unused_parameters=False: a parameter without gradient must raise")
+    assert "find_unused_parameters=True" in message and "never.weight (on 0 of" in message, message
+    assert (world == 1) == ("sometimes.weight" not in message), message
+    dist.barrier()  # every rank raised after its collectives completed: still in step
+
+    gc.manual_seed(4)
+    lenient = DistributedDataParallel(_WithSpare(), find_unused_parameters=True)
+    with lenient.no_sync():
+        lenient(x).sum().backward()
+    local = {n: (p.grad.numpy().copy() if p.grad is not None else None) for n, p in lenient.module.named_parameters()}
+    lenient.zero_grad()
+    lenient(x).sum().backward()
+    grads = dict(lenient.module.named_parameters())
+    assert grads["never.weight"].grad is None and grads["never.bias"].grad is None  # unused everywhere: untouched
+    # used on rank 0 only: rank 0's gradient plus zeros from the others, divided by the world size
+    zeros = np.zeros_like(grads["used.weight"].numpy())
+    sometimes = _fixed_order_average([local["sometimes.weight"] if rank == 0 else zeros], world)[0]
+    assert np.array_equal(grads["sometimes.weight"].grad.numpy(), sometimes)
+    assert np.array_equal(grads["used.weight"].grad.numpy(), _fixed_order_average([local["used.weight"]], world)[0])
+
+
+def sync_batchnorm(rank, world):
+    """R ranks x batch 4 through SyncBatchNorm == one process with batch 4R through BatchNorm2d: output, input,
+    weight and bias gradients, running statistics, and the evaluation output after two steps."""
+    for dtype, tol in (("float32", dict(rtol=2e-5, atol=2e-6)), ("float64", dict(rtol=1e-12, atol=1e-13))):
+        rng = np.random.default_rng(21)
+        shape = (4 * world, 3, 5, 6)
+        xs = [(2.0 + 3.0 * rng.standard_normal(shape)).astype(dtype) for _ in range(2)]
+        gs = [rng.standard_normal(shape).astype(dtype) for _ in range(2)]
+        mine = slice(4 * rank, 4 * rank + 4)
+
+        gc.manual_seed(1)
+        sync = gc.nn.SyncBatchNorm.convert_sync_batchnorm(gc.nn.Sequential(gc.nn.BatchNorm2d(3, dtype=dtype)))
+        ref = gc.nn.BatchNorm2d(3, dtype=dtype)
+        with gc.no_grad():
+            for m in (sync[0], ref):
+                m.weight.copy_(gc.tensor(np.array([0.5, 1.5, -2.0]), dtype=dtype))
+                m.bias.copy_(gc.tensor(np.array([0.1, -0.3, 0.7]), dtype=dtype))
+        assert isinstance(sync[0], gc.nn.SyncBatchNorm)
+        for x_all, g_all in zip(xs, gs):
+            sync.zero_grad()
+            ref.zero_grad()
+            x = gc.tensor(x_all[mine], requires_grad=True)
+            y = sync(x)
+            (y * gc.tensor(g_all[mine])).sum().backward()
+            x_ref = gc.tensor(x_all, requires_grad=True)
+            y_ref = ref(x_ref)
+            (y_ref * gc.tensor(g_all)).sum().backward()
+
+            np.testing.assert_allclose(y.numpy(), y_ref.numpy()[mine], **tol)
+            np.testing.assert_allclose(x.grad.numpy(), x_ref.grad.numpy()[mine], **tol)
+            for p, p_ref in ((sync[0].weight, ref.weight), (sync[0].bias, ref.bias)):
+                total = p.grad.clone()
+                dist.all_reduce(total)  # each rank's own sum; the ranks' sums together are the reference's
+                np.testing.assert_allclose(total.numpy(), p_ref.grad.numpy(), **tol)
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                np.testing.assert_allclose(getattr(sync[0], name).numpy(), getattr(ref, name).numpy(), **tol)
+        sync.eval()
+        ref.eval()
+        np.testing.assert_allclose(sync(gc.tensor(xs[0][mine])).numpy(), ref(gc.tensor(xs[0])).numpy()[mine], **tol)
+
+    # Under DistributedDataParallel, 3 SGD steps: the same weights as one process with the whole batch.
+    rng = np.random.default_rng(8)
+    x_all = rng.standard_normal((4 * world, 2, 6, 6)).astype(np.float32)
+    y_all = rng.standard_normal((4 * world, 1)).astype(np.float32)
+
+    def net():
+        gc.manual_seed(3)
+        return gc.nn.Sequential(gc.nn.Conv2d(2, 3, 3), gc.nn.BatchNorm2d(3), gc.nn.ReLU(), gc.nn.Flatten(),
+                                gc.nn.Linear(48, 1))
+    ddp = DistributedDataParallel(gc.nn.SyncBatchNorm.convert_sync_batchnorm(net()), bucket_mb=1e-4)
+    single = net()
+    for model, x, y in ((ddp, x_all[4 * rank:4 * rank + 4], y_all[4 * rank:4 * rank + 4]), (single, x_all, y_all)):
+        opt = gc.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            F.mse_loss(model(gc.tensor(x)), gc.tensor(y)).backward()
+            opt.step()
+    for a, b in zip(ddp.module.parameters(), single.parameters()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ddp.module[1].running_var.numpy(), single[1].running_var.numpy(), rtol=1e-5)
+
+    # Uneven batches (the last partial batch): rank r holds r + 2 samples; counts are all-reduced too.
+    rng = np.random.default_rng(5)
+    sizes = [r + 2 for r in range(world)]
+    x_all = rng.standard_normal((sum(sizes), 2, 3)).astype(np.float64)  # (N, C, L): any (N, C, *) input
+    start = sum(sizes[:rank])
+    y = gc.nn.SyncBatchNorm(2, dtype="float64")(gc.tensor(x_all[start:start + sizes[rank]]))
+    y_ref = gc.nn.BatchNorm2d(2, dtype="float64")(gc.tensor(x_all.reshape(-1, 2, 3, 1))).numpy().reshape(x_all.shape)
+    np.testing.assert_allclose(y.numpy(), y_ref[start:start + sizes[rank]], rtol=1e-12, atol=1e-13)
+
+
+def checkpoint(rank, world, directory):
+    """A DDP model saved under N ranks: one file, written by rank 0, without "module." prefixes; it loads into a
+    plain model and into a wrapped one (with the optimizer state); the test then loads it in one process."""
+    x, y = _data()
+    ddp = DistributedDataParallel(_model(3))
+    opt = gc.optim.Adam(ddp.parameters(), lr=1e-2)
+    _train_with(ddp, opt, gc.data.DataLoader((x, y), batch_size=4, seed=2, num_replicas=world, rank=rank), steps=3)
+    path = f"{directory}/ddp.safetensors"
+    written = gc.save(path, ddp, optimizer=opt, step=3)
+    assert written == (path if rank == 0 else None), written
+    # The PyTorch habit: a wrapped model's own state_dict() (keys "module.<name>"), saved by rank 0 alone.
+    if rank == 0:
+        assert all(k.startswith("module.") for k in ddp.state_dict())
+        gc.save(f"{directory}/prefixed.safetensors", dict(ddp.state_dict()))
+    dist.barrier()  # the files exist before any rank reads them
+
+    trained = [p.numpy().copy() for p in ddp.module.parameters()]
+    plain = _model(4)
+    loaded = gc.load(path, plain)
+    assert sorted(loaded.state) == sorted(n for n, _ in plain.named_parameters()), list(loaded.state)
+    assert all(np.array_equal(p.numpy(), t) for p, t in zip(plain.parameters(), trained))
+    other = _model(5)
+    gc.load(f"{directory}/prefixed.safetensors", other)
+    assert all(np.array_equal(p.numpy(), t) for p, t in zip(other.parameters(), trained))
+
+    # Resume under DDP: the same next step as the uninterrupted run.
+    resumed = DistributedDataParallel(_model(6))
+    resumed_opt = gc.optim.Adam(resumed.parameters(), lr=1e-2)
+    gc.load(path, resumed, optimizer=resumed_opt)
+    batch = [gc.tensor(a[4 * rank:4 * rank + 4]) for a in (x, y)]
+    for model, o in ((ddp, opt), (resumed, resumed_opt)):
+        o.zero_grad()
+        F.mse_loss(model(batch[0]), batch[1]).backward()
+        o.step()
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(ddp.parameters(), resumed.parameters()))
+    print(f"DIGEST {hashlib.sha256(b''.join(t.tobytes() for t in trained)).hexdigest()}", flush=True)
+
+
+def load_checkpoint(rank, world, directory, digest):
+    """The file a 2-rank job wrote, loaded under this world size into a wrapped model: the same weights."""
+    ddp = DistributedDataParallel(_model(7))
+    opt = gc.optim.Adam(ddp.parameters(), lr=1e-2)
+    ckpt = gc.load(f"{directory}/ddp.safetensors", ddp, optimizer=opt)
+    assert ckpt.metadata == {"step": 3} and len(opt.state_dict()["state"]) == 4
+    weights = b"".join(p.numpy().tobytes() for p in ddp.module.parameters())
+    assert hashlib.sha256(weights).hexdigest() == digest
+
+
+def _train_with(model, opt, loader, steps):
+    done = 0
+    for xb, yb in loader:
+        opt.zero_grad()
+        F.mse_loss(model(xb), yb).backward()
+        opt.step()
+        done += 1
+        if done == steps:
+            return
+
+
+def nccl_unique_id(rank, world):
+    """The NCCL library loads (no GPU needed for this), and rank 0's unique id reaches every rank over MPI."""
+    from gradcore import _nccl
+
+    lib = _nccl.load()
+    assert _nccl.version(lib) >= 21800, _nccl.version(lib)
+    uid = _nccl.broadcast_unique_id(lib, dist._require_group("test").comm)
+    mine = gc.tensor(np.frombuffer(bytes(uid), dtype=np.uint8).astype(np.int64))
+    everyone = [gc.zeros(_nccl.UNIQUE_ID_BYTES, dtype="int64") for _ in range(world)]
+    dist.all_gather(everyone, mine)
+    assert all(e.tolist() == everyone[0].tolist() for e in everyone) and any(everyone[0].tolist())
+
+
+def nccl_collectives(rank, world):
+    """Backend "nccl" on one GPU per rank: the collectives on CUDA tensors give the MPI backend's results (the sum
+    in rank order, bitwise), and a CPU tensor is refused."""
+    device = dist._require_group("test").device
+    rows = [np.random.default_rng([7, r]).standard_normal(1000).astype(np.float32) * 10 ** r for r in range(world)]
+    t = gc.tensor(rows[rank], device=device)
+    dist.all_reduce(t)
+    expected = rows[0].copy()
+    for r in range(1, world):
+        expected += rows[r]
+    assert np.array_equal(t.numpy(), expected), "nccl all_reduce sum is not the rank-order sum"
+    t = gc.tensor(np.full(5, rank + 1.0), device=device)
+    dist.all_reduce(t, op="avg")
+    assert np.array_equal(t.numpy(), np.full(5, (world + 1) / 2))
+    t = gc.tensor(np.arange(4, dtype=np.int64) * (rank + 1), device=device)
+    dist.all_reduce(t, op="max")
+    assert t.tolist() == [0, world, 2 * world, 3 * world]
+    b = gc.tensor(np.full((2, 2), float(rank)), device=device)
+    dist.broadcast(b, src=world - 1)
+    assert np.array_equal(b.numpy(), np.full((2, 2), float(world - 1)))
+    out = [gc.zeros(3, device=device) for _ in range(world)]
+    dist.all_gather(out, gc.tensor([rank] * 3, dtype="float32", device=device))
+    assert [o.tolist() for o in out] == [[float(r)] * 3 for r in range(world)]
+    if device != "cpu":
+        try:
+            dist.all_reduce(gc.zeros(3))
+        except ValueError as e:
+            assert "nccl" in str(e) and device in str(e)
+        else:
+            raise AssertionError("a CPU tensor under nccl must raise")
+
+
+class _MpiStandInForNccl:
+    """The _nccl.Communicator interface done by MPI on host arrays: runs the "nccl" backend's Python path (the
+    rank-order sum with gradcore ops, avg, broadcast, the all_gather rows) on a machine without GPUs."""
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def all_reduce(self, array, op):
+        from mpi4py import MPI
+
+        assert op == "max"  # the sum must go through all_gather + the rank-order additions
+        self.comm.Allreduce(MPI.IN_PLACE, array.numpy(), op=MPI.MAX)
+
+    def broadcast(self, array, root):
+        self.comm.Bcast(array.numpy(), root=root)
+
+    def all_gather(self, array, out):
+        self.comm.Allgather(np.ascontiguousarray(array.numpy()), out.numpy())
+
+    def destroy(self):
+        pass
+
+
+def nccl_python_path(rank, world):
+    group = dist._require_group("test")
+    group.nccl, group.device = _MpiStandInForNccl(group.comm), "cpu"
+    try:
+        nccl_collectives(rank, world)
+    finally:
+        group.nccl = group.device = None
+
+
 def fail(rank, world):
     """Rank 1 raises while rank 0 waits in a collective: the job must stop with rank 1's error."""
     if rank == 1:
@@ -145,10 +446,14 @@ def fail(rank, world):
 
 def main():
     scenario = sys.argv[1]
-    dist.init_process_group("mpi")
+    dist.init_process_group("nccl" if scenario.startswith("nccl_collectives") else "mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
-     "fit": fit_from_rank_0}[scenario](rank, world)
+     "fit": fit_from_rank_0, "overlap": overlap, "unused": unused,
+     "sync_batchnorm": sync_batchnorm, "checkpoint": checkpoint,
+     "load_checkpoint": load_checkpoint,
+     "nccl_unique_id": nccl_unique_id, "nccl_collectives": nccl_collectives,
+     "nccl_python_path": nccl_python_path}[scenario](rank, world, *sys.argv[2:])
     print(f"OK {rank}", flush=True)
     dist.destroy_process_group()
 

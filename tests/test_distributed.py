@@ -3,6 +3,7 @@
 The multi-process tests launch `mpirun -np 2` on loopback (tests/distributed_worker.py holds each rank's code and
 its checks), every launch under a timeout so a hang fails instead of blocking CI. They skip where mpi4py or
 mpirun is missing (pip install "gradcore[distributed]")."""
+import hashlib
 import os
 import re
 import shutil
@@ -20,8 +21,13 @@ WORKER = os.path.join(HERE, "distributed_worker.py")
 LAUNCH_TIMEOUT_S = 120
 
 
-def mpirun(scenario, ranks=2):
-    """Runs the worker scenario on `ranks` processes; returns (exit code, combined output)."""
+def mpirun(scenario, ranks=2, *args):
+    """Runs the worker scenario (with extra arguments) on `ranks` processes; returns (exit code, output)."""
+    return launch([WORKER, scenario, *args], ranks)
+
+
+def launch(python_args, ranks):
+    """`mpirun -np ranks python <python_args>` on loopback; returns (exit code, combined output)."""
     pytest.importorskip("mpi4py")
     launcher = shutil.which("mpirun")
     if launcher is None:
@@ -34,16 +40,16 @@ def mpirun(scenario, ranks=2):
            "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo"]  # loopback only
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-run-as-root")  # CI containers run as root
-    cmd += [sys.executable, WORKER, scenario]
+    cmd += [sys.executable, *python_args]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
     except subprocess.TimeoutExpired as e:
-        pytest.fail(f"mpirun {scenario} hung for {LAUNCH_TIMEOUT_S}s:\n{e.stdout}\n{e.stderr}")
+        pytest.fail(f"mpirun {python_args} hung for {LAUNCH_TIMEOUT_S}s:\n{e.stdout}\n{e.stderr}")
     return done.returncode, done.stdout + done.stderr
 
 
-def assert_every_rank_ok(scenario, ranks=2):
-    code, output = mpirun(scenario, ranks)
+def assert_every_rank_ok(scenario, ranks=2, *args):
+    code, output = mpirun(scenario, ranks, *args)
     assert code == 0, output
     assert sorted(re.findall(r"^OK (\d+)$", output, re.M)) == [str(r) for r in range(ranks)], output
     return output
@@ -66,13 +72,65 @@ def test_two_identical_runs_are_bitwise_equal():
     assert len(set(first)) == 1 and first == second
 
 
+def test_buckets_start_during_backward_and_average_bitwise_in_fixed_rank_order():
+    # Including parameters used twice in one forward, for one bucket per parameter and for a single bucket.
+    assert_every_rank_ok("overlap")
+
+
+def test_unused_parameters_raise_on_every_rank_or_follow_pytorch_with_find_unused_parameters():
+    assert_every_rank_ok("unused")
+
+
 def test_no_sync_accumulates_locally_and_the_next_sync_averages_the_sum():
     assert_every_rank_ok("no_sync")
+
+
+def test_sync_batchnorm_on_two_ranks_of_batch_4_equals_batchnorm_on_one_batch_of_8():
+    # forward, input/weight/bias gradients and running statistics, float32 and float64; uneven batches too.
+    assert_every_rank_ok("sync_batchnorm")
+
+
+def test_a_checkpoint_saved_under_two_ranks_loads_in_one_process_and_under_any_world_size(tmp_path):
+    # Saved by a 2-rank DDP job, which also reloads it (plain and wrapped models, and resumes bitwise).
+    digest = set(re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("checkpoint", 2, str(tmp_path)), re.M))
+    assert len(digest) == 1
+    digest = digest.pop()
+    assert sorted(os.listdir(tmp_path)) == ["ddp.safetensors", "prefixed.safetensors"]  # no stray temporaries
+    # Here, in one process without a process group: into the plain model, parameter names without "module."
+    plain = gc.nn.Sequential(gc.nn.Linear(6, 16), gc.nn.Tanh(), gc.nn.Linear(16, 1))
+    ckpt = gc.load(str(tmp_path / "ddp.safetensors"), plain)
+    assert sorted(ckpt.state) == ["0.bias", "0.weight", "2.bias", "2.weight"] and ckpt.metadata == {"step": 3}
+    assert hashlib.sha256(b"".join(p.numpy().tobytes() for p in plain.parameters())).hexdigest() == digest
+    # Under other world sizes, into a wrapped model with its optimizer.
+    for ranks in (1, 3):
+        assert_every_rank_ok("load_checkpoint", ranks, str(tmp_path), digest)
 
 
 def test_fit_prints_its_epoch_summary_from_rank_0_only():
     output = assert_every_rank_ok("fit")
     assert len(re.findall(r"epoch 1/1: loss", output)) == 1, output
+
+
+@pytest.mark.parametrize("example, summary, checkpoint", [
+    ("autoencoder", "held-out MSE", "autoencoder.safetensors"),
+    ("classifier", "held-out accuracy", "classifier.safetensors"),
+])
+def test_the_examples_train_with_distributed_and_report_and_save_from_rank_0(tmp_path, example, summary, checkpoint):
+    code, output = launch(["-m", f"gradcore.examples.{example}", "--distributed", "--epochs", "1", "--train-size",
+                           "200", "--test-size", "50", "--batch-size", "25", "--out", str(tmp_path)], 2)
+    assert code in (0, 1) and "Traceback" not in output, output  # 1: too short a run to reach the quality bar
+    assert "on 2 ranks (batch 25 each)" in output
+    assert len(re.findall(r"^epoch 1/1: train", output, re.M)) == 1, output  # printed by rank 0 only
+    assert len(re.findall("^" + summary, output, re.M)) == 1, output  # the final report, once
+    assert output.count(f"wrote {tmp_path}") >= 1 and output.count(checkpoint) == 1, output
+    # The checkpoint holds the plain networks' names and loads into the single-process model.
+    module = __import__(f"gradcore.examples.{example}", fromlist=["build"])
+    if example == "autoencoder":
+        encoder, decoder = module.build()
+        ckpt = gc.load(str(tmp_path / checkpoint), {"encoder": encoder, "decoder": decoder})
+    else:
+        ckpt = gc.load(str(tmp_path / checkpoint), {"model": module.build()})
+    assert not any(".module." in k for k in ckpt.state) and ckpt.metadata["epochs"] == 1
 
 
 def test_a_rank_that_raises_stops_the_job_with_its_error_instead_of_hanging():
@@ -131,6 +189,43 @@ def test_bad_shard_arguments_raise_naming_the_argument(kwargs, error, words):
         gc.data.DataLoader(np.zeros((4, 1), np.float32), 2, **kwargs)
 
 
+# ---- in one process: SyncBatchNorm without a process group is BatchNorm2d ------------------------------------
+def test_sync_batchnorm_without_a_process_group_is_bitwise_batchnorm2d():
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((4, 3, 5, 5)).astype(np.float32) for _ in range(2)]
+    gc.manual_seed(0)
+    bn, sync = gc.nn.BatchNorm2d(3), gc.nn.SyncBatchNorm(3)
+    for x_np in xs:
+        outputs = []
+        for m in (bn, sync):
+            x = gc.tensor(x_np, requires_grad=True)
+            y = m(x)
+            (y * y).sum().backward()
+            outputs.append([y.numpy(), x.grad.numpy(), m.weight.grad.numpy(), m.bias.grad.numpy(),
+                            m.running_mean.numpy(), m.running_var.numpy()])
+        for a, b in zip(*outputs):
+            assert np.array_equal(a, b)
+    bn.eval(), sync.eval()
+    assert np.array_equal(bn(gc.tensor(xs[0])).numpy(), sync(gc.tensor(xs[0])).numpy())
+    assert sync(gc.tensor(xs[0][:, :, 0, 0])).shape == (4, 3)  # (N, C) inputs too, as PyTorch's
+
+
+def test_convert_sync_batchnorm_replaces_every_batchnorm_and_keeps_its_parameters():
+    net = gc.nn.Sequential(gc.nn.Conv2d(1, 2, 3), gc.nn.BatchNorm2d(2, momentum=0.3),
+                           gc.nn.Sequential(gc.nn.BatchNorm2d(2, affine=False)))
+    weight, running_mean = net[1].weight, net[1].running_mean
+    converted = gc.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    assert converted is net
+    assert type(net[1]) is gc.nn.SyncBatchNorm and type(net[2][0]) is gc.nn.SyncBatchNorm
+    assert net[1].weight is weight and net[1].running_mean is running_mean and net[1].momentum == 0.3
+    assert net[2][0].weight is None and not net[2][0].affine
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    with pytest.raises(TypeError, match="module"):
+        gc.nn.SyncBatchNorm.convert_sync_batchnorm("net")
+    with pytest.raises(ValueError, match="2-d"):
+        gc.nn.SyncBatchNorm(3)(gc.zeros(3))
+
+
 # ---- in one process: errors before init ----------------------------------------------------------------------
 def test_collectives_before_init_process_group_raise():
     assert not dist.is_initialized()
@@ -141,8 +236,74 @@ def test_collectives_before_init_process_group_raise():
         gc.nn.parallel.DistributedDataParallel(gc.nn.Linear(2, 2))
 
 
-def test_unknown_backend_is_rejected_and_nccl_says_it_is_not_there_yet():
+def test_unknown_backend_is_rejected():
     with pytest.raises(ValueError, match="backend"):
         dist.init_process_group("gloo")
-    with pytest.raises(NotImplementedError, match="nccl"):
+
+
+# ---- the NCCL backend ---------------------------------------------------------------------------------------
+def _nccl_loaded():
+    with open("/proc/self/maps") as maps:
+        return "libnccl" in maps.read()
+
+
+@pytest.mark.skipif(gc.cuda.is_available() and not gc.cuda.is_emulated(), reason="this machine has a GPU")
+def test_nccl_without_a_gpu_raises_clearly_and_never_loads_nccl():
+    pytest.importorskip("mpi4py")
+    with pytest.raises(RuntimeError, match='"nccl" needs a CUDA GPU per rank .*use backend "mpi"'):
         dist.init_process_group("nccl")
+    assert not dist.is_initialized()
+    assert not _nccl_loaded()
+
+
+def test_a_missing_nccl_library_raises_naming_the_wheel(monkeypatch):
+    from gradcore import _nccl
+
+    monkeypatch.setattr(_nccl, "_lib", None)
+    monkeypatch.setattr(_nccl, "_wheel_candidates", lambda: [])
+    monkeypatch.setattr(_nccl, "LIBRARY", "libnccl-that-is-not-installed.so.2")
+    with pytest.raises(RuntimeError, match="pip install nvidia-nccl-cu13"):
+        _nccl.load()
+
+
+def test_the_library_is_looked_up_in_the_wheel_layout_without_loading_it(tmp_path, monkeypatch):
+    from gradcore import _nccl
+
+    lib = tmp_path / "nvidia" / "nccl" / "lib" / "libnccl.so.2"
+    lib.parent.mkdir(parents=True)
+    lib.write_bytes(b"not a library: found, never loaded")
+    def nvidia_modules():
+        return {m: sys.modules[m] for m in list(sys.modules) if m == "nvidia" or m.startswith("nvidia.")}
+
+    before = nvidia_modules()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        for name in before:
+            del sys.modules[name]
+        assert _nccl.library_path() == str(lib)
+        assert dist.is_nccl_available()
+    finally:  # the fake package must not stay importable for the tests after this one
+        for name in nvidia_modules():
+            del sys.modules[name]
+        sys.modules.update(before)
+
+
+def test_the_nccl_wheel_loads_and_rank_0s_unique_id_reaches_every_rank():
+    from gradcore import _nccl
+
+    if _nccl.library_path() is None:
+        pytest.skip("the nvidia-nccl-cu13 wheel is not installed (pip install nvidia-nccl-cu13)")
+    assert_every_rank_ok("nccl_unique_id")
+
+
+def test_the_nccl_backends_python_path_gives_the_rank_order_results_with_mpi_standing_in_for_nccl():
+    assert_every_rank_ok("nccl_python_path")
+
+
+@pytest.mark.cuda
+def test_nccl_collectives_on_two_gpus_give_the_rank_order_results():
+    if gc.cuda.is_emulated() or gc.cuda.device_count() < 2:
+        pytest.skip("needs two real GPUs (NCCL cannot run on the emulated device)")
+    if not dist.is_nccl_available():
+        pytest.skip("needs NCCL (pip install nvidia-nccl-cu13)")
+    assert_every_rank_ok("nccl_collectives")

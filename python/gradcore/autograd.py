@@ -15,6 +15,7 @@ import inspect
 import threading
 
 from . import _core
+from .hooks import RemovableHandle
 from .tensor import FLOATING, Tensor
 
 _state = threading.local()
@@ -301,6 +302,78 @@ def queue_callback(key, fn):
     _backward_callbacks[key] = fn
 
 
+# ---- post-accumulate-grad hooks ------------------------------------------------------------------------------
+# How the engine knows a leaf's gradient is complete: before propagating, it counts for every hooked leaf the
+# edges into it, one per (node, input position) among the nodes this backward visits, plus one per time the leaf
+# is itself an output. Each node visited in topological order, whether it ran or received no gradient, then
+# settles its edges; the leaf's count reaching zero means no later node can add to its `.grad`, so its hooks run
+# then, once per backward, while the rest of backward still runs (what DistributedDataParallel overlaps with).
+_live_post_hooks = 0  # hooks registered and not removed: zero keeps the engine on its plain path
+
+
+def _post_hook_removed():
+    global _live_post_hooks
+    _live_post_hooks -= 1
+
+
+def _register_post_accumulate_grad_hook(self, hook):
+    """Calls hook(tensor) once per backward, after the gradient of this leaf has been fully accumulated into
+    `.grad` (every use of the leaf counted), as PyTorch's Tensor.register_post_accumulate_grad_hook; it may read
+    and change `.grad` in place. Not called when no gradient reached the leaf, nor by autograd.grad() (which
+    leaves `.grad` alone). Hooks run in registration order. Returns a handle whose remove() unregisters it."""
+    global _live_post_hooks
+    if not callable(hook):
+        raise TypeError(f"hook: expected a callable hook(tensor), got {type(hook).__name__}")
+    if not self.requires_grad:
+        raise RuntimeError("register_post_accumulate_grad_hook: cannot register a hook on a tensor that does not "
+                           "require grad")
+    if self._node is not None:
+        raise RuntimeError("register_post_accumulate_grad_hook: post accumulate grad hooks cannot be registered on "
+                           "non-leaf tensors")
+    hooks = getattr(self, "_post_accumulate_grad_hooks", None)
+    if hooks is None:
+        hooks = self._post_accumulate_grad_hooks = {}
+    _live_post_hooks += 1
+    return RemovableHandle(hooks, hook, on_remove=_post_hook_removed)
+
+
+Tensor.register_post_accumulate_grad_hook = _register_post_accumulate_grad_hook
+
+
+class _LeafWatch:
+    """The hooked leaves of one backward: edges still to come per leaf, and which leaves got a gradient."""
+
+    def __init__(self, outputs, nodes):
+        self.pending, self.received = {}, set()
+        for out in outputs:
+            self._count(out)
+        for node in nodes:
+            for inp in node.inputs:
+                self._count(inp)
+
+    def _count(self, t):
+        if (isinstance(t, Tensor) and t._node is None and t._requires_grad
+                and getattr(t, "_post_accumulate_grad_hooks", None)):
+            key = id(t)
+            self.pending[key] = self.pending.get(key, 0) + 1
+
+    def settle(self, t, got_gradient):
+        """One edge into t is done (got_gradient: it added to t.grad); runs t's hooks once the last one is."""
+        key = id(t)
+        left = self.pending.get(key)
+        if left is None:
+            return
+        if got_gradient:
+            self.received.add(key)
+        if left > 1:
+            self.pending[key] = left - 1
+            return
+        del self.pending[key]
+        if key in self.received:
+            for hook in list(t._post_accumulate_grad_hooks.values()):
+                hook(t)
+
+
 def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
     """Propagates grad_outputs from outputs. Leaf gradients go into `.grad`, or, when `capture` maps
     id(tensor) -> None for the tensors wanted, into that dict instead (leaves' `.grad` untouched)."""
@@ -314,6 +387,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
 
 def _propagate(outputs, grad_outputs, retain_graph, capture):
     node_grads = {}
+    leaf_outputs = []
     for out, g in zip(outputs, grad_outputs):
         if not isinstance(out, Tensor):
             raise TypeError(f"outputs: expected Tensors, got {type(out).__name__}")
@@ -325,13 +399,22 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
         if out._node is None:  # a leaf was passed as output
             if capture is None:
                 out._accumulate_grad(g)
+                leaf_outputs.append(out)
             continue
         slots = node_grads.setdefault(id(out._node), [None] * len(out._node.output_meta))
         slots[out._output_index] = _accumulate(slots[out._output_index], g)
 
-    for node in _topological_nodes(outputs):
+    order = _topological_nodes(outputs)
+    watch = _LeafWatch(outputs, order) if capture is None and _live_post_hooks else None
+    if watch is not None:
+        for out in leaf_outputs:
+            watch.settle(out, True)
+    for node in order:
         slots = node_grads.pop(id(node), None)
         if slots is None:
+            if watch is not None:  # no gradient reached this node: its edges into leaves are settled empty
+                for inp in node.inputs:
+                    watch.settle(inp, False)
             continue
         grads = [
             g if g is not None else _core.zeros(shape, dtype, device)
@@ -358,6 +441,11 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
             else:
                 slots = node_grads.setdefault(id(inp._node), [None] * len(inp._node.output_meta))
                 slots[inp._output_index] = _accumulate(slots[inp._output_index], g)
+        if watch is not None:  # after the whole node, so a leaf used twice by it counts both gradients first
+            for inp, g in zip(node.inputs, input_grads):
+                watch.settle(inp, g is not None)
+            for inp in node.inputs[len(input_grads):]:
+                watch.settle(inp, False)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=False):

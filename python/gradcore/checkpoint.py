@@ -16,6 +16,13 @@ host and process id; the next save() to that path from the same host removes tem
 longer running (a save killed mid-write would otherwise leave a file as large as the checkpoint behind for ever).
 Temporaries of other hosts (a shared file system) are left alone: their process ids mean nothing here.
 
+Data-parallel runs: under gradcore.distributed, save() writes from rank 0 only (the ranks hold the same
+weights); the other ranks write nothing and get None back, so every rank may call it, or only rank 0 (a barrier()
+before other ranks load it). A DistributedDataParallel model is saved as the module it wraps: its entries carry
+no "module." prefix, so the file loads into the plain model, with any world size, or into a wrapped one.
+Files written from a wrapped model's own state_dict() (every key "module.<name>") load into a plain model too:
+the prefix is dropped, as PyTorch's consume_prefix_in_state_dict_if_present does.
+
 Integrity: the metadata holds a CRC-32 of every tensor's bytes ("checksums") and one of the metadata itself
 ("header_checksum", over its canonical JSON), verified by load(), so a flipped bit raises instead of loading
 silently. Files written before checksums existed load without the check.
@@ -34,7 +41,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import distributed as dist
 from .nn.module import Module
+from .nn.parallel import DistributedDataParallel
 from .tensor import Tensor, tensor as make_tensor
 
 FORMAT = 1
@@ -55,8 +64,26 @@ class Checkpoint:
 
 
 # ---- state of modules -----------------------------------------------------------------------------------------
+def _unwrapped(module):
+    """The module a DistributedDataParallel wraps (what is saved and loaded), else the module itself."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+_WRAPPED_PREFIX = "module."
+
+
+def _without_wrapper_prefix(state, module):
+    """A state whose every key is "module.<name>" (a wrapped model's state_dict()) loads into the plain module
+    without the prefix, unless that module itself has a child named "module"."""
+    if (state and isinstance(module, Module) and "module" not in module._modules
+            and all(k.startswith(_WRAPPED_PREFIX) for k in state)):
+        return OrderedDict((k[len(_WRAPPED_PREFIX):], v) for k, v in state.items())
+    return state
+
+
 def _module_state(module_or_state):
     """name -> numpy array from a Module, a {prefix: Module} mapping, or a {name: array or Tensor} mapping."""
+    module_or_state = _unwrapped(module_or_state)
     if isinstance(module_or_state, Module):
         return OrderedDict((name, _host_array(t, name)) for name, t in module_or_state.state_dict().items())
     if not isinstance(module_or_state, dict):
@@ -67,7 +94,7 @@ def _module_state(module_or_state):
         if not isinstance(key, str):
             raise TypeError(f"module_or_state: keys must be strings, got {key!r}")
         if isinstance(value, Module):
-            for name, t in value.state_dict().items():
+            for name, t in _unwrapped(value).state_dict().items():
                 state[f"{key}.{name}"] = _host_array(t, f"{key}.{name}")
         else:
             state[key] = _host_array(value, f"module_or_state[{key!r}]")
@@ -88,12 +115,12 @@ def _contiguous(array):
 
 
 def _named_modules(module):
-    """[(prefix, Module)] of a Module (prefix "") or a {prefix: Module} mapping."""
+    """[(prefix, Module)] of a Module (prefix "") or a {prefix: Module} mapping (wrapped models unwrapped)."""
     if isinstance(module, Module):
-        return [("", module)]
+        return [("", _unwrapped(module))]
     if not isinstance(module, dict) or not all(isinstance(m, Module) for m in module.values()):
         raise TypeError(f"module: expected a gradcore.nn.Module or a dict of them, got {type(module).__name__}")
-    return [(prefix + ".", m) for prefix, m in module.items()]
+    return [(prefix + ".", _unwrapped(m)) for prefix, m in module.items()]
 
 
 def _check_dtypes(modules, state, strict, path):
@@ -115,6 +142,8 @@ def _check_dtypes(modules, state, strict, path):
 def _load_into(module, state, strict, path):
     """Loads `state` into a Module or a {prefix: Module} mapping; returns (missing keys, unexpected keys)."""
     modules = _named_modules(module)
+    if len(modules) == 1 and modules[0][0] == "":
+        state = _without_wrapper_prefix(state, modules[0][1])
     _check_dtypes(modules, state, strict, path)
     missing, claimed = [], set()
     for prefix, m in modules:
@@ -236,10 +265,14 @@ def save(path, module_or_state, optimizer=None, **metadata):
     the optimizer's state_dict() when given, and any JSON-serialisable keyword metadata (epoch=..., step=...).
 
         gradcore.save("ae.safetensors", {"encoder": enc, "decoder": dec}, optimizer=opt, epoch=3)
+
+    Returns the path written; under gradcore.distributed, ranks other than 0 write nothing and return None.
     """
     from safetensors.numpy import save as safetensors_bytes
 
     path = _path(path)
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return None  # rank 0 holds the same weights and writes the one file
     tensors = OrderedDict((_MODEL + k, _contiguous(v)) for k, v in _module_state(module_or_state).items())
     header = {"format": FORMAT, "optimizer": None, "metadata": metadata}
     if optimizer is not None:
@@ -339,7 +372,7 @@ def _read(path):
 
 
 def _first_device(module):
-    modules = [module] if isinstance(module, Module) else list((module or {}).values())
+    modules = [_unwrapped(module)] if isinstance(module, Module) else list((module or {}).values())
     for m in modules:
         for p in m.parameters():
             return p.device

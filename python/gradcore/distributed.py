@@ -11,8 +11,16 @@ order 0, 1, ..., N-1, element by element. Every rank computes the same bits, and
 equal. The cost is N buffers of memory and N-1 additions per element on every rank, which is fine for the CPU
 backend's world sizes (a fixed-order tree would scale better; a later change).
 
-Tensors may live on a CUDA device: they travel through host memory (a copy out, a copy back).
-Only backend "mpi" exists so far; "nccl" (GPU memory, loaded from the nvidia-nccl-cu13 wheel) is planned.
+Backends. "mpi": host memory through mpi4py; tensors may live on a CUDA device, they then travel through host
+memory (a copy out, a copy back). "nccl": CUDA tensors move GPU to GPU through NCCL, loaded at run time with
+ctypes from the nvidia-nccl-cu13 wheel or the system (gradcore/_nccl.py; a CPU machine never loads it). MPI still
+launches the ranks: rank 0 creates NCCL's unique id and MPI broadcasts it, then every rank joins with
+ncclCommInitRank on its GPU (the rank's index among the ranks of its node). Collectives run on gradcore's stream
+of that GPU. The same determinism rule holds there: the sum is an NCCL all_gather (bytes only) followed by
+gradcore's own elementwise additions in rank order 0..N-1 on the GPU, rather than ncclAllReduce, whose ring or
+tree order depends on the topology, the message size and NCCL's tuning (NCCL_ALGO, NCCL_PROTO). "max" is exact
+and uses ncclAllReduce. DistributedDataParallel still averages its buckets through MPI on host memory under
+either backend (the NCCL bucket path is a later change). The NCCL path has not yet run on GPUs.
 """
 from __future__ import annotations
 
@@ -21,9 +29,11 @@ import traceback
 
 import numpy as np
 
-from .tensor import Tensor, tensor as _tensor
+from .autograd import no_grad
+from .tensor import Tensor, tensor as _tensor, zeros as _zeros
 
-__all__ = ["ReduceOp", "init_process_group", "is_initialized", "is_available", "get_rank", "get_world_size",
+__all__ = ["ReduceOp", "init_process_group", "is_initialized", "is_available", "is_nccl_available", "get_rank",
+           "get_world_size",
            "get_backend", "barrier", "all_reduce", "broadcast", "all_gather", "destroy_process_group"]
 
 BACKENDS = ("mpi", "nccl")
@@ -46,6 +56,8 @@ class _Group:
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self.previous_excepthook = None
+        self.nccl = None     # the NCCL communicator (backend "nccl")
+        self.device = None   # this rank's CUDA device (backend "nccl"), e.g. "cuda:0"
 
 
 _group = None
@@ -58,6 +70,16 @@ def is_available():
     except ImportError:
         return False
     return True
+
+
+def is_nccl_available():
+    """Whether an NCCL library is there to load (the nvidia-nccl-cu13 wheel, or a system libnccl.so.2); it is not
+    loaded by asking. The "nccl" backend needs a CUDA GPU per rank as well."""
+    import ctypes.util
+
+    from . import _nccl
+
+    return _nccl.library_path() is not None or ctypes.util.find_library("nccl") is not None
 
 
 def _import_mpi():
@@ -83,23 +105,54 @@ def _abort_on_uncaught_exception(exc_type, exc, tb):
 def init_process_group(backend="mpi"):
     """Joins this process to the job started by the MPI launcher; rank and world size come from it.
 
+    backend "mpi" (host memory) or "nccl" (CUDA tensors, one GPU per rank: the rank's index on its node).
     Installs a sys.excepthook that aborts the whole job when this rank raises an uncaught exception, so a failing
     rank stops the job with its error instead of hanging the others.
     """
     global _group
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    if backend == "nccl":
-        raise NotImplementedError('init_process_group: backend "nccl" is not implemented yet; use backend "mpi" '
-                                  '(CUDA tensors then travel through host memory)')
     if _group is not None:
         raise RuntimeError("init_process_group: the default process group is already initialized; call "
                            "destroy_process_group() first")
     MPI = _import_mpi()
+    if backend == "nccl":
+        _require_gpus()  # before NCCL is loaded: a CPU machine never loads it
     group = _Group(backend, MPI.COMM_WORLD.Dup())
+    if backend == "nccl":
+        try:
+            _join_nccl(group, MPI)
+        except BaseException:
+            group.comm.Free()
+            raise
     group.previous_excepthook = sys.excepthook
     sys.excepthook = _abort_on_uncaught_exception
     _group = group
+
+
+def _require_gpus():
+    from . import cuda
+
+    if not cuda.is_available() or cuda.is_emulated():
+        why = ("gradcore was built without CUDA" if not cuda.compiled() else
+               "the emulated CUDA device cannot run NCCL" if cuda.is_emulated() else "no CUDA GPU or driver was found")
+        raise RuntimeError(f'init_process_group: backend "nccl" needs a CUDA GPU per rank ({why}); use backend '
+                           '"mpi" for host memory')
+
+
+def _join_nccl(group, MPI):
+    """This rank's GPU (its index among the ranks of its node) and the NCCL communicator over the group."""
+    from . import _nccl, cuda
+
+    node = group.comm.Split_type(MPI.COMM_TYPE_SHARED)
+    local_rank, local_size = node.Get_rank(), node.Get_size()
+    node.Free()
+    if local_size > cuda.device_count():
+        raise RuntimeError(f'init_process_group: backend "nccl" needs one GPU per rank, but this node runs '
+                           f"{local_size} ranks and has {cuda.device_count()} GPU(s); start at most that many "
+                           "ranks per node")
+    group.nccl = _nccl.Communicator(group.comm, local_rank)
+    group.device = f"cuda:{local_rank}"
 
 
 def is_initialized():
@@ -126,24 +179,35 @@ def get_backend():
 
 
 def barrier():
-    """Returns once every rank has called barrier()."""
-    _require_group("barrier").comm.Barrier()
+    """Returns once every rank has called barrier() (under "nccl", once this rank's GPU work queued so far is
+    done, too)."""
+    group = _require_group("barrier")
+    if group.nccl is not None:
+        from . import cuda
+
+        cuda.synchronize(group.device)
+    group.comm.Barrier()
 
 
 def destroy_process_group():
     """Leaves the process group (the excepthook installed by init_process_group is restored)."""
     global _group
     group = _require_group("destroy_process_group")
-    group.comm.Barrier()  # no rank frees the communicator while another still uses it
+    barrier()  # no rank frees the communicators while another still uses them
+    if group.nccl is not None:
+        group.nccl.destroy()
     group.comm.Free()
     if sys.excepthook is _abort_on_uncaught_exception:
         sys.excepthook = group.previous_excepthook
     _group = None
 
 
-def _check_tensor(t, name):
+def _check_tensor(t, name, group=None):
     if not isinstance(t, Tensor):
         raise TypeError(f"{name}: expected a gradcore.Tensor, got {type(t).__name__}")
+    if group is not None and group.nccl is not None and t.device != group.device:
+        raise ValueError(f'{name}: the "nccl" backend moves tensors on this rank\'s GPU, {group.device}; got a '
+                         f'tensor on {t.device} (move it with .to("{group.device}"), or use backend "mpi")')
     return t
 
 
@@ -177,15 +241,34 @@ def all_reduce(tensor, op=ReduceOp.SUM):
     PyTorch's rule, so "avg" needs a float tensor).
     """
     group = _require_group("all_reduce")
-    _check_tensor(tensor, "tensor")
+    _check_tensor(tensor, "tensor", group)
     if not isinstance(op, str) or op not in _REDUCE_OPS:
         raise ValueError(f"op: expected one of {_REDUCE_OPS}, got {op!r}")
     if op == ReduceOp.AVG and not tensor.is_floating_point():
         raise TypeError(f'op: "avg" needs a float tensor, got {tensor.dtype}')
     if op == ReduceOp.SUM and tensor.dtype == "bool":
         raise TypeError('op: "sum" of a bool tensor is not defined; use "max" (logical or)')
+    if group.nccl is not None:
+        _nccl_all_reduce(group, tensor, op)
+        return None
     _write_back(tensor, _reduce_array(group, _host_array(tensor), op))
     return None
+
+
+@no_grad()
+def _nccl_all_reduce(group, tensor, op):
+    """On the GPU: "max" by ncclAllReduce (exact); "sum"/"avg" by ncclAllGather and additions in rank order."""
+    if op == ReduceOp.MAX:
+        group.nccl.all_reduce(tensor._data, "max")
+        return
+    rows = _zeros(group.size, *tensor.shape, dtype=tensor.dtype, device=tensor.device)
+    group.nccl.all_gather(tensor._data, rows._data)
+    total = rows[0]
+    for r in range(1, group.size):
+        total = total + rows[r]
+    if op == ReduceOp.AVG:
+        total = total / group.size
+    tensor.copy_(total)
 
 
 def _reduce_array(group, local, op):
@@ -205,9 +288,12 @@ def _reduce_array(group, local, op):
 def broadcast(tensor, src=0):
     """Copies rank `src`'s `tensor` into `tensor` on every rank, in place (shapes and dtypes must agree)."""
     group = _require_group("broadcast")
-    _check_tensor(tensor, "tensor")
+    _check_tensor(tensor, "tensor", group)
     if isinstance(src, bool) or not isinstance(src, (int, np.integer)) or not 0 <= src < group.size:
         raise ValueError(f"src: expected a rank in [0, {group.size}), got {src!r}")
+    if group.nccl is not None:
+        group.nccl.broadcast(tensor._data, int(src))
+        return
     array = _host_array(tensor)  # CPU: a view, so Bcast writes into the tensor itself
     group.comm.Bcast(array, root=int(src))
     _write_back(tensor, array)
@@ -216,15 +302,22 @@ def broadcast(tensor, src=0):
 def all_gather(tensor_list, tensor):
     """Fills tensor_list[r] with rank r's `tensor` on every rank (PyTorch's argument order)."""
     group = _require_group("all_gather")
-    _check_tensor(tensor, "tensor")
+    _check_tensor(tensor, "tensor", group)
     if not isinstance(tensor_list, list) or len(tensor_list) != group.size:
         raise ValueError(f"tensor_list: expected a list of {group.size} tensors (one per rank), got "
                          f"{type(tensor_list).__name__} of length {len(tensor_list) if hasattr(tensor_list, '__len__') else '?'}")
     for r, t in enumerate(tensor_list):
-        _check_tensor(t, f"tensor_list[{r}]")
+        _check_tensor(t, f"tensor_list[{r}]", group)
         if t.shape != tensor.shape or t.dtype != tensor.dtype:
             raise ValueError(f"tensor_list[{r}]: expected shape {tensor.shape} and dtype {tensor.dtype} like "
                              f"tensor, got {t.shape} {t.dtype}")
+    if group.nccl is not None:
+        with no_grad():
+            rows = _zeros(group.size, *tensor.shape, dtype=tensor.dtype, device=tensor.device)
+            group.nccl.all_gather(tensor._data, rows._data)
+            for r, t in enumerate(tensor_list):
+                t.copy_(rows[r])
+        return
     rows = _gathered(group, _host_array(tensor))
     for r, t in enumerate(tensor_list):
         _write_back(t, rows[r])

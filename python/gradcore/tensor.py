@@ -66,7 +66,9 @@ class Tensor:
     (a Tensor that starts at zero on first use); only float tensors may require gradients.
     """
 
-    __slots__ = ("_data", "_requires_grad", "grad", "_node", "_output_index", "__weakref__")
+    # _post_accumulate_grad_hooks is set only on leaves that get one (autograd.py), so plain tensors pay nothing.
+    __slots__ = ("_data", "_requires_grad", "grad", "_node", "_output_index", "_post_accumulate_grad_hooks",
+                 "__weakref__")
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad=False):

@@ -2,7 +2,12 @@
 
     python -m gradcore.examples.autoencoder [--epochs N] [--batch-size B] [--device cpu|cuda] [--seed S]
                                             [--batch-norm] [--init he_normal|glorot_uniform|kaiming_uniform]
-                                            [--health-every N] [--out DIR]
+                                            [--health-every N] [--out DIR] [--distributed]
+
+Data-parallel over MPI: `mpirun -np 2 python -m gradcore.examples.autoencoder --distributed`. Each rank trains a
+replica on its shard of every epoch (--batch-size is per rank, as with PyTorch's DistributedDataParallel: the
+global batch is ranks x B), gradients are averaged by DistributedDataParallel, and rank 0 alone prints, plots
+and writes the checkpoint (the ranks hold the same weights).
 
 The network is the seeds' (a MATLAB example that PyTorch ports kept collapsing):
     encoder  conv(1->32, 3x3, stride 2, "same") + ReLU, conv(32->64, 3x3, stride 2, "same") + ReLU   28 -> 14 -> 7
@@ -35,7 +40,8 @@ import gradcore
 from gradcore import diagnostics, nn
 from gradcore import functional as F
 from gradcore.data import DataLoader, synthetic_digits
-from gradcore.examples import default_device
+from gradcore.examples import default_device, global_sums, start_distributed
+from gradcore.nn.parallel import DistributedDataParallel
 from gradcore.optim import Adam
 
 # The default run sees 100k training digits: 140 s on this project's shared 2-core machine (1,200-1,700 digits/s
@@ -102,33 +108,45 @@ def evaluate(encoder, decoder, loader):
 def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=None, seed=0, batch_norm=False,
           train_size=DEFAULTS["train_size"], test_size=DEFAULTS["test_size"], lr=DEFAULTS["lr"],
           weight_decay=DEFAULTS["weight_decay"], init=DEFAULTS["init"], health_every=DEFAULTS["health_every"],
-          steps=None, progress=True, log=print):
+          steps=None, progress=True, log=print, distributed=False):
     """Trains the autoencoder and returns a Result. Everything derives from `seed` (data, weights, batch order).
-    steps: stop each epoch after this many steps (a short run; default: the whole epoch)."""
+    steps: stop each epoch after this many steps (a short run; default: the whole epoch).
+    distributed: data-parallel over the ranks of gradcore.distributed (initialised here if it is not yet): each
+    rank trains on its shard with batch_size, DistributedDataParallel averages the gradients, and only rank 0
+    logs, shows progress and runs the health checks. The Result holds the unwrapped networks."""
     from tqdm.auto import tqdm
 
+    rank, world = start_distributed(distributed)
+    if rank != 0:
+        log, progress = (lambda *args, **kwargs: None), False
     device = device or default_device()
     train_images, _ = synthetic_digits(train_size, seed=seed)
     test_images, test_labels = synthetic_digits(test_size, seed=seed + 10_000)
     showcase = test_images[[int(np.argmax(test_labels == d)) for d in range(10) if (test_labels == d).any()]]
     mean_image = train_images.mean(axis=0, keepdims=True)
     baseline = float(((test_images - mean_image) ** 2).mean())
-    train_loader = DataLoader(train_images, batch_size, shuffle=True, seed=seed, device=device)
+    shard = dict(num_replicas=world, rank=rank) if distributed else {}
+    train_loader = DataLoader(train_images, batch_size, shuffle=True, seed=seed, device=device, **shard)
     test_loader = DataLoader(test_images, 250, shuffle=False, device=device)
 
-    encoder, decoder = build(batch_norm, seed, device, init)
+    plain_encoder, plain_decoder = build(batch_norm, seed, device, init)
+    encoder, decoder = plain_encoder, plain_decoder
+    if distributed:  # two networks, two wrappers: each averages its own gradients
+        encoder, decoder = DistributedDataParallel(encoder), DistributedDataParallel(decoder)
     params = list(encoder.parameters()) + list(decoder.parameters())
     optimizer = Adam(params, lr=lr, weight_decay=weight_decay)
-    health = diagnostics.HealthMonitor({"encoder": encoder, "decoder": decoder}, every=health_every)
-    result = Result(encoder, decoder, optimizer, showcase, test_mse=float("nan"), baseline_mse=baseline,
+    health = (diagnostics.HealthMonitor({"encoder": plain_encoder, "decoder": plain_decoder}, every=health_every)
+              if rank == 0 else None)
+    result = Result(plain_encoder, plain_decoder, optimizer, showcase, test_mse=float("nan"), baseline_mse=baseline,
                     health=health)
-    log(f"autoencoder on {device}: {train_size} training / {test_size} held-out digits, batch {batch_size}, "
+    ranks = f" on {world} ranks (batch {batch_size} each)" if distributed else ""
+    log(f"autoencoder on {device}{ranks}: {train_size} training / {test_size} held-out digits, batch {batch_size}, "
         f"{epochs} epochs, seed {seed}, {init} init{', BatchNorm' if batch_norm else ''}")
     started = time.perf_counter()
 
     for epoch in range(epochs):
         train_loader.set_epoch(epoch)
-        bar = tqdm(total=train_size, desc=f"epoch {epoch + 1}/{epochs}", unit="digit", unit_scale=True,
+        bar = tqdm(total=train_loader.num_samples, desc=f"epoch {epoch + 1}/{epochs}", unit="digit", unit_scale=True,
                    disable=not progress, dynamic_ncols=True)
         loss_sum, seen, epoch_started = 0.0, 0, time.perf_counter()
         for step, (x,) in enumerate(train_loader):
@@ -147,7 +165,8 @@ def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=N
             optimizer.step()
             # health, every health_every steps: the output must follow the input (target = input), every layer
             # pass the signal on and learn at a healthy rate, few units dead or saturated (warned when found)
-            result.warnings += [str(f) for f in health.step(loss, reconstruction, x)]
+            if health is not None:
+                result.warnings += [str(f) for f in health.step(loss, reconstruction, x)]
 
             value = loss.item()
             loss_sum += value * len(x)
@@ -156,17 +175,21 @@ def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=N
             bar.set_postfix(mse=f"{value:.4f}")
         bar.close()
 
-        test_mse, reconstructions = evaluate(encoder, decoder, test_loader)
+        loss_sum, seen = global_sums([loss_sum, seen], distributed)  # every rank's digits
+        test_mse, reconstructions = evaluate(plain_encoder, plain_decoder, test_loader)
         result.train_loss.append(loss_sum / seen)
         result.test_loss.append(test_mse)
-        result.warnings += diagnostics.warn(diagnostics.check_output(reconstructions, test_images[:len(reconstructions)],
-                                                                     name="held-out reconstruction"))
+        if rank == 0:
+            result.warnings += diagnostics.warn(diagnostics.check_output(
+                reconstructions, test_images[:len(reconstructions)], name="held-out reconstruction"))
         log(f"epoch {epoch + 1}/{epochs}: train MSE {loss_sum / seen:.5f}, held-out MSE {test_mse:.5f} "
             f"(mean-image baseline {baseline:.5f}), {seen / (time.perf_counter() - epoch_started):.0f} digits/s")
 
-    health.remove()
+    if health is not None:
+        health.remove()
     result.seconds = time.perf_counter() - started
-    result.test_mse = result.test_loss[-1] if result.test_loss else evaluate(encoder, decoder, test_loader)[0]
+    result.test_mse = (result.test_loss[-1] if result.test_loss
+                       else evaluate(plain_encoder, plain_decoder, test_loader)[0])
     return result
 
 
@@ -210,20 +233,29 @@ def parse_args(argv=None):
     p.add_argument("--train-size", type=int, default=DEFAULTS["train_size"], help="synthetic training digits")
     p.add_argument("--test-size", type=int, default=DEFAULTS["test_size"], help="synthetic held-out digits")
     p.add_argument("--out", default="autoencoder-out", help="directory for the PNGs and the checkpoint")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks: mpirun -np N python -m gradcore.examples.autoencoder "
+                        "--distributed (--batch-size per rank)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    rank, _ = start_distributed(args.distributed)
     result = train(epochs=args.epochs, batch_size=args.batch_size, device=args.device, seed=args.seed,
                    batch_norm=args.batch_norm, train_size=args.train_size, test_size=args.test_size, init=args.init,
-                   health_every=args.health_every)
+                   health_every=args.health_every, distributed=args.distributed)
     ratio = result.baseline_mse / result.test_mse
-    print(f"\nheld-out MSE {result.test_mse:.5f}   mean-image baseline {result.baseline_mse:.5f}   "
-          f"({ratio:.1f}x lower) in {result.seconds:.0f} s")
-    if result.warnings:
-        print(f"{len(result.warnings)} training-health warning(s); see above")
-    write_outputs(result, args.out)
+    if rank == 0:  # the ranks hold the same weights: one report, one set of files
+        print(f"\nheld-out MSE {result.test_mse:.5f}   mean-image baseline {result.baseline_mse:.5f}   "
+              f"({ratio:.1f}x lower) in {result.seconds:.0f} s")
+        if result.warnings:
+            print(f"{len(result.warnings)} training-health warning(s); see above")
+        write_outputs(result, args.out)
+    if args.distributed:
+        from gradcore import distributed as dist
+
+        dist.destroy_process_group()
     return 0 if ratio > 2 else 1
 
 

@@ -3,6 +3,10 @@
 
     python -m gradcore.examples.classifier [--epochs N] [--batch-size B] [--device cpu|cuda] [--seed S]
                                            [--mnist DIR] [--train-size N] [--test-size N] [--out DIR]
+                                           [--distributed]
+
+Data-parallel over MPI: `mpirun -np 2 python -m gradcore.examples.classifier --distributed` (--batch-size per
+rank; the BatchNorm statistics stay per rank, as PyTorch's default; rank 0 alone prints, plots and saves).
 
 The network (PyTorch's usual first CNN):
     conv(1->16, 3x3, pad 1) + BatchNorm2d + ReLU + max_pool(2)      28 -> 14
@@ -30,7 +34,8 @@ import gradcore
 from gradcore import nn
 from gradcore import functional as F
 from gradcore.data import DataLoader, load_idx, synthetic_digits
-from gradcore.examples import default_device
+from gradcore.examples import default_device, global_sums, start_distributed
+from gradcore.nn.parallel import DistributedDataParallel
 from gradcore.optim import Adam
 
 # The default run sees 3 x 12,000 digits; measured on this project's shared 2-core machine: see the README.
@@ -122,11 +127,16 @@ def evaluate(model, loader, device):
 
 def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=None, seed=0,
           train_size=DEFAULTS["train_size"], test_size=DEFAULTS["test_size"], lr=DEFAULTS["lr"], mnist=None,
-          steps=None, progress=True, log=print):
+          steps=None, progress=True, log=print, distributed=False):
     """Trains the classifier and returns a Result. Everything derives from `seed` (data, weights, batch order,
-    dropout masks). steps: stop each epoch after this many steps (a short run)."""
+    dropout masks). steps: stop each epoch after this many steps (a short run).
+    distributed: data-parallel over the ranks of gradcore.distributed (initialised here if it is not yet), each
+    rank on its shard with batch_size; only rank 0 logs and shows progress. The Result holds the unwrapped model."""
     from tqdm.auto import tqdm
 
+    rank, world = start_distributed(distributed)
+    if rank != 0:
+        log, progress = (lambda *args, **kwargs: None), False
     device = device or default_device()
     if mnist:
         (train_images, train_labels), (test_images, test_labels) = load_mnist(mnist)
@@ -135,19 +145,23 @@ def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=N
         train_images, train_labels = synthetic_digits(train_size, seed=seed)
         test_images, test_labels = synthetic_digits(test_size, seed=seed + 10_000)
         source = "synthetic digits"
-    train_loader = DataLoader((train_images, train_labels), batch_size, shuffle=True, seed=seed, device=device)
+    shard = dict(num_replicas=world, rank=rank) if distributed else {}
+    train_loader = DataLoader((train_images, train_labels), batch_size, shuffle=True, seed=seed, device=device,
+                              **shard)
     test_loader = DataLoader((test_images, test_labels), 500, shuffle=False, device=device)
 
-    model = build(seed, device)
+    plain = build(seed, device)
+    model = DistributedDataParallel(plain) if distributed else plain
     optimizer = Adam(model.parameters(), lr=lr)
-    log(f"classifier on {device}: {len(train_images)} training / {len(test_images)} held-out {source}, batch "
+    ranks = f" on {world} ranks (batch {batch_size} each)" if distributed else ""
+    log(f"classifier on {device}{ranks}: {len(train_images)} training / {len(test_images)} held-out {source}, batch "
         f"{batch_size}, {epochs} epochs, seed {seed}")
-    result = Result(model, optimizer, test_accuracy=float("nan"), confusion=np.zeros((CLASSES, CLASSES), np.int64))
+    result = Result(plain, optimizer, test_accuracy=float("nan"), confusion=np.zeros((CLASSES, CLASSES), np.int64))
     started = time.perf_counter()
 
     for epoch in range(epochs):
         train_loader.set_epoch(epoch)
-        bar = tqdm(total=len(train_images), desc=f"epoch {epoch + 1}/{epochs}", unit="digit", unit_scale=True,
+        bar = tqdm(total=train_loader.num_samples, desc=f"epoch {epoch + 1}/{epochs}", unit="digit", unit_scale=True,
                    disable=not progress, dynamic_ncols=True)
         loss_sum, correct, seen, epoch_started = 0.0, 0, 0, time.perf_counter()
         for step, (x, y) in enumerate(train_loader):
@@ -173,7 +187,8 @@ def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=N
             bar.set_postfix(loss=f"{value:.4f}", acc=f"{correct / seen:.3f}")
         bar.close()
 
-        test_loss, test_accuracy, confusion = evaluate(model, test_loader, device)
+        loss_sum, correct, seen = global_sums([loss_sum, correct, seen], distributed)  # every rank's digits
+        test_loss, test_accuracy, confusion = evaluate(plain, test_loader, device)
         result.train_loss.append(loss_sum / seen)
         result.train_accuracy.append(correct / seen)
         result.test_loss.append(test_loss)
@@ -185,7 +200,7 @@ def train(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], device=N
 
     result.seconds = time.perf_counter() - started
     if not result.test_accuracies:
-        _, result.test_accuracy, result.confusion = evaluate(model, test_loader, device)
+        _, result.test_accuracy, result.confusion = evaluate(plain, test_loader, device)
     return result
 
 
@@ -221,15 +236,25 @@ def parse_args(argv=None):
     p.add_argument("--train-size", type=int, default=DEFAULTS["train_size"], help="synthetic training digits")
     p.add_argument("--test-size", type=int, default=DEFAULTS["test_size"], help="synthetic held-out digits")
     p.add_argument("--out", default="classifier-out", help="directory for the PNGs and the checkpoint")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks: mpirun -np N python -m gradcore.examples.classifier "
+                        "--distributed (--batch-size per rank)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    rank, _ = start_distributed(args.distributed)
     result = train(epochs=args.epochs, batch_size=args.batch_size, device=args.device, seed=args.seed,
-                   train_size=args.train_size, test_size=args.test_size, lr=args.lr, mnist=args.mnist)
-    print(f"\nheld-out accuracy {result.test_accuracy:.4f} in {result.seconds:.0f} s")
-    write_outputs(result, args.out)
+                   train_size=args.train_size, test_size=args.test_size, lr=args.lr, mnist=args.mnist,
+                   distributed=args.distributed)
+    if rank == 0:  # the ranks hold the same weights: one report, one set of files
+        print(f"\nheld-out accuracy {result.test_accuracy:.4f} in {result.seconds:.0f} s")
+        write_outputs(result, args.out)
+    if args.distributed:
+        from gradcore import distributed as dist
+
+        dist.destroy_process_group()
     return 0 if result.test_accuracy >= 0.9 else 1
 
 

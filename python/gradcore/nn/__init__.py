@@ -10,6 +10,7 @@ from .linear import Linear  # noqa: F401
 from .flatten import Flatten  # noqa: F401
 from .module import Module, Parameter, Sequential  # noqa: F401
 from . import parallel  # noqa: F401  (gradcore.nn.parallel.DistributedDataParallel)
+from .sync_batchnorm import SyncBatchNorm  # noqa: F401  (#16: statistics all-reduced over ranks)
 # Classification (#13): losses, pooling, dropout.
 from .dropout import Dropout, Dropout2d  # noqa: F401
 from .loss import CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss  # noqa: F401

@@ -5,6 +5,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..hooks import RemovableHandle  # noqa: F401  (also importable from here, as before)
 from ..tensor import Tensor
 
 
@@ -18,29 +19,6 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
-
-
-class RemovableHandle:
-    """What register_forward_hook returns: remove() takes the hook out again (idempotent); `with handle:` removes it
-    on exit."""
-
-    _next_id = 0
-
-    def __init__(self, hooks, hook):
-        self._hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-        hooks[self.id] = hook
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-        return False
 
 
 class Module:
