@@ -1,0 +1,223 @@
+// conv2d's input gradient (= conv_transpose2d's forward) as a direct, stride-decomposed convolution: no column
+// matrix, no col2im scatter-add, no packed copy of the big operand.
+//
+// The maths (conv2d.h's notation; gy is the (N, C_out, Ho, Wo) operand, gx the (N, C_in, H, W) result):
+//   gx[n, ci, ih, iw] = sum_{co, kh, kw} w[co, ci, kh, kw] gy[n, co, (ih + pad_top - kh d_h) / s_h, (iw + ...) / s_w]
+// over the taps where both divisions are exact and land inside gy. Exactness depends on ih only through
+// a = ih mod s_h, so the output rows split into s_h phases (and the columns into s_w): phase (a_h, a_w) holds the
+// pixels ih = a_h + s_h j, iw = a_w + s_w l, and on them the sum is an ordinary stride-1 correlation of gy with the
+// sub-kernel of taps kh = a_h + pad_top (mod s_h) (likewise kw), each read at the fixed offset
+//   gy row j + off_h,  off_h = (a_h + pad_top - kh d_h) / s_h     (gy column l + off_w likewise)
+// For stride 2 and a 3x3 kernel the four phases have 2x2, 2x1, 1x2 and 1x1 taps: the 9 taps are each used once per
+// output pixel, so the work is the GEMM path's, without its K x P column matrix and the col2im pass over it (which
+// cost more than the GEMM for 7x7 inputs). Any stride, dilation and padding decomposes; a phase with no taps is bias.
+//
+// The kernel, per (image, group, output-row phase a_h): gy's channels of the group are copied once into zero-bordered
+// planes, so every tap of every phase reads inside them (the border stands for reads past gy's edge). Each phase is
+// then a product of a tile of kMr phase pixels (rows) by two vectors of input channels ci (columns), over the
+// reduction k = (co, tap): the pixels are broadcast from gy where they lie (a pixel's tap is at a fixed offset from
+// the pixel), the weights come from a small packed copy [k][ci], so nothing of the size of the data is packed. The
+// tiles are pixel-major; an epilogue writes them into gx's channel planes at stride s_w, both column phases of a row
+// together, so each gx row is written once, whole.
+//
+// Order of summation: gx[.., ci, ih, iw] = bias[ci] + the products over k = (co, kh, kw) in increasing order, one
+// multiply-add at a time in one register lane; fixed by the shapes, whatever the threads (tasks own whole rows of gx).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#include "conv2d.h"
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+#include "cpu/phase_timer.h"
+#include "cpu/scratch.h"
+#include "cpu/simd.h"
+
+namespace gradcore::cpu {
+
+// One dimension of the decomposition: for each phase a in [0, s), how many output positions it has and the taps
+// (kernel index, offset into gy) that reach it.
+struct PhaseAxis {
+  struct Tap {
+    int64_t k, offset;
+  };
+  std::vector<int64_t> count;            // [a]: positions a, a + s, ... below `size`
+  std::vector<std::vector<Tap>> taps;    // [a]: kernel indices with an exact division, in increasing order
+  int64_t border_before = 0, extent = 0;  // gy is read at [-border_before, extent) along this axis
+
+  PhaseAxis(int64_t size, int64_t gy_size, int64_t stride, int64_t pad_before, int64_t kernel, int64_t dilation)
+      : count(stride), taps(stride) {
+    extent = gy_size;
+    for (int64_t a = 0; a < stride; ++a) {
+      count[a] = a < size ? (size - a + stride - 1) / stride : 0;
+      for (int64_t k = 0; k < kernel; ++k) {
+        const int64_t shifted = a + pad_before - k * dilation;
+        if (((shifted % stride) + stride) % stride != 0) continue;
+        const int64_t offset = (shifted - ((shifted % stride) + stride) % stride) / stride;  // exact, floor
+        taps[a].push_back({k, offset});
+        if (count[a] > 0) {
+          border_before = std::max(border_before, -offset);
+          extent = std::max(extent, count[a] - 1 + offset + 1);
+        }
+      }
+    }
+  }
+  int64_t padded() const { return border_before + extent; }
+};
+
+// Where the stride-decomposed kernel runs instead of GEMM + col2im: enough input channels per group to fill most of
+// its vector columns (below that the GEMM path's rows are the channels' taps and use the tile better), and a stride
+// above 1 (stride 1 has no col2im scatter of its own to save: the GEMM path's col2im is contiguous there).
+template <typename T> inline bool use_stride_decomposed(const Conv2dParams& p) {
+  return p.in_per_group() >= Simd<T>::lanes && (p.stride_h > 1 || p.stride_w > 1) &&
+         p.out_per_group() * p.kernel_h * p.kernel_w >= 16;
+}
+
+// A tile of kMr phase pixels x nr channels: acc = bias + sum_k gy_pad[koff[k] + pix[i]] * wk[k][0..nr).
+template <typename T>
+inline void stride_decomposed_tile(int64_t K, const int64_t* koff, const T* gy_pad, const int64_t* pix, const T* wk,
+                                   const T* bias, T* out) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
+  V acc0[kMr], acc1[kMr];
+  const V bias0 = load_vec(bias), bias1 = load_vec(bias + L);
+  for (int i = 0; i < kMr; ++i) acc0[i] = bias0, acc1[i] = bias1;
+  int64_t p[kMr];
+  for (int i = 0; i < kMr; ++i) p[i] = pix[i];
+  for (int64_t k = 0; k < K; ++k) {
+    const V b0 = load_vec(wk + k * NR), b1 = load_vec(wk + k * NR + L);
+    const T* base = gy_pad + koff[k];
+    for (int i = 0; i < kMr; ++i) {
+      const V ai = broadcast<T>(base[p[i]]);
+      acc0[i] += ai * b0;
+      acc1[i] += ai * b1;
+    }
+  }
+  for (int i = 0; i < kMr; ++i) {
+    store_vec(out + i * NR, acc0[i]);
+    store_vec(out + i * NR + L, acc1[i]);
+  }
+}
+
+// gx (N, C_in, H, W) = bias + conv2d's input gradient of gy (N, C_out, Ho, Wo) with w (C_out, C_in/G, kH, kW).
+// pb: C_in values or null. Every element of gx is written.
+template <typename T>
+void backward_input_stride_decomposed(const T* pg, const T* pw, const T* pb, T* px, const Conv2dParams& p,
+                                      bool parallel) {
+  constexpr int64_t NR = Simd<T>::nr;
+  const int64_t G = p.groups, M = p.out_per_group(), Cg = p.in_per_group(), N = p.batch;
+  const int64_t H = p.in_h, W = p.in_w, Ho = p.out_h, Wo = p.out_w, sh = p.stride_h, sw = p.stride_w;
+  const int64_t taps_hw = p.kernel_h * p.kernel_w, blocks = (Cg + NR - 1) / NR;
+  const PhaseAxis rows(H, Ho, sh, p.pad_top, p.kernel_h, p.dilation_h);
+  const PhaseAxis cols(W, Wo, sw, p.pad_left, p.kernel_w, p.dilation_w);
+  const int64_t Eh = rows.padded(), Ew = cols.padded(), plane = Eh * Ew;
+
+  // Per column-phase-pair (a_h, a_w): the reduction k = (co, tap) and each step's offset in the padded planes;
+  // and the weights packed [g][block][k][NR] (channels past Cg zero). Offsets are from the pixel's own position.
+  struct Phase {
+    int64_t K = 0;
+    std::vector<int64_t> koff;
+    int64_t weights = 0;  // offset of this phase's packed weights (g = 0, block 0)
+  };
+  std::vector<Phase> phases(sh * sw);
+  int64_t packed_size = 0;
+  for (int64_t ah = 0; ah < sh; ++ah)
+    for (int64_t aw = 0; aw < sw; ++aw) {
+      Phase& ph = phases[ah * sw + aw];
+      const auto& th = rows.taps[ah];
+      const auto& tw = cols.taps[aw];
+      ph.K = M * (int64_t)(th.size() * tw.size());
+      ph.koff.reserve(ph.K);
+      for (int64_t co = 0; co < M; ++co)
+        for (const auto& r : th)
+          for (const auto& c : tw) ph.koff.push_back(co * plane + r.offset * Ew + c.offset);
+      ph.weights = packed_size;
+      packed_size += G * blocks * ph.K * NR;
+    }
+  AlignedBuffer<T> packed(packed_size + blocks * NR);
+  T* zero_bias = packed.ptr + packed_size;  // NR * blocks zeros, when there is no bias
+  std::fill(zero_bias, zero_bias + blocks * NR, T(0));
+  for (int64_t ah = 0; ah < sh; ++ah)
+    for (int64_t aw = 0; aw < sw; ++aw) {
+      const Phase& ph = phases[ah * sw + aw];
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t b = 0; b < blocks; ++b) {
+          T* dst = packed.ptr + ph.weights + (g * blocks + b) * ph.K * NR;
+          for (int64_t co = 0; co < M; ++co)
+            for (const auto& r : rows.taps[ah])
+              for (const auto& c : cols.taps[aw]) {
+                const T* src = pw + ((g * M + co) * Cg) * taps_hw + r.k * p.kernel_w + c.k;
+                for (int64_t j = 0; j < NR; ++j) {
+                  const int64_t ci = b * NR + j;
+                  dst[j] = ci < Cg ? src[ci * taps_hw] : T(0);
+                }
+                dst += NR;
+              }
+        }
+    }
+  std::vector<T> bias_padded;  // per group and block, NR values
+  if (pb) {
+    bias_padded.assign(G * blocks * NR, T(0));
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t ci = 0; ci < Cg; ++ci) bias_padded[g * blocks * NR + ci] = pb[g * Cg + ci];
+  }
+
+  const int64_t tasks = N * G * sh;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t n = t / (G * sh), g = t / sh % G, ah = t % sh, Jh = rows.count[ah];
+    if (Jh == 0) continue;
+    // gy's channels of this group, zero-bordered: (M, Eh, Ew)
+    T* gy_pad = scratch_col.get<T>(M * plane);
+    {
+      GRADCORE_PHASE("conv2d_backward_input/pad");
+      std::fill(gy_pad, gy_pad + M * plane, T(0));
+      const T* src = pg + (n * p.out_channels + g * M) * Ho * Wo;
+      for (int64_t co = 0; co < M; ++co)
+        for (int64_t r = 0; r < Ho; ++r)
+          std::memcpy(gy_pad + co * plane + (r + rows.border_before) * Ew + cols.border_before,
+                      src + (co * Ho + r) * Wo, sizeof(T) * Wo);
+    }
+    // results of each column phase, pixel-major: [aw][block][q][NR], q = j * Jw + l padded to a multiple of kMr
+    int64_t q_max = 0;
+    for (int64_t aw = 0; aw < sw; ++aw) q_max = std::max(q_max, round_up(Jh * cols.count[aw], kMr));
+    T* tiles = scratch_packed_b.get<T>(sw * blocks * q_max * NR);
+    {
+      GRADCORE_PHASE("conv2d_backward_input/direct");
+      std::vector<int64_t> pix(q_max);
+      for (int64_t aw = 0; aw < sw; ++aw) {
+        const Phase& ph = phases[ah * sw + aw];
+        const int64_t Jw = cols.count[aw], Q = Jh * Jw;
+        if (Q == 0) continue;
+        for (int64_t q = 0; q < round_up(Q, kMr); ++q) {  // pixel (j, l) sits at gy_pad[j + border, l + border]
+          const int64_t qq = std::min(q, Q - 1);            // tail rows repeat the last pixel; never stored to gx
+          pix[q] = (qq / Jw + rows.border_before) * Ew + qq % Jw + cols.border_before;
+        }
+        for (int64_t b = 0; b < blocks; ++b) {
+          const T* wk = packed.ptr + ph.weights + (g * blocks + b) * ph.K * NR;
+          const T* bias = pb ? bias_padded.data() + (g * blocks + b) * NR : zero_bias;
+          T* out = tiles + (aw * blocks + b) * q_max * NR;
+          for (int64_t q0 = 0; q0 < Q; q0 += kMr)
+            stride_decomposed_tile(ph.K, ph.koff.data(), gy_pad, pix.data() + q0, wk, bias, out + q0 * NR);
+        }
+      }
+    }
+    GRADCORE_PHASE("conv2d_backward_input/scatter");
+    // gx rows ah, ah + sh, ...: column phase aw fills columns aw, aw + sw, ...
+    for (int64_t ci = 0; ci < Cg; ++ci) {
+      T* gx_plane = px + (n * p.in_channels + g * Cg + ci) * H * W;
+      const int64_t b = ci / NR, lane = ci % NR;
+      for (int64_t j = 0; j < Jh; ++j) {
+        T* row = gx_plane + (ah + sh * j) * W;
+        for (int64_t aw = 0; aw < sw; ++aw) {
+          const int64_t Jw = cols.count[aw];
+          const T* src = tiles + ((aw * blocks + b) * q_max + j * Jw) * NR + lane;
+          for (int64_t l = 0; l < Jw; ++l) row[aw + sw * l] = src[l * NR];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace gradcore::cpu
