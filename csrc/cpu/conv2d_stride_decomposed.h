@@ -14,7 +14,7 @@
 //
 // The kernel, per (image, group, output-row phase a_h): gy's channels of the group are copied once into zero-bordered
 // planes, so every tap of every phase reads inside them (the border stands for reads past gy's edge). Each phase is
-// then a product of a tile of kMr phase pixels (rows) by two vectors of input channels ci (columns), over the
+// then a product of a tile of up to kMr phase pixels (rows) by two vectors of input channels ci (columns), over the
 // reduction k = (co, tap): the pixels are broadcast from gy where they lie (a pixel's tap is at a fixed offset from
 // the pixel), the weights come from a small packed copy [k][ci], so nothing of the size of the data is packed. The
 // tiles are pixel-major; an epilogue writes them into gx's channel planes at stride s_w, both column phases of a row
@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 #include "conv2d.h"
 #include "cpu/gemm.h"
@@ -33,6 +34,9 @@
 #include "cpu/phase_timer.h"
 #include "cpu/scratch.h"
 #include "cpu/simd.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace gradcore::cpu {
 
@@ -74,30 +78,102 @@ template <typename T> inline bool use_stride_decomposed(const Conv2dParams& p) {
          p.out_per_group() * p.kernel_h * p.kernel_w >= 16;
 }
 
-// A tile of kMr phase pixels x nr channels: acc = bias + sum_k gy_pad[koff[k] + pix[i]] * wk[k][0..nr).
-template <typename T>
+// A tile of ROWS phase pixels x nr channels: out[i][0..nr) = bias + sum_k gy_pad[koff[k] + pix[i]] * wk[k][0..nr).
+template <typename T, int ROWS>
 inline void stride_decomposed_tile(int64_t K, const int64_t* koff, const T* gy_pad, const int64_t* pix, const T* wk,
                                    const T* bias, T* out) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
-  V acc0[kMr], acc1[kMr];
+  V acc0[ROWS], acc1[ROWS];
   const V bias0 = load_vec(bias), bias1 = load_vec(bias + L);
-  for (int i = 0; i < kMr; ++i) acc0[i] = bias0, acc1[i] = bias1;
-  int64_t p[kMr];
-  for (int i = 0; i < kMr; ++i) p[i] = pix[i];
+  for (int i = 0; i < ROWS; ++i) acc0[i] = bias0, acc1[i] = bias1;
+  int64_t p[ROWS];
+  for (int i = 0; i < ROWS; ++i) p[i] = pix[i];
   for (int64_t k = 0; k < K; ++k) {
     const V b0 = load_vec(wk + k * NR), b1 = load_vec(wk + k * NR + L);
     const T* base = gy_pad + koff[k];
-    for (int i = 0; i < kMr; ++i) {
+    for (int i = 0; i < ROWS; ++i) {
       const V ai = broadcast<T>(base[p[i]]);
       acc0[i] += ai * b0;
       acc1[i] += ai * b1;
     }
   }
-  for (int i = 0; i < kMr; ++i) {
+  for (int i = 0; i < ROWS; ++i) {
     store_vec(out + i * NR, acc0[i]);
     store_vec(out + i * NR + L, acc1[i]);
   }
+}
+
+// Pixels per tile for a phase of Q pixels: from kMr down to kMr - 3, the count wasting the fewest rows in the last
+// tile (49 pixels, a 7x7 phase, go as 7 tiles of 7 rather than 7 tiles of 8 with 7 rows computed for nothing).
+inline int tile_rows(int64_t Q) {
+  int best = kMr;
+  for (int r = kMr; r >= kMr - 3; --r)
+    if (round_up(Q, r) - Q < round_up(Q, best) - Q) best = r;
+  return best;
+}
+
+template <typename T>
+inline void stride_decomposed_tile_rows(int rows, int64_t K, const int64_t* koff, const T* gy_pad, const int64_t* pix,
+                                        const T* wk, const T* bias, T* out) {
+  switch (rows) {
+    case kMr: return stride_decomposed_tile<T, kMr>(K, koff, gy_pad, pix, wk, bias, out);
+    case kMr - 1: return stride_decomposed_tile<T, kMr - 1>(K, koff, gy_pad, pix, wk, bias, out);
+    case kMr - 2: return stride_decomposed_tile<T, kMr - 2>(K, koff, gy_pad, pix, wk, bias, out);
+    default: return stride_decomposed_tile<T, kMr - 3>(K, koff, gy_pad, pix, wk, bias, out);
+  }
+}
+
+#if defined(__AVX512F__)
+// r[i] (row i of a 16x16 block) becomes column i: unpack pairs, then 2x2 blocks within 128-bit lanes, then the four
+// 128-bit lanes across rows.
+inline void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+    r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xDD);
+  }
+}
+#endif
+
+// stage[c * ld + q] = tiles[q * nr + c] for the nr channels c of a block and pixels q in [0, q_pad), q_pad a multiple
+// of 16 (pixel-major tiles to channel-major rows). Moving data only: no arithmetic, so no effect on any bit.
+// Transposing 16x16 blocks in registers is what makes this cheap: the element-by-element copy cost a fifth of the
+// whole layer (dec1, dec2).
+template <typename T> inline void channel_major(const T* tiles, int64_t q_pad, T* stage, int64_t ld) {
+  constexpr int64_t NR = Simd<T>::nr;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int64_t h = 0; h < NR; h += 16)
+      for (int64_t q0 = 0; q0 < q_pad; q0 += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(tiles + (q0 + i) * NR + h);
+        transpose16x16(r);
+        for (int c = 0; c < 16; ++c) _mm512_storeu_ps(stage + (h + c) * ld + q0, r[c]);
+      }
+    return;
+  }
+#endif
+  for (int64_t q = 0; q < q_pad; ++q)
+    for (int64_t c = 0; c < NR; ++c) stage[c * ld + q] = tiles[q * NR + c];
 }
 
 // gx (N, C_in, H, W) = bias + conv2d's input gradient of gy (N, C_out, Ho, Wo) with w (C_out, C_in/G, kH, kW).
@@ -179,10 +255,12 @@ void backward_input_stride_decomposed(const T* pg, const T* pw, const T* pb, T* 
           std::memcpy(gy_pad + co * plane + (r + rows.border_before) * Ew + cols.border_before,
                       src + (co * Ho + r) * Wo, sizeof(T) * Wo);
     }
-    // results of each column phase, pixel-major: [aw][block][q][NR], q = j * Jw + l padded to a multiple of kMr
+    // results of each column phase, pixel-major: [aw][block][q][NR], q = j * Jw + l, room for a padded last tile
     int64_t q_max = 0;
     for (int64_t aw = 0; aw < sw; ++aw) q_max = std::max(q_max, round_up(Jh * cols.count[aw], kMr));
-    T* tiles = scratch_packed_b.get<T>(sw * blocks * q_max * NR);
+    q_max = round_up(q_max, 16);  // channel_major's blocks
+    T* tiles = scratch_packed_b.get<T>(2 * sw * blocks * q_max * NR);
+    T* stage = tiles + sw * blocks * q_max * NR;  // [aw][ci][q]: the tiles channel-major
     {
       GRADCORE_PHASE("conv2d_backward_input/direct");
       std::vector<int64_t> pix(q_max);
@@ -190,30 +268,49 @@ void backward_input_stride_decomposed(const T* pg, const T* pw, const T* pb, T* 
         const Phase& ph = phases[ah * sw + aw];
         const int64_t Jw = cols.count[aw], Q = Jh * Jw;
         if (Q == 0) continue;
-        for (int64_t q = 0; q < round_up(Q, kMr); ++q) {  // pixel (j, l) sits at gy_pad[j + border, l + border]
-          const int64_t qq = std::min(q, Q - 1);            // tail rows repeat the last pixel; never stored to gx
+        const int rows_per_tile = tile_rows(Q);
+        // pixel (j, l) sits at gy_pad[j + border, l + border]; a padded last tile repeats the last pixel (its extra
+        // rows are never copied to gx)
+        for (int64_t q = 0; q < round_up(Q, rows_per_tile); ++q) {
+          const int64_t qq = std::min(q, Q - 1);
           pix[q] = (qq / Jw + rows.border_before) * Ew + qq % Jw + cols.border_before;
         }
         for (int64_t b = 0; b < blocks; ++b) {
           const T* wk = packed.ptr + ph.weights + (g * blocks + b) * ph.K * NR;
           const T* bias = pb ? bias_padded.data() + (g * blocks + b) * NR : zero_bias;
           T* out = tiles + (aw * blocks + b) * q_max * NR;
-          for (int64_t q0 = 0; q0 < Q; q0 += kMr)
-            stride_decomposed_tile(ph.K, ph.koff.data(), gy_pad, pix.data() + q0, wk, bias, out + q0 * NR);
+          for (int64_t q0 = 0; q0 < Q; q0 += rows_per_tile)
+            stride_decomposed_tile_rows(rows_per_tile, ph.K, ph.koff.data(), gy_pad, pix.data() + q0, wk, bias,
+                                        out + q0 * NR);
         }
       }
     }
     GRADCORE_PHASE("conv2d_backward_input/scatter");
+    for (int64_t aw = 0; aw < sw; ++aw)
+      for (int64_t b = 0; b < blocks; ++b)
+        channel_major(tiles + (aw * blocks + b) * q_max * NR, round_up(Jh * cols.count[aw], 16),
+                      stage + (aw * blocks + b) * NR * q_max, q_max);
     // gx rows ah, ah + sh, ...: column phase aw fills columns aw, aw + sw, ...
+    const bool pairs = sw == 2 && cols.count[0] - cols.count[1] <= 1;  // cols.count[0] >= cols.count[1] always
     for (int64_t ci = 0; ci < Cg; ++ci) {
       T* gx_plane = px + (n * p.in_channels + g * Cg + ci) * H * W;
-      const int64_t b = ci / NR, lane = ci % NR;
       for (int64_t j = 0; j < Jh; ++j) {
         T* row = gx_plane + (ah + sh * j) * W;
+        if (pairs) {  // interleave the two column phases' runs (vectorised by the compiler)
+          const int64_t J0 = cols.count[0], J1 = cols.count[1];
+          const T* s0 = stage + ci * q_max + j * J0;
+          const T* s1 = stage + (blocks * NR + ci) * q_max + j * J1;
+          for (int64_t l = 0; l < J1; ++l) {
+            row[2 * l] = s0[l];
+            row[2 * l + 1] = s1[l];
+          }
+          if (J0 > J1) row[2 * J1] = s0[J1];
+          continue;
+        }
         for (int64_t aw = 0; aw < sw; ++aw) {
           const int64_t Jw = cols.count[aw];
-          const T* src = tiles + ((aw * blocks + b) * q_max + j * Jw) * NR + lane;
-          for (int64_t l = 0; l < Jw; ++l) row[aw + sw * l] = src[l * NR];
+          const T* src = stage + (aw * blocks * NR + ci) * q_max + j * Jw;
+          for (int64_t l = 0; l < Jw; ++l) row[aw + sw * l] = src[l];
         }
       }
     }
