@@ -12,13 +12,13 @@
 // output pixel, so the work is the GEMM path's, without its K x P column matrix and the col2im pass over it (which
 // cost more than the GEMM for 7x7 inputs). Any stride, dilation and padding decomposes; a phase with no taps is bias.
 //
-// The kernel, per (image, group, output-row phase a_h): gy's channels of the group are copied once into zero-bordered
-// planes, so every tap of every phase reads inside them (the border stands for reads past gy's edge). Each phase is
-// then a product of a tile of up to kMr phase pixels (rows) by two vectors of input channels ci (columns), over the
-// reduction k = (co, tap): the pixels are broadcast from gy where they lie (a pixel's tap is at a fixed offset from
-// the pixel), the weights come from a small packed copy [k][ci], so nothing of the size of the data is packed. The
-// tiles are pixel-major; an epilogue writes them into gx's channel planes at stride s_w, both column phases of a row
-// together, so each gx row is written once, whole.
+// The kernel, per task (image, group, output-row phase a_h): gy's channels of the group are copied into
+// zero-bordered planes, so every tap of every phase reads inside them (the border stands for reads past gy's edge).
+// Each column phase is then a product of tiles of up to kMr phase pixels (rows) by two vectors of input channels ci
+// (columns), over the reduction k = (co, tap): the pixels are broadcast from gy where they lie (a pixel's tap is at
+// a fixed offset from the pixel) and the weights come from a small packed copy [k][ci], so nothing of the size of
+// the data is packed. The tiles come out pixel-major; 16x16 register transposes make them channel-major, and each
+// gx row is then written once, whole, its column phases interleaved (AVX-512 permutes for stride 2).
 //
 // Order of summation: gx[.., ci, ih, iw] = bias[ci] + the products over k = (co, kh, kw) in increasing order, one
 // multiply-add at a time in one register lane; fixed by the shapes, whatever the threads (tasks own whole rows of gx).
@@ -57,8 +57,8 @@ struct PhaseAxis {
       count[a] = a < size ? (size - a + stride - 1) / stride : 0;
       for (int64_t k = 0; k < kernel; ++k) {
         const int64_t shifted = a + pad_before - k * dilation;
-        if (((shifted % stride) + stride) % stride != 0) continue;
-        const int64_t offset = (shifted - ((shifted % stride) + stride) % stride) / stride;  // exact, floor
+        if (shifted % stride != 0) continue;
+        const int64_t offset = shifted / stride;  // exact
         taps[a].push_back({k, offset});
         if (count[a] > 0) {
           border_before = std::max(border_before, -offset);
@@ -70,9 +70,10 @@ struct PhaseAxis {
   int64_t padded() const { return border_before + extent; }
 };
 
-// Where the stride-decomposed kernel runs instead of GEMM + col2im: enough input channels per group to fill most of
-// its vector columns (below that the GEMM path's rows are the channels' taps and use the tile better), and a stride
-// above 1 (stride 1 has no col2im scatter of its own to save: the GEMM path's col2im is contiguous there).
+// Where the stride-decomposed kernel runs instead of GEMM + col2im: enough input channels per group to fill at least
+// half of its two vector columns (below that, as for the seed's 32 -> 1 and 1 -> 32 layers, the GEMM path's rows are
+// the channels' taps and fill its tile better), a reduction long enough to outweigh storing each tile, and a stride
+// above 1 (stride-1 layers were not measured against the GEMM path, whose col2im is contiguous there).
 template <typename T> inline bool use_stride_decomposed(const Conv2dParams& p) {
   return p.in_per_group() >= Simd<T>::lanes && (p.stride_h > 1 || p.stride_w > 1) &&
          p.out_per_group() * p.kernel_h * p.kernel_w >= 16;
@@ -184,7 +185,9 @@ template <typename T> inline void interleave_pair(const T* s0, int64_t J0, const
   if constexpr (std::is_same_v<T, float>) {
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    auto mask = [](int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1); };
+    auto mask = [](int64_t n) {
+      return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+    };
     for (int64_t l0 = 0; l0 < J0; l0 += 16) {
       const __m512 a = _mm512_maskz_loadu_ps(mask(J0 - l0), s0 + l0);
       const __m512 b = _mm512_maskz_loadu_ps(mask(J1 - l0), s1 + l0);
