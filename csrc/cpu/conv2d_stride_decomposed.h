@@ -47,7 +47,7 @@ struct PhaseAxis {
     int64_t k, offset;
   };
   std::vector<int64_t> count;            // [a]: positions a, a + s, ... below `size`
-  std::vector<std::vector<Tap>> taps;    // [a]: kernel indices with an exact division, in increasing order
+  std::vector<std::vector<Tap>> taps;    // [a]: kernel indices with an exact division that reach gy, in order
   int64_t border_before = 0, extent = 0;  // gy is read at [-border_before, extent) along this axis
 
   PhaseAxis(int64_t size, int64_t gy_size, int64_t stride, int64_t pad_before, int64_t kernel, int64_t dilation)
@@ -59,11 +59,12 @@ struct PhaseAxis {
         const int64_t shifted = a + pad_before - k * dilation;
         if (shifted % stride != 0) continue;
         const int64_t offset = shifted / stride;  // exact
+        // a tap that reads outside gy for every position of the phase adds nothing (the GEMM path's col2im skips
+        // it too); leaving it out also bounds the zero border by the image size, whatever the padding
+        if (offset >= gy_size || count[a] - 1 + offset < 0) continue;
         taps[a].push_back({k, offset});
-        if (count[a] > 0) {
-          border_before = std::max(border_before, -offset);
-          extent = std::max(extent, count[a] - 1 + offset + 1);
-        }
+        border_before = std::max(border_before, -offset);
+        extent = std::max(extent, count[a] - 1 + offset + 1);
       }
     }
   }
