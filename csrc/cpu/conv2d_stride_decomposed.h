@@ -269,27 +269,22 @@ void backward_input_stride_decomposed(const T* pg, const T* pw, const T* pb, T* 
       for (int64_t ci = 0; ci < Cg; ++ci) bias_padded[g * blocks * NR + ci] = pb[g * Cg + ci];
   }
 
-  // gy's channels of each image and group, zero-bordered: (N, G, M, Eh, Ew), made once for the sh tasks that read
-  // each image
-  AlignedBuffer<T> padded(N * G * M * plane);
-#pragma omp parallel for schedule(static) if (parallel && N * G > 1)
-  for (int64_t t = 0; t < N * G; ++t) {
-    GRADCORE_PHASE("conv2d_backward_input/pad");
-    T* dst = padded.ptr + t * M * plane;
-    std::fill(dst, dst + M * plane, T(0));
-    const T* src = pg + t * M * Ho * Wo;  // (n, g) -> channels g M .. of image n
-    for (int64_t co = 0; co < M; ++co)
-      for (int64_t r = 0; r < Ho; ++r)
-        std::memcpy(dst + co * plane + (r + rows.border_before) * Ew + cols.border_before, src + (co * Ho + r) * Wo,
-                    sizeof(T) * Wo);
-  }
-
   const int64_t tasks = N * G * sh;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks > 1)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t n = t / (G * sh), g = t / sh % G, ah = t % sh, Jh = rows.count[ah];
     if (Jh == 0) continue;
-    const T* gy_pad = padded.ptr + (n * G + g) * M * plane;
+    // gy's channels of this group, zero-bordered: (M, Eh, Ew)
+    T* gy_pad = scratch_col.get<T>(M * plane);
+    {
+      GRADCORE_PHASE("conv2d_backward_input/pad");
+      std::fill(gy_pad, gy_pad + M * plane, T(0));
+      const T* src = pg + (n * p.out_channels + g * M) * Ho * Wo;
+      for (int64_t co = 0; co < M; ++co)
+        for (int64_t r = 0; r < Ho; ++r)
+          std::memcpy(gy_pad + co * plane + (r + rows.border_before) * Ew + cols.border_before,
+                      src + (co * Ho + r) * Wo, sizeof(T) * Wo);
+    }
     // results of each column phase, pixel-major: [aw][block][q][NR], q = j * Jw + l, room for a padded last tile
     int64_t q_max = 0;
     for (int64_t aw = 0; aw < sw; ++aw) q_max = std::max(q_max, round_up(Jh * cols.count[aw], kMr));
