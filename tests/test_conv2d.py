@@ -33,6 +33,10 @@ SWEEP = {
     "same_stride2_odd_size": (2, 2, 7, 6, 3, (3, 3), 2, "same", 1, 1),
     "same_stride3_dilation2": (1, 2, 8, 7, 2, (3, 2), 3, "same", 2, 1),
     "valid_stride2": (2, 2, 9, 8, 3, (3, 3), 2, "valid", 1, 1),
+    # 16 input channels at stride > 1: the input gradient runs the CPU's stride-decomposed kernel, here with padding
+    # wider than the kernel (taps that reach no pixel of a phase) and with stride 3 and dilation 2
+    "stride2_wide_padding_16_channels": (1, 16, 4, 5, 2, (3, 3), 2, 4, 1, 1),
+    "stride3_dilation2_16_channels": (2, 16, 7, 8, 3, (2, 3), 3, (2, 1), 2, 1),
 }
 # Larger shapes that cross the CPU GEMM's tile and block edges (K > 256, several row panels and column strips).
 LARGE = {

@@ -1,11 +1,14 @@
 """conv_transpose2d: forward against the numpy scatter reference, float64 gradcheck, the adjoint identity with
 conv2d, padding="same" and output_size, CUDA against CPU, and bad input."""
+import textwrap
+
 import numpy as np
 import pytest
 
 import gradcore as gc
 from gradcore.functional import conv2d, conv_transpose2d
 from gradcore.ops.conv_transpose2d import same_cropping
+from isolated import outputs_for_thread_counts
 from reference import conv2d as ref
 from tolerance import DTYPES, assert_close, assert_cuda_matches_cpu, cuda_and_cpu_with_grads, forward_tol
 
@@ -35,6 +38,20 @@ LARGE = {
     "seed_decoder_64_32": (5, 64, 7, 7, 32, (3, 3), 2, "same", 0, 1, 1),
     "seed_decoder_32_1": (5, 32, 14, 14, 1, (3, 3), 2, "same", 0, 1, 1),
     "k4_stride2_c40": (2, 40, 9, 8, 24, (4, 4), 2, 1, 0, 1, 1),
+}
+# Strided layers with 16 or more output channels per group run the CPU's stride-decomposed kernel (one stride-1
+# correlation per output phase, csrc/cpu/conv2d_stride_decomposed.h) instead of GEMM + col2im: its shapes, with
+# channel counts that leave a partial vector, phases without taps (dilation 2 or a 1x1 kernel at stride 2: those
+# pixels get the bias only), taps reading past either edge, and groups.
+DECOMPOSED = {
+    "decomposed_stride2_odd_17ch": (2, 5, 5, 7, 17, (3, 3), 2, 1, 1, 1, 1),
+    "decomposed_stride3_k5": (1, 3, 4, 3, 16, (5, 5), 3, 2, (2, 1), 1, 1),
+    "decomposed_stride2_dilation2": (2, 4, 3, 4, 20, (3, 3), 2, (1, 2), 1, 2, 1),
+    "decomposed_k1_stride2": (1, 16, 3, 3, 16, (1, 1), 2, 0, 1, 1, 1),
+    "decomposed_nonsquare_stride": (1, 3, 3, 5, 16, (2, 3), (2, 3), (0, 1), (1, 2), 1, 1),
+    "decomposed_padding_wider_than_kernel": (1, 4, 5, 4, 16, (2, 2), 2, 3, 0, 2, 1),
+    "decomposed_same_groups2": (2, 6, 4, 4, 40, (3, 3), 2, "same", 0, 1, 2),
+    "decomposed_outpad_stride2_dilation3": (1, 3, 3, 4, 24, (2, 3), 2, (1, 0), (2, 1), 3, 1),
 }
 
 
@@ -70,18 +87,18 @@ def run(case, x, weight, bias, **extra):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(SWEEP) + list(LARGE))
+@pytest.mark.parametrize("name", list(SWEEP) + list(LARGE) + list(DECOMPOSED))
 def test_forward_matches_reference(name, dtype):
-    case = {**SWEEP, **LARGE}[name]
+    case = {**SWEEP, **LARGE, **DECOMPOSED}[name]
     x, weight, bias = make(case, dtype)
     stride, pads, op, dilation = geometry(case)
     expected = ref.conv_transpose2d(x.numpy(), weight.numpy(), bias.numpy(), stride, pads, op, dilation, case[-1])
     assert_close(run(case, x, weight, bias), expected, name=name, **forward_tol(dtype))
 
 
-@pytest.mark.parametrize("name", list(SWEEP))
+@pytest.mark.parametrize("name", list(SWEEP) + list(DECOMPOSED))
 def test_gradients_match_finite_differences(name):
-    case = SWEEP[name]
+    case = {**SWEEP, **DECOMPOSED}[name]
     x, weight, bias = make(case, "float64", requires_grad=True)
     assert gc.gradcheck(lambda a, b, c: run(case, a, b, c), [x, weight, bias])
 
@@ -132,6 +149,29 @@ def test_bitwise_deterministic():
         results.append([t.numpy().copy() for t in (y, x.grad, weight.grad, bias.grad)])
     for a, b in zip(*results):
         assert np.array_equal(a, b)
+
+
+THREAD_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import gradcore as gc
+    rng = np.random.default_rng(0)
+    out = []
+    for n, c_in, h, c_out, stride, dtype in ((25, 64, 7, 64, 2, "float32"), (3, 8, 5, 17, 3, "float32"),
+                                             (4, 16, 6, 16, 2, "float64")):
+        x = gc.tensor(rng.standard_normal((n, c_in, h, h)), dtype=dtype, requires_grad=True)
+        w = gc.tensor(rng.standard_normal((c_in, c_out, 3, 3)), dtype=dtype, requires_grad=True)
+        b = gc.tensor(rng.standard_normal(c_out), dtype=dtype)
+        y = gc.functional.conv_transpose2d(x, w, b, stride=stride, padding="same")
+        y.backward(gc.tensor(rng.standard_normal(y.shape), dtype=dtype))
+        out += [y.numpy().ravel(), x.grad.numpy().ravel(), w.grad.numpy().ravel()]
+    np.save(sys.argv[1], np.concatenate([a.astype("float64") for a in out]))
+""")
+
+
+def test_bitwise_identical_for_any_thread_count(tmp_path):
+    outputs = outputs_for_thread_counts(THREAD_SCRIPT, tmp_path)
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
 
 
 @pytest.mark.cuda

@@ -2,7 +2,9 @@
 //
 //   backward_input   dcol (K x n*P)       = W_g^T (packed once) * gy of n images side by side, then col2im
 // Several small images share one GEMM (images_per_gemm, im2col.h). Depthwise convolutions skip the GEMM
-// (conv2d_depthwise.h).
+// (conv2d_depthwise.h). Strided layers with enough channels per group run as one direct stride-1 correlation per
+// output phase instead (conv2d_stride_decomposed.h): no column matrix and no col2im, which for the seed decoder's
+// 7x7 -> 14x14 layers cost more than the GEMM itself (dec1 T forward 0.85 -> ~0.55 ms at 2 threads).
 //
 // Threads and determinism: one (block of images, group) per task, each writing its own slice of gx, so results are
 // the same for any thread count; tests/test_conv2d.py checks 1, 2 and 3 threads bit for bit.
@@ -11,6 +13,7 @@
 #include <cstring>
 #include "cpu/conv2d_depthwise.h"
 #include "cpu/conv2d_winograd.h"
+#include "cpu/conv2d_stride_decomposed.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
 #include "cpu/parallel.h"
@@ -41,6 +44,10 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
     depthwise_backward_input(pg, pw, pb, px, p, parallel);
     return;
   }
+  if (use_stride_decomposed<T>(p)) {  // strided layers: phases of direct convolutions, no col2im
+    backward_input_stride_decomposed(pg, pw, pb, px, p, parallel);
+    return;
+  }
   // A = W_g^T (K x M): element (k, m) at w_g[m * K + k].
   const int64_t a_size = round_up(K, kMr) * M;
   AlignedBuffer<T> packed_wt(G * a_size);
@@ -55,13 +62,18 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
     T* dcol = direct ? px + (n0 * Cin + g * Cg) * HW : scratch_col.get<T>(K * cols);
     for (int64_t m0 = 0; m0 < M; m0 += kKc) {  // one kKc block of B (gy rows) at a time
       const int64_t mc = std::min(kKc, M - m0);
-      for (int64_t i = 0; i < count; ++i)
-        rows_packed_b(pg + ((n0 + i) * Cout + g * M + m0) * P, P, mc, P, i * P, cols_pad, packed);
-      zero_packed_b_tail(packed, cols, cols_pad, mc);
+      {
+        GRADCORE_PHASE("conv2d_backward_input/pack");
+        for (int64_t i = 0; i < count; ++i)
+          rows_packed_b(pg + ((n0 + i) * Cout + g * M + m0) * P, P, mc, P, i * P, cols_pad, packed);
+        zero_packed_b_tail(packed, cols, cols_pad, mc);
+      }
+      GRADCORE_PHASE("conv2d_backward_input/gemm");
       gemm_packed(K, cols, mc, packed_wt.ptr + g * a_size + m0 * round_up(K, kMr), packed, dcol, cols, m0 > 0,
                   (const T*)nullptr);
     }
     if (!direct) {
+      GRADCORE_PHASE("conv2d_backward_input/col2im");
       for (int64_t i = 0; i < count; ++i) {
         T* gx_group = px + ((n0 + i) * Cin + g * Cg) * HW;
         if (p.is_pointwise()) {
