@@ -25,68 +25,117 @@ using namespace cpu;
 
 // Weight gradient for a short im2col (K much smaller than C_out/G, e.g. a first layer with one input channel):
 // dW_g (M x K) = sum_n gy_{n,g} (M x P) col_{n,g}^T (P x K), where gy's rows are already contiguous along the pixels,
-// so nothing of gy is packed. im2col goes to plain rows (K x P per image and group); then 4 x 4 blocks of dW are
-// dot products over the pixels, in vector lanes, summed into dW image by image in order.
-template <typename T>
-void backward_weight_dots(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+// so nothing of gy is packed. im2col goes to plain rows (K x P per image and group, zero-padded to whole vectors);
+// then each task owns a BM x BK block of dW and keeps it as BM * BK vectors of partial sums, lane l summing the
+// pixels l, l + L, ... of every image in order. The lanes are added (in lane order) only at the very end, so the
+// block's rows of gy are read once, and no horizontal sum is paid per image. The order depends on the shapes alone.
+template <typename T, int BM, int BK>
+void dots_block(const T* pg, const T* col, int64_t images, int64_t P, int64_t P_pad, int64_t gy_image,
+                int64_t col_image, int64_t m_valid, int64_t k_valid, T* lanes, bool accumulate) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes;
-  constexpr int64_t B = 4;  // dW block: B rows of gy against B rows of col
+  V acc[BM][BK];
+  for (int r = 0; r < BM; ++r)
+    for (int s = 0; s < BK; ++s) acc[r][s] = accumulate ? load_vec(lanes + (r * BK + s) * L) : V{};
+  for (int64_t i = 0; i < images; ++i) {
+    const T* a[BM];
+    const T* c[BK];
+    for (int r = 0; r < BM; ++r) a[r] = pg + i * gy_image + std::min<int64_t>(r, m_valid - 1) * P;  // past the edge:
+    for (int s = 0; s < BK; ++s) c[s] = col + i * col_image + std::min<int64_t>(s, k_valid - 1) * P_pad;  // dropped
+    int64_t q = 0;
+    for (; q + L <= P; q += L) {
+      V cv[BK];
+      for (int s = 0; s < BK; ++s) cv[s] = load_vec(c[s] + q);
+      for (int r = 0; r < BM; ++r) {
+        const V av = load_vec(a[r] + q);
+        for (int s = 0; s < BK; ++s) acc[r][s] += av * cv[s];
+      }
+    }
+    if (q < P) {  // the last, partial vector: gy's tail through a zero-padded copy (col is zero there already)
+      V cv[BK];
+      for (int s = 0; s < BK; ++s) cv[s] = load_vec(c[s] + q);
+      for (int r = 0; r < BM; ++r) {
+        alignas(64) T tail[L] = {};
+        std::copy(a[r] + q, a[r] + P, tail);
+        const V av = load_vec(tail);
+        for (int s = 0; s < BK; ++s) acc[r][s] += av * cv[s];
+      }
+    }
+  }
+  for (int r = 0; r < BM; ++r)
+    for (int s = 0; s < BK; ++s) store_vec(lanes + (r * BK + s) * L, acc[r][s]);
+}
+
+// dW block columns per task (BK) for K: the fewest blocks of at most 9 columns, so K = 9 (3x3, one channel) is one
+// block; rows per task (BM): as many as keep BM * BK accumulators and BK column vectors in the registers.
+template <typename T, int BK> struct DotsShape {
+  static constexpr int rows = std::min(8, 24 / BK);
+};
+
+template <typename T, int BK>
+void backward_weight_dots_bk(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+  constexpr int L = Simd<T>::lanes;
+  constexpr int BM = DotsShape<T, BK>::rows;
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
-  const int64_t taps_per_channel = p.kernel_h * p.kernel_w;
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P_pad = round_up(P, L);
   const TapTable taps(p);
-  const int64_t per_chunk = std::clamp<int64_t>((int64_t)((16u << 20) / sizeof(T)) / std::max<int64_t>(G * K * P, 1),
-                                                1, N);
-  AlignedBuffer<T> col(per_chunk * G * K * P);
-  const int64_t m_blocks = (M + B - 1) / B;
+  const int64_t per_chunk =
+      std::clamp<int64_t>((int64_t)((4u << 20) / sizeof(T)) / std::max<int64_t>(G * K * P_pad, 1), 1, N);
+  T* col = scratch_col.get<T>(per_chunk * G * K * P_pad);
+  const int64_t m_blocks = (M + BM - 1) / BM, k_blocks = (K + BK - 1) / BK, tasks = G * m_blocks * k_blocks;
+  T* lanes = scratch_packed_b.get<T>(tasks * BM * BK * L);
+#pragma omp parallel if (parallel)
   for (int64_t n0 = 0; n0 < N; n0 += per_chunk) {
     const int64_t count = std::min(per_chunk, N - n0);
-#pragma omp parallel for schedule(static) if (parallel && count * G > 1)
-    for (int64_t t = 0; t < count * G; ++t) {
-      const int64_t i = t / G, g = t % G;
-      const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
-      for (int64_t k = 0; k < K; ++k)
-        gather_taps(x_group + (k / taps_per_channel) * HW, taps.tap(k % taps_per_channel), P,
-                    col.ptr + (t * K + k) * P, (int64_t)1);
-    }
-#pragma omp parallel for schedule(static) if (parallel && G * m_blocks > 1)
-    for (int64_t t = 0; t < G * m_blocks; ++t) {
-      const int64_t g = t / m_blocks, m0 = t % m_blocks * B, mb = std::min(B, M - m0);
-      for (int64_t k0 = 0; k0 < K; k0 += B) {
-        const int64_t kb = std::min(B, K - k0);
-        for (int64_t i = 0; i < count; ++i) {
-          const T* a[B];
-          const T* c[B];
-          for (int64_t r = 0; r < B; ++r) {  // rows past the edge repeat the last row; their sums are dropped
-            a[r] = pg + ((n0 + i) * Cout + g * M + m0 + std::min(r, mb - 1)) * P;
-            c[r] = col.ptr + ((i * G + g) * K + k0 + std::min(r, kb - 1)) * P;
-          }
-          V acc[B][B];
-          for (int64_t r = 0; r < B; ++r)
-            for (int64_t s = 0; s < B; ++s) acc[r][s] = V{};
-          int64_t q = 0;
-          for (; q + L <= P; q += L) {
-            V av[B], cv[B];
-            for (int64_t r = 0; r < B; ++r) {
-              av[r] = load_vec(a[r] + q);
-              cv[r] = load_vec(c[r] + q);
-            }
-            for (int64_t r = 0; r < B; ++r)
-              for (int64_t s = 0; s < B; ++s) acc[r][s] += av[r] * cv[s];
-          }
-          for (int64_t r = 0; r < mb; ++r) {
-            for (int64_t s = 0; s < kb; ++s) {
-              T sum = T(0);
-              for (int l = 0; l < L; ++l) sum += acc[r][s][l];
-              for (int64_t tail = q; tail < P; ++tail) sum += a[r][tail] * c[s][tail];
-              T& dw = pw[(g * M + m0 + r) * K + k0 + s];
-              dw = (n0 + i == 0) ? sum : dw + sum;
-            }
-          }
+    {
+      GRADCORE_PHASE("conv2d_backward_weight/pack");
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < count * G; ++t) {
+        const int64_t i = t / G, g = t % G;
+        const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
+        for (int64_t k = 0; k < K; ++k) {
+          T* row = col + (t * K + k) * P_pad;
+          gather_taps(x_group + (k / taps_per_channel) * HW, taps.tap(k % taps_per_channel), P, row, (int64_t)1);
+          std::fill(row + P, row + P_pad, T(0));
         }
       }
     }
+    GRADCORE_PHASE("conv2d_backward_weight/gemm");
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
+      dots_block<T, BM, BK>(pg + (n0 * Cout + g * M + m0) * P, col + (g * K + k0) * P_pad, count, P, P_pad, Cout * P,
+                            G * K * P_pad, std::min<int64_t>(BM, M - m0), std::min<int64_t>(BK, K - k0),
+                            lanes + t * BM * BK * L, n0 > 0);
+    }
+  }
+  GRADCORE_PHASE("conv2d_backward_weight/reduce");
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
+    for (int64_t r = 0; r < std::min<int64_t>(BM, M - m0); ++r)
+      for (int64_t s = 0; s < std::min<int64_t>(BK, K - k0); ++s) {
+        const T* v = lanes + (t * BM * BK + r * BK + s) * L;
+        T sum = v[0];
+        for (int l = 1; l < L; ++l) sum += v[l];
+        pw[(g * M + m0 + r) * K + k0 + s] = sum;
+      }
+  }
+}
+
+template <typename T>
+void backward_weight_dots(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+  const int64_t K = p.gemm_k(), blocks = (K + 8) / 9, bk = (K + blocks - 1) / blocks;  // bk in [1, 9]
+  switch (bk) {
+    case 1: return backward_weight_dots_bk<T, 1>(px, pg, pw, p, parallel);
+    case 2: return backward_weight_dots_bk<T, 2>(px, pg, pw, p, parallel);
+    case 3: return backward_weight_dots_bk<T, 3>(px, pg, pw, p, parallel);
+    case 4: return backward_weight_dots_bk<T, 4>(px, pg, pw, p, parallel);
+    case 5: return backward_weight_dots_bk<T, 5>(px, pg, pw, p, parallel);
+    case 6: return backward_weight_dots_bk<T, 6>(px, pg, pw, p, parallel);
+    case 7: return backward_weight_dots_bk<T, 7>(px, pg, pw, p, parallel);
+    case 8: return backward_weight_dots_bk<T, 8>(px, pg, pw, p, parallel);
+    default: return backward_weight_dots_bk<T, 9>(px, pg, pw, p, parallel);
   }
 }
 
@@ -168,6 +217,143 @@ void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams&
   }
 }
 
+// ---- direct: an implicit GEMM per kernel tap, x read in place, gy channel-blocked ------------------------------
+//
+// For tap t = (kh, kw), dW[co, ci, t] = sum_{n, oh, ow} x[n, ci, oh s_h - pad_top + kh d_h, ow s_w - pad_left + kw d_w]
+// * gy[n, co, oh, ow]: a GEMM (C_in/G x N P) * (N P x C_out/G) per tap. Nothing is expanded 9-fold as im2col would:
+//   A (kMr rows of C_in): read where x lies: a step (one output pixel) broadcasts one value from each of kMr channel
+//     planes, all at the same offset, which moves by s_w along an output row and by s_h W between rows. A tap only
+//     moves the start; the output pixels whose input is padding are left out of its walk (they add zeros), so x needs
+//     no padded copy.
+//   B (nr columns of C_out): gy, copied once with its channels innermost (blocks of nr channels as [P][nr]), so a step
+//     reads nr consecutive values.
+// Each C tile (kMr x nr of one tap and group) belongs to one task at a time, and its accumulators run the reduction
+// as one chain of multiply-adds in (n, oh, ow) order, loaded from the tile (not started at zero) between image
+// chunks; so neither the chunking nor the thread count can change a bit.
+
+// dst[q][c] = gy[c0 + c][q] for the channels c < width of block b (zero past `channels`), q over P pixels.
+template <typename T>
+void block_channels(const T* image, int64_t channels, int64_t P, int64_t b, int64_t width, T* dst) {
+  const int64_t c0 = b * width, valid = std::clamp<int64_t>(channels - c0, 0, width);
+  for (int64_t c = 0; c < valid; ++c) {
+    const T* s = image + (c0 + c) * P;
+    for (int64_t q = 0; q < P; ++q) dst[q * width + c] = s[q];
+  }
+  if (valid < width)
+    for (int64_t q = 0; q < P; ++q) std::fill(dst + q * width + valid, dst + (q + 1) * width, T(0));
+}
+
+// The outputs o in [lo, hi) whose input o s - pad + k d lies inside [0, size): the rest read padding.
+struct OutputRange {
+  int64_t lo, hi;
+  OutputRange(int64_t size, int64_t out, int64_t s, int64_t pad, int64_t kd) {
+    const int64_t first = pad - kd, end = size + pad - kd;  // o s in [first, end)
+    lo = std::min(out, first <= 0 ? (int64_t)0 : (first + s - 1) / s);
+    hi = std::clamp<int64_t>(end <= 0 ? 0 : (end + s - 1) / s, lo, out);
+  }
+};
+
+// How a tile's operand is walked: element (image i, output row oh, output column ow) at base + i img + oh row + ow col.
+struct Walk {
+  int64_t img, row, col;
+};
+
+// C tile (kMr x nr, row stride ldc) [+]= sum over images, rows and columns of the walk of a[r][.] (kMr rows, walked by
+// wa) times the nr values at b (walked by wb), one multiply-add chain per element, starting from C when accumulating.
+template <typename T>
+void direct_tile(int64_t images, int64_t rows, int64_t cols, const T* const* a, Walk wa, const T* b, Walk wb, T* c,
+                 int64_t ldc, bool accumulate) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  V acc0[kMr], acc1[kMr];
+  for (int i = 0; i < kMr; ++i) {
+    acc0[i] = accumulate ? load_vec(c + i * ldc) : V{};
+    acc1[i] = accumulate ? load_vec(c + i * ldc + L) : V{};
+  }
+  const T* ar[kMr];
+  for (int i = 0; i < kMr; ++i) ar[i] = a[i];
+  for (int64_t n = 0; n < images; ++n) {
+    for (int64_t oh = 0; oh < rows; ++oh) {
+      int64_t o = n * wa.img + oh * wa.row;
+      const T* bp = b + n * wb.img + oh * wb.row;
+      for (int64_t ow = 0; ow < cols; ++ow) {
+        const V b0 = load_vec(bp), b1 = load_vec(bp + L);
+        for (int i = 0; i < kMr; ++i) {
+          const V ai = broadcast<T>(ar[i][o]);
+          acc0[i] += ai * b0;
+          acc1[i] += ai * b1;
+        }
+        o += wa.col;
+        bp += wb.col;
+      }
+    }
+  }
+  for (int i = 0; i < kMr; ++i) {
+    store_vec(c + i * ldc, acc0[i]);
+    store_vec(c + i * ldc + L, acc1[i]);
+  }
+}
+
+// The share of the direct path's multiply-adds that are useful (the rest is padding of C_in to kMr rows and C_out
+// to nr columns).
+template <typename T> double direct_efficiency(const Conv2dParams& p) {
+  const int64_t M = p.out_per_group(), C = p.in_per_group();
+  return (double)(M * C) / (double)(round_up(C, kMr) * round_up(M, nr_of<T>()));
+}
+
+template <typename T>
+void backward_weight_direct(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t G = p.groups, M = p.out_per_group(), C = p.in_per_group(), N = p.batch, Cin = p.in_channels;
+  const int64_t H = p.in_h, W = p.in_w, HW = p.in_pixels(), Ho = p.out_h, Wo = p.out_w, P = p.out_pixels();
+  const int64_t kW = p.kernel_w, taps = p.kernel_h * kW;
+  const int64_t x_blocks = (C + kMr - 1) / kMr, g_blocks = (M + nr - 1) / nr;
+  const int64_t g_image = G * g_blocks * P * nr;  // gy blocks of one image
+  // Images per chunk: the chunk's x and gy blocks about fit a core's L2, which every tile of the chunk reads.
+  const int64_t chunk =
+      std::clamp<int64_t>((int64_t)((512u << 10) / sizeof(T)) / std::max<int64_t>(Cin * HW + g_image, 1), 1, N);
+  T* gb = scratch_col.get<T>(chunk * g_image);
+  // dW by tap: dwt[g][tap][rows][cols], rows C_in (kMr-padded), cols C_out (nr-padded)
+  const int64_t rows = x_blocks * kMr, cols = g_blocks * nr, tiles = G * taps * x_blocks * g_blocks;
+  T* dwt = scratch_packed_b.get<T>(G * taps * rows * cols);
+  const Walk x_walk{Cin * HW, p.stride_h * W, p.stride_w}, g_walk{g_image, Wo * nr, nr};
+#pragma omp parallel if (parallel)
+  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+    const int64_t count = std::min(chunk, N - n0);
+    {
+      GRADCORE_PHASE("conv2d_backward_weight/pack");
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < count * G * g_blocks; ++t)
+        block_channels(pg + (n0 * G * M + t / g_blocks * M) * P, M, P, t % g_blocks, nr, gb + t * P * nr);
+    }
+    GRADCORE_PHASE("conv2d_backward_weight/gemm");
+    // Tiles go to whichever thread is free (a tile's sum does not depend on who computes it, so one stalled thread
+    // on a busy machine does not hold the other up); tiles of one x panel and tap follow each other.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t cb = t % g_blocks, rb = t / g_blocks % x_blocks, tap = t / (g_blocks * x_blocks) % taps;
+      const int64_t g = t / (g_blocks * x_blocks * taps), kh = tap / kW, kw = tap % kW;
+      const OutputRange oh(H, Ho, p.stride_h, p.pad_top, kh * p.dilation_h);
+      const OutputRange ow(W, Wo, p.stride_w, p.pad_left, kw * p.dilation_w);
+      const int64_t ih = oh.lo * p.stride_h - p.pad_top + kh * p.dilation_h;
+      const int64_t iw = ow.lo * p.stride_w - p.pad_left + kw * p.dilation_w;
+      const T* a[kMr];
+      for (int64_t i = 0; i < kMr; ++i)  // rows past C_in repeat the last channel; their sums are never read
+        a[i] = px + (n0 * Cin + g * C + std::min(rb * kMr + i, C - 1)) * HW + ih * W + iw;
+      const T* b = gb + (g * g_blocks + cb) * P * nr + (oh.lo * Wo + ow.lo) * nr;
+      T* c = dwt + ((g * taps + tap) * rows + rb * kMr) * cols + cb * nr;
+      direct_tile(count, oh.hi - oh.lo, ow.hi - ow.lo, a, x_walk, b, g_walk, c, cols, n0 > 0);
+    }
+  }
+  GRADCORE_PHASE("conv2d_backward_weight/reduce");
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t c = 0; c < C; ++c) {
+        T* w = pw + ((g * M + m) * C + c) * taps;
+        for (int64_t tap = 0; tap < taps; ++tap) w[tap] = dwt[((g * taps + tap) * rows + c) * cols + m];
+      }
+}
+
 template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
   GRADCORE_PHASE("conv2d_backward_weight");
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
@@ -184,6 +370,10 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
   }
   if (2 * K <= M) {
     backward_weight_dots(px, pg, pw, p, parallel);
+    return;
+  }
+  if (direct_efficiency<T>(p) >= 0.5) {
+    backward_weight_direct(px, pg, pw, p, parallel);
     return;
   }
   backward_weight_strips(px, pg, pw, p, parallel);
