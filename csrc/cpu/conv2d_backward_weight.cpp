@@ -29,6 +29,31 @@ using namespace cpu;
 // then each task owns a BM x BK block of dW and keeps it as BM * BK vectors of partial sums, lane l summing the
 // pixels l, l + L, ... of every image in order. The lanes are added (in lane order) only at the very end, so the
 // block's rows of gy are read once, and no horizontal sum is paid per image. The order depends on the shapes alone.
+// Output width from which the short im2col copies row runs instead of gathering through the tap table.
+constexpr int64_t kDotsRowRunMinWidth = 16;
+
+// row[(oh, ow)] = x[ih, iw] (0 for padding) for one tap (kh, win) over all P output pixels: per output row a zero run,
+// a copy (every s_w-th value when strided) and a zero run.
+template <typename T>
+void im2col_row(const T* plane, const Conv2dParams& p, int64_t kh, const RowWindow& win, T* row) {
+  const int64_t Wo = p.out_w, sw = p.stride_w;
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    T* d = row + oh * Wo;
+    const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+    if (ih < 0 || ih >= p.in_h) {
+      std::fill(d, d + Wo, T(0));
+      continue;
+    }
+    const T* s = plane + ih * p.in_w + win.iw0;  // x column of ow = 0
+    std::fill(d, d + win.ow_lo, T(0));
+    if (sw == 1)
+      std::copy(s + win.ow_lo, s + win.ow_hi, d + win.ow_lo);
+    else
+      for (int64_t ow = win.ow_lo; ow < win.ow_hi; ++ow) d[ow] = s[ow * sw];
+    std::fill(d + win.ow_hi, d + Wo, T(0));
+  }
+}
+
 template <typename T, int BM, int BK>
 void dots_block(const T* pg, const T* col, int64_t images, int64_t P, int64_t P_pad, int64_t gy_image,
                 int64_t col_image, int64_t m_valid, int64_t k_valid, T* lanes, bool accumulate) {
@@ -45,7 +70,12 @@ void dots_block(const T* pg, const T* col, int64_t images, int64_t P, int64_t P_
     int64_t q = 0;
     for (; q + L <= P; q += L) {
       V cv[BK];
-      for (int s = 0; s < BK; ++s) cv[s] = load_vec(c[s] + q);
+      for (int s = 0; s < BK; ++s) {
+        cv[s] = load_vec(c[s] + q);
+        // Keeps the col vectors in registers: folded into each multiply-add as a memory operand instead, they are
+        // loaded BM times, and the loop becomes bound by loads (Zen 4: one 64-byte load per cycle).
+        asm("" : "+v"(cv[s]));
+      }
       for (int r = 0; r < BM; ++r) {
         const V av = load_vec(a[r] + q);
         for (int s = 0; s < BK; ++s) acc[r][s] += av * cv[s];
@@ -80,30 +110,35 @@ void backward_weight_dots_bk(const T* px, const T* pg, T* pw, const Conv2dParams
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
   const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P_pad = round_up(P, L);
   const TapTable taps(p);
+  const std::vector<RowWindow> windows = row_windows(p);
   const int64_t per_chunk =
       std::clamp<int64_t>((int64_t)((4u << 20) / sizeof(T)) / std::max<int64_t>(G * K * P_pad, 1), 1, N);
   T* col = scratch_col.get<T>(per_chunk * G * K * P_pad);
-  const int64_t m_blocks = (M + BM - 1) / BM, k_blocks = (K + BK - 1) / BK, tasks = G * m_blocks * k_blocks;
-  T* lanes = scratch_packed_b.get<T>(tasks * BM * BK * L);
+  const int64_t m_blocks = (M + BM - 1) / BM, k_blocks = (K + BK - 1) / BK, blocks = G * m_blocks * k_blocks;
+  T* lanes = scratch_packed_b.get<T>(blocks * BM * BK * L);
 #pragma omp parallel if (parallel)
   for (int64_t n0 = 0; n0 < N; n0 += per_chunk) {
     const int64_t count = std::min(per_chunk, N - n0);
     {
       GRADCORE_PHASE("conv2d_backward_weight/pack");
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < count * G; ++t) {
         const int64_t i = t / G, g = t % G;
         const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
         for (int64_t k = 0; k < K; ++k) {
           T* row = col + (t * K + k) * P_pad;
-          gather_taps(x_group + (k / taps_per_channel) * HW, taps.tap(k % taps_per_channel), P, row, (int64_t)1);
+          const T* plane = x_group + (k / taps_per_channel) * HW;
+          if (p.out_w >= kDotsRowRunMinWidth)
+            im2col_row(plane, p, k / p.kernel_w % p.kernel_h, windows[k % p.kernel_w], row);
+          else
+            gather_taps(plane, taps.tap(k % taps_per_channel), P, row, (int64_t)1);
           std::fill(row + P, row + P_pad, T(0));
         }
       }
     }
     GRADCORE_PHASE("conv2d_backward_weight/gemm");
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
+    for (int64_t t = 0; t < blocks; ++t) {
       const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
       dots_block<T, BM, BK>(pg + (n0 * Cout + g * M + m0) * P, col + (g * K + k0) * P_pad, count, P, P_pad, Cout * P,
                             G * K * P_pad, std::min<int64_t>(BM, M - m0), std::min<int64_t>(BK, K - k0),
@@ -111,7 +146,7 @@ void backward_weight_dots_bk(const T* px, const T* pg, T* pw, const Conv2dParams
     }
   }
   GRADCORE_PHASE("conv2d_backward_weight/reduce");
-  for (int64_t t = 0; t < tasks; ++t) {
+  for (int64_t t = 0; t < blocks; ++t) {
     const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
     for (int64_t r = 0; r < std::min<int64_t>(BM, M - m0); ++r)
       for (int64_t s = 0; s < std::min<int64_t>(BK, K - k0); ++s) {
@@ -231,16 +266,17 @@ void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams&
 // as one chain of multiply-adds in (n, oh, ow) order, loaded from the tile (not started at zero) between image
 // chunks; so neither the chunking nor the thread count can change a bit.
 
-// dst[q][c] = gy[c0 + c][q] for the channels c < width of block b (zero past `channels`), q over P pixels.
+// dst[q][c] = image[c0 + c][q] for the channels c < width of block b (zero past `channels`, planes of P values),
+// q in [0, count).
 template <typename T>
-void block_channels(const T* image, int64_t channels, int64_t P, int64_t b, int64_t width, T* dst) {
+void block_channels(const T* image, int64_t channels, int64_t P, int64_t count, int64_t b, int64_t width, T* dst) {
   const int64_t c0 = b * width, valid = std::clamp<int64_t>(channels - c0, 0, width);
   for (int64_t c = 0; c < valid; ++c) {
     const T* s = image + (c0 + c) * P;
-    for (int64_t q = 0; q < P; ++q) dst[q * width + c] = s[q];
+    for (int64_t q = 0; q < count; ++q) dst[q * width + c] = s[q];
   }
   if (valid < width)
-    for (int64_t q = 0; q < P; ++q) std::fill(dst + q * width + valid, dst + (q + 1) * width, T(0));
+    for (int64_t q = 0; q < count; ++q) std::fill(dst + q * width + valid, dst + (q + 1) * width, T(0));
 }
 
 // The outputs o in [lo, hi) whose input o s - pad + k d lies inside [0, size): the rest read padding.
@@ -308,10 +344,14 @@ void backward_weight_direct(const T* px, const T* pg, T* pw, const Conv2dParams&
   const int64_t H = p.in_h, W = p.in_w, HW = p.in_pixels(), Ho = p.out_h, Wo = p.out_w, P = p.out_pixels();
   const int64_t kW = p.kernel_w, taps = p.kernel_h * kW;
   const int64_t x_blocks = (C + kMr - 1) / kMr, g_blocks = (M + nr - 1) / nr;
-  const int64_t g_image = G * g_blocks * P * nr;  // gy blocks of one image
-  // Images per chunk: the chunk's x and gy blocks about fit a core's L2, which every tile of the chunk reads.
-  const int64_t chunk =
-      std::clamp<int64_t>((int64_t)((512u << 10) / sizeof(T)) / std::max<int64_t>(Cin * HW + g_image, 1), 1, N);
+  // The reduction goes in chunks whose x and gy about fit a core's L2 (every tile of a chunk reads all of it):
+  // several whole images, or, where one image is larger, bands of `band` output rows of one image. A chunk's gy is
+  // blocked as [image][g][block][band rows][Wo][nr].
+  const int64_t budget = (int64_t)((512u << 10) / sizeof(T));
+  const int64_t per_row = Cin * W * p.stride_h + G * g_blocks * Wo * nr;  // x and blocked gy per output row
+  const int64_t chunk = std::clamp<int64_t>(budget / std::max<int64_t>(per_row * Ho, 1), 1, N);
+  const int64_t band = chunk > 1 ? Ho : std::clamp<int64_t>(budget / std::max<int64_t>(per_row, 1), 1, Ho);
+  const int64_t g_image = G * g_blocks * band * Wo * nr;  // blocked gy of one image of a chunk
   T* gb = scratch_col.get<T>(chunk * g_image);
   // dW by tap: dwt[g][tap][rows][cols], rows C_in (kMr-padded), cols C_out (nr-padded)
   const int64_t rows = x_blocks * kMr, cols = g_blocks * nr, tiles = G * taps * x_blocks * g_blocks;
@@ -319,30 +359,34 @@ void backward_weight_direct(const T* px, const T* pg, T* pw, const Conv2dParams&
   const Walk x_walk{Cin * HW, p.stride_h * W, p.stride_w}, g_walk{g_image, Wo * nr, nr};
 #pragma omp parallel if (parallel)
   for (int64_t n0 = 0; n0 < N; n0 += chunk) {
-    const int64_t count = std::min(chunk, N - n0);
-    {
-      GRADCORE_PHASE("conv2d_backward_weight/pack");
+    for (int64_t oh0 = 0; oh0 < Ho; oh0 += band) {
+      const int64_t count = std::min(chunk, N - n0), oh1 = std::min(Ho, oh0 + band);
+      {
+        GRADCORE_PHASE("conv2d_backward_weight/pack");
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t t = 0; t < count * G * g_blocks; ++t)
-        block_channels(pg + (n0 * G * M + t / g_blocks * M) * P, M, P, t % g_blocks, nr, gb + t * P * nr);
-    }
-    GRADCORE_PHASE("conv2d_backward_weight/gemm");
-    // Tiles go to whichever thread is free (a tile's sum does not depend on who computes it, so one stalled thread
-    // on a busy machine does not hold the other up); tiles of one x panel and tap follow each other.
+        for (int64_t t = 0; t < count * G * g_blocks; ++t)
+          block_channels(pg + (n0 * G * M + t / g_blocks * M) * P + oh0 * Wo, M, P, (oh1 - oh0) * Wo, t % g_blocks,
+                         nr, gb + t * band * Wo * nr);
+      }
+      GRADCORE_PHASE("conv2d_backward_weight/gemm");
+      // Tiles go to whichever thread is free (a tile's sum does not depend on who computes it, so one stalled
+      // thread on a busy machine does not hold the other up); tiles of one x panel and tap follow each other.
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t cb = t % g_blocks, rb = t / g_blocks % x_blocks, tap = t / (g_blocks * x_blocks) % taps;
-      const int64_t g = t / (g_blocks * x_blocks * taps), kh = tap / kW, kw = tap % kW;
-      const OutputRange oh(H, Ho, p.stride_h, p.pad_top, kh * p.dilation_h);
-      const OutputRange ow(W, Wo, p.stride_w, p.pad_left, kw * p.dilation_w);
-      const int64_t ih = oh.lo * p.stride_h - p.pad_top + kh * p.dilation_h;
-      const int64_t iw = ow.lo * p.stride_w - p.pad_left + kw * p.dilation_w;
-      const T* a[kMr];
-      for (int64_t i = 0; i < kMr; ++i)  // rows past C_in repeat the last channel; their sums are never read
-        a[i] = px + (n0 * Cin + g * C + std::min(rb * kMr + i, C - 1)) * HW + ih * W + iw;
-      const T* b = gb + (g * g_blocks + cb) * P * nr + (oh.lo * Wo + ow.lo) * nr;
-      T* c = dwt + ((g * taps + tap) * rows + rb * kMr) * cols + cb * nr;
-      direct_tile(count, oh.hi - oh.lo, ow.hi - ow.lo, a, x_walk, b, g_walk, c, cols, n0 > 0);
+      for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t cb = t % g_blocks, rb = t / g_blocks % x_blocks, tap = t / (g_blocks * x_blocks) % taps;
+        const int64_t g = t / (g_blocks * x_blocks * taps), kh = tap / kW, kw = tap % kW;
+        const OutputRange oh(H, Ho, p.stride_h, p.pad_top, kh * p.dilation_h);
+        const OutputRange ow(W, Wo, p.stride_w, p.pad_left, kw * p.dilation_w);
+        const int64_t r0 = std::clamp(oh.lo, oh0, oh1), r1 = std::clamp(oh.hi, r0, oh1);  // this band's rows
+        const int64_t ih = r0 * p.stride_h - p.pad_top + kh * p.dilation_h;
+        const int64_t iw = ow.lo * p.stride_w - p.pad_left + kw * p.dilation_w;
+        const T* a[kMr];
+        for (int64_t i = 0; i < kMr; ++i)  // rows past C_in repeat the last channel; their sums are never read
+          a[i] = px + (n0 * Cin + g * C + std::min(rb * kMr + i, C - 1)) * HW + ih * W + iw;
+        const T* b = gb + (g * g_blocks + cb) * band * Wo * nr + ((r0 - oh0) * Wo + ow.lo) * nr;
+        T* c = dwt + ((g * taps + tap) * rows + rb * kMr) * cols + cb * nr;
+        direct_tile(count, r1 - r0, ow.hi - ow.lo, a, x_walk, b, g_walk, c, cols, n0 + oh0 > 0);
+      }
     }
   }
   GRADCORE_PHASE("conv2d_backward_weight/reduce");
