@@ -7,6 +7,7 @@
 // the same for any thread count.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 #include "conv2d.h"
 #include "cpu/conv2d_depthwise.h"
@@ -16,6 +17,9 @@
 #include "cpu/phase_timer.h"
 #include "cpu/scratch.h"
 #include "cpu/simd.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace gradcore {
 
@@ -268,9 +272,55 @@ void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams&
 
 // dst[q][c] = image[c0 + c][q] for the channels c < width of block b (zero past `channels`, planes of P values),
 // q in [0, count).
+#if defined(__AVX512F__)
+// r[i] = column i of the 16 x 16 matrix whose rows were r[0..15]: 32-bit, 64-bit and two 128-bit interleaves.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  __m512 u[16];  // u[4 b + j], 128-bit lane k: rows 4 b .. 4 b + 3 of column 4 k + j
+  for (int b = 0; b < 16; b += 4) {
+    const __m512d t0 = _mm512_castps_pd(t[b]), t1 = _mm512_castps_pd(t[b + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[b + 2]), t3 = _mm512_castps_pd(t[b + 3]);
+    u[b] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    u[b + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    u[b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    u[b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512 v_lo = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v_hi = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);
+    const __m512 w_lo = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512 w_hi = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
+    r[j] = _mm512_shuffle_f32x4(v_lo, w_lo, 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(v_lo, w_lo, 0xdd);
+    r[4 + j] = _mm512_shuffle_f32x4(v_hi, w_hi, 0x88);
+    r[12 + j] = _mm512_shuffle_f32x4(v_hi, w_hi, 0xdd);
+  }
+}
+#endif
+
 template <typename T>
 void block_channels(const T* image, int64_t channels, int64_t P, int64_t count, int64_t b, int64_t width, T* dst) {
   const int64_t c0 = b * width, valid = std::clamp<int64_t>(channels - c0, 0, width);
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (width % 16 == 0) {  // 16 x 16 squares transposed in registers: the scalar loop's scattered stores cost 3x more
+      for (int64_t h = 0; h < width; h += 16)
+        for (int64_t q0 = 0; q0 < count; q0 += 16) {
+          const int64_t n = std::min<int64_t>(16, count - q0);
+          const __mmask16 lanes = (__mmask16)((1u << n) - 1);
+          __m512 r[16];
+          for (int64_t c = 0; c < 16; ++c)
+            r[c] = h + c < valid ? _mm512_maskz_loadu_ps(lanes, image + (c0 + h + c) * P + q0) : _mm512_setzero_ps();
+          transpose16(r);
+          for (int64_t q = 0; q < n; ++q) _mm512_storeu_ps(dst + (q0 + q) * width + h, r[q]);
+        }
+      return;
+    }
+  }
+#endif
   for (int64_t c = 0; c < valid; ++c) {
     const T* s = image + (c0 + c) * P;
     for (int64_t q = 0; q < count; ++q) dst[q * width + c] = s[q];
@@ -358,44 +408,49 @@ void backward_weight_direct(const T* px, const T* pg, T* pw, const Conv2dParams&
   T* dwt = scratch_packed_b.get<T>(G * taps * rows * cols);
   const Walk x_walk{Cin * HW, p.stride_h * W, p.stride_w}, g_walk{g_image, Wo * nr, nr};
 #pragma omp parallel if (parallel)
-  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
-    for (int64_t oh0 = 0; oh0 < Ho; oh0 += band) {
-      const int64_t count = std::min(chunk, N - n0), oh1 = std::min(Ho, oh0 + band);
-      {
-        GRADCORE_PHASE("conv2d_backward_weight/pack");
+  {
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+      for (int64_t oh0 = 0; oh0 < Ho; oh0 += band) {
+        const int64_t count = std::min(chunk, N - n0), oh1 = std::min(Ho, oh0 + band);
+        {
+          GRADCORE_PHASE("conv2d_backward_weight/pack");
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < count * G * g_blocks; ++t)
-          block_channels(pg + (n0 * G * M + t / g_blocks * M) * P + oh0 * Wo, M, P, (oh1 - oh0) * Wo, t % g_blocks,
-                         nr, gb + t * band * Wo * nr);
+          for (int64_t t = 0; t < count * G * g_blocks; ++t)
+            block_channels(pg + (n0 * G * M + t / g_blocks * M) * P + oh0 * Wo, M, P, (oh1 - oh0) * Wo, t % g_blocks,
+                           nr, gb + t * band * Wo * nr);
+        }
+        GRADCORE_PHASE("conv2d_backward_weight/gemm");
+        // Tiles go to whichever thread is free (a tile's sum does not depend on who computes it, so one stalled
+        // thread on a busy machine does not hold the other up); tiles of one x panel and tap follow each other.
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < tiles; ++t) {
+          const int64_t cb = t % g_blocks, rb = t / g_blocks % x_blocks, tap = t / (g_blocks * x_blocks) % taps;
+          const int64_t g = t / (g_blocks * x_blocks * taps), kh = tap / kW, kw = tap % kW;
+          const OutputRange oh(H, Ho, p.stride_h, p.pad_top, kh * p.dilation_h);
+          const OutputRange ow(W, Wo, p.stride_w, p.pad_left, kw * p.dilation_w);
+          const int64_t r0 = std::clamp(oh.lo, oh0, oh1), r1 = std::clamp(oh.hi, r0, oh1);  // this band's rows
+          const int64_t ih = r0 * p.stride_h - p.pad_top + kh * p.dilation_h;
+          const int64_t iw = ow.lo * p.stride_w - p.pad_left + kw * p.dilation_w;
+          const T* a[kMr];
+          for (int64_t i = 0; i < kMr; ++i)  // rows past C_in repeat the last channel; their sums are never read
+            a[i] = px + (n0 * Cin + g * C + std::min(rb * kMr + i, C - 1)) * HW + ih * W + iw;
+          const T* b = gb + (g * g_blocks + cb) * band * Wo * nr + ((r0 - oh0) * Wo + ow.lo) * nr;
+          T* c = dwt + ((g * taps + tap) * rows + rb * kMr) * cols + cb * nr;
+          direct_tile(count, r1 - r0, ow.hi - ow.lo, a, x_walk, b, g_walk, c, cols, n0 + oh0 > 0);
+        }
       }
-      GRADCORE_PHASE("conv2d_backward_weight/gemm");
-      // Tiles go to whichever thread is free (a tile's sum does not depend on who computes it, so one stalled
-      // thread on a busy machine does not hold the other up); tiles of one x panel and tap follow each other.
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t t = 0; t < tiles; ++t) {
-        const int64_t cb = t % g_blocks, rb = t / g_blocks % x_blocks, tap = t / (g_blocks * x_blocks) % taps;
-        const int64_t g = t / (g_blocks * x_blocks * taps), kh = tap / kW, kw = tap % kW;
-        const OutputRange oh(H, Ho, p.stride_h, p.pad_top, kh * p.dilation_h);
-        const OutputRange ow(W, Wo, p.stride_w, p.pad_left, kw * p.dilation_w);
-        const int64_t r0 = std::clamp(oh.lo, oh0, oh1), r1 = std::clamp(oh.hi, r0, oh1);  // this band's rows
-        const int64_t ih = r0 * p.stride_h - p.pad_top + kh * p.dilation_h;
-        const int64_t iw = ow.lo * p.stride_w - p.pad_left + kw * p.dilation_w;
-        const T* a[kMr];
-        for (int64_t i = 0; i < kMr; ++i)  // rows past C_in repeat the last channel; their sums are never read
-          a[i] = px + (n0 * Cin + g * C + std::min(rb * kMr + i, C - 1)) * HW + ih * W + iw;
-        const T* b = gb + (g * g_blocks + cb) * band * Wo * nr + ((r0 - oh0) * Wo + ow.lo) * nr;
-        T* c = dwt + ((g * taps + tap) * rows + rb * kMr) * cols + cb * nr;
-        direct_tile(count, r1 - r0, ow.hi - ow.lo, a, x_walk, b, g_walk, c, cols, n0 + oh0 > 0);
+    }
+    GRADCORE_PHASE("conv2d_backward_weight/reduce");  // dW[co, ci, tap] from the tiles, by rows of dW
+#pragma omp for schedule(static)
+    for (int64_t gm = 0; gm < G * M; ++gm) {
+      const int64_t g = gm / M, m = gm % M;
+      T* w = pw + gm * C * taps;
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        const T* tile_column = dwt + (g * taps + tap) * rows * cols + m;
+        for (int64_t c = 0; c < C; ++c) w[c * taps + tap] = tile_column[c * cols];
       }
     }
   }
-  GRADCORE_PHASE("conv2d_backward_weight/reduce");
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t c = 0; c < C; ++c) {
-        T* w = pw + ((g * M + m) * C + c) * taps;
-        for (int64_t tap = 0; tap < taps; ++tap) w[tap] = dwt[((g * taps + tap) * rows + c) * cols + m];
-      }
 }
 
 template <typename T> void backward_weight(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
