@@ -344,18 +344,17 @@ struct Walk {
   int64_t img, row, col;
 };
 
-// C tile (kMr x nr, row stride ldc) [+]= sum over images, rows and columns of the walk of a[r][.] (kMr rows, walked by
-// wa) times the nr values at b (walked by wb), one multiply-add chain per element, starting from C when accumulating.
-template <typename T>
+// C tile (kMr x NV vectors, row stride ldc) [+]= sum over images, rows and columns of the walk of a[r][.] (kMr rows,
+// walked by wa) times the NV vectors at b (walked by wb), one multiply-add chain per element, starting from C when
+// accumulating.
+template <typename T, int NV>
 void direct_tile(int64_t images, int64_t rows, int64_t cols, const T* const* a, Walk wa, const T* b, Walk wb, T* c,
                  int64_t ldc, bool accumulate) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes;
-  V acc0[kMr], acc1[kMr];
-  for (int i = 0; i < kMr; ++i) {
-    acc0[i] = accumulate ? load_vec(c + i * ldc) : V{};
-    acc1[i] = accumulate ? load_vec(c + i * ldc + L) : V{};
-  }
+  V acc[NV][kMr];
+  for (int v = 0; v < NV; ++v)
+    for (int i = 0; i < kMr; ++i) acc[v][i] = accumulate ? load_vec(c + i * ldc + v * L) : V{};
   const T* ar[kMr];
   for (int i = 0; i < kMr; ++i) ar[i] = a[i];
   for (int64_t n = 0; n < images; ++n) {
@@ -363,33 +362,39 @@ void direct_tile(int64_t images, int64_t rows, int64_t cols, const T* const* a, 
       int64_t o = n * wa.img + oh * wa.row;
       const T* bp = b + n * wb.img + oh * wb.row;
       for (int64_t ow = 0; ow < cols; ++ow) {
-        const V b0 = load_vec(bp), b1 = load_vec(bp + L);
+        V bv[NV];
+        for (int v = 0; v < NV; ++v) bv[v] = load_vec(bp + v * L);
         for (int i = 0; i < kMr; ++i) {
           const V ai = broadcast<T>(ar[i][o]);
-          acc0[i] += ai * b0;
-          acc1[i] += ai * b1;
+          for (int v = 0; v < NV; ++v) acc[v][i] += ai * bv[v];
         }
         o += wa.col;
         bp += wb.col;
       }
     }
   }
-  for (int i = 0; i < kMr; ++i) {
-    store_vec(c + i * ldc, acc0[i]);
-    store_vec(c + i * ldc + L, acc1[i]);
-  }
+  for (int v = 0; v < NV; ++v)
+    for (int i = 0; i < kMr; ++i) store_vec(c + i * ldc + v * L, acc[v][i]);
 }
 
-// The share of the direct path's multiply-adds that are useful (the rest is padding of C_in to kMr rows and C_out
-// to nr columns).
+// gy's block width in vectors: two (nr columns, as the GEMM's micro-kernel), or one where that pads C_out/G less
+// (C_out/G <= one vector, or e.g. 40 = 3 x 16 instead of 2 x 32).
+template <typename T> int direct_vectors(const Conv2dParams& p) {
+  constexpr int64_t L = Simd<T>::lanes;
+  const int64_t M = p.out_per_group();
+  return round_up(M, L) < round_up(M, 2 * L) ? 1 : 2;
+}
+
+// The share of the direct path's multiply-adds that are useful (the rest is padding of C_in/G to kMr rows and of
+// C_out/G to whole blocks).
 template <typename T> double direct_efficiency(const Conv2dParams& p) {
-  const int64_t M = p.out_per_group(), C = p.in_per_group();
-  return (double)(M * C) / (double)(round_up(C, kMr) * round_up(M, nr_of<T>()));
+  const int64_t M = p.out_per_group(), C = p.in_per_group(), width = direct_vectors<T>(p) * Simd<T>::lanes;
+  return (double)(M * C) / (double)(round_up(C, kMr) * round_up(M, width));
 }
 
-template <typename T>
+template <typename T, int NV>
 void backward_weight_direct(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
-  constexpr int64_t nr = nr_of<T>();
+  constexpr int64_t nr = NV * Simd<T>::lanes;  // gy's block width: the tile's columns
   const int64_t G = p.groups, M = p.out_per_group(), C = p.in_per_group(), N = p.batch, Cin = p.in_channels;
   const int64_t H = p.in_h, W = p.in_w, HW = p.in_pixels(), Ho = p.out_h, Wo = p.out_w, P = p.out_pixels();
   const int64_t kW = p.kernel_w, taps = p.kernel_h * kW;
@@ -436,7 +441,7 @@ void backward_weight_direct(const T* px, const T* pg, T* pw, const Conv2dParams&
             a[i] = px + (n0 * Cin + g * C + std::min(rb * kMr + i, C - 1)) * HW + ih * W + iw;
           const T* b = gb + (g * g_blocks + cb) * band * Wo * nr + ((r0 - oh0) * Wo + ow.lo) * nr;
           T* c = dwt + ((g * taps + tap) * rows + rb * kMr) * cols + cb * nr;
-          direct_tile(count, r1 - r0, ow.hi - ow.lo, a, x_walk, b, g_walk, c, cols, n0 + oh0 > 0);
+          direct_tile<T, NV>(count, r1 - r0, ow.hi - ow.lo, a, x_walk, b, g_walk, c, cols, n0 + oh0 > 0);
         }
       }
     }
@@ -471,8 +476,13 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
     backward_weight_dots(px, pg, pw, p, parallel);
     return;
   }
-  if (direct_efficiency<T>(p) >= 0.5) {
-    backward_weight_direct(px, pg, pw, p, parallel);
+  // Direct while at least ~30% of its multiply-adds are useful: it beats the strips' im2col by 2x at 50% (C_in/G =
+  // C_out/G = 16) and loses by 15% at 19% (3 -> 16 channels), single-thread.
+  if (direct_efficiency<T>(p) >= 0.3) {
+    if (direct_vectors<T>(p) == 1)
+      backward_weight_direct<T, 1>(px, pg, pw, p, parallel);
+    else
+      backward_weight_direct<T, 2>(px, pg, pw, p, parallel);
     return;
   }
   backward_weight_strips(px, pg, pw, p, parallel);
