@@ -124,50 +124,61 @@ void backward_weight_dots_bk(const T* px, const T* pg, T* pw, const Conv2dParams
   const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P_pad = round_up(P, L);
   const TapTable taps(p);
   const std::vector<RowWindow> windows = row_windows(p);
-  const int64_t per_chunk =
-      std::clamp<int64_t>((int64_t)((4u << 20) / sizeof(T)) / std::max<int64_t>(G * K * P_pad, 1), 1, N);
-  T* col = scratch_col.get<T>(per_chunk * G * K * P_pad);
   const int64_t m_blocks = (M + BM - 1) / BM, k_blocks = (K + BK - 1) / BK, blocks = G * m_blocks * k_blocks;
-  T* lanes = scratch_packed_b.get<T>(blocks * BM * BK * L);
+  const int64_t block_lanes = BM * BK * L;
+  // The images go in at most 16 chunks (from N alone); a task takes a chunk, makes each image's im2col in its own
+  // cache and runs every dW block over it, into the chunk's own partial lane sums. Then each block adds its chunks'
+  // partials in chunk order. (Tasks owning dW blocks over all images instead read every image's im2col, made by
+  // both threads, from L3: 2 threads were no faster than 1.)
+  const int64_t per_chunk = (N + 15) / 16, chunks = (N + per_chunk - 1) / per_chunk;
+  T* partial = scratch_packed_b.get<T>(chunks * blocks * block_lanes);
 #pragma omp parallel if (parallel)
-  for (int64_t n0 = 0; n0 < N; n0 += per_chunk) {
-    const int64_t count = std::min(per_chunk, N - n0);
-    {
-      GRADCORE_PHASE("conv2d_backward_weight/pack");
+  {
+    T* col = scratch_col.get<T>(G * K * P_pad);  // this thread's
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t t = 0; t < count * G; ++t) {
-        const int64_t i = t / G, g = t % G;
-        const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
-        for (int64_t k = 0; k < K; ++k) {
-          T* row = col + (t * K + k) * P_pad;
-          const T* plane = x_group + (k / taps_per_channel) * HW;
-          if (p.out_w >= kDotsRowRunMinWidth)
-            im2col_row(plane, p, k / p.kernel_w % p.kernel_h, windows[k % p.kernel_w], row);
-          else
-            gather_taps(plane, taps.tap(k % taps_per_channel), P, row, (int64_t)1);
-          std::fill(row + P, row + P_pad, T(0));
+    for (int64_t c = 0; c < chunks; ++c) {
+      T* part = partial + c * blocks * block_lanes;
+      for (int64_t n = c * per_chunk; n < std::min(N, (c + 1) * per_chunk); ++n) {
+        {
+          GRADCORE_PHASE("conv2d_backward_weight/pack");
+          for (int64_t g = 0; g < G; ++g) {
+            const T* x_group = px + (n * Cin + g * Cg) * HW;
+            for (int64_t k = 0; k < K; ++k) {
+              T* row = col + (g * K + k) * P_pad;
+              const T* plane = x_group + (k / taps_per_channel) * HW;
+              if (p.out_w >= kDotsRowRunMinWidth)
+                im2col_row(plane, p, k / p.kernel_w % p.kernel_h, windows[k % p.kernel_w], row);
+              else
+                gather_taps(plane, taps.tap(k % taps_per_channel), P, row, (int64_t)1);
+              std::fill(row + P, row + P_pad, T(0));
+            }
+          }
+        }
+        GRADCORE_PHASE("conv2d_backward_weight/gemm");
+        for (int64_t t = 0; t < blocks; ++t) {
+          const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
+          dots_block<T, BM, BK>(pg + (n * Cout + g * M + m0) * P, col + (g * K + k0) * P_pad, 1, P, P_pad, Cout * P,
+                                G * K * P_pad, std::min<int64_t>(BM, M - m0), std::min<int64_t>(BK, K - k0),
+                                part + t * block_lanes, n > c * per_chunk);
         }
       }
     }
-    GRADCORE_PHASE("conv2d_backward_weight/gemm");
-#pragma omp for schedule(dynamic, 1)
+    GRADCORE_PHASE("conv2d_backward_weight/reduce");
+#pragma omp for schedule(static)
     for (int64_t t = 0; t < blocks; ++t) {
       const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
-      dots_block<T, BM, BK>(pg + (n0 * Cout + g * M + m0) * P, col + (g * K + k0) * P_pad, count, P, P_pad, Cout * P,
-                            G * K * P_pad, std::min<int64_t>(BM, M - m0), std::min<int64_t>(BK, K - k0),
-                            lanes + t * BM * BK * L, n0 > 0);
+      for (int64_t r = 0; r < std::min<int64_t>(BM, M - m0); ++r)
+        for (int64_t s = 0; s < std::min<int64_t>(BK, K - k0); ++s) {
+          const int64_t at = t * block_lanes + (r * BK + s) * L;
+          T lanes[L];
+          for (int l = 0; l < L; ++l) lanes[l] = partial[at + l];
+          for (int64_t c = 1; c < chunks; ++c)
+            for (int l = 0; l < L; ++l) lanes[l] += partial[c * blocks * block_lanes + at + l];
+          T sum = lanes[0];
+          for (int l = 1; l < L; ++l) sum += lanes[l];
+          pw[(g * M + m0 + r) * K + k0 + s] = sum;
+        }
     }
-  }
-  GRADCORE_PHASE("conv2d_backward_weight/reduce");
-  for (int64_t t = 0; t < blocks; ++t) {
-    const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
-    for (int64_t r = 0; r < std::min<int64_t>(BM, M - m0); ++r)
-      for (int64_t s = 0; s < std::min<int64_t>(BK, K - k0); ++s) {
-        const T* v = lanes + (t * BM * BK + r * BK + s) * L;
-        T sum = v[0];
-        for (int l = 1; l < L; ++l) sum += v[l];
-        pw[(g * M + m0 + r) * K + k0 + s] = sum;
-      }
   }
 }
 
