@@ -5,11 +5,12 @@
 //           copied once with its channels innermost: no im2col at all. Tiles are kMr input channels by one or two
 //           vectors of output channels; each runs the whole reduction in one chain of multiply-adds. The default.
 //   dots    a short im2col (2K <= C_out/G, e.g. one input channel): the im2col rows are materialised (K is small)
-//           and blocks of dW are dot products over gy's own rows, in vector lanes summed once at the end.
+//           and blocks of dW are dot products over gy's own rows, in vector lanes, per chunk of images (chunks fixed
+//           by N); the chunks' partial lanes are added in chunk order, then the lanes in lane order.
 //   strips  the im2col GEMM (gy as packed A panels, im2col^T as packed B strips), where the direct tiles would be
 //           mostly padding (C_in/G of 1 or 2 with few output channels).
-// Depthwise convolutions go to conv2d_depthwise.h. Every dW element (or lane of partial sums) belongs to one task at a
-// time and is summed in an order fixed by the shapes, so results are the same for any thread count.
+// Depthwise convolutions go to conv2d_depthwise.h. Every dW element (or partial sum) belongs to one task at a time and
+// is summed in an order fixed by the shapes, so results are the same for any thread count.
 // Where the time goes (single thread, float32, seed autoencoder layers): the direct tiles run at ~110 GFLOP/s per
 // core, the gy copy is 1-3% of the time; dots spend ~20% in im2col. Phases: conv2d_backward_weight/{pack,gemm,reduce}.
 #include <algorithm>
@@ -37,9 +38,8 @@ using namespace cpu;
 // Weight gradient for a short im2col (K much smaller than C_out/G, e.g. a first layer with one input channel):
 // dW_g (M x K) = sum_n gy_{n,g} (M x P) col_{n,g}^T (P x K), where gy's rows are already contiguous along the pixels,
 // so nothing of gy is packed. im2col goes to plain rows (K x P per image and group, zero-padded to whole vectors);
-// then each task owns a BM x BK block of dW and keeps it as BM * BK vectors of partial sums, lane l summing the
-// pixels l, l + L, ... of every image in order. The lanes are added (in lane order) only at the very end, so the
-// block's rows of gy are read once, and no horizontal sum is paid per image. The order depends on the shapes alone.
+// then each BM x BK block of dW is kept as BM * BK vectors of partial sums, lane l summing the pixels l, l + L, ...
+// of the images in order, and no horizontal sum is paid per image.
 // Output width from which the short im2col copies row runs instead of gathering through the tap table.
 constexpr int64_t kDotsRowRunMinWidth = 16;
 
