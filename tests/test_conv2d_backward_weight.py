@@ -1,6 +1,7 @@
 """The CPU weight gradient of conv2d (and of conv_transpose2d, which calls it with x and gy swapped). It has several
 algorithms, chosen by shape (csrc/cpu/conv2d_backward_weight.cpp):
-  dots    a short im2col (2 C_in/G kH kW <= C_out/G), e.g. one input channel;
+  dots    a short im2col (2 C_in/G kH kW <= C_out/G), e.g. one input channel; by chunks of images, or by blocks of
+          the gradient for fewer than 8 images;
   direct  one GEMM per kernel tap with x read in place and gy channel-blocked, tiles one or two vectors wide,
           over whole images or, for large images, bands of output rows;
   strips  the im2col GEMM, where the direct path would mostly multiply padding (very few input channels).
@@ -19,7 +20,9 @@ from tolerance import assert_close
 
 # name: (N, C_in, H, W, C_out, (kH, kW), stride, padding, dilation, groups)
 CASES = {
-    "dots_one_channel_stride2_same": (5, 1, 28, 28, 32, (3, 3), 2, "same", 1, 1),
+    "dots_one_channel_stride2_same": (9, 1, 28, 28, 32, (3, 3), 2, "same", 1, 1),
+    "dots_image_chunks_of_three": (40, 1, 9, 10, 24, (3, 3), 1, 1, 1, 1),
+    "dots_few_images_by_block": (2, 1, 13, 11, 32, (3, 3), 2, 1, 1, 1),
     "dots_one_channel_wide_rows": (3, 1, 28, 28, 32, (3, 3), 1, 1, 1, 1),
     "dots_three_channels_k27": (2, 3, 9, 8, 64, (3, 3), 1, 1, 1, 1),
     "dots_groups2_even_kernel": (2, 2, 7, 5, 40, (2, 2), 1, (1, 0), 1, 2),
@@ -115,8 +118,10 @@ THREAD_SCRIPT = textwrap.dedent("""
     from gradcore.functional import conv2d, conv_transpose2d
     rng = np.random.default_rng(0)
     grads = []
-    # (N, C_in, H, W, C_out, k, stride, padding, groups): dots, direct (two and one vector), row bands, strips
-    for n, c_in, h, w, c_out, k, s, p, g in [(25, 1, 28, 28, 32, 3, 2, "same", 1), (25, 32, 14, 14, 64, 3, 2, "same", 1),
+    # (N, C_in, H, W, C_out, k, stride, padding, groups): dots (image chunks, blocks), direct (two and one vector),
+    # row bands, strips
+    for n, c_in, h, w, c_out, k, s, p, g in [(25, 1, 28, 28, 32, 3, 2, "same", 1), (3, 1, 40, 40, 32, 3, 1, 1, 1),
+                                             (25, 32, 14, 14, 64, 3, 2, "same", 1),
                                              (6, 30, 12, 11, 13, 3, 1, 1, 1), (2, 64, 56, 56, 64, 3, 1, 1, 1),
                                              (3, 48, 61, 57, 40, 3, 2, 1, 2), (4, 2, 20, 20, 16, 3, 1, 1, 1)]:
         x = gc.tensor(rng.standard_normal((n, c_in, h, w)), dtype="float32")

@@ -42,6 +42,8 @@ using namespace cpu;
 // of the images in order, and no horizontal sum is paid per image.
 // Output width from which the short im2col copies row runs instead of gathering through the tap table.
 constexpr int64_t kDotsRowRunMinWidth = 16;
+// Images from which the dots' tasks own chunks of images (below, blocks of dW): from the shape alone.
+constexpr int64_t kDotsImageChunksFrom = 8;
 
 // row[(oh, ow)] = x[ih, iw] (0 for padding) for one tap (kh, win) over all P output pixels: per output row a zero run,
 // a copy (every s_w-th value when strided) and a zero run.
@@ -115,6 +117,64 @@ template <typename T, int BK> struct DotsShape {
   static constexpr int rows = std::min(8, 24 / BK);
 };
 
+// Few images (N < kDotsImageChunksFrom): tasks own blocks of dW over all the images instead, reading an im2col made
+// by all threads (chunks of images would leave threads idle).
+template <typename T, int BK>
+void backward_weight_dots_by_block(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
+  constexpr int L = Simd<T>::lanes;
+  constexpr int BM = DotsShape<T, BK>::rows;
+  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
+  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
+  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P_pad = round_up(P, L);
+  const TapTable taps(p);
+  const std::vector<RowWindow> windows = row_windows(p);
+  const int64_t per_chunk =
+      std::clamp<int64_t>((int64_t)((4u << 20) / sizeof(T)) / std::max<int64_t>(G * K * P_pad, 1), 1, N);
+  T* col = scratch_col.get<T>(per_chunk * G * K * P_pad);
+  const int64_t m_blocks = (M + BM - 1) / BM, k_blocks = (K + BK - 1) / BK, blocks = G * m_blocks * k_blocks;
+  T* lanes = scratch_packed_b.get<T>(blocks * BM * BK * L);
+#pragma omp parallel if (parallel)
+  for (int64_t n0 = 0; n0 < N; n0 += per_chunk) {
+    const int64_t count = std::min(per_chunk, N - n0);
+    {
+      GRADCORE_PHASE("conv2d_backward_weight/pack");
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < count * G; ++t) {
+        const int64_t i = t / G, g = t % G;
+        const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
+        for (int64_t k = 0; k < K; ++k) {
+          T* row = col + (t * K + k) * P_pad;
+          const T* plane = x_group + (k / taps_per_channel) * HW;
+          if (p.out_w >= kDotsRowRunMinWidth)
+            im2col_row(plane, p, k / p.kernel_w % p.kernel_h, windows[k % p.kernel_w], row);
+          else
+            gather_taps(plane, taps.tap(k % taps_per_channel), P, row, (int64_t)1);
+          std::fill(row + P, row + P_pad, T(0));
+        }
+      }
+    }
+    GRADCORE_PHASE("conv2d_backward_weight/gemm");
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < blocks; ++t) {
+      const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
+      dots_block<T, BM, BK>(pg + (n0 * Cout + g * M + m0) * P, col + (g * K + k0) * P_pad, count, P, P_pad, Cout * P,
+                            G * K * P_pad, std::min<int64_t>(BM, M - m0), std::min<int64_t>(BK, K - k0),
+                            lanes + t * BM * BK * L, n0 > 0);
+    }
+  }
+  GRADCORE_PHASE("conv2d_backward_weight/reduce");
+  for (int64_t t = 0; t < blocks; ++t) {
+    const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
+    for (int64_t r = 0; r < std::min<int64_t>(BM, M - m0); ++r)
+      for (int64_t s = 0; s < std::min<int64_t>(BK, K - k0); ++s) {
+        const T* v = lanes + (t * BM * BK + r * BK + s) * L;
+        T sum = v[0];
+        for (int l = 1; l < L; ++l) sum += v[l];
+        pw[(g * M + m0 + r) * K + k0 + s] = sum;
+      }
+  }
+}
+
 template <typename T, int BK>
 void backward_weight_dots_bk(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
   constexpr int L = Simd<T>::lanes;
@@ -130,6 +190,7 @@ void backward_weight_dots_bk(const T* px, const T* pg, T* pw, const Conv2dParams
   // cache and runs every dW block over it, into the chunk's own partial lane sums. Then each block adds its chunks'
   // partials in chunk order. (Tasks owning dW blocks over all images instead read every image's im2col, made by
   // both threads, from L3: 2 threads were no faster than 1.)
+  if (N < kDotsImageChunksFrom) return backward_weight_dots_by_block<T, BK>(px, pg, pw, p, parallel);
   const int64_t per_chunk = (N + 15) / 16, chunks = (N + per_chunk - 1) / per_chunk;
   T* partial = scratch_packed_b.get<T>(chunks * blocks * block_lanes);
 #pragma omp parallel if (parallel)
