@@ -1,10 +1,21 @@
 """The main job's training step (zero grads, forward through encoder and decoder, MSE, backward, Adam) against
 the same network in PyTorch: CPU at --threads (2) threads, GPU eager with cuDNN.
 
-    python -m bench.autoencoder_step [--device cuda] [--quick]
+    python -m bench.autoencoder_step [--device cuda] [--quick] [--breakdown]
 
-Targets (issue 6): <= 0.5x PyTorch's step time on CPU at B=25; <= 0.33x PyTorch eager on GPU.
+Targets: <= 0.5x PyTorch's step time on CPU at B=25 and B=256 (issue 19); <= 0.33x PyTorch eager on GPU (issue 6).
+--breakdown prints, after the table, where each case's step spends its time: per phase (zero_grad, forward, backward,
+optimizer), per op and C++ call, the Python/autograd overhead left over, and the C++ phase timer's kernel phases
+(bench/breakdown.py).
 FLOPs count the convolutions' multiply-adds (x2) of forward, backward-data and backward-weight (3x forward).
+
+Where the time went (issue 19, 2026-12-07; 1 thread, CPU time per step, so that the shared machine's load, ~9,
+does not swamp it; B=25 without BatchNorm, ~21 ms): the three conv kernels ~19 ms (90%: forward, backward-input,
+backward-weight of 2 convs and 3 transposed convs); ReLU ~0.95 ms (forward 0.33-0.41, backward 0.52-0.6: the
+largest piece outside the convs, and the one a conv epilogue would remove); Python (modules, checks, tape, engine)
+~0.3-0.4 ms, which does not shrink with threads; bias-gradient sums 0.25; fused_adam 0.12-0.14; first gradients
+copied into .grad 0.06; sigmoid, MSE and the seed gradient ~0.15. Rerun with --breakdown (wall time, any thread
+count) before changing anything.
 """
 from __future__ import annotations
 

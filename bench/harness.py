@@ -41,6 +41,9 @@ def add_common_args(parser: argparse.ArgumentParser):
     parser.add_argument("--no-reference", action="store_true", help="skip PyTorch")
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/<date>-<device>-<suite>.json)")
     parser.add_argument("--quick", action="store_true", help="smaller shapes / fewer repeats (smoke test)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="after the table, where each case's time goes: per phase, op, C++ call and kernel phase "
+                             "(bench/breakdown.py)")
     return parser
 
 
@@ -149,6 +152,12 @@ def run_suite(suite, cases, args, torch=None, settings=None):
               f"{fmt(row['gbps'], '8.1f'):>8s} {fmt(row['tflops'], '8.3f'):>8s}")
     gm = geomean([r["ratio"] for r in rows])
     print(f"geomean ratio (ours / reference, < 1 is faster): {gm:.3f}" if gm else "no reference timings")
+    if getattr(args, "breakdown", False) and not args.device.startswith("cuda"):
+        from bench.breakdown import breakdown_json, measure_breakdown, print_breakdown
+        for case, row in zip(cases, rows):
+            b = measure_breakdown(case.ours, repeats=args.repeats, warmup=args.warmup)
+            print_breakdown(case.name, b)
+            row["breakdown"] = breakdown_json(b)
     result = dict(suite=suite, device=args.device, device_name=device_name(args.device, torch), commit=commit(),
                   date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                   gradcore_version=gradcore.__version__, torch_version=getattr(torch, "__version__", None),

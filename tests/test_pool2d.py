@@ -312,3 +312,28 @@ def test_return_indices_match_on_cuda_and_cpu():
     got = [F.max_pool2d(gradcore.tensor(x_np, device=dev), 3, 2, 1, 1, True, return_indices=True)[1].numpy()
            for dev in ("cpu", "cuda")]
     assert np.array_equal(got[0], got[1])
+
+
+# The CPU's vectorised path (csrc/cpu/pool2d.cpp) takes the whole windows of 2x2 stride-2 and 3x3 stride-1/2 max
+# pooling; the windows clipped by padding or ceil_mode stay on the generic loop. Both must pick the same cell.
+FAST_MAX_CASES = [
+    ((2, 3, 9, 13), 2, 2, 0, True),    # the last column and row: ceil_mode windows clipped to one cell
+    ((2, 3, 9, 12), 3, 2, 1, False),   # padded edges on every side
+    ((2, 3, 8, 11), 3, 1, 1, False),   # overlapping windows
+    ((1, 2, 6, 40), 2, 2, 0, False),   # rows longer than one vector
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", FAST_MAX_CASES, ids=_id)
+def test_max_pool2d_whole_window_path_keeps_ties_nan_and_minus_infinity_rules(case, dtype):
+    shape, k, s, p, ceil = case
+    rng = np.random.default_rng(11)
+    x_np = np.round(rng.standard_normal(shape) * 2) / 2        # many ties
+    x_np[rng.random(shape) < 0.05] = np.nan                    # a NaN wins its window; a later NaN a former one
+    x_np[rng.random(shape) < 0.05] = -np.inf                   # loses to anything, yet a window of them keeps a cell
+    x_np[0, 0, :3, :3] = -np.inf
+    y, indices = F.max_pool2d(gradcore.tensor(x_np, dtype=dtype), k, s, p, 1, ceil, return_indices=True)
+    expected_y, expected_indices = ref.max_pool2d(x_np.astype(dtype), k, s, p, 1, ceil)
+    assert np.array_equal(indices.numpy(), expected_indices)
+    assert np.array_equal(y.numpy(), expected_y, equal_nan=True)

@@ -265,6 +265,14 @@ void bind_array(py::module_& m) {
   }, py::arg("device") = 0);
   m.def("cuda_reset_peak_memory_stats", &cuda::reset_peak_memory_stats, py::arg("device") = 0);
   m.def("cuda_empty_cache", &cuda::empty_cache, py::arg("device") = 0);
+  // The autograd engine's check of every gradient against its input, in one call: reading shape, dtype and device
+  // as Python properties of both took ~6 us per gradient.
+  m.def(
+      "same_layout",
+      [](const Array& a, const Array& b) {
+        return a.shape() == b.shape() && a.dtype() == b.dtype() && a.device() == b.device();
+      },
+      py::arg("a"), py::arg("b"), "Whether a and b have the same shape, dtype and device.");
 
   struct CudaEvent {
     void* event;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 #include "cpu/conv2d_depthwise.h"
+#include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
 #include "cpu/parallel.h"
@@ -75,6 +76,10 @@ void forward_extended_grid(const T* px, const T* packed_w, int64_t a_size, const
 
 template <typename T> void forward(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
   GRADCORE_PHASE("conv2d_forward");
+  if (winograd_forward_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
+    conv2d_winograd_forward_cpu(x, w, bias, y, p);
+    return;
+  }
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels();
   const T* px = x.data_as<T>();

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include "cpu/conv2d_depthwise.h"
+#include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
 #include "cpu/parallel.h"
@@ -25,6 +26,10 @@ using namespace cpu;
 template <typename T>
 void backward_input(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p) {
   GRADCORE_PHASE("conv2d_backward_input");
+  if (winograd_backward_input_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
+    conv2d_winograd_backward_input_cpu(gy, w, bias, gx, p);
+    return;
+  }
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
   const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
   const T* pg = gy.data_as<T>();

@@ -3,8 +3,20 @@
 #include <algorithm>
 #include <vector>
 #include "cpu/parallel.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace gradcore {
+
+// Tasks are (a block of consecutive kept elements, a chunk of the reduced range). Inside a task the reduced runs are
+// the outer loop and the block's kept elements the inner one, so memory is read in order: a bias gradient (sum over
+// N, H, W of (N, C, H, W)) reads, for each n, channels c0..c1 as one contiguous stretch, and a sum over the rows of an
+// (N, D) matrix reads whole rows (vectorised across its columns), where one kept element at a time jumped by C*H*W
+// (or by D) after every run: ~2.5x slower than PyTorch for the bias gradients of a training step. Each accumulator
+// (k, chunk) still receives the same additions in the same order, so the block size (which follows the thread count
+// only so that small K still spreads over the threads) never changes the bits.
+constexpr int64_t kKeptBlock = 64;
 
 void sum_cpu(const Array& x, Array& out, const ReduceLayout& layout) {
   const int64_t K = layout.kept_numel, R = layout.reduced_numel;
@@ -12,6 +24,14 @@ void sum_cpu(const Array& x, Array& out, const ReduceLayout& layout) {
   // The innermost reduced dimension is walked as a strided run, the rest by offset arithmetic.
   const int64_t run = layout.reduced_ndim ? layout.reduced_shape[layout.reduced_ndim - 1] : 1;
   const int64_t run_stride = layout.reduced_ndim ? layout.reduced_stride[layout.reduced_ndim - 1] : 1;
+  const bool parallel = K * R >= cpu::kParallelThreshold;
+  int threads = 1;
+#ifdef _OPENMP
+  if (parallel) threads = omp_get_max_threads();
+#endif
+  const int64_t blocks_wanted = (2 * threads + chunks - 1) / chunks;  // ~2 tasks per thread
+  const int64_t block = std::clamp<int64_t>((K + blocks_wanted - 1) / blocks_wanted, 1, kKeptBlock);
+  const int64_t blocks = (K + block - 1) / block;
   dispatch_all(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     using Acc = SumAccumulator<T>;
@@ -19,31 +39,47 @@ void sum_cpu(const Array& x, Array& out, const ReduceLayout& layout) {
     const T* px = x.data_as<T>();
     Out* po = out.data_as<Out>();
     std::vector<Acc> partial((size_t)(K * chunks), Acc(0));
-#pragma omp parallel for schedule(static) collapse(2) if (K * R >= cpu::kParallelThreshold)
-    for (int64_t k = 0; k < K; ++k) {
+#pragma omp parallel for schedule(static) collapse(2) if (parallel)
+    for (int64_t b = 0; b < blocks; ++b) {
       for (int64_t c = 0; c < chunks; ++c) {
-        const T* base = px + kept_offset(layout, k);
+        const int64_t k0 = b * block, nk = std::min(block, K - k0);
+        int64_t koff[kKeptBlock];
+        Acc acc[kKeptBlock];
+        bool contiguous = true;  // kept elements next to each other in memory: the strided case vectorises
+        for (int64_t i = 0; i < nk; ++i) {
+          koff[i] = kept_offset(layout, k0 + i);
+          contiguous = contiguous && koff[i] == koff[0] + i;
+          acc[i] = 0;
+        }
         const int64_t begin = c * kReduceChunk, end = std::min(R, begin + kReduceChunk);
-        Acc acc = 0;
         int64_t r = begin;
         while (r < end) {
           const int64_t in_run = r % run, take = std::min(run - in_run, end - r);
-          const T* p = base + reduced_offset(layout, r);
+          const int64_t roff = reduced_offset(layout, r);
           if (run_stride == 1) {
-            // Eight independent partial sums (a fixed interleave) hide the add latency; combined in fixed order.
-            Acc lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            int64_t j = 0;
-            for (; j + 8 <= take; j += 8)
-              for (int l = 0; l < 8; ++l) lane[l] = sum_add(lane[l], (Acc)p[j + l]);
-            for (; j < take; ++j) lane[0] = sum_add(lane[0], (Acc)p[j]);
-            acc = sum_add(acc, sum_add(sum_add(sum_add(lane[0], lane[1]), sum_add(lane[2], lane[3])),
-                                       sum_add(sum_add(lane[4], lane[5]), sum_add(lane[6], lane[7]))));
+            for (int64_t i = 0; i < nk; ++i) {
+              const T* p = px + koff[i] + roff;
+              // Eight independent partial sums (a fixed interleave) hide the add latency; combined in fixed order.
+              Acc lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+              int64_t j = 0;
+              for (; j + 8 <= take; j += 8)
+                for (int l = 0; l < 8; ++l) lane[l] = sum_add(lane[l], (Acc)p[j + l]);
+              for (; j < take; ++j) lane[0] = sum_add(lane[0], (Acc)p[j]);
+              acc[i] = sum_add(acc[i], sum_add(sum_add(sum_add(lane[0], lane[1]), sum_add(lane[2], lane[3])),
+                                               sum_add(sum_add(lane[4], lane[5]), sum_add(lane[6], lane[7]))));
+            }
+          } else if (contiguous) {
+            for (int64_t j = 0; j < take; ++j) {
+              const T* row = px + koff[0] + roff + j * run_stride;
+              for (int64_t i = 0; i < nk; ++i) acc[i] = sum_add(acc[i], (Acc)row[i]);
+            }
           } else {
-            for (int64_t j = 0; j < take; ++j) acc = sum_add(acc, (Acc)p[j * run_stride]);
+            for (int64_t j = 0; j < take; ++j)
+              for (int64_t i = 0; i < nk; ++i) acc[i] = sum_add(acc[i], (Acc)px[koff[i] + roff + j * run_stride]);
           }
           r += take;
         }
-        partial[(size_t)(k * chunks + c)] = acc;
+        for (int64_t i = 0; i < nk; ++i) partial[(size_t)((k0 + i) * chunks + c)] = acc[i];
       }
     }
     for (int64_t k = 0; k < K; ++k) {

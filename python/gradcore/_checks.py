@@ -44,8 +44,11 @@ def real(value, name, minimum=None, maximum=None, low_open=False, high_open=Fals
 
 def int_pair(value, name, minimum, maximum=INT64_MAX):
     """(h, w) from an int or a pair of ints, each in [minimum, maximum]."""
-    if type(value) is int and minimum <= value <= maximum:  # the common case, without the ABC checks below
+    if type(value) is int and minimum <= value <= maximum:  # the common cases, without the ABC checks below
         return (value, value)
+    if (type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
+            and minimum <= value[0] <= maximum and minimum <= value[1] <= maximum):
+        return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         items = (value, value)
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(

@@ -149,23 +149,37 @@ class Function:
         ctx = cls()
         ctx.saved_arrays = ctx.saved_versions = ()
         ctx.released = False
-        raw = [a._data if isinstance(a, Tensor) else a for a in args]
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = is_grad_enabled() and any(needs)
-        ctx.needs_input_grad = needs
+        # One pass over the arguments, and a single output's own path below: this runs for every op (~1 us less).
+        raw = []
+        needs = []
+        for a in args:
+            if isinstance(a, Tensor):
+                raw.append(a._data)
+                needs.append(a._requires_grad)
+            else:
+                raw.append(a)
+                needs.append(False)
+        ctx.needs_input_grad = needs = tuple(needs)
+        record = True in needs and is_grad_enabled()
         result = ctx.forward(*raw, **kwargs)
-        multiple = isinstance(result, tuple)
-        arrays = result if multiple else (result,)
-        # An int64 or bool output (a comparison, argmax's indices) is not differentiable: never part of the graph.
-        outputs = tuple(Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in arrays)
+        if not isinstance(result, tuple):
+            # An int64 or bool output (a comparison, argmax's indices) is not differentiable: never part of the graph.
+            out = Tensor(result, requires_grad=record and result.dtype in FLOATING)
+            if record:
+                ctx.inputs = args
+                ctx.output_meta = ((result.shape, result.dtype, result.device),)
+                if out._requires_grad:
+                    out._node = ctx
+            return out
+        outputs = tuple(Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in result)
         if record:
             ctx.inputs = args
-            ctx.output_meta = tuple((a.shape, a.dtype, a.device) for a in arrays)
+            ctx.output_meta = tuple((a.shape, a.dtype, a.device) for a in result)
             for index, out in enumerate(outputs):
                 if out._requires_grad:
                     out._node = ctx
                     out._output_index = index
-        return outputs if multiple else outputs[0]
+        return outputs
 
     def forward(self, *args):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -332,7 +346,7 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
         for inp, g in zip(node.inputs, input_grads):
             if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
                 continue
-            if tuple(g.shape) != inp.shape or g.dtype != inp.dtype or g.device != inp.device:
+            if not _core.same_layout(g, inp._data):  # shape, dtype and device in one call
                 raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape}, "
                                    f"{g.dtype} on {g.device} for an input of shape {inp.shape}, {inp.dtype} "
                                    f"on {inp.device}")

@@ -249,8 +249,11 @@ class Tensor:
     def _accumulate_grad(self, g):
         with _grad_lock:
             if self.grad is None:
-                # Every gradient buffer starts at zero; contributions are added to it.
-                self.grad = Tensor(_core.zeros(list(self.shape), self.dtype, self.device))
+                # The first contribution is copied, not added to zeros: one pass instead of a fill and an add (the
+                # same values; PyTorch keeps the incoming gradient itself). A copy, because g may be shared: an add
+                # hands one gradient to both operands, and a caller's grad_output reaches a leaf as it is.
+                self.grad = Tensor(g.clone())
+                return
             _core.binary(self.grad._data, g, _core.BinaryOp.add, out=self.grad._data)
 
     # ---- operators and op methods --------------------------------------------------------------------------

@@ -74,7 +74,9 @@ class Unary(Function):
     def forward(self, x, op, a=0.0, b=0.0):
         self.op, self.a, self.b = op, a, b
         y = _core.unary(x, op, a, b)
-        keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt, U.expm1)
+        # relu keeps its output, as PyTorch's does (y > 0 exactly where x > 0, NaN included): the next layer saves y
+        # too, so x can be freed after forward, and backward reads a y that the next layer's backward just read.
+        keep_output = op in (U.exp, U.sigmoid, U.tanh, U.sqrt, U.expm1, U.relu)
         if op != U.affine:  # affine's gradient needs neither x nor y: modifying them in place is fine
             self.save_for_backward(y if keep_output else x)
         return y
