@@ -35,3 +35,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def phase_timing():
+    """The CPU phase timer (csrc/cpu/phase_timer.h) on and empty for one test, then off and emptied again: tests use
+    it to see which kernel path ran."""
+    gradcore._core.phase_times(reset=True)
+    gradcore._core.set_phase_timing(True)
+    yield
+    gradcore._core.set_phase_timing(False)
+    gradcore._core.phase_times(reset=True)

@@ -16,6 +16,7 @@ import gradcore as gc
 from gradcore.functional import conv2d, conv_transpose2d
 from isolated import outputs_for_thread_counts
 from reference import conv2d as ref
+from test_conv2d import pads_of
 from tolerance import assert_close
 
 # name: (N, C_in, H, W, C_out, (kH, kW), stride, padding, dilation, groups)
@@ -47,16 +48,6 @@ TRANSPOSED = {
     "seed_dec3_dots": (2, 32, 8, 9, 1, 3, 1, 1, 0),
     "one_vector_c_in12": (2, 12, 5, 6, 10, 3, 2, 1, 1),
 }
-
-
-def pads_of(case):
-    _, _, h, w, _, kernel, stride, padding, dilation, _ = case
-    s = (stride, stride) if isinstance(stride, int) else stride
-    d = (dilation, dilation) if isinstance(dilation, int) else dilation
-    if padding == "same":
-        return s, ref.same_padding(h, kernel[0], s[0], d[0]) + ref.same_padding(w, kernel[1], s[1], d[1]), d
-    p = (padding, padding) if isinstance(padding, int) else padding
-    return s, (p[0], p[0], p[1], p[1]), d
 
 
 def make(case, dtype, seed=0):

@@ -125,20 +125,11 @@ def test_bitwise_identical_for_any_thread_count(tmp_path):
     assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
 
 
-@pytest.fixture
-def timing():
-    _core.phase_times(reset=True)
-    _core.set_phase_timing(True)
-    yield
-    _core.set_phase_timing(False)
-    _core.phase_times(reset=True)
-
-
 def winograd_calls():
     return _core.phase_times(reset=True).get("conv2d_winograd/weight_transform", (0.0, 0))[1]
 
 
-def test_taken_for_forward_and_input_gradient(timing):
+def test_taken_for_forward_and_input_gradient(phase_timing):
     x, weight, bias = make(CASES["odd_sizes_cut_edge_tiles"], "float32", requires_grad=True)
     y = conv2d(x, weight, bias, padding=1)
     assert winograd_calls() == 1
@@ -146,7 +137,7 @@ def test_taken_for_forward_and_input_gradient(timing):
     assert winograd_calls() == 1  # the input gradient (the weight gradient has its own kernel)
 
 
-def test_input_gradient_alone_for_few_output_channels(timing):
+def test_input_gradient_alone_for_few_output_channels(phase_timing):
     """The direct input gradient (GEMM then col2im) is slower than the direct forward, so Winograd pays there with
     fewer channels: 16 -> 16 takes it for the input gradient only."""
     x = gc.tensor(np.ones((2, 16, 10, 10)), dtype="float32", requires_grad=True)
@@ -160,7 +151,7 @@ def test_input_gradient_alone_for_few_output_channels(timing):
 @pytest.mark.parametrize("stride, dilation, groups, c_in, c_out, size", [
     (2, 1, 1, 40, 64, 16), (1, 2, 1, 40, 64, 16), (1, 1, 2, 40, 64, 16), (1, 1, 1, 16, 64, 16),
     (1, 1, 1, 40, 32, 16), (1, 1, 1, 64, 64, 6), (1, 1, 1, 256, 256, 4)])
-def test_not_taken_outside_its_rule(timing, stride, dilation, groups, c_in, c_out, size):
+def test_not_taken_outside_its_rule(phase_timing, stride, dilation, groups, c_in, c_out, size):
     x = gc.zeros(1, c_in, size, size)
     weight = gc.zeros(c_out, c_in // groups, 3, 3)
     conv2d(x, weight, stride=stride, dilation=dilation, groups=groups, padding=1)

@@ -1,20 +1,10 @@
 """The CPU phase timer behind the bench's breakdown: off by default, counts calls per named phase when on, and
 never changes a result."""
 import numpy as np
-import pytest
 
 import gradcore as gc
 from gradcore import _core
 from gradcore import functional as F
-
-
-@pytest.fixture
-def timing():
-    _core.phase_times(reset=True)
-    _core.set_phase_timing(True)
-    yield
-    _core.set_phase_timing(False)
-    _core.phase_times(reset=True)
 
 
 def conv_step():
@@ -31,7 +21,7 @@ def test_off_by_default_records_nothing():
     assert _core.phase_times() == {}
 
 
-def test_on_records_each_conv_phase_once_per_call(timing):
+def test_on_records_each_conv_phase_once_per_call(phase_timing):
     conv_step()
     times = _core.phase_times(reset=False)
     for phase in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
@@ -42,7 +32,7 @@ def test_on_records_each_conv_phase_once_per_call(timing):
     assert _core.phase_times() == {}  # the previous read reset every slot
 
 
-def test_timing_does_not_change_results(timing):
+def test_timing_does_not_change_results(phase_timing):
     timed = conv_step()
     _core.set_phase_timing(False)
     untimed = conv_step()

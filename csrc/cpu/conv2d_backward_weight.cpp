@@ -111,6 +111,23 @@ void dots_block(const T* pg, const T* col, int64_t images, int64_t P, int64_t P_
     for (int s = 0; s < BK; ++s) store_vec(lanes + (r * BK + s) * L, acc[r][s]);
 }
 
+// The dots paths' im2col of one image and group: K rows of P_pad columns (the padding zeroed) at col, copying row
+// runs for wide outputs and gathering through the tap table for narrow ones.
+template <typename T>
+void dots_im2col(const T* x_group, const Conv2dParams& p, const TapTable& taps, const std::vector<RowWindow>& windows,
+                 T* col, int64_t P_pad) {
+  const int64_t K = p.gemm_k(), P = p.out_pixels(), HW = p.in_pixels(), taps_per_channel = p.kernel_h * p.kernel_w;
+  for (int64_t k = 0; k < K; ++k) {
+    T* row = col + k * P_pad;
+    const T* plane = x_group + (k / taps_per_channel) * HW;
+    if (p.out_w >= kDotsRowRunMinWidth)
+      im2col_row(plane, p, k / p.kernel_w % p.kernel_h, windows[k % p.kernel_w], row);
+    else
+      gather_taps(plane, taps.tap(k % taps_per_channel), P, row, (int64_t)1);
+    std::fill(row + P, row + P_pad, T(0));
+  }
+}
+
 // dW block columns per task (BK) for K: the fewest blocks of at most 9 columns, so K = 9 (3x3, one channel) is one
 // block; rows per task (BM): as many as keep BM * BK accumulators and BK column vectors in the registers.
 template <typename T, int BK> struct DotsShape {
@@ -142,15 +159,7 @@ void backward_weight_dots_by_block(const T* px, const T* pg, T* pw, const Conv2d
       for (int64_t t = 0; t < count * G; ++t) {
         const int64_t i = t / G, g = t % G;
         const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
-        for (int64_t k = 0; k < K; ++k) {
-          T* row = col + (t * K + k) * P_pad;
-          const T* plane = x_group + (k / taps_per_channel) * HW;
-          if (p.out_w >= kDotsRowRunMinWidth)
-            im2col_row(plane, p, k / p.kernel_w % p.kernel_h, windows[k % p.kernel_w], row);
-          else
-            gather_taps(plane, taps.tap(k % taps_per_channel), P, row, (int64_t)1);
-          std::fill(row + P, row + P_pad, T(0));
-        }
+        dots_im2col(x_group, p, taps, windows, col + t * K * P_pad, P_pad);
       }
     }
     GRADCORE_PHASE("conv2d_backward_weight/gemm");
@@ -204,15 +213,7 @@ void backward_weight_dots_bk(const T* px, const T* pg, T* pw, const Conv2dParams
           GRADCORE_PHASE("conv2d_backward_weight/pack");
           for (int64_t g = 0; g < G; ++g) {
             const T* x_group = px + (n * Cin + g * Cg) * HW;
-            for (int64_t k = 0; k < K; ++k) {
-              T* row = col + (g * K + k) * P_pad;
-              const T* plane = x_group + (k / taps_per_channel) * HW;
-              if (p.out_w >= kDotsRowRunMinWidth)
-                im2col_row(plane, p, k / p.kernel_w % p.kernel_h, windows[k % p.kernel_w], row);
-              else
-                gather_taps(plane, taps.tap(k % taps_per_channel), P, row, (int64_t)1);
-              std::fill(row + P, row + P_pad, T(0));
-            }
+            dots_im2col(x_group, p, taps, windows, col + g * K * P_pad, P_pad);
           }
         }
         GRADCORE_PHASE("conv2d_backward_weight/gemm");
