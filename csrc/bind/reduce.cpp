@@ -43,12 +43,19 @@ void check_per_kept(const Array& x, const Array& a, const char* name, const Redu
                    " elements (one per kept element of x), got shape " + shape_str(a.shape()));
 }
 
-Array amax_amin(const Array& x, const std::vector<int>& axes, bool is_max) {
+// The reduction of max/min and their indices over x's axes: a float x, and no empty reduction with something kept
+// (it has no identity to return, nor an index).
+Reduction extreme_reduction(const Array& x, const std::vector<int>& axes, const char* op, const char* why) {
   check_float(x, "x");
-  const Reduction red = reduction(x, axes);
+  Reduction red = reduction(x, axes);
   if (red.layout.reduced_numel == 0 && red.layout.kept_numel > 0)
-    throw ArgError(std::string(is_max ? "max" : "min") + ": the reduced dimensions of x's shape " +
-                   shape_str(x.shape()) + " hold no elements (the reduction has no identity)");
+    throw ArgError(std::string(op) + ": the reduced dimensions of x's shape " + shape_str(x.shape()) +
+                   " hold no elements (" + why + ")");
+  return red;
+}
+
+Array amax_amin(const Array& x, const std::vector<int>& axes, bool is_max) {
+  const Reduction red = extreme_reduction(x, axes, is_max ? "max" : "min", "the reduction has no identity");
   Array values = Array::empty(red.out_shape, x.dtype(), x.device());  // every element written
   GRADCORE_ON_DEVICE(x, reduce_extreme, x, values, nullptr, red.layout, is_max);
   return values;
@@ -56,11 +63,7 @@ Array amax_amin(const Array& x, const std::vector<int>& axes, bool is_max) {
 
 // (values, indices) of max(dim)/min(dim), or the indices alone for argmax/argmin: int64, the first of ties.
 std::pair<Array, Array> extreme_with_indices(const Array& x, const std::vector<int>& axes, bool is_max) {
-  check_float(x, "x");
-  const Reduction red = reduction(x, axes);
-  if (red.layout.reduced_numel == 0 && red.layout.kept_numel > 0)
-    throw ArgError(std::string(is_max ? "argmax" : "argmin") + ": the reduced dimensions of x's shape " +
-                   shape_str(x.shape()) + " hold no elements (there is no index to return)");
+  const Reduction red = extreme_reduction(x, axes, is_max ? "argmax" : "argmin", "there is no index to return");
   Array values = Array::empty(red.out_shape, x.dtype(), x.device());    // every element written
   Array indices = Array::empty(red.out_shape, DType::int64, x.device());  // every element written
   GRADCORE_ON_DEVICE(x, reduce_extreme, x, values, indices.data_as<int64_t>(), red.layout, is_max);
