@@ -60,16 +60,21 @@ def test_collectives_give_the_rank_order_results_on_two_ranks():
     assert_every_rank_ok("collectives")
 
 
-def test_two_ranks_with_batch_b_match_one_process_with_batch_2b_over_50_steps():
+@pytest.fixture(scope="module")
+def equivalence_digests():
+    """The final weights' digest on each rank of one equivalence run (launched once for the tests below)."""
+    return re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence"), re.M)
+
+
+def test_two_ranks_with_batch_b_match_one_process_with_batch_2b_over_50_steps(equivalence_digests):
     # The worker trains a DDP model on a sharded loader and, in the same process, the reference with the
     # unsharded loader; it asserts agreement within float32 tolerance and that both ranks hold the same bits.
-    assert_every_rank_ok("equivalence")
+    assert len(equivalence_digests) == 2
 
 
-def test_two_identical_runs_are_bitwise_equal():
-    first = re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence"), re.M)
+def test_two_identical_runs_are_bitwise_equal(equivalence_digests):
     second = re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence"), re.M)
-    assert len(set(first)) == 1 and first == second
+    assert len(set(equivalence_digests)) == 1 and equivalence_digests == second
 
 
 def test_buckets_start_during_backward_and_average_bitwise_in_fixed_rank_order():
@@ -297,13 +302,22 @@ def test_the_nccl_wheel_loads_and_rank_0s_unique_id_reaches_every_rank():
 
 
 def test_the_nccl_backends_python_path_gives_the_rank_order_results_with_mpi_standing_in_for_nccl():
+    # The collectives, and DistributedDataParallel's device-bucket reducer: bitwise the fixed-order average, no
+    # tensor read into host memory during backward, unused parameters and no_sync() as under "mpi".
     assert_every_rank_ok("nccl_python_path")
 
 
+def test_ddp_under_the_nccl_reducer_trains_bitwise_like_the_mpi_reducer_over_50_steps(equivalence_digests):
+    # The equivalence run (50 SGD steps, 2 ranks x batch 4 against 1 x 8) with the device-bucket reducer over the
+    # MPI stand-in for NCCL: the final weights have the MPI reducer's digest, bit for bit.
+    nccl = re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence", 2, "nccl-stand-in"), re.M)
+    assert len(set(equivalence_digests)) == 1 and nccl == equivalence_digests
+
+
 @pytest.mark.cuda
-def test_nccl_collectives_on_two_gpus_give_the_rank_order_results():
+def test_nccl_collectives_and_ddp_on_two_gpus_give_the_rank_order_results():
     if gc.cuda.is_emulated() or gc.cuda.device_count() < 2:
         pytest.skip("needs two real GPUs (NCCL cannot run on the emulated device)")
     if not dist.is_nccl_available():
         pytest.skip("needs NCCL (pip install nvidia-nccl-cu13)")
-    assert_every_rank_ok("nccl_collectives")
+    assert_every_rank_ok("nccl_gpus")
