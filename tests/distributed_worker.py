@@ -305,6 +305,93 @@ def sync_batchnorm(rank, world):
     np.testing.assert_allclose(y.numpy(), y_ref[start:start + sizes[rank]], rtol=1e-12, atol=1e-13)
 
 
+def sync_batchnorm_gradcheck(rank, world):
+    """float64 central differences of the whole R-rank computation against SyncBatchNorm's backward.
+
+    Rank r holds x_r (N_r, C, L) with uneven N_r = r + 2, its copy weight_r and bias_r of the parameters (equal on
+    every rank, as DistributedDataParallel keeps them: the backward assumes it, as PyTorch's does), and a fixed
+    cotangent g_r; the scalar is L = sum over ranks of sum(y_r * g_r). Analytic: each rank's backward of its own
+    sum(y_r * g_r) (SyncBatchNorm's backward all-reduces, so x_r.grad is dL/dx_r; weight_r and bias_r reach y_r
+    only). Numeric: for every element of every rank's x, weight and bias in turn, all ranks run the forward with
+    that one element of its owner moved by +-eps and all-reduce their sums (the whole job is the function)."""
+    sizes, channels, length, eps = [r + 2 for r in range(world)], 2, 3, 1e-6
+    rng = np.random.default_rng([13, rank])
+    x0 = 1.5 + 2.0 * rng.standard_normal((sizes[rank], channels, length))
+    g = gc.tensor(rng.standard_normal(x0.shape))
+    w0, b0 = np.array([0.8, -1.3]), np.array([0.4, -0.2])
+    for affine in (True, False):
+        m = gc.nn.SyncBatchNorm(channels, affine=affine, dtype="float64")
+        mine = {"x": x0} if not affine else {"x": x0, "weight": w0, "bias": b0}
+
+        def job_loss(values):
+            with gc.no_grad():
+                if affine:
+                    m.weight.copy_(gc.tensor(values["weight"]))
+                    m.bias.copy_(gc.tensor(values["bias"]))
+                total = (m(gc.tensor(values["x"])) * g).sum().reshape(1)
+                dist.all_reduce(total)
+            return total.item()
+
+        x = gc.tensor(x0, requires_grad=True)
+        job_loss(mine)  # sets weight and bias to w0, b0
+        m.zero_grad()
+        (m(x) * g).sum().backward()
+        analytic = {"x": x.grad.numpy()}
+        if affine:
+            analytic.update(weight=m.weight.grad.numpy(), bias=m.bias.grad.numpy())
+
+        shapes = {"x": lambda r: (sizes[r], channels, length), "weight": lambda r: (channels,),
+                  "bias": lambda r: (channels,)}
+        checked = 0
+        for owner in range(world):
+            for name in mine:
+                numeric = np.zeros(shapes[name](owner))
+                for i in range(numeric.size):
+                    for sign in (1.0, -1.0):
+                        values = dict(mine)
+                        if owner == rank:
+                            values[name] = mine[name].copy()
+                            values[name].flat[i] += sign * eps
+                        numeric.flat[i] += sign * job_loss(values) / (2 * eps)
+                if owner == rank:
+                    np.testing.assert_allclose(analytic[name], numeric, rtol=1e-6, atol=1e-8,
+                                               err_msg=f"affine={affine}: d/d{name} on rank {rank}")
+                    checked += numeric.size
+        assert checked == x0.size + (2 * channels if affine else 0)
+
+
+def sync_batchnorm_uneven_and_eval(rank, world):
+    """Uneven batches (rank r holds r + 2 samples): the output and the running statistics are those of one
+    BatchNorm2d over the concatenated batch (the unbiased variance uses the global count). Eval mode normalises
+    with the running statistics, with no collective: rank 0 alone evaluates while the others wait."""
+    sizes = [r + 2 for r in range(world)]
+    rng = np.random.default_rng(17)
+    xs = [rng.standard_normal((sum(sizes), 3, 2, 2)) * 2.0 + 1.0 for _ in range(3)]
+    start = sum(sizes[:rank])
+    mine = slice(start, start + sizes[rank])
+    sync = gc.nn.SyncBatchNorm(3, momentum=0.3, dtype="float64")
+    ref = gc.nn.BatchNorm2d(3, momentum=0.3, dtype="float64")
+    for x_all in xs:
+        y = sync(gc.tensor(x_all[mine]))
+        y_ref = ref(gc.tensor(x_all))
+        np.testing.assert_allclose(y.numpy(), y_ref.numpy()[mine], rtol=1e-12, atol=1e-13)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(getattr(sync, name).numpy(), getattr(ref, name).numpy(), rtol=1e-12, atol=1e-14)
+    sync.eval()
+    ref.eval()
+    if rank == 0:
+        probe = rng.standard_normal((1, 3, 2, 2))  # a batch of one is fine: no batch statistics in eval mode
+        x = gc.tensor(probe, requires_grad=True)
+        y = sync(x)
+        expected = (probe - ref.running_mean.numpy().reshape(1, 3, 1, 1)) / np.sqrt(
+            ref.running_var.numpy().reshape(1, 3, 1, 1) + ref.eps)
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-13)  # weight 1, bias 0
+        y.sum().backward()  # eval's gradient: the per-channel scale 1/sqrt(running_var + eps), no all_reduce
+        np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(
+            1 / np.sqrt(ref.running_var.numpy().reshape(1, 3, 1, 1) + ref.eps), probe.shape), rtol=1e-12)
+    dist.barrier()
+
+
 def checkpoint(rank, world, directory):
     """A DDP model saved under N ranks: one file, written by rank 0, without "module." prefixes; it loads into a
     plain model and into a wrapped one (with the optimizer state); the test then loads it in one process."""
@@ -538,7 +625,8 @@ def main():
     rank, world = dist.get_rank(), dist.get_world_size()
     {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
      "fit": fit_from_rank_0, "overlap": overlap, "unused": unused,
-     "sync_batchnorm": sync_batchnorm, "checkpoint": checkpoint,
+     "sync_batchnorm": sync_batchnorm, "sync_batchnorm_gradcheck": sync_batchnorm_gradcheck,
+     "sync_batchnorm_uneven_and_eval": sync_batchnorm_uneven_and_eval, "checkpoint": checkpoint,
      "load_checkpoint": load_checkpoint,
      "nccl_unique_id": nccl_unique_id, "nccl_gpus": nccl_gpus,
      "nccl_python_path": nccl_python_path}[scenario](rank, world, *sys.argv[2:])

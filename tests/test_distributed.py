@@ -95,6 +95,15 @@ def test_sync_batchnorm_on_two_ranks_of_batch_4_equals_batchnorm_on_one_batch_of
     assert_every_rank_ok("sync_batchnorm")
 
 
+def test_sync_batchnorm_backward_matches_central_differences_of_the_whole_two_rank_job():
+    # float64; uneven batches (2 and 3 samples); weight and bias equal on both ranks (as DDP keeps them), or none.
+    assert_every_rank_ok("sync_batchnorm_gradcheck")
+
+
+def test_sync_batchnorm_with_uneven_batches_keeps_the_global_running_statistics_and_evaluates_without_collectives():
+    assert_every_rank_ok("sync_batchnorm_uneven_and_eval")
+
+
 def test_a_checkpoint_saved_under_two_ranks_loads_in_one_process_and_under_any_world_size(tmp_path):
     # Saved by a 2-rank DDP job, which also reloads it (plain and wrapped models, and resumes bitwise).
     digest = set(re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("checkpoint", 2, str(tmp_path)), re.M))
@@ -213,6 +222,46 @@ def test_sync_batchnorm_without_a_process_group_is_bitwise_batchnorm2d():
     bn.eval(), sync.eval()
     assert np.array_equal(bn(gc.tensor(xs[0])).numpy(), sync(gc.tensor(xs[0])).numpy())
     assert sync(gc.tensor(xs[0][:, :, 0, 0])).shape == (4, 3)  # (N, C) inputs too, as PyTorch's
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_sync_batchnorm_in_one_process_passes_gradcheck(training):
+    # Without a process group: batch statistics in training, the running statistics in eval mode.
+    rng = np.random.default_rng(3)
+    m = gc.nn.SyncBatchNorm(3, dtype="float64")
+    m.running_mean.copy_(gc.tensor(rng.standard_normal(3)))
+    m.running_var.copy_(gc.tensor(rng.uniform(0.5, 2.0, 3)))
+    m.train(training)
+    x = gc.tensor(rng.standard_normal((4, 3, 2, 2)) * 2.0 + 1.0, requires_grad=True)
+    w = gc.tensor(rng.standard_normal(3), requires_grad=True)
+    b = gc.tensor(rng.standard_normal(3), requires_grad=True)
+    assert gc.gradcheck(lambda x, w, b: _with_parameters(m, x, w, b), [x, w, b])
+
+
+def _with_parameters(m, x, w, b):
+    """m(x) with the tensors w and b as m's weight and bias (gradcheck differentiates with respect to them)."""
+    saved = m.weight, m.bias
+    object.__setattr__(m, "weight", w)
+    object.__setattr__(m, "bias", b)
+    try:
+        return m(x)
+    finally:
+        object.__setattr__(m, "weight", saved[0])
+        object.__setattr__(m, "bias", saved[1])
+
+
+def test_sync_batchnorms_own_backward_with_a_world_of_one_passes_gradcheck(monkeypatch):
+    # The all-reduced path itself (what two or more ranks run), with all_reduce the identity, as for one rank.
+    from gradcore.nn import sync_batchnorm
+
+    monkeypatch.setattr(sync_batchnorm.dist, "all_reduce", lambda t: None)
+    rng = np.random.default_rng(4)
+    x = gc.tensor(rng.standard_normal((3, 2, 5)) * 2.0 - 1.0, requires_grad=True)
+    w = gc.tensor(rng.standard_normal(2), requires_grad=True)
+    b = gc.tensor(rng.standard_normal(2), requires_grad=True)
+    train = sync_batchnorm._SyncBatchNormTrain.apply
+    assert gc.gradcheck(lambda x, w, b: train(x, w, b, None, None, 0.0, 1e-5), [x, w, b])
+    assert gc.gradcheck(lambda x: train(x, None, None, None, None, 0.0, 1e-5), [x])
 
 
 def test_convert_sync_batchnorm_replaces_every_batchnorm_and_keeps_its_parameters():
