@@ -138,6 +138,14 @@ def fit_from_rank_0(rank, world):
                            epochs=1, health=False, progress=True)
     assert len(history.step_loss) == len(loader) == 72 // (4 * world)
 
+    # Health checks run (and warn) on rank 0 only: a network whose ReLUs are all dead warns once per job.
+    dead = DistributedDataParallel(gc.nn.Sequential(gc.nn.Linear(6, 16), gc.nn.ReLU(), gc.nn.Linear(16, 1)))
+    with gc.no_grad():
+        dead.module[0].bias.fill_(-100.0)
+    history = gc.train.fit(loader, model=dead, loss_fn=F.mse_loss, optimizer=gc.optim.SGD(dead.parameters(), lr=0.01),
+                           epochs=1, health=True, health_every=2, progress=False)
+    assert bool(history.health) == (rank == 0), history.health
+
 
 class _TwiceUsed(gc.nn.Module):
     """Uses `inner` twice per forward, so each of its parameters gets its gradient from two nodes."""
@@ -618,12 +626,18 @@ def fail(rank, world):
     dist.barrier()
 
 
+def exit_early(rank, world):
+    """Rank 1 calls sys.exit(3) while rank 0 waits in a collective (SystemExit never reaches sys.excepthook)."""
+    if rank == 1:
+        sys.exit(3)
+    dist.barrier()
+
 
 def main():
     scenario = sys.argv[1]
     dist.init_process_group("nccl" if scenario == "nccl_gpus" else "mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
-    {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
+    {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail, "exit_early": exit_early,
      "fit": fit_from_rank_0, "overlap": overlap, "unused": unused,
      "sync_batchnorm": sync_batchnorm, "sync_batchnorm_gradcheck": sync_batchnorm_gradcheck,
      "sync_batchnorm_uneven_and_eval": sync_batchnorm_uneven_and_eval, "checkpoint": checkpoint,

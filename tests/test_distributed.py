@@ -120,9 +120,11 @@ def test_a_checkpoint_saved_under_two_ranks_loads_in_one_process_and_under_any_w
         assert_every_rank_ok("load_checkpoint", ranks, str(tmp_path), digest)
 
 
-def test_fit_prints_its_epoch_summary_from_rank_0_only():
+def test_fit_prints_its_epoch_summary_and_health_warnings_from_rank_0_only():
     output = assert_every_rank_ok("fit")
     assert len(re.findall(r"epoch 1/1: loss", output)) == 1, output
+    warned = re.findall(r"^gradcore health: (.*)$", output, re.M)
+    assert warned and len(warned) == len(set(warned)), output  # each warning once, not once per rank
 
 
 @pytest.mark.parametrize("example, summary, checkpoint", [
@@ -147,10 +149,27 @@ def test_the_examples_train_with_distributed_and_report_and_save_from_rank_0(tmp
     assert not any(".module." in k for k in ckpt.state) and ckpt.metadata["epochs"] == 1
 
 
+def test_the_convlstm_example_trains_with_distributed_and_reports_from_rank_0():
+    code, output = launch(["-m", "gradcore.examples.convlstm", "--distributed", "--steps", "2", "--batch", "2",
+                           "--frames", "4", "--size", "16", "--hidden", "4", "--held-out", "4"], 2)
+    assert code in (0, 1) and "Traceback" not in output, output  # 1: two steps do not beat the baseline
+    assert output.count("on 2 ranks (2 sequences each)") == 1, output
+    assert len(re.findall(r"^step +1 ", output, re.M)) == 1, output  # logged by rank 0 only
+    assert len(re.findall(r"^held-out MSE", output, re.M)) == 1, output
+
+
 def test_a_rank_that_raises_stops_the_job_with_its_error_instead_of_hanging():
     code, output = mpirun("fail")
     assert code != 0
     assert "ValueError: rank 1 failed on purpose" in output
+    assert "OK 0" not in output
+
+
+def test_a_rank_that_calls_sys_exit_stops_the_job_when_launched_through_mpi4py():
+    # SystemExit is not an uncaught exception for Python's excepthook, so init_process_group's abort cannot see
+    # it; `python -m mpi4py script.py` (the README's advice) turns a non-zero exit status into MPI_Abort.
+    code, output = launch(["-m", "mpi4py", WORKER, "exit_early"], 2)
+    assert code == 3, output
     assert "OK 0" not in output
 
 

@@ -109,7 +109,9 @@ def init_process_group(backend="mpi"):
 
     backend "mpi" (host memory) or "nccl" (CUDA tensors, one GPU per rank: the rank's index on its node).
     Installs a sys.excepthook that aborts the whole job when this rank raises an uncaught exception, so a failing
-    rank stops the job with its error instead of hanging the others.
+    rank stops the job with its error instead of hanging the others. sys.exit() (SystemExit) on one rank alone
+    never reaches an excepthook, and MPI_Finalize at exit would then wait for ranks blocked in a collective: launch
+    with `mpirun -np N python -m mpi4py train.py` to have a non-zero exit status abort the job too.
     """
     global _group
     if not isinstance(backend, str) or backend not in BACKENDS:
