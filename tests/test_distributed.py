@@ -15,6 +15,7 @@ import pytest
 
 import gradcore as gc
 import gradcore.distributed as dist
+from tolerance import DEVICES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "distributed_worker.py")
@@ -297,6 +298,119 @@ def test_convert_sync_batchnorm_replaces_every_batchnorm_and_keeps_its_parameter
         gc.nn.SyncBatchNorm.convert_sync_batchnorm("net")
     with pytest.raises(ValueError, match="2-d"):
         gc.nn.SyncBatchNorm(3)(gc.zeros(3))
+
+
+# ---- in one process: DDP's device-bucket reducer over a world of identical ranks ------------------------------
+class _IdenticalRanks:
+    """Stands in for both the MPI communicator and NCCL in one process: a world of `size` ranks that all hold this
+    process's tensors, so a gather is `size` copies, made on the tensor's device by gradcore's own kernels. It lets
+    the "nccl" reducer run on any device (the emulated CUDA device included) without MPI, NCCL or a GPU."""
+
+    def __init__(self, size):
+        self.size = size
+
+    # mpi4py's communicator, as the reducer uses it (the used-flags, on the host)
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return self.size
+
+    def Dup(self):
+        return self
+
+    def Allgather(self, send, recv):
+        recv[...] = send
+
+    # _nccl.Communicator, on device arrays
+    def all_gather(self, array, out):
+        row = array.reshape([1, *array.shape])
+        out.copy_(gc._core.concat([row] * self.size, 0).reshape(list(out.shape)))
+
+    def broadcast(self, array, root):
+        pass  # every rank already holds the same values
+
+    def all_reduce(self, array, op):
+        assert op == "max"
+        pass  # the max of equal values
+
+
+@pytest.fixture
+def identical_ranks(monkeypatch):
+    """Installs a "nccl" process group of identical ranks on `device`; returns a function(size, device)."""
+    def install(size, device):
+        fake = _IdenticalRanks(size)
+        group = dist._Group("nccl", fake)
+        group.nccl, group.device = fake, gc.zeros(1, device=device).device
+        monkeypatch.setattr(dist, "_group", group)
+        return group.device
+    return install
+
+
+class _HostReadsRefused:
+    """Inside: reading a tensor or array into host memory raises (DDP's device reducer must never do it)."""
+    names = ("numpy", "__array__", "item", "tolist")
+
+    def __enter__(self):
+        self.monkeypatch = pytest.MonkeyPatch()
+        def refuse(*args, **kwargs):
+            raise AssertionError("a tensor was read into host memory during backward under the nccl reducer")
+        for name in self.names:
+            self.monkeypatch.setattr(gc.Tensor, name, refuse)
+        self.monkeypatch.setattr(gc._core.Array, "numpy", refuse)
+
+    def __exit__(self, *exc):
+        self.monkeypatch.undo()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("bucket_mb", [1e-6, 25], ids=["bucket-per-parameter", "one-bucket"])
+def test_the_nccl_reducer_averages_on_the_device_with_the_host_paths_bits(identical_ranks, device, world, bucket_mb):
+    # N identical ranks: the average is ((g + g) + ...) / N, a true division, bitwise what numpy (the MPI reducer's
+    # arithmetic) computes; for N = 3 that differs from g * (1/3) in some elements.
+    device = identical_ranks(world, device)
+    gc.manual_seed(2)
+    net = gc.nn.Sequential(gc.nn.Linear(5, 7), gc.nn.Tanh(), gc.nn.Linear(7, 3)).to(device)
+    ddp = gc.nn.parallel.DistributedDataParallel(net, bucket_mb=bucket_mb)
+    assert type(ddp._reducer).__name__ == "_NcclBucketReducer"
+    rng = np.random.default_rng(0)
+    x = gc.tensor(rng.standard_normal((4, 5)).astype(np.float32), device=device)
+    with ddp.no_sync():
+        (ddp(x) ** 2).sum().backward()
+    local = [p.grad.numpy().copy() for p in net.parameters()]
+    ddp.zero_grad(set_to_none=False)
+    grads = [p.grad for p in net.parameters()]
+    loss = (ddp(x) ** 2).sum()
+    with _HostReadsRefused():
+        loss.backward()
+    for p, g, mine in zip(net.parameters(), grads, local):
+        total = mine.copy()
+        for _ in range(world - 1):
+            total += mine
+        assert p.grad is g and p.grad.device == device  # written in place, on the device
+        assert np.array_equal(p.grad.numpy(), total / np.float32(world))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_nccl_reducer_raises_for_unused_parameters_or_leaves_them_untouched(identical_ranks, device):
+    device = identical_ranks(2, device)
+
+    class Spare(gc.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.never = gc.nn.Linear(3, 1), gc.nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.used(x)
+    x = gc.ones(2, 3, device=device)
+    strict = gc.nn.parallel.DistributedDataParallel(Spare().to(device))
+    with pytest.raises(RuntimeError, match=r"never.weight \(on 0 of 2 ranks\).*find_unused_parameters=True"):
+        strict(x).sum().backward()
+    lenient = gc.nn.parallel.DistributedDataParallel(Spare().to(device), find_unused_parameters=True)
+    lenient(x).sum().backward()
+    assert lenient.module.never.weight.grad is None
+    assert np.array_equal(lenient.module.used.weight.grad.numpy(), np.full((1, 3), 2.0, np.float32))
 
 
 # ---- in one process: errors before init ----------------------------------------------------------------------
