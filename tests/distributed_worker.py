@@ -73,8 +73,11 @@ def _train(model, loader, steps, lr=0.05):
     return [p.numpy().copy() for p in model.parameters()]
 
 
-def equivalence(rank, world):
-    """N ranks with per-rank batch B, 50 steps == 1 process with batch N*B (same seed, same initial weights)."""
+def equivalence(rank, world, backend="mpi"):
+    """N ranks with per-rank batch B, 50 steps == 1 process with batch N*B (same seed, same initial weights).
+    backend "nccl-stand-in": DDP's device-bucket reducer over the MPI stand-in (the digest must be the same)."""
+    if backend == "nccl-stand-in":
+        _stand_in_for_nccl()
     x, y = _data()
     per_rank_batch = 4
     ddp = DistributedDataParallel(_model(0))
@@ -135,6 +138,14 @@ def fit_from_rank_0(rank, world):
                            epochs=1, health=False, progress=True)
     assert len(history.step_loss) == len(loader) == 72 // (4 * world)
 
+    # Health checks run (and warn) on rank 0 only: a network whose ReLUs are all dead warns once per job.
+    dead = DistributedDataParallel(gc.nn.Sequential(gc.nn.Linear(6, 16), gc.nn.ReLU(), gc.nn.Linear(16, 1)))
+    with gc.no_grad():
+        dead.module[0].bias.fill_(-100.0)
+    history = gc.train.fit(loader, model=dead, loss_fn=F.mse_loss, optimizer=gc.optim.SGD(dead.parameters(), lr=0.01),
+                           epochs=1, health=True, health_every=2, progress=False)
+    assert bool(history.health) == (rank == 0), history.health
+
 
 class _TwiceUsed(gc.nn.Module):
     """Uses `inner` twice per forward, so each of its parameters gets its gradient from two nodes."""
@@ -150,10 +161,11 @@ class _TwiceUsed(gc.nn.Module):
 
 def _fixed_order_average(local_grads, world):
     """The reference: every rank's local gradients, summed in rank order 0..N-1, divided by N (float32)."""
+    device = dist._require_group("test").device or "cpu"  # the "nccl" backend gathers tensors on its device
     out = []
     for g in local_grads:
-        rows = [gc.zeros(*g.shape) for _ in range(world)]
-        dist.all_gather(rows, gc.tensor(g))
+        rows = [gc.zeros(*g.shape, device=device) for _ in range(world)]
+        dist.all_gather(rows, gc.tensor(g, device=device))
         total = rows[0].numpy().copy()
         for r in range(1, world):
             total += rows[r].numpy()
@@ -200,10 +212,10 @@ class _WithSpare(gc.nn.Module):
         return out + self.sometimes(x) if dist.get_rank() == 0 else out
 
 
-def unused(rank, world):
-    x = gc.tensor(np.full((2, 3), rank + 1.0, np.float32))
+def unused(rank, world, device="cpu"):
+    x = gc.tensor(np.full((2, 3), rank + 1.0, np.float32), device=device)
     gc.manual_seed(4)
-    strict = DistributedDataParallel(_WithSpare())
+    strict = DistributedDataParallel(_WithSpare().to(device))
     try:
         strict(x).sum().backward()
     except RuntimeError as e:
@@ -215,7 +227,7 @@ def unused(rank, world):
     dist.barrier()  # every rank raised after its collectives completed: still in step
 
     gc.manual_seed(4)
-    lenient = DistributedDataParallel(_WithSpare(), find_unused_parameters=True)
+    lenient = DistributedDataParallel(_WithSpare().to(device), find_unused_parameters=True)
     with lenient.no_sync():
         lenient(x).sum().backward()
     local = {n: (p.grad.numpy().copy() if p.grad is not None else None) for n, p in lenient.module.named_parameters()}
@@ -299,6 +311,93 @@ def sync_batchnorm(rank, world):
     y = gc.nn.SyncBatchNorm(2, dtype="float64")(gc.tensor(x_all[start:start + sizes[rank]]))
     y_ref = gc.nn.BatchNorm2d(2, dtype="float64")(gc.tensor(x_all.reshape(-1, 2, 3, 1))).numpy().reshape(x_all.shape)
     np.testing.assert_allclose(y.numpy(), y_ref[start:start + sizes[rank]], rtol=1e-12, atol=1e-13)
+
+
+def sync_batchnorm_gradcheck(rank, world):
+    """float64 central differences of the whole R-rank computation against SyncBatchNorm's backward.
+
+    Rank r holds x_r (N_r, C, L) with uneven N_r = r + 2, its copy weight_r and bias_r of the parameters (equal on
+    every rank, as DistributedDataParallel keeps them: the backward assumes it, as PyTorch's does), and a fixed
+    cotangent g_r; the scalar is L = sum over ranks of sum(y_r * g_r). Analytic: each rank's backward of its own
+    sum(y_r * g_r) (SyncBatchNorm's backward all-reduces, so x_r.grad is dL/dx_r; weight_r and bias_r reach y_r
+    only). Numeric: for every element of every rank's x, weight and bias in turn, all ranks run the forward with
+    that one element of its owner moved by +-eps and all-reduce their sums (the whole job is the function)."""
+    sizes, channels, length, eps = [r + 2 for r in range(world)], 2, 3, 1e-6
+    rng = np.random.default_rng([13, rank])
+    x0 = 1.5 + 2.0 * rng.standard_normal((sizes[rank], channels, length))
+    g = gc.tensor(rng.standard_normal(x0.shape))
+    w0, b0 = np.array([0.8, -1.3]), np.array([0.4, -0.2])
+    for affine in (True, False):
+        m = gc.nn.SyncBatchNorm(channels, affine=affine, dtype="float64")
+        mine = {"x": x0} if not affine else {"x": x0, "weight": w0, "bias": b0}
+
+        def job_loss(values):
+            with gc.no_grad():
+                if affine:
+                    m.weight.copy_(gc.tensor(values["weight"]))
+                    m.bias.copy_(gc.tensor(values["bias"]))
+                total = (m(gc.tensor(values["x"])) * g).sum().reshape(1)
+                dist.all_reduce(total)
+            return total.item()
+
+        x = gc.tensor(x0, requires_grad=True)
+        job_loss(mine)  # sets weight and bias to w0, b0
+        m.zero_grad()
+        (m(x) * g).sum().backward()
+        analytic = {"x": x.grad.numpy()}
+        if affine:
+            analytic.update(weight=m.weight.grad.numpy(), bias=m.bias.grad.numpy())
+
+        shapes = {"x": lambda r: (sizes[r], channels, length), "weight": lambda r: (channels,),
+                  "bias": lambda r: (channels,)}
+        checked = 0
+        for owner in range(world):
+            for name in mine:
+                numeric = np.zeros(shapes[name](owner))
+                for i in range(numeric.size):
+                    for sign in (1.0, -1.0):
+                        values = dict(mine)
+                        if owner == rank:
+                            values[name] = mine[name].copy()
+                            values[name].flat[i] += sign * eps
+                        numeric.flat[i] += sign * job_loss(values) / (2 * eps)
+                if owner == rank:
+                    np.testing.assert_allclose(analytic[name], numeric, rtol=1e-6, atol=1e-8,
+                                               err_msg=f"affine={affine}: d/d{name} on rank {rank}")
+                    checked += numeric.size
+        assert checked == x0.size + (2 * channels if affine else 0)
+
+
+def sync_batchnorm_uneven_and_eval(rank, world):
+    """Uneven batches (rank r holds r + 2 samples): the output and the running statistics are those of one
+    BatchNorm2d over the concatenated batch (the unbiased variance uses the global count). Eval mode normalises
+    with the running statistics, with no collective: rank 0 alone evaluates while the others wait."""
+    sizes = [r + 2 for r in range(world)]
+    rng = np.random.default_rng(17)
+    xs = [rng.standard_normal((sum(sizes), 3, 2, 2)) * 2.0 + 1.0 for _ in range(3)]
+    start = sum(sizes[:rank])
+    mine = slice(start, start + sizes[rank])
+    sync = gc.nn.SyncBatchNorm(3, momentum=0.3, dtype="float64")
+    ref = gc.nn.BatchNorm2d(3, momentum=0.3, dtype="float64")
+    for x_all in xs:
+        y = sync(gc.tensor(x_all[mine]))
+        y_ref = ref(gc.tensor(x_all))
+        np.testing.assert_allclose(y.numpy(), y_ref.numpy()[mine], rtol=1e-12, atol=1e-13)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(getattr(sync, name).numpy(), getattr(ref, name).numpy(), rtol=1e-12, atol=1e-14)
+    sync.eval()
+    ref.eval()
+    if rank == 0:
+        probe = rng.standard_normal((1, 3, 2, 2))  # a batch of one is fine: no batch statistics in eval mode
+        x = gc.tensor(probe, requires_grad=True)
+        y = sync(x)
+        expected = (probe - ref.running_mean.numpy().reshape(1, 3, 1, 1)) / np.sqrt(
+            ref.running_var.numpy().reshape(1, 3, 1, 1) + ref.eps)
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-13)  # weight 1, bias 0
+        y.sum().backward()  # eval's gradient: the per-channel scale 1/sqrt(running_var + eps), no all_reduce
+        np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(
+            1 / np.sqrt(ref.running_var.numpy().reshape(1, 3, 1, 1) + ref.eps), probe.shape), rtol=1e-12)
+    dist.barrier()
 
 
 def checkpoint(rank, world, directory):
@@ -405,9 +504,82 @@ def nccl_collectives(rank, world):
             raise AssertionError("a CPU tensor under nccl must raise")
 
 
+def nccl_ddp(rank, world):
+    """DistributedDataParallel under backend "nccl": its device-bucket reducer, whose averaged gradients are bitwise
+    the fixed-order average (one bucket per parameter, and one for all), with no host copy of any tensor during
+    backward; unused parameters and no_sync() behave as under "mpi"."""
+    from gradcore.nn.parallel import _NcclBucketReducer
+
+    device = dist._require_group("test").device
+    rng = np.random.default_rng([3, rank])
+    x = gc.tensor(rng.standard_normal((6, 5)).astype(np.float32), device=device)
+    y = gc.tensor(rng.standard_normal((6, 2)).astype(np.float32), device=device)
+    for bucket_mb in (1e-6, 25):
+        gc.manual_seed(9)
+        ddp = DistributedDataParallel(_TwiceUsed().to(device), bucket_mb=bucket_mb)
+        assert isinstance(ddp._reducer, _NcclBucketReducer)
+        with ddp.no_sync():
+            F.mse_loss(ddp(x), y).backward()
+        local = [p.grad.numpy().copy() for p in ddp.parameters()]
+        expected = _fixed_order_average(local, world)
+        ddp.zero_grad(set_to_none=False)
+        grads_before = [p.grad for p in ddp.parameters()]
+        started_when_first_layer_done = []
+        handle = ddp.module.inner.weight.register_post_accumulate_grad_hook(
+            lambda p: started_when_first_layer_done.append(ddp._next_bucket))
+        loss = F.mse_loss(ddp(x), y)
+        with _no_host_reads():
+            loss.backward()
+        handle.remove()
+        # one bucket per parameter: the head's two were started before the first layer's gradient was complete
+        assert started_when_first_layer_done == ([2] if bucket_mb < 1 else [0]), started_when_first_layer_done
+        for p, e in zip(ddp.parameters(), expected):
+            assert p.grad.device == device and np.array_equal(p.grad.numpy(), e), f"bucket_mb={bucket_mb}"
+        assert all(p.grad is g for p, g in zip(ddp.parameters(), grads_before)), "`.grad` is written in place"
+        # no_sync: the first micro-batch's gradient stays local; the synced one averages the sum of both
+        ddp.zero_grad()
+        with ddp.no_sync():
+            for _ in range(2):
+                F.mse_loss(ddp(x), y).backward()
+        accumulated = [p.grad.numpy().copy() for p in ddp.parameters()]
+        ddp.zero_grad()
+        with ddp.no_sync():
+            F.mse_loss(ddp(x), y).backward()
+        F.mse_loss(ddp(x), y).backward()
+        for p, g in zip(ddp.parameters(), _fixed_order_average(accumulated, world)):
+            assert np.array_equal(p.grad.numpy(), g), f"bucket_mb={bucket_mb}: no_sync"
+    unused(rank, world, device)
+
+
+class _no_host_reads:
+    """Inside: reading any tensor or array into host memory raises (the device reducer must not; the stand-in's
+    own MPI transfer reads through _HOST_VIEW, as a real NCCL never would)."""
+    names = ("numpy", "__array__", "item", "tolist")
+
+    def __enter__(self):
+        self.saved = {name: getattr(gc.Tensor, name) for name in self.names}
+        self.saved_array = gc._core.Array.numpy
+        for name in self.names:
+            setattr(gc.Tensor, name, _refuse_host_read)
+        gc._core.Array.numpy = _refuse_host_read
+
+    def __exit__(self, *exc):
+        for name, fn in self.saved.items():
+            setattr(gc.Tensor, name, fn)
+        gc._core.Array.numpy = self.saved_array
+
+
+def _refuse_host_read(*args, **kwargs):
+    raise AssertionError("a tensor was read into host memory during a backward under the nccl reducer")
+
+
+_HOST_VIEW = gc._core.Array.numpy  # the stand-in's transfer (CPU arrays: a view of the tensor's memory)
+
+
 class _MpiStandInForNccl:
     """The _nccl.Communicator interface done by MPI on host arrays: runs the "nccl" backend's Python path (the
-    rank-order sum with gradcore ops, avg, broadcast, the all_gather rows) on a machine without GPUs."""
+    rank-order sum with gradcore ops, avg, broadcast, the all_gather rows, DDP's device-bucket reducer) on a
+    machine without GPUs."""
 
     def __init__(self, comm):
         self.comm = comm
@@ -416,25 +588,35 @@ class _MpiStandInForNccl:
         from mpi4py import MPI
 
         assert op == "max"  # the sum must go through all_gather + the rank-order additions
-        self.comm.Allreduce(MPI.IN_PLACE, array.numpy(), op=MPI.MAX)
+        self.comm.Allreduce(MPI.IN_PLACE, _HOST_VIEW(array), op=MPI.MAX)
 
     def broadcast(self, array, root):
-        self.comm.Bcast(array.numpy(), root=root)
+        self.comm.Bcast(_HOST_VIEW(array), root=root)
 
     def all_gather(self, array, out):
-        self.comm.Allgather(np.ascontiguousarray(array.numpy()), out.numpy())
+        self.comm.Allgather(np.ascontiguousarray(_HOST_VIEW(array)), _HOST_VIEW(out))
 
     def destroy(self):
         pass
 
 
-def nccl_python_path(rank, world):
+def _stand_in_for_nccl():
+    """Makes the default group a "nccl" one whose communicator is the MPI stand-in, on device "cpu"."""
     group = dist._require_group("test")
-    group.nccl, group.device = _MpiStandInForNccl(group.comm), "cpu"
-    try:
-        nccl_collectives(rank, world)
-    finally:
-        group.nccl = group.device = None
+    group.backend, group.nccl, group.device = "nccl", _MpiStandInForNccl(group.comm), "cpu"
+    gc.cuda.synchronize = lambda device=None: None  # barrier() waits for the device: "cpu" has no queue to wait for
+
+
+def nccl_python_path(rank, world):
+    _stand_in_for_nccl()
+    nccl_collectives(rank, world)
+    nccl_ddp(rank, world)
+
+
+def nccl_gpus(rank, world):
+    """Backend "nccl" on one real GPU per rank: the collectives, then DistributedDataParallel's device buckets."""
+    nccl_collectives(rank, world)
+    nccl_ddp(rank, world)
 
 
 def fail(rank, world):
@@ -444,15 +626,23 @@ def fail(rank, world):
     dist.barrier()
 
 
+def exit_early(rank, world):
+    """Rank 1 calls sys.exit(3) while rank 0 waits in a collective (SystemExit never reaches sys.excepthook)."""
+    if rank == 1:
+        sys.exit(3)
+    dist.barrier()
+
+
 def main():
     scenario = sys.argv[1]
-    dist.init_process_group("nccl" if scenario.startswith("nccl_collectives") else "mpi")
+    dist.init_process_group("nccl" if scenario == "nccl_gpus" else "mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
-    {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail,
+    {"collectives": collectives, "equivalence": equivalence, "no_sync": no_sync, "fail": fail, "exit_early": exit_early,
      "fit": fit_from_rank_0, "overlap": overlap, "unused": unused,
-     "sync_batchnorm": sync_batchnorm, "checkpoint": checkpoint,
+     "sync_batchnorm": sync_batchnorm, "sync_batchnorm_gradcheck": sync_batchnorm_gradcheck,
+     "sync_batchnorm_uneven_and_eval": sync_batchnorm_uneven_and_eval, "checkpoint": checkpoint,
      "load_checkpoint": load_checkpoint,
-     "nccl_unique_id": nccl_unique_id, "nccl_collectives": nccl_collectives,
+     "nccl_unique_id": nccl_unique_id, "nccl_gpus": nccl_gpus,
      "nccl_python_path": nccl_python_path}[scenario](rank, world, *sys.argv[2:])
     print(f"OK {rank}", flush=True)
     dist.destroy_process_group()

@@ -15,6 +15,7 @@ import pytest
 
 import gradcore as gc
 import gradcore.distributed as dist
+from tolerance import DEVICES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "distributed_worker.py")
@@ -60,16 +61,21 @@ def test_collectives_give_the_rank_order_results_on_two_ranks():
     assert_every_rank_ok("collectives")
 
 
-def test_two_ranks_with_batch_b_match_one_process_with_batch_2b_over_50_steps():
+@pytest.fixture(scope="module")
+def equivalence_digests():
+    """The final weights' digest on each rank of one equivalence run (launched once for the tests below)."""
+    return re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence"), re.M)
+
+
+def test_two_ranks_with_batch_b_match_one_process_with_batch_2b_over_50_steps(equivalence_digests):
     # The worker trains a DDP model on a sharded loader and, in the same process, the reference with the
     # unsharded loader; it asserts agreement within float32 tolerance and that both ranks hold the same bits.
-    assert_every_rank_ok("equivalence")
+    assert len(equivalence_digests) == 2
 
 
-def test_two_identical_runs_are_bitwise_equal():
-    first = re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence"), re.M)
+def test_two_identical_runs_are_bitwise_equal(equivalence_digests):
     second = re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence"), re.M)
-    assert len(set(first)) == 1 and first == second
+    assert len(set(equivalence_digests)) == 1 and equivalence_digests == second
 
 
 def test_buckets_start_during_backward_and_average_bitwise_in_fixed_rank_order():
@@ -90,6 +96,15 @@ def test_sync_batchnorm_on_two_ranks_of_batch_4_equals_batchnorm_on_one_batch_of
     assert_every_rank_ok("sync_batchnorm")
 
 
+def test_sync_batchnorm_backward_matches_central_differences_of_the_whole_two_rank_job():
+    # float64; uneven batches (2 and 3 samples); weight and bias equal on both ranks (as DDP keeps them), or none.
+    assert_every_rank_ok("sync_batchnorm_gradcheck")
+
+
+def test_sync_batchnorm_with_uneven_batches_keeps_the_global_running_statistics_and_evaluates_without_collectives():
+    assert_every_rank_ok("sync_batchnorm_uneven_and_eval")
+
+
 def test_a_checkpoint_saved_under_two_ranks_loads_in_one_process_and_under_any_world_size(tmp_path):
     # Saved by a 2-rank DDP job, which also reloads it (plain and wrapped models, and resumes bitwise).
     digest = set(re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("checkpoint", 2, str(tmp_path)), re.M))
@@ -106,9 +121,11 @@ def test_a_checkpoint_saved_under_two_ranks_loads_in_one_process_and_under_any_w
         assert_every_rank_ok("load_checkpoint", ranks, str(tmp_path), digest)
 
 
-def test_fit_prints_its_epoch_summary_from_rank_0_only():
+def test_fit_prints_its_epoch_summary_and_health_warnings_from_rank_0_only():
     output = assert_every_rank_ok("fit")
     assert len(re.findall(r"epoch 1/1: loss", output)) == 1, output
+    warned = re.findall(r"^gradcore health: (.*)$", output, re.M)
+    assert warned and len(warned) == len(set(warned)), output  # each warning once, not once per rank
 
 
 @pytest.mark.parametrize("example, summary, checkpoint", [
@@ -133,10 +150,27 @@ def test_the_examples_train_with_distributed_and_report_and_save_from_rank_0(tmp
     assert not any(".module." in k for k in ckpt.state) and ckpt.metadata["epochs"] == 1
 
 
+def test_the_convlstm_example_trains_with_distributed_and_reports_from_rank_0():
+    code, output = launch(["-m", "gradcore.examples.convlstm", "--distributed", "--steps", "2", "--batch", "2",
+                           "--frames", "4", "--size", "16", "--hidden", "4", "--held-out", "4"], 2)
+    assert code in (0, 1) and "Traceback" not in output, output  # 1: two steps do not beat the baseline
+    assert output.count("on 2 ranks (2 sequences each)") == 1, output
+    assert len(re.findall(r"^step +1 ", output, re.M)) == 1, output  # logged by rank 0 only
+    assert len(re.findall(r"^held-out MSE", output, re.M)) == 1, output
+
+
 def test_a_rank_that_raises_stops_the_job_with_its_error_instead_of_hanging():
     code, output = mpirun("fail")
     assert code != 0
     assert "ValueError: rank 1 failed on purpose" in output
+    assert "OK 0" not in output
+
+
+def test_a_rank_that_calls_sys_exit_stops_the_job_when_launched_through_mpi4py():
+    # SystemExit is not an uncaught exception for Python's excepthook, so init_process_group's abort cannot see
+    # it; `python -m mpi4py script.py` (the README's advice) turns a non-zero exit status into MPI_Abort.
+    code, output = launch(["-m", "mpi4py", WORKER, "exit_early"], 2)
+    assert code == 3, output
     assert "OK 0" not in output
 
 
@@ -210,6 +244,46 @@ def test_sync_batchnorm_without_a_process_group_is_bitwise_batchnorm2d():
     assert sync(gc.tensor(xs[0][:, :, 0, 0])).shape == (4, 3)  # (N, C) inputs too, as PyTorch's
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_sync_batchnorm_in_one_process_passes_gradcheck(training):
+    # Without a process group: batch statistics in training, the running statistics in eval mode.
+    rng = np.random.default_rng(3)
+    m = gc.nn.SyncBatchNorm(3, dtype="float64")
+    m.running_mean.copy_(gc.tensor(rng.standard_normal(3)))
+    m.running_var.copy_(gc.tensor(rng.uniform(0.5, 2.0, 3)))
+    m.train(training)
+    x = gc.tensor(rng.standard_normal((4, 3, 2, 2)) * 2.0 + 1.0, requires_grad=True)
+    w = gc.tensor(rng.standard_normal(3), requires_grad=True)
+    b = gc.tensor(rng.standard_normal(3), requires_grad=True)
+    assert gc.gradcheck(lambda x, w, b: _with_parameters(m, x, w, b), [x, w, b])
+
+
+def _with_parameters(m, x, w, b):
+    """m(x) with the tensors w and b as m's weight and bias (gradcheck differentiates with respect to them)."""
+    saved = m.weight, m.bias
+    object.__setattr__(m, "weight", w)
+    object.__setattr__(m, "bias", b)
+    try:
+        return m(x)
+    finally:
+        object.__setattr__(m, "weight", saved[0])
+        object.__setattr__(m, "bias", saved[1])
+
+
+def test_sync_batchnorms_own_backward_with_a_world_of_one_passes_gradcheck(monkeypatch):
+    # The all-reduced path itself (what two or more ranks run), with all_reduce the identity, as for one rank.
+    from gradcore.nn import sync_batchnorm
+
+    monkeypatch.setattr(sync_batchnorm.dist, "all_reduce", lambda t: None)
+    rng = np.random.default_rng(4)
+    x = gc.tensor(rng.standard_normal((3, 2, 5)) * 2.0 - 1.0, requires_grad=True)
+    w = gc.tensor(rng.standard_normal(2), requires_grad=True)
+    b = gc.tensor(rng.standard_normal(2), requires_grad=True)
+    train = sync_batchnorm._SyncBatchNormTrain.apply
+    assert gc.gradcheck(lambda x, w, b: train(x, w, b, None, None, 0.0, 1e-5), [x, w, b])
+    assert gc.gradcheck(lambda x: train(x, None, None, None, None, 0.0, 1e-5), [x])
+
+
 def test_convert_sync_batchnorm_replaces_every_batchnorm_and_keeps_its_parameters():
     net = gc.nn.Sequential(gc.nn.Conv2d(1, 2, 3), gc.nn.BatchNorm2d(2, momentum=0.3),
                            gc.nn.Sequential(gc.nn.BatchNorm2d(2, affine=False)))
@@ -224,6 +298,119 @@ def test_convert_sync_batchnorm_replaces_every_batchnorm_and_keeps_its_parameter
         gc.nn.SyncBatchNorm.convert_sync_batchnorm("net")
     with pytest.raises(ValueError, match="2-d"):
         gc.nn.SyncBatchNorm(3)(gc.zeros(3))
+
+
+# ---- in one process: DDP's device-bucket reducer over a world of identical ranks ------------------------------
+class _IdenticalRanks:
+    """Stands in for both the MPI communicator and NCCL in one process: a world of `size` ranks that all hold this
+    process's tensors, so a gather is `size` copies, made on the tensor's device by gradcore's own kernels. It lets
+    the "nccl" reducer run on any device (the emulated CUDA device included) without MPI, NCCL or a GPU."""
+
+    def __init__(self, size):
+        self.size = size
+
+    # mpi4py's communicator, as the reducer uses it (the used-flags, on the host)
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return self.size
+
+    def Dup(self):
+        return self
+
+    def Allgather(self, send, recv):
+        recv[...] = send
+
+    # _nccl.Communicator, on device arrays
+    def all_gather(self, array, out):
+        row = array.reshape([1, *array.shape])
+        out.copy_(gc._core.concat([row] * self.size, 0).reshape(list(out.shape)))
+
+    def broadcast(self, array, root):
+        pass  # every rank already holds the same values
+
+    def all_reduce(self, array, op):
+        assert op == "max"
+        pass  # the max of equal values
+
+
+@pytest.fixture
+def identical_ranks(monkeypatch):
+    """Installs a "nccl" process group of identical ranks on `device`; returns a function(size, device)."""
+    def install(size, device):
+        fake = _IdenticalRanks(size)
+        group = dist._Group("nccl", fake)
+        group.nccl, group.device = fake, gc.zeros(1, device=device).device
+        monkeypatch.setattr(dist, "_group", group)
+        return group.device
+    return install
+
+
+class _HostReadsRefused:
+    """Inside: reading a tensor or array into host memory raises (DDP's device reducer must never do it)."""
+    names = ("numpy", "__array__", "item", "tolist")
+
+    def __enter__(self):
+        self.monkeypatch = pytest.MonkeyPatch()
+        def refuse(*args, **kwargs):
+            raise AssertionError("a tensor was read into host memory during backward under the nccl reducer")
+        for name in self.names:
+            self.monkeypatch.setattr(gc.Tensor, name, refuse)
+        self.monkeypatch.setattr(gc._core.Array, "numpy", refuse)
+
+    def __exit__(self, *exc):
+        self.monkeypatch.undo()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("bucket_mb", [1e-6, 25], ids=["bucket-per-parameter", "one-bucket"])
+def test_the_nccl_reducer_averages_on_the_device_with_the_host_paths_bits(identical_ranks, device, world, bucket_mb):
+    # N identical ranks: the average is ((g + g) + ...) / N, a true division, bitwise what numpy (the MPI reducer's
+    # arithmetic) computes; for N = 3 that differs from g * (1/3) in some elements.
+    device = identical_ranks(world, device)
+    gc.manual_seed(2)
+    net = gc.nn.Sequential(gc.nn.Linear(5, 7), gc.nn.Tanh(), gc.nn.Linear(7, 3)).to(device)
+    ddp = gc.nn.parallel.DistributedDataParallel(net, bucket_mb=bucket_mb)
+    assert type(ddp._reducer).__name__ == "_NcclBucketReducer"
+    rng = np.random.default_rng(0)
+    x = gc.tensor(rng.standard_normal((4, 5)).astype(np.float32), device=device)
+    with ddp.no_sync():
+        (ddp(x) ** 2).sum().backward()
+    local = [p.grad.numpy().copy() for p in net.parameters()]
+    ddp.zero_grad(set_to_none=False)
+    grads = [p.grad for p in net.parameters()]
+    loss = (ddp(x) ** 2).sum()
+    with _HostReadsRefused():
+        loss.backward()
+    for p, g, mine in zip(net.parameters(), grads, local):
+        total = mine.copy()
+        for _ in range(world - 1):
+            total += mine
+        assert p.grad is g and p.grad.device == device  # written in place, on the device
+        assert np.array_equal(p.grad.numpy(), total / np.float32(world))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_nccl_reducer_raises_for_unused_parameters_or_leaves_them_untouched(identical_ranks, device):
+    device = identical_ranks(2, device)
+
+    class Spare(gc.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.never = gc.nn.Linear(3, 1), gc.nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.used(x)
+    x = gc.ones(2, 3, device=device)
+    strict = gc.nn.parallel.DistributedDataParallel(Spare().to(device))
+    with pytest.raises(RuntimeError, match=r"never.weight \(on 0 of 2 ranks\).*find_unused_parameters=True"):
+        strict(x).sum().backward()
+    lenient = gc.nn.parallel.DistributedDataParallel(Spare().to(device), find_unused_parameters=True)
+    lenient(x).sum().backward()
+    assert lenient.module.never.weight.grad is None
+    assert np.array_equal(lenient.module.used.weight.grad.numpy(), np.full((1, 3), 2.0, np.float32))
 
 
 # ---- in one process: errors before init ----------------------------------------------------------------------
@@ -297,13 +484,22 @@ def test_the_nccl_wheel_loads_and_rank_0s_unique_id_reaches_every_rank():
 
 
 def test_the_nccl_backends_python_path_gives_the_rank_order_results_with_mpi_standing_in_for_nccl():
+    # The collectives, and DistributedDataParallel's device-bucket reducer: bitwise the fixed-order average, no
+    # tensor read into host memory during backward, unused parameters and no_sync() as under "mpi".
     assert_every_rank_ok("nccl_python_path")
 
 
+def test_ddp_under_the_nccl_reducer_trains_bitwise_like_the_mpi_reducer_over_50_steps(equivalence_digests):
+    # The equivalence run (50 SGD steps, 2 ranks x batch 4 against 1 x 8) with the device-bucket reducer over the
+    # MPI stand-in for NCCL: the final weights have the MPI reducer's digest, bit for bit.
+    nccl = re.findall(r"^DIGEST (\w+)$", assert_every_rank_ok("equivalence", 2, "nccl-stand-in"), re.M)
+    assert len(set(equivalence_digests)) == 1 and nccl == equivalence_digests
+
+
 @pytest.mark.cuda
-def test_nccl_collectives_on_two_gpus_give_the_rank_order_results():
+def test_nccl_collectives_and_ddp_on_two_gpus_give_the_rank_order_results():
     if gc.cuda.is_emulated() or gc.cuda.device_count() < 2:
         pytest.skip("needs two real GPUs (NCCL cannot run on the emulated device)")
     if not dist.is_nccl_available():
         pytest.skip("needs NCCL (pip install nvidia-nccl-cu13)")
-    assert_every_rank_ok("nccl_collectives")
+    assert_every_rank_ok("nccl_gpus")

@@ -19,8 +19,9 @@ ncclCommInitRank on its GPU (the rank's index among the ranks of its node). Coll
 of that GPU. The same determinism rule holds there: the sum is an NCCL all_gather (bytes only) followed by
 gradcore's own elementwise additions in rank order 0..N-1 on the GPU, rather than ncclAllReduce, whose ring or
 tree order depends on the topology, the message size and NCCL's tuning (NCCL_ALGO, NCCL_PROTO). "max" is exact
-and uses ncclAllReduce. DistributedDataParallel still averages its buckets through MPI on host memory under
-either backend (the NCCL bucket path is a later change). The NCCL path has not yet run on GPUs.
+and uses ncclAllReduce. DistributedDataParallel averages its buckets the same way on the GPU under "nccl" (device
+buffers, no host copy of a gradient) and through MPI on host memory under "mpi" (gradcore/nn/parallel.py). The
+NCCL path has not yet run on GPUs.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ import traceback
 import numpy as np
 
 from .autograd import no_grad
-from .tensor import Tensor, tensor as _tensor, zeros as _zeros
+from . import _core
+from .tensor import Tensor, full as _full, tensor as _tensor
 
 __all__ = ["ReduceOp", "init_process_group", "is_initialized", "is_available", "is_nccl_available", "get_rank",
            "get_world_size",
@@ -107,7 +109,9 @@ def init_process_group(backend="mpi"):
 
     backend "mpi" (host memory) or "nccl" (CUDA tensors, one GPU per rank: the rank's index on its node).
     Installs a sys.excepthook that aborts the whole job when this rank raises an uncaught exception, so a failing
-    rank stops the job with its error instead of hanging the others.
+    rank stops the job with its error instead of hanging the others. sys.exit() (SystemExit) on one rank alone
+    never reaches an excepthook, and MPI_Finalize at exit would then wait for ranks blocked in a collective: launch
+    with `mpirun -np N python -m mpi4py train.py` to have a non-zero exit status abort the job too.
     """
     global _group
     if not isinstance(backend, str) or backend not in BACKENDS:
@@ -261,14 +265,29 @@ def _nccl_all_reduce(group, tensor, op):
     if op == ReduceOp.MAX:
         group.nccl.all_reduce(tensor._data, "max")
         return
-    rows = _zeros(group.size, *tensor.shape, dtype=tensor.dtype, device=tensor.device)
+    rows = _gathered_on_device(group, tensor)
+    tensor.copy_(_rank_order_sum(rows, average=op == ReduceOp.AVG))
+
+
+def _gathered_on_device(group, tensor):
+    """(world_size, *tensor.shape) on tensor's device, row r from rank r: ncclAllGather (bytes only) enqueued on
+    gradcore's stream, so it needs no host synchronisation. Every element is written by the collective."""
+    rows = Tensor(_core.empty([group.size, *tensor.shape], tensor.dtype, tensor.device))
     group.nccl.all_gather(tensor._data, rows._data)
+    return rows
+
+
+@no_grad()
+def _rank_order_sum(rows, average=False):
+    """rows (world_size, ...) on any device -> rows[0] + rows[1] + ... + rows[N-1], added in that order, divided
+    by N when `average`. The division is a true one (x / N, as the host path's numpy division), not x * (1/N)
+    (what `tensor / number` computes): so the GPU gives the MPI backend's bits, -0.0 and N = 3 included."""
     total = rows[0]
-    for r in range(1, group.size):
+    for r in range(1, rows.shape[0]):
         total = total + rows[r]
-    if op == ReduceOp.AVG:
-        total = total / group.size
-    tensor.copy_(total)
+    if average:
+        total = total / _full((1,), rows.shape[0], dtype=total.dtype, device=total.device)
+    return total
 
 
 def _reduce_array(group, local, op):
@@ -313,8 +332,7 @@ def all_gather(tensor_list, tensor):
                              f"tensor, got {t.shape} {t.dtype}")
     if group.nccl is not None:
         with no_grad():
-            rows = _zeros(group.size, *tensor.shape, dtype=tensor.dtype, device=tensor.device)
-            group.nccl.all_gather(tensor._data, rows._data)
+            rows = _gathered_on_device(group, tensor)
             for r, t in enumerate(tensor_list):
                 t.copy_(rows[r])
         return

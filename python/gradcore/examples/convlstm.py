@@ -1,6 +1,10 @@
 """Next-frame prediction on synthetic moving digits with a ConvLSTM.
 
-    python -m gradcore.examples.convlstm [--steps 200] [--device cpu|cuda]
+    python -m gradcore.examples.convlstm [--steps 200] [--device cpu|cuda] [--distributed]
+
+Data-parallel over MPI: `mpirun -np 2 python -m gradcore.examples.convlstm --distributed`. Each rank draws its
+own sequences (--batch per rank), DistributedDataParallel averages the gradients, and rank 0 alone logs, watches
+the training health and reports.
 
 Each sequence is one digit glyph (a 5x7 bitmap font, scaled 2x) moving at a constant velocity of -1, 0 or +1 pixel
 per frame along each axis (not both 0) and bouncing off the borders, drawn on the fly from a seed (no download).
@@ -22,6 +26,8 @@ import numpy as np
 import gradcore as gc
 from gradcore import diagnostics, nn
 from gradcore import functional as F
+from gradcore.examples import start_distributed
+from gradcore.nn.parallel import DistributedDataParallel
 
 # 5x7 glyphs of the digits, one string per row ('#' is ink).
 _FONT = {
@@ -102,16 +108,25 @@ def evaluate(model, frames, device, batch=32):
 
 
 def train(steps=200, batch=16, frames=10, size=24, hidden=(16, 16), lr=3e-3, clip=1.0, seed=0, device="cpu",
-          health_every=10, log=print):
+          health_every=10, log=print, distributed=False):
     """Trains a NextFramePredictor; returns (model, health) with health the diagnostics.HealthMonitor that watched
-    the run (its findings are warned as they appear)."""
-    model = NextFramePredictor(hidden, generator=gc.Generator(seed)).to(device)
+    the run (its findings are warned as they appear; None on ranks other than 0).
+    distributed: data-parallel over the ranks of gradcore.distributed (initialised here if it is not yet): each
+    rank draws `batch` sequences of its own per step, DistributedDataParallel averages the gradients (so every
+    rank clips the same norm and takes the same step), and only rank 0 logs and runs the health checks. The model
+    returned is the unwrapped network."""
+    rank, world = start_distributed(distributed)
+    if rank != 0:
+        log = lambda line: None  # noqa: E731
+    plain = NextFramePredictor(hidden, generator=gc.Generator(seed)).to(device)
+    model = DistributedDataParallel(plain) if distributed else plain
     optimizer = gc.optim.Adam(model.parameters(), lr=lr)
-    health = diagnostics.HealthMonitor(model, every=health_every)
+    health = diagnostics.HealthMonitor(plain, every=health_every) if rank == 0 else None
     start = time.perf_counter()
     for step in range(1, steps + 1):
-        # batch: fresh sequences every step (a new seed per step), inputs frames 1..T-1, targets frames 2..T
-        seq = moving_digits(batch, frames, size, seed=seed * 1_000_003 + step)
+        # batch: fresh sequences every step (a new seed per step, and per rank), inputs frames 1..T-1, targets 2..T
+        step_seed = seed * 1_000_003 + step
+        seq = moving_digits(batch, frames, size, seed=step_seed if world == 1 else [step_seed, rank])
         inputs, targets = gc.tensor(seq[:, :-1], device=device), gc.tensor(seq[:, 1:], device=device)
         # forward, loss
         prediction = model(inputs)
@@ -123,12 +138,14 @@ def train(steps=200, batch=16, frames=10, size=24, hidden=(16, 16), lr=3e-3, cli
         norm = gc.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         # health, every health_every steps: the predictions must follow the targets, the layers learn
-        health.step(loss, prediction, targets)
+        if health is not None:
+            health.step(loss, prediction, targets)
         if step % 25 == 0 or step == 1:
             log(f"step {step:5d}  train MSE {loss.item():.5f}  grad norm {norm.item():.3f}  "
                 f"{time.perf_counter() - start:6.1f}s")
-    health.remove()
-    return model, health
+    if health is not None:
+        health.remove()
+    return plain, health
 
 
 def main(argv=None):
@@ -144,22 +161,33 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--health-every", type=int, default=10, help="steps between training-health checks")
     parser.add_argument("--device", default="cuda" if gc.cuda.is_available() else "cpu")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over MPI ranks: mpirun -np N python -m gradcore.examples.convlstm "
+                             "--distributed (--batch per rank)")
     args = parser.parse_args(argv)
 
+    rank, world = start_distributed(args.distributed)
+    say = print if rank == 0 else (lambda *a, **k: None)  # the ranks hold the same weights: one report
     held_out = moving_digits(args.held_out, args.frames, args.size, seed=10_000 + args.seed)
-    print(f"ConvLSTM next-frame prediction: {args.steps} steps of {args.batch} sequences of {args.frames} "
-          f"{args.size}x{args.size} frames, hidden {args.hidden}, on {args.device}")
+    ranks = f" on {world} ranks ({args.batch} sequences each)" if args.distributed else ""
+    say(f"ConvLSTM next-frame prediction: {args.steps} steps of {args.batch} sequences of {args.frames} "
+        f"{args.size}x{args.size} frames, hidden {args.hidden}, on {args.device}{ranks}")
     model, health = train(args.steps, args.batch, args.frames, args.size, args.hidden, args.lr, args.clip, args.seed,
-                          args.device, args.health_every, log=lambda line: print(line, flush=True))
+                          args.device, args.health_every, log=lambda line: print(line, flush=True),
+                          distributed=args.distributed)
     model_mse, baseline_mse, blank_mse = evaluate(model, held_out, args.device)
-    print(f"held-out MSE: ConvLSTM {model_mse:.5f}   copy-last-frame baseline {baseline_mse:.5f}   "
-          f"(blank frame {blank_mse:.5f})   ConvLSTM / baseline {model_mse / baseline_mse:.3f}")
-    if health.findings:
-        print(f"{len(health.findings)} training-health warning(s); see above")
+    say(f"held-out MSE: ConvLSTM {model_mse:.5f}   copy-last-frame baseline {baseline_mse:.5f}   "
+        f"(blank frame {blank_mse:.5f})   ConvLSTM / baseline {model_mse / baseline_mse:.3f}")
+    if health is not None and health.findings:
+        say(f"{len(health.findings)} training-health warning(s); see above")
+    if args.distributed:
+        from gradcore import distributed as dist
+
+        dist.destroy_process_group()
     if model_mse >= baseline_mse:
-        print("the model did not beat the copy-last-frame baseline")
+        say("the model did not beat the copy-last-frame baseline")
         raise SystemExit(1)
-    print("the model beats the copy-last-frame baseline")
+    say("the model beats the copy-last-frame baseline")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ Backward (xhat = (x - mean) * invstd, g the incoming gradient), the two per-chan
     S1 = sum over all ranks of g,  S2 = sum over all ranks of g * xhat
     dx = weight * invstd * (g - S1 / n - xhat * S2 / n)
     dweight = this rank's sum g * xhat,  dbias = this rank's sum g
-dweight and dbias stay this rank's own sums, as PyTorch's: DistributedDataParallel averages them over ranks like
+dx takes S1 and S2 as sums of g over all ranks and multiplies by this rank's weight: exact when weight is the
+same on every rank, as DistributedDataParallel keeps it (PyTorch's SyncBatchNorm assumes the same; with a
+different weight per rank the sums would have to be of weight_r * g). dweight and dbias stay this rank's own
+sums, as PyTorch's: DistributedDataParallel averages them over ranks like
 every parameter gradient, which with the ranks' dx (the gradient of the sum of every rank's loss) makes the
 gradients of the mean over ranks of the losses. Every all_reduce is gradcore.distributed's fixed rank-order sum,
 so the result is bitwise reproducible. The running statistics are updated with the global mean and unbiased

@@ -187,8 +187,9 @@ def fit(train_data, step=None, *, model=None, loss_fn=None, optimizer=None, epoc
     the whole run, starting with the first) with these Thresholds; health=False turns the checks off.
     on_epoch_end(epoch, history): called after each epoch (save a checkpoint there).
     plot_dir: write loss.png there at the end (needs matplotlib).
-    Under gradcore.distributed (a DistributedDataParallel model, a sharded loader), only rank 0 shows progress and
-    writes the plot; the history holds each rank's own losses.
+    Under gradcore.distributed (a DistributedDataParallel model, a sharded loader), only rank 0 shows progress,
+    runs the health checks (and prints their warnings: the ranks hold the same weights and averaged gradients, so
+    one report per job, as the examples do) and writes the plot; the history holds each rank's own losses.
     """
     if step is None:
         if model is None or loss_fn is None or optimizer is None:
@@ -204,8 +205,8 @@ def fit(train_data, step=None, *, model=None, loss_fn=None, optimizer=None, epoc
     start_epoch = integer(start_epoch, "start_epoch", 0)
     monitor = monitor if monitor is not None else model
     history = history if history is not None else History()
-    if dist.is_initialized() and dist.get_rank() != 0:  # one progress bar and one plot per job, from rank 0
-        progress, plot_dir = False, None
+    if dist.is_initialized() and dist.get_rank() != 0:  # one progress bar, health report and plot per job: rank 0's
+        progress, plot_dir, health = False, None, False
     total = getattr(train_data, "num_samples", None)
     health_monitor = (diagnostics.HealthMonitor(monitor, every=health_every, thresholds=thresholds)
                       if health and monitor is not None else None)
