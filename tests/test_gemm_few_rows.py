@@ -1,7 +1,9 @@
 """The GEMM's path for fewer rows than a panel (a batch of 1 to 7: csrc/cpu/gemm.h, gemm_few_rows) runs several
 outputs side by side (groups of 8 dot products for a transposed B such as linear's weight; groups of 4 column strips
 for a plain B such as linear's input gradient G W). Each output gets exactly the operations, in the order, it got
-alone: the same bits in a group, alone, at the edge, and on 1, 2 or 3 threads; and the right values (numpy)."""
+alone: the same bits in a group, alone, at the edge, and on 1, 2 or 3 threads; and the right values (numpy).
+A product with one reduction step (K = 1: a batch-1 weight gradient G^T x) is written straight from the two vectors,
+each element rounded as the micro-kernel rounds it, fma(a, b, 0) then the bias or C added."""
 import numpy as np
 import pytest
 
@@ -83,3 +85,59 @@ def test_linear_without_grad_saves_nothing_and_with_grad_saves_its_inputs():
     w.requires_grad_()
     y = linear(x, w, b)
     assert len(y._node.saved_arrays) == 2
+
+
+def _outer_operands(dtype, m, n, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((m, 1)), rng.standard_normal((1, n))
+    a[::7] *= 1e-30  # products that underflow: fma(a, b, 0) keeps the sign of a tiny negative product (-0)
+    b[0, ::5] *= -1e-30
+    a[::11] = 0.0  # exact zeros of both signs: fma(a, b, +0) of an exact -0 is +0
+    b[0, ::13] = -0.0
+    return a.astype(dtype), b.astype(dtype)
+
+
+def _fma_with_zero(a, b):
+    """fma(a, b, +0) for float32 operands, exactly: the float64 product of two float32s is exact, + 0.0 turns an exact
+    -0 into +0, and the one rounding to float32 happens at the end."""
+    return ((a.astype(np.float64) * b.astype(np.float64)) + 0.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(8, 1), (9, 33), (200, 784), (784, 200), (1000, 7)])
+def test_outer_product_is_fma_from_zero_for_every_element(shape):
+    m, n = shape
+    a, b = _outer_operands("float32", m, n, 6)
+    c = _core.matmul(gc.tensor(a)._data, gc.tensor(b)._data).numpy()
+    assert c.tobytes() == _fma_with_zero(a, b).tobytes()
+    bias = np.random.default_rng(7).standard_normal(n).astype(np.float32)
+    with_bias = _core.matmul(gc.tensor(a)._data, gc.tensor(b)._data, bias=gc.tensor(bias)._data).numpy()
+    assert with_bias.tobytes() == (_fma_with_zero(a, b) + bias).tobytes()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_outer_product_rows_equal_the_same_rows_in_a_small_batch(dtype):
+    # rows 0..6 of a 200-row outer product against the same rows as a batch of 7 (the few-rows path)
+    a, b = _outer_operands(dtype, 200, 300, 8)
+    c = _core.matmul(gc.tensor(a, dtype=dtype)._data, gc.tensor(b, dtype=dtype)._data).numpy()
+    few = _core.matmul(gc.tensor(a[:7], dtype=dtype)._data, gc.tensor(b, dtype=dtype)._data).numpy()
+    assert few.tobytes() == np.ascontiguousarray(c[:7]).tobytes()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_outer_product_bitwise_the_same_on_1_2_and_3_threads(threads):
+    a, b = _outer_operands("float32", 1000, 300, 9)  # 300k outputs: over the GEMM's parallel threshold
+    a_t, b_t = gc.tensor(a)._data, gc.tensor(b)._data
+    before = gc.get_num_threads()
+    try:
+        gc.set_num_threads(threads)
+        got = _core.matmul(a_t, b_t).numpy()
+    finally:
+        gc.set_num_threads(before)
+    assert got.tobytes() == _fma_with_zero(a, b).tobytes()
+
+
+def test_batch_one_weight_gradient_through_linear():
+    x, w, b = _arrays("float64", 10, (1, 30), (20, 30), (20,))
+    w.requires_grad_()
+    (linear(x, w, b) * gc.tensor(np.arange(20.0))).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.arange(20.0)[:, None] * x.numpy())
