@@ -16,6 +16,10 @@ largest piece outside the convs, and the one a conv epilogue would remove); Pyth
 ~0.3-0.4 ms, which does not shrink with threads; bias-gradient sums 0.25; fused_adam 0.12-0.14; first gradients
 copied into .grad 0.06; sigmoid, MSE and the seed gradient ~0.15. Rerun with --breakdown (wall time, any thread
 count) before changing anything.
+Since (session 4): mse_loss is one node (one pass each way, the mean inside: sigmoid + MSE forward and backward
+146 -> 87 us at 1 thread), grad mode is read without an exception (~1 us per op), Adam was checked (one vectorised
+pass, threaded, ~52 GB/s: 40 us at 2 threads). Left: sigmoid's scalar expf (~50 us; a vector exp changes the
+bits), the bias-gradient sums (~37 GB/s), the first gradients' clones (~25 us; stealing needs a storage use count).
 """
 from __future__ import annotations
 

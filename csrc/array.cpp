@@ -128,6 +128,26 @@ static std::shared_ptr<void> allocate_large_cpu_block(size_t nbytes) {
   });
 }
 
+CpuCacheStats cpu_cache_stats() {
+  LargeBlockCache& cache = large_blocks();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  return {cache.bytes, cache.blocks.size()};
+}
+
+void cpu_empty_cache() {
+  std::multimap<size_t, void*> blocks;
+  {
+    LargeBlockCache& cache = large_blocks();
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    blocks.swap(cache.blocks);
+    cache.bytes = 0;
+  }
+  for (auto& entry : blocks) std::free(entry.second);  // mmapped blocks: unmapped here
+#if defined(__GLIBC__)
+  malloc_trim(0);  // and the heap's free pages (kept up to M_TRIM_THRESHOLD above)
+#endif
+}
+
 static std::shared_ptr<void> allocate_storage(size_t nbytes, Device device) {
   if (device.kind == Device::cpu) {
     keep_freed_cpu_blocks();

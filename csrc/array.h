@@ -48,6 +48,15 @@ DType dtype_parse(const std::string& name);  // float32, float64, int64, bool
 std::string shape_str(const Shape& shape);
 int64_t shape_numel(const Shape& shape);  // throws ArgError when the count does not fit int64
 
+// The CPU allocator's cache of freed blocks of 32 MiB and more (array.cpp): what it holds, and a way to give it,
+// and the heap's free pages, back to the OS (torch.cuda.empty_cache's counterpart, gradcore.cpu.empty_cache).
+struct CpuCacheStats {
+  size_t cached_bytes;
+  size_t cached_blocks;
+};
+CpuCacheStats cpu_cache_stats();
+void cpu_empty_cache();
+
 class Array {
  public:
   Array() = default;

@@ -265,6 +265,14 @@ void bind_array(py::module_& m) {
   }, py::arg("device") = 0);
   m.def("cuda_reset_peak_memory_stats", &cuda::reset_peak_memory_stats, py::arg("device") = 0);
   m.def("cuda_empty_cache", &cuda::empty_cache, py::arg("device") = 0);
+  m.def("cpu_memory_stats", [] {
+    CpuCacheStats s = cpu_cache_stats();
+    py::dict out;
+    out["cached_bytes"] = s.cached_bytes;
+    out["cached_blocks"] = s.cached_blocks;
+    return out;
+  });
+  m.def("cpu_empty_cache", &cpu_empty_cache, py::call_guard<py::gil_scoped_release>());
   // The autograd engine's check of every gradient against its input, in one call: reading shape, dtype and device
   // as Python properties of both took ~6 us per gradient.
   m.def(

@@ -17,7 +17,7 @@ def set_num_threads(n):
     _core.set_num_threads(_integer(n, "n", 1, 4096))
 
 
-from . import cuda  # noqa: F401
+from . import cpu, cuda  # noqa: F401
 from .autograd import Function, enable_grad, grad, is_grad_enabled, no_grad, value_and_grad  # noqa: F401
 from .tensor import (  # noqa: F401
     Tensor, float32, float64, from_dlpack, from_numpy, full, int64, ones, ones_like, tensor, zeros, zeros_like,

@@ -18,11 +18,17 @@ from . import _core
 from .hooks import RemovableHandle
 from .tensor import FLOATING, Tensor
 
-_state = threading.local()
+class _State(threading.local):
+    # A class default, so that reading the flag on a thread that never set it is an attribute lookup: through
+    # getattr(local, "enabled", True) it raised and caught an AttributeError inside, ~1 us on every op.
+    enabled = True
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -111,7 +117,7 @@ class Function:
                                 f"None, got {type(t).__name__} (keep other values as attributes of ctx)")
             arrays.append(t)
         self.saved_arrays = tuple(arrays)
-        self.saved_versions = tuple(getattr(a, "_version", None) for a in arrays)
+        self.saved_versions = tuple(None if a is None else a._version for a in arrays)  # (all Arrays by now)
 
     @property
     def saved(self):
@@ -285,8 +291,8 @@ def _topological_nodes(roots):
                 continue
             visited.add(id(node))
             stack.append((node, True))
-            for inp in node.inputs:
-                if getattr(inp, "_node", None) is not None and id(inp._node) not in visited:
+            for inp in node.inputs:  # (isinstance first: getattr(3, "_node", None) raises and catches inside)
+                if isinstance(inp, Tensor) and inp._node is not None and id(inp._node) not in visited:
                     stack.append((inp._node, False))
     order.reverse()
     return order
@@ -416,10 +422,13 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
                 for inp in node.inputs:
                     watch.settle(inp, False)
             continue
-        grads = [
-            g if g is not None else _core.zeros(shape, dtype, device)
-            for g, (shape, dtype, device) in zip(slots, node.output_meta)
-        ]
+        if len(slots) == 1 and slots[0] is not None:  # the usual single output that received its gradient
+            grads = slots
+        else:
+            grads = [
+                g if g is not None else _core.zeros(shape, dtype, device)
+                for g, (shape, dtype, device) in zip(slots, node.output_meta)
+            ]
         input_grads = _call_tensor_backward(node, grads) if node._tensor_api else node.backward(*grads)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
@@ -427,7 +436,7 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
             node.saved_arrays = node.saved_versions = ()
             node.released = True
         for inp, g in zip(node.inputs, input_grads):
-            if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
+            if g is None or not isinstance(inp, Tensor) or not inp._requires_grad:
                 continue
             if not _core.same_layout(g, inp._data):  # shape, dtype and device in one call
                 raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape}, "

@@ -1,6 +1,7 @@
-"""Losses: mse_loss and binary cross-entropy (per-element terms in csrc/elementwise.h), l1_loss, smooth_l1_loss and
-huber_loss (csrc/regression_loss.h), each reduced by ops.reduce. The classification losses (cross_entropy, nll_loss)
-live in ops/cross_entropy.py."""
+"""Losses: binary cross-entropy (per-element terms in csrc/elementwise.h), reduced by ops.reduce; mse_loss, l1_loss,
+smooth_l1_loss and huber_loss (csrc/regression_loss.h), each one autograd node that also takes the mean or sum, and
+whose backward is one pass (the reduction's gradient broadcast inside the kernel). The classification losses
+(cross_entropy, nll_loss) live in ops/cross_entropy.py."""
 from __future__ import annotations
 
 
@@ -10,7 +11,6 @@ from .. import _core
 from ..autograd import Function
 from .._checks import real, tensor
 from . import reduce
-from . import elementwise as ew
 
 __all__ = [  # gradcore.functional exports these
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "huber_loss", "l1_loss", "mse_loss", "smooth_l1_loss",
@@ -42,11 +42,28 @@ def _reduce(loss, reduction, name):
     raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+def _check_reduction(reduction, name):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _reduction_scale(input, reduction):
+    """What the reduced per-element losses are multiplied by: 1/n for the mean, 1 for the sum, None for "none"."""
+    if reduction == "none":
+        return None
+    if reduction == "sum":
+        return 1.0
+    if input.numel == 0:  # as ops.reduce.mean says it
+        raise ValueError(f"mean: the reduced axes of shape {input.shape} hold no elements")
+    return 1.0 / input.numel
+
+
 def mse_loss(input, target, reduction="mean"):
-    """mean (or sum) of (input - target)^2. Gradients reach both input and target."""
+    """mean (or sum) of (input - target)^2. Gradients reach both input and target.
+    The same bits as sub, mul and mean composed (each kernel rounds as they did), in 1 node and 2-3 passes for 7."""
     _check_pair(input, target, "mse_loss")
-    diff = ew.sub(input, target)
-    return _reduce(ew.mul(diff, diff), reduction, "mse_loss")
+    _check_reduction(reduction, "mse_loss")
+    return _RegressionLoss.apply(input, target, _R.squared, 0.0, _reduction_scale(input, reduction))
 
 
 class _ElementwiseLoss(Function):
@@ -97,18 +114,27 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
 
 
 class _RegressionLoss(Function):
-    """Per-element l1 / smooth_l1 / huber loss of d = x - t; dL/dx = g * dloss/dd and dL/dt = -dL/dx."""
+    """Per-element squared / l1 / smooth_l1 / huber loss of d = x - t, then its sum times `scale` (1/n: the mean;
+    1: the sum) or, for scale None, the per-element losses. dL/dx = G * dloss/dd with G = scale * g broadcast (as
+    Sum's backward rounds it) or g per element; dL/dt = -dL/dx."""
 
-    def forward(self, x, t, kind, param):
-        self.kind, self.param = kind, param
+    def forward(self, x, t, kind, param, scale):
+        self.kind, self.param, self.scale = kind, param, scale
         self.save_for_backward(x, t)
-        return _core.regression_loss_forward(x, t, kind, param)
+        loss = _core.regression_loss_forward(x, t, kind, param)
+        if scale is None:
+            return loss
+        y = _core.sum(loss, list(range(x.ndim)))  # reduce.Sum's kernels, in its order
+        if scale != 1.0:
+            y = _core.unary(y, _core.UnaryOp.affine, scale, 0.0, out=y)
+        return y
 
     def backward(self, g):
         x, t = self.saved
-        dx = _core.regression_loss_backward(g, x, t, self.kind, self.param)
+        scale = 1.0 if self.scale is None else self.scale
+        dx = _core.regression_loss_backward(g, x, t, self.kind, self.param, scale)
         dt = _core.unary(dx, _core.UnaryOp.affine, -1.0, 0.0) if self.needs_input_grad[1] else None
-        return (dx if self.needs_input_grad[0] else None), dt, None, None
+        return (dx if self.needs_input_grad[0] else None), dt, None, None, None
 
 
 _R = _core.RegressionLoss
@@ -118,7 +144,8 @@ def l1_loss(input, target, reduction="mean"):
     """mean (or sum) of |input - target|, as torch.nn.functional.l1_loss; the gradient is sign(input - target)
     (0 where they are equal) and reaches both input and target."""
     _check_pair(input, target, "l1_loss")
-    return _reduce(_RegressionLoss.apply(input, target, _R.l1, 0.0), reduction, "l1_loss")
+    _check_reduction(reduction, "l1_loss")
+    return _RegressionLoss.apply(input, target, _R.l1, 0.0, _reduction_scale(input, reduction))
 
 
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
@@ -128,7 +155,8 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     beta = real(beta, "beta", minimum=0.0)
     if beta == 0.0:
         return l1_loss(input, target, reduction)
-    return _reduce(_RegressionLoss.apply(input, target, _R.smooth_l1, beta), reduction, "smooth_l1_loss")
+    _check_reduction(reduction, "smooth_l1_loss")
+    return _RegressionLoss.apply(input, target, _R.smooth_l1, beta, _reduction_scale(input, reduction))
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0):
@@ -136,4 +164,5 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     delta must be positive."""
     _check_pair(input, target, "huber_loss")
     delta = real(delta, "delta", minimum=0.0, low_open=True)
-    return _reduce(_RegressionLoss.apply(input, target, _R.huber, delta), reduction, "huber_loss")
+    _check_reduction(reduction, "huber_loss")
+    return _RegressionLoss.apply(input, target, _R.huber, delta, _reduction_scale(input, reduction))
