@@ -20,6 +20,7 @@
 #include <cstring>
 #include <vector>
 #include "cpu/conv2d_depthwise.h"
+#include "cpu/conv2d_epilogue.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
@@ -54,6 +55,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   GRADCORE_PHASE("conv2d_forward");
   if (winograd_forward_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
     conv2d_winograd_forward_cpu(x, w, bias, y, p);
+    activate_whole(y, p.activation);  // its output transform has no epilogue (yet): one pass over y
     return;
   }
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
@@ -65,6 +67,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   const bool parallel = N * Cout * P * K >= kParallelThreshold;  // multiply-adds
   if (is_depthwise(p)) {
     depthwise_forward(px, pw, pb, py, p, parallel);
+    activate_whole(y, p.activation);
     return;
   }
   const int64_t a_size = round_up(M, kMr) * K, panels = round_up(M, kMr) / kMr;
@@ -136,13 +139,15 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
       gemm_packed_to(M, cols, kc, packed_w.ptr + g * a_size + k0 * round_up(M, kMr), packed, strip_out,
                      direct ? P : cols_pad, k0 > 0, k0 == 0 && pb ? pb + g * M : nullptr);
     }
-    if (direct) continue;
-    GRADCORE_PHASE("conv2d_forward/copy_out");
+    if (direct && p.activation == Activation::none) continue;
+    GRADCORE_PHASE("conv2d_forward/copy_out");  // (and the activation epilogue, on the task's block still in cache)
     for (int64_t n = n_first; n <= n_last; ++n) {
       const int64_t q_a = std::max(c_begin - n * P, (int64_t)0), q_b = std::min(c_begin + cols - n * P, P);
-      for (int64_t m = 0; m < M; ++m)
-        std::memcpy(py + (n * Cout + g * M + m) * P + q_a, c_scratch + m * cols_pad + n * P + q_a - c_begin,
-                    sizeof(T) * (q_b - q_a));
+      for (int64_t m = 0; m < M; ++m) {
+        T* out = py + (n * Cout + g * M + m) * P + q_a;
+        if (!direct) std::memcpy(out, c_scratch + m * cols_pad + n * P + q_a - c_begin, sizeof(T) * (q_b - q_a));
+        activate_span(out, q_b - q_a, p.activation);
+      }
     }
   }
   }

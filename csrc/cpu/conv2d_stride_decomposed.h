@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 #include "conv2d.h"
+#include "cpu/conv2d_epilogue.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 #include "cpu/phase_timer.h"
@@ -330,13 +331,14 @@ void backward_input_stride_decomposed(const T* pg, const T* pw, const T* pb, T* 
           const int64_t J0 = cols.count[0], J1 = cols.count[1];
           const T* s0 = stage + ci * q_max + j * J0;
           interleave_pair(s0, J0, stage + (blocks * NR + ci) * q_max + j * J1, J1, row);
-          continue;
+        } else {
+          for (int64_t aw = 0; aw < sw; ++aw) {
+            const int64_t Jw = cols.count[aw];
+            const T* src = stage + (aw * blocks * NR + ci) * q_max + j * Jw;
+            for (int64_t l = 0; l < Jw; ++l) row[aw + sw * l] = src[l];
+          }
         }
-        for (int64_t aw = 0; aw < sw; ++aw) {
-          const int64_t Jw = cols.count[aw];
-          const T* src = stage + (aw * blocks * NR + ci) * q_max + j * Jw;
-          for (int64_t l = 0; l < Jw; ++l) row[aw + sw * l] = src[l];
-        }
+        activate_span(row, W, p.activation);  // the epilogue, on the row just written (conv2d_epilogue.h)
       }
     }
   }
