@@ -16,8 +16,7 @@
 //   backward_weight: dW_g = sum_n gy_{n,g} col_{n,g}^T                         (a reduction over N and P)
 //   bias:            db[co] = sum_{n, oh, ow} gy[n, co, oh, ow]                (done by _core.sum)
 //
-// Activation epilogue (p.activation, forward and backward_input only): the stored value is act(y), with
-//   none: y        relu: relu(y) = y > 0 || y is NaN ? y : 0     (elementwise.h's relu, so the bits are F.relu's)
+// Activation epilogue (p.activation, forward and backward_input only; epilogue.h): the stored value is act(y),
 // applied to each element once its sum (bias included) is final. The fused op conv2d + ReLU saves y = relu(conv)
 // and its backward masks gy first (elementwise.h's relu_backward(gy, y) = y <= 0 ? 0 : gy, conv_relu_backward below),
 // then runs the usual gradients on the masked gy: the same operations as the unfused pair, so the same bits.
@@ -29,17 +28,9 @@
 #pragma once
 #include <cstdint>
 #include "array.h"
-#include "elementwise.h"
-#include "host_device.h"
+#include "epilogue.h"
 
 namespace gradcore {
-
-enum class Activation { none, relu };
-
-// The epilogue on one stored value (host and device).
-template <typename T> GRADCORE_HD T activate(T v, Activation act) {
-  return act == Activation::relu ? apply_unary<UnaryOp::relu, T>(v, T(0), T(0)) : v;
-}
 
 struct Conv2dParams {
   int64_t batch = 0, in_channels = 0, in_h = 0, in_w = 0;

@@ -88,12 +88,6 @@ Array optional_bias(const std::optional<Array>& bias, const Array& like, int64_t
   return *bias;
 }
 
-Activation activation_of(const std::string& name) {
-  if (name == "none") return Activation::none;
-  if (name == "relu") return Activation::relu;
-  throw ArgError("activation: expected \"none\" or \"relu\", got \"" + name + "\"");
-}
-
 // A convolution whose reduction is empty (no input channels per group) is its bias alone, or zeros: the GEMMs of
 // both devices write nothing for an empty reduction, so these outputs are made here, once for both devices.
 Array bias_only(const Shape& shape, const Array& like, const Array& bias, Activation act) {

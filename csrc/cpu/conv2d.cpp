@@ -20,7 +20,7 @@
 #include <cstring>
 #include <vector>
 #include "cpu/conv2d_depthwise.h"
-#include "cpu/conv2d_epilogue.h"
+#include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
@@ -101,11 +101,13 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
     const int64_t c_size = direct ? 0 : round_up(M * cols_pad, 16);
     T* c_scratch = scratch_col.get<T>(c_size + channels_per_block * L.phases() * L.rows * L.cols);
     T* planes = c_scratch + c_size;
+    bool last_block = false;  // the activation epilogue runs in the micro-kernel on the reduction's last block
     auto strip_out = [&](int64_t j0) {
-      if (!direct) return StripOut<T>{c_scratch + j0, nr, nullptr};
+      const bool relu = last_block && p.activation == Activation::relu;
+      if (!direct) return StripOut<T>{c_scratch + j0, nr, nullptr, relu};
       const int64_t col = c_begin + j0, n = col / P, q = col % P;
       T* next = n + 1 < N ? py + ((n + 1) * Cout + g * M) * P : nullptr;
-      return StripOut<T>{py + (n * Cout + g * M) * P + q, P - q, next};
+      return StripOut<T>{py + (n * Cout + g * M) * P + q, P - q, next, relu};
     };
     // the images this task's columns cover (the first and last maybe in part): their plane rows and pixel chunks
     std::vector<Segment>& segments = task_segments;
@@ -119,6 +121,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
     }
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {  // one kKc block of B at a time, so it stays in cache
       const int64_t kc = std::min(kKc, K - k0);
+      last_block = k0 + kc >= K;
       const int64_t c_lo = k0 / taps, c_hi = std::min(Cg, (k0 + kc - 1) / taps + 1);
       {
         GRADCORE_PHASE("conv2d_forward/im2col");
@@ -139,15 +142,13 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
       gemm_packed_to(M, cols, kc, packed_w.ptr + g * a_size + k0 * round_up(M, kMr), packed, strip_out,
                      direct ? P : cols_pad, k0 > 0, k0 == 0 && pb ? pb + g * M : nullptr);
     }
-    if (direct && p.activation == Activation::none) continue;
-    GRADCORE_PHASE("conv2d_forward/copy_out");  // (and the activation epilogue, on the task's block still in cache)
+    if (direct) continue;
+    GRADCORE_PHASE("conv2d_forward/copy_out");
     for (int64_t n = n_first; n <= n_last; ++n) {
       const int64_t q_a = std::max(c_begin - n * P, (int64_t)0), q_b = std::min(c_begin + cols - n * P, P);
-      for (int64_t m = 0; m < M; ++m) {
-        T* out = py + (n * Cout + g * M + m) * P + q_a;
-        if (!direct) std::memcpy(out, c_scratch + m * cols_pad + n * P + q_a - c_begin, sizeof(T) * (q_b - q_a));
-        activate_span(out, q_b - q_a, p.activation);
-      }
+      for (int64_t m = 0; m < M; ++m)
+        std::memcpy(py + (n * Cout + g * M + m) * P + q_a, c_scratch + m * cols_pad + n * P + q_a - c_begin,
+                    sizeof(T) * (q_b - q_a));
     }
   }
   }

@@ -12,7 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include "cpu/conv2d_depthwise.h"
-#include "cpu/conv2d_epilogue.h"
+#include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/conv2d_stride_decomposed.h"
 #include "cpu/gemm.h"

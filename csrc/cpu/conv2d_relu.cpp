@@ -1,5 +1,5 @@
 // The backward of the fused conv + ReLU's mask (the maths is in conv2d.h; the forward's epilogue is inside the
-// convolution kernels, cpu/conv2d_epilogue.h):
+// convolution kernels, cpu/epilogue.h):
 //   conv_relu_backward_cpu gm = relu_backward(gy, y) and db = sum of gm over (N, H, W), in one pass over gy and y
 // The unfused pair runs the mask (one pass: read gy and y, write gm) and then _core.sum(gm, [0, 2, 3]) (a second
 // read of gm); here each stretch of gm is summed while it is still in registers. db is summed in sum_cpu's exact

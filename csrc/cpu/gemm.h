@@ -127,10 +127,12 @@ template <typename T> inline void store_tile_edge(const T* src, T* dst, int64_t 
 // Where one strip of nr columns of C goes: columns [0, split) at c (row stride ldc), columns [split, n_valid) at c2
 // (the same row stride; c2[0] is column split). split >= nr: the whole strip at c. A strip splits when the columns
 // of C are the pixels of several images side by side and an image ends inside the strip (conv2d.cpp).
+// relu: store relu(C) (simd.h's relu_vec) once the sum is final: the fused conv + ReLU's epilogue (conv2d.cpp).
 template <typename T> struct StripOut {
   T* c;
   int64_t split;
   T* c2;
+  bool relu = false;
 };
 
 // C tile (ROWS x nr, ROWS <= kMr) = [C +] bias + A panel * B strip over kc steps; only n_valid columns are stored.
@@ -166,6 +168,13 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
         acc1[i] += load_vec(out.c + i * ldc + L);
       }
     }
+    if (out.relu) {
+#pragma GCC unroll 16
+      for (int i = 0; i < ROWS; ++i) {
+        acc0[i] = relu_vec(acc0[i]);
+        acc1[i] = relu_vec(acc1[i]);
+      }
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
       store_vec(out.c + i * ldc, acc0[i]);
@@ -180,6 +189,16 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
     store_vec(tile[i] + L, acc1[i]);
   }
   for (int i = 0; i < ROWS; ++i) {
+    if (out.relu) {  // C + the tile (store_tile_edge's single add, in its order), then relu, then a plain store
+      if (accumulate)
+        for (int64_t j = 0; j < n_valid; ++j)
+          tile[i][j] = (j < first ? out.c[i * ldc + j] : out.c2[i * ldc + j - first]) + tile[i][j];
+      store_vec(tile[i], relu_vec(load_vec(tile[i])));
+      store_vec(tile[i] + L, relu_vec(load_vec(tile[i] + L)));
+      store_tile_edge(tile[i], out.c + i * ldc, first, false);
+      if (first < n_valid) store_tile_edge(tile[i] + first, out.c2 + i * ldc, n_valid - first, false);
+      continue;
+    }
     store_tile_edge(tile[i], out.c + i * ldc, first, accumulate);
     if (first < n_valid) store_tile_edge(tile[i] + first, out.c2 + i * ldc, n_valid - first, accumulate);
   }
@@ -222,7 +241,8 @@ void gemm_packed_to(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, S
       const int64_t n_valid = std::min<int64_t>(nr, N - j0);
       const StripOut<T> out = strip_out(j0);
       for (int64_t i0 = i_begin; i0 < i_end; i0 += kMr) {
-        const StripOut<T> rows_out{out.c + i0 * ldc, out.split, out.c2 ? out.c2 + i0 * ldc : nullptr};
+        const StripOut<T> rows_out{out.c + i0 * ldc, out.split, out.c2 ? out.c2 + i0 * ldc : nullptr,
+                                   out.relu && k0 + kKc >= K};  // relu on the reduction's last block only
         micro_kernel_rows<T, kMr>(M - i0, kc, a_block + i0 * kc, strip, rows_out, ldc, n_valid, acc,
                                   bias ? bias + i0 : nullptr);
       }

@@ -222,8 +222,8 @@ class Module:
 class Sequential(Module):
     """Runs its modules in order: Sequential(conv, ReLU(), ...).
 
-    [Conv2d | ConvTranspose2d, ReLU] pairs without forward hooks run as one fused op, with the same bits as the
-    modules one by one (nn/fusion.py); fuse_activations = False runs every module on its own."""
+    [Conv2d | ConvTranspose2d | BatchNorm2d, ReLU] pairs without forward hooks run as one fused op, with the same
+    bits as the modules one by one (nn/fusion.py); fuse_activations = False runs every module on its own."""
 
     fuse_activations = True
 
