@@ -107,21 +107,26 @@ void rows_packed_b(const T* src, int64_t rs, int64_t rows, int64_t n, int64_t c0
   }
 }
 
-// dst[j] = src[j] (or dst[j] += src[j] when accumulate), j in [0, n), n <= nr: the edges of a C tile. For float with
-// AVX-512, masked vector loads and stores instead of an element loop (the same single add per element: same bits).
-template <typename T> inline void store_tile_edge(const T* src, T* dst, int64_t n, bool accumulate) {
+// dst[j] = src[j] (or dst[j] += src[j] when accumulate), then relu when asked, j in [0, n), n <= nr: the edges of a
+// C tile. For float with AVX-512, masked vector loads and stores instead of an element loop (the same single add per
+// element, and relu_vec's rule as a compare mask: same bits).
+template <typename T> inline void store_tile_edge(const T* src, T* dst, int64_t n, bool accumulate, bool relu = false) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     for (int64_t j = 0; j < n; j += 16) {
       const __mmask16 lanes = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
       __m512 v = _mm512_maskz_loadu_ps(lanes, src + j);
       if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, dst + j), v);
+      if (relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);  // > 0 or NaN
       _mm512_mask_storeu_ps(dst + j, lanes, v);
     }
     return;
   }
 #endif
-  for (int64_t j = 0; j < n; ++j) dst[j] = accumulate ? dst[j] + src[j] : src[j];
+  for (int64_t j = 0; j < n; ++j) {
+    const T v = accumulate ? dst[j] + src[j] : src[j];
+    dst[j] = relu ? relu_vec(v) : v;
+  }
 }
 
 // Where one strip of nr columns of C goes: columns [0, split) at c (row stride ldc), columns [split, n_valid) at c2
@@ -189,18 +194,8 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
     store_vec(tile[i] + L, acc1[i]);
   }
   for (int i = 0; i < ROWS; ++i) {
-    if (out.relu) {  // C + the tile (store_tile_edge's single add, in its order), then relu, then a plain store
-      if (accumulate)
-        for (int64_t j = 0; j < n_valid; ++j)
-          tile[i][j] = (j < first ? out.c[i * ldc + j] : out.c2[i * ldc + j - first]) + tile[i][j];
-      store_vec(tile[i], relu_vec(load_vec(tile[i])));
-      store_vec(tile[i] + L, relu_vec(load_vec(tile[i] + L)));
-      store_tile_edge(tile[i], out.c + i * ldc, first, false);
-      if (first < n_valid) store_tile_edge(tile[i] + first, out.c2 + i * ldc, n_valid - first, false);
-      continue;
-    }
-    store_tile_edge(tile[i], out.c + i * ldc, first, accumulate);
-    if (first < n_valid) store_tile_edge(tile[i] + first, out.c2 + i * ldc, n_valid - first, accumulate);
+    store_tile_edge(tile[i], out.c + i * ldc, first, accumulate, out.relu);
+    if (first < n_valid) store_tile_edge(tile[i] + first, out.c2 + i * ldc, n_valid - first, accumulate, out.relu);
   }
 }
 
