@@ -134,12 +134,12 @@ __device__ double2 thread_sums(const T* __restrict__ x, const T* __restrict__ dy
 // out = k_dy dy + ((x - hi) - lo) k_xc + k_c, per channel (see batch_norm.h).
 template <typename T> struct Coefficients {
   T hi, lo, k_dy, k_xc, k_c;
-  Activation act = Activation::none;  // forward: the fused ReLU (epilogue.h)
+  Activation act;  // forward: the fused ReLU (epilogue.h); none from coefficients() (no initialiser: __shared__)
 };
 
 template <typename T> __device__ Coefficients<T> coefficients(double mean, double k_dy, double k_xc, double k_c) {
   const SplitMean<T> m = split_mean<T>(mean);
-  return {m.hi, m.lo, (T)k_dy, (T)k_xc, (T)k_c};
+  return {m.hi, m.lo, (T)k_dy, (T)k_xc, (T)k_c, Activation::none};
 }
 
 enum class ApplyKind { normalise, grad_train, grad_scale };  // y from x; dx from dy and x; dx = k_dy dy
