@@ -1,7 +1,7 @@
 """The main job's training step (zero grads, forward through encoder and decoder, MSE, backward, Adam) against
 the same network in PyTorch: CPU at --threads (2) threads, GPU eager with cuDNN.
 
-    python -m bench.autoencoder_step [--device cuda] [--quick] [--breakdown]
+    python -m bench.autoencoder_step [--device cuda] [--quick] [--breakdown] [--unfused]
 
 Targets: <= 0.5x PyTorch's step time on CPU at B=25 and B=256 (issue 19); <= 0.33x PyTorch eager on GPU (issue 6).
 --breakdown prints, after the table, where each case's step spends its time: per phase (zero_grad, forward, backward,
@@ -20,6 +20,14 @@ Since (session 4): mse_loss is one node (one pass each way, the mean inside: sig
 146 -> 87 us at 1 thread), grad mode is read without an exception (~1 us per op), Adam was checked (one vectorised
 pass, threaded, ~52 GB/s: 40 us at 2 threads). Left: sigmoid's scalar expf (~50 us; a vector exp changes the
 bits), the bias-gradient sums (~37 GB/s), the first gradients' clones (~25 us; stealing needs a storage use count).
+
+ReLU fused into the convolutions (issue 19, 2026-12-07; nn.Sequential runs [conv, ReLU] and [BatchNorm2d, ReLU] as
+one node, nn/fusion.py; --unfused runs the modules one by one): 1 thread, CPU-time minima of 40 interleaved steps
+(load 11-16 on 2 cores), unfused -> fused: B=256 step 152.8 -> 147.6 ms (forward 52.1 -> 47.2), +BN 176.4 -> 173.8
+(forward 58.2 -> 54.2); B=25 14.56 -> 14.35, +BN 15.96 -> 15.65. The forward ReLU passes are gone (the epilogue
+runs in registers: the GEMM micro-kernel's store, the stride-decomposed tiles); backward still pays one mask pass
+(now with the bias gradient summed in it), since every backward kernel reads gy and the mask would have to go into
+each of them.
 """
 from __future__ import annotations
 
@@ -43,8 +51,9 @@ def step_flops(batch):
     return 3 * 2 * forward_macs * batch
 
 
-def ours(batch, device, batch_norm):
+def ours(batch, device, batch_norm, fuse=True):
     encoder, decoder = build(batch_norm=batch_norm, seed=0, device=device)
+    encoder.fuse_activations = decoder.fuse_activations = fuse  # [conv, ReLU] pairs as one op (nn/fusion.py)
     optimizer = Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3, weight_decay=1e-4)
     x = gc.tensor(np.random.default_rng(0).random((batch, 1, 28, 28)), dtype="float32", device=device)
 
@@ -94,13 +103,17 @@ def cases(args, torch):
         for batch in batches:
             name = f"autoencoder step B={batch}{' +BN' if batch_norm else ''}"
             ref = reference(torch, batch, args.device, batch_norm) if torch is not None else None
-            out.append(Case(name, ours(batch, args.device, batch_norm), ref, flops=step_flops(batch),
-                            params=dict(batch=batch, batch_norm=batch_norm)))
+            out.append(Case(name, ours(batch, args.device, batch_norm, fuse=not args.unfused), ref,
+                            flops=step_flops(batch), params=dict(batch=batch, batch_norm=batch_norm,
+                                                                 fused=not args.unfused)))
     return out
 
 
 def main(argv=None):
-    args = add_common_args(argparse.ArgumentParser(description=__doc__)).parse_args(argv)
+    parser = add_common_args(argparse.ArgumentParser(description=__doc__))
+    parser.add_argument("--unfused", action="store_true",
+                        help="run every module on its own (no fused conv + ReLU), to measure the fusion")
+    args = parser.parse_args(argv)
     torch = setup(args)
     if torch is not None and args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True

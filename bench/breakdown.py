@@ -50,9 +50,9 @@ def _op_label(fn_self, args, backward):
     op = getattr(fn_self, "op", None) if backward else next((a for a in args if isinstance(a, _ENUMS)), None)
     if isinstance(op, _ENUMS):
         return f"{name} {op.name}"
-    if name in ("Conv2d", "ConvTranspose2d"):
+    if name in ("Conv2d", "ConvTranspose2d", "Conv2dReLU", "ConvTranspose2dReLU"):  # (the last two: fused + ReLU)
         weight = (fn_self.saved_arrays[1] if len(fn_self.saved_arrays) > 1 else None) if backward else args[1]
-        return _conv_label(name, weight, name == "ConvTranspose2d")
+        return _conv_label(name, weight, name.startswith("ConvTranspose2d"))
     return name
 
 

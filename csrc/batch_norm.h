@@ -26,12 +26,16 @@
 // the mean rounded to that dtype and mean_lo the remainder: exact for x near the mean (Sterbenz), so y keeps float32
 // accuracy at large offsets without float64 arithmetic per element.
 //
+// Activation (p.activation, forward only; epilogue.h): the stored y is act(y), the fused batch_norm + ReLU, whose
+// backward masks dy with relu_backward(dy, y) before the backward above (python/gradcore/ops/batch_norm.py).
+//
 // Order: every sum is a fixed tree over fixed pieces (CPU: one partial per (n, c) plane, combined in n order; CUDA:
 // a fixed number of partials per channel chosen from the shape alone, combined in order). No float atomics: results
 // are bitwise reproducible run after run and independent of the CPU thread count.
 #pragma once
 #include <cmath>
 #include "array.h"
+#include "epilogue.h"
 #include "host_device.h"
 
 
@@ -42,6 +46,7 @@ struct BatchNormParams {
   int64_t batch = 0, channels = 0, spatial = 0;
   double eps = 1e-5;
   double momentum = 0.1;  // training only; ignored when there are no running statistics
+  Activation activation = Activation::none;  // forward only: the epilogue of y
   int64_t per_channel() const { return batch * spatial; }  // M
 };
 

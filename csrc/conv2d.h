@@ -16,6 +16,11 @@
 //   backward_weight: dW_g = sum_n gy_{n,g} col_{n,g}^T                         (a reduction over N and P)
 //   bias:            db[co] = sum_{n, oh, ow} gy[n, co, oh, ow]                (done by _core.sum)
 //
+// Activation epilogue (p.activation, forward and backward_input only; epilogue.h): the stored value is act(y),
+// applied to each element once its sum (bias included) is final. The fused op conv2d + ReLU saves y = relu(conv)
+// and its backward masks gy first (elementwise.h's relu_backward(gy, y) = y <= 0 ? 0 : gy, conv_relu_backward below),
+// then runs the usual gradients on the masked gy: the same operations as the unfused pair, so the same bits.
+//
 // Determinism: every output element is reduced in an order fixed by the shapes alone: no float atomics, and the same
 // bits for any thread count or launch. On the CPU each weight-gradient element is owned by one task that walks the
 // whole N*P reduction in order; on CUDA the N*P reduction is split into fixed chunks whose partial sums land in their
@@ -23,6 +28,7 @@
 #pragma once
 #include <cstdint>
 #include "array.h"
+#include "epilogue.h"
 
 namespace gradcore {
 
@@ -33,6 +39,7 @@ struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
   int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
   int64_t groups = 1;
+  Activation activation = Activation::none;  // the epilogue of forward / backward_input's stored result
 
   int64_t in_per_group() const { return in_channels / groups; }
   int64_t out_per_group() const { return out_channels / groups; }
@@ -59,7 +66,12 @@ void conv2d_forward_cpu(const Array& x, const Array& w, const Array& bias, Array
 void conv2d_backward_input_cpu(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p);
 // gw (C_out, C_in/G, kH, kW) from x and gy; written whole.
 void conv2d_backward_weight_cpu(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p);
+// The ReLU mask of the fused conv + ReLU's backward, one pass over gy (N, C, H, W) and y (the saved relu output):
+//   gm = relu_backward(gy, y),  db[c] = sum_{n, h, w} gm[n, c, h, w]   (db only when it is non-empty: (C) or (0))
+// db is summed in _core.sum's order (reduce.h / reduce.cpp), so it has the bits of the unfused sum(gm, [0, 2, 3]).
+void conv_relu_backward_cpu(const Array& gy, const Array& y, Array& gm, Array& db);
 #ifdef GRADCORE_WITH_CUDA
+void conv_relu_backward_cuda(const Array& gy, const Array& y, Array& gm, Array& db);
 void conv2d_forward_cuda(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p);
 void conv2d_backward_input_cuda(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p);
 void conv2d_backward_weight_cuda(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p);

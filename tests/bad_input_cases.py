@@ -749,3 +749,15 @@ for code, err, words in [
         ("F.gather(m, 2, [[0]])", V, ("dim",)), ("F.gather(None, 0, [[0]])", T, ("x",)),
         ("assert F.gather(m, 1, [[2, 2, 0, 1]]).shape == (1, 4)", None, ())]:
     case(f"views-{slug(code)}", code, err, *words)
+
+# ---- fused [conv | batch_norm, ReLU] pairs in nn.Sequential (epilogue, issue 19): the fused op checks its input
+# exactly as the modules one by one do, naming the same argument ----
+for code, err, words in [
+        ("nn.Sequential(nn.Conv2d(4, 2, 3), nn.ReLU())(x)", V, ("weight", "expects 4 input channels")),
+        ("nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU())(x64)", T, ("weight", "float64")),
+        ("nn.Sequential(nn.Conv2d(3, 2, 7), nn.ReLU())(x)", V, ("weight", "larger than the padded input")),
+        ("nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU())(None)", T, ("x",)),
+        ("nn.Sequential(nn.ConvTranspose2d(4, 2, 3), nn.ReLU())(x)", V, ("weight", "expects 4 input channels")),
+        ("nn.Sequential(nn.BatchNorm2d(4), nn.ReLU())(x)", V, ("x", "4 channels")),
+        ("assert nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU())(x).shape == (2, 2, 4, 4)", None, ())]:
+    case(f"fused-{slug(code)}", code, err, *words)

@@ -16,9 +16,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from bench.breakdown import breakdown_rows, measure_breakdown  # noqa: E402
 
 
-def make_step():
+def make_step(fuse=False):
+    """A small conv step; the modules one by one unless fuse (then the first conv and its ReLU are one node)."""
     gc.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 3, padding=1), nn.Sigmoid())
+    model.fuse_activations = fuse
     optimizer = Adam(model.parameters(), lr=1e-3)
     x = gc.tensor(np.random.default_rng(0).random((2, 1, 8, 8)), dtype="float32")
 
@@ -47,6 +49,15 @@ def test_rows_account_for_every_phase_and_ops_are_attributed():
     assert backward["Conv2d 4->1: _core.conv2d_backward_input"] == 1
     assert {what for p, what, _, _ in rows if p == "optimizer"} >= {"_core.fused_adam (outside ops)"}
     assert set(b["kernel_phases"]) >= {"conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"}
+
+
+def test_fused_conv_relu_is_labelled_as_its_layer():
+    _, step = make_step(fuse=True)
+    rows = breakdown_rows(measure_breakdown(step, repeats=1, warmup=1))
+    forward = {what: c for p, what, c, _ in rows if p == "forward"}
+    assert forward["Conv2dReLU 1->4: _core.conv2d_forward"] == 1 and "Unary relu: _core.unary(relu)" not in forward
+    backward = {what for p, what, _, _ in rows if p == "backward"}
+    assert "Conv2dReLU 1->4: _core.conv_relu_backward" in backward
 
 
 def test_changes_no_result_and_unpatches_everything():

@@ -60,8 +60,9 @@ void check_grad_output(const Array& x, const Array& dy) {
 
 std::tuple<Array, Array, Array> forward_train(const Array& x, std::optional<Array> weight, std::optional<Array> bias,
                                               std::optional<Array> running_mean, std::optional<Array> running_var,
-                                              double momentum, double eps) {
+                                              double momentum, double eps, const std::string& activation) {
   BatchNormParams p = params_of(x, eps, momentum);
+  p.activation = activation_of(activation);
   if (p.per_channel() <= 1)
     throw ArgError("x: expected more than 1 value per channel when training, got shape " + shape_str(x.shape()) +
                    " (N*H*W = " + std::to_string(p.per_channel()) + ")");
@@ -83,8 +84,9 @@ std::tuple<Array, Array, Array> forward_train(const Array& x, std::optional<Arra
 }
 
 Array forward_eval(const Array& x, const Array& running_mean, const Array& running_var, std::optional<Array> weight,
-                   std::optional<Array> bias, double eps) {
+                   std::optional<Array> bias, double eps, const std::string& activation) {
   BatchNormParams p = params_of(x, eps, 0.0);
+  p.activation = activation_of(activation);
   check_channel_vector(x, running_mean, "running_mean");
   check_channel_vector(x, running_var, "running_var");
   const Array* w = checked_optional(x, weight, "weight");
@@ -138,10 +140,13 @@ Grads backward_eval(const Array& grad_output, const Array& x, const Array& runni
 void bind_batch_norm(py::module_& m) {
   m.def("batch_norm_forward_train", &forward_train, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("running_mean"), py::arg("running_var"), py::arg("momentum"), py::arg("eps"),
-        "Batch statistics: returns (y, save_mean, save_invstd); updates running_mean/running_var in place.",
+        py::arg("activation") = "none",
+        "Batch statistics: returns (y, save_mean, save_invstd), y = act(normalised), act \"none\" or \"relu\"; "
+        "updates running_mean/running_var in place.",
         py::call_guard<py::gil_scoped_release>());
   m.def("batch_norm_forward_eval", &forward_eval, py::arg("x"), py::arg("running_mean"), py::arg("running_var"),
-        py::arg("weight"), py::arg("bias"), py::arg("eps"), "Normalises with the running statistics.",
+        py::arg("weight"), py::arg("bias"), py::arg("eps"), py::arg("activation") = "none",
+        "Normalises with the running statistics (then act, \"none\" or \"relu\").",
         py::call_guard<py::gil_scoped_release>());
   m.def("batch_norm_backward_train", &backward_train, py::arg("grad_output"), py::arg("x"), py::arg("weight"),
         py::arg("save_mean"), py::arg("save_invstd"), py::arg("need_x") = true, py::arg("need_weight") = true,

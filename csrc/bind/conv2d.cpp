@@ -4,12 +4,15 @@
 // conv_transpose2d's forward is conv2d_backward_input with roles swapped; conv_transpose2d_forward checks its arrays
 // under the names the user passed (x, weight, bias) before calling it. Its backward calls conv2d_forward and
 // conv2d_backward_weight on arrays that forward already checked (python/gradcore/ops/conv_transpose2d.py).
+// activation="relu" (forward, backward_input, conv_transpose2d_forward) stores relu(result): the fused conv + ReLU,
+// whose backward starts with conv_relu_backward (python/gradcore/ops/conv_relu.py).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <array>
 #include <optional>
 #include "conv2d.h"
 #include "elementwise.h"
+#include "reduce.h"
 
 namespace py = pybind11;
 namespace gradcore {
@@ -87,41 +90,45 @@ Array optional_bias(const std::optional<Array>& bias, const Array& like, int64_t
 
 // A convolution whose reduction is empty (no input channels per group) is its bias alone, or zeros: the GEMMs of
 // both devices write nothing for an empty reduction, so these outputs are made here, once for both devices.
-Array bias_only(const Shape& shape, const Array& like, const Array& bias) {
+Array bias_only(const Shape& shape, const Array& like, const Array& bias, Activation act) {
   Array out = Array::zeros(shape, like.dtype(), like.device());
-  if (!bias.data() || out.numel() == 0) return out;  // a default Array (no bias) has no data
+  if (!bias.data() || out.numel() == 0) return out;  // a default Array (no bias) has no data; relu(0) = 0
   const Array b = bias.reshape({1, shape[1], 1, 1});
   const BroadcastLayout layout = broadcast_layout(out.shape(), b.shape());
   GRADCORE_ON_DEVICE(out, binary, out, b, out, BinaryOp::add, 0.0, layout);
+  if (act == Activation::relu) GRADCORE_ON_DEVICE(out, unary, out, out, UnaryOp::relu, 0.0, 0.0);
   return out;
 }
 
-// y = conv2d(x, weight) + bias.
+// y = act(conv2d(x, weight) + bias).
 Array conv2d_forward(const Array& x, const Array& weight, const std::optional<Array>& bias, Pair stride, Quad padding,
-                     Pair dilation, int64_t groups) {
+                     Pair dilation, int64_t groups, const std::string& activation) {
   check_same_dtype(x, "x", weight, "weight");
   check_same_device(x, "x", weight, "weight");
-  const Conv2dParams p = conv2d_params(x.shape(), weight.shape(), stride.data(), padding.data(), dilation.data(), groups);
+  Conv2dParams p = conv2d_params(x.shape(), weight.shape(), stride.data(), padding.data(), dilation.data(), groups);
+  p.activation = activation_of(activation);
   Array b = optional_bias(bias, x, p.out_channels, "x");
-  if (p.in_per_group() == 0) return bias_only({p.batch, p.out_channels, p.out_h, p.out_w}, x, b);
+  if (p.in_per_group() == 0) return bias_only({p.batch, p.out_channels, p.out_h, p.out_w}, x, b, p.activation);
   Array y = Array::empty({p.batch, p.out_channels, p.out_h, p.out_w}, x.dtype(), x.device());
   GRADCORE_ON_DEVICE(x, conv2d_forward, x, weight, b, y, p);
   return y;
 }
 
 // dL/dx of y = conv2d(x, weight) for x of spatial size input_size, from grad_output = dL/dy; plus bias per channel
-// of the result when given (conv_transpose2d's forward).
+// of the result when given, then the activation (conv_transpose2d's forward).
 Array conv2d_backward_input(const Array& grad_output, const Array& weight, Pair input_size, Pair stride,
-                            Quad padding, Pair dilation, int64_t groups, const std::optional<Array>& bias) {
+                            Quad padding, Pair dilation, int64_t groups, const std::optional<Array>& bias,
+                            const std::string& activation) {
   check_same_dtype(grad_output, "grad_output", weight, "weight");
   check_same_device(grad_output, "grad_output", weight, "weight");
   check_ndim(grad_output, "grad_output", 4, "(N, C_out, H_out, W_out)");
   check_ndim(weight, "weight", 4, "(C_out, C_in/groups, kH, kW)");
   const Shape x_shape{grad_output.dim(0), weight.dim(1) * groups, input_size[0], input_size[1]};
-  const Conv2dParams p = conv2d_params(x_shape, weight.shape(), stride.data(), padding.data(), dilation.data(), groups);
+  Conv2dParams p = conv2d_params(x_shape, weight.shape(), stride.data(), padding.data(), dilation.data(), groups);
+  p.activation = activation_of(activation);
   check_shape(grad_output, "grad_output", {p.batch, p.out_channels, p.out_h, p.out_w});
   Array b = optional_bias(bias, grad_output, p.in_channels, "grad_output");
-  if (p.out_per_group() == 0) return bias_only(x_shape, grad_output, b);
+  if (p.out_per_group() == 0) return bias_only(x_shape, grad_output, b, p.activation);
   Array gx = Array::empty(x_shape, grad_output.dtype(), grad_output.device());
   GRADCORE_ON_DEVICE(grad_output, conv2d_backward_input, grad_output, weight, b, gx, p);
   return gx;
@@ -146,7 +153,8 @@ Array conv2d_backward_weight(const Array& x, const Array& grad_output, Pair kern
 // y = conv_transpose2d(x, weight) + bias for an output of spatial size output_size: the arrays are checked here under
 // the user's names and layouts, then it is conv2d's dL/dx with x as grad_output.
 Array conv_transpose2d_forward(const Array& x, const Array& weight, const std::optional<Array>& bias,
-                               Pair output_size, Pair stride, Quad padding, Pair dilation, int64_t groups) {
+                               Pair output_size, Pair stride, Quad padding, Pair dilation, int64_t groups,
+                               const std::string& activation) {
   // Worded as conv2d_params words conv2d's (check_ndim would say "array"), with the transposed weight layout.
   if (x.ndim() != 4) throw ArgError("x: expected 4 dimensions (N, C_in, H, W), got shape " + shape_str(x.shape()));
   if (weight.ndim() != 4)
@@ -169,7 +177,27 @@ Array conv_transpose2d_forward(const Array& x, const Array& weight, const std::o
   if (p.out_h != x.dim(2) || p.out_w != x.dim(3))
     throw ArgError("output_size: (" + std::to_string(output_size[0]) + ", " + std::to_string(output_size[1]) +
                    ") does not match x's size " + shape_str(x.shape()) + " for this stride, padding and dilation");
-  return conv2d_backward_input(x, weight, output_size, stride, padding, dilation, groups, bias);
+  return conv2d_backward_input(x, weight, output_size, stride, padding, dilation, groups, bias, activation);
+}
+
+// (gm, db) = (relu_backward(grad_output, y), sum of gm over N, H, W) for the fused conv + ReLU with output y; db is
+// None unless bias_grad. One pass on the CPU (cpu/conv2d_relu.cpp); the bits are those of the unfused mask and sum.
+py::tuple conv_relu_backward(const Array& grad_output, const Array& y, bool bias_grad) {
+  Array gm, db;
+  {
+    py::gil_scoped_release release;
+    check_same_dtype(grad_output, "grad_output", y, "y");
+    check_same_device(grad_output, "grad_output", y, "y");
+    check_ndim(grad_output, "grad_output", 4, "(N, C, H, W)");
+    check_shape(y, "y", grad_output.shape());
+    if (!is_floating(grad_output.dtype()))
+      throw ArgTypeError("grad_output: expected a float32 or float64 array, got " +
+                         std::string(dtype_name(grad_output.dtype())));
+    gm = Array::empty(grad_output.shape(), grad_output.dtype(), grad_output.device());
+    if (bias_grad) db = Array::empty({grad_output.dim(1)}, grad_output.dtype(), grad_output.device());
+    if (gm.numel() > 0 || bias_grad) GRADCORE_ON_DEVICE(grad_output, conv_relu_backward, grad_output, y, gm, db);
+  }
+  return py::make_tuple(gm, bias_grad ? py::cast(db) : py::none());
 }
 
 }  // namespace
@@ -177,18 +205,24 @@ Array conv_transpose2d_forward(const Array& x, const Array& weight, const std::o
 void bind_conv2d(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
         py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0}, py::arg("dilation") = Pair{1, 1},
-        py::arg("groups") = 1, "y = conv2d(x, weight) + bias; padding is (top, bottom, left, right).",
+        py::arg("groups") = 1, py::arg("activation") = "none",
+        "y = act(conv2d(x, weight) + bias), act \"none\" or \"relu\"; padding is (top, bottom, left, right).",
         py::call_guard<py::gil_scoped_release>());
   m.def("conv2d_backward_input", &conv2d_backward_input, py::arg("grad_output"), py::arg("weight"),
         py::arg("input_size"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("bias") = py::none(),
-        "dL/dx of conv2d for an input of spatial size input_size (+ bias per channel, for conv_transpose2d).",
+        py::arg("activation") = "none",
+        "dL/dx of conv2d for an input of spatial size input_size (+ bias per channel and the activation, for "
+        "conv_transpose2d).",
         py::call_guard<py::gil_scoped_release>());
   m.def("conv_transpose2d_forward", &conv_transpose2d_forward, py::arg("x"), py::arg("weight"),
         py::arg("bias"), py::arg("output_size"), py::arg("stride") = Pair{1, 1},
         py::arg("padding") = Quad{0, 0, 0, 0}, py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,
-        "y = conv_transpose2d(x, weight) + bias with output spatial size output_size; padding crops (top, bottom, "
-        "left, right).", py::call_guard<py::gil_scoped_release>());
+        py::arg("activation") = "none",
+        "y = act(conv_transpose2d(x, weight) + bias) with output spatial size output_size; padding crops (top, "
+        "bottom, left, right).", py::call_guard<py::gil_scoped_release>());
+  m.def("conv_relu_backward", &conv_relu_backward, py::arg("grad_output"), py::arg("y"), py::arg("bias_grad"),
+        "(relu_backward(grad_output, y), its sum over N, H, W or None): the fused conv + ReLU's first backward step.");
   m.def("conv2d_backward_weight", &conv2d_backward_weight, py::arg("x"), py::arg("grad_output"),
         py::arg("kernel_size"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,

@@ -6,6 +6,7 @@
 #include "batch_norm.h"
 #include <cstring>
 #include <vector>
+#include "cpu/epilogue.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
 
@@ -83,6 +84,7 @@ void apply_planes(const T* x, const T* dy, T* out, const std::vector<ChannelCoef
       if (!dy) {
         const T* xs = x + base;
         for (int64_t j = 0; j < HW; ++j) o[j] = ((xs[j] - m.hi) - m.lo) * k_xc + k_c;
+        cpu::activate_span(o, HW, p.activation);  // the fused ReLU, on the plane just written (cpu/epilogue.h)
       } else if (!x) {
         const T* g = dy + base;
         for (int64_t j = 0; j < HW; ++j) o[j] = g[j] * k_dy;

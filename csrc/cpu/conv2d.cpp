@@ -20,6 +20,7 @@
 #include <cstring>
 #include <vector>
 #include "cpu/conv2d_depthwise.h"
+#include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
@@ -54,6 +55,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   GRADCORE_PHASE("conv2d_forward");
   if (winograd_forward_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
     conv2d_winograd_forward_cpu(x, w, bias, y, p);
+    activate_whole(y, p.activation);  // its output transform has no epilogue (yet): one pass over y
     return;
   }
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
@@ -65,6 +67,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   const bool parallel = N * Cout * P * K >= kParallelThreshold;  // multiply-adds
   if (is_depthwise(p)) {
     depthwise_forward(px, pw, pb, py, p, parallel);
+    activate_whole(y, p.activation);
     return;
   }
   const int64_t a_size = round_up(M, kMr) * K, panels = round_up(M, kMr) / kMr;
@@ -98,11 +101,13 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
     const int64_t c_size = direct ? 0 : round_up(M * cols_pad, 16);
     T* c_scratch = scratch_col.get<T>(c_size + channels_per_block * L.phases() * L.rows * L.cols);
     T* planes = c_scratch + c_size;
+    bool last_block = false;  // the activation epilogue runs in the micro-kernel on the reduction's last block
     auto strip_out = [&](int64_t j0) {
-      if (!direct) return StripOut<T>{c_scratch + j0, nr, nullptr};
+      const bool relu = last_block && p.activation == Activation::relu;
+      if (!direct) return StripOut<T>{c_scratch + j0, nr, nullptr, relu};
       const int64_t col = c_begin + j0, n = col / P, q = col % P;
       T* next = n + 1 < N ? py + ((n + 1) * Cout + g * M) * P : nullptr;
-      return StripOut<T>{py + (n * Cout + g * M) * P + q, P - q, next};
+      return StripOut<T>{py + (n * Cout + g * M) * P + q, P - q, next, relu};
     };
     // the images this task's columns cover (the first and last maybe in part): their plane rows and pixel chunks
     std::vector<Segment>& segments = task_segments;
@@ -116,6 +121,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
     }
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {  // one kKc block of B at a time, so it stays in cache
       const int64_t kc = std::min(kKc, K - k0);
+      last_block = k0 + kc >= K;
       const int64_t c_lo = k0 / taps, c_hi = std::min(Cg, (k0 + kc - 1) / taps + 1);
       {
         GRADCORE_PHASE("conv2d_forward/im2col");

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include "cpu/conv2d_depthwise.h"
+#include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/conv2d_stride_decomposed.h"
 #include "cpu/gemm.h"
@@ -31,6 +32,7 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   GRADCORE_PHASE("conv2d_backward_input");
   if (winograd_backward_input_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
     conv2d_winograd_backward_input_cpu(gy, w, bias, gx, p);
+    activate_whole(gx, p.activation);  // its output transform has no epilogue (yet): one pass over gx
     return;
   }
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
@@ -42,6 +44,7 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   const bool parallel = N * Cout * P * K >= kParallelThreshold;  // multiply-adds
   if (is_depthwise(p)) {
     depthwise_backward_input(pg, pw, pb, px, p, parallel);
+    activate_whole(gx, p.activation);
     return;
   }
   if (use_stride_decomposed<T>(p)) {  // strided layers: phases of direct convolutions, no col2im
@@ -84,12 +87,15 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
         }
       }
     }
-    if (pb) {
+    if (pb || p.activation != Activation::none) {  // the bias, then the activation epilogue (conv_transpose2d's)
       for (int64_t i = 0; i < count; ++i) {
         for (int64_t c = 0; c < Cg; ++c) {
-          const T bv = pb[g * Cg + c];
           T* plane = px + ((n0 + i) * Cin + g * Cg + c) * HW;
-          for (int64_t e = 0; e < HW; ++e) plane[e] += bv;
+          if (pb) {
+            const T bv = pb[g * Cg + c];
+            for (int64_t e = 0; e < HW; ++e) plane[e] += bv;
+          }
+          activate_span(plane, HW, p.activation);
         }
       }
     }

@@ -80,10 +80,11 @@ template <typename T> inline bool use_stride_decomposed(const Conv2dParams& p) {
          p.out_per_group() * p.kernel_h * p.kernel_w >= 16;
 }
 
-// A tile of ROWS phase pixels x nr channels: out[i][0..nr) = bias + sum_k gy_pad[koff[k] + pix[i]] * wk[k][0..nr).
+// A tile of ROWS phase pixels x nr channels: out[i][0..nr) = bias + sum_k gy_pad[koff[k] + pix[i]] * wk[k][0..nr),
+// or relu of that (the activation epilogue, conv2d_epilogue.h).
 template <typename T, int ROWS>
 inline void stride_decomposed_tile(int64_t K, const int64_t* koff, const T* gy_pad, const int64_t* pix, const T* wk,
-                                   const T* bias, T* out) {
+                                   const T* bias, T* out, bool relu) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
   V acc0[ROWS], acc1[ROWS];
@@ -101,8 +102,8 @@ inline void stride_decomposed_tile(int64_t K, const int64_t* koff, const T* gy_p
     }
   }
   for (int i = 0; i < ROWS; ++i) {
-    store_vec(out + i * NR, acc0[i]);
-    store_vec(out + i * NR + L, acc1[i]);
+    store_vec(out + i * NR, relu ? relu_vec(acc0[i]) : acc0[i]);
+    store_vec(out + i * NR + L, relu ? relu_vec(acc1[i]) : acc1[i]);
   }
 }
 
@@ -117,12 +118,12 @@ inline int tile_rows(int64_t Q) {
 
 template <typename T>
 inline void stride_decomposed_tile_rows(int rows, int64_t K, const int64_t* koff, const T* gy_pad, const int64_t* pix,
-                                        const T* wk, const T* bias, T* out) {
+                                        const T* wk, const T* bias, T* out, bool relu) {
   switch (rows) {
-    case kMr: return stride_decomposed_tile<T, kMr>(K, koff, gy_pad, pix, wk, bias, out);
-    case kMr - 1: return stride_decomposed_tile<T, kMr - 1>(K, koff, gy_pad, pix, wk, bias, out);
-    case kMr - 2: return stride_decomposed_tile<T, kMr - 2>(K, koff, gy_pad, pix, wk, bias, out);
-    default: return stride_decomposed_tile<T, kMr - 3>(K, koff, gy_pad, pix, wk, bias, out);
+    case kMr: return stride_decomposed_tile<T, kMr>(K, koff, gy_pad, pix, wk, bias, out, relu);
+    case kMr - 1: return stride_decomposed_tile<T, kMr - 1>(K, koff, gy_pad, pix, wk, bias, out, relu);
+    case kMr - 2: return stride_decomposed_tile<T, kMr - 2>(K, koff, gy_pad, pix, wk, bias, out, relu);
+    default: return stride_decomposed_tile<T, kMr - 3>(K, koff, gy_pad, pix, wk, bias, out, relu);
   }
 }
 
@@ -311,7 +312,7 @@ void backward_input_stride_decomposed(const T* pg, const T* pw, const T* pb, T* 
           T* out = tiles + (aw * blocks + b) * q_max * NR;
           for (int64_t q0 = 0; q0 < Q; q0 += rows_per_tile)
             stride_decomposed_tile_rows(rows_per_tile, ph.K, ph.koff.data(), gy_pad, pix.data() + q0, wk, bias,
-                                        out + q0 * NR);
+                                        out + q0 * NR, p.activation == Activation::relu);
         }
       }
     }

@@ -107,30 +107,37 @@ void rows_packed_b(const T* src, int64_t rs, int64_t rows, int64_t n, int64_t c0
   }
 }
 
-// dst[j] = src[j] (or dst[j] += src[j] when accumulate), j in [0, n), n <= nr: the edges of a C tile. For float with
-// AVX-512, masked vector loads and stores instead of an element loop (the same single add per element: same bits).
-template <typename T> inline void store_tile_edge(const T* src, T* dst, int64_t n, bool accumulate) {
+// dst[j] = src[j] (or dst[j] += src[j] when accumulate), then relu when asked, j in [0, n), n <= nr: the edges of a
+// C tile. For float with AVX-512, masked vector loads and stores instead of an element loop (the same single add per
+// element, and relu_vec's rule as a compare mask: same bits).
+template <typename T> inline void store_tile_edge(const T* src, T* dst, int64_t n, bool accumulate, bool relu = false) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     for (int64_t j = 0; j < n; j += 16) {
       const __mmask16 lanes = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
       __m512 v = _mm512_maskz_loadu_ps(lanes, src + j);
       if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, dst + j), v);
+      if (relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);  // > 0 or NaN
       _mm512_mask_storeu_ps(dst + j, lanes, v);
     }
     return;
   }
 #endif
-  for (int64_t j = 0; j < n; ++j) dst[j] = accumulate ? dst[j] + src[j] : src[j];
+  for (int64_t j = 0; j < n; ++j) {
+    const T v = accumulate ? dst[j] + src[j] : src[j];
+    dst[j] = relu ? relu_vec(v) : v;
+  }
 }
 
 // Where one strip of nr columns of C goes: columns [0, split) at c (row stride ldc), columns [split, n_valid) at c2
 // (the same row stride; c2[0] is column split). split >= nr: the whole strip at c. A strip splits when the columns
 // of C are the pixels of several images side by side and an image ends inside the strip (conv2d.cpp).
+// relu: store relu(C) (simd.h's relu_vec) once the sum is final: the fused conv + ReLU's epilogue (conv2d.cpp).
 template <typename T> struct StripOut {
   T* c;
   int64_t split;
   T* c2;
+  bool relu = false;
 };
 
 // C tile (ROWS x nr, ROWS <= kMr) = [C +] bias + A panel * B strip over kc steps; only n_valid columns are stored.
@@ -166,6 +173,13 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
         acc1[i] += load_vec(out.c + i * ldc + L);
       }
     }
+    if (out.relu) {
+#pragma GCC unroll 16
+      for (int i = 0; i < ROWS; ++i) {
+        acc0[i] = relu_vec(acc0[i]);
+        acc1[i] = relu_vec(acc1[i]);
+      }
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < ROWS; ++i) {
       store_vec(out.c + i * ldc, acc0[i]);
@@ -180,8 +194,8 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
     store_vec(tile[i] + L, acc1[i]);
   }
   for (int i = 0; i < ROWS; ++i) {
-    store_tile_edge(tile[i], out.c + i * ldc, first, accumulate);
-    if (first < n_valid) store_tile_edge(tile[i] + first, out.c2 + i * ldc, n_valid - first, accumulate);
+    store_tile_edge(tile[i], out.c + i * ldc, first, accumulate, out.relu);
+    if (first < n_valid) store_tile_edge(tile[i] + first, out.c2 + i * ldc, n_valid - first, accumulate, out.relu);
   }
 }
 
@@ -222,7 +236,8 @@ void gemm_packed_to(int64_t M, int64_t N, int64_t K, const T* ap, const T* bp, S
       const int64_t n_valid = std::min<int64_t>(nr, N - j0);
       const StripOut<T> out = strip_out(j0);
       for (int64_t i0 = i_begin; i0 < i_end; i0 += kMr) {
-        const StripOut<T> rows_out{out.c + i0 * ldc, out.split, out.c2 ? out.c2 + i0 * ldc : nullptr};
+        const StripOut<T> rows_out{out.c + i0 * ldc, out.split, out.c2 ? out.c2 + i0 * ldc : nullptr,
+                                   out.relu && k0 + kKc >= K};  // relu on the reduction's last block only
         micro_kernel_rows<T, kMr>(M - i0, kc, a_block + i0 * kc, strip, rows_out, ldc, n_valid, acc,
                                   bias ? bias + i0 : nullptr);
       }

@@ -45,6 +45,13 @@ template <typename T, int N> struct FixedVecOf {
 };
 template <typename T, int N> using FixedVec = typename FixedVecOf<T, N>::type;
 
+// relu lane by lane: x where x > 0 or x is NaN, else +0: elementwise.h's relu (the activation epilogue, epilogue.h),
+// bit for bit, in one compare and one masked move. V: a vector type, or a scalar (then it is the scalar rule).
+template <typename V> inline V relu_vec(V v) {
+  const V zero{};
+  return (v > zero) | (v != v) ? v : zero;
+}
+
 // Any vector type V from unaligned memory.
 template <typename V, typename T> inline V load_as(const T* p) {
   V v;

@@ -134,11 +134,12 @@ __device__ double2 thread_sums(const T* __restrict__ x, const T* __restrict__ dy
 // out = k_dy dy + ((x - hi) - lo) k_xc + k_c, per channel (see batch_norm.h).
 template <typename T> struct Coefficients {
   T hi, lo, k_dy, k_xc, k_c;
+  Activation act;  // forward: the fused ReLU (epilogue.h); none from coefficients() (no initialiser: __shared__)
 };
 
 template <typename T> __device__ Coefficients<T> coefficients(double mean, double k_dy, double k_xc, double k_c) {
   const SplitMean<T> m = split_mean<T>(mean);
-  return {m.hi, m.lo, (T)k_dy, (T)k_xc, (T)k_c};
+  return {m.hi, m.lo, (T)k_dy, (T)k_xc, (T)k_c, Activation::none};
 }
 
 enum class ApplyKind { normalise, grad_train, grad_scale };  // y from x; dx from dy and x; dx = k_dy dy
@@ -169,7 +170,7 @@ __device__ void apply_range(const T* __restrict__ x, const T* __restrict__ dy, T
 #pragma unroll
       for (int i = 0; i < VEC; ++i) {
         if constexpr (KIND == ApplyKind::normalise)
-          r.v[i] = ((a[u].v[i] - k.hi) - k.lo) * k.k_xc + k.k_c;
+          r.v[i] = activate(((a[u].v[i] - k.hi) - k.lo) * k.k_xc + k.k_c, k.act);
         else if constexpr (KIND == ApplyKind::grad_train)
           r.v[i] = g[u].v[i] * k.k_dy + (((a[u].v[i] - k.hi) - k.lo) * k.k_xc + k.k_c);
         else
@@ -194,6 +195,7 @@ template <typename T> struct ForwardArgs {
   ChannelLayout layout;
   int64_t spatial;                       // H*W: x[c * spatial] is channel c's first value, the shift K
   double count, eps, momentum;           // M, eps, momentum
+  Activation act;                        // the epilogue of y (epilogue.h)
 };
 
 template <typename T> struct BackwardArgs {
@@ -273,6 +275,7 @@ __global__ void __launch_bounds__(kThreads) batch_norm_forward_train_kernel(Forw
       }
     }
     shared_k = coefficients<T>(mean, 0.0, weight_or_one(a.weight, c) * invstd, a.bias ? (double)a.bias[c] : 0.0);
+    shared_k.act = a.act;
   }
   __syncthreads();
   const uint32_t p = apply_part();
@@ -285,8 +288,9 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(kThreads) batch_norm_forward_eval_kernel(ForwardArgs<T> a) {
   const int64_t c = blockIdx.x;
   const double invstd = batch_norm_invstd((double)a.running_var[c], a.eps);
-  const Coefficients<T> k = coefficients<T>((double)a.running_mean[c], 0.0, weight_or_one(a.weight, c) * invstd,
-                                            a.bias ? (double)a.bias[c] : 0.0);
+  Coefficients<T> k = coefficients<T>((double)a.running_mean[c], 0.0, weight_or_one(a.weight, c) * invstd,
+                                      a.bias ? (double)a.bias[c] : 0.0);
+  k.act = a.act;
   const uint32_t p = blockIdx.y;
   apply_range<T, VEC, ApplyKind::normalise>(a.x, nullptr, a.y, a.layout, c, a.layout.bound(p, gridDim.y),
                                             a.layout.bound(p + 1, gridDim.y), k);
@@ -363,7 +367,7 @@ void batch_norm_forward_train_cuda(const Array& x, const Array* weight, const Ar
       ForwardArgs<T> a{x.data_as<T>(), y.data_as<T>(), data_or_null<T>(weight), data_or_null<T>(bias),
                        mutable_or_null<T>(running_mean), mutable_or_null<T>(running_var),
                        save_mean.data_as<double>(), save_invstd.data_as<double>(), nullptr, 0, layout_for(p, VEC),
-                       p.spatial, (double)p.per_channel(), p.eps, p.momentum};
+                       p.spatial, (double)p.per_channel(), p.eps, p.momentum, p.activation};
       const uint32_t P = partials_for(a.layout, p.channels);
       const dim3 grid((unsigned)p.channels, P);
       Array partials;
@@ -393,7 +397,7 @@ void batch_norm_forward_eval_cuda(const Array& x, const Array& running_mean, con
       constexpr int VEC = decltype(vec_constant)::value;
       ForwardArgs<T> a{x.data_as<T>(), y.data_as<T>(), data_or_null<T>(weight), data_or_null<T>(bias),
                        running_mean.data_as<T>(), running_var.data_as<T>(), nullptr, nullptr, nullptr, 0,
-                       layout_for(p, VEC), p.spatial, (double)p.per_channel(), p.eps, 0.0};
+                       layout_for(p, VEC), p.spatial, (double)p.per_channel(), p.eps, 0.0, p.activation};
       const dim3 grid((unsigned)p.channels, partials_for(a.layout, p.channels, kMinPacksPerElementwiseBlock));
       cuda::launch("batch_norm_forward_eval_kernel", batch_norm_forward_eval_kernel<T, VEC>, grid, kThreads, stream, a);
     });

@@ -1,6 +1,7 @@
 // CUDA conv2d: three implicit GEMMs (no im2col buffer) over one tiled shared-memory kernel; the maths is in conv2d.h.
 //
 //   forward          Y_g  (C_out/G x N*P)     = W_g (C_out/G x K)           * col_g (K x N*P)
+//                    (forward and backward_input store act(sum + bias), p.activation: the fused conv + ReLU)
 //   backward_input   dX_g (C_in/G x N*H*W)    = W_g^T-by-(co,kh,kw)         * gathered gy (K' x N*H*W)
 //                    (the gather form: each dX element is one dot product, written once, no atomics)
 //   backward_weight  dW_g (C_out/G x K)       = gy_g (C_out/G x N*P)        * col_g^T (N*P x K)
@@ -17,6 +18,8 @@
 #include <cstdint>
 #include <string>
 #include "conv2d.h"
+#include "elementwise.h"
+#include "reduce.h"
 #include "cuda/gemm.cuh"
 #include "cuda/launch.cuh"
 
@@ -71,6 +74,7 @@ template <typename T> struct ForwardProblem {
   const T* bias;  // (C_out) or null
   T* y;           // (N, C_out, Ho, Wo)
   int M, N, K;
+  Activation act;  // the epilogue (conv2d.h)
   static constexpr bool kAReductionFast = true, kBReductionFast = false;
   __device__ int depth_begin(int) const { return 0; }
   __device__ int depth_end(int) const { return K; }
@@ -81,7 +85,7 @@ template <typename T> struct ForwardProblem {
   }
   __device__ void store(int g, int, int m, int n, T v) const {
     const int P = geo.Ho * geo.Wo, img = n / P, co = g * M + m;
-    y[((int64_t)img * geo.C_out + co) * P + (n - img * P)] = bias ? v + bias[co] : v;
+    y[((int64_t)img * geo.C_out + co) * P + (n - img * P)] = activate(bias ? v + bias[co] : v, act);
   }
 };
 
@@ -93,6 +97,7 @@ template <typename T> struct BackwardInputProblem {
   const T* bias;  // (C_in) or null: conv_transpose2d's bias
   T* gx;          // (N, C_in, H, W)
   int M, N, K;    // M = C_in/G, N = batch * H * W, K = C_out/G * kH * kW
+  Activation act;  // the epilogue (conv2d.h): conv_transpose2d + ReLU
   static constexpr bool kAReductionFast = true, kBReductionFast = false;
   __device__ int depth_begin(int) const { return 0; }
   __device__ int depth_end(int) const { return K; }
@@ -111,7 +116,7 @@ template <typename T> struct BackwardInputProblem {
   }
   __device__ void store(int g, int, int m, int n, T v) const {
     const int HW = geo.H * geo.W, img = n / HW, c = g * geo.Cg + m;
-    gx[((int64_t)img * geo.C_in + c) * HW + (n - img * HW)] = bias ? v + bias[c] : v;
+    gx[((int64_t)img * geo.C_in + c) * HW + (n - img * HW)] = activate(bias ? v + bias[c] : v, act);
   }
 };
 
@@ -159,7 +164,7 @@ void conv2d_forward_cuda(const Array& x, const Array& w, const Array& bias, Arra
     ForwardProblem<T> pr{Geometry(p), x.data_as<T>(), w.data_as<T>(), bias.numel() ? bias.data_as<T>() : nullptr,
                          y.data_as<T>(), gemm_extent(p.out_per_group(), "output channels per group"),
                          gemm_extent(p.batch * p.out_pixels(), "batch * output pixels"),
-                         gemm_extent(p.gemm_k(), "input channels per group * kernel size")};
+                         gemm_extent(p.gemm_k(), "input channels per group * kernel size"), p.activation};
     gemm::launch_gemm<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<ForwardProblem>", kGridLimit);
   });
 }
@@ -174,7 +179,8 @@ void conv2d_backward_input_cuda(const Array& gy, const Array& w, const Array& bi
                                gemm_extent(p.in_per_group(), "input channels per group"),
                                gemm_extent(p.batch * p.in_pixels(), "batch * input pixels"),
                                gemm_extent(p.out_per_group() * p.kernel_h * p.kernel_w,
-                                           "output channels per group * kernel size")};
+                                           "output channels per group * kernel size"),
+                               p.activation};
     gemm::launch_gemm<T>(pr, p.groups, 1, stream, "implicit_gemm_kernel<BackwardInputProblem>", kGridLimit);
   });
 }
@@ -209,6 +215,14 @@ void conv2d_backward_weight_cuda(const Array& x, const Array& gy, Array& gw, con
           partial.data_as<T>(), splits, count, gw.data_as<T>(), (const T*)nullptr, (int64_t)1);
     }
   });
+}
+
+// The fused conv + ReLU's backward mask on CUDA: relu_backward and the bias sum as two launches of the elementwise
+// and reduction kernels (cuda/elementwise.cu, cuda/reduce.cu), so db has the bits of the unfused sum on this device.
+// (The CPU fuses the two into one pass, cpu/conv2d_relu.cpp; a fused CUDA kernel waits for GPU time to measure it.)
+void conv_relu_backward_cuda(const Array& gy, const Array& y, Array& gm, Array& db) {
+  binary_cuda(gy, y, gm, BinaryOp::relu_backward, 0.0, broadcast_layout(gy.shape(), y.shape()));
+  if (db.ndim() == 1 && db.dim(0) == gy.dim(1)) sum_cuda(gm, db, reduce_layout(gm.shape(), {0, 2, 3}));
 }
 
 }  // namespace gradcore

@@ -55,6 +55,11 @@ class BatchNorm2d(Module):
             self.bias.zero_()
 
     def forward(self, x):
+        return self._normalise(x, F.batch_norm)
+
+    def _normalise(self, x, batch_norm):
+        """batch_norm(x, ...) with this module's statistics and mode: F.batch_norm, or the fused batch_norm + ReLU
+        (nn/fusion.py)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"x: expected a gradcore.Tensor, got {type(x).__name__}")
         if x.ndim != 4:
@@ -66,8 +71,8 @@ class BatchNorm2d(Module):
             self.num_batches_tracked.add_(1)  # on the buffer's device
             momentum = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
         use_batch_stats = self.training or not self.track_running_stats
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch_stats, momentum=momentum, eps=self.eps)
+        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                          training=use_batch_stats, momentum=momentum, eps=self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

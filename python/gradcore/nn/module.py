@@ -220,7 +220,12 @@ class Module:
 
 
 class Sequential(Module):
-    """Runs its modules in order: Sequential(conv, ReLU(), ...)."""
+    """Runs its modules in order: Sequential(conv, ReLU(), ...).
+
+    [Conv2d | ConvTranspose2d | BatchNorm2d, ReLU] pairs without forward hooks run as one fused op, with the same
+    bits as the modules one by one (nn/fusion.py); fuse_activations = False runs every module on its own."""
+
+    fuse_activations = True
 
     def __init__(self, *modules):
         super().__init__()
@@ -243,6 +248,20 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        modules = list(self._modules.values())
+        if not self.fuse_activations or len(modules) < 2:
+            for m in modules:
+                x = m(x)
+            return x
+        from .fusion import fused_pair  # (nn.fusion imports the modules it fuses, which import this file)
+
+        i = 0
+        while i < len(modules):
+            fused = fused_pair(modules[i], modules[i + 1]) if i + 1 < len(modules) else None
+            if fused is not None:
+                x = fused(modules[i], x)
+                i += 2
+            else:
+                x = modules[i](x)
+                i += 1
         return x

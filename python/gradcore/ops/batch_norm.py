@@ -1,10 +1,17 @@
 """Batch normalisation over (N, C, H, W) (maths: csrc/batch_norm.h; kernels: csrc/cpu/batch_norm.cpp,
-csrc/cuda/batch_norm.cu). Argument checks on arrays happen in the binding, which names the argument."""
+csrc/cuda/batch_norm.cu). Argument checks on arrays happen in the binding, which names the argument.
+
+batch_norm_relu (internal: nn.Sequential runs [BatchNorm2d, ReLU] through it, nn/fusion.py) is relu(batch_norm(...))
+as one node: the kernel stores relu(y) (csrc/epilogue.h), the node saves that output, and backward masks the
+gradient with relu_backward before batch_norm's own backward: the same operations as the unfused pair, the same bits.
+"""
 from __future__ import annotations
 
 from .. import _core
 from .._checks import real, tensor
 from ..autograd import Function
+
+B = _core.BinaryOp
 
 __all__ = ["batch_norm"]  # gradcore.functional exports these
 
@@ -13,15 +20,19 @@ class BatchNormTrain(Function):
     """Normalises with the batch's statistics (and updates the running ones in place); backward goes through the
     batch mean and variance."""
 
+    activation = "none"  # "relu": batch_norm_relu's node
+
     def forward(self, x, weight, bias, running_mean, running_var, momentum, eps):
         y, save_mean, save_invstd = _core.batch_norm_forward_train(x, weight, bias, running_mean, running_var,
-                                                                   momentum, eps)
+                                                                   momentum, eps, self.activation)
         if any(self.needs_input_grad[:3]):
-            self.save_for_backward(x, weight, save_mean, save_invstd)
+            self.save_for_backward(x, weight, save_mean, save_invstd, y if self.activation == "relu" else None)
         return y
 
     def backward(self, g):
-        x, weight, save_mean, save_invstd = self.saved
+        x, weight, save_mean, save_invstd, y = self.saved
+        if y is not None:  # the fused ReLU's mask first
+            g = _core.binary(g, y, B.relu_backward)
         need_x, need_w, need_b = self.needs_input_grad[:3]
         dx, dw, db = _core.batch_norm_backward_train(g, x, weight, save_mean, save_invstd, need_x, need_w, need_b)
         return dx, dw, db, None, None, None, None
@@ -30,16 +41,21 @@ class BatchNormTrain(Function):
 class BatchNormEval(Function):
     """Normalises with the running statistics, which the gradient treats as constants."""
 
+    activation = "none"  # "relu": batch_norm_relu's node
+
     def forward(self, x, weight, bias, running_mean, running_var, eps):
         self.eps = eps
-        y = _core.batch_norm_forward_eval(x, running_mean, running_var, weight, bias, eps)
+        y = _core.batch_norm_forward_eval(x, running_mean, running_var, weight, bias, eps, self.activation)
         if any(self.needs_input_grad[:3]):
             # Copies: a later training step may update the running statistics before this backward runs.
-            self.save_for_backward(x, weight, running_mean.clone(), running_var.clone())
+            self.save_for_backward(x, weight, running_mean.clone(), running_var.clone(),
+                                   y if self.activation == "relu" else None)
         return y
 
     def backward(self, g):
-        x, weight, running_mean, running_var = self.saved
+        x, weight, running_mean, running_var, y = self.saved
+        if y is not None:  # the fused ReLU's mask first
+            g = _core.binary(g, y, B.relu_backward)
         need_x, need_w, need_b = self.needs_input_grad[:3]
         dx, dw, db = _core.batch_norm_backward_eval(g, x, running_mean, running_var, weight, self.eps, need_x,
                                                     need_w, need_b)
@@ -51,6 +67,19 @@ def _no_grad_buffer(value, name):
         raise ValueError(f"{name}: running statistics are buffers and must not require grad")
 
 
+class BatchNormTrainReLU(BatchNormTrain):
+    activation = "relu"
+
+
+class BatchNormEvalReLU(BatchNormEval):
+    activation = "relu"
+
+
+def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, training=True, momentum=0.1, eps=1e-5):
+    """relu(batch_norm(...)) as one node (internal; see the module docstring): batch_norm's arguments and checks."""
+    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, relu=True)
+
+
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=True, momentum=0.1, eps=1e-5):
     """Batch normalisation of x (N, C, H, W) per channel, as torch.nn.functional.batch_norm.
 
@@ -59,6 +88,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
     training=False: normalise with running_mean and running_var. weight and bias (C) scale and shift the result.
     Gradients reach x, weight and bias in both modes.
     """
+    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, relu=False)
+
+
+def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, relu):
     tensor(x, "x")
     for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                         ("bias", bias)):
@@ -71,8 +104,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
             raise ValueError("momentum: None (the cumulative moving average) needs a batch count; use "
                              "nn.BatchNorm2d(momentum=None) or pass 1 / num_batches_tracked")
         momentum = real(momentum, "momentum", minimum=0.0, maximum=1.0)
-        return BatchNormTrain.apply(x, weight, bias, running_mean, running_var, momentum, eps)
+        train = BatchNormTrainReLU if relu else BatchNormTrain
+        return train.apply(x, weight, bias, running_mean, running_var, momentum, eps)
     if running_mean is None or running_var is None:
         raise ValueError("running_mean, running_var: evaluation (training=False) normalises with the running "
                          "statistics, so both are needed")
-    return BatchNormEval.apply(x, weight, bias, running_mean, running_var, eps)
+    return (BatchNormEvalReLU if relu else BatchNormEval).apply(x, weight, bias, running_mean, running_var, eps)

@@ -46,17 +46,27 @@ def bias_grad(g):
 
 
 class Conv2d(Function):
+    activation = "none"  # the fused conv2d + ReLU (ops/conv_relu.py) stores relu(y) and saves it
+
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
         self.args = (stride, padding, dilation, groups)
-        self.save_for_backward(x, weight)
-        return _core.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
+        y = _core.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, self.activation)
+        if self.activation == "relu":  # backward's mask: y > 0 exactly where the pre-activation is (NaN included)
+            self.save_for_backward(x, weight, y)
+        else:
+            self.save_for_backward(x, weight)
+        return y
 
     def backward(self, g):
-        x, weight = self.saved
+        x, weight = self.saved[:2]
         need_x, need_w, need_b = self.needs_input_grad[:3]
+        gb = None
+        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass
+            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b)
         gx = _core.conv2d_backward_input(g, weight, x.shape[2:], *self.args) if need_x else None
         gw = _core.conv2d_backward_weight(x, g, weight.shape[2:], *self.args) if need_w else None
-        gb = bias_grad(g) if need_b else None
+        if need_b and gb is None:
+            gb = bias_grad(g)
         return gx, gw, gb, None, None, None, None
 
 
@@ -66,6 +76,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     padding: int, (h, w), "valid" (none) or "same" (out = ceil(in / stride); odd pixel at the bottom/right).
     Output size: floor((in + pad_before + pad_after - dilation * (k - 1) - 1) / stride) + 1.
     """
+    return Conv2d.apply(*conv2d_args(x, weight, bias, stride, padding, dilation, groups))
+
+
+def conv2d_args(x, weight, bias, stride, padding, dilation, groups):
+    """conv2d's arguments checked and resolved to (x, weight, bias, stride, (top, bottom, left, right), dilation,
+    groups), the arguments of Conv2d.apply (and of the fused conv + ReLU's, ops/conv_relu.py)."""
     tensor(x, "x")
     tensor(weight, "weight")
     tensor(bias, "bias", optional=True)
@@ -76,4 +92,4 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     padding = padding_form(padding)  # its form is checked whatever the shapes
     sizes = spatial_sizes(x, weight)
     pads = conv2d_padding(padding, *sizes, stride, dilation) if sizes else (0, 0, 0, 0)
-    return Conv2d.apply(x, weight, bias, stride, pads, dilation, int(groups))
+    return x, weight, bias, stride, pads, dilation, int(groups)

@@ -47,22 +47,33 @@ def _zero_pad_end(x, extra):
 
 
 class ConvTranspose2d(Function):
+    activation = "none"  # the fused conv_transpose2d + ReLU (ops/conv_relu.py) stores relu(y) and saves it
+
     def forward(self, x, weight, bias, out_size, stride, padding, dilation, groups, extra=(0, 0)):
         self.args = (stride, padding, dilation, groups)
         self.x_size, self.extra = x.shape[2:], extra
         x = _zero_pad_end(x, extra)
-        self.save_for_backward(x, weight)
-        return _core.conv_transpose2d_forward(x, weight, bias, out_size, stride, padding, dilation, groups)
+        y = _core.conv_transpose2d_forward(x, weight, bias, out_size, stride, padding, dilation, groups,
+                                           self.activation)
+        if self.activation == "relu":  # backward's mask: y > 0 exactly where the pre-activation is (NaN included)
+            self.save_for_backward(x, weight, y)
+        else:
+            self.save_for_backward(x, weight)
+        return y
 
     def backward(self, g):
-        x, weight = self.saved
+        x, weight = self.saved[:2]
         need_x, need_w, need_b = self.needs_input_grad[:3]
+        gb = None
+        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass
+            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b)
         gx = _core.conv2d_forward(g, weight, None, *self.args) if need_x else None
         if need_x and self.extra != (0, 0):  # the zero rows/columns read past x's end have no gradient of their own
             gx = _core.split(gx, [self.x_size[0], self.extra[0]], 2)[0] if self.extra[0] else gx
             gx = _core.split(gx, [self.x_size[1], self.extra[1]], 3)[0] if self.extra[1] else gx
         gw = _core.conv2d_backward_weight(g, x, weight.shape[2:], *self.args) if need_w else None
-        gb = bias_grad(g) if need_b else None
+        if need_b and gb is None:
+            gb = bias_grad(g)
         return gx, gw, gb, None, None, None, None, None, None
 
 
@@ -82,6 +93,13 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     output_size: (H_out, W_out) to pick output_padding instead (a ValueError names the reachable range when the
     size cannot be reached).
     """
+    return ConvTranspose2d.apply(*conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, groups,
+                                                        dilation, output_size))
+
+
+def conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, groups, dilation, output_size):
+    """conv_transpose2d's arguments checked and resolved to the arguments of ConvTranspose2d.apply (and of the fused
+    conv_transpose2d + ReLU's, ops/conv_relu.py)."""
     tensor(x, "x")
     tensor(weight, "weight")
     tensor(bias, "bias", optional=True)
@@ -92,7 +110,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     op_h, op_w = pair(output_padding, "output_padding", 0)
     sizes = spatial_sizes(x, weight)
     if sizes is None:  # not 4-d: the binding raises naming the argument
-        return ConvTranspose2d.apply(x, weight, bias, (1, 1), stride, (0, 0, 0, 0), dilation, groups)
+        return x, weight, bias, (1, 1), stride, (0, 0, 0, 0), dilation, groups
     kernel = weight.shape[2:]
     if padding == "same":
         if (op_h, op_w) != (0, 0):
@@ -125,5 +143,4 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         raise ValueError(f"padding: the output size {out} is not positive for input {x.shape[2:]}, kernel {kernel}, "
                          f"stride {stride} and dilation {dilation}")
     extra = (op_h // stride[0], op_w // stride[1])
-    return ConvTranspose2d.apply(x, weight, bias, out, stride, (top, bottom, left, right), dilation, int(groups),
-                                 extra)
+    return x, weight, bias, out, stride, (top, bottom, left, right), dilation, int(groups), extra
