@@ -1,6 +1,6 @@
 """The CPU's Winograd weight gradient (csrc/cpu/conv2d_backward_weight_winograd.cpp), taken by conv2d's (and
 conv_transpose2d's) weight gradient for 3x3, dilation-1, ungrouped convolutions: stride 1 with enough channels, stride
-2 (either side) from 128 channels. Against the float64 numpy reference at the edges of its tiles, with padding 0..2,
+2 (either side) on inputs of at most 16x16 from 32 -> 64 channels, or from 128 channels. Against the float64 numpy reference at the edges of its tiles, with padding 0..2,
 asymmetric padding, strides mixed between the sides and several chunks of images; by finite differences; float32
 within a few units of eps * sum |gy x| of the exact sum; bitwise the same on 1, 2 and 3 threads; and actually taken
 (the phase timer counts its phases)."""
@@ -31,6 +31,8 @@ CASES = {
     "s2_odd_sizes": (1, 128, 11, 9, 136, (3, 3), 2, 1, 1, 1),
     "s2_by_s1": (2, 128, 8, 9, 128, (3, 3), (2, 1), 1, 1, 1),
     "s1_by_s2_padding0": (1, 130, 9, 8, 128, (3, 3), (1, 2), 0, 1, 1),
+    "s2_seed_enc2": (3, 32, 14, 14, 64, (3, 3), 2, "same", 1, 1),
+    "s2_small_image_c_in_past_a_panel": (2, 37, 13, 16, 72, (3, 3), 2, 1, 1, 1),
 }
 
 
@@ -91,6 +93,19 @@ def test_matches_finite_differences(case):
     assert gc.gradcheck(lambda w: run(case, x, w), [weight], samples=60)
 
 
+def test_conv_transpose2d_seed_dec1():
+    """The seed autoencoder's dec1 (64 -> 64, 7x7 -> 14x14, stride 2): its weight gradient is conv2d's from 14x14
+    with 64 channels to 7x7 with 64, inside the rule."""
+    rng = np.random.default_rng(3)
+    x = gc.tensor(rng.standard_normal((2, 64, 7, 7)))
+    weight = gc.tensor(rng.standard_normal((64, 64, 3, 3)), requires_grad=True)
+    y = conv_transpose2d(x, weight, stride=2, padding=1, output_padding=1)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gc.tensor(gy))
+    expected = ref.conv2d_grad_weight(gy, x.numpy(), (3, 3), (2, 2), (1, 0, 1, 0))
+    assert_close(weight.grad, expected, atol=1e-10, rtol=1e-10, name="weight.grad")
+
+
 def test_conv_transpose2d_stride1():
     """conv_transpose2d's weight gradient is conv2d's with gy as the input (24 channels) and x as the output gradient
     (32 channels): inside the rule."""
@@ -112,7 +127,8 @@ THREAD_SCRIPT = textwrap.dedent("""
     out = []
     # (N, C_in, H, W, C_out, stride, padding): several chunks of images at stride 1; stride 2; strides mixed
     for n, c_in, h, w, c_out, s, p in [(7, 64, 24, 23, 64, 1, 1), (3, 16, 9, 11, 32, 1, 0),
-                                       (4, 128, 9, 10, 128, 2, "same"), (2, 128, 8, 9, 136, (2, 1), 1)]:
+                                       (4, 128, 9, 10, 128, 2, "same"), (2, 128, 8, 9, 136, (2, 1), 1),
+                                       (25, 32, 14, 14, 64, 2, "same")]:
         x = gc.tensor(rng.standard_normal((n, c_in, h, w)), dtype="float32")
         wt = gc.tensor(rng.standard_normal((c_out, c_in, 3, 3)) / 10, dtype="float32", requires_grad=True)
         y = gc.functional.conv2d(x, wt, stride=s, padding=p)
@@ -132,7 +148,8 @@ def winograd_calls():
     return _core.phase_times(reset=True).get("conv2d_backward_weight/winograd_output", (0.0, 0))[1]
 
 
-@pytest.mark.parametrize("name", ["s1_odd_sizes_cut_edge_tiles", "s2_same_asymmetric_padding", "s2_by_s1"])
+@pytest.mark.parametrize("name", ["s1_odd_sizes_cut_edge_tiles", "s2_same_asymmetric_padding", "s2_by_s1",
+                                  "s2_seed_enc2"])
 def test_taken(phase_timing, name):
     case = CASES[name]
     x, weight = make(case, "float32")
@@ -143,7 +160,8 @@ def test_taken(phase_timing, name):
 @pytest.mark.parametrize("stride, dilation, groups, c_in, c_out, size", [
     (1, 2, 1, 32, 32, 16), (1, 1, 2, 32, 32, 16),  # dilation, groups
     (1, 1, 1, 16, 16, 16), (1, 1, 1, 64, 16, 16), (1, 1, 1, 32, 32, 6),  # few channels, C_out 16, under 7x7 outputs
-    (2, 1, 1, 64, 128, 16), (3, 1, 1, 128, 128, 16)])  # stride 2 under 128 channels, stride 3
+    (2, 1, 1, 64, 127, 17), (2, 1, 1, 32, 32, 14), (3, 1, 1, 128, 128, 16)])  # stride 2: 17x17 under 128 channels,
+                                                                             # 32 -> 32; stride 3
 def test_not_taken_outside_its_rule(phase_timing, stride, dilation, groups, c_in, c_out, size):
     x = gc.zeros(1, c_in, size, size)
     weight = gc.zeros(c_out, c_in // groups, 3, 3, requires_grad=True)

@@ -9,8 +9,8 @@
 //           by N); the chunks' partial lanes are added in chunk order, then the lanes in lane order.
 //   strips  the im2col GEMM (gy as packed A panels, im2col^T as packed B strips), where the direct tiles would be
 //           mostly padding (C_in/G of 1 or 2 with few output channels).
-// 3x3 convolutions of stride 1 with enough channels (and stride 2 with >= 128) go to Winograd first
-// (conv2d_backward_weight_winograd.cpp, which has the rule). Depthwise convolutions go to conv2d_depthwise.h. Every dW element (or partial sum) belongs to one task at a time and
+// 3x3 convolutions of stride 1 or 2 with enough channels go to Winograd first (conv2d_backward_weight_winograd.cpp,
+// which has the rule: at stride 2, small images or >= 128 channels). Depthwise convolutions go to conv2d_depthwise.h. Every dW element (or partial sum) belongs to one task at a time and
 // is summed in an order fixed by the shapes, so results are the same for any thread count.
 // Where the time goes (single thread, float32, seed autoencoder layers): the direct tiles run at ~110 GFLOP/s per
 // core, the gy copy is 1-3% of the time; dots spend ~20% in im2col. Phases: conv2d_backward_weight/{pack,gemm,reduce}.

@@ -333,18 +333,23 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
 //   stride 2  16x16x28x28->32: .273 -> .347   16x32x28x28->32: .537 -> .604   16x64x28x28->64: 2.44 -> 2.37
 //             16x16x14x14->64: .147 -> .168   16x64x14x14->16: .164 -> .316   16x128x14x14->128: 2.77 -> 2.35
 //             16x128x8x8->128: .859 -> .753   16x256x28x28->256: 40.5 -> 37.8
-//             seed autoencoder (bench.conv): enc2 25x32x14x14->64: .443 -> .454   dec1 25x64x14x14->64: .885 -> .838
-//             dec2 25x32x28x28->64: 1.91 -> 2.03
+//             seed autoencoder (bench.conv's padding): enc2 25x32x14x14->64: .437 -> .405   dec1 25x64x14x14->64:
+//             .871 -> .824   dec2 25x32x28x28->64: 1.79 -> 1.85; at N=256: 5.68 -> 5.23, 10.7 -> 10.4, 19.6 -> 19.8
+//             16x32x16x16->64: .369 -> .355   16x48x12x12->96: .487 -> .424   25x64x8x8->64: .302 -> .288
+//             16x96x16x16->64: 1.10 -> .961   16x32x14x14->32: .144 -> .170
 // At stride 2 the multiplies only fall by 1.44x, and the channels-innermost copy of x (4x gy's pixels) and the
-// transforms eat that up below ~128 channels: the seed layers stay direct. At stride 1 (2.25x fewer) Winograd wins
-// unless the GEMM is too small or mostly padding: few channels (C_in C_out < 512), output channels that leave a
-// quarter or more of the 32-wide strips empty (C_out = 16), or images under 7x7.
+// transforms eat most of that: Winograd wins by 4-13% from 32 input and 64 output channels on inputs of at most
+// 16x16 (enc2, dec1), loses on larger ones (dec2's 28x28: +3%, x's copy no longer fits the caches) unless the
+// channels are many (>= 128: 7-15%). At stride 1 (2.25x fewer multiplies) it wins unless the GEMM is small or mostly
+// padding: few channels (C_in C_out < 512), output channels that leave a quarter or more of the 32-wide strips
+// empty (C_out = 16), or images under 7x7.
 bool winograd_backward_weight_applies(const Conv2dParams& p) {
   if (p.kernel_h != 3 || p.kernel_w != 3 || p.dilation_h != 1 || p.dilation_w != 1 || p.groups != 1) return false;
   const int64_t in = p.in_channels, out = p.out_channels;
   if (p.stride_h == 1 && p.stride_w == 1)
     return in >= 16 && in * out >= 512 && 4 * out >= 3 * round_up(out, 32) && p.out_pixels() >= 49;
-  return (p.stride_h == 1 || p.stride_h == 2) && (p.stride_w == 1 || p.stride_w == 2) && in >= 128 && out >= 128;
+  if ((p.stride_h != 1 && p.stride_h != 2) || (p.stride_w != 1 && p.stride_w != 2)) return false;
+  return (in >= 128 && out >= 128) || (in >= 32 && out >= 64 && p.in_pixels() <= 256);
 }
 
 void conv2d_winograd_backward_weight_cpu(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
