@@ -31,15 +31,18 @@
 // Multiplies per 2x2 block of gy and pair of channels: 16 instead of 36 at stride 1 (2.25x fewer), 25 instead of 36
 // at stride 2 (1.44x).
 //
-// The work, per chunk of images (a fixed count from the shapes, so that the chunk's transformed operands stay in
-// the caches): one task per image and side transposes gy (x) to channels innermost and writes U (V) straight into
-// the GEMM's packed layouts (B strips of nr output channels, [k][nr]; A panels of kMr input channels, [k][kMr]);
-// then one task per (type, panel, strip) runs gemm.h's micro-kernel over the chunk's K_t steps into its tile of R_t,
-// added onto the previous chunks' (loaded from the tile). Every element of R_t is summed over the same k in the same
-// order, and the output transform adds the R_t in a fixed order: bitwise the same for any number of threads.
-// Rounding: the transforms add two values on each side and side, and the output transform up to 9 R_t, so float32
-// results differ from the direct path's by a few units of eps * sum |gy x| (tests/test_conv2d_backward_weight_
-// winograd.py measures it).
+// The work, per chunk of images (a fixed count from the shapes, so that the chunk's copies stay in the caches): one
+// task per image and side copies gy (x) with its channels innermost; then one task per type t transforms the chunk's
+// U_t and V_t into its own scratch, straight in the GEMM's packed layouts (B strips of nr output channels, [k][nr];
+// A panels of kMr input channels, [k][kMr]), and runs gemm.h's micro-kernel over the chunk's K_t steps for every
+// tile of R_t, added onto the previous chunks' (loaded from the tile). Every element of R_t is summed over the same
+// k in the same order, and the output transform adds the R_t in a fixed order: bitwise the same for any number of
+// threads. Phases: conv2d_backward_weight/winograd_{transpose,transform,gemm,output}. At stride 1 the GEMMs take
+// most of the time; at stride 2 on the seed autoencoder's layers (1 thread) the copies of x and gy and the transforms
+// take about 40% (the copies mostly memory-bound: x has 4x gy's pixels), which is why stride 2 wins so little.
+// Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
+// cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
+// (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
 #include "cpu/conv2d_backward_weight_winograd.h"
 #include <algorithm>
 #include <initializer_list>
