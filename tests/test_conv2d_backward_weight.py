@@ -27,7 +27,7 @@ CASES = {
     "dots_one_channel_wide_rows": (3, 1, 28, 28, 32, (3, 3), 1, 1, 1, 1),
     "dots_three_channels_k27": (2, 3, 9, 8, 64, (3, 3), 1, 1, 1, 1),
     "dots_groups2_even_kernel": (2, 2, 7, 5, 40, (2, 2), 1, (1, 0), 1, 2),
-    "direct_two_vectors_stride2_same": (3, 32, 14, 14, 64, (3, 3), 2, "same", 1, 1),
+    "direct_two_vectors_stride2_same": (3, 32, 18, 18, 64, (3, 3), 2, "same", 1, 1),  # (14x14: Winograd)
     "direct_one_vector_stride3x2_dilation2x1": (3, 17, 10, 9, 13, (2, 3), (3, 2), (1, 2), (2, 1), 1),
     "direct_groups2_dilation2_wide_padding": (2, 24, 11, 10, 18, (3, 3), (1, 2), (3, 1), 2, 2),
     "direct_c_in65_c_out256": (2, 65, 9, 11, 256, (3, 3), 1, 1, 1, 1),
@@ -44,7 +44,7 @@ GRADCHECK = ["dots_groups2_even_kernel", "direct_one_vector_stride3x2_dilation2x
 # conv_transpose2d: (N, C_in, H, W, C_out, k, stride, padding, output_padding); its weight gradient is the conv2d
 # weight gradient of gy (as the input) against x (as the output gradient).
 TRANSPOSED = {
-    "seed_dec1_direct": (2, 64, 7, 7, 64, 3, 2, 1, 1),
+    "dec1_like_direct": (2, 64, 9, 9, 64, 3, 2, 1, 1),  # (7x7, the seed's: Winograd)
     "seed_dec3_dots": (2, 32, 8, 9, 1, 3, 1, 1, 0),
     "one_vector_c_in12": (2, 12, 5, 6, 10, 3, 2, 1, 1),
 }
@@ -112,7 +112,7 @@ THREAD_SCRIPT = textwrap.dedent("""
     # (N, C_in, H, W, C_out, k, stride, padding, groups): dots (image chunks, blocks), direct (two and one vector),
     # row bands, strips
     for n, c_in, h, w, c_out, k, s, p, g in [(25, 1, 28, 28, 32, 3, 2, "same", 1), (3, 1, 40, 40, 32, 3, 1, 1, 1),
-                                             (25, 32, 14, 14, 64, 3, 2, "same", 1),
+                                             (25, 32, 18, 18, 64, 3, 2, "same", 1),
                                              (6, 30, 12, 11, 13, 3, 1, 1, 1), (2, 64, 56, 56, 64, 3, 1, 1, 1),
                                              (3, 48, 61, 57, 40, 3, 2, 1, 2), (4, 2, 20, 20, 16, 3, 1, 1, 1)]:
         x = gc.tensor(rng.standard_normal((n, c_in, h, w)), dtype="float32")

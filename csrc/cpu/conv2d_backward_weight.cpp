@@ -9,7 +9,8 @@
 //           by N); the chunks' partial lanes are added in chunk order, then the lanes in lane order.
 //   strips  the im2col GEMM (gy as packed A panels, im2col^T as packed B strips), where the direct tiles would be
 //           mostly padding (C_in/G of 1 or 2 with few output channels).
-// Depthwise convolutions go to conv2d_depthwise.h. Every dW element (or partial sum) belongs to one task at a time and
+// 3x3 convolutions of stride 1 or 2 with enough channels go to Winograd first (conv2d_backward_weight_winograd.cpp,
+// which has the rule: at stride 2, small images or >= 128 channels). Depthwise convolutions go to conv2d_depthwise.h. Every dW element (or partial sum) belongs to one task at a time and
 // is summed in an order fixed by the shapes, so results are the same for any thread count.
 // Where the time goes (single thread, float32, seed autoencoder layers): the direct tiles run at ~110 GFLOP/s per
 // core, the gy copy is 1-3% of the time; dots spend ~20% in im2col. Phases: conv2d_backward_weight/{pack,gemm,reduce}.
@@ -18,6 +19,8 @@
 #include <type_traits>
 #include <vector>
 #include "conv2d.h"
+#include "cpu/block_channels.h"
+#include "cpu/conv2d_backward_weight_winograd.h"
 #include "cpu/conv2d_depthwise.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
@@ -25,10 +28,6 @@
 #include "cpu/phase_timer.h"
 #include "cpu/scratch.h"
 #include "cpu/simd.h"
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 namespace gradcore {
 
 namespace {
@@ -352,65 +351,6 @@ void backward_weight_strips(const T* px, const T* pg, T* pw, const Conv2dParams&
 // as one chain of multiply-adds in (n, oh, ow) order, loaded from the tile (not started at zero) between image
 // chunks; so neither the chunking nor the thread count can change a bit.
 
-// dst[q][c] = image[c0 + c][q] for the channels c < width of block b (zero past `channels`, planes of P values),
-// q in [0, count).
-#if defined(__AVX512F__)
-// r[i] = column i of the 16 x 16 matrix whose rows were r[0..15]: 32-bit, 64-bit and two 128-bit interleaves.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  __m512 u[16];  // u[4 b + j], 128-bit lane k: rows 4 b .. 4 b + 3 of column 4 k + j
-  for (int b = 0; b < 16; b += 4) {
-    const __m512d t0 = _mm512_castps_pd(t[b]), t1 = _mm512_castps_pd(t[b + 1]);
-    const __m512d t2 = _mm512_castps_pd(t[b + 2]), t3 = _mm512_castps_pd(t[b + 3]);
-    u[b] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
-    u[b + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
-    u[b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
-    u[b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
-  }
-  for (int j = 0; j < 4; ++j) {
-    const __m512 v_lo = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v_hi = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);
-    const __m512 w_lo = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
-    const __m512 w_hi = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
-    r[j] = _mm512_shuffle_f32x4(v_lo, w_lo, 0x88);
-    r[8 + j] = _mm512_shuffle_f32x4(v_lo, w_lo, 0xdd);
-    r[4 + j] = _mm512_shuffle_f32x4(v_hi, w_hi, 0x88);
-    r[12 + j] = _mm512_shuffle_f32x4(v_hi, w_hi, 0xdd);
-  }
-}
-#endif
-
-template <typename T>
-void block_channels(const T* image, int64_t channels, int64_t P, int64_t count, int64_t b, int64_t width, T* dst) {
-  const int64_t c0 = b * width, valid = std::clamp<int64_t>(channels - c0, 0, width);
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    if (width % 16 == 0) {  // 16 x 16 squares transposed in registers: the scalar loop's scattered stores cost 3x more
-      for (int64_t h = 0; h < width; h += 16)
-        for (int64_t q0 = 0; q0 < count; q0 += 16) {
-          const int64_t n = std::min<int64_t>(16, count - q0);
-          const __mmask16 lanes = (__mmask16)((1u << n) - 1);
-          __m512 r[16];
-          for (int64_t c = 0; c < 16; ++c)
-            r[c] = h + c < valid ? _mm512_maskz_loadu_ps(lanes, image + (c0 + h + c) * P + q0) : _mm512_setzero_ps();
-          transpose16(r);
-          for (int64_t q = 0; q < n; ++q) _mm512_storeu_ps(dst + (q0 + q) * width + h, r[q]);
-        }
-      return;
-    }
-  }
-#endif
-  for (int64_t c = 0; c < valid; ++c) {
-    const T* s = image + (c0 + c) * P;
-    for (int64_t q = 0; q < count; ++q) dst[q * width + c] = s[q];
-  }
-  if (valid < width)
-    for (int64_t q = 0; q < count; ++q) std::fill(dst + q * width + valid, dst + (q + 1) * width, T(0));
-}
-
 // The outputs o in [lo, hi) whose input o s - pad + k d lies inside [0, size): the rest read padding.
 struct OutputRange {
   int64_t lo, hi;
@@ -552,6 +492,10 @@ template <typename T> void backward_weight(const Array& x, const Array& gy, Arra
   const bool parallel = N * Cout * P * K >= kParallelThreshold;  // multiply-adds
   if (is_depthwise(p)) {  // one thread per channel, images in order
     depthwise_backward_weight(px, pg, pw, p, parallel);
+    return;
+  }
+  if (winograd_backward_weight_applies(p)) {
+    conv2d_winograd_backward_weight_cpu(x, gy, gw, p);
     return;
   }
   if (2 * K <= M) {

@@ -1,0 +1,365 @@
+// Winograd for the CPU weight gradient of 3x3 convolutions, stride 1 or 2 along each side, dilation 1, groups 1:
+// fewer multiplies than the 9 per (gy pixel, input channel, output channel) of the direct paths.
+//
+// The maths, along one side (rows or columns; the 2-D algorithm is the product of the two sides' algorithms). The
+// three taps' gradients are sums over the output positions o of gy[o] x[s o - pad + k], k = 0, 1, 2. Cut the outputs
+// into pairs (o, o + 1) ("tiles"); a tile's share of the three sums is written as a few products of a combination of
+// its gy values with a combination of its x values ("points"), and each point adds into the taps with fixed
+// coefficients (the output transform):
+//   stride 1, i = o - pad (Winograd F(3, 2), the transpose of the forward's F(2, 3); d_j = x[i + j]):
+//     point 0: gy[o] (d0 - d2)                          -> tap 0
+//     point 1: (gy[o] + gy[o+1]) / 2 (d1 + d2)         -> taps 0, 1, 2
+//     point 2: (gy[o] - gy[o+1]) / 2 (d2 - d1)         -> taps 0, -1, 2
+//     point 3: gy[o+1] (d3 - d1)                        -> tap 2
+//     4 products instead of 6.
+//   stride 2, i = 2 o - pad: taps 0 and 2 read the even inputs e_j = x[i + 2 j], tap 1 the odd ones; the even part
+//     is a 2-tap correlation, done with the 3-product F(2, 2) (points 0 .. 2), the odd part directly (point 3):
+//     point 0: gy[o] (e0 - e1)                          -> tap 0
+//     point 1: (gy[o] + gy[o+1]) e1                     -> taps 0, 2
+//     point 2: gy[o+1] (e2 - e1)                        -> tap 2
+//     point 3: gy[o] x[i + 1], and gy[o+1] x[i + 3]     -> tap 1
+//     5 products instead of 6.
+// (Expanding the sums checks them: e.g. stride 2, tap 0: gy[o] (e0 - e1) + (gy[o] + gy[o+1]) e1 = gy[o] e0 + gy[o+1]
+// e1.) Values outside gy or x are zeros, and their terms are dropped; a point left without a gy or an x term is
+// dropped whole, so an odd last output costs 3 products at stride 1 and 2 at stride 2 (not a padded tile's 4 and 3).
+// In two dimensions, a point is a pair (row point, column point): its gy (x) value is the row combination of the
+// column combinations, and it adds into tap (kh, kw) with the product of the two coefficients. Every point of one
+// of the 4 x 4 types (row point type, column point type) has the same coefficients, so the sum over images and tiles
+// of one type's products, for every pair of channels, is one GEMM:
+//   R_t (C_in x C_out) = V_t (C_in x K_t) U_t^T (K_t x C_out),  K_t = images x points of type t per image,
+//   dW[co, ci, kh, kw] = sum_t row_coef[t][kh] col_coef[t][kw] R_t[ci, co].
+// Multiplies per 2x2 block of gy and pair of channels: 16 instead of 36 at stride 1 (2.25x fewer), 25 instead of 36
+// at stride 2 (1.44x).
+//
+// The work, per chunk of images (a fixed count from the shapes, so that the chunk's copies stay in the caches): one
+// task per image and side copies gy (x) with its channels innermost; then one task per type t transforms the chunk's
+// U_t and V_t into its own scratch, straight in the GEMM's packed layouts (B strips of nr output channels, [k][nr];
+// A panels of kMr input channels, [k][kMr]), and runs gemm.h's micro-kernel over the chunk's K_t steps for every
+// tile of R_t, added onto the previous chunks' (loaded from the tile). Every element of R_t is summed over the same
+// k in the same order, and the output transform adds the R_t in a fixed order: bitwise the same for any number of
+// threads. Phases: conv2d_backward_weight/winograd_{transpose,transform,gemm,output}. At stride 1 the GEMMs take
+// most of the time; at stride 2 on the seed autoencoder's layers (1 thread) the copies of x and gy and the transforms
+// take about 40% (the copies mostly memory-bound: x has 4x gy's pixels), which is why stride 2 wins so little.
+// Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
+// cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
+// (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
+#include "cpu/conv2d_backward_weight_winograd.h"
+#include <algorithm>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+#include "cpu/block_channels.h"
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+#include "cpu/phase_timer.h"
+#include "cpu/scratch.h"
+
+namespace gradcore {
+
+namespace {
+
+using namespace cpu;
+
+constexpr int kTypes = 4;  // point types per side
+
+// A combination of at most two values along one side: sum_j c[j] v[at[j]].
+struct Terms {
+  int n = 0;
+  int64_t at[2] = {0, 0};
+  double c[2] = {0, 0};
+};
+
+struct Point {
+  Terms gy, x;
+};
+
+// One side's algorithm: its points, grouped by type, and the types' coefficients on the three taps.
+struct Scheme {
+  std::vector<Point> points;  // type 0's, then type 1's, ...
+  int64_t start[kTypes + 1] = {};
+  int tap[kTypes][3] = {};
+  int64_t count(int t) const { return start[t + 1] - start[t]; }
+};
+
+// The points of one side of `out` outputs from `in` inputs (the formulas at the top of the file).
+Scheme make_scheme(int64_t out, int64_t in, int64_t stride, int64_t pad) {
+  using List = std::initializer_list<std::pair<int64_t, double>>;
+  std::vector<Point> by_type[kTypes];
+  auto add = [&](int type, List gy, List x) {
+    Point pt;
+    for (auto [at, c] : gy)
+      if (at >= 0 && at < out) pt.gy.at[pt.gy.n] = at, pt.gy.c[pt.gy.n++] = c;
+    for (auto [at, c] : x)
+      if (at >= 0 && at < in) pt.x.at[pt.x.n] = at, pt.x.c[pt.x.n++] = c;
+    if (pt.gy.n && pt.x.n) by_type[type].push_back(pt);
+  };
+  Scheme s;
+  static constexpr int taps1[kTypes][3] = {{1, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 1}};
+  static constexpr int taps2[kTypes][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}};
+  for (int t = 0; t < kTypes; ++t)
+    for (int k = 0; k < 3; ++k) s.tap[t][k] = stride == 1 ? taps1[t][k] : taps2[t][k];
+  for (int64_t o = 0; o < out; o += 2) {
+    if (stride == 1) {
+      const int64_t i = o - pad;
+      add(0, {{o, 1}}, {{i, 1}, {i + 2, -1}});
+      add(1, {{o, .5}, {o + 1, .5}}, {{i + 1, 1}, {i + 2, 1}});
+      add(2, {{o, .5}, {o + 1, -.5}}, {{i + 2, 1}, {i + 1, -1}});
+      add(3, {{o + 1, 1}}, {{i + 3, 1}, {i + 1, -1}});
+    } else {
+      const int64_t i = 2 * o - pad;
+      add(0, {{o, 1}}, {{i, 1}, {i + 2, -1}});
+      add(1, {{o, 1}, {o + 1, 1}}, {{i + 2, 1}});
+      add(2, {{o + 1, 1}}, {{i + 4, 1}, {i + 2, -1}});
+      add(3, {{o, 1}}, {{i + 1, 1}});
+      add(3, {{o + 1, 1}}, {{i + 3, 1}});
+    }
+  }
+  for (int t = 0; t < kTypes; ++t) {
+    s.start[t] = (int64_t)s.points.size();
+    s.points.insert(s.points.end(), by_type[t].begin(), by_type[t].end());
+  }
+  s.start[kTypes] = (int64_t)s.points.size();
+  return s;
+}
+
+// Consecutive points of one type whose terms (of one side) have the same count and coefficients and whose positions
+// advance by one step: the column transform walks a run as one loop.
+struct Run {
+  int64_t first, length, step;
+  Terms terms;  // of the run's first point
+};
+
+std::vector<Run> runs_of(const Scheme& s, int type, Terms Point::*side) {
+  std::vector<Run> runs;
+  for (int64_t j = s.start[type]; j < s.start[type + 1]; ++j) {
+    const Terms& t = s.points[j].*side;
+    if (!runs.empty()) {
+      Run& r = runs.back();
+      const Terms& f = r.terms;
+      const int64_t step = t.at[0] - (f.at[0] + (r.length - 1) * r.step);
+      const bool same = t.n == f.n && t.c[0] == f.c[0] && (t.n == 1 || (t.c[1] == f.c[1] && t.at[1] - t.at[0] ==
+                                                                                                 f.at[1] - f.at[0]));
+      if (same && (r.length == 1 ? step > 0 : step == r.step)) {
+        if (r.length == 1) r.step = step;
+        ++r.length;
+        continue;
+      }
+    }
+    runs.push_back(Run{j - s.start[type], 1, 0, t});
+  }
+  return runs;
+}
+
+// The 2-D problem: both sides' schemes and where each 2-D type's operands sit in a chunk's buffers.
+struct Plan {
+  Scheme rows, cols;
+  std::vector<Run> col_runs[2][kTypes];  // [gy, x][column type]
+  int64_t points[kTypes * kTypes];  // per image, per type t = 4 (row type) + column type
+  int64_t per_image = 0;            // sum of points[]
+  int64_t before[kTypes * kTypes];  // points of the types before t, per image
+};
+
+Plan make_plan(const Conv2dParams& p) {
+  Plan q;
+  q.rows = make_scheme(p.out_h, p.in_h, p.stride_h, p.pad_top);
+  q.cols = make_scheme(p.out_w, p.in_w, p.stride_w, p.pad_left);
+  for (int t = 0; t < kTypes * kTypes; ++t) {
+    q.before[t] = q.per_image;
+    q.points[t] = q.rows.count(t / kTypes) * q.cols.count(t % kTypes);
+    q.per_image += q.points[t];
+  }
+  for (int tc = 0; tc < kTypes; ++tc) {
+    q.col_runs[0][tc] = runs_of(q.cols, tc, &Point::gy);
+    q.col_runs[1][tc] = runs_of(q.cols, tc, &Point::x);
+  }
+  return q;
+}
+
+// One side's operand of 2-D type t = (tr, tc) for image i of a chunk: the point values of every channel, written into
+// out as blocks of WIDTH channels, [block][k][WIDTH], k = i points[t] + row point index * column points of tc +
+// column point index, kt = k's range. plane: the image, channels innermost ([rows][cols_in][c_pad]). Each value is
+// at most 2 x 2 terms: coefficient products (+-1, +-1/2, +-1/4: exact) times inputs, added in a fixed order.
+template <typename T, int64_t WIDTH>
+void transform_type(const T* plane, int64_t cols_in, int64_t c_pad, const Plan& q, int t, Terms Point::*side,
+                    int64_t i, int64_t kt, T* out) {
+  const int tr = t / kTypes, tc = t % kTypes;
+  const int64_t blocks = c_pad / WIDTH, per_row = q.cols.count(tc);
+  for (int64_t a = 0; a < q.rows.count(tr); ++a) {
+    const Terms& rt = q.rows.points[q.rows.start[tr] + a].*side;
+    const T* r0 = plane + rt.at[0] * cols_in * c_pad;
+    const T* r1 = plane + rt.at[1] * cols_in * c_pad;
+    T* dst = out + (i * q.points[t] + a * per_row) * WIDTH;
+    for (const Run& run : q.col_runs[side == &Point::x][tc]) {
+      const Terms& ct = run.terms;
+      const T k00 = T(rt.c[0] * ct.c[0]), k01 = T(rt.c[0] * ct.c[1]), k10 = T(rt.c[1] * ct.c[0]),
+              k11 = T(rt.c[1] * ct.c[1]);
+      const int64_t step = run.step * c_pad, o0 = ct.at[0] * c_pad, o1 = ct.at[1] * c_pad;
+      const int kind = (rt.n - 1) * 2 + (ct.n - 1);
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        T* d = dst + (blk * kt + run.first) * WIDTH;
+        const T* p0 = r0 + blk * WIDTH;
+        const T* p1 = r1 + blk * WIDTH;
+        for (int64_t b = 0, off = 0; b < run.length; ++b, d += WIDTH, off += step) {
+          const T *p00 = p0 + o0 + off, *p01 = p0 + o1 + off, *p10 = p1 + o0 + off, *p11 = p1 + o1 + off;
+          switch (kind) {
+            case 0:
+#pragma omp simd
+              for (int64_t j = 0; j < WIDTH; ++j) d[j] = k00 * p00[j];
+              break;
+            case 1:
+#pragma omp simd
+              for (int64_t j = 0; j < WIDTH; ++j) d[j] = k00 * p00[j] + k01 * p01[j];
+              break;
+            case 2:
+#pragma omp simd
+              for (int64_t j = 0; j < WIDTH; ++j) d[j] = k00 * p00[j] + k10 * p10[j];
+              break;
+            default:
+#pragma omp simd
+              for (int64_t j = 0; j < WIDTH; ++j) d[j] = (k00 * p00[j] + k01 * p01[j]) + (k10 * p10[j] + k11 * p11[j]);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Bytes per chunk of images: its channels-innermost copies of x and gy (read by every type's task) stay in L2/L3,
+// and one type's operands (transformed, then read by the GEMM) in L2. Tuning only (the count of images per chunk
+// comes from the shapes).
+constexpr int64_t kChunkBytes = 1 << 20;
+constexpr int64_t kTypeBytes = 512 << 10;
+
+template <typename T>
+void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParams& p) {
+  constexpr int64_t nr = nr_of<T>();
+  constexpr int kT = kTypes * kTypes;
+  const int64_t N = p.batch, Cin = p.in_channels, Cout = p.out_channels, H = p.in_h, W = p.in_w;
+  const int64_t Ho = p.out_h, Wo = p.out_w;
+  const int64_t ci_pad = round_up(Cin, kMr), co_pad = round_up(Cout, nr);
+  const Plan q = make_plan(p);
+  const int64_t x_image = H * W * ci_pad, g_image = Ho * Wo * co_pad;
+  const int64_t most_points = *std::max_element(q.points, q.points + kT);
+  const int64_t chunk = std::clamp<int64_t>(
+      std::min(kChunkBytes / (int64_t)sizeof(T) / (x_image + g_image),
+               kTypeBytes / (int64_t)sizeof(T) / std::max<int64_t>(most_points * (ci_pad + co_pad), 1)),
+      1, N);
+  const int64_t panels = ci_pad / kMr, strips = co_pad / nr;
+  // The calling thread's scratch holds R_t (kT x ci_pad x co_pad) and the chunk's channels-innermost x and gy; each
+  // thread's own holds the operands of the type it works on.
+  T* r = scratch_col.get<T>(kT * ci_pad * co_pad + chunk * (x_image + g_image));
+  T* xt = r + kT * ci_pad * co_pad;
+  T* gt = xt + chunk * x_image;
+  int order[kT];  // the types, most points first, so that the last tasks of a chunk are short ones
+  for (int t = 0; t < kT; ++t) order[t] = t;
+  std::stable_sort(order, order + kT, [&](int a, int b) { return q.points[a] > q.points[b]; });
+  const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
+#pragma omp parallel if (parallel)
+  {
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+      const int64_t count = std::min(chunk, N - n0);
+      {
+        GRADCORE_PHASE("conv2d_backward_weight/winograd_transpose");
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < 2 * count; ++task) {
+          const int64_t i = task / 2;
+          if (task % 2 == 0)
+            block_channels(pg + (n0 + i) * Cout * Ho * Wo, Cout, Ho * Wo, Ho * Wo, (int64_t)0, co_pad,
+                           gt + i * g_image);
+          else
+            block_channels(px + (n0 + i) * Cin * H * W, Cin, H * W, H * W, (int64_t)0, ci_pad, xt + i * x_image);
+        }
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (int j = 0; j < kT; ++j) {
+        const int t = order[j];
+        const int64_t kt = count * q.points[t];
+        T* u = scratch_packed_b.get<T>(kt * (co_pad + ci_pad));
+        T* v = u + kt * co_pad;
+        {
+          GRADCORE_PHASE("conv2d_backward_weight/winograd_transform");
+          for (int64_t i = 0; i < count; ++i) {
+            transform_type<T, nr>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, i, kt, u);
+            transform_type<T, (int64_t)kMr>(xt + i * x_image, W, ci_pad, q, t, &Point::x, i, kt, v);
+          }
+        }
+        GRADCORE_PHASE("conv2d_backward_weight/winograd_gemm");
+        for (int64_t strip = 0; strip < strips; ++strip)
+          for (int64_t panel = 0; panel < panels; ++panel)
+            micro_kernel_rows<T, kMr>(kMr, kt, v + panel * kt * kMr, u + strip * kt * nr,
+                                      r + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad, nr, n0 > 0,
+                                      (const T*)nullptr);
+      }
+    }
+    GRADCORE_PHASE("conv2d_backward_weight/winograd_output");
+    // dW[co, ci, kh, kw] = sum over row types tr of row_coef (sum over column types tc of col_coef R_t[ci, co]), both
+    // sums in type order; one task per input channel, every output channel at once (R's rows are contiguous in co)
+#pragma omp for schedule(static)
+    for (int64_t ci = 0; ci < Cin; ++ci) {
+      T* sums = scratch_packed_b.get<T>(2 * co_pad);  // (the calling thread's scratch_col holds R)
+      T* inner = sums + co_pad;
+      for (int kh = 0; kh < 3; ++kh)
+        for (int kw = 0; kw < 3; ++kw) {
+          std::fill(sums, sums + co_pad, T(0));
+          for (int tr = 0; tr < kTypes; ++tr) {
+            const T cr = (T)q.rows.tap[tr][kh];
+            if (cr == T(0)) continue;
+            std::fill(inner, inner + co_pad, T(0));
+            for (int tc = 0; tc < kTypes; ++tc) {
+              const T cc = (T)q.cols.tap[tc][kw];
+              if (cc == T(0)) continue;
+              const T* rt = r + ((tr * kTypes + tc) * ci_pad + ci) * co_pad;
+#pragma omp simd
+              for (int64_t co = 0; co < co_pad; ++co) inner[co] += cc * rt[co];
+            }
+#pragma omp simd
+            for (int64_t co = 0; co < co_pad; ++co) sums[co] += cr * inner[co];
+          }
+          for (int64_t co = 0; co < Cout; ++co) pw[((co * Cin + ci) * 3 + kh) * 3 + kw] = sums[co];
+        }
+    }
+  }
+}
+
+}  // namespace
+
+// When Winograd wins. Measured on the 2-core Zen 4 dev machine under load (about 14 on 2 cores), float32, 1 thread,
+// thread CPU time, the minimum of 25 calls alternating with the direct path in the same process (N x C_in x H x W ->
+// C_out, padding 1; ms, direct -> Winograd):
+//   stride 1  16x16x28x28->16: 0.52 -> 0.90   16x32x28x28->32: 2.00 -> 1.59   16x16x28x28->64: 2.07 -> 1.73
+//             16x64x28x28->16: 2.09 -> 2.91   16x32x14x14->32: .495 -> .403   16x64x7x7->64: .543 -> .479
+//             16x128x7x7->128: 2.43 -> 1.84   8x256x4x4->256: 2.74 -> 3.08    16x16x14x14->16: .146 -> .290
+//             16x128x14x14->32: 2.17 -> 1.66  16x32x14x14->128: 2.08 -> 1.42  16x64x16x16->64: 2.81 -> 1.83
+//             16x48x28x28->48: 4.86 -> 4.60   16x24x28x28->32: 1.70 -> 1.65   16x32x28x28->24: 2.09 -> 1.69
+//             16x16x56x56->32: 4.55 -> 4.16   ConvLSTM 16x65x64x64->256: 206 -> 151
+//             ResNet 32x64x56x56->64: 67.5 -> 46.2   32x128x28x28->128: 67.5 -> 38.6   32x256x14x14->256: 74.3 -> 45.0
+//   stride 2  16x16x28x28->32: .273 -> .347   16x32x28x28->32: .537 -> .604   16x64x28x28->64: 2.44 -> 2.37
+//             16x16x14x14->64: .147 -> .168   16x64x14x14->16: .164 -> .316   16x128x14x14->128: 2.77 -> 2.35
+//             16x128x8x8->128: .859 -> .753   16x256x28x28->256: 40.5 -> 37.8
+//             seed autoencoder (bench.conv's padding): enc2 25x32x14x14->64: .437 -> .405   dec1 25x64x14x14->64:
+//             .871 -> .824   dec2 25x32x28x28->64: 1.79 -> 1.85; at N=256: 5.68 -> 5.23, 10.7 -> 10.4, 19.6 -> 19.8
+//             16x32x16x16->64: .369 -> .355   16x48x12x12->96: .487 -> .424   25x64x8x8->64: .302 -> .288
+//             16x96x16x16->64: 1.10 -> .961   16x32x14x14->32: .144 -> .170
+// At stride 2 the multiplies only fall by 1.44x, and the channels-innermost copy of x (4x gy's pixels) and the
+// transforms eat most of that: Winograd wins by 4-13% from 32 input and 64 output channels on inputs of at most
+// 16x16 (enc2, dec1), loses on larger ones (dec2's 28x28: +3%, x's copy no longer fits the caches) unless the
+// channels are many (>= 128: 7-15%). At stride 1 (2.25x fewer multiplies) it wins unless the GEMM is small or mostly
+// padding: few channels (C_in C_out < 512), output channels that leave a quarter or more of the 32-wide strips
+// empty (C_out = 16), or images under 7x7.
+bool winograd_backward_weight_applies(const Conv2dParams& p) {
+  if (p.kernel_h != 3 || p.kernel_w != 3 || p.dilation_h != 1 || p.dilation_w != 1 || p.groups != 1) return false;
+  const int64_t in = p.in_channels, out = p.out_channels;
+  if (p.stride_h == 1 && p.stride_w == 1)
+    return in >= 16 && in * out >= 512 && 4 * out >= 3 * round_up(out, 32) && p.out_pixels() >= 49;
+  if ((p.stride_h != 1 && p.stride_h != 2) || (p.stride_w != 1 && p.stride_w != 2)) return false;
+  return (in >= 128 && out >= 128) || (in >= 32 && out >= 64 && p.in_pixels() <= 256);
+}
+
+void conv2d_winograd_backward_weight_cpu(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    backward_weight_winograd<T>(x.data_as<T>(), gy.data_as<T>(), gw.data_as<T>(), p);
+  });
+}
+
+}  // namespace gradcore
