@@ -26,6 +26,13 @@
 // Rounding: the transforms add and subtract up to 9 inputs (16 products per output instead of 9), so float32
 // results differ from the direct GEMM's by a few units in the last place of the largest terms: see
 // tests/test_conv2d_winograd.py for the measured error against the float64 reference.
+//
+// Stride 2 was tried and lost (branch s2-winograd, 4ce7ed6, conv2d_winograd_stride2.cpp, not merged): the four
+// phase sub-kernels (2x2, 2x1, 1x2, 1x1 taps) through F(2, 2), summed in the transform domain, cut the GEMMs by a
+// third (0.69x multiplies; 0.91x on 7x7 outputs rounded up to 8x8), but its input and output transforms cost more
+// than im2col: seed enc2 forward 0.60 -> 0.87 ms, dec1 backward-data 1.23 -> 1.60, dec2 backward-data 2.27 -> 2.41
+// (1 thread, CPU-time minima); F(4, 2) was slower still, with float32 errors of 30-130 units. Untried: the input
+// transform over several channels per register pass, and the output transform in the GEMM's store.
 #include "cpu/conv2d_winograd.h"
 #include <algorithm>
 #include <cstring>
