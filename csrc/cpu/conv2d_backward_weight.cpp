@@ -133,67 +133,85 @@ template <typename T, int BK> struct DotsShape {
   static constexpr int rows = std::min(8, 24 / BK);
 };
 
+// What both dots paths share: the shapes, the im2col of one image's group of channels, and dW cut into blocks of
+// BM rows by BK columns per group, numbered t over (group, row block, column block).
+template <typename T, int BK> struct DotsBlocks {
+  static constexpr int L = Simd<T>::lanes;
+  static constexpr int BM = DotsShape<T, BK>::rows;
+  const Conv2dParams& p;
+  const int64_t G, M, K, P, N, Cout, P_pad;
+  const TapTable taps;
+  const std::vector<RowWindow> windows;
+  const int64_t m_blocks, k_blocks, blocks;
+  struct Block {
+    int64_t g, m0, k0, rows, cols;
+  };
+
+  explicit DotsBlocks(const Conv2dParams& params)
+      : p(params), G(p.groups), M(p.out_per_group()), K(p.gemm_k()), P(p.out_pixels()), N(p.batch),
+        Cout(p.out_channels), P_pad(round_up(P, L)), taps(p), windows(row_windows(p)), m_blocks((M + BM - 1) / BM),
+        k_blocks((K + BK - 1) / BK), blocks(G * m_blocks * k_blocks) {}
+
+  Block block(int64_t t) const {
+    const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
+    return {g, m0, k0, std::min<int64_t>(BM, M - m0), std::min<int64_t>(BK, K - k0)};
+  }
+  // Image n's group g of x as K rows of P_pad columns at col.
+  void im2col(const T* px, int64_t n, int64_t g, T* col) const {
+    dots_im2col(px + (n * p.in_channels + g * p.in_per_group()) * p.in_pixels(), p, taps, windows, col, P_pad);
+  }
+  // Block t's lane sums over `count` images from image n, whose im2cols follow each other at col (G * K * P_pad
+  // apart); `accumulate` adds to the lanes instead of starting them.
+  void dots(const T* pg, const T* col, int64_t n, int64_t count, int64_t t, T* lanes, bool accumulate) const {
+    const Block b = block(t);
+    dots_block<T, BM, BK>(pg + (n * Cout + b.g * M + b.m0) * P, col + (b.g * K + b.k0) * P_pad, count, P, P_pad,
+                          Cout * P, G * K * P_pad, b.rows, b.cols, lanes, accumulate);
+  }
+  // Writes dW's entries of block t, each the sum of its L lanes (lane_vector(at, lanes) fills the lanes of the
+  // entry at at).
+  template <typename LaneVector> void write(T* pw, int64_t t, LaneVector&& lane_vector) const {
+    const Block b = block(t);
+    for (int64_t r = 0; r < b.rows; ++r)
+      for (int64_t s = 0; s < b.cols; ++s) {
+        T lanes[L];
+        lane_vector((t * BM * BK + r * BK + s) * L, lanes);
+        T sum = lanes[0];
+        for (int l = 1; l < L; ++l) sum += lanes[l];
+        pw[(b.g * M + b.m0 + r) * K + b.k0 + s] = sum;
+      }
+  }
+};
+
 // Few images (N < kDotsImageChunksFrom): tasks own blocks of dW over all the images instead, reading an im2col made
 // by all threads (chunks of images would leave threads idle).
 template <typename T, int BK>
 void backward_weight_dots_by_block(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
-  constexpr int L = Simd<T>::lanes;
-  constexpr int BM = DotsShape<T, BK>::rows;
-  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
-  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
-  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P_pad = round_up(P, L);
-  const TapTable taps(p);
-  const std::vector<RowWindow> windows = row_windows(p);
+  const DotsBlocks<T, BK> d(p);
   const int64_t per_chunk =
-      std::clamp<int64_t>((int64_t)((4u << 20) / sizeof(T)) / std::max<int64_t>(G * K * P_pad, 1), 1, N);
-  T* col = scratch_col.get<T>(per_chunk * G * K * P_pad);
-  const int64_t m_blocks = (M + BM - 1) / BM, k_blocks = (K + BK - 1) / BK, blocks = G * m_blocks * k_blocks;
-  T* lanes = scratch_packed_b.get<T>(blocks * BM * BK * L);
+      std::clamp<int64_t>((int64_t)((4u << 20) / sizeof(T)) / std::max<int64_t>(d.G * d.K * d.P_pad, 1), 1, d.N);
+  T* col = scratch_col.get<T>(per_chunk * d.G * d.K * d.P_pad);
+  T* lanes = scratch_packed_b.get<T>(d.blocks * d.BM * BK * d.L);
 #pragma omp parallel if (parallel)
-  for (int64_t n0 = 0; n0 < N; n0 += per_chunk) {
-    const int64_t count = std::min(per_chunk, N - n0);
+  for (int64_t n0 = 0; n0 < d.N; n0 += per_chunk) {
+    const int64_t count = std::min(per_chunk, d.N - n0);
     {
       GRADCORE_PHASE("conv2d_backward_weight/pack");
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t t = 0; t < count * G; ++t) {
-        const int64_t i = t / G, g = t % G;
-        const T* x_group = px + ((n0 + i) * Cin + g * Cg) * HW;
-        dots_im2col(x_group, p, taps, windows, col + t * K * P_pad, P_pad);
-      }
+      for (int64_t t = 0; t < count * d.G; ++t) d.im2col(px, n0 + t / d.G, t % d.G, col + t * d.K * d.P_pad);
     }
     GRADCORE_PHASE("conv2d_backward_weight/gemm");
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < blocks; ++t) {
-      const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
-      dots_block<T, BM, BK>(pg + (n0 * Cout + g * M + m0) * P, col + (g * K + k0) * P_pad, count, P, P_pad, Cout * P,
-                            G * K * P_pad, std::min<int64_t>(BM, M - m0), std::min<int64_t>(BK, K - k0),
-                            lanes + t * BM * BK * L, n0 > 0);
-    }
+    for (int64_t t = 0; t < d.blocks; ++t) d.dots(pg, col, n0, count, t, lanes + t * d.BM * BK * d.L, n0 > 0);
   }
   GRADCORE_PHASE("conv2d_backward_weight/reduce");
-  for (int64_t t = 0; t < blocks; ++t) {
-    const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
-    for (int64_t r = 0; r < std::min<int64_t>(BM, M - m0); ++r)
-      for (int64_t s = 0; s < std::min<int64_t>(BK, K - k0); ++s) {
-        const T* v = lanes + (t * BM * BK + r * BK + s) * L;
-        T sum = v[0];
-        for (int l = 1; l < L; ++l) sum += v[l];
-        pw[(g * M + m0 + r) * K + k0 + s] = sum;
-      }
-  }
+  for (int64_t t = 0; t < d.blocks; ++t)
+    d.write(pw, t, [&](int64_t at, T* out) { std::copy(lanes + at, lanes + at + d.L, out); });
 }
 
 template <typename T, int BK>
 void backward_weight_dots_bk(const T* px, const T* pg, T* pw, const Conv2dParams& p, bool parallel) {
-  constexpr int L = Simd<T>::lanes;
-  constexpr int BM = DotsShape<T, BK>::rows;
-  const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;
-  const int64_t Cin = p.in_channels, Cout = p.out_channels, HW = p.in_pixels(), Cg = p.in_per_group();
-  const int64_t taps_per_channel = p.kernel_h * p.kernel_w, P_pad = round_up(P, L);
-  const TapTable taps(p);
-  const std::vector<RowWindow> windows = row_windows(p);
-  const int64_t m_blocks = (M + BM - 1) / BM, k_blocks = (K + BK - 1) / BK, blocks = G * m_blocks * k_blocks;
-  const int64_t block_lanes = BM * BK * L;
+  const DotsBlocks<T, BK> d(p);
+  const int64_t N = d.N, blocks = d.blocks, block_lanes = d.BM * BK * d.L;
   // The images go in at most 16 chunks (from N alone); a task takes a chunk, makes each image's im2col in its own
   // cache and runs every dW block over it, into the chunk's own partial lane sums. Then each block adds its chunks'
   // partials in chunk order. (Tasks owning dW blocks over all images instead read every image's im2col, made by
@@ -203,43 +221,29 @@ void backward_weight_dots_bk(const T* px, const T* pg, T* pw, const Conv2dParams
   T* partial = scratch_packed_b.get<T>(chunks * blocks * block_lanes);
 #pragma omp parallel if (parallel)
   {
-    T* col = scratch_col.get<T>(G * K * P_pad);  // this thread's
+    T* col = scratch_col.get<T>(d.G * d.K * d.P_pad);  // this thread's
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < chunks; ++c) {
       T* part = partial + c * blocks * block_lanes;
       for (int64_t n = c * per_chunk; n < std::min(N, (c + 1) * per_chunk); ++n) {
         {
           GRADCORE_PHASE("conv2d_backward_weight/pack");
-          for (int64_t g = 0; g < G; ++g) {
-            const T* x_group = px + (n * Cin + g * Cg) * HW;
-            dots_im2col(x_group, p, taps, windows, col + g * K * P_pad, P_pad);
-          }
+          for (int64_t g = 0; g < d.G; ++g) d.im2col(px, n, g, col + g * d.K * d.P_pad);
         }
         GRADCORE_PHASE("conv2d_backward_weight/gemm");
-        for (int64_t t = 0; t < blocks; ++t) {
-          const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
-          dots_block<T, BM, BK>(pg + (n * Cout + g * M + m0) * P, col + (g * K + k0) * P_pad, 1, P, P_pad, Cout * P,
-                                G * K * P_pad, std::min<int64_t>(BM, M - m0), std::min<int64_t>(BK, K - k0),
-                                part + t * block_lanes, n > c * per_chunk);
-        }
+        // col holds image n alone: dots reads it as image 0 of one.
+        for (int64_t t = 0; t < blocks; ++t)
+          d.dots(pg + n * d.Cout * d.P, col, 0, 1, t, part + t * block_lanes, n > c * per_chunk);
       }
     }
     GRADCORE_PHASE("conv2d_backward_weight/reduce");
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < blocks; ++t) {
-      const int64_t g = t / (m_blocks * k_blocks), m0 = t / k_blocks % m_blocks * BM, k0 = t % k_blocks * BK;
-      for (int64_t r = 0; r < std::min<int64_t>(BM, M - m0); ++r)
-        for (int64_t s = 0; s < std::min<int64_t>(BK, K - k0); ++s) {
-          const int64_t at = t * block_lanes + (r * BK + s) * L;
-          T lanes[L];
-          for (int l = 0; l < L; ++l) lanes[l] = partial[at + l];
-          for (int64_t c = 1; c < chunks; ++c)
-            for (int l = 0; l < L; ++l) lanes[l] += partial[c * blocks * block_lanes + at + l];
-          T sum = lanes[0];
-          for (int l = 1; l < L; ++l) sum += lanes[l];
-          pw[(g * M + m0 + r) * K + k0 + s] = sum;
-        }
-    }
+    for (int64_t t = 0; t < blocks; ++t)
+      d.write(pw, t, [&](int64_t at, T* lanes) {
+        for (int l = 0; l < d.L; ++l) lanes[l] = partial[at + l];
+        for (int64_t c = 1; c < chunks; ++c)
+          for (int l = 0; l < d.L; ++l) lanes[l] += partial[c * blocks * block_lanes + at + l];
+      });
   }
 }
 
