@@ -15,6 +15,7 @@
 #include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/conv2d_stride_decomposed.h"
+#include "cpu/conv_transpose2d_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
 #include "cpu/parallel.h"
@@ -33,6 +34,10 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   if (winograd_backward_input_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
     conv2d_winograd_backward_input_cpu(gy, w, bias, gx, p);
     activate_whole(gx, p.activation);  // its output transform has no epilogue (yet): one pass over gx
+    return;
+  }
+  if (conv_transpose2d_winograd_applies(p)) {  // stride-2 3x3, gx twice gy's size: cpu/conv_transpose2d_winograd.cpp
+    conv_transpose2d_winograd_cpu(gy, w, bias, gx, p);
     return;
   }
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;

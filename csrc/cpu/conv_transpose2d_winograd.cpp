@@ -1,0 +1,441 @@
+// The stride-2, 3x3 transposed convolution (conv2d's input gradient = conv_transpose2d's forward; padding 1, gx
+// twice gy's size) with 25 multiplies per 4x4 block of outputs instead of 36, by Winograd's minimal filtering on the
+// odd output phase.
+//
+// The maths along one side (rows or columns), in conv2d.h's notation (gy the operand, gx the result, w[k] a tap):
+//   gx[2j] = w1 gy[j],   gx[2j + 1] = w2 gy[j] + w0 gy[j + 1]      (padding 1: gy read as 0 past its end)
+// The even phase is a 1-tap filter, the odd phase a 2-tap one. Over a block of 4 outputs from x0, x1, x2 =
+// gy[2b], gy[2b + 1], gy[2b + 2] the odd phase runs F(2, 2): five products ("points") instead of six,
+//   point 0: x0 w1              -> out 0
+//   point 1: x1 w1              -> out 2
+//   point 2: (x0 - x1) w2       -> out 1
+//   point 3: x1 (w0 + w2)       -> out 1 and out 3
+//   point 4: (x2 - x1) w0       -> out 3
+//   out 0 = m0,  out 1 = m2 + m3 = x0 w2 + x1 w0,  out 2 = m1,  out 3 = m3 + m4 = x1 w2 + x2 w0.
+// The points read four distinct input combinations ("planes"): X0 = x0, X1 = x1 (points 1 and 3), D0 = x0 - x1,
+// D2 = x2 - x1. In two dimensions a product is a pair (row point, column point): 25 products per 4x4 block ("tile")
+// from 16 planes; its weight is the row point's combination of the column point's combinations of w[co, ci], and
+// its sum over the gy channels co, for all tiles at once, is a GEMM per plane:
+//   M_q (tiles x (products of q) ci) = V_q (tiles x co) U_q (co x (products of q) ci)
+// where the products that read one plane (1, 2 or 4 of them: X1 is shared along each side) are stacked along the
+// columns, so each transformed input is packed once. Output transform: per row point, the column outputs (the 1-D
+// rule above), then the row outputs from those; then the bias, then the activation epilogue.
+// When gy has an odd size, the last block along that side has x1 = x2 = 0 and only outputs 0 and 1 inside gx: it
+// keeps points 0 and 2 only (planes X0 and D0), so a 7x7 gy costs 289 products per channel pair instead of the 441
+// of the direct path (0.66x); a 14x14 gy 1225 instead of 1764 (0.69x).
+//
+// The work, per chunk of tile rows (consecutive rows of tiles, images one after another; a fixed count from the
+// shapes): the input transform writes each plane's values straight into its GEMM's packed A (panels of kMr tiles,
+// k-major, gemm.h's layout), the 16 GEMMs (gemm.h's micro-kernel; the packed U_q are made once per call) write their
+// results into a buffer the size of the chunk that stays in L2, and the output transform reads them back for every
+// tile and writes gx: per tile and 16 channels, the 16 output vectors are transposed in registers into 16 channels'
+// 4x4 blocks, stored row by row. Tasks (chunks) own whole tiles of gx, and every sum runs in an order fixed by the
+// shapes (the GEMM over co in increasing order, then the output transform's fixed adds), so results are bitwise
+// identical for any number of threads.
+//
+// Rounding: the inputs are differences of two gy values and the weights sums of up to four taps, and the output
+// transform adds up to four products whose terms partly cancel; tests/test_conv_transpose2d_winograd.py measures
+// the float32 error against a float64 reference as a multiple of eps * sum |w gy| over each output's terms.
+#include "cpu/conv_transpose2d_winograd.h"
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+#include "cpu/conv2d_stride_decomposed.h"  // transpose16x16
+#include "cpu/epilogue.h"
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+#include "cpu/phase_timer.h"
+#include "cpu/scratch.h"
+#include "cpu/simd.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace gradcore {
+
+namespace {
+
+using namespace cpu;
+
+// The transformed weights of one call, in the calling thread's memory that only grows (a fresh ~400 KiB block per
+// call cost its page faults every time).
+inline thread_local Scratch scratch_weights;
+
+enum Plane1 { X0 = 0, X1 = 1, D0 = 2, D2 = 3 };  // the 1-D input combinations
+constexpr int kPoints1 = 5, kPlanes = 16, kProducts = 25;
+constexpr int kPlaneOfPoint[kPoints1] = {X0, X1, D0, X1, D2};
+
+// The weight combination of point t from the three taps v0, v1, v2 of one side.
+template <typename T> inline T weight_point(int t, T v0, T v1, T v2) {
+  switch (t) {
+    case 0:
+    case 1: return v1;
+    case 2: return v2;
+    case 3: return v0 + v2;
+    default: return v0;
+  }
+}
+
+// The 25 products grouped by plane (q = 4 a + b for row plane a and column plane b), row point major within one.
+struct Products {
+  int first[kPlanes + 1] = {};      // products [first[q], first[q + 1]) read plane q
+  int index[kPoints1][kPoints1] = {};  // (row point, column point) -> product
+  int row_point[kProducts] = {}, col_point[kProducts] = {}, plane[kProducts] = {};
+  Products() {
+    int n = 0;
+    for (int q = 0; q < kPlanes; ++q) {
+      first[q] = n;
+      for (int ph = 0; ph < kPoints1; ++ph)
+        for (int pw = 0; pw < kPoints1; ++pw)
+          if (kPlaneOfPoint[ph] == q / 4 && kPlaneOfPoint[pw] == q % 4) {
+            index[ph][pw] = n;
+            row_point[n] = ph, col_point[n] = pw, plane[n] = q;
+            ++n;
+          }
+    }
+    first[kPlanes] = n;
+  }
+  int count(int q) const { return first[q + 1] - first[q]; }
+};
+
+struct Geometry {
+  int64_t N, K, C, Ho, Wo, H, W;  // gy (N, K, Ho, Wo), gx (N, C, H, W), H = 2 Ho, W = 2 Wo
+  int64_t TH, TW;                 // tiles per image along each side (the last one partial when Ho, Wo is odd)
+  int64_t Cp;                     // C rounded up to whole vectors: each product's block of GEMM columns
+  // A partial last block keeps planes X0 and D0 only (points 0 and 2).
+  bool row_in(int a, int64_t th) const { return th < Ho / 2 || a == X0 || a == D0; }
+  int64_t cols_in(int b) const { return b == X0 || b == D0 ? TW : Wo / 2; }
+};
+
+// Where the input transform writes: plane q's A (its tiles' rows, each the K channels co, row stride lda) at a[q],
+// this tile row's tiles from row base[q] on (-1: the tile row has no tiles in plane q).
+template <typename T> struct PlaneRows {
+  T* a[kPlanes];
+  int64_t base[kPlanes], lda;
+};
+
+// C (M x N, row stride ldc) = A (M x K, row i at a + i lda, read in place) * B (packed, gemm.h's layout): gemm.h's
+// micro-kernel with DIRECT_A, each element summed over k in increasing order (as gemm_packed sums).
+template <typename T>
+void gemm_rows_a(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* bp, T* c, int64_t ldc) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t n_pad = round_up(N, nr);
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(kKc, K - k0);
+    for (int64_t j0 = 0; j0 < N; j0 += nr)
+      for (int64_t i0 = 0; i0 < M; i0 += kMr)
+        micro_kernel_rows<T, kMr, true>(M - i0, kc, a + i0 * lda + k0, bp + k0 * n_pad + j0 * kc,
+                                        StripOut<T>{c + i0 * ldc + j0, nr, nullptr}, ldc, std::min(nr, N - j0),
+                                        k0 > 0, (const T*)nullptr, lda);
+  }
+}
+
+// The 16 planes' values of tile row th of one image (gy: its K channels), every channel co, into the rows of each
+// plane's A. Along a row of tiles: x0, x1, x2 of tile tw are gy columns 2 tw .. 2 tw + 2 (even[tw], odd[tw],
+// even[tw + 1]); down the rows, gy rows 2 th .. 2 th + 2. rows: scratch for 12 (TW + 1) values, or with AVX-512
+// (float) 16 x 16 x 16.
+template <typename T>
+void input_transform_row(const T* gy, const Geometry& g, int64_t th, const PlaneRows<T>& out, T* rows) {
+  const int64_t TW = g.TW, E = TW + 1, K = g.K;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    // 16 tiles x 16 channels at a time: per channel, gy columns 32 s .. 32 s + 32 of the three rows (two vectors and
+    // one value), split by permutes into the tiles' x0, x1, x2, combined into the 16 planes' vectors (lanes: tiles)
+    // and staged; then per plane a 16x16 transpose makes each tile's 16 channels one vector, one store per row of A.
+    const __m512i even_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd_idx = _mm512_add_epi32(even_idx, _mm512_set1_epi32(1));
+    const __m512i next_idx = _mm512_add_epi32(even_idx, _mm512_set1_epi32(2));  // lane 15 (32) from the value
+    auto mask = [](int64_t n) {
+      return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+    };
+    float* stage = rows;  // [plane][channel][tile]
+    for (int64_t tw0 = 0; tw0 < TW; tw0 += 16) {
+      const int64_t x = 2 * tw0, avail = g.Wo - x;
+      const __mmask16 m0 = mask(avail), m1 = mask(avail - 16);
+      for (int64_t co0 = 0; co0 < K; co0 += 16) {
+        for (int cc = 0; cc < 16; ++cc) {
+          const int64_t co = co0 + cc;
+          __m512 ev[4], od[4], nx[4];  // per row plane: x0, x1, x2 of the 16 tiles
+          for (int i = 0; i < 3; ++i) {
+            const int64_t y = 2 * th + i;
+            if (y >= g.Ho || co >= K) {  // past gy's last row, or a channel past K (zeros: A's padding)
+              ev[i] = od[i] = nx[i] = _mm512_setzero_ps();
+              continue;
+            }
+            const float* src = gy + (co * g.Ho + y) * g.Wo + x;
+            const __m512 v0 = _mm512_maskz_loadu_ps(m0, src), v1 = _mm512_maskz_loadu_ps(m1, src + 16);
+            ev[i] = _mm512_permutex2var_ps(v0, even_idx, v1);
+            od[i] = _mm512_permutex2var_ps(v0, odd_idx, v1);
+            nx[i] = _mm512_permutex2var_ps(v0, next_idx, v1);
+            if (avail > 32) nx[i] = _mm512_mask_mov_ps(nx[i], (__mmask16)0x8000, _mm512_set1_ps(src[32]));
+          }
+          // row planes X0, X1, D0, D2: rows 0, 1, 0 - 1, 2 - 1
+          ev[3] = _mm512_sub_ps(ev[2], ev[1]), od[3] = _mm512_sub_ps(od[2], od[1]), nx[3] = _mm512_sub_ps(nx[2], nx[1]);
+          ev[2] = _mm512_sub_ps(ev[0], ev[1]), od[2] = _mm512_sub_ps(od[0], od[1]), nx[2] = _mm512_sub_ps(nx[0], nx[1]);
+          for (int a = 0; a < 4; ++a) {  // column planes X0, X1, D0, D2: even, odd, even - odd, next - odd
+            float* st = stage + (a * 4 * 16 + cc) * 16;
+            _mm512_storeu_ps(st, ev[a]);
+            _mm512_storeu_ps(st + 256, od[a]);
+            _mm512_storeu_ps(st + 512, _mm512_sub_ps(ev[a], od[a]));
+            _mm512_storeu_ps(st + 768, _mm512_sub_ps(nx[a], od[a]));
+          }
+        }
+        for (int q = 0; q < kPlanes; ++q) {
+          if (out.base[q] < 0) continue;
+          const int64_t n = std::min<int64_t>(16, g.cols_in(q % 4) - tw0);
+          if (n <= 0) continue;
+          __m512 r[16];
+          for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(stage + (q * 16 + i) * 16);
+          transpose16x16(r);
+          float* dst = out.a[q] + (out.base[q] + tw0) * out.lda + co0;
+          for (int64_t t = 0; t < n; ++t) _mm512_storeu_ps(dst + t * out.lda, r[t]);
+        }
+      }
+    }
+    return;
+  }
+#endif
+  T* line = rows;  // one gy row, zero-padded to 2 E
+  T* e[3];         // even columns of the three gy rows (E values each), then the odd ones (E apart)
+  for (int i = 0; i < 3; ++i) e[i] = rows + 2 * E + 2 * i * E;
+  T* re[4] = {e[0], e[1], rows + 8 * E, rows + 10 * E};  // per row plane: even columns, then odd (E apart)
+  for (int64_t co = 0; co < K; ++co) {
+    const T* plane = gy + co * g.Ho * g.Wo;
+    for (int i = 0; i < 3; ++i) {
+      const int64_t y = 2 * th + i;
+      T *ei = e[i], *oi = e[i] + E;
+      if (y >= g.Ho) {
+        std::fill(ei, ei + 2 * E, T(0));
+        continue;
+      }
+      std::memcpy(line, plane + y * g.Wo, sizeof(T) * g.Wo);
+      std::fill(line + g.Wo, line + 2 * E, T(0));
+      for (int64_t k = 0; k < E; ++k) {
+        ei[k] = line[2 * k];
+        oi[k] = line[2 * k + 1];
+      }
+    }
+    for (int64_t k = 0; k < 2 * E; ++k) {
+      re[D0][k] = e[0][k] - e[1][k];
+      re[D2][k] = e[2][k] - e[1][k];
+    }
+    for (int q = 0; q < kPlanes; ++q) {
+      if (out.base[q] < 0) continue;
+      const T* ev = re[q / 4];
+      const T* od = ev + E;
+      const int b = q % 4;
+      T* dst = out.a[q] + out.base[q] * out.lda + co;
+      for (int64_t j = 0; j < g.cols_in(b); ++j)
+        dst[j * out.lda] = b == X0 ? ev[j] : b == X1 ? od[j] : b == D0 ? ev[j] - od[j] : ev[j + 1] - od[j];
+    }
+  }
+}
+
+// Tile rows per task: as many as keep the chunk's packed inputs and GEMM results (~(16 K + 25 Cp) values per tile)
+// within ~384 KiB of L2, preferring a count whose tiles fill whole kMr panels.
+template <typename T> int64_t tile_rows_per_task(const Geometry& g) {
+  const int64_t per_row = g.TW * (kPlanes * g.K + kProducts * g.Cp) * (int64_t)sizeof(T);
+  const int64_t most = std::clamp<int64_t>((384 << 10) / per_row, 1, g.N * g.TH);
+  int64_t best = most;
+  for (int64_t r = most; r >= std::max<int64_t>(1, most / 2); --r)
+    if (round_up(r * g.TW, kMr) - r * g.TW < round_up(best * g.TW, kMr) - best * g.TW) best = r;
+  return best;
+}
+
+// Output transform of one tile (th, tw) of image n, channels [c0, c0 + L): m[i] points at product i's L values
+// (null: a product the tile does not have, zero). The 1-D rule along the columns for each row point, then along the
+// rows; then the bias and the activation; then the 4x4 block of each channel into gx.
+template <typename T>
+inline void output_tile(const T* const m[kProducts], const Products& pr, const T* bias, bool relu, T* gx_block,
+                        int64_t channel_stride, int64_t W, int64_t channels, int rows, int cols) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  auto get = [&](int ph, int pw) {
+    const T* p = m[pr.index[ph][pw]];
+    return p ? load_vec(p) : V{};
+  };
+  V s[kPoints1][4];
+  for (int ph = 0; ph < kPoints1; ++ph) {
+    const V m3 = get(ph, 3);
+    s[ph][0] = get(ph, 0);
+    s[ph][1] = get(ph, 2) + m3;
+    s[ph][2] = get(ph, 1);
+    s[ph][3] = m3 + get(ph, 4);
+  }
+  V out[16];
+  for (int c = 0; c < 4; ++c) {
+    out[c] = s[0][c];
+    out[4 + c] = s[2][c] + s[3][c];
+    out[8 + c] = s[1][c];
+    out[12 + c] = s[3][c] + s[4][c];
+  }
+  if (bias) {
+    const V b = load_vec(bias);
+    for (int i = 0; i < 16; ++i) out[i] += b;
+  }
+  if (relu)
+    for (int i = 0; i < 16; ++i) out[i] = relu_vec(out[i]);
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i) r[i] = (__m512)out[i];
+    transpose16x16(r);  // r[ch]: channel ch's 16 outputs, lane 4 row + col
+    // each row of a channel's block: 4 values (2 in a last tile of an odd-sized gy), plain stores (masked stores
+    // with varying masks cost ~12 cycles each on Zen 4)
+    auto store_row = [&](float* dst, __m128 v) {
+      if (cols == 4)
+        _mm_storeu_ps(dst, v);
+      else
+        _mm_storel_pi((__m64*)dst, v);
+    };
+    for (int64_t ch = 0; ch < channels; ++ch) {
+      float* dst = gx_block + ch * channel_stride;
+      store_row(dst, _mm512_castps512_ps128(r[ch]));
+      store_row(dst + W, _mm512_extractf32x4_ps(r[ch], 1));
+      if (rows == 4) {
+        store_row(dst + 2 * W, _mm512_extractf32x4_ps(r[ch], 2));
+        store_row(dst + 3 * W, _mm512_extractf32x4_ps(r[ch], 3));
+      }
+    }
+    return;
+  }
+#endif
+  alignas(64) T tmp[16][L];
+  for (int i = 0; i < 16; ++i) store_vec(tmp[i], out[i]);
+  for (int64_t ch = 0; ch < channels; ++ch)
+    for (int row = 0; row < rows; ++row)
+      for (int col = 0; col < cols; ++col) gx_block[ch * channel_stride + row * W + col] = tmp[4 * row + col][ch];
+}
+
+template <typename T>
+void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry& g, Activation act) {
+  constexpr int64_t nr = nr_of<T>();
+  constexpr int L = Simd<T>::lanes;
+  const Products pr;
+  const int64_t K = g.K, C = g.C, Cp = g.Cp;
+
+  // U_q, the weights of plane q's products side by side (co x count(q) Cp, channels past C zero), packed as the
+  // GEMM's B: plane q at packed_u + u_offset[q].
+  int64_t u_offset[kPlanes + 1], u_cols[kPlanes];
+  u_offset[0] = 0;
+  for (int q = 0; q < kPlanes; ++q) {
+    u_cols[q] = pr.count(q) * Cp;
+    u_offset[q + 1] = u_offset[q] + K * round_up(u_cols[q], nr);
+  }
+  T* packed_u = scratch_weights.get<T>(u_offset[kPlanes]);  // the calling thread's; the tasks only read it
+  std::vector<T> bias_padded;
+  if (pb) {
+    bias_padded.assign(Cp, T(0));
+    std::copy(pb, pb + C, bias_padded.begin());
+  }
+  {
+    GRADCORE_PHASE("conv_transpose2d_winograd/weight_transform");
+    std::fill(packed_u, packed_u + u_offset[kPlanes], T(0));  // channels past C, columns past the last
+    for (int64_t co = 0; co < K; ++co) {
+      const int64_t blk = co / kKc * kKc, kc = std::min(kKc, K - blk);
+      for (int64_t ci = 0; ci < C; ++ci) {
+        const T* w9 = pw + (co * C + ci) * 9;
+        T cols[3][kPoints1];  // per kernel row: the column points' combinations
+        for (int kh = 0; kh < 3; ++kh)
+          for (int t = 0; t < kPoints1; ++t) cols[kh][t] = weight_point(t, w9[3 * kh], w9[3 * kh + 1], w9[3 * kh + 2]);
+        for (int i = 0; i < kProducts; ++i) {
+          const int ph = pr.row_point[i], q = pr.plane[i], col_p = pr.col_point[i];
+          const int64_t col = (i - pr.first[q]) * Cp + ci, cols_pad = round_up(u_cols[q], nr);
+          // packed B: element (co, col) of plane q (gemm.h's layout: kKc blocks of strips of nr columns, [k][nr])
+          packed_u[u_offset[q] + blk * cols_pad + (col / nr) * (kc * nr) + (co - blk) * nr + col % nr] =
+              weight_point(ph, cols[0][col_p], cols[1][col_p], cols[2][col_p]);
+        }
+      }
+    }
+  }
+
+  const int64_t R = tile_rows_per_task<T>(g), total_rows = g.N * g.TH, tasks = (total_rows + R - 1) / R;
+  const bool parallel = g.N * C * g.H * g.W * K * 9 / 4 >= kParallelThreshold;  // multiply-adds
+  const bool relu = act == Activation::relu;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t r0 = t * R, r1 = std::min(total_rows, r0 + R), nrows = r1 - r0;
+    // Rows of each plane's GEMM: tile row r's tiles start at row base[(r - r0) 16 + q] of plane q (-1: none).
+    std::vector<int64_t> base(nrows * kPlanes);
+    int64_t rows_q[kPlanes] = {}, a_offset[kPlanes + 1], c_offset[kPlanes + 1], ldc[kPlanes];
+    for (int64_t r = r0; r < r1; ++r)
+      for (int q = 0; q < kPlanes; ++q) {
+        const bool in = g.row_in(q / 4, r % g.TH);
+        base[(r - r0) * kPlanes + q] = in ? rows_q[q] : -1;
+        if (in) rows_q[q] += g.cols_in(q % 4);
+      }
+    // A_q: rows_q rows of lda values (K, rounded up to whole vectors: the AVX-512 transform writes 16 channels at a
+    // time); + nr between planes, so that the planes' rows do not all share L1 sets
+    const int64_t lda = round_up(K, 16);
+    a_offset[0] = c_offset[0] = 0;
+    for (int q = 0; q < kPlanes; ++q) {
+      ldc[q] = round_up(u_cols[q], nr);
+      a_offset[q + 1] = a_offset[q] + rows_q[q] * lda + nr;
+      c_offset[q + 1] = c_offset[q] + rows_q[q] * ldc[q] + nr;
+    }
+    T* packed = scratch_packed_b.get<T>(a_offset[kPlanes]);
+    T* result = scratch_col.get<T>(c_offset[kPlanes] + std::max<int64_t>(12 * (g.TW + 1), 16 * 16 * 16));
+    {
+      GRADCORE_PHASE("conv_transpose2d_winograd/input_transform");
+      PlaneRows<T> out;
+      out.lda = lda;
+      for (int q = 0; q < kPlanes; ++q) out.a[q] = packed + a_offset[q];
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int q = 0; q < kPlanes; ++q) out.base[q] = base[(r - r0) * kPlanes + q];
+        input_transform_row(pg + r / g.TH * K * g.Ho * g.Wo, g, r % g.TH, out, result + c_offset[kPlanes]);
+      }
+    }
+    {
+      GRADCORE_PHASE("conv_transpose2d_winograd/gemm");
+      for (int q = 0; q < kPlanes; ++q)
+        if (rows_q[q] > 0)
+          gemm_rows_a(rows_q[q], u_cols[q], K, packed + a_offset[q], lda, packed_u + u_offset[q],
+                      result + c_offset[q], ldc[q]);
+    }
+    GRADCORE_PHASE("conv_transpose2d_winograd/output_transform");
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / g.TH, th = r % g.TH;
+      const int64_t* b = base.data() + (r - r0) * kPlanes;
+      const int rows = (int)std::min<int64_t>(4, g.H - 4 * th);
+      for (int64_t tw = 0; tw < g.TW; ++tw) {
+        const int cols = (int)std::min<int64_t>(4, g.W - 4 * tw);
+        const T* m[kProducts];
+        for (int q = 0; q < kPlanes; ++q) {
+          const bool in = b[q] >= 0 && tw < g.cols_in(q % 4);
+          for (int i = pr.first[q]; i < pr.first[q + 1]; ++i)
+            m[i] = in ? result + c_offset[q] + (b[q] + tw) * ldc[q] + (i - pr.first[q]) * Cp : nullptr;
+        }
+        T* block = px + (n * C * g.H + 4 * th) * g.W + 4 * tw;
+        for (int64_t c0 = 0; c0 < C; c0 += L) {
+          const T* mc[kProducts];
+          for (int i = 0; i < kProducts; ++i) mc[i] = m[i] ? m[i] + c0 : nullptr;
+          output_tile(mc, pr, pb ? bias_padded.data() + c0 : nullptr, relu, block + c0 * g.H * g.W, g.H * g.W, g.W,
+                      std::min<int64_t>(L, C - c0), rows, cols);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool conv_transpose2d_winograd_applies(const Conv2dParams& p) {
+  return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 2 && p.stride_w == 2 && p.dilation_h == 1 &&
+         p.dilation_w == 1 && p.groups == 1 && p.pad_top == 1 && p.pad_left == 1 && p.in_h == 2 * p.out_h &&
+         p.in_w == 2 * p.out_w && p.in_channels >= 16 && p.out_channels >= 16;
+}
+
+void conv_transpose2d_winograd_cpu(const Array& gy, const Array& w, const Array& bias, Array& gx,
+                                   const Conv2dParams& p) {
+  dispatch_float(gy.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t L = Simd<T>::lanes;
+    const Geometry g{p.batch, p.out_channels, p.in_channels, p.out_h, p.out_w, p.in_h, p.in_w,
+                     (p.out_h + 1) / 2, (p.out_w + 1) / 2, round_up(p.in_channels, L)};
+    convt_winograd<T>(gy.data_as<T>(), w.data_as<T>(), bias.numel() ? bias.data_as<T>() : nullptr,
+                      gx.data_as<T>(), g, p.activation);
+  });
+}
+
+}  // namespace gradcore
