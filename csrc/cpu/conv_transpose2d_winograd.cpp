@@ -61,6 +61,8 @@ using namespace cpu;
 // The transformed weights of one call, in the calling thread's memory that only grows (a fresh ~400 KiB block per
 // call cost its page faults every time).
 inline thread_local Scratch scratch_weights;
+// Each task's copy of its gy rows with the channels innermost (channels_innermost).
+inline thread_local Scratch scratch_nhwc;
 
 enum Plane1 { X0 = 0, X1 = 1, D0 = 2, D2 = 3 };  // the 1-D input combinations
 constexpr int kPoints1 = 5, kPlanes = 16, kProducts = 25;
@@ -131,105 +133,62 @@ void gemm_rows_a(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const
   }
 }
 
-// The 16 planes' values of tile row th of one image (gy: its K channels), every channel co, into the rows of each
-// plane's A. Along a row of tiles: x0, x1, x2 of tile tw are gy columns 2 tw .. 2 tw + 2 (even[tw], odd[tw],
-// even[tw + 1]); down the rows, gy rows 2 th .. 2 th + 2. rows: scratch for 12 (TW + 1) values, or with AVX-512
-// (float) 16 x 16 x 16.
+// gy's rows [y0, y0 + count) of one image (K channels of Ho x Wo), channels innermost: dst[(y - y0) Wp + x][co]
+// (Kp values per pixel, channels past K zero) for x < Wo; columns [Wo, Wp) and rows past gy's last are zeros (the
+// reads past gy's edges). With AVX-512 (float), 16 channels x 16 pixels per register transpose.
 template <typename T>
-void input_transform_row(const T* gy, const Geometry& g, int64_t th, const PlaneRows<T>& out, T* rows) {
-  const int64_t TW = g.TW, E = TW + 1, K = g.K;
+void channels_innermost(const T* gy, const Geometry& g, int64_t y0, int64_t count, int64_t Wp, int64_t Kp, T* dst) {
+  const int64_t rows_in = std::clamp<int64_t>(g.Ho - y0, 0, count), pixels = rows_in * g.Wo, K = g.K;
+  for (int64_t y = 0; y < count; ++y)
+    for (int64_t x = y < rows_in ? g.Wo : 0; x < Wp; ++x) std::fill(dst + (y * Wp + x) * Kp, dst + (y * Wp + x + 1) * Kp, T(0));
+  const T* src = gy + y0 * g.Wo;  // the rows are contiguous in each channel's plane
+  const int64_t plane = g.Ho * g.Wo;
+  auto to = [&](int64_t p) { return dst + (p / g.Wo * Wp + p % g.Wo) * Kp; };
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    // 16 tiles x 16 channels at a time: per channel, gy columns 32 s .. 32 s + 32 of the three rows (two vectors and
-    // one value), split by permutes into the tiles' x0, x1, x2, combined into the 16 planes' vectors (lanes: tiles)
-    // and staged; then per plane a 16x16 transpose makes each tile's 16 channels one vector, one store per row of A.
-    const __m512i even_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd_idx = _mm512_add_epi32(even_idx, _mm512_set1_epi32(1));
-    const __m512i next_idx = _mm512_add_epi32(even_idx, _mm512_set1_epi32(2));  // lane 15 (32) from the value
-    auto mask = [](int64_t n) {
-      return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-    };
-    float* stage = rows;  // [plane][channel][tile]
-    for (int64_t tw0 = 0; tw0 < TW; tw0 += 16) {
-      const int64_t x = 2 * tw0, avail = g.Wo - x;
-      const __mmask16 m0 = mask(avail), m1 = mask(avail - 16);
-      for (int64_t co0 = 0; co0 < K; co0 += 16) {
-        for (int cc = 0; cc < 16; ++cc) {
-          const int64_t co = co0 + cc;
-          __m512 ev[4], od[4], nx[4];  // per row plane: x0, x1, x2 of the 16 tiles
-          for (int i = 0; i < 3; ++i) {
-            const int64_t y = 2 * th + i;
-            if (y >= g.Ho || co >= K) {  // past gy's last row, or a channel past K (zeros: A's padding)
-              ev[i] = od[i] = nx[i] = _mm512_setzero_ps();
-              continue;
-            }
-            const float* src = gy + (co * g.Ho + y) * g.Wo + x;
-            const __m512 v0 = _mm512_maskz_loadu_ps(m0, src), v1 = _mm512_maskz_loadu_ps(m1, src + 16);
-            ev[i] = _mm512_permutex2var_ps(v0, even_idx, v1);
-            od[i] = _mm512_permutex2var_ps(v0, odd_idx, v1);
-            nx[i] = _mm512_permutex2var_ps(v0, next_idx, v1);
-            if (avail > 32) nx[i] = _mm512_mask_mov_ps(nx[i], (__mmask16)0x8000, _mm512_set1_ps(src[32]));
-          }
-          // row planes X0, X1, D0, D2: rows 0, 1, 0 - 1, 2 - 1
-          ev[3] = _mm512_sub_ps(ev[2], ev[1]), od[3] = _mm512_sub_ps(od[2], od[1]), nx[3] = _mm512_sub_ps(nx[2], nx[1]);
-          ev[2] = _mm512_sub_ps(ev[0], ev[1]), od[2] = _mm512_sub_ps(od[0], od[1]), nx[2] = _mm512_sub_ps(nx[0], nx[1]);
-          for (int a = 0; a < 4; ++a) {  // column planes X0, X1, D0, D2: even, odd, even - odd, next - odd
-            float* st = stage + (a * 4 * 16 + cc) * 16;
-            _mm512_storeu_ps(st, ev[a]);
-            _mm512_storeu_ps(st + 256, od[a]);
-            _mm512_storeu_ps(st + 512, _mm512_sub_ps(ev[a], od[a]));
-            _mm512_storeu_ps(st + 768, _mm512_sub_ps(nx[a], od[a]));
-          }
-        }
-        for (int q = 0; q < kPlanes; ++q) {
-          if (out.base[q] < 0) continue;
-          const int64_t n = std::min<int64_t>(16, g.cols_in(q % 4) - tw0);
-          if (n <= 0) continue;
-          __m512 r[16];
-          for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(stage + (q * 16 + i) * 16);
-          transpose16x16(r);
-          float* dst = out.a[q] + (out.base[q] + tw0) * out.lda + co0;
-          for (int64_t t = 0; t < n; ++t) _mm512_storeu_ps(dst + t * out.lda, r[t]);
-        }
+    for (int64_t co0 = 0; co0 < K; co0 += 16)
+      for (int64_t p0 = 0; p0 < pixels; p0 += 16) {
+        const int64_t n = std::min<int64_t>(16, pixels - p0);
+        const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        __m512 r[16];
+        for (int c = 0; c < 16; ++c)
+          r[c] = co0 + c < K ? _mm512_maskz_loadu_ps(m, src + (co0 + c) * plane + p0) : _mm512_setzero_ps();
+        transpose16x16(r);
+        for (int64_t j = 0; j < n; ++j) _mm512_storeu_ps(to(p0 + j) + co0, r[j]);
       }
-    }
     return;
   }
 #endif
-  T* line = rows;  // one gy row, zero-padded to 2 E
-  T* e[3];         // even columns of the three gy rows (E values each), then the odd ones (E apart)
-  for (int i = 0; i < 3; ++i) e[i] = rows + 2 * E + 2 * i * E;
-  T* re[4] = {e[0], e[1], rows + 8 * E, rows + 10 * E};  // per row plane: even columns, then odd (E apart)
-  for (int64_t co = 0; co < K; ++co) {
-    const T* plane = gy + co * g.Ho * g.Wo;
-    for (int i = 0; i < 3; ++i) {
-      const int64_t y = 2 * th + i;
-      T *ei = e[i], *oi = e[i] + E;
-      if (y >= g.Ho) {
-        std::fill(ei, ei + 2 * E, T(0));
-        continue;
-      }
-      std::memcpy(line, plane + y * g.Wo, sizeof(T) * g.Wo);
-      std::fill(line + g.Wo, line + 2 * E, T(0));
-      for (int64_t k = 0; k < E; ++k) {
-        ei[k] = line[2 * k];
-        oi[k] = line[2 * k + 1];
-      }
-    }
-    for (int64_t k = 0; k < 2 * E; ++k) {
-      re[D0][k] = e[0][k] - e[1][k];
-      re[D2][k] = e[2][k] - e[1][k];
-    }
-    for (int q = 0; q < kPlanes; ++q) {
-      if (out.base[q] < 0) continue;
-      const T* ev = re[q / 4];
-      const T* od = ev + E;
-      const int b = q % 4;
-      T* dst = out.a[q] + out.base[q] * out.lda + co;
-      for (int64_t j = 0; j < g.cols_in(b); ++j)
-        dst[j * out.lda] = b == X0 ? ev[j] : b == X1 ? od[j] : b == D0 ? ev[j] - od[j] : ev[j + 1] - od[j];
-    }
+  for (int64_t p = 0; p < pixels; ++p) {
+    T* d = to(p);
+    for (int64_t co = 0; co < Kp; ++co) d[co] = co < K ? src[co * plane + p] : T(0);
   }
+}
+
+// The 16 planes' values of the tiles of one tile row into the rows of each plane's A, from nhwc (the tile row's gy
+// rows 2 th .. 2 th + 2 from channels_innermost, Wp pixels a row): tile tw reads x[i][j] = gy pixel (2 th + i,
+// 2 tw + j), a vector of channels each; down the rows, per column j: X0 = x0j, X1 = x1j, D0 = x0j - x1j,
+// D2 = x2j - x1j; then along the row, per row plane a: X0 = a0, X1 = a1, D0 = a0 - a1, D2 = a2 - a1.
+template <typename T>
+void input_transform_row(const T* nhwc, const Geometry& g, int64_t Wp, const PlaneRows<T>& out) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  for (int64_t tw = 0; tw < g.TW; ++tw)
+    for (int64_t co0 = 0; co0 < out.lda; co0 += L) {
+      V rp[4][3];  // row planes, per column j
+      for (int j = 0; j < 3; ++j) {
+        const T* px = nhwc + (2 * tw + j) * out.lda + co0;
+        const V x0 = load_vec(px), x1 = load_vec(px + Wp * out.lda), x2 = load_vec(px + 2 * Wp * out.lda);
+        rp[X0][j] = x0, rp[X1][j] = x1, rp[D0][j] = x0 - x1, rp[D2][j] = x2 - x1;
+      }
+      for (int a = 0; a < 4; ++a) {
+        const V v[4] = {rp[a][0], rp[a][1], rp[a][0] - rp[a][1], rp[a][2] - rp[a][1]};
+        for (int b = 0; b < 4; ++b) {
+          const int q = 4 * a + b;
+          if (out.base[q] >= 0 && tw < g.cols_in(b)) store_vec(out.a[q] + (out.base[q] + tw) * out.lda + co0, v[b]);
+        }
+      }
+    }
 }
 
 // Tile rows per task: as many as keep the chunk's packed inputs and GEMM results (~(16 K + 25 Cp) values per tile)
@@ -331,20 +290,32 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
   }
   {
     GRADCORE_PHASE("conv_transpose2d_winograd/weight_transform");
-    std::fill(packed_u, packed_u + u_offset[kPlanes], T(0));  // channels past C, columns past the last
+    using V = typename Simd<T>::vec;
+    // w with the output channels innermost, [co][tap][Cp] (zeros past C), so that L of them are one vector
+    T* wt = scratch_col.get<T>(K * 9 * Cp);
+    for (int64_t co = 0; co < K; ++co)
+      for (int tap = 0; tap < 9; ++tap) {
+        T* d = wt + (co * 9 + tap) * Cp;
+        for (int64_t ci = 0; ci < Cp; ++ci) d[ci] = ci < C ? pw[(co * C + ci) * 9 + tap] : T(0);
+      }
+    for (int q = 0; q < kPlanes; ++q)  // a last strip of B wider than the plane's columns: zeros past them
+      if (u_cols[q] % nr) std::fill(packed_u + u_offset[q], packed_u + u_offset[q + 1], T(0));
     for (int64_t co = 0; co < K; ++co) {
       const int64_t blk = co / kKc * kKc, kc = std::min(kKc, K - blk);
-      for (int64_t ci = 0; ci < C; ++ci) {
-        const T* w9 = pw + (co * C + ci) * 9;
-        T cols[3][kPoints1];  // per kernel row: the column points' combinations
-        for (int kh = 0; kh < 3; ++kh)
-          for (int t = 0; t < kPoints1; ++t) cols[kh][t] = weight_point(t, w9[3 * kh], w9[3 * kh + 1], w9[3 * kh + 2]);
+      for (int64_t ci = 0; ci < Cp; ci += L) {
+        const T* w9 = wt + co * 9 * Cp + ci;
+        V cols[3][kPoints1];  // per kernel row: the column points' combinations
+        for (int kh = 0; kh < 3; ++kh) {
+          const V v0 = load_vec(w9 + 3 * kh * Cp), v1 = load_vec(w9 + (3 * kh + 1) * Cp), v2 = load_vec(w9 + (3 * kh + 2) * Cp);
+          for (int t = 0; t < kPoints1; ++t) cols[kh][t] = weight_point(t, v0, v1, v2);
+        }
         for (int i = 0; i < kProducts; ++i) {
-          const int ph = pr.row_point[i], q = pr.plane[i], col_p = pr.col_point[i];
+          const int q = pr.plane[i], col_p = pr.col_point[i];
           const int64_t col = (i - pr.first[q]) * Cp + ci, cols_pad = round_up(u_cols[q], nr);
-          // packed B: element (co, col) of plane q (gemm.h's layout: kKc blocks of strips of nr columns, [k][nr])
-          packed_u[u_offset[q] + blk * cols_pad + (col / nr) * (kc * nr) + (co - blk) * nr + col % nr] =
-              weight_point(ph, cols[0][col_p], cols[1][col_p], cols[2][col_p]);
+          // packed B, element (co, col) of plane q and the L after it (gemm.h's layout: kKc blocks of strips of nr
+          // columns, [k][nr]; col is a multiple of L, so the L columns lie in one strip)
+          store_vec(packed_u + u_offset[q] + blk * cols_pad + (col / nr) * (kc * nr) + (co - blk) * nr + col % nr,
+                    weight_point(pr.row_point[i], cols[0][col_p], cols[1][col_p], cols[2][col_p]));
         }
       }
     }
@@ -367,7 +338,7 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
       }
     // A_q: rows_q rows of lda values (K, rounded up to whole vectors: the AVX-512 transform writes 16 channels at a
     // time); + nr between planes, so that the planes' rows do not all share L1 sets
-    const int64_t lda = round_up(K, 16);
+    const int64_t lda = round_up(K, (int64_t)L);
     a_offset[0] = c_offset[0] = 0;
     for (int q = 0; q < kPlanes; ++q) {
       ldc[q] = round_up(u_cols[q], nr);
@@ -375,15 +346,21 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
       c_offset[q + 1] = c_offset[q] + rows_q[q] * ldc[q] + nr;
     }
     T* packed = scratch_packed_b.get<T>(a_offset[kPlanes]);
-    T* result = scratch_col.get<T>(c_offset[kPlanes] + std::max<int64_t>(12 * (g.TW + 1), 16 * 16 * 16));
+    T* result = scratch_col.get<T>(c_offset[kPlanes]);
+    const int64_t Wp = 2 * g.TW + 1;  // gy columns a tile row reads (0 .. 2 TW)
+    T* nhwc = scratch_nhwc.get<T>((2 * nrows + 1) * Wp * lda);
     {
       GRADCORE_PHASE("conv_transpose2d_winograd/input_transform");
       PlaneRows<T> out;
       out.lda = lda;
       for (int q = 0; q < kPlanes; ++q) out.a[q] = packed + a_offset[q];
-      for (int64_t r = r0; r < r1; ++r) {
-        for (int q = 0; q < kPlanes; ++q) out.base[q] = base[(r - r0) * kPlanes + q];
-        input_transform_row(pg + r / g.TH * K * g.Ho * g.Wo, g, r % g.TH, out, result + c_offset[kPlanes]);
+      for (int64_t r = r0; r < r1;) {  // per image: its tile rows in this task
+        const int64_t n = r / g.TH, th0 = r % g.TH, th1 = std::min(g.TH, th0 + (r1 - r));
+        channels_innermost(pg + n * K * g.Ho * g.Wo, g, 2 * th0, 2 * (th1 - th0) + 1, Wp, lda, nhwc);
+        for (int64_t th = th0; th < th1; ++th, ++r) {
+          for (int q = 0; q < kPlanes; ++q) out.base[q] = base[(r - r0) * kPlanes + q];
+          input_transform_row(nhwc + 2 * (th - th0) * Wp * lda, g, Wp, out);
+        }
       }
     }
     {
