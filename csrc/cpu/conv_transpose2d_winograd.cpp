@@ -64,9 +64,16 @@ inline thread_local Scratch scratch_weights;
 // Each task's copy of its gy rows with the channels innermost (channels_innermost).
 inline thread_local Scratch scratch_nhwc;
 
-enum Plane1 { X0 = 0, X1 = 1, D0 = 2, D2 = 3 };  // the 1-D input combinations
+// The 1-D input combinations ("planes"): X0 the one read by one even-phase point only (x0 when a tile starts at an
+// even output, x2 when it starts at an odd one), X1 = x1 (read by two points), D0 = x0 - x1, D2 = x2 - x1.
+enum Plane1 { X0 = 0, X1 = 1, D0 = 2, D2 = 3 };
 constexpr int kPoints1 = 5, kPlanes = 16, kProducts = 25;
-constexpr int kPlaneOfPoint[kPoints1] = {X0, X1, D0, X1, D2};
+// Per side, the form of its tiles: 0 when a tile's outputs start at an even output (padding 1: x0 = gy[2 b]), 1 when
+// at an odd one (padding 0: x0 = gy[2 b - 1]); the planes of the points, where the points' sums go (outputs of m0,
+// m1, m2 + m3, m3 + m4), and the planes a partial last tile (an odd gy size) keeps.
+constexpr int kPlaneOfPoint[2][kPoints1] = {{X0, X1, D0, X1, D2}, {X1, X0, D0, X1, D2}};
+constexpr int kOutputOf[2][4] = {{0, 2, 1, 3}, {1, 3, 0, 2}};
+constexpr bool kPartialKeeps[2][4] = {{true, false, true, false}, {false, true, true, false}};
 
 // The weight combination of point t from the three taps v0, v1, v2 of one side.
 template <typename T> inline T weight_point(int t, T v0, T v1, T v2) {
@@ -84,13 +91,13 @@ struct Products {
   int first[kPlanes + 1] = {};      // products [first[q], first[q + 1]) read plane q
   int index[kPoints1][kPoints1] = {};  // (row point, column point) -> product
   int row_point[kProducts] = {}, col_point[kProducts] = {}, plane[kProducts] = {};
-  Products() {
+  Products(int form_h, int form_w) {
     int n = 0;
     for (int q = 0; q < kPlanes; ++q) {
       first[q] = n;
       for (int ph = 0; ph < kPoints1; ++ph)
         for (int pw = 0; pw < kPoints1; ++pw)
-          if (kPlaneOfPoint[ph] == q / 4 && kPlaneOfPoint[pw] == q % 4) {
+          if (kPlaneOfPoint[form_h][ph] == q / 4 && kPlaneOfPoint[form_w][pw] == q % 4) {
             index[ph][pw] = n;
             row_point[n] = ph, col_point[n] = pw, plane[n] = q;
             ++n;
@@ -105,9 +112,10 @@ struct Geometry {
   int64_t N, K, C, Ho, Wo, H, W;  // gy (N, K, Ho, Wo), gx (N, C, H, W), H = 2 Ho, W = 2 Wo
   int64_t TH, TW;                 // tiles per image along each side (the last one partial when Ho, Wo is odd)
   int64_t Cp;                     // C rounded up to whole vectors: each product's block of GEMM columns
-  // A partial last block keeps planes X0 and D0 only (points 0 and 2).
-  bool row_in(int a, int64_t th) const { return th < Ho / 2 || a == X0 || a == D0; }
-  int64_t cols_in(int b) const { return b == X0 || b == D0 ? TW : Wo / 2; }
+  int form_h, form_w;             // 1 - padding (top, left): the tiles' forms (kPlaneOfPoint)
+  // A partial last tile keeps two planes (the others read only gy[Ho] = 0 or feed only outputs past gx's end).
+  bool row_in(int a, int64_t th) const { return th < Ho / 2 || kPartialKeeps[form_h][a]; }
+  int64_t cols_in(int b) const { return kPartialKeeps[form_w][b] ? TW : Wo / 2; }
 };
 
 // Where the input transform writes: plane q's A (its tiles' rows, each the K channels co, row stride lda) at a[q],
@@ -133,17 +141,27 @@ void gemm_rows_a(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const
   }
 }
 
-// gy's rows [y0, y0 + count) of one image (K channels of Ho x Wo), channels innermost: dst[(y - y0) Wp + x][co]
-// (Kp values per pixel, channels past K zero) for x < Wo; columns [Wo, Wp) and rows past gy's last are zeros (the
-// reads past gy's edges). With AVX-512 (float), 16 channels x 16 pixels per register transpose.
+// gy's rows [y0, y0 + count) of one image (K channels of Ho x Wo), channels innermost and shifted right by
+// `left` columns: dst[(y - y0) Wp + left + x][co] (Kp values per pixel, channels past K zero); the pixels outside gy
+// (rows before 0 or past Ho - 1, columns before `left` or past left + Wo - 1) are zeros. With AVX-512 (float), 16
+// channels x 16 pixels per register transpose.
 template <typename T>
-void channels_innermost(const T* gy, const Geometry& g, int64_t y0, int64_t count, int64_t Wp, int64_t Kp, T* dst) {
-  const int64_t rows_in = std::clamp<int64_t>(g.Ho - y0, 0, count), pixels = rows_in * g.Wo, K = g.K;
-  for (int64_t y = 0; y < count; ++y)
-    for (int64_t x = y < rows_in ? g.Wo : 0; x < Wp; ++x) std::fill(dst + (y * Wp + x) * Kp, dst + (y * Wp + x + 1) * Kp, T(0));
-  const T* src = gy + y0 * g.Wo;  // the rows are contiguous in each channel's plane
-  const int64_t plane = g.Ho * g.Wo;
-  auto to = [&](int64_t p) { return dst + (p / g.Wo * Wp + p % g.Wo) * Kp; };
+void channels_innermost(const T* gy, const Geometry& g, int64_t y0, int64_t count, int64_t left, int64_t Wp,
+                        int64_t Kp, T* dst) {
+  const int64_t y_lo = std::max<int64_t>(y0, 0), y_hi = std::min(g.Ho, y0 + count), K = g.K;
+  for (int64_t y = y0; y < y0 + count; ++y) {
+    T* row = dst + (y - y0) * Wp * Kp;
+    if (y < y_lo || y >= y_hi) {
+      std::fill(row, row + Wp * Kp, T(0));
+      continue;
+    }
+    std::fill(row, row + left * Kp, T(0));
+    std::fill(row + (left + g.Wo) * Kp, row + Wp * Kp, T(0));
+  }
+  if (y_hi <= y_lo) return;
+  const int64_t pixels = (y_hi - y_lo) * g.Wo, plane = g.Ho * g.Wo;
+  const T* src = gy + y_lo * g.Wo;  // the rows are contiguous in each channel's plane
+  auto to = [&](int64_t p) { return dst + ((p / g.Wo + y_lo - y0) * Wp + left + p % g.Wo) * Kp; };
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     for (int64_t co0 = 0; co0 < K; co0 += 16)
@@ -179,10 +197,10 @@ void input_transform_row(const T* nhwc, const Geometry& g, int64_t Wp, const Pla
       for (int j = 0; j < 3; ++j) {
         const T* px = nhwc + (2 * tw + j) * out.lda + co0;
         const V x0 = load_vec(px), x1 = load_vec(px + Wp * out.lda), x2 = load_vec(px + 2 * Wp * out.lda);
-        rp[X0][j] = x0, rp[X1][j] = x1, rp[D0][j] = x0 - x1, rp[D2][j] = x2 - x1;
+        rp[X0][j] = g.form_h ? x2 : x0, rp[X1][j] = x1, rp[D0][j] = x0 - x1, rp[D2][j] = x2 - x1;
       }
       for (int a = 0; a < 4; ++a) {
-        const V v[4] = {rp[a][0], rp[a][1], rp[a][0] - rp[a][1], rp[a][2] - rp[a][1]};
+        const V v[4] = {rp[a][g.form_w ? 2 : 0], rp[a][1], rp[a][0] - rp[a][1], rp[a][2] - rp[a][1]};
         for (int b = 0; b < 4; ++b) {
           const int q = 4 * a + b;
           if (out.base[q] >= 0 && tw < g.cols_in(b)) store_vec(out.a[q] + (out.base[q] + tw) * out.lda + co0, v[b]);
@@ -206,7 +224,7 @@ template <typename T> int64_t tile_rows_per_task(const Geometry& g) {
 // (null: a product the tile does not have, zero). The 1-D rule along the columns for each row point, then along the
 // rows; then the bias and the activation; then the 4x4 block of each channel into gx.
 template <typename T>
-inline void output_tile(const T* const m[kProducts], const Products& pr, const T* bias, bool relu, T* gx_block,
+inline void output_tile(const T* const m[kProducts], const Products& pr, int form_h, int form_w, const T* bias, bool relu, T* gx_block,
                         int64_t channel_stride, int64_t W, int64_t channels, int rows, int cols) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes;
@@ -214,20 +232,21 @@ inline void output_tile(const T* const m[kProducts], const Products& pr, const T
     const T* p = m[pr.index[ph][pw]];
     return p ? load_vec(p) : V{};
   };
+  const int *oh = kOutputOf[form_h], *ow = kOutputOf[form_w];
   V s[kPoints1][4];
   for (int ph = 0; ph < kPoints1; ++ph) {
     const V m3 = get(ph, 3);
-    s[ph][0] = get(ph, 0);
-    s[ph][1] = get(ph, 2) + m3;
-    s[ph][2] = get(ph, 1);
-    s[ph][3] = m3 + get(ph, 4);
+    s[ph][ow[0]] = get(ph, 0);
+    s[ph][ow[1]] = get(ph, 1);
+    s[ph][ow[2]] = get(ph, 2) + m3;
+    s[ph][ow[3]] = m3 + get(ph, 4);
   }
   V out[16];
   for (int c = 0; c < 4; ++c) {
-    out[c] = s[0][c];
-    out[4 + c] = s[2][c] + s[3][c];
-    out[8 + c] = s[1][c];
-    out[12 + c] = s[3][c] + s[4][c];
+    out[4 * oh[0] + c] = s[0][c];
+    out[4 * oh[1] + c] = s[1][c];
+    out[4 * oh[2] + c] = s[2][c] + s[3][c];
+    out[4 * oh[3] + c] = s[3][c] + s[4][c];
   }
   if (bias) {
     const V b = load_vec(bias);
@@ -271,7 +290,7 @@ template <typename T>
 void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry& g, Activation act) {
   constexpr int64_t nr = nr_of<T>();
   constexpr int L = Simd<T>::lanes;
-  const Products pr;
+  const Products pr(g.form_h, g.form_w);
   const int64_t K = g.K, C = g.C, Cp = g.Cp;
 
   // U_q, the weights of plane q's products side by side (co x count(q) Cp, channels past C zero), packed as the
@@ -356,7 +375,8 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
       for (int q = 0; q < kPlanes; ++q) out.a[q] = packed + a_offset[q];
       for (int64_t r = r0; r < r1;) {  // per image: its tile rows in this task
         const int64_t n = r / g.TH, th0 = r % g.TH, th1 = std::min(g.TH, th0 + (r1 - r));
-        channels_innermost(pg + n * K * g.Ho * g.Wo, g, 2 * th0, 2 * (th1 - th0) + 1, Wp, lda, nhwc);
+        channels_innermost(pg + n * K * g.Ho * g.Wo, g, 2 * th0 - g.form_h, 2 * (th1 - th0) + 1, g.form_w, Wp, lda,
+                           nhwc);
         for (int64_t th = th0; th < th1; ++th, ++r) {
           for (int q = 0; q < kPlanes; ++q) out.base[q] = base[(r - r0) * kPlanes + q];
           input_transform_row(nhwc + 2 * (th - th0) * Wp * lda, g, Wp, out);
@@ -387,7 +407,7 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
         for (int64_t c0 = 0; c0 < C; c0 += L) {
           const T* mc[kProducts];
           for (int i = 0; i < kProducts; ++i) mc[i] = m[i] ? m[i] + c0 : nullptr;
-          output_tile(mc, pr, pb ? bias_padded.data() + c0 : nullptr, relu, block + c0 * g.H * g.W, g.H * g.W, g.W,
+          output_tile(mc, pr, g.form_h, g.form_w, pb ? bias_padded.data() + c0 : nullptr, relu, block + c0 * g.H * g.W, g.H * g.W, g.W,
                       std::min<int64_t>(L, C - c0), rows, cols);
         }
       }
@@ -399,7 +419,8 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
 
 bool conv_transpose2d_winograd_applies(const Conv2dParams& p) {
   return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 2 && p.stride_w == 2 && p.dilation_h == 1 &&
-         p.dilation_w == 1 && p.groups == 1 && p.pad_top == 1 && p.pad_left == 1 && p.in_h == 2 * p.out_h &&
+         p.dilation_w == 1 && p.groups == 1 && (p.pad_top == 0 || p.pad_top == 1) &&
+         (p.pad_left == 0 || p.pad_left == 1) && p.in_h == 2 * p.out_h &&
          p.in_w == 2 * p.out_w && p.in_channels >= 16 && p.out_channels >= 16;
 }
 
@@ -409,7 +430,8 @@ void conv_transpose2d_winograd_cpu(const Array& gy, const Array& w, const Array&
     using T = decltype(zero);
     const int64_t L = Simd<T>::lanes;
     const Geometry g{p.batch, p.out_channels, p.in_channels, p.out_h, p.out_w, p.in_h, p.in_w,
-                     (p.out_h + 1) / 2, (p.out_w + 1) / 2, round_up(p.in_channels, L)};
+                     (p.out_h + 1) / 2, (p.out_w + 1) / 2, round_up(p.in_channels, L),
+                     (int)(1 - p.pad_top), (int)(1 - p.pad_left)};
     convt_winograd<T>(gy.data_as<T>(), w.data_as<T>(), bias.numel() ? bias.data_as<T>() : nullptr,
                       gx.data_as<T>(), g, p.activation);
   });
