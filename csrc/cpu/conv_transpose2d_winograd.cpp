@@ -172,7 +172,11 @@ void channels_innermost(const T* gy, const Geometry& g, int64_t y0, int64_t coun
         for (int c = 0; c < 16; ++c)
           r[c] = co0 + c < K ? _mm512_maskz_loadu_ps(m, src + (co0 + c) * plane + p0) : _mm512_setzero_ps();
         transpose16x16(r);
-        for (int64_t j = 0; j < n; ++j) _mm512_storeu_ps(to(p0 + j) + co0, r[j]);
+        int64_t y = p0 / g.Wo, x = p0 % g.Wo;  // pixel p0 + j, stepped (not a division per pixel)
+        for (int64_t j = 0; j < n; ++j) {
+          _mm512_storeu_ps(dst + ((y + y_lo - y0) * Wp + left + x) * Kp + co0, r[j]);
+          if (++x == g.Wo) x = 0, ++y;
+        }
       }
     return;
   }
@@ -223,16 +227,14 @@ template <typename T> int64_t tile_rows_per_task(const Geometry& g) {
 // Output transform of one tile (th, tw) of image n, channels [c0, c0 + L): m[i] points at product i's L values
 // (null: a product the tile does not have, zero). The 1-D rule along the columns for each row point, then along the
 // rows; then the bias and the activation; then the 4x4 block of each channel into gx.
-template <typename T>
-inline void output_tile(const T* const m[kProducts], const Products& pr, int form_h, int form_w, const T* bias, bool relu, T* gx_block,
+template <typename T, int FORM_H, int FORM_W>
+inline void output_tile(const T* const m[kProducts], const Products& pr, const T* bias, bool relu, T* gx_block,
                         int64_t channel_stride, int64_t W, int64_t channels, int rows, int cols) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes;
-  auto get = [&](int ph, int pw) {
-    const T* p = m[pr.index[ph][pw]];
-    return p ? load_vec(p) : V{};
-  };
-  const int *oh = kOutputOf[form_h], *ow = kOutputOf[form_w];
+  auto get = [&](int ph, int pw) { return load_vec(m[pr.index[ph][pw]]); };
+  constexpr const int* oh = kOutputOf[FORM_H];
+  constexpr const int* ow = kOutputOf[FORM_W];
   V s[kPoints1][4];
   for (int ph = 0; ph < kPoints1; ++ph) {
     const V m3 = get(ph, 3);
@@ -286,6 +288,42 @@ inline void output_tile(const T* const m[kProducts], const Products& pr, int for
       for (int col = 0; col < cols; ++col) gx_block[ch * channel_stride + row * W + col] = tmp[4 * row + col][ch];
 }
 
+// The GEMM results of a task and where its tiles' rows are (convt_winograd's task).
+template <typename T> struct OutputRows {
+  const T* result;
+  const int64_t *c_offset, *ldc, *base;
+  const T *bias, *zeros;
+  bool relu;
+};
+
+// gx for the tile rows [r0, r1), from the task's GEMM results.
+template <typename T, int FORM_H, int FORM_W>
+void output_transform(T* px, const Geometry& g, const Products& pr, const OutputRows<T>& o, int64_t r0, int64_t r1) {
+  constexpr int L = Simd<T>::lanes;
+  const int64_t C = g.C, plane = g.H * g.W;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / g.TH, th = r % g.TH;
+    const int64_t* b = o.base + (r - r0) * kPlanes;
+    const int rows = (int)std::min<int64_t>(4, g.H - 4 * th);
+    for (int64_t tw = 0; tw < g.TW; ++tw) {
+      const int cols = (int)std::min<int64_t>(4, g.W - 4 * tw);
+      const T* m[kProducts];  // product i's C values of this tile (zeros where the tile does not have it)
+      for (int q = 0; q < kPlanes; ++q) {
+        const bool in = b[q] >= 0 && tw < g.cols_in(q % 4);
+        for (int i = pr.first[q]; i < pr.first[q + 1]; ++i)
+          m[i] = in ? o.result + o.c_offset[q] + (b[q] + tw) * o.ldc[q] + (i - pr.first[q]) * g.Cp : o.zeros;
+      }
+      T* block = px + (n * C * g.H + 4 * th) * g.W + 4 * tw;
+      for (int64_t c0 = 0; c0 < C; c0 += L) {
+        const T* mc[kProducts];
+        for (int i = 0; i < kProducts; ++i) mc[i] = m[i] + c0;
+        output_tile<T, FORM_H, FORM_W>(mc, pr, o.bias ? o.bias + c0 : nullptr, o.relu, block + c0 * plane, plane,
+                                       g.W, std::min<int64_t>(L, C - c0), rows, cols);
+      }
+    }
+  }
+}
+
 template <typename T>
 void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry& g, Activation act) {
   constexpr int64_t nr = nr_of<T>();
@@ -302,6 +340,7 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
     u_offset[q + 1] = u_offset[q] + K * round_up(u_cols[q], nr);
   }
   T* packed_u = scratch_weights.get<T>(u_offset[kPlanes]);  // the calling thread's; the tasks only read it
+  const std::vector<T> zeros(Cp, T(0));  // the products a partial tile does not have
   std::vector<T> bias_padded;
   if (pb) {
     bias_padded.assign(Cp, T(0));
@@ -391,26 +430,13 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
                       result + c_offset[q], ldc[q]);
     }
     GRADCORE_PHASE("conv_transpose2d_winograd/output_transform");
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / g.TH, th = r % g.TH;
-      const int64_t* b = base.data() + (r - r0) * kPlanes;
-      const int rows = (int)std::min<int64_t>(4, g.H - 4 * th);
-      for (int64_t tw = 0; tw < g.TW; ++tw) {
-        const int cols = (int)std::min<int64_t>(4, g.W - 4 * tw);
-        const T* m[kProducts];
-        for (int q = 0; q < kPlanes; ++q) {
-          const bool in = b[q] >= 0 && tw < g.cols_in(q % 4);
-          for (int i = pr.first[q]; i < pr.first[q + 1]; ++i)
-            m[i] = in ? result + c_offset[q] + (b[q] + tw) * ldc[q] + (i - pr.first[q]) * Cp : nullptr;
-        }
-        T* block = px + (n * C * g.H + 4 * th) * g.W + 4 * tw;
-        for (int64_t c0 = 0; c0 < C; c0 += L) {
-          const T* mc[kProducts];
-          for (int i = 0; i < kProducts; ++i) mc[i] = m[i] ? m[i] + c0 : nullptr;
-          output_tile(mc, pr, g.form_h, g.form_w, pb ? bias_padded.data() + c0 : nullptr, relu, block + c0 * g.H * g.W, g.H * g.W, g.W,
-                      std::min<int64_t>(L, C - c0), rows, cols);
-        }
-      }
+    const OutputRows<T> rows_out{result, c_offset, ldc, base.data(), pb ? bias_padded.data() : nullptr, zeros.data(),
+                                 relu};
+    switch (2 * g.form_h + g.form_w) {
+      case 0: output_transform<T, 0, 0>(px, g, pr, rows_out, r0, r1); break;
+      case 1: output_transform<T, 0, 1>(px, g, pr, rows_out, r0, r1); break;
+      case 2: output_transform<T, 1, 0>(px, g, pr, rows_out, r0, r1); break;
+      default: output_transform<T, 1, 1>(px, g, pr, rows_out, r0, r1); break;
     }
   }
 }
