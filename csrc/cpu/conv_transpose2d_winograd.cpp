@@ -1,41 +1,64 @@
-// The stride-2, 3x3 transposed convolution (conv2d's input gradient = conv_transpose2d's forward; padding 1, gx
-// twice gy's size) with 25 multiplies per 4x4 block of outputs instead of 36, by Winograd's minimal filtering on the
-// odd output phase.
+// The stride-2, 3x3 transposed convolution (conv2d's input gradient = conv_transpose2d's forward; gx twice gy's size)
+// with 25 multiplies per 4x4 block of outputs instead of 36, by Winograd's minimal filtering on the odd output phase.
 //
-// The maths along one side (rows or columns), in conv2d.h's notation (gy the operand, gx the result, w[k] a tap):
-//   gx[2j] = w1 gy[j],   gx[2j + 1] = w2 gy[j] + w0 gy[j + 1]      (padding 1: gy read as 0 past its end)
-// The even phase is a 1-tap filter, the odd phase a 2-tap one. Over a block of 4 outputs from x0, x1, x2 =
-// gy[2b], gy[2b + 1], gy[2b + 2] the odd phase runs F(2, 2): five products ("points") instead of six,
+// The maths along one side (rows or columns), in conv2d.h's notation (gy the operand, gx the result, w0 w1 w2 the
+// taps). Padding 1 (conv_transpose2d(padding=1, output_padding=1)):
+//   gx[2j] = w1 gy[j],   gx[2j + 1] = w2 gy[j] + w0 gy[j + 1]      (gy read as 0 outside it)
+// The even phase is a 1-tap filter, the odd phase a 2-tap one. Over a block ("tile") of 4 outputs 4b .. 4b + 3 from
+// x0, x1, x2 = gy[2b], gy[2b + 1], gy[2b + 2], the odd phase runs F(2, 2): five products ("points") instead of six,
 //   point 0: x0 w1              -> out 0
 //   point 1: x1 w1              -> out 2
 //   point 2: (x0 - x1) w2       -> out 1
 //   point 3: x1 (w0 + w2)       -> out 1 and out 3
 //   point 4: (x2 - x1) w0       -> out 3
 //   out 0 = m0,  out 1 = m2 + m3 = x0 w2 + x1 w0,  out 2 = m1,  out 3 = m3 + m4 = x1 w2 + x2 w0.
-// The points read four distinct input combinations ("planes"): X0 = x0, X1 = x1 (points 1 and 3), D0 = x0 - x1,
-// D2 = x2 - x1. In two dimensions a product is a pair (row point, column point): 25 products per 4x4 block ("tile")
-// from 16 planes; its weight is the row point's combination of the column point's combinations of w[co, ci], and
-// its sum over the gy channels co, for all tiles at once, is a GEMM per plane:
+// Padding 0 (conv_transpose2d(padding="same"): gx[2j] = w0 gy[j] + w2 gy[j - 1], gx[2j + 1] = w1 gy[j]) is the same
+// with the tile starting at an odd output: x0, x1, x2 = gy[2b - 1], gy[2b], gy[2b + 1], points 0 and 1 read x1 and
+// x2 (w1 each), and out 0 = m2 + m3, out 1 = m0, out 2 = m3 + m4, out 3 = m1 (the tiles' "form", kOutputOf).
+// The points read four input combinations ("planes"): X0 (x0, or x2 at padding 0), X1 = x1 (two points), D0 = x0 -
+// x1, D2 = x2 - x1. In two dimensions a product is a pair (row point, column point): 25 products per 4x4 tile from 16
+// planes; its weight is the row point's combination of the column point's combinations of w[co, ci], and its sum
+// over the gy channels co, for all tiles at once, is a GEMM per plane:
 //   M_q (tiles x (products of q) ci) = V_q (tiles x co) U_q (co x (products of q) ci)
-// where the products that read one plane (1, 2 or 4 of them: X1 is shared along each side) are stacked along the
-// columns, so each transformed input is packed once. Output transform: per row point, the column outputs (the 1-D
-// rule above), then the row outputs from those; then the bias, then the activation epilogue.
-// When gy has an odd size, the last block along that side has x1 = x2 = 0 and only outputs 0 and 1 inside gx: it
-// keeps points 0 and 2 only (planes X0 and D0), so a 7x7 gy costs 289 products per channel pair instead of the 441
-// of the direct path (0.66x); a 14x14 gy 1225 instead of 1764 (0.69x).
+// where the products that read one plane (1, 2 or 4: X1 is shared along each side) are stacked along the columns,
+// so each transformed input is made once. Output transform: per row point, the column outputs (the 1-D rule), then
+// the row outputs from those; then the bias, then the activation epilogue (epilogue.h's relu, the same bits).
+// When gy has an odd size, the last tile along that side has only outputs 0 and 1 inside gx, and the points that
+// read only gy[Ho] = 0 or feed only outputs past gx's end are dropped: it keeps two planes (kPartialKeeps), so a 7x7
+// gy costs 17 x 17 = 289 products per channel pair instead of the direct path's 441 (0.66x), a 14x14 gy 1225
+// instead of 1764 (0.69x).
 //
-// The work, per chunk of tile rows (consecutive rows of tiles, images one after another; a fixed count from the
-// shapes): the input transform writes each plane's values straight into its GEMM's packed A (panels of kMr tiles,
-// k-major, gemm.h's layout), the 16 GEMMs (gemm.h's micro-kernel; the packed U_q are made once per call) write their
-// results into a buffer the size of the chunk that stays in L2, and the output transform reads them back for every
-// tile and writes gx: per tile and 16 channels, the 16 output vectors are transposed in registers into 16 channels'
-// 4x4 blocks, stored row by row. Tasks (chunks) own whole tiles of gx, and every sum runs in an order fixed by the
-// shapes (the GEMM over co in increasing order, then the output transform's fixed adds), so results are bitwise
-// identical for any number of threads.
+// The work, per task (a chunk of consecutive tile rows, images one after another; its size from the shapes only):
+// the task copies the gy rows it reads with the channels innermost (16x16 register transposes), so that the input
+// transform makes each plane's values for 16 channels of one tile as one vector and stores them as a row of the
+// plane's A (tiles x co, row-major); gemm.h's micro-kernel reads those rows in place (DIRECT_A) against U_q, packed
+// as its B once per call (the weight transform, ~1% of the time), and writes M_q into a buffer of the chunk's size
+// that stays in L2; the output transform reads it back per tile and 16 channels, transposes the 16 output vectors in
+// registers into 16 channels' 4x4 blocks and stores them row by row into gx. Each task owns whole tiles of gx and
+// every sum runs in an order fixed by the shapes (the GEMM over co in increasing order, then the output transform's
+// fixed adds), so results are bitwise identical for any number of threads.
+// What did not work: the transformed inputs written into gemm.h's packed A panels of kMr tiles by AVX-512 masked
+// stores (a tile row's runs start anywhere in a panel): masked stores with varying masks cost ~12 cycles each on
+// Zen 4, and the input transform took as long as the GEMMs (dec2 T forward 2.15 ms -> 1.70 once rewritten as above).
+// Staging each tile row's outputs to write gx in whole rows (for batch 256, where gx leaves the caches) cost more
+// at batch 25 (the row copies) than it saved.
 //
 // Rounding: the inputs are differences of two gy values and the weights sums of up to four taps, and the output
-// transform adds up to four products whose terms partly cancel; tests/test_conv_transpose2d_winograd.py measures
-// the float32 error against a float64 reference as a multiple of eps * sum |w gy| over each output's terms.
+// transform adds up to four products whose terms partly cancel: float32 results are within 8 eps * sum |w gy| over
+// each output's terms of the exact value (tests/test_conv_transpose2d_winograd.py checks it against the float64
+// reference; measured at most 4.5 eps, the direct path's about 2-3).
+//
+// When it wins (the rule, conv_transpose2d_winograd_applies). CPU-time minima per call, 1 thread, float32, 2-core
+// Zen 4 shared with other jobs (load 5-7), padding 0, same process order interleaved, ms, direct (main f4d5fbb) ->
+// this path; gy channels -> gx channels, gy size:
+//   N25 64->64 7x7: 1.057 -> 0.755   N25 64->32 14x14: 1.982 -> 1.641   N25 64->32 7x7: 0.569 -> 0.418
+//   N16 16->16 14x14: 0.393 -> 0.273   32->16: 0.664 -> 0.424   16->32: 0.436 -> 0.382   16->64: 0.822 -> 0.717
+//   N16 64->16 14x14: 1.217 -> 0.738   64->17: 1.222 -> 1.001   64->24: 1.243 -> 1.022   24->64: 1.088 -> 0.922
+//   N8 128->128 7x7: 1.239 -> 0.994   N8 32->32 28x28: 1.337 -> 1.208   N4 64->64 28x28: 2.370 -> 1.957
+//   N32 128->128 2x2: 0.685 -> 0.409   4x4: 1.732 -> 1.199   N32 64->64 3x3: 0.357 -> 0.208   N1 64->64 14x14:
+//   0.171 -> 0.152   N2 256->256 8x8: 1.740 -> 1.762 (even: left out by the rule)
+// Batch 256, 64->32 14x14 (the seed's dec2 at the large batch): 22.0 -> 21.5-25.5 ms, about even; there this path
+// page-faults ~1000 more times per call than the direct one (perf stat: gx's stores fault; not understood yet).
 #include "cpu/conv_transpose2d_winograd.h"
 #include <algorithm>
 #include <cstring>
@@ -443,11 +466,17 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
 
 }  // namespace
 
+// When it runs (the rule's measurements: the header of this file). Both paddings whose tiles line up with gx's
+// rows (1: outputs start at an even phase, conv_transpose2d(padding=1, output_padding=1); 0: at an odd one, "same"),
+// at least 16 channels on each side (the direct path's own threshold: below it the GEMM + col2im path runs, not
+// measured against this one), and at most 128 x 128 channel pairs (256 x 256 was even: the 6.5 MiB of transformed
+// weights stream through L2 for every task).
 bool conv_transpose2d_winograd_applies(const Conv2dParams& p) {
   return p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 2 && p.stride_w == 2 && p.dilation_h == 1 &&
          p.dilation_w == 1 && p.groups == 1 && (p.pad_top == 0 || p.pad_top == 1) &&
          (p.pad_left == 0 || p.pad_left == 1) && p.in_h == 2 * p.out_h &&
-         p.in_w == 2 * p.out_w && p.in_channels >= 16 && p.out_channels >= 16;
+         p.in_w == 2 * p.out_w && p.in_channels >= 16 && p.out_channels >= 16 &&
+         p.in_channels * p.out_channels <= 128 * 128;
 }
 
 void conv_transpose2d_winograd_cpu(const Array& gy, const Array& w, const Array& bias, Array& gx,
