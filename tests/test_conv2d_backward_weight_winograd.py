@@ -1,9 +1,12 @@
 """The CPU's Winograd weight gradient (csrc/cpu/conv2d_backward_weight_winograd.cpp), taken by conv2d's (and
-conv_transpose2d's) weight gradient for 3x3, dilation-1, ungrouped convolutions: stride 1 with enough channels, stride
-2 (either side) on inputs of at most 16x16 from 32 -> 64 channels, or from 128 channels. Against the float64 numpy reference at the edges of its tiles, with padding 0..2,
-asymmetric padding, strides mixed between the sides and several chunks of images; by finite differences; float32
-within a few units of eps * sum |gy x| of the exact sum; bitwise the same on 1, 2 and 3 threads; and actually taken
-(the phase timer counts its phases)."""
+conv_transpose2d's) weight gradient for 3x3, dilation-1, ungrouped convolutions: stride 1 with enough channels; stride 2
+on both sides from 32 input and 64 output channels, with at most 15% of C_out's 32-wide strips empty (the driver that
+splits the images into groups and multiplies each type's points in small blocks); strides mixed between the sides on
+inputs of at most 16x16 from 32 -> 64 channels, or from 128 channels. Against the float64 numpy reference at the edges
+of its tiles, with padding 0..2, asymmetric padding, strides mixed between the sides, batch 1, channels that are not
+multiples of the vector width, and several image groups, chunks and blocks; by finite differences; float32 within a
+few units of eps * sum |gy x| of the exact sum; bitwise the same on 1, 2 and 3 threads; actually taken (the phase
+timer counts its phases), and not taken outside its rule."""
 import textwrap
 
 import numpy as np
@@ -32,7 +35,15 @@ CASES = {
     "s2_by_s1": (2, 128, 8, 9, 128, (3, 3), (2, 1), 1, 1, 1),
     "s1_by_s2_padding0": (1, 130, 9, 8, 128, (3, 3), (1, 2), 0, 1, 1),
     "s2_seed_enc2": (3, 32, 14, 14, 64, (3, 3), 2, "same", 1, 1),
-    "s2_small_image_c_in_past_a_panel": (2, 37, 13, 16, 72, (3, 3), 2, 1, 1, 1),
+    "s2_small_image_c_in_past_a_panel": (2, 37, 13, 16, 96, (3, 3), 2, 1, 1, 1),
+    # stride 2 on both sides, 32 -> 64 channels and up, any image size (the grouped driver)
+    "s2_seed_dec2_28x28": (3, 32, 28, 28, 64, (3, 3), 2, "same", 1, 1),
+    "s2_batch1_odd_sizes_c_in_33": (1, 33, 13, 11, 96, (3, 3), 2, 1, 1, 1),
+    "s2_padding0_odd_width": (2, 32, 12, 15, 64, (3, 3), 2, 0, 1, 1),
+    "s2_padding2": (2, 40, 9, 10, 64, (3, 3), 2, 2, 1, 1),
+    "s2_groups_chunks_and_blocks": (9, 32, 20, 20, 64, (3, 3), 2, 1, 1, 1),
+    "s2_large_odd_image": (2, 32, 31, 29, 64, (3, 3), 2, 1, 1, 1),
+    "s2_one_row_of_outputs": (3, 48, 3, 40, 64, (3, 3), 2, (0, 1), 1, 1),
 }
 
 
@@ -86,8 +97,9 @@ def test_float32_error_is_within_a_few_ulps_of_the_terms(name):
     assert ratio <= 12
 
 
-@pytest.mark.parametrize("case", [(1, 16, 7, 7, 32, (3, 3), 1, 1, 1, 1), (1, 128, 5, 6, 128, (3, 3), 2, 1, 1, 1)],
-                         ids=["stride1", "stride2"])
+@pytest.mark.parametrize("case", [(1, 16, 7, 7, 32, (3, 3), 1, 1, 1, 1), (1, 128, 5, 6, 128, (3, 3), 2, 1, 1, 1),
+                                  (3, 32, 7, 6, 64, (3, 3), 2, 1, 1, 1)],
+                         ids=["stride1", "stride2", "stride2_three_image_groups"])
 def test_matches_finite_differences(case):
     x, weight = make(case, "float64")
     assert gc.gradcheck(lambda w: run(case, x, w), [weight], samples=60)
@@ -99,6 +111,19 @@ def test_conv_transpose2d_seed_dec1():
     rng = np.random.default_rng(3)
     x = gc.tensor(rng.standard_normal((2, 64, 7, 7)))
     weight = gc.tensor(rng.standard_normal((64, 64, 3, 3)), requires_grad=True)
+    y = conv_transpose2d(x, weight, stride=2, padding=1, output_padding=1)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gc.tensor(gy))
+    expected = ref.conv2d_grad_weight(gy, x.numpy(), (3, 3), (2, 2), (1, 0, 1, 0))
+    assert_close(weight.grad, expected, atol=1e-10, rtol=1e-10, name="weight.grad")
+
+
+def test_conv_transpose2d_seed_dec2():
+    """The seed autoencoder's dec2 (64 -> 32, 14x14 -> 28x28, stride 2): its weight gradient is conv2d's from 28x28
+    with 32 channels to 14x14 with 64, inside the rule since stride-2 Winograd took large images too."""
+    rng = np.random.default_rng(4)
+    x = gc.tensor(rng.standard_normal((3, 64, 14, 14)))
+    weight = gc.tensor(rng.standard_normal((64, 32, 3, 3)), requires_grad=True)
     y = conv_transpose2d(x, weight, stride=2, padding=1, output_padding=1)
     gy = rng.standard_normal(y.shape)
     y.backward(gc.tensor(gy))
@@ -128,7 +153,8 @@ THREAD_SCRIPT = textwrap.dedent("""
     # (N, C_in, H, W, C_out, stride, padding): several chunks of images at stride 1; stride 2; strides mixed
     for n, c_in, h, w, c_out, s, p in [(7, 64, 24, 23, 64, 1, 1), (3, 16, 9, 11, 32, 1, 0),
                                        (4, 128, 9, 10, 128, 2, "same"), (2, 128, 8, 9, 136, (2, 1), 1),
-                                       (25, 32, 14, 14, 64, 2, "same")]:
+                                       (25, 32, 14, 14, 64, 2, "same"), (25, 32, 28, 28, 64, 2, "same"),
+                                       (9, 33, 20, 19, 96, 2, 1), (1, 64, 14, 14, 64, 2, 1)]:
         x = gc.tensor(rng.standard_normal((n, c_in, h, w)), dtype="float32")
         wt = gc.tensor(rng.standard_normal((c_out, c_in, 3, 3)) / 10, dtype="float32", requires_grad=True)
         y = gc.functional.conv2d(x, wt, stride=s, padding=p)
@@ -149,7 +175,7 @@ def winograd_calls():
 
 
 @pytest.mark.parametrize("name", ["s1_odd_sizes_cut_edge_tiles", "s2_same_asymmetric_padding", "s2_by_s1",
-                                  "s2_seed_enc2"])
+                                  "s2_seed_enc2", "s2_seed_dec2_28x28", "s2_batch1_odd_sizes_c_in_33"])
 def test_taken(phase_timing, name):
     case = CASES[name]
     x, weight = make(case, "float32")
@@ -160,8 +186,10 @@ def test_taken(phase_timing, name):
 @pytest.mark.parametrize("stride, dilation, groups, c_in, c_out, size", [
     (1, 2, 1, 32, 32, 16), (1, 1, 2, 32, 32, 16),  # dilation, groups
     (1, 1, 1, 16, 16, 16), (1, 1, 1, 64, 16, 16), (1, 1, 1, 32, 32, 6),  # few channels, C_out 16, under 7x7 outputs
-    (2, 1, 1, 64, 127, 17), (2, 1, 1, 32, 32, 14), (3, 1, 1, 128, 128, 16)])  # stride 2: 17x17 under 128 channels,
-                                                                             # 32 -> 32; stride 3
+    (2, 1, 1, 32, 32, 14), (2, 1, 1, 24, 64, 28), (2, 1, 1, 64, 48, 28),  # stride 2: under 32 -> 64 channels,
+    (2, 1, 1, 32, 72, 14), (2, 1, 1, 33, 80, 14),  # or C_out leaving over 15% of its 32-wide strips empty
+    ((2, 1), 1, 1, 64, 127, 17),  # strides mixed: 17x17 under 128 channels
+    (3, 1, 1, 128, 128, 16)])  # stride 3
 def test_not_taken_outside_its_rule(phase_timing, stride, dilation, groups, c_in, c_out, size):
     x = gc.zeros(1, c_in, size, size)
     weight = gc.zeros(c_out, c_in // groups, 3, 3, requires_grad=True)

@@ -46,8 +46,10 @@ inline void block_channels(const T* image, int64_t channels, int64_t P, int64_t 
   const int64_t c0 = b * width, valid = std::clamp<int64_t>(channels - c0, 0, width);
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (width % 16 == 0) {  // 16 x 16 squares transposed in registers: the scalar loop's scattered stores cost 3x more
-      for (int64_t h = 0; h < width; h += 16)
+    if (width % 8 == 0) {  // 16 x 16 squares transposed in registers: the scalar loop's scattered stores cost 3x more
+      for (int64_t h = 0; h < width; h += 16) {
+        // a last group of 8 channels (width 40, 56, ...): the square's first 8 columns, stored under a mask
+        const __mmask16 columns = width - h >= 16 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
         for (int64_t q0 = 0; q0 < count; q0 += 16) {
           const int64_t n = std::min<int64_t>(16, count - q0);
           const __mmask16 lanes = (__mmask16)((1u << n) - 1);
@@ -55,8 +57,9 @@ inline void block_channels(const T* image, int64_t channels, int64_t P, int64_t 
           for (int64_t c = 0; c < 16; ++c)
             r[c] = h + c < valid ? _mm512_maskz_loadu_ps(lanes, image + (c0 + h + c) * P + q0) : _mm512_setzero_ps();
           transpose16(r);
-          for (int64_t q = 0; q < n; ++q) _mm512_storeu_ps(dst + (q0 + q) * width + h, r[q]);
+          for (int64_t q = 0; q < n; ++q) _mm512_mask_storeu_ps(dst + (q0 + q) * width + h, columns, r[q]);
         }
+      }
       return;
     }
   }

@@ -37,9 +37,19 @@
 // A panels of kMr input channels, [k][kMr]), and runs gemm.h's micro-kernel over the chunk's K_t steps for every
 // tile of R_t, added onto the previous chunks' (loaded from the tile). Every element of R_t is summed over the same
 // k in the same order, and the output transform adds the R_t in a fixed order: bitwise the same for any number of
-// threads. Phases: conv2d_backward_weight/winograd_{transpose,transform,gemm,output}. At stride 1 the GEMMs take
-// most of the time; at stride 2 on the seed autoencoder's layers (1 thread) the copies of x and gy and the transforms
-// take about 40% (the copies mostly memory-bound: x has 4x gy's pixels), which is why stride 2 wins so little.
+// threads. Phases: conv2d_backward_weight/winograd_{transpose,transform,gemm,output}. That is the stride-1 driver.
+// Stride 2 on both sides has its own (backward_weight_winograd_groups, below): the images in up to 4 fixed groups,
+// each run by one task alone into its own R (no barrier per chunk), each type's points transformed and multiplied in
+// blocks of ~128 points (operands in L1/L2, not a whole chunk's), the groups' R added in group order before the
+// output transform. Phases: winograd_{transpose,transform_gemm,output}.
+// Where the time goes at stride 2 (seed dec2's weight gradient, 25x32x28x28 -> 64 at stride 2, 1 thread, thread CPU
+// time minima, each part timed by leaving it out): GEMMs 1.08 ms (~115 GFLOP/s, the micro-kernel at its peak), U
+// (gy side) transforms 0.21, V (x side) 0.15, the channels-innermost copies 0.11 (x's two thirds of it), the rest
+// 0.03; of 1.51 ms, against 1.63 for the direct path. The transforms run at ~7 cycles per 64-byte vector written,
+// bound by their reads and writes in L2 (neither the block size, 32..1000 points, nor walking whole runs of row
+// points per call changed them); at 32 -> 64 channels a point's 96 transformed values feed only 2048 multiply-adds,
+// so there the win is 4-9%, from 64 channels 10-17%. Not tried yet: F(3, 2) on the even taps (4 products per 3
+// outputs instead of 3 per 2: 13% fewer GEMM multiplies, gy combinations of 3 terms).
 // Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
 // cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
 // (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
@@ -153,7 +163,7 @@ std::vector<Run> runs_of(const Scheme& s, int type, Terms Point::*side) {
 // The 2-D problem: both sides' schemes and where each 2-D type's operands sit in a chunk's buffers.
 struct Plan {
   Scheme rows, cols;
-  std::vector<Run> col_runs[2][kTypes];  // [gy, x][column type]
+  std::vector<Run> row_runs[2][kTypes], col_runs[2][kTypes];  // [gy, x][row or column type]
   int64_t points[kTypes * kTypes];  // per image, per type t = 4 (row type) + column type
   int64_t per_image = 0;            // sum of points[]
   int64_t before[kTypes * kTypes];  // points of the types before t, per image
@@ -171,55 +181,78 @@ Plan make_plan(const Conv2dParams& p) {
   for (int tc = 0; tc < kTypes; ++tc) {
     q.col_runs[0][tc] = runs_of(q.cols, tc, &Point::gy);
     q.col_runs[1][tc] = runs_of(q.cols, tc, &Point::x);
+    q.row_runs[0][tc] = runs_of(q.rows, tc, &Point::gy);
+    q.row_runs[1][tc] = runs_of(q.rows, tc, &Point::x);
   }
   return q;
 }
 
-// One side's operand of 2-D type t = (tr, tc) for image i of a chunk: the point values of every channel, written into
-// out as blocks of WIDTH channels, [block][k][WIDTH], k = i points[t] + row point index * column points of tc +
-// column point index, kt = k's range. plane: the image, channels innermost ([rows][cols_in][c_pad]). Each value is
-// at most 2 x 2 terms: coefficient products (+-1, +-1/2, +-1/4: exact) times inputs, added in a fixed order.
+// The values of `rows` row points (rows_step apart in the input, one after the other in k, row_k apart) times one
+// column run, every channel: d[blk][.][WIDTH] (blocks kt * WIDTH apart), from the rows r0 (r1: the rows' second
+// term) at the run's column offsets. KIND: (row terms - 1) * 2 + column terms - 1. One point at a time with every
+// channel block inside, so the reads walk the channels-innermost rows in order, and the loops carry no branch: the
+// short runs of small images (7 points) cost more in calls than in arithmetic when walked one row point per call.
+template <typename T, int64_t WIDTH, int KIND>
+void transform_run(const T* r0, const T* r1, int64_t rows, int64_t rows_step, int64_t row_k, int64_t o0, int64_t o1,
+                   int64_t step, int64_t length, int64_t blocks, int64_t kt, T k00, T k01, T k10, T k11, T* d) {
+  for (int64_t a = 0; a < rows; ++a, r0 += rows_step, r1 += rows_step) {
+    T* da = d + a * row_k * WIDTH;
+    for (int64_t b = 0, off = 0; b < length; ++b, da += WIDTH, off += step) {
+      const T *p00 = r0 + o0 + off, *p01 = r0 + o1 + off, *p10 = r1 + o0 + off, *p11 = r1 + o1 + off;
+      for (int64_t blk = 0; blk < blocks; ++blk, p00 += WIDTH, p01 += WIDTH, p10 += WIDTH, p11 += WIDTH) {
+        T* o = da + blk * kt * WIDTH;
+        if constexpr (KIND == 0) {
+#pragma omp simd
+          for (int64_t j = 0; j < WIDTH; ++j) o[j] = k00 * p00[j];
+        } else if constexpr (KIND == 1) {
+#pragma omp simd
+          for (int64_t j = 0; j < WIDTH; ++j) o[j] = k00 * p00[j] + k01 * p01[j];
+        } else if constexpr (KIND == 2) {
+#pragma omp simd
+          for (int64_t j = 0; j < WIDTH; ++j) o[j] = k00 * p00[j] + k10 * p10[j];
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < WIDTH; ++j) o[j] = (k00 * p00[j] + k01 * p01[j]) + (k10 * p10[j] + k11 * p11[j]);
+        }
+      }
+    }
+  }
+}
+
+// One side's operand of 2-D type t = (tr, tc), row points [a0, a1) of one image of a chunk: the point values of every
+// channel, written into out as blocks of WIDTH channels, [block][k][WIDTH], k = k0 + (row point - a0) * column
+// points of tc + column point index, kt = k's range. plane: the image, channels innermost ([rows][cols_in][c_pad]).
+// Each value is at most 2 x 2 terms: coefficient products (+-1, +-1/2, +-1/4: exact) times inputs, added in a fixed
+// order. Row points of the same shape a fixed step apart (a row run) go through one call per column run.
 template <typename T, int64_t WIDTH>
 void transform_type(const T* plane, int64_t cols_in, int64_t c_pad, const Plan& q, int t, Terms Point::*side,
-                    int64_t i, int64_t kt, T* out) {
-  const int tr = t / kTypes, tc = t % kTypes;
-  const int64_t blocks = c_pad / WIDTH, per_row = q.cols.count(tc);
-  for (int64_t a = 0; a < q.rows.count(tr); ++a) {
-    const Terms& rt = q.rows.points[q.rows.start[tr] + a].*side;
-    const T* r0 = plane + rt.at[0] * cols_in * c_pad;
-    const T* r1 = plane + rt.at[1] * cols_in * c_pad;
-    T* dst = out + (i * q.points[t] + a * per_row) * WIDTH;
-    for (const Run& run : q.col_runs[side == &Point::x][tc]) {
+                    int64_t a0, int64_t a1, int64_t k0, int64_t kt, T* out) {
+  const int tr = t / kTypes, tc = t % kTypes, x_side = side == &Point::x;
+  const int64_t blocks = c_pad / WIDTH, per_row = q.cols.count(tc), row_size = cols_in * c_pad;
+  for (const Run& rrun : q.row_runs[x_side][tr]) {
+    const int64_t first = std::max(a0, rrun.first), last = std::min(a1, rrun.first + rrun.length);
+    if (first >= last) continue;
+    const Terms& rt = rrun.terms;  // the run's first row point; row point a's terms sit (a - first) step rows on
+    const T* r0 = plane + (rt.at[0] + (first - rrun.first) * rrun.step) * row_size;
+    const T* r1 = plane + (rt.at[1] + (first - rrun.first) * rrun.step) * row_size;
+    T* dst = out + (k0 + (first - a0) * per_row) * WIDTH;
+    for (const Run& run : q.col_runs[x_side][tc]) {
       const Terms& ct = run.terms;
       const T k00 = T(rt.c[0] * ct.c[0]), k01 = T(rt.c[0] * ct.c[1]), k10 = T(rt.c[1] * ct.c[0]),
               k11 = T(rt.c[1] * ct.c[1]);
       const int64_t step = run.step * c_pad, o0 = ct.at[0] * c_pad, o1 = ct.at[1] * c_pad;
-      const int kind = (rt.n - 1) * 2 + (ct.n - 1);
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        T* d = dst + (blk * kt + run.first) * WIDTH;
-        const T* p0 = r0 + blk * WIDTH;
-        const T* p1 = r1 + blk * WIDTH;
-        for (int64_t b = 0, off = 0; b < run.length; ++b, d += WIDTH, off += step) {
-          const T *p00 = p0 + o0 + off, *p01 = p0 + o1 + off, *p10 = p1 + o0 + off, *p11 = p1 + o1 + off;
-          switch (kind) {
-            case 0:
-#pragma omp simd
-              for (int64_t j = 0; j < WIDTH; ++j) d[j] = k00 * p00[j];
-              break;
-            case 1:
-#pragma omp simd
-              for (int64_t j = 0; j < WIDTH; ++j) d[j] = k00 * p00[j] + k01 * p01[j];
-              break;
-            case 2:
-#pragma omp simd
-              for (int64_t j = 0; j < WIDTH; ++j) d[j] = k00 * p00[j] + k10 * p10[j];
-              break;
-            default:
-#pragma omp simd
-              for (int64_t j = 0; j < WIDTH; ++j) d[j] = (k00 * p00[j] + k01 * p01[j]) + (k10 * p10[j] + k11 * p11[j]);
-          }
-        }
+      const int64_t rows = last - first, rows_step = rrun.step * row_size;
+      T* d = dst + run.first * WIDTH;
+#define GRADCORE_RUN(KIND)                                                                                      \
+  transform_run<T, WIDTH, KIND>(r0, r1, rows, rows_step, per_row, o0, o1, step, run.length, blocks, kt, k00, k01, \
+                                k10, k11, d)
+      switch ((rt.n - 1) * 2 + (ct.n - 1)) {
+        case 0: GRADCORE_RUN(0); break;
+        case 1: GRADCORE_RUN(1); break;
+        case 2: GRADCORE_RUN(2); break;
+        default: GRADCORE_RUN(3);
       }
+#undef GRADCORE_RUN
     }
   }
 }
@@ -229,6 +262,51 @@ void transform_type(const T* plane, int64_t cols_in, int64_t c_pad, const Plan& 
 // comes from the shapes).
 constexpr int64_t kChunkBytes = 1 << 20;
 constexpr int64_t kTypeBytes = 512 << 10;
+
+// dW[co, ci, kh, kw] = sum over row types tr of row_coef (sum over column types tc of col_coef R_t[ci, co]), both
+// sums in type order, R_t the sum of the `groups` partial R's (group g's at r + g * group_size) in group order; one
+// task per input channel, every output channel at once (R's rows are contiguous in co). Inside a parallel region.
+template <typename T>
+void output_transform(const T* r, int64_t groups, int64_t group_size, const Plan& q, int64_t Cin, int64_t Cout,
+                      int64_t ci_pad, int64_t co_pad, T* pw) {
+  constexpr int kT = kTypes * kTypes;
+  GRADCORE_PHASE("conv2d_backward_weight/winograd_output");
+#pragma omp for schedule(static)
+  for (int64_t ci = 0; ci < Cin; ++ci) {
+    T* sums = scratch_packed_b.get<T>((2 + (groups > 1 ? kT : 0)) * co_pad);  // (R is in no thread's scratch_packed_b)
+    T* inner = sums + co_pad;
+    T* added = inner + co_pad;  // with several groups: R_t[ci, .] summed over them, per type
+    if (groups > 1)
+      for (int t = 0; t < kT; ++t) {
+        T* sum = added + t * co_pad;
+        const T* rt = r + (t * ci_pad + ci) * co_pad;
+        std::copy(rt, rt + co_pad, sum);
+        for (int64_t g = 1; g < groups; ++g)
+#pragma omp simd
+          for (int64_t co = 0; co < co_pad; ++co) sum[co] += rt[g * group_size + co];
+      }
+    for (int kh = 0; kh < 3; ++kh)
+      for (int kw = 0; kw < 3; ++kw) {
+        std::fill(sums, sums + co_pad, T(0));
+        for (int tr = 0; tr < kTypes; ++tr) {
+          const T cr = (T)q.rows.tap[tr][kh];
+          if (cr == T(0)) continue;
+          std::fill(inner, inner + co_pad, T(0));
+          for (int tc = 0; tc < kTypes; ++tc) {
+            const T cc = (T)q.cols.tap[tc][kw];
+            if (cc == T(0)) continue;
+            const int t = tr * kTypes + tc;
+            const T* rt = groups > 1 ? added + t * co_pad : r + (t * ci_pad + ci) * co_pad;
+#pragma omp simd
+            for (int64_t co = 0; co < co_pad; ++co) inner[co] += cc * rt[co];
+          }
+#pragma omp simd
+          for (int64_t co = 0; co < co_pad; ++co) sums[co] += cr * inner[co];
+        }
+        for (int64_t co = 0; co < Cout; ++co) pw[((co * Cin + ci) * 3 + kh) * 3 + kw] = sums[co];
+      }
+  }
+}
 
 template <typename T>
 void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParams& p) {
@@ -273,14 +351,15 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
 #pragma omp for schedule(dynamic, 1)
       for (int j = 0; j < kT; ++j) {
         const int t = order[j];
-        const int64_t kt = count * q.points[t];
+        const int64_t kt = count * q.points[t], rows_t = q.rows.count(t / kTypes);
         T* u = scratch_packed_b.get<T>(kt * (co_pad + ci_pad));
         T* v = u + kt * co_pad;
         {
           GRADCORE_PHASE("conv2d_backward_weight/winograd_transform");
           for (int64_t i = 0; i < count; ++i) {
-            transform_type<T, nr>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, i, kt, u);
-            transform_type<T, (int64_t)kMr>(xt + i * x_image, W, ci_pad, q, t, &Point::x, i, kt, v);
+            transform_type<T, nr>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, 0, rows_t, i * q.points[t], kt, u);
+            transform_type<T, (int64_t)kMr>(xt + i * x_image, W, ci_pad, q, t, &Point::x, 0, rows_t,
+                                            i * q.points[t], kt, v);
           }
         }
         GRADCORE_PHASE("conv2d_backward_weight/winograd_gemm");
@@ -291,33 +370,86 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
                                       (const T*)nullptr);
       }
     }
-    GRADCORE_PHASE("conv2d_backward_weight/winograd_output");
-    // dW[co, ci, kh, kw] = sum over row types tr of row_coef (sum over column types tc of col_coef R_t[ci, co]), both
-    // sums in type order; one task per input channel, every output channel at once (R's rows are contiguous in co)
-#pragma omp for schedule(static)
-    for (int64_t ci = 0; ci < Cin; ++ci) {
-      T* sums = scratch_packed_b.get<T>(2 * co_pad);  // (the calling thread's scratch_col holds R)
-      T* inner = sums + co_pad;
-      for (int kh = 0; kh < 3; ++kh)
-        for (int kw = 0; kw < 3; ++kw) {
-          std::fill(sums, sums + co_pad, T(0));
-          for (int tr = 0; tr < kTypes; ++tr) {
-            const T cr = (T)q.rows.tap[tr][kh];
-            if (cr == T(0)) continue;
-            std::fill(inner, inner + co_pad, T(0));
-            for (int tc = 0; tc < kTypes; ++tc) {
-              const T cc = (T)q.cols.tap[tc][kw];
-              if (cc == T(0)) continue;
-              const T* rt = r + ((tr * kTypes + tc) * ci_pad + ci) * co_pad;
-#pragma omp simd
-              for (int64_t co = 0; co < co_pad; ++co) inner[co] += cc * rt[co];
-            }
-#pragma omp simd
-            for (int64_t co = 0; co < co_pad; ++co) sums[co] += cr * inner[co];
+    output_transform(r, 1, 0, q, Cin, Cout, ci_pad, co_pad, pw);
+  }
+}
+
+// ---- stride 2 on both sides: images in groups, each group's R on one thread ------------------------------------
+//
+// At stride 2 the GEMMs are a smaller share of the work (1.44x fewer multiplies, not 2.25x), so what the driver above
+// pays around them shows: two barriers per chunk of images, 16 type tasks of unequal sizes, and operand buffers of a
+// whole chunk per type that spill out of L2 before the GEMM reads them. Here the images go in `groups` fixed ranges
+// (from N alone); a task takes a group and runs all of it alone: per chunk of its images, the channels-innermost
+// copies, then per type the points in blocks of about kBlockPoints (whole row points), each block transformed into
+// an L1/L2-sized operand pair and multiplied at once, added onto the group's own R. No barrier until the output
+// transform, which first adds the groups' R in group order. Every R element is summed in an order fixed by the
+// shapes (blocks, chunks, groups), never by the thread count.
+constexpr int64_t kGroups = 4;            // image groups (at most; fewer for N < 4): room to rebalance 2 threads
+constexpr int64_t kBlockPoints = 128;     // points per transform + GEMM block: U and V about L1
+constexpr int64_t kGroupChunkBytes = 300 << 10;  // a chunk's channels-innermost x and gy: well inside L2
+
+// One thread's R for the stride-2 driver's groups: kept between calls (only grows).
+inline thread_local Scratch scratch_winograd_r;
+
+template <typename T>
+void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv2dParams& p) {
+  constexpr int64_t nr = nr_of<T>();
+  constexpr int kT = kTypes * kTypes;
+  const int64_t N = p.batch, Cin = p.in_channels, Cout = p.out_channels, H = p.in_h, W = p.in_w;
+  const int64_t Ho = p.out_h, Wo = p.out_w;
+  const int64_t ci_pad = round_up(Cin, kMr), co_pad = round_up(Cout, nr);
+  const Plan q = make_plan(p);
+  const int64_t x_image = H * W * ci_pad, g_image = Ho * Wo * co_pad;
+  const int64_t groups = std::min(N, kGroups);
+  const int64_t chunk = std::clamp<int64_t>(kGroupChunkBytes / (int64_t)sizeof(T) / (x_image + g_image), 1, N);
+  const int64_t panels = ci_pad / kMr, strips = co_pad / nr, group_size = kT * ci_pad * co_pad;
+  T* r = scratch_winograd_r.get<T>(groups * group_size);
+  const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
+#pragma omp parallel if (parallel)
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t g = 0; g < groups; ++g) {
+      T* rg = r + g * group_size;
+      const int64_t g0 = N * g / groups, g1 = N * (g + 1) / groups;
+      T* xt = scratch_col.get<T>(chunk * (x_image + g_image));
+      T* gt = xt + chunk * x_image;
+      for (int64_t n0 = g0; n0 < g1; n0 += chunk) {
+        const int64_t count = std::min(chunk, g1 - n0);
+        {
+          GRADCORE_PHASE("conv2d_backward_weight/winograd_transpose");
+          for (int64_t i = 0; i < count; ++i) {
+            block_channels(pg + (n0 + i) * Cout * Ho * Wo, Cout, Ho * Wo, Ho * Wo, (int64_t)0, co_pad,
+                           gt + i * g_image);
+            block_channels(px + (n0 + i) * Cin * H * W, Cin, H * W, H * W, (int64_t)0, ci_pad, xt + i * x_image);
           }
-          for (int64_t co = 0; co < Cout; ++co) pw[((co * Cin + ci) * 3 + kh) * 3 + kw] = sums[co];
         }
+        GRADCORE_PHASE("conv2d_backward_weight/winograd_transform_gemm");
+        for (int t = 0; t < kT; ++t) {
+          // The type's points of the chunk, row unit (image i, row point a) after row unit, per_row points each, in
+          // blocks of whole row units
+          const int64_t rows_t = q.rows.count(t / kTypes), per_row = q.cols.count(t % kTypes), units = count * rows_t;
+          const int64_t unit_block = std::max<int64_t>(1, kBlockPoints / std::max<int64_t>(per_row, 1));
+          for (int64_t u0 = 0; u0 == 0 || u0 < units; u0 += unit_block) {  // once even without points: R_t is set
+            const int64_t u1 = std::min(units, u0 + unit_block), kt = (u1 - u0) * per_row;
+            T* u = scratch_packed_b.get<T>(kt * (co_pad + ci_pad));
+            T* v = u + kt * co_pad;
+            for (int64_t unit = u0; unit < u1;) {
+              const int64_t i = unit / rows_t, a0 = unit % rows_t, a1 = std::min(rows_t, a0 + u1 - unit);
+              const int64_t k0 = (unit - u0) * per_row;
+              transform_type<T, nr>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, a0, a1, k0, kt, u);
+              transform_type<T, (int64_t)kMr>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, kt, v);
+              unit += a1 - a0;
+            }
+            for (int64_t strip = 0; strip < strips; ++strip)
+              for (int64_t panel = 0; panel < panels; ++panel)
+                micro_kernel_rows<T, kMr>(kMr, kt, v + panel * kt * kMr, u + strip * kt * nr,
+                                          rg + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad, nr,
+                                          n0 > g0 || u0 > 0, (const T*)nullptr);
+          }
+        }
+      }
     }
+    output_transform(r, groups, group_size, q, Cin, Cout, ci_pad, co_pad, pw);
   }
 }
 
@@ -333,24 +465,36 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
 //             16x48x28x28->48: 4.86 -> 4.60   16x24x28x28->32: 1.70 -> 1.65   16x32x28x28->24: 2.09 -> 1.69
 //             16x16x56x56->32: 4.55 -> 4.16   ConvLSTM 16x65x64x64->256: 206 -> 151
 //             ResNet 32x64x56x56->64: 67.5 -> 46.2   32x128x28x28->128: 67.5 -> 38.6   32x256x14x14->256: 74.3 -> 45.0
-//   stride 2  16x16x28x28->32: .273 -> .347   16x32x28x28->32: .537 -> .604   16x64x28x28->64: 2.44 -> 2.37
-//             16x16x14x14->64: .147 -> .168   16x64x14x14->16: .164 -> .316   16x128x14x14->128: 2.77 -> 2.35
-//             16x128x8x8->128: .859 -> .753   16x256x28x28->256: 40.5 -> 37.8
-//             seed autoencoder (bench.conv's padding): enc2 25x32x14x14->64: .437 -> .405   dec1 25x64x14x14->64:
-//             .871 -> .824   dec2 25x32x28x28->64: 1.79 -> 1.85; at N=256: 5.68 -> 5.23, 10.7 -> 10.4, 19.6 -> 19.8
-//             16x32x16x16->64: .369 -> .355   16x48x12x12->96: .487 -> .424   25x64x8x8->64: .302 -> .288
-//             16x96x16x16->64: 1.10 -> .961   16x32x14x14->32: .144 -> .170
-// At stride 2 the multiplies only fall by 1.44x, and the channels-innermost copy of x (4x gy's pixels) and the
-// transforms eat most of that: Winograd wins by 4-13% from 32 input and 64 output channels on inputs of at most
-// 16x16 (enc2, dec1), loses on larger ones (dec2's 28x28: +3%, x's copy no longer fits the caches) unless the
-// channels are many (>= 128: 7-15%). At stride 1 (2.25x fewer multiplies) it wins unless the GEMM is small or mostly
-// padding: few channels (C_in C_out < 512), output channels that leave a quarter or more of the 32-wide strips
-// empty (C_out = 16), or images under 7x7.
+//   strides mixed (1 and 2): the stride-1 driver; from the stride-2 measurements of that driver (session 4): it won
+//             by 4-13% from 32 input and 64 output channels on inputs of at most 16x16, and from 128 channels.
+//   stride 2 on both sides, the grouped driver (session 5; load 8-10, minima of 40-80 calls; direct -> Winograd):
+//             seed enc2 25x32x14x14->64: .426 -> .388   seed dec1 25x64x14x14->64: .843 -> .701
+//             seed dec2 25x32x28x28->64: 1.637 -> 1.520 (bench.conv's padding, (0, 1) per side)
+//             16x32x16x16->64: .356 -> .346   16x32x20x20->64: .549 -> .517   16x32x28x28->64: 1.053 -> .975
+//             16x32x56x56->64: 4.44 -> 4.23   8x32x32x32->64: .692 -> .682    16x40x20x20->64: .675 -> .643
+//             16x48x12x12->96: .469 -> .433   25x64x8x8->64: .303 -> .294     16x64x28x28->64: 2.42 -> 2.20
+//             16x64x56x56->64: 9.16 -> 8.45   16x96x16x16->64: 1.20 -> 1.16   16x128x8x8->128: .823 -> .788
+//             16x128x14x14->128: 2.59 -> 2.24 8x256x28x28->256: 20.1 -> 17.4
+//             16x128x11x9->136: 1.69 -> 1.51  16x128x14x14->112: 2.37 -> 2.01 16x64x14x14->136: 1.47 -> 1.26
+//             16x56x14x14->64: .483 -> .484 (a tie, taken)
+//             not taken: 16x32x28x28->72: 1.37 -> 1.44
+//             16x32x14x14->80: .407 -> .414   16x40x28x28->72: 1.74 -> 1.77   16x64x28x28->32: 1.07 -> 1.01 (C_out
+//             32: under the rule's 64, a 5% win left alone)   16x32x28x28->32: .523 -> .536   16x16x28x28->32: .270 ->
+//             .308   16x16x14x14->64: .143 -> .164   16x64x14x14->16: .168 -> .298   16x24x28x28->48: .620 -> .784
+//             At 2 threads (wall-time minima, too noisy under this load for the rule): seed enc2 .225 -> .210, dec1
+//             .462 -> .389, dec2 .960 -> .802 (the stride-1 driver's barriers per chunk made it lose at 2 threads).
+// At stride 2 the multiplies only fall by 1.44x, and the copies and transforms eat a good part of that (the header
+// says where the time goes): the grouped driver wins by 3-9% from 32 input and 64 output channels, 10-17% from 64
+// (at any image size), and loses where C_out leaves over 15% of its 32-wide strips empty (72, 80: the direct path
+// pads to 16 instead) or the channels are few. At stride 1 (2.25x fewer multiplies) it wins unless the GEMM is small
+// or mostly padding: few channels (C_in C_out < 512), output channels that leave a quarter or more of the 32-wide
+// strips empty (C_out = 16), or images under 7x7.
 bool winograd_backward_weight_applies(const Conv2dParams& p) {
   if (p.kernel_h != 3 || p.kernel_w != 3 || p.dilation_h != 1 || p.dilation_w != 1 || p.groups != 1) return false;
   const int64_t in = p.in_channels, out = p.out_channels;
   if (p.stride_h == 1 && p.stride_w == 1)
     return in >= 16 && in * out >= 512 && 4 * out >= 3 * round_up(out, 32) && p.out_pixels() >= 49;
+  if (p.stride_h == 2 && p.stride_w == 2) return in >= 32 && out >= 64 && 20 * out >= 17 * round_up(out, 32);
   if ((p.stride_h != 1 && p.stride_h != 2) || (p.stride_w != 1 && p.stride_w != 2)) return false;
   return (in >= 128 && out >= 128) || (in >= 32 && out >= 64 && p.in_pixels() <= 256);
 }
@@ -358,7 +502,10 @@ bool winograd_backward_weight_applies(const Conv2dParams& p) {
 void conv2d_winograd_backward_weight_cpu(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p) {
   dispatch_float(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    backward_weight_winograd<T>(x.data_as<T>(), gy.data_as<T>(), gw.data_as<T>(), p);
+    if (p.stride_h == 2 && p.stride_w == 2)
+      backward_weight_winograd_groups<T>(x.data_as<T>(), gy.data_as<T>(), gw.data_as<T>(), p);
+    else
+      backward_weight_winograd<T>(x.data_as<T>(), gy.data_as<T>(), gw.data_as<T>(), p);
   });
 }
 
