@@ -23,7 +23,8 @@ CONV = {
     "seed_enc2_k288": (2, 32, 14, 14, 64, (3, 3), 2, "same", 1, 1),  # K > kKc: two blocks of the reduction
     "winograd_3x3_stride1": (1, 32, 9, 9, 64, (3, 3), 1, 1, 1, 1),  # stride-1 3x3, many channels
     "depthwise": (2, 3, 7, 7, 3, (3, 3), 2, 1, 1, 3),
-    "pointwise": (2, 5, 6, 7, 4, (1, 1), 1, 0, 1, 1),
+    "pointwise": (2, 5, 6, 7, 4, (1, 1), 1, 0, 1, 1),  # stride 1, K = 5: the few-channel kernel
+    "few_channels_k9": (3, 1, 11, 13, 10, (3, 3), 1, 1, 1, 1),  # the few-channel kernel's tiles and edges
 }
 # conv_transpose2d: (N, C_in, H, W, C_out, (kH, kW), stride, padding, output_padding, dilation, groups)
 CONVT = {
@@ -34,7 +35,8 @@ CONVT = {
     "depthwise": (2, 3, 5, 6, 3, (3, 3), 2, 1, 0, 1, 3),
     "pointwise_groups2": (2, 4, 5, 5, 6, (1, 1), 1, 0, 0, 1, 2),
 }
-SMALL_CONV = ["gemm_strips_into_y", "gemm_scratch_small_output", "gemm_groups_stride2_same", "depthwise", "pointwise"]
+SMALL_CONV = ["gemm_strips_into_y", "gemm_scratch_small_output", "gemm_groups_stride2_same", "depthwise", "pointwise",
+              "few_channels_k9"]
 SMALL_CONVT = ["gemm_col2im_few_channels", "stride_decomposed_stride3_dilation2", "depthwise", "pointwise_groups2"]
 
 
