@@ -150,6 +150,28 @@ def test_large_bias_gradient_sums_over_several_chunks_bitwise():
     assert_bitwise(fused_and_unfused("conv", (40, 2, 30, 30, 3, (3, 3), 1, 1, 1, 1), "float32"))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 9, 7, 7), (2, 7, 5, 3), (25, 32, 28, 28), (23, 5, 27, 29), (1, 4, 2, 2)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_backward_mask_and_bias_sum_have_the_unfused_bits(shape, dtype):
+    """_core.conv_relu_backward(g, y) is _core.binary(g, y, relu_backward) and _core.sum of it over (N, H, W), bit for
+    bit: channels side by side and one at a time (C not a multiple of four), planes not a multiple of eight long,
+    and planes cut by the sum's 16384-element chunks (23 x 27 x 29) at offsets inside a group of eight; y holds
+    zeros, -0, NaN and inf, g holds large and tiny values (the double sums' order shows)."""
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal(shape) * np.exp(rng.uniform(-20, 20, shape))
+    y = np.maximum(rng.standard_normal(shape), 0)
+    y.flat[::7] = -0.0
+    y.flat[3::11] = np.nan
+    y.flat[5::13] = np.inf
+    ga, ya = gc.tensor(g, dtype=dtype)._data, gc.tensor(y, dtype=dtype)._data
+    gm, db = _core.conv_relu_backward(ga, ya, True)
+    masked = _core.binary(ga, ya, _core.BinaryOp.relu_backward)
+    assert np.array_equal(gm.numpy(), masked.numpy())
+    assert np.array_equal(db.numpy(), _core.sum(masked, [0, 2, 3]).numpy())
+    assert _core.conv_relu_backward(ga, ya, False)[1] is None
+
+
 def test_nan_and_negative_zero_as_the_unfused_pair():
     """relu keeps NaN (PyTorch's rule) and turns -0 into +0; backward lets the gradient through a NaN output."""
     x = gc.tensor(np.array([[[[np.nan, -1.0, 2.0, 0.0]]]]), requires_grad=True)
