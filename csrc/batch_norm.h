@@ -27,7 +27,10 @@
 // accuracy at large offsets without float64 arithmetic per element.
 //
 // Activation (p.activation, forward only; epilogue.h): the stored y is act(y), the fused batch_norm + ReLU, whose
-// backward masks dy with relu_backward(dy, y) before the backward above (python/gradcore/ops/batch_norm.py).
+// backward masks dy with relu_backward(dy, y) before the backward above (python/gradcore/ops/batch_norm.py). The
+// backward kernels take that y (relu_y, null for plain batch_norm) and mask dy as they read it, in both of their
+// passes over dy, instead of a separate mask pass writing a masked copy: relu_backward(dy, y) = (y <= 0 ? 0 : dy)
+// is the same value either way, so the results are the unfused pair's bits.
 //
 // Order: every sum is a fixed tree over fixed pieces (CPU: one partial per (n, c) plane, combined in n order; CUDA:
 // a fixed number of partials per channel chosen from the shape alone, combined in order). No float atomics: results
@@ -77,12 +80,13 @@ void batch_norm_forward_train_cpu(const Array& x, const Array* weight, const Arr
 // Evaluation forward with the running statistics (C).
 void batch_norm_forward_eval_cpu(const Array& x, const Array& running_mean, const Array& running_var,
                                  const Array* weight, const Array* bias, Array& y, const BatchNormParams& p);
-// Training backward. dx (N, C, H, W), dweight (C), dbias (C): each null when not wanted.
-void batch_norm_backward_train_cpu(const Array& dy, const Array& x, const Array* weight, const Array& save_mean,
-                                   const Array& save_invstd, Array* dx, Array* dweight, Array* dbias,
-                                   const BatchNormParams& p);
+// Training backward. dx (N, C, H, W), dweight (C), dbias (C): each null when not wanted. relu_y (N, C, H, W): the
+// fused ReLU's output, whose mask applies to dy, or null.
+void batch_norm_backward_train_cpu(const Array& dy, const Array* relu_y, const Array& x, const Array* weight,
+                                   const Array& save_mean, const Array& save_invstd, Array* dx, Array* dweight,
+                                   Array* dbias, const BatchNormParams& p);
 // Evaluation backward with the running statistics the forward pass used.
-void batch_norm_backward_eval_cpu(const Array& dy, const Array& x, const Array& running_mean,
+void batch_norm_backward_eval_cpu(const Array& dy, const Array* relu_y, const Array& x, const Array& running_mean,
                                   const Array& running_var, const Array* weight, Array* dx, Array* dweight,
                                   Array* dbias, const BatchNormParams& p);
 #ifdef GRADCORE_WITH_CUDA
@@ -91,10 +95,10 @@ void batch_norm_forward_train_cuda(const Array& x, const Array* weight, const Ar
                                    const BatchNormParams& p);
 void batch_norm_forward_eval_cuda(const Array& x, const Array& running_mean, const Array& running_var,
                                   const Array* weight, const Array* bias, Array& y, const BatchNormParams& p);
-void batch_norm_backward_train_cuda(const Array& dy, const Array& x, const Array* weight, const Array& save_mean,
-                                    const Array& save_invstd, Array* dx, Array* dweight, Array* dbias,
-                                    const BatchNormParams& p);
-void batch_norm_backward_eval_cuda(const Array& dy, const Array& x, const Array& running_mean,
+void batch_norm_backward_train_cuda(const Array& dy, const Array* relu_y, const Array& x, const Array* weight,
+                                    const Array& save_mean, const Array& save_invstd, Array* dx, Array* dweight,
+                                    Array* dbias, const BatchNormParams& p);
+void batch_norm_backward_eval_cuda(const Array& dy, const Array* relu_y, const Array& x, const Array& running_mean,
                                    const Array& running_var, const Array* weight, Array* dx, Array* dweight,
                                    Array* dbias, const BatchNormParams& p);
 #endif

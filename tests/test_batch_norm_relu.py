@@ -1,7 +1,8 @@
 """The fused batch_norm + ReLU (ops/batch_norm.py's batch_norm_relu, the epilogue in csrc/epilogue.h): the same bits as
 F.relu(F.batch_norm(...)) for the output, the running statistics and every gradient, in training and evaluation,
-float64 gradcheck, nn.Sequential fusing [BatchNorm2d, ReLU] (the seed network's +BN variant), CUDA (emulated device)
-against the CPU, and bad input."""
+float64 gradcheck, the backward kernels' folded mask against a separate relu_backward, the same bits at 1, 2 and 3
+threads, nn.Sequential fusing [BatchNorm2d, ReLU] (the seed network's +BN variant), CUDA (emulated device) against the
+CPU, and bad input."""
 import numpy as np
 import pytest
 
@@ -9,7 +10,8 @@ import gradcore as gc
 from gradcore import _core, nn
 from gradcore.functional import batch_norm, relu
 from gradcore.ops.batch_norm import batch_norm_relu
-from tolerance import DTYPES, assert_close, assert_cuda_matches_cpu, cuda_and_cpu_with_grads
+from isolated import outputs_for_thread_counts
+from tolerance import DEVICES, DTYPES, assert_close, assert_cuda_matches_cpu, cuda_and_cpu_with_grads
 
 SHAPES = {"seed_enc1": (4, 32, 14, 14), "odd_plane": (3, 5, 7, 3), "one_pixel": (6, 4, 1, 1)}
 
@@ -46,6 +48,75 @@ def test_bitwise_equals_unfused(shape, dtype, training, affine):
     for name, a, b in zip(("y", "x.grad", "running_mean", "running_var", "weight.grad", "bias.grad"), fused, plain):
         assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), name
     assert (fused[0] == 0).any() and (fused[0] > 0).any()  # the ReLU cut something and kept something
+
+
+def backward_kernel(training, g, x, w, y, needs=(True, True, True)):
+    """(dx, dweight, dbias) from _core's backward of batch_norm (training: batch statistics of x) with the ReLU mask of
+    y folded in (y None: no mask)."""
+    c = x.shape[1]
+    if training:
+        _, mean, invstd = _core.batch_norm_forward_train(x, w, None, None, None, 0.1, 1e-5)
+        return _core.batch_norm_backward_train(g, x, w, mean, invstd, *needs, y)
+    rm = gc.tensor(np.linspace(-0.5, 0.5, c), dtype=x.dtype, device=x.device)._data
+    rv = gc.tensor(np.linspace(0.5, 2.0, c), dtype=x.dtype, device=x.device)._data
+    return _core.batch_norm_backward_eval(g, x, rm, rv, w, 1e-5, *needs, y)
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, True)],
+                         ids=["all", "dx_only", "dweight_dbias"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 5, 7, 3), (2, 3, 6, 6), (4, 2, 1, 1)], ids=["odd_plane", "plane36", "1x1"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_kernel_masks_as_the_separate_relu_backward(device, shape, dtype, training, needs):
+    """batch_norm_backward_*(g, ..., y) has the bits of batch_norm_backward_*(relu_backward(g, y), ...): the mask
+    (0 where y <= 0, g elsewhere, a NaN y passing g) read in both passes over g, vector groups and tails alike."""
+    rng = np.random.default_rng(6)
+    x = gc.tensor(rng.standard_normal(shape) * 3 + 1, dtype=dtype, device=device)._data
+    g = gc.tensor(rng.standard_normal(shape), dtype=dtype, device=device)._data
+    y_np = np.maximum(rng.standard_normal(shape), 0)
+    y_np.flat[::5] = -0.0
+    y_np.flat[2::7] = np.nan
+    y_np.flat[4::9] = np.inf
+    y = gc.tensor(y_np, dtype=dtype, device=device)._data
+    w = gc.tensor(rng.standard_normal(shape[1]), dtype=dtype, device=device)._data
+    fused = backward_kernel(training, g, x, w, y, needs)
+    masked = _core.binary(g, y, _core.BinaryOp.relu_backward)
+    separate = backward_kernel(training, masked, x, w, None, needs)
+    for name, a, b in zip(("dx", "dweight", "dbias"), fused, separate):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert np.array_equal(a.numpy().view(np.uint8), b.numpy().view(np.uint8)), name
+
+
+def test_backward_kernel_checks_y():
+    x = gc.randn(2, 3, 4, 4)._data
+    g = gc.randn(2, 3, 4, 4)._data
+    for training in (True, False):
+        with pytest.raises(ValueError, match="y: expected shape"):
+            backward_kernel(training, g, x, None, gc.zeros(2, 3, 4, 5)._data)
+        with pytest.raises(TypeError, match="y: expected dtype float32"):
+            backward_kernel(training, g, x, None, gc.zeros(2, 3, 4, 4, dtype="float64")._data)
+
+
+THREAD_SCRIPT = """
+import sys
+import numpy as np
+import gradcore as gc
+from gradcore.ops.batch_norm import batch_norm_relu
+rng = np.random.default_rng(0)
+x = gc.tensor(rng.standard_normal((16, 32, 14, 14)), dtype="float32", requires_grad=True)
+w = gc.tensor(rng.standard_normal(32), dtype="float32", requires_grad=True)
+b = gc.tensor(rng.standard_normal(32), dtype="float32", requires_grad=True)
+y = batch_norm_relu(x, None, None, w, b)
+y.backward(gc.tensor(rng.standard_normal(y.shape), dtype="float32"))
+np.save(sys.argv[1], np.concatenate([t.numpy().ravel() for t in (y, x.grad, w.grad, b.grad)]))
+"""
+
+
+def test_bitwise_identical_for_any_thread_count(tmp_path):
+    outputs = outputs_for_thread_counts(THREAD_SCRIPT, tmp_path)
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import gradcore as gc
+from gradcore import _core
 from gradcore.functional import conv2d
 from gradcore.ops.conv2d import conv2d_padding
 from isolated import outputs_for_thread_counts
@@ -53,6 +54,11 @@ LARGE = {
     "c_out300_two_blocks_of_gy_rows": (2, 8, 6, 5, 300, (3, 3), 1, 1, 1, 1),
     "wide_rows_same_even_kernel_groups2": (2, 4, 17, 20, 6, (2, 4), 1, "same", 1, 2),
     "wide_rows_dilation2_wide_padding": (2, 4, 20, 24, 6, (3, 3), 1, 3, 2, 1),
+    # stride 1 with K = C_in * kH * kW <= 27: the few-channel kernel (cpu/conv2d_few_channels.cpp), over bands of
+    # rows, partial channel panels and pixel strips that cross row ends
+    "few_channels_seed_dec3_input_grad": (5, 1, 28, 28, 32, (3, 3), 1, 1, 1, 1),
+    "few_channels_k27_13_out_odd_width": (2, 3, 19, 37, 13, (3, 3), 1, (1, 2), 1, 1),
+    "few_channels_5x5_dilation2x1": (2, 1, 30, 23, 9, (5, 5), 1, (4, 1), (2, 1), 1),
 }
 
 
@@ -183,6 +189,48 @@ THREAD_SCRIPT = textwrap.dedent("""
 def test_bitwise_identical_for_any_thread_count(tmp_path):
     outputs = outputs_for_thread_counts(THREAD_SCRIPT, tmp_path)
     assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
+
+
+FEW_CHANNELS_THREAD_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import gradcore as gc
+    rng = np.random.default_rng(0)
+    x = gc.tensor(rng.standard_normal((25, 1, 28, 28)), dtype="float32", requires_grad=True)
+    w = gc.tensor(rng.standard_normal((32, 1, 3, 3)), dtype="float32", requires_grad=True)
+    b = gc.tensor(rng.standard_normal(32), dtype="float32")
+    y = gc.functional.conv2d(x, w, b, padding=1)
+    y.backward(gc.tensor(rng.standard_normal(y.shape), dtype="float32"))
+    # conv_transpose2d 32 -> 1 (the seed decoder's last layer): its input gradient is the conv2d 1 -> 32 above
+    z = gc.tensor(rng.standard_normal((25, 32, 28, 28)), dtype="float32", requires_grad=True)
+    u = gc.functional.conv_transpose2d(z, w, padding=1)
+    u.backward(gc.tensor(rng.standard_normal(u.shape), dtype="float32"))
+    np.save(sys.argv[1], np.concatenate([a.numpy().ravel() for a in (y, x.grad, w.grad, z.grad)]))
+""")
+
+
+def test_few_channel_kernel_bitwise_identical_for_any_thread_count(tmp_path):
+    outputs = outputs_for_thread_counts(FEW_CHANNELS_THREAD_SCRIPT, tmp_path)
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["none", "relu"])
+def test_few_channel_kernel_has_the_gemm_bits(dtype, activation):
+    """The few-channel kernel (groups 1, stride 1, K <= 27) and the im2col GEMM sum the same products in the same
+    order: a groups=2 convolution (the GEMM, one input channel per group) gives, per group, the bits of the groups=1
+    convolution of that group's channel (the few-channel kernel)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 13, 21))
+    w = rng.standard_normal((22, 1, 3, 3))
+    b = rng.standard_normal(22)
+    t = lambda a: gc.tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
+    args = ((1, 1), (1, 1, 2, 0), (1, 1))
+    both = _core.conv2d_forward(t(x)._data, t(w)._data, t(b)._data, *args, 2, activation).numpy()
+    for g in range(2):
+        out = slice(11 * g, 11 * g + 11)
+        one = _core.conv2d_forward(t(x[:, g:g + 1])._data, t(w[out])._data, t(b[out])._data, *args, 1, activation)
+        assert np.array_equal(one.numpy(), both[:, out])
 
 
 @pytest.mark.cuda

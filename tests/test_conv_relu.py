@@ -23,7 +23,8 @@ CONV = {
     "seed_enc2_k288": (2, 32, 14, 14, 64, (3, 3), 2, "same", 1, 1),  # K > kKc: two blocks of the reduction
     "winograd_3x3_stride1": (1, 32, 9, 9, 64, (3, 3), 1, 1, 1, 1),  # stride-1 3x3, many channels
     "depthwise": (2, 3, 7, 7, 3, (3, 3), 2, 1, 1, 3),
-    "pointwise": (2, 5, 6, 7, 4, (1, 1), 1, 0, 1, 1),
+    "pointwise": (2, 5, 6, 7, 4, (1, 1), 1, 0, 1, 1),  # stride 1, K = 5: the few-channel kernel
+    "few_channels_k9": (3, 1, 11, 13, 10, (3, 3), 1, 1, 1, 1),  # the few-channel kernel's tiles and edges
 }
 # conv_transpose2d: (N, C_in, H, W, C_out, (kH, kW), stride, padding, output_padding, dilation, groups)
 CONVT = {
@@ -34,7 +35,8 @@ CONVT = {
     "depthwise": (2, 3, 5, 6, 3, (3, 3), 2, 1, 0, 1, 3),
     "pointwise_groups2": (2, 4, 5, 5, 6, (1, 1), 1, 0, 0, 1, 2),
 }
-SMALL_CONV = ["gemm_strips_into_y", "gemm_scratch_small_output", "gemm_groups_stride2_same", "depthwise", "pointwise"]
+SMALL_CONV = ["gemm_strips_into_y", "gemm_scratch_small_output", "gemm_groups_stride2_same", "depthwise", "pointwise",
+              "few_channels_k9"]
 SMALL_CONVT = ["gemm_col2im_few_channels", "stride_decomposed_stride3_dilation2", "depthwise", "pointwise_groups2"]
 
 
@@ -146,6 +148,28 @@ def test_large_bias_gradient_sums_over_several_chunks_bitwise():
     """N H W above the sum's chunk (16384 elements per partial): the fused bias gradient adds the chunks' partials
     in _core.sum's order."""
     assert_bitwise(fused_and_unfused("conv", (40, 2, 30, 30, 3, (3, 3), 1, 1, 1, 1), "float32"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 9, 7, 7), (2, 7, 5, 3), (25, 32, 28, 28), (23, 5, 27, 29), (1, 4, 2, 2)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_backward_mask_and_bias_sum_have_the_unfused_bits(shape, dtype):
+    """_core.conv_relu_backward(g, y) is _core.binary(g, y, relu_backward) and _core.sum of it over (N, H, W), bit for
+    bit: channels side by side and one at a time (C not a multiple of four), planes not a multiple of eight long,
+    and planes cut by the sum's 16384-element chunks (23 x 27 x 29) at offsets inside a group of eight; y holds
+    zeros, -0, NaN and inf, g holds large and tiny values (the double sums' order shows)."""
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal(shape) * np.exp(rng.uniform(-20, 20, shape))
+    y = np.maximum(rng.standard_normal(shape), 0)
+    y.flat[::7] = -0.0
+    y.flat[3::11] = np.nan
+    y.flat[5::13] = np.inf
+    ga, ya = gc.tensor(g, dtype=dtype)._data, gc.tensor(y, dtype=dtype)._data
+    gm, db = _core.conv_relu_backward(ga, ya, True)
+    masked = _core.binary(ga, ya, _core.BinaryOp.relu_backward)
+    assert np.array_equal(gm.numpy(), masked.numpy())
+    assert np.array_equal(db.numpy(), _core.sum(masked, [0, 2, 3]).numpy())
+    assert _core.conv_relu_backward(ga, ya, False)[1] is None
 
 
 def test_nan_and_negative_zero_as_the_unfused_pair():

@@ -130,6 +130,50 @@ def test_sum_does_not_depend_on_thread_count():
     assert len(results) == 1
 
 
+def sum_in_documented_order(x):
+    """sum over (N, H, W) of x (N, C, H, W) in the CPU's order (reduce.h): per channel, the reduced range r = n*H*W + q
+    in chunks of 16384; within a chunk, each image's stretch in eight lanes (element j of the stretch into lane j % 8
+    for the whole groups of eight, the rest into lane 0, each lane added in order), the lanes combined as
+    ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)) and added to the chunk's sum; the chunks' sums added in order. All in float64,
+    one addition at a time (np.cumsum)."""
+    n, c, h, w = x.shape
+    hw, r_total, chunk = h * w, n * h * w, 16384
+    out = np.zeros(c)
+    for k in range(c):
+        flat = x[:, k].reshape(-1).astype(np.float64)
+        total = 0.0
+        for begin in range(0, r_total, chunk):
+            acc = 0.0
+            r = begin
+            end = min(r_total, begin + chunk)
+            while r < end:
+                take = min(hw - r % hw, end - r)
+                stretch = flat[r:r + take]
+                groups = take // 8
+                lanes = np.cumsum(stretch[:8 * groups].reshape(groups, 8), axis=0)[-1] if groups else np.zeros(8)
+                for v in stretch[8 * groups:]:
+                    lanes[0] = lanes[0] + v
+                acc += ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+                r += take
+            total += acc
+        out[k] = total
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 9, 7, 7), (2, 6, 5, 3), (23, 5, 27, 29), (4, 1, 2, 2)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_bias_gradient_sum_has_the_documented_order(shape, dtype):
+    """A bias gradient's sum (over N, H, W) has the bits of its documented order: several channels summed side by side
+    and one at a time (C not a multiple of four), stretches not a multiple of eight long, and stretches cut by the
+    16384-element chunks (23 x 27 x 29) inside a group of eight; values over forty orders of magnitude, so that any
+    other order shows."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * np.exp(rng.uniform(-20, 20, shape))).astype(dtype)
+    got = gradcore.tensor(x).sum(dim=(0, 2, 3)).numpy()
+    assert np.array_equal(got, sum_in_documented_order(x).astype(dtype))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_float32_sum_of_a_million_accumulates_in_double(device):
     n = 1_000_000

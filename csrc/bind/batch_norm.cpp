@@ -107,30 +107,44 @@ struct GradOutputs {
   Array* ptr(std::optional<Array>& a) { return a ? &*a : nullptr; }
 };
 
+// y: the fused batch_norm + ReLU's output, whose mask relu_backward(grad_output, y) the kernels apply as they read
+// grad_output (batch_norm.h); like x, or None for plain batch_norm.
+const Array* checked_relu_output(const Array& x, const std::optional<Array>& y) {
+  if (!y) return nullptr;
+  check_shape(*y, "y", x.shape());
+  check_same_dtype(x, "x", *y, "y");
+  check_same_device(x, "x", *y, "y");
+  return &*y;
+}
+
 Grads backward_train(const Array& grad_output, const Array& x, std::optional<Array> weight, const Array& save_mean,
-                     const Array& save_invstd, bool need_x, bool need_weight, bool need_bias) {
+                     const Array& save_invstd, bool need_x, bool need_weight, bool need_bias,
+                     const std::optional<Array>& y) {
   BatchNormParams p = params_of(x, 0.0, 0.0);
   check_grad_output(x, grad_output);
+  const Array* relu_y = checked_relu_output(x, y);
   const Array* w = checked_optional(x, weight, "weight");
   check_saved(x, save_mean, "save_mean");
   check_saved(x, save_invstd, "save_invstd");
   GradOutputs g(x, need_x, need_weight, need_bias);
   if (need_x || need_weight || need_bias)
-    GRADCORE_ON_DEVICE(x, batch_norm_backward_train, grad_output, x, w, save_mean, save_invstd, g.ptr(g.dx),
+    GRADCORE_ON_DEVICE(x, batch_norm_backward_train, grad_output, relu_y, x, w, save_mean, save_invstd, g.ptr(g.dx),
                        g.ptr(g.dweight), g.ptr(g.dbias), p);
   return {g.dx, g.dweight, g.dbias};
 }
 
 Grads backward_eval(const Array& grad_output, const Array& x, const Array& running_mean, const Array& running_var,
-                    std::optional<Array> weight, double eps, bool need_x, bool need_weight, bool need_bias) {
+                    std::optional<Array> weight, double eps, bool need_x, bool need_weight, bool need_bias,
+                    const std::optional<Array>& y) {
   BatchNormParams p = params_of(x, eps, 0.0);
   check_grad_output(x, grad_output);
+  const Array* relu_y = checked_relu_output(x, y);
   check_channel_vector(x, running_mean, "running_mean");
   check_channel_vector(x, running_var, "running_var");
   const Array* w = checked_optional(x, weight, "weight");
   GradOutputs g(x, need_x, need_weight, need_bias);
   if (need_x || need_weight || need_bias)
-    GRADCORE_ON_DEVICE(x, batch_norm_backward_eval, grad_output, x, running_mean, running_var, w, g.ptr(g.dx),
+    GRADCORE_ON_DEVICE(x, batch_norm_backward_eval, grad_output, relu_y, x, running_mean, running_var, w, g.ptr(g.dx),
                        g.ptr(g.dweight), g.ptr(g.dbias), p);
   return {g.dx, g.dweight, g.dbias};
 }
@@ -150,12 +164,15 @@ void bind_batch_norm(py::module_& m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("batch_norm_backward_train", &backward_train, py::arg("grad_output"), py::arg("x"), py::arg("weight"),
         py::arg("save_mean"), py::arg("save_invstd"), py::arg("need_x") = true, py::arg("need_weight") = true,
-        py::arg("need_bias") = true, "(dx, dweight, dbias) through the batch statistics; None where not asked for.",
+        py::arg("need_bias") = true, py::arg("y") = py::none(),
+        "(dx, dweight, dbias) through the batch statistics; None where not asked for. y: the fused ReLU's output, "
+        "whose mask relu_backward(grad_output, y) applies to grad_output, or None.",
         py::call_guard<py::gil_scoped_release>());
   m.def("batch_norm_backward_eval", &backward_eval, py::arg("grad_output"), py::arg("x"), py::arg("running_mean"),
         py::arg("running_var"), py::arg("weight"), py::arg("eps"), py::arg("need_x") = true,
-        py::arg("need_weight") = true, py::arg("need_bias") = true,
-        "(dx, dweight, dbias) with the running statistics held constant; None where not asked for.",
+        py::arg("need_weight") = true, py::arg("need_bias") = true, py::arg("y") = py::none(),
+        "(dx, dweight, dbias) with the running statistics held constant; None where not asked for. y: the fused "
+        "ReLU's output, whose mask applies to grad_output, or None.",
         py::call_guard<py::gil_scoped_release>());
 }
 

@@ -30,17 +30,32 @@ inline double lane_sum(Double8 v) {
   return s;
 }
 
+// dy as the backward reads it: relu_backward(dy, y) with y the fused ReLU's saved output (elementwise.h's rule: 0
+// where y <= 0, dy elsewhere, a NaN y included), or dy itself without one (y null). The same value the unfused
+// _core.binary(dy, y, relu_backward) stores, so everything after it has the unfused pair's bits.
+// (MASK is a template argument, so that the loops have no test of y inside.)
+template <bool MASK, typename T> inline T masked(const T* dy, const T* y, int64_t j) {
+  if constexpr (MASK) return y[j] <= T(0) ? T(0) : dy[j];
+  return dy[j];
+}
+template <bool MASK, typename T> inline Double8 load8_masked(const T* dy, const T* y, int64_t j) {
+  using V = cpu::FixedVec<T, 8>;
+  if constexpr (!MASK) return load8(dy + j);
+  const V g = cpu::load_as<V>(dy + j), v = cpu::load_as<V>(y + j), zero{};
+  return __builtin_convertvector(v <= zero ? zero : g, Double8);
+}
+
 // Two sums over one plane of `count` values:
 //   GRAD = false: s0 = sum (x - center), s1 = sum (x - center)^2
-//   GRAD = true:  s0 = sum dy,           s1 = sum dy (x - center)
-template <bool GRAD, typename T>
-void plane_sums(const T* x, const T* dy, int64_t count, double center, double& s0, double& s1) {
+//   GRAD = true:  s0 = sum dy,           s1 = sum dy (x - center)     (dy masked by y when y is given)
+template <bool GRAD, bool MASK, typename T>
+void plane_sums(const T* x, const T* dy, const T* y, int64_t count, double center, double& s0, double& s1) {
   Double8 a0 = {}, a1 = {}, b0 = {}, b1 = {};
   int64_t j = 0;
   for (; j + 16 <= count; j += 16) {
     const Double8 d0 = load8(x + j) - center, d1 = load8(x + j + 8) - center;
     if constexpr (GRAD) {
-      const Double8 g0 = load8(dy + j), g1 = load8(dy + j + 8);
+      const Double8 g0 = load8_masked<MASK>(dy, y, j), g1 = load8_masked<MASK>(dy, y, j + 8);
       a0 += g0;
       a1 += g1;
       b0 += g0 * d0;
@@ -55,7 +70,7 @@ void plane_sums(const T* x, const T* dy, int64_t count, double center, double& s
   double ta = 0.0, tb = 0.0;
   for (; j < count; ++j) {
     const double d = (double)x[j] - center;
-    const double g = GRAD ? (double)dy[j] : d;
+    const double g = GRAD ? (double)masked<MASK>(dy, y, j) : d;
     ta += g;
     tb += g * d;
   }
@@ -68,9 +83,10 @@ struct ChannelCoefficients {
   double mean = 0.0, k_dy = 0.0, k_xc = 0.0, k_c = 0.0;
 };
 
-// out[n, c, :] from x (and dy) with channel c's coefficients; dy null for the forward pass, x null when k_xc = 0.
+// out[n, c, :] from x (and dy) with channel c's coefficients; dy null for the forward pass, x null when k_xc = 0;
+// y: the fused ReLU's output masking dy (masked above), or null.
 template <typename T>
-void apply_planes(const T* x, const T* dy, T* out, const std::vector<ChannelCoefficients>& coef,
+void apply_planes(const T* x, const T* dy, const T* y, T* out, const std::vector<ChannelCoefficients>& coef,
                   const BatchNormParams& p) {
   const int64_t N = p.batch, C = p.channels, HW = p.spatial;
 #pragma omp parallel for collapse(2) schedule(static) if (N * C * HW >= kParallelThreshold)
@@ -87,10 +103,21 @@ void apply_planes(const T* x, const T* dy, T* out, const std::vector<ChannelCoef
         cpu::activate_span(o, HW, p.activation);  // the fused ReLU, on the plane just written (cpu/epilogue.h)
       } else if (!x) {
         const T* g = dy + base;
-        for (int64_t j = 0; j < HW; ++j) o[j] = g[j] * k_dy;
+        if (y) {
+          const T* ys = y + base;
+          for (int64_t j = 0; j < HW; ++j) o[j] = masked<true>(g, ys, j) * k_dy;
+        } else {
+          for (int64_t j = 0; j < HW; ++j) o[j] = g[j] * k_dy;
+        }
       } else {
         const T *xs = x + base, *g = dy + base;
-        for (int64_t j = 0; j < HW; ++j) o[j] = g[j] * k_dy + (((xs[j] - m.hi) - m.lo) * k_xc + k_c);
+        if (y) {
+          const T* ys = y + base;
+          for (int64_t j = 0; j < HW; ++j)
+            o[j] = masked<true>(g, ys, j) * k_dy + (((xs[j] - m.hi) - m.lo) * k_xc + k_c);
+        } else {
+          for (int64_t j = 0; j < HW; ++j) o[j] = g[j] * k_dy + (((xs[j] - m.hi) - m.lo) * k_xc + k_c);
+        }
       }
     }
   }
@@ -107,8 +134,8 @@ void forward_train(const Array& x, const Array* weight, const Array* bias, Array
 #pragma omp parallel for collapse(2) schedule(static) if (N * C * HW >= kParallelThreshold)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c)
-      plane_sums<false>(px + (n * C + c) * HW, (const T*)nullptr, HW, (double)px[c * HW], s1[(size_t)(n * C + c)],
-                        s2[(size_t)(n * C + c)]);
+      plane_sums<false, false>(px + (n * C + c) * HW, (const T*)nullptr, (const T*)nullptr, HW, (double)px[c * HW],
+                               s1[(size_t)(n * C + c)], s2[(size_t)(n * C + c)]);
 
   std::vector<ChannelCoefficients> coef((size_t)C);
   double* sm = save_mean.data_as<double>();
@@ -133,7 +160,7 @@ void forward_train(const Array& x, const Array* weight, const Array* bias, Array
     }
     coef[(size_t)c] = {mean, 0.0, weight_at<T>(weight, c) * invstd, bias ? (double)bias->data_as<T>()[c] : 0.0};
   }
-  apply_planes<T>(px, nullptr, y.data_as<T>(), coef, p);
+  apply_planes<T>(px, nullptr, nullptr, y.data_as<T>(), coef, p);
 }
 
 template <typename T>
@@ -145,16 +172,16 @@ void forward_eval(const Array& x, const Array& running_mean, const Array& runnin
     coef[(size_t)c] = {(double)running_mean.data_as<T>()[c], 0.0, weight_at<T>(weight, c) * invstd,
                        bias ? (double)bias->data_as<T>()[c] : 0.0};
   }
-  apply_planes<T>(x.data_as<T>(), nullptr, y.data_as<T>(), coef, p);
+  apply_planes<T>(x.data_as<T>(), nullptr, nullptr, y.data_as<T>(), coef, p);
 }
 
 // Both backward modes, given each channel's mean and invstd (the batch's or the running ones).
 template <typename T>
-void backward(const Array& dy, const Array& x, const Array* weight, const std::vector<double>& mean,
-              const std::vector<double>& invstd, bool training, Array* dx, Array* dweight, Array* dbias,
-              const BatchNormParams& p) {
+void backward(const Array& dy, const Array* relu_y, const Array& x, const Array* weight,
+              const std::vector<double>& mean, const std::vector<double>& invstd, bool training, Array* dx,
+              Array* dweight, Array* dbias, const BatchNormParams& p) {
   const int64_t N = p.batch, C = p.channels, HW = p.spatial, M = p.per_channel();
-  const T *pdy = dy.data_as<T>(), *px = x.data_as<T>();
+  const T *pdy = dy.data_as<T>(), *px = x.data_as<T>(), *py = relu_y ? relu_y->data_as<T>() : nullptr;
   const bool need_sums = training ? (dx || dweight || dbias) : (dweight || dbias);
   std::vector<double> S0((size_t)C, 0.0), S1((size_t)C, 0.0);
   if (need_sums) {
@@ -162,8 +189,9 @@ void backward(const Array& dy, const Array& x, const Array* weight, const std::v
 #pragma omp parallel for collapse(2) schedule(static) if (N * C * HW >= kParallelThreshold)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c)
-        plane_sums<true>(px + (n * C + c) * HW, pdy + (n * C + c) * HW, HW, mean[(size_t)c], s0[(size_t)(n * C + c)],
-                         s1[(size_t)(n * C + c)]);
+        (py ? plane_sums<true, true, T> : plane_sums<true, false, T>)(
+            px + (n * C + c) * HW, pdy + (n * C + c) * HW, py ? py + (n * C + c) * HW : nullptr, HW, mean[(size_t)c],
+            s0[(size_t)(n * C + c)], s1[(size_t)(n * C + c)]);
     for (int64_t c = 0; c < C; ++c)
       for (int64_t n = 0; n < N; ++n) {
         S0[(size_t)c] += s0[(size_t)(n * C + c)];
@@ -184,7 +212,7 @@ void backward(const Array& dy, const Array& x, const Array* weight, const std::v
     else
       coef[(size_t)c] = {0.0, k_dy, 0.0, 0.0};
   }
-  apply_planes<T>(training ? px : nullptr, pdy, dx->data_as<T>(), coef, p);
+  apply_planes<T>(training ? px : nullptr, pdy, py, dx->data_as<T>(), coef, p);
 }
 
 }  // namespace
@@ -204,17 +232,17 @@ void batch_norm_forward_eval_cpu(const Array& x, const Array& running_mean, cons
   });
 }
 
-void batch_norm_backward_train_cpu(const Array& dy, const Array& x, const Array* weight, const Array& save_mean,
-                                   const Array& save_invstd, Array* dx, Array* dweight, Array* dbias,
-                                   const BatchNormParams& p) {
+void batch_norm_backward_train_cpu(const Array& dy, const Array* relu_y, const Array& x, const Array* weight,
+                                   const Array& save_mean, const Array& save_invstd, Array* dx, Array* dweight,
+                                   Array* dbias, const BatchNormParams& p) {
   const double *sm = save_mean.data_as<double>(), *si = save_invstd.data_as<double>();
   const std::vector<double> mean(sm, sm + p.channels), invstd(si, si + p.channels);
   dispatch_float(x.dtype(), [&](auto zero) {
-    backward<decltype(zero)>(dy, x, weight, mean, invstd, true, dx, dweight, dbias, p);
+    backward<decltype(zero)>(dy, relu_y, x, weight, mean, invstd, true, dx, dweight, dbias, p);
   });
 }
 
-void batch_norm_backward_eval_cpu(const Array& dy, const Array& x, const Array& running_mean,
+void batch_norm_backward_eval_cpu(const Array& dy, const Array* relu_y, const Array& x, const Array& running_mean,
                                   const Array& running_var, const Array* weight, Array* dx, Array* dweight,
                                   Array* dbias, const BatchNormParams& p) {
   dispatch_float(x.dtype(), [&](auto zero) {
@@ -224,7 +252,7 @@ void batch_norm_backward_eval_cpu(const Array& dy, const Array& x, const Array& 
       mean[(size_t)c] = (double)running_mean.data_as<T>()[c];
       invstd[(size_t)c] = batch_norm_invstd((double)running_var.data_as<T>()[c], p.eps);
     }
-    backward<T>(dy, x, weight, mean, invstd, false, dx, dweight, dbias, p);
+    backward<T>(dy, relu_y, x, weight, mean, invstd, false, dx, dweight, dbias, p);
   });
 }
 

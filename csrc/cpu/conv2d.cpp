@@ -20,6 +20,7 @@
 #include <cstring>
 #include <vector>
 #include "cpu/conv2d_depthwise.h"
+#include "cpu/conv2d_few_channels.h"
 #include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
@@ -56,6 +57,10 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   if (winograd_forward_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
     conv2d_winograd_forward_cpu(x, w, bias, y, p);
     activate_whole(y, p.activation);  // its output transform has no epilogue (yet): one pass over y
+    return;
+  }
+  if (few_channels_forward_applies(p)) {  // stride 1 with a short reduction (K <= 27): cpu/conv2d_few_channels.cpp
+    conv2d_few_channels_forward_cpu(x, w, bias, y, p);
     return;
   }
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;

@@ -13,7 +13,8 @@
 //          p == 0 also writes the statistics, the running statistics, dweight and dbias. Two launches. The apply
 //          kernel walks the ranges in reverse, so its first blocks re-read what the sums kernel read last, which
 //          is still in L2.
-// Traffic: training forward reads x twice and writes y; training backward reads x and dy twice and writes dx;
+// Traffic: training forward reads x twice and writes y; training backward reads x and dy twice and writes dx (and,
+// for the fused batch_norm + ReLU, the ReLU's output y with each read of dy: the mask is applied as dy is loaded);
 // evaluation forward reads x once and writes y.
 #include <algorithm>
 #include <cstdint>
@@ -92,12 +93,26 @@ __device__ double2 block_sum(double2 v) {
 
 enum class SumKind { moments, grad };  // (sum (x-K), sum (x-K)^2) or (sum dy, sum dy (x-mean))
 
+// dy as the backward reads it: masked by the fused ReLU's output y (relu_backward: 0 where y <= 0, dy elsewhere, a
+// NaN y included), or dy itself when there is no y (batch_norm.h).
+template <typename T, int VEC>
+__device__ __forceinline__ Pack<T, VEC> load_dy(const Pack<T, VEC>* dy, const Pack<T, VEC>* relu_y, int64_t o) {
+  Pack<T, VEC> g = dy[o];
+  if (relu_y) {
+    const Pack<T, VEC> y = relu_y[o];
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) g.v[i] = y.v[i] <= T(0) ? T(0) : g.v[i];
+  }
+  return g;
+}
+
 template <typename T, int VEC, SumKind KIND>
-__device__ double2 thread_sums(const T* __restrict__ x, const T* __restrict__ dy, const ChannelLayout& l, int64_t c,
-                               uint32_t begin, uint32_t end, double center) {
+__device__ double2 thread_sums(const T* __restrict__ x, const T* __restrict__ dy, const T* __restrict__ relu_y,
+                               const ChannelLayout& l, int64_t c, uint32_t begin, uint32_t end, double center) {
   using P = Pack<T, VEC>;
   const P* px = reinterpret_cast<const P*>(x);
   const P* pdy = reinterpret_cast<const P*>(dy);
+  const P* pry = reinterpret_cast<const P*>(relu_y);
   double s0 = 0.0, s1 = 0.0;
   for (uint32_t base = begin + threadIdx.x; base < end; base += kUnroll * kThreads) {
     P a[kUnroll], g[kUnroll];
@@ -107,7 +122,7 @@ __device__ double2 thread_sums(const T* __restrict__ x, const T* __restrict__ dy
       if (k < end) {
         const int64_t o = l.offset(c, k);
         a[u] = px[o];
-        if constexpr (KIND == SumKind::grad) g[u] = pdy[o];
+        if constexpr (KIND == SumKind::grad) g[u] = load_dy(pdy, pry, o);
       }
     }
 #pragma unroll
@@ -145,11 +160,13 @@ template <typename T> __device__ Coefficients<T> coefficients(double mean, doubl
 enum class ApplyKind { normalise, grad_train, grad_scale };  // y from x; dx from dy and x; dx = k_dy dy
 
 template <typename T, int VEC, ApplyKind KIND>
-__device__ void apply_range(const T* __restrict__ x, const T* __restrict__ dy, T* __restrict__ out,
-                            const ChannelLayout& l, int64_t c, uint32_t begin, uint32_t end, Coefficients<T> k) {
+__device__ void apply_range(const T* __restrict__ x, const T* __restrict__ dy, const T* __restrict__ relu_y,
+                            T* __restrict__ out, const ChannelLayout& l, int64_t c, uint32_t begin, uint32_t end,
+                            Coefficients<T> k) {
   using P = Pack<T, VEC>;
   const P* px = reinterpret_cast<const P*>(x);
   const P* pdy = reinterpret_cast<const P*>(dy);
+  const P* pry = reinterpret_cast<const P*>(relu_y);
   P* po = reinterpret_cast<P*>(out);
   for (uint32_t base = begin + threadIdx.x; base < end; base += kUnroll * kThreads) {
     P a[kUnroll], g[kUnroll];
@@ -160,7 +177,7 @@ __device__ void apply_range(const T* __restrict__ x, const T* __restrict__ dy, T
       o[u] = k_index < end ? l.offset(c, k_index) : -1;
       if (o[u] >= 0) {
         if constexpr (KIND != ApplyKind::grad_scale) a[u] = px[o[u]];
-        if constexpr (KIND != ApplyKind::normalise) g[u] = pdy[o[u]];
+        if constexpr (KIND != ApplyKind::normalise) g[u] = load_dy(pdy, pry, o[u]);
       }
     }
 #pragma unroll
@@ -200,6 +217,7 @@ template <typename T> struct ForwardArgs {
 
 template <typename T> struct BackwardArgs {
   const T* dy;                           // (N, C, H, W)
+  const T* relu_y;                       // (N, C, H, W): the fused ReLU's output masking dy, or null
   const T* x;                            // (N, C, H, W)
   const T* weight;                       // (C) or null (1)
   const double* save_mean;               // (C) training: the batch statistics
@@ -230,24 +248,26 @@ template <typename T> __device__ double weight_or_one(const T* w, int64_t c) { r
 
 // grid (C, P): the partial sums of range p of channel c into partials[c * P + p].
 template <typename T, int VEC, SumKind KIND>
-__global__ void __launch_bounds__(kThreads) batch_norm_sums_kernel(const T* x, const T* dy, ChannelLayout l,
-                                                                   int64_t spatial, const double* center,
-                                                                   const T* running_center, double2* partials) {
+__global__ void __launch_bounds__(kThreads) batch_norm_sums_kernel(const T* x, const T* dy, const T* relu_y,
+                                                                   ChannelLayout l, int64_t spatial,
+                                                                   const double* center, const T* running_center,
+                                                                   double2* partials) {
   const int64_t c = blockIdx.x;
   const uint32_t p = blockIdx.y, P = gridDim.y;
   double shift;
   if constexpr (KIND == SumKind::moments) shift = (double)x[c * spatial];
   else shift = center ? center[c] : (double)running_center[c];
-  const double2 s = block_sum(thread_sums<T, VEC, KIND>(x, dy, l, c, l.bound(p, P), l.bound(p + 1, P), shift));
+  const double2 s =
+      block_sum(thread_sums<T, VEC, KIND>(x, dy, relu_y, l, c, l.bound(p, P), l.bound(p + 1, P), shift));
   if (threadIdx.x == 0) partials[c * P + p] = s;
 }
 
 // Channel c's sums: its P partials combined in a fixed order, or (no partials) the whole channel summed here.
 template <typename T, int VEC, SumKind KIND>
-__device__ double2 channel_sums(const double2* partials, uint32_t P, const T* x, const T* dy, const ChannelLayout& l,
-                                int64_t c, double shift) {
+__device__ double2 channel_sums(const double2* partials, uint32_t P, const T* x, const T* dy, const T* relu_y,
+                                const ChannelLayout& l, int64_t c, double shift) {
   if (partials) return block_sum(threadIdx.x < P ? partials[c * P + threadIdx.x] : make_double2(0.0, 0.0));
-  return block_sum(thread_sums<T, VEC, KIND>(x, dy, l, c, 0, l.packs, shift));
+  return block_sum(thread_sums<T, VEC, KIND>(x, dy, relu_y, l, c, 0, l.packs, shift));
 }
 
 // The range this block normalises: reversed, so the first blocks re-read what the sums kernel read last.
@@ -260,7 +280,7 @@ __global__ void __launch_bounds__(kThreads) batch_norm_forward_train_kernel(Forw
   const int64_t c = blockIdx.x;
   const double shift = (double)a.x[c * a.spatial];
   const double2 s =
-      channel_sums<T, VEC, SumKind::moments>(a.partials, a.num_partials, a.x, nullptr, a.layout, c, shift);
+      channel_sums<T, VEC, SumKind::moments>(a.partials, a.num_partials, a.x, nullptr, nullptr, a.layout, c, shift);
   if (threadIdx.x == 0) {
     double mean, var;
     batch_norm_moments(shift, s.x, s.y, a.count, mean, var);
@@ -279,8 +299,8 @@ __global__ void __launch_bounds__(kThreads) batch_norm_forward_train_kernel(Forw
   }
   __syncthreads();
   const uint32_t p = apply_part();
-  apply_range<T, VEC, ApplyKind::normalise>(a.x, nullptr, a.y, a.layout, c, a.layout.bound(p, gridDim.y),
-                                            a.layout.bound(p + 1, gridDim.y), shared_k);
+  apply_range<T, VEC, ApplyKind::normalise>(a.x, nullptr, nullptr, a.y, a.layout, c,
+                                            a.layout.bound(p, gridDim.y), a.layout.bound(p + 1, gridDim.y), shared_k);
 }
 
 // grid (C, P). Evaluation forward with the running statistics.
@@ -292,8 +312,8 @@ __global__ void __launch_bounds__(kThreads) batch_norm_forward_eval_kernel(Forwa
                                       a.bias ? (double)a.bias[c] : 0.0);
   k.act = a.act;
   const uint32_t p = blockIdx.y;
-  apply_range<T, VEC, ApplyKind::normalise>(a.x, nullptr, a.y, a.layout, c, a.layout.bound(p, gridDim.y),
-                                            a.layout.bound(p + 1, gridDim.y), k);
+  apply_range<T, VEC, ApplyKind::normalise>(a.x, nullptr, nullptr, a.y, a.layout, c,
+                                            a.layout.bound(p, gridDim.y), a.layout.bound(p + 1, gridDim.y), k);
 }
 
 // grid (C, P), or (C, 1) when dx is not wanted. dweight, dbias (block p == 0), then dx over range p.
@@ -304,7 +324,8 @@ __global__ void __launch_bounds__(kThreads) batch_norm_backward_kernel(BackwardA
   double mean, invstd;
   a.stats(c, mean, invstd);
   double2 s = make_double2(0.0, 0.0);
-  if (a.need_sums) s = channel_sums<T, VEC, SumKind::grad>(a.partials, a.num_partials, a.x, a.dy, a.layout, c, mean);
+  if (a.need_sums)
+    s = channel_sums<T, VEC, SumKind::grad>(a.partials, a.num_partials, a.x, a.dy, a.relu_y, a.layout, c, mean);
   if (threadIdx.x == 0) {
     if (blockIdx.y == 0) {
       if (a.dweight) a.dweight[c] = (T)(s.y * invstd);
@@ -320,7 +341,7 @@ __global__ void __launch_bounds__(kThreads) batch_norm_backward_kernel(BackwardA
   if (!a.dx) return;
   const uint32_t p = apply_part();
   constexpr ApplyKind kind = TRAINING ? ApplyKind::grad_train : ApplyKind::grad_scale;
-  apply_range<T, VEC, kind>(a.x, a.dy, a.dx, a.layout, c, a.layout.bound(p, gridDim.y),
+  apply_range<T, VEC, kind>(a.x, a.dy, a.relu_y, a.dx, a.layout, c, a.layout.bound(p, gridDim.y),
                             a.layout.bound(p + 1, gridDim.y), shared_k);
 }
 
@@ -375,7 +396,7 @@ void batch_norm_forward_train_cuda(const Array& x, const Array* weight, const Ar
         partials = Array::empty({p.channels * P * 2}, DType::float64, x.device());  // every slot written
         double2* d_partials = reinterpret_cast<double2*>(partials.data());
         cuda::launch("batch_norm_sums_kernel", batch_norm_sums_kernel<T, VEC, SumKind::moments>, grid, kThreads,
-            stream, a.x, nullptr, a.layout, p.spatial, nullptr, nullptr, d_partials);
+            stream, a.x, nullptr, nullptr, a.layout, p.spatial, nullptr, nullptr, d_partials);
         a.partials = d_partials;
         a.num_partials = P;
       }
@@ -408,7 +429,7 @@ namespace {
 
 // Both backward modes: TRAINING reads the saved batch statistics, evaluation the running ones.
 template <bool TRAINING>
-void backward_cuda(const Array& dy, const Array& x, const Array* weight, const Array* save_mean,
+void backward_cuda(const Array& dy, const Array* relu_y, const Array& x, const Array* weight, const Array* save_mean,
                    const Array* save_invstd, const Array* running_mean, const Array* running_var, Array* dx,
                    Array* dweight, Array* dbias, const BatchNormParams& p) {
   if (p.channels == 0) return;
@@ -421,10 +442,12 @@ void backward_cuda(const Array& dy, const Array& x, const Array* weight, const A
   cudaStream_t stream = cuda::stream_of(x);
   dispatch_float(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    const int vec = pack_width<T>(p.spatial, {x.data(), dy.data(), dx ? dx->data() : nullptr});
+    const int vec = pack_width<T>(p.spatial, {x.data(), dy.data(), relu_y ? relu_y->data() : nullptr,
+                                              dx ? dx->data() : nullptr});
     dispatch_pack<T>(vec, [&](auto vec_constant) {
       constexpr int VEC = decltype(vec_constant)::value;
       BackwardArgs<T> a{dy.data_as<T>(),
+                        data_or_null<T>(relu_y),
                         x.data_as<T>(),
                         data_or_null<T>(weight),
                         save_mean ? save_mean->data_as<double>() : nullptr,
@@ -447,7 +470,7 @@ void backward_cuda(const Array& dy, const Array& x, const Array* weight, const A
         partials = Array::empty({p.channels * P * 2}, DType::float64, x.device());  // every slot written
         double2* d_partials = reinterpret_cast<double2*>(partials.data());
         cuda::launch("batch_norm_sums_kernel", batch_norm_sums_kernel<T, VEC, SumKind::grad>,
-            dim3((unsigned)p.channels, P), kThreads, stream, a.x, a.dy, a.layout, p.spatial, a.save_mean,
+            dim3((unsigned)p.channels, P), kThreads, stream, a.x, a.dy, a.relu_y, a.layout, p.spatial, a.save_mean,
             a.running_mean, d_partials);
         a.partials = d_partials;
         a.num_partials = P;
@@ -462,16 +485,16 @@ void backward_cuda(const Array& dy, const Array& x, const Array* weight, const A
 
 }  // namespace
 
-void batch_norm_backward_train_cuda(const Array& dy, const Array& x, const Array* weight, const Array& save_mean,
-                                    const Array& save_invstd, Array* dx, Array* dweight, Array* dbias,
-                                    const BatchNormParams& p) {
-  backward_cuda<true>(dy, x, weight, &save_mean, &save_invstd, nullptr, nullptr, dx, dweight, dbias, p);
+void batch_norm_backward_train_cuda(const Array& dy, const Array* relu_y, const Array& x, const Array* weight,
+                                    const Array& save_mean, const Array& save_invstd, Array* dx, Array* dweight,
+                                    Array* dbias, const BatchNormParams& p) {
+  backward_cuda<true>(dy, relu_y, x, weight, &save_mean, &save_invstd, nullptr, nullptr, dx, dweight, dbias, p);
 }
 
-void batch_norm_backward_eval_cuda(const Array& dy, const Array& x, const Array& running_mean,
+void batch_norm_backward_eval_cuda(const Array& dy, const Array* relu_y, const Array& x, const Array& running_mean,
                                    const Array& running_var, const Array* weight, Array* dx, Array* dweight,
                                    Array* dbias, const BatchNormParams& p) {
-  backward_cuda<false>(dy, x, weight, nullptr, nullptr, &running_mean, &running_var, dx, dweight, dbias, p);
+  backward_cuda<false>(dy, relu_y, x, weight, nullptr, nullptr, &running_mean, &running_var, dx, dweight, dbias, p);
 }
 
 }  // namespace gradcore

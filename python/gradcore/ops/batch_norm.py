@@ -2,16 +2,15 @@
 csrc/cuda/batch_norm.cu). Argument checks on arrays happen in the binding, which names the argument.
 
 batch_norm_relu (internal: nn.Sequential runs [BatchNorm2d, ReLU] through it, nn/fusion.py) is relu(batch_norm(...))
-as one node: the kernel stores relu(y) (csrc/epilogue.h), the node saves that output, and backward masks the
-gradient with relu_backward before batch_norm's own backward: the same operations as the unfused pair, the same bits.
+as one node: the kernel stores relu(y) (csrc/epilogue.h), the node saves that output, and backward hands it to
+batch_norm's backward kernels, which mask the gradient with relu_backward(g, y) as they read it (no separate mask
+pass writing a masked copy): the same operations as the unfused pair, the same bits.
 """
 from __future__ import annotations
 
 from .. import _core
 from .._checks import real, tensor
 from ..autograd import Function
-
-B = _core.BinaryOp
 
 __all__ = ["batch_norm"]  # gradcore.functional exports these
 
@@ -31,10 +30,9 @@ class BatchNormTrain(Function):
 
     def backward(self, g):
         x, weight, save_mean, save_invstd, y = self.saved
-        if y is not None:  # the fused ReLU's mask first
-            g = _core.binary(g, y, B.relu_backward)
         need_x, need_w, need_b = self.needs_input_grad[:3]
-        dx, dw, db = _core.batch_norm_backward_train(g, x, weight, save_mean, save_invstd, need_x, need_w, need_b)
+        # y (the fused ReLU's output, else None): the kernel masks g with relu_backward(g, y) as it reads it
+        dx, dw, db = _core.batch_norm_backward_train(g, x, weight, save_mean, save_invstd, need_x, need_w, need_b, y)
         return dx, dw, db, None, None, None, None
 
 
@@ -54,11 +52,10 @@ class BatchNormEval(Function):
 
     def backward(self, g):
         x, weight, running_mean, running_var, y = self.saved
-        if y is not None:  # the fused ReLU's mask first
-            g = _core.binary(g, y, B.relu_backward)
         need_x, need_w, need_b = self.needs_input_grad[:3]
+        # y (the fused ReLU's output, else None): the kernel masks g with relu_backward(g, y) as it reads it
         dx, dw, db = _core.batch_norm_backward_eval(g, x, running_mean, running_var, weight, self.eps, need_x,
-                                                    need_w, need_b)
+                                                    need_w, need_b, y)
         return dx, dw, db, None, None, None
 
 

@@ -1,0 +1,178 @@
+// conv2d forward at stride 1 with a short reduction (K = C_in * kH * kW <= kFewChannelsMaxK, groups 1): the seed
+// autoencoder's last layer's input gradient (conv_transpose2d 32 -> 1, i.e. conv2d 1 -> 32, K = 9), first layers on
+// 1-3 channel images. The maths is conv2d.h's forward; the method:
+//
+//   For each input channel c and kernel column kw, a column-shifted copy of a band of the image with the output's
+//   row length:  S[c][kw][r][ow] = x[c][oh0 - pad_top + r][ow + kw * dilation_w - pad_left]  (0 outside the image)
+//   Then tap (c, kh, kw) of output pixel q = (oh - oh0) * W_out + ow is S[c][kw] at flat offset q + kh * dilation_h *
+//   W_out: every tap of a run of consecutive output pixels, across row ends included, is one contiguous vector load.
+//   y tile (8 channels x 2 vectors of pixels) = bias + sum over k of w[:, k] * (tap k's vector), in registers.
+//
+// This is the im2col GEMM (conv2d.cpp) without its packed B: the same tile, the same operations in the same order
+// (the tile starts at the bias, then one multiply-add per k in increasing k, then the ReLU epilogue), so every
+// output element has the GEMM path's bits; only where the B operand is read from changes. With K this short the
+// GEMM spent a tenth of its time packing B, and its tasks (strips of the N images side by side) shared out worse
+// on two threads than this file's (image, band of rows) tasks.
+// Measured (1 thread, CPU-time minima, shared 2-core machine at load 5-10; ms, the GEMM path -> this one; the
+// results are the same bits):
+//   25x1x28x28 -> 32, 3x3 pad 1 (dec3's input gradient)  0.170 -> 0.134   (PyTorch's conv2d: 0.229)
+//   25x1x28x28 -> 32, 5x5 pad 2                          0.375 -> 0.314
+//   25x2x28x28 -> 8, 3x3                                 0.119 -> 0.078
+//   32x3x32x32 -> 16, 3x3 (K = 27)                       0.408 -> 0.314;  -> 64: 1.26 -> 1.18-1.25
+//   8x3x56x56 -> 16, 1x1                                 0.068 -> 0.045
+// The tile loop alone runs at ~85% of the FMA peak; the shifted copies cost ~6% of the whole.
+//
+// Threads and determinism: one (image, band) per task, each writing its own output rows; an element's value never
+// depends on the band (the shifted copies hold x or zero), so results are bitwise the same for any thread count.
+#include "cpu/conv2d_few_channels.h"
+#include <algorithm>
+#include <cstring>
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+#include "cpu/phase_timer.h"
+#include "cpu/scratch.h"
+#include "cpu/simd.h"
+
+namespace gradcore {
+
+namespace {
+
+using namespace cpu;
+
+// The longest reduction taken here: 3 channels of a 3x3 kernel (the tap vectors of one tile are then 27 L1 reads).
+constexpr int64_t kFewChannelsMaxK = 27;
+// A band's shifted copies are kept to about this many elements, so they stay in L1/L2 while its tiles read them.
+constexpr int64_t kBandElements = 16384;
+
+// Output tile: ROWS channels (a packed weight panel, [k][kMr]) x nr pixels starting at band pixel q, of which
+// n_valid are stored (rows at stride ldc). tap[k]: the shifted copy read by reduction step k.
+template <typename T, int ROWS>
+inline void tile(int64_t K, const T* panel, const T* const* tap, int64_t q, T* out, int64_t ldc, int64_t n_valid,
+                 const T* bias, bool relu) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes, NR = Simd<T>::nr;
+  V acc0[ROWS], acc1[ROWS];
+#pragma GCC unroll 16
+  for (int i = 0; i < ROWS; ++i) {
+    acc0[i] = broadcast<T>(bias ? bias[i] : T(0));
+    acc1[i] = acc0[i];
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const V b0 = load_vec(tap[k] + q), b1 = load_vec(tap[k] + q + L);
+    const T* ak = panel + k * kMr;
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+      const V ai = broadcast<T>(ak[i]);
+      acc0[i] += ai * b0;
+      acc1[i] += ai * b1;
+    }
+  }
+  if (relu) {
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+      acc0[i] = relu_vec(acc0[i]);
+      acc1[i] = relu_vec(acc1[i]);
+    }
+  }
+  if (n_valid == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < ROWS; ++i) {
+      store_vec(out + i * ldc, acc0[i]);
+      store_vec(out + i * ldc + L, acc1[i]);
+    }
+    return;
+  }
+  alignas(64) T edge[ROWS][NR];  // (stored from registers in an unrolled loop: a loop over acc0[i] with a variable
+                                 // i would keep the whole tile in memory, on the full tiles' path too)
+#pragma GCC unroll 16
+  for (int i = 0; i < ROWS; ++i) {
+    store_vec(edge[i], acc0[i]);
+    store_vec(edge[i] + L, acc1[i]);
+  }
+  for (int i = 0; i < ROWS; ++i) std::memcpy(out + i * ldc, edge[i], sizeof(T) * (size_t)n_valid);
+}
+
+template <typename T, int ROWS>
+void tile_rows(int64_t rows, int64_t K, const T* panel, const T* const* tap, int64_t q, T* out, int64_t ldc,
+               int64_t n_valid, const T* bias, bool relu) {
+  if constexpr (ROWS > 1) {
+    if (rows < ROWS) return tile_rows<T, ROWS - 1>(rows, K, panel, tap, q, out, ldc, n_valid, bias, relu);
+  }
+  tile<T, ROWS>(K, panel, tap, q, out, ldc, n_valid, bias, relu);
+}
+
+template <typename T> void forward(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p) {
+  const int64_t N = p.batch, C = p.in_channels, H = p.in_h, W = p.in_w, M = p.out_channels, K = p.gemm_k();
+  const int64_t kH = p.kernel_h, kW = p.kernel_w, dh = p.dilation_h, dw = p.dilation_w;
+  const int64_t Ho = p.out_h, Wo = p.out_w, P = Ho * Wo;
+  constexpr int64_t nr = nr_of<T>();
+  const T* px = x.data_as<T>();
+  const T* pb = bias.numel() ? bias.data_as<T>() : nullptr;
+  T* py = y.data_as<T>();
+  const bool relu = p.activation == Activation::relu;
+  AlignedBuffer<T> packed_w(round_up(M, kMr) * K);  // panels of kMr output channels, k-major (K <= kKc: one block)
+  pack_a(w.data_as<T>(), K, (int64_t)1, M, K, packed_w.ptr);
+  // Bands of output rows: enough tasks for every thread to get several, and shifted copies that stay in cache.
+  // Tuning only (see the header: no element depends on its band).
+  const bool parallel = N * M * P * K >= kParallelThreshold;  // multiply-adds
+  const int64_t threads = parallel ? max_threads() : 1;
+  const int64_t halo = (kH - 1) * dh;
+  const int64_t bands_wanted = (16 * threads + N - 1) / N;
+  int64_t rows = (Ho + bands_wanted - 1) / bands_wanted;
+  rows = std::clamp<int64_t>(std::min(rows, kBandElements / std::max<int64_t>(C * kW * Wo, 1) - halo), 1, Ho);
+  const int64_t bands = (Ho + rows - 1) / rows, tasks = N * bands;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t n = t / bands, oh0 = t % bands * rows, oh1 = std::min(Ho, oh0 + rows);
+    const int64_t R = oh1 - oh0 + halo, plane = R * Wo + nr;  // + nr: the band's last tile reads past its end
+    T* S = scratch_col.get<T>(C * kW * plane);
+    const T* tap[kFewChannelsMaxK];
+    {
+      GRADCORE_PHASE("conv2d_forward/shifted_copies");
+      for (int64_t c = 0; c < C; ++c) {
+        const T* xc = px + (n * C + c) * H * W;
+        for (int64_t kw = 0; kw < kW; ++kw) {
+          T* s = S + (c * kW + kw) * plane;
+          const int64_t shift = kw * dw - p.pad_left;  // input column of output column ow: ow + shift
+          const int64_t lo = std::clamp<int64_t>(-shift, 0, Wo), hi = std::clamp<int64_t>(W - shift, lo, Wo);
+          for (int64_t r = 0; r < R; ++r) {
+            T* row = s + r * Wo;
+            const int64_t ih = oh0 - p.pad_top + r;
+            if (ih < 0 || ih >= H) {
+              std::fill(row, row + Wo, T(0));
+              continue;
+            }
+            std::fill(row, row + lo, T(0));
+            std::memcpy(row + lo, xc + ih * W + lo + shift, sizeof(T) * (size_t)(hi - lo));
+            std::fill(row + hi, row + Wo, T(0));
+          }
+          std::fill(s + R * Wo, s + plane, T(0));
+          for (int64_t kh = 0; kh < kH; ++kh) tap[(c * kH + kh) * kW + kw] = s + kh * dh * Wo;
+        }
+      }
+    }
+    GRADCORE_PHASE("conv2d_forward/direct");
+    const int64_t band_pixels = (oh1 - oh0) * Wo;
+    T* y_band = py + n * M * P + oh0 * Wo;
+    for (int64_t q = 0; q < band_pixels; q += nr) {
+      const int64_t n_valid = std::min(nr, band_pixels - q);
+      for (int64_t i0 = 0; i0 < M; i0 += kMr)
+        tile_rows<T, kMr>(M - i0, K, packed_w.ptr + i0 * K, tap, q, y_band + i0 * P + q, P, n_valid,
+                          pb ? pb + i0 : nullptr, relu);
+    }
+  }
+}
+
+}  // namespace
+
+bool few_channels_forward_applies(const Conv2dParams& p) {
+  return p.groups == 1 && p.stride_h == 1 && p.stride_w == 1 && p.gemm_k() <= kFewChannelsMaxK;
+}
+
+void conv2d_few_channels_forward_cpu(const Array& x, const Array& w, const Array& bias, Array& y,
+                                     const Conv2dParams& p) {
+  if (y.numel() == 0) return;
+  dispatch_float(x.dtype(), [&](auto zero) { forward<decltype(zero)>(x, w, bias, y, p); });
+}
+
+}  // namespace gradcore
