@@ -22,6 +22,7 @@
 #include "cpu/conv2d_depthwise.h"
 #include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
+#include "cpu/conv2d_winograd_stride2.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
 #include "cpu/parallel.h"
@@ -56,6 +57,10 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   if (winograd_forward_applies(p)) {  // stride-1 3x3 with many channels: cpu/conv2d_winograd.cpp
     conv2d_winograd_forward_cpu(x, w, bias, y, p);
     activate_whole(y, p.activation);  // its output transform has no epilogue (yet): one pass over y
+    return;
+  }
+  if (winograd_stride2_forward_applies(p, x.dtype())) {  // stride-2 3x3: cpu/conv2d_winograd_stride2.cpp
+    conv2d_winograd_stride2_forward_cpu(x, w, bias, y, p);  // (the activation epilogue included)
     return;
   }
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;

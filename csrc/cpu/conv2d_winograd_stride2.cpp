@@ -1,0 +1,508 @@
+// The CPU's stride-2, dilation-1, 3x3 convolution forward (conv2d's forward and so conv_transpose2d's input
+// gradient) with 25 multiplies per 2x2 block of outputs and input channel instead of 36: the input-phase
+// decomposition, with Winograd's minimal filter F(2, 2) on the phase that holds two taps.
+//
+// One dimension. Output o reads x at 2 o - pad + (0, 1, 2) with taps w0, w1, w2. A "tile" of two outputs 2t, 2t + 1
+// reads the five inputs d_k = x[4t - pad + k], k = 0..4 (zero outside the image):
+//   y0 = d0 w0 + d1 w1 + d2 w2,   y1 = d2 w0 + d3 w1 + d4 w2.
+// The even inputs d0, d2, d4 meet the 2-tap kernel (w0, w2) at stride 1: F(2, 2) gives it in 3 multiplies, and the
+// odd inputs d1, d3 meet the 1-tap kernel w1. Grouped by the output combination each product feeds, three "points":
+//   P0 = (d0 - d2) w0 + d1 w1,   P1 = d2 (w0 + w2),   P2 = (d4 - d2) w2 + d3 w1;   y0 = P0 + P1,  y1 = P2 + P1,
+// 5 multiplies for 2 outputs instead of 6. A point is a sum of "slots" (transformed input times transformed weight):
+// point 0 has two, point 1 one, point 2 two.
+// Two dimensions (nesting the rule along rows a and columns b), for the tile at output (2 th, 2 tw), every input
+// channel i and output channel o:
+//   V[a, sa, b, sb; i] = column combination (b, sb) of the row combination (a, sa) of x[i, 4 th - pad_top + 0..4,
+//                        4 tw - pad_left + 0..4]                                     (subtractions only)
+//   U[a, sa, b, sb; o, i] = sum of w[o, i, kh, kw] over the taps kh of (a, sa) and kw of (b, sb) (in float64, once)
+//   P_ab[o] = sum_{sa, sb, i} U[a, sa, b, sb; o, i] V[a, sa, b, sb; i]                 (nine GEMMs)
+//   Q_a0 = P_a0 + P_a1,  Q_a1 = P_a2 + P_a1;   y[2th + r, 2tw + c] = Q_(2r)c + Q_1c   (r, c in {0, 1})
+// The nine GEMMs have reductions of K = 4C, 2C, 4C, 2C, C, 2C, 4C, 2C, 4C (25 C in all, against 36 C for im2col
+// over a 2x2 block). The bias rides in P_11's GEMM (its row bias), which every output sums once.
+//
+// Where the time goes, and why this does not lose where session 4's phase-domain F(2, 2) did: the transforms are
+// fused into the GEMM's data movement instead of being passes of their own. The input transform writes V straight
+// into the GEMM's packed B, strip by strip (32 tiles x 25 C rows): each of the 25 inputs of a tile is one masked
+// AVX-512 gather over 16 tiles (zero outside the image, so padding and ragged edges cost nothing), combined in
+// registers, stored as whole vectors. The nine GEMMs of a strip store their P blocks (C_out x 32 tiles each) into a
+// per-thread buffer that stays in L2, and the output transform (the adds, the activation epilogue) reads them from
+// there and writes y: P never reaches memory.
+//
+// Work split and determinism: the tiles of all images (image by image, tile row by tile row) are cut into strips of
+// the GEMM's nr columns; one task per strip runs the input transform, the nine GEMMs and the output transform into
+// its own outputs. Each P element is summed over k in the GEMM's fixed order (gemm.h) and each output from its P's in
+// a fixed order: results are bitwise identical for any thread count.
+//
+// Rounding (float32): the transforms subtract inputs before the products (at most two levels of subtraction) and the
+// outputs add four P's, each a sum of C to 4C products. Measured against the float64 reference:
+// |y - y_exact| <= 8 * 2^-24 * sum |w| |x| over each output's 9 C products (see tests/test_conv2d_winograd_stride2.py;
+// the worst ratio is there).
+#include "cpu/conv2d_winograd_stride2.h"
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+#include "cpu/phase_timer.h"
+#include "cpu/scratch.h"
+
+namespace gradcore {
+
+namespace {
+
+using namespace cpu;
+
+// One dimension: for point a and slot s, the transformed input d[kPlus] - d[kMinus] (kMinus < 0: d[kPlus] alone)
+// (the transformed weights: transform_weights).
+constexpr int kSlots[3] = {2, 1, 2};
+constexpr int kPlus[3][2] = {{0, 1}, {2, -1}, {4, 3}};
+constexpr int kMinus[3][2] = {{2, -1}, {-1, -1}, {2, -1}};
+constexpr int kPoints = 9;  // (a, b), point a * 3 + b
+
+inline int64_t slots_of(int pt) { return kSlots[pt / 3] * kSlots[pt % 3]; }
+
+thread_local Scratch weight_scratch;  // the packed U of the calls this thread makes
+
+struct Problem {
+  int64_t batch, in_c, in_h, in_w, out_c, out_h, out_w, pad_top, pad_left;
+  int64_t tiles_h() const { return (out_h + 1) / 2; }
+  int64_t tiles_w() const { return (out_w + 1) / 2; }
+  int64_t tiles() const { return batch * tiles_h() * tiles_w(); }
+};
+
+// Row d (of depth rows) of a packed B (cols_pad columns), in strip s: packed_b_row_runs' layout (gemm.h).
+template <typename T> inline T* packed_row(T* base, int64_t d, int64_t depth, int64_t cols_pad, int64_t strip) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t blk = d / kKc * kKc, kc = std::min(kKc, depth - blk);
+  return base + blk * cols_pad + strip * kc * nr + (d - blk) * nr;
+}
+
+// U for the output channels of panel [o0, o0 + kMr), written straight into each point's packed A (point pt at
+// a + a_off[pt], laid out as gemm.h's pack_a_panels lays out an M x K_pt matrix, row o, column slot * C + i), the
+// rows past C_out zero. Each value is summed in float64 and rounded once. kChannelsPerPass input channels at a time
+// go through a local block, then out as 25 contiguous runs: written value by value, the 25 destinations (a multiple
+// of 2 KiB apart) fought over a few L1 sets.
+constexpr int64_t kChannelsPerPass = 16;
+template <typename T> void transform_weights(const T* w, const Problem& q, int64_t o0, T* a, const int64_t* a_off) {
+  const int64_t O = q.out_c, I = q.in_c, m_pad = round_up(O, kMr);
+  alignas(64) T block[25][kChannelsPerPass][kMr];
+  for (int64_t i0 = 0; i0 < I; i0 += kChannelsPerPass) {
+    const int64_t ic = std::min(kChannelsPerPass, I - i0);
+    for (int64_t o = o0; o < o0 + kMr; ++o)
+      for (int64_t i = i0; i < i0 + ic; ++i) {
+        const int64_t il = i - i0, ol = o - o0;
+        if (o >= O) {
+          for (int u = 0; u < 25; ++u) block[u][il][ol] = T(0);
+          continue;
+        }
+        const T* g = w + (o * I + i) * 9;
+        double rows[5][3];  // the row combinations (a, sa) of the kernel: taps 0, 1, 0 + 2, 2, 1
+        for (int kw = 0; kw < 3; ++kw) {
+          const double g0 = g[kw], g1 = g[3 + kw], g2 = g[6 + kw];
+          rows[0][kw] = g0;
+          rows[1][kw] = g1;
+          rows[2][kw] = g0 + g2;
+          rows[3][kw] = g2;
+          rows[4][kw] = g1;
+        }
+        for (int r = 0; r < 5; ++r) {  // then the column combinations, in the same order
+          block[5 * r][il][ol] = T(rows[r][0]);
+          block[5 * r + 1][il][ol] = T(rows[r][1]);
+          block[5 * r + 2][il][ol] = T(rows[r][0] + rows[r][2]);
+          block[5 * r + 3][il][ol] = T(rows[r][2]);
+          block[5 * r + 4][il][ol] = T(rows[r][1]);
+        }
+      }
+    int v = 0;  // value v of the loops below: point (ra, cb), slot (sa, sb)
+    for (int ra = 0; ra < 3; ++ra)
+      for (int sa = 0; sa < kSlots[ra]; ++sa)
+        for (int cb = 0; cb < 3; ++cb)
+          for (int sb = 0; sb < kSlots[cb]; ++sb, ++v) {
+            const int pt = ra * 3 + cb;
+            const int64_t K = slots_of(pt) * I, k_first = (sa * kSlots[cb] + sb) * I + i0;
+            for (int64_t il = 0; il < ic; ++il) {  // (a run, except where it crosses a kKc block)
+              const int64_t k = k_first + il, blk = k / kKc * kKc, kc = std::min(kKc, K - blk);
+              std::memcpy(a + a_off[pt] + blk * m_pad + o0 * kc + (k - blk) * kMr, block[v][il], sizeof(T) * kMr);
+            }
+          }
+  }
+}
+
+// Where the nr / L vector groups of lanes of strip s read x: lane l's tile has its 5x5 input window at x offset
+// base[l] (+ c H W for channel c), row r of the window inside the image for lanes in rows[r], column k in cols[k].
+struct LaneWindows {
+  int32_t base[64];
+  uint64_t rows[5], cols[5];
+};
+
+template <typename T>
+void lane_windows(const Problem& q, int64_t t_first, int64_t count, LaneWindows& lw) {
+  const int64_t TW = q.tiles_w(), TH = q.tiles_h();
+  for (int r = 0; r < 5; ++r) lw.rows[r] = lw.cols[r] = 0;
+  for (int64_t l = 0; l < nr_of<T>(); ++l) {
+    lw.base[l] = 0;
+    if (l >= count) continue;
+    const int64_t t = t_first + l, tw = t % TW, th = t / TW % TH, n = t / (TW * TH);
+    const int64_t r0 = 4 * th - q.pad_top, c0 = 4 * tw - q.pad_left;
+    lw.base[l] = (int32_t)(n * q.in_c * q.in_h * q.in_w + r0 * q.in_w + c0);
+    for (int k = 0; k < 5; ++k) {
+      lw.rows[k] |= (uint64_t)(r0 + k >= 0 && r0 + k < q.in_h) << l;
+      lw.cols[k] |= (uint64_t)(c0 + k >= 0 && c0 + k < q.in_w) << l;
+    }
+  }
+}
+
+// V for the tiles of strip s of the task (lanes [0, count), the rest zero), every input channel, into the nine packed
+// B matrices (point pt at packed + b_off[pt], slots_of(pt) C rows, cols_pad columns). The element loop: the same
+// operations in the same order as the vector code below, one lane at a time.
+template <typename T>
+void input_transform_lanes(const T* x, const Problem& q, const LaneWindows& lw, int64_t count, int64_t strip,
+                           int64_t cols_pad, const int64_t* b_off, T* packed) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t I = q.in_c, HW = q.in_h * q.in_w, W = q.in_w;
+  for (int64_t i = 0; i < I; ++i)
+    for (int64_t l = 0; l < nr; ++l) {
+      T d[5][5];
+      for (int r = 0; r < 5; ++r)
+        for (int k = 0; k < 5; ++k)
+          d[r][k] = l < count && (lw.rows[r] >> l & 1) && (lw.cols[k] >> l & 1) ? x[i * HW + lw.base[l] + r * W + k]
+                                                                                : T(0);
+      for (int ra = 0; ra < 3; ++ra)
+        for (int sa = 0; sa < kSlots[ra]; ++sa) {
+          T row[5];
+          for (int k = 0; k < 5; ++k)
+            row[k] = kMinus[ra][sa] >= 0 ? d[kPlus[ra][sa]][k] - d[kMinus[ra][sa]][k] : d[kPlus[ra][sa]][k];
+          for (int cb = 0; cb < 3; ++cb)
+            for (int sb = 0; sb < kSlots[cb]; ++sb) {
+              const int pt = ra * 3 + cb;
+              const int64_t K = slots_of(pt) * I, slot = sa * kSlots[cb] + sb;
+              const T v = kMinus[cb][sb] >= 0 ? row[kPlus[cb][sb]] - row[kMinus[cb][sb]] : row[kPlus[cb][sb]];
+              packed_row(packed + b_off[pt], slot * I + i, K, cols_pad, strip)[l] = v;
+            }
+        }
+    }
+}
+
+// Where the 25 values of input channel i go in strip 0 of the nine packed B matrices (cols_pad columns): value
+// v = 5 r + c, r and c the row and column combinations in the order (point, slot) = (0, 0), (0, 1), (1, 0), (2, 0),
+// (2, 1).
+template <typename T>
+void value_rows(T* packed, const int64_t* b_off, int64_t I, int64_t i, int64_t cols_pad, T** rows) {
+  constexpr int kPoint[5] = {0, 0, 1, 2, 2}, kSlot[5] = {0, 1, 0, 0, 1};
+  for (int r = 0; r < 5; ++r)
+    for (int c = 0; c < 5; ++c) {
+      const int pt = kPoint[r] * 3 + kPoint[c];
+      const int64_t slot = kSlot[r] * kSlots[kPoint[c]] + kSlot[c];
+      rows[5 * r + c] = packed_row(packed + b_off[pt], slot * I + i, slots_of(pt) * I, cols_pad, 0);
+    }
+}
+
+#if defined(__AVX512F__)
+// The five column combinations of one row combination (its window columns k = 0..4 in col), stored
+// whole at rows[0..4] + off: col0 - col2, col1, col2, col4 - col2, col3.
+inline void store_columns(const __m512* col, float* const* rows, int64_t off) {
+  _mm512_storeu_ps(rows[0] + off, _mm512_sub_ps(col[0], col[2]));
+  _mm512_storeu_ps(rows[1] + off, col[1]);
+  _mm512_storeu_ps(rows[2] + off, col[2]);
+  _mm512_storeu_ps(rows[3] + off, _mm512_sub_ps(col[4], col[2]));
+  _mm512_storeu_ps(rows[4] + off, col[3]);
+}
+
+// input_transform_lanes for float, 16 lanes at a time: each window element is one masked gather (zero outside the
+// image and past the task's tiles), the combinations run in registers, and V is stored as whole vectors.
+void input_transform_gathers(const float* x, const Problem& q, const LaneWindows& lw, int64_t count,
+                             const int64_t* b_off, float* packed) {
+  constexpr int64_t nr = nr_of<float>();
+  const int64_t I = q.in_c, HW = q.in_h * q.in_w, W = q.in_w;
+  __m512i base[2];
+  __mmask16 rm[2][5], cm[2][5];
+  for (int h = 0; h < 2; ++h) {
+    base[h] = _mm512_loadu_si512(lw.base + 16 * h);
+    const uint32_t valid = (uint32_t)(count - 16 * h >= 16 ? 0xFFFF : count > 16 * h ? (1u << (count - 16 * h)) - 1 : 0);
+    for (int k = 0; k < 5; ++k) {
+      rm[h][k] = (__mmask16)((lw.rows[k] >> (16 * h)) & valid);
+      cm[h][k] = (__mmask16)(lw.cols[k] >> (16 * h));
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  float* rows[25];
+  for (int64_t i = 0; i < I; ++i) {
+    value_rows(packed, b_off, I, i, nr, rows);
+    const float* xi = x + i * HW;
+    for (int h = 0; h < 2; ++h) {
+      __m512 d[5][5];
+      for (int r = 0; r < 5; ++r)
+        for (int k = 0; k < 5; ++k) {
+          const __m512i idx = _mm512_add_epi32(base[h], _mm512_set1_epi32((int32_t)(r * W + k)));
+          d[r][k] = _mm512_mask_i32gather_ps(zero, (__mmask16)(rm[h][r] & cm[h][k]), idx, xi, 4);
+        }
+      __m512 col[5];
+      for (int k = 0; k < 5; ++k) col[k] = _mm512_sub_ps(d[0][k], d[2][k]);
+      store_columns(col, rows, 16 * h);
+      store_columns(d[1], rows + 5, 16 * h);
+      store_columns(d[2], rows + 10, 16 * h);
+      for (int k = 0; k < 5; ++k) col[k] = _mm512_sub_ps(d[4][k], d[2][k]);
+      store_columns(col, rows + 15, 16 * h);
+      store_columns(d[3], rows + 20, 16 * h);
+    }
+  }
+}
+
+// Whether input_transform_rows applies: a tile row's 5 window columns per tile, from column -pad_left on, lie in two
+// vectors (32 floats), every read past them being a zero (column 31 itself outside the image), and a tile row fits in
+// the 16 lanes.
+bool rows_fit_two_vectors(const Problem& q) {
+  return q.tiles_w() <= 16 && (4 * q.tiles_w() + 1 <= 32 || q.in_w + q.pad_left <= 31) && q.pad_left <= 16;
+}
+
+// input_transform_gathers for images narrow enough (rows_fit_two_vectors), without gathers. Each group of 16 lanes
+// of the strip holds "pieces", runs of tiles of one tile row. For each row combination of the window (x rows read in
+// place as two vectors each, masked loads: zero outside the image, combined down the rows), one two-register permute
+// per piece and window column k moves column 4 tw + k of each of the piece's tiles into the piece's lanes, and a
+// masked move merges the pieces; the column combinations then run on whole vectors, stored whole (stores of part of
+// a vector, one per piece, cost four times as much). The same operations on the same values as the gathers: the
+// same bits.
+void input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t count, const int64_t* b_off,
+                          float* packed) {
+  constexpr int64_t nr = nr_of<float>();
+  constexpr int kPieces = 17;  // at most one per lane, plus one
+  const int64_t TW = q.tiles_w(), TH = q.tiles_h(), W = q.in_w, H = q.in_h, I = q.in_c, HW = H * W;
+  auto lanes = [](int64_t lo, int64_t hi) {  // lanes [lo, hi) of 16
+    uint32_t m = 0;
+    for (int64_t l = std::max<int64_t>(lo, 0); l < std::min<int64_t>(hi, 16); ++l) m |= 1u << l;
+    return (__mmask16)m;
+  };
+  const __mmask16 load_lo = lanes(q.pad_left, q.pad_left + W), load_hi = lanes(q.pad_left - 16, q.pad_left + W - 16);
+  struct Piece {
+    int64_t plane, y0;  // x offset of (image n, channel 0), and the window's first x row 4 th - pad_top
+    __mmask16 lanes;
+    __m512i idx[5];  // lane l takes window column k of its tile: vector column 4 tw + k (31, a zero, past them)
+  };
+  alignas(64) Piece pieces[2][kPieces];
+  int pieces_of[2] = {0, 0};
+  for (int h = 0; h < 2; ++h)
+    for (int64_t l = 16 * h; l < std::min<int64_t>(count, 16 * h + 16);) {
+      const int64_t t = t0 + l, tw = t % TW, th = t / TW % TH, n = t / (TW * TH);
+      const int64_t run = std::min(TW - tw, 16 * h + 16 - l);
+      Piece& pc = pieces[h][pieces_of[h]++];
+      pc.plane = n * I * HW - q.pad_left;
+      pc.y0 = 4 * th - q.pad_top;
+      pc.lanes = lanes(l - 16 * h, std::min(l + run, count) - 16 * h);
+      for (int k = 0; k < 5; ++k) {
+        alignas(64) int32_t v[16];
+        for (int j = 0; j < 16; ++j) v[j] = (int32_t)std::clamp<int64_t>(4 * (tw + j - (l - 16 * h)) + k, 0, 31);
+        pc.idx[k] = _mm512_load_si512(v);
+      }
+      l += run;
+    }
+  const __m512 zero = _mm512_setzero_ps();
+  float* rows[25];
+  for (int64_t i = 0; i < I; ++i) {
+    value_rows(packed, b_off, I, i, nr, rows);
+    for (int h = 0; h < 2; ++h) {
+      // row combination r: x row kPlus[r] minus x row kMinus[r] of the window (as in the loops over (point, slot))
+      constexpr int kRowPlus[5] = {0, 1, 2, 4, 3}, kRowMinus[5] = {2, -1, -1, 2, -1};
+      for (int r = 0; r < 5; ++r) {
+        __m512 col[5] = {zero, zero, zero, zero, zero};
+        for (int p = 0; p < pieces_of[h]; ++p) {
+          const Piece& pc = pieces[h][p];
+          const float* plane = x + pc.plane + i * HW;
+          auto row = [&](int dy, __m512& lo, __m512& hi) {
+            const int64_t y = pc.y0 + dy;
+            const bool inside = y >= 0 && y < H;
+            lo = inside ? _mm512_maskz_loadu_ps(load_lo, plane + y * W) : zero;
+            hi = inside ? _mm512_maskz_loadu_ps(load_hi, plane + y * W + 16) : zero;
+          };
+          __m512 lo, hi;
+          row(kRowPlus[r], lo, hi);
+          if (kRowMinus[r] >= 0) {
+            __m512 lo2, hi2;
+            row(kRowMinus[r], lo2, hi2);
+            lo = _mm512_sub_ps(lo, lo2);
+            hi = _mm512_sub_ps(hi, hi2);
+          }
+          for (int k = 0; k < 5; ++k)
+            col[k] = _mm512_mask_mov_ps(col[k], pc.lanes, _mm512_permutex2var_ps(lo, pc.idx[k], hi));
+        }
+        store_columns(col, rows + 5 * r, 16 * h);
+      }
+    }
+  }
+}
+#endif
+
+// A run of a strip's tiles in one tile row of one image: tiles (th, tw0 .. tw0 + count - 1) of image n, lanes
+// first .. first + count - 1 of the strip.
+struct Segment {
+  int64_t n, th, tw0, count, first;
+};
+
+// y for the strip's tiles (lanes [0, count)) from the nine P blocks (point pt at p + pt * p_stride, row o at
+// + o * nr): Q and y in vectors over the lanes, the activation, then each tile row's outputs interleaved into y.
+template <typename T>
+void output_transform(const T* p, int64_t p_stride, const Problem& q, const Segment* segs, int64_t seg_count,
+                      Activation act, T* y, T* ybuf) {
+  using V = typename Simd<T>::vec;
+  constexpr int64_t nr = nr_of<T>();
+  constexpr int L = Simd<T>::lanes;
+  const int64_t O = q.out_c, Ho = q.out_h, Wo = q.out_w;
+  for (int64_t o = 0; o < O; ++o) {
+    const T* po = p + o * nr;
+    for (int v = 0; v < nr; v += L) {
+      V P[kPoints];
+      for (int pt = 0; pt < kPoints; ++pt) P[pt] = load_vec(po + pt * p_stride + v);
+      V Q[3][2];
+      for (int a = 0; a < 3; ++a) {
+        Q[a][0] = P[a * 3] + P[a * 3 + 1];
+        Q[a][1] = P[a * 3 + 2] + P[a * 3 + 1];
+      }
+      for (int r = 0; r < 2; ++r)
+        for (int c = 0; c < 2; ++c) {
+          V out = Q[2 * r][c] + Q[1][c];
+          if (act == Activation::relu) out = relu_vec(out);
+          store_vec(ybuf + (2 * r + c) * nr + v, out);
+        }
+    }
+    for (int64_t s = 0; s < seg_count; ++s) {
+      const Segment& sg = segs[s];
+      const int64_t ow0 = 2 * sg.tw0, width = std::min(2 * sg.count, Wo - ow0);
+      for (int r = 0; r < 2; ++r) {
+        const int64_t oh = 2 * sg.th + r;
+        if (oh >= Ho) break;
+        T* dst = y + ((sg.n * O + o) * Ho + oh) * Wo + ow0;
+        const T* even = ybuf + 2 * r * nr + sg.first;
+        const T* odd = even + nr;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {  // 16 tiles at a time: two permutes interleave them, masked stores
+          const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+          const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+          for (int64_t j = 0; j < width; j += 32) {  // outputs [j, j + 32): tiles [j / 2, j / 2 + 16)
+            const __m512 e = _mm512_loadu_ps(even + j / 2), od = _mm512_loadu_ps(odd + j / 2);
+            const int64_t left = width - j;
+            const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            _mm512_mask_storeu_ps(dst + j, m0, _mm512_permutex2var_ps(e, lo, od));
+            if (left > 16) {
+              const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (left - 16)) - 1);
+              _mm512_mask_storeu_ps(dst + j + 16, m1, _mm512_permutex2var_ps(e, hi, od));
+            }
+          }
+          continue;
+        }
+#endif
+        const int64_t pairs = width / 2;
+        for (int64_t j = 0; j < pairs; ++j) {
+          dst[2 * j] = even[j];
+          dst[2 * j + 1] = odd[j];
+        }
+        if (width % 2) dst[width - 1] = even[pairs];
+      }
+    }
+  }
+}
+
+template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, const Problem& q, Activation act) {
+  GRADCORE_PHASE("conv2d_winograd_s2");  // one call per convolution (the tests count them)
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t O = q.out_c, I = q.in_c, m_pad = round_up(O, kMr), panels = m_pad / kMr;
+  int64_t a_off[kPoints], b_rows[kPoints], total_rows = 0;
+  for (int pt = 0; pt < kPoints; ++pt) {
+    b_rows[pt] = total_rows;
+    a_off[pt] = m_pad * total_rows;
+    total_rows += slots_of(pt) * I;
+  }
+  // The packed U lives in the calling thread's own scratch, which the worker threads read: a fresh block of this size
+  // would be mapped anew on every call, and its page faults cost more than the weight transform itself.
+  T* packed_u = weight_scratch.get<T>(m_pad * total_rows);
+  const int64_t total = q.tiles(), strips = (total + nr - 1) / nr;
+  // The nine P blocks of a strip sit p_stride apart: a multiple of 4 KiB would put the same lane of every point in
+  // one L1 set, and the output transform reads all nine at once.
+  const int64_t p_stride = m_pad * nr + nr;
+  const bool parallel = total * O * I * 25 >= kParallelThreshold;  // multiply-adds
+#if defined(__AVX512F__)
+  const bool rows_fit = rows_fit_two_vectors(q);
+#endif
+#pragma omp parallel if (parallel && strips > 1)
+  {
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < panels; ++t) {  // the weight transform, panel by panel (then a barrier)
+      GRADCORE_PHASE("conv2d_winograd_s2/weight_transform");
+      transform_weights(w, q, t * kMr, packed_u, a_off);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t s = 0; s < strips; ++s) {
+      const int64_t t0 = s * nr, count = std::min(nr, total - t0);
+      int64_t b_off[kPoints];
+      for (int pt = 0; pt < kPoints; ++pt) b_off[pt] = b_rows[pt] * nr;
+      T* packed = scratch_packed_b.get<T>(total_rows * nr);
+      T* p = scratch_col.get<T>(kPoints * p_stride + 4 * nr + 16);  // (+ the interleave's reads past the end)
+      T* ybuf = p + kPoints * p_stride;
+      {
+        GRADCORE_PHASE("conv2d_winograd_s2/input_transform");
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {
+          if (rows_fit) {
+            input_transform_rows(x, q, t0, count, b_off, packed);
+          } else {
+            LaneWindows lw;
+            lane_windows<T>(q, t0, count, lw);
+            input_transform_gathers(x, q, lw, count, b_off, packed);
+          }
+        } else {
+          LaneWindows lw;
+          lane_windows<T>(q, t0, count, lw);
+          input_transform_lanes(x, q, lw, count, 0, nr, b_off, packed);
+        }
+#else
+        LaneWindows lw;
+        lane_windows<T>(q, t0, count, lw);
+        input_transform_lanes(x, q, lw, count, 0, nr, b_off, packed);
+#endif
+      }
+      {
+        GRADCORE_PHASE("conv2d_winograd_s2/gemm");
+        for (int pt = 0; pt < kPoints; ++pt) {
+          T* out = p + pt * p_stride;
+          gemm_packed_to(O, count, slots_of(pt) * I, packed_u + a_off[pt], packed + b_off[pt],
+                         [&](int64_t) { return StripOut<T>{out, nr, nullptr, false}; }, nr, false,
+                         pt == 4 ? bias : nullptr);
+        }
+      }
+      GRADCORE_PHASE("conv2d_winograd_s2/output_transform");
+      Segment segs[nr];
+      int64_t seg_count = 0;
+      const int64_t TW = q.tiles_w(), TH = q.tiles_h();
+      for (int64_t done = 0; done < count;) {
+        const int64_t t = t0 + done, tw = t % TW, th = t / TW % TH, n = t / (TW * TH);
+        const int64_t run = std::min(TW - tw, count - done);
+        segs[seg_count++] = Segment{n, th, tw, run, done};
+        done += run;
+      }
+      output_transform(p, p_stride, q, segs, seg_count, act, y, ybuf);
+    }
+  }
+}
+
+}  // namespace
+
+// When it wins: see the measurements at the top of this file.
+bool winograd_stride2_forward_applies(const Conv2dParams& p, DType dtype) {
+  return dtype == DType::float32 && p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 2 && p.stride_w == 2 &&
+         p.dilation_h == 1 && p.dilation_w == 1 && p.groups == 1 && p.in_channels >= 16 && p.out_channels >= 16 &&
+         p.batch * p.in_channels * p.in_h * p.in_w < ((int64_t)1 << 31) - 64;  // gather offsets are int32
+}
+
+void conv2d_winograd_stride2_forward_cpu(const Array& x, const Array& w, const Array& bias, Array& y,
+                                         const Conv2dParams& p) {
+  const Problem q{p.batch, p.in_channels, p.in_h, p.in_w, p.out_channels, p.out_h, p.out_w, p.pad_top, p.pad_left};
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    forward<T>(x.data_as<T>(), w.data_as<T>(), bias.numel() ? bias.data_as<T>() : nullptr, y.data_as<T>(), q,
+               p.activation);
+  });
+}
+
+}  // namespace gradcore
