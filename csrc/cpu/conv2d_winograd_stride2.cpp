@@ -72,6 +72,31 @@ struct Problem {
   int64_t tiles_h() const { return (out_h + 1) / 2; }
   int64_t tiles_w() const { return (out_w + 1) / 2; }
   int64_t tiles() const { return batch * tiles_h() * tiles_w(); }
+
+  // The order of the tiles (the GEMMs' columns), by kind: first the whole 2x2 tiles of every image (image by image,
+  // row by row), then those cut to one column by an odd width (the last tile column), those cut to one row by an
+  // odd height, and the corners cut to one output. A cut tile needs only the points that feed its outputs (no
+  // b = 2 without a second column, no a = 2 without a second row: 15 C or 9 C multiplies instead of 25 C), and
+  // sorted so, most strips hold one kind and run only its GEMMs: 7x7 outputs cost 324 instead of 400 products per
+  // image and channel pair (direct: 441). The order moves no bit: each output comes from its own tile's P's.
+  int64_t full_h() const { return out_h / 2; }
+  int64_t full_w() const { return out_w / 2; }
+  struct Tile {
+    int64_t n, th, tw;
+    int needs;  // the points its outputs sum: bit a * 3 + b
+  };
+  Tile tile(int64_t t) const {
+    const int64_t TH = tiles_h(), TW = tiles_w(), fh = full_h(), fw = full_w();
+    const int64_t whole = batch * fh * fw, cut_w = batch * fh * (TW - fw), cut_h = batch * (TH - fh) * fw;
+    constexpr int kAll = 0x1FF, kNoB2 = 0x1FF & ~(1 << 2 | 1 << 5 | 1 << 8), kNoA2 = 0x1FF & ~(0x7 << 6);
+    if (t < whole) return {t / (fh * fw), t / fw % fh, t % fw, kAll};
+    t -= whole;
+    if (t < cut_w) return {t / fh, t % fh, TW - 1, kNoB2};
+    t -= cut_w;
+    if (t < cut_h) return {t / fw, TH - 1, t % fw, kNoA2};
+    t -= cut_h;
+    return {t, TH - 1, TW - 1, kNoB2 & kNoA2};
+  }
 };
 
 // Row d (of depth rows) of a packed B (cols_pad columns), in strip s: packed_b_row_runs' layout (gemm.h).
@@ -141,13 +166,12 @@ struct LaneWindows {
 
 template <typename T>
 void lane_windows(const Problem& q, int64_t t_first, int64_t count, LaneWindows& lw) {
-  const int64_t TW = q.tiles_w(), TH = q.tiles_h();
   for (int r = 0; r < 5; ++r) lw.rows[r] = lw.cols[r] = 0;
   for (int64_t l = 0; l < nr_of<T>(); ++l) {
     lw.base[l] = 0;
     if (l >= count) continue;
-    const int64_t t = t_first + l, tw = t % TW, th = t / TW % TH, n = t / (TW * TH);
-    const int64_t r0 = 4 * th - q.pad_top, c0 = 4 * tw - q.pad_left;
+    const Problem::Tile tl = q.tile(t_first + l);
+    const int64_t n = tl.n, r0 = 4 * tl.th - q.pad_top, c0 = 4 * tl.tw - q.pad_left;
     lw.base[l] = (int32_t)(n * q.in_c * q.in_h * q.in_w + r0 * q.in_w + c0);
     for (int k = 0; k < 5; ++k) {
       lw.rows[k] |= (uint64_t)(r0 + k >= 0 && r0 + k < q.in_h) << l;
@@ -266,11 +290,11 @@ bool rows_fit_two_vectors(const Problem& q) {
 // masked move merges the pieces; the column combinations then run on whole vectors, stored whole (stores of part of
 // a vector, one per piece, cost four times as much). The same operations on the same values as the gathers: the
 // same bits.
-void input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t count, const int64_t* b_off,
+bool input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t count, const int64_t* b_off,
                           float* packed) {
   constexpr int64_t nr = nr_of<float>();
-  constexpr int kPieces = 17;  // at most one per lane, plus one
-  const int64_t TW = q.tiles_w(), TH = q.tiles_h(), W = q.in_w, H = q.in_h, I = q.in_c, HW = H * W;
+  constexpr int kPieces = 17, kMaxPieces = 6;  // at most one per lane, plus one
+  const int64_t W = q.in_w, H = q.in_h, I = q.in_c, HW = H * W;
   auto lanes = [](int64_t lo, int64_t hi) {  // lanes [lo, hi) of 16
     uint32_t m = 0;
     for (int64_t l = std::max<int64_t>(lo, 0); l < std::min<int64_t>(hi, 16); ++l) m |= 1u << l;
@@ -286,8 +310,14 @@ void input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t 
   int pieces_of[2] = {0, 0};
   for (int h = 0; h < 2; ++h)
     for (int64_t l = 16 * h; l < std::min<int64_t>(count, 16 * h + 16);) {
-      const int64_t t = t0 + l, tw = t % TW, th = t / TW % TH, n = t / (TW * TH);
-      const int64_t run = std::min(TW - tw, 16 * h + 16 - l);
+      const Problem::Tile tl = q.tile(t0 + l);
+      const int64_t n = tl.n, th = tl.th, tw = tl.tw;
+      int64_t run = 1;  // the lanes of this piece: the next tiles of the same tile row
+      while (l + run < std::min<int64_t>(count, 16 * h + 16)) {
+        const Problem::Tile next = q.tile(t0 + l + run);
+        if (next.n != n || next.th != th || next.tw != tw + run) break;
+        ++run;
+      }
       Piece& pc = pieces[h][pieces_of[h]++];
       pc.plane = n * I * HW - q.pad_left;
       pc.y0 = 4 * th - q.pad_top;
@@ -299,6 +329,8 @@ void input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t 
       }
       l += run;
     }
+  // Tiles cut by an odd width come one per tile row: that many pieces cost more than the gathers.
+  if (std::max(pieces_of[0], pieces_of[1]) > kMaxPieces) return false;
   const __m512 zero = _mm512_setzero_ps();
   float* rows[25];
   for (int64_t i = 0; i < I; ++i) {
@@ -332,6 +364,7 @@ void input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t 
       }
     }
   }
+  return true;
 }
 #endif
 
@@ -342,19 +375,20 @@ struct Segment {
 };
 
 // y for the strip's tiles (lanes [0, count)) from the nine P blocks (point pt at p + pt * p_stride, row o at
-// + o * nr): Q and y in vectors over the lanes, the activation, then each tile row's outputs interleaved into y.
+// + o * nr; zero for the points not in needs, which no output stored here sums): Q and y in vectors over the lanes, the activation, then each tile row's outputs interleaved into y.
 template <typename T>
-void output_transform(const T* p, int64_t p_stride, const Problem& q, const Segment* segs, int64_t seg_count,
-                      Activation act, T* y, T* ybuf) {
+void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q, const Segment* segs,
+                      int64_t seg_count, Activation act, T* y, T* ybuf) {
   using V = typename Simd<T>::vec;
   constexpr int64_t nr = nr_of<T>();
   constexpr int L = Simd<T>::lanes;
   const int64_t O = q.out_c, Ho = q.out_h, Wo = q.out_w;
-  for (int64_t o = 0; o < O; ++o) {
+  for (int64_t o = 0; o < O; ++o) {  // y of every output channel, 4 rows of nr lanes each, into ybuf
     const T* po = p + o * nr;
+    T* yo = ybuf + o * 4 * nr;
     for (int v = 0; v < nr; v += L) {
       V P[kPoints];
-      for (int pt = 0; pt < kPoints; ++pt) P[pt] = load_vec(po + pt * p_stride + v);
+      for (int pt = 0; pt < kPoints; ++pt) P[pt] = needs >> pt & 1 ? load_vec(po + pt * p_stride + v) : V{};
       V Q[3][2];
       for (int a = 0; a < 3; ++a) {
         Q[a][0] = P[a * 3] + P[a * 3 + 1];
@@ -364,17 +398,26 @@ void output_transform(const T* p, int64_t p_stride, const Problem& q, const Segm
         for (int c = 0; c < 2; ++c) {
           V out = Q[2 * r][c] + Q[1][c];
           if (act == Activation::relu) out = relu_vec(out);
-          store_vec(ybuf + (2 * r + c) * nr + v, out);
+          store_vec(yo + (2 * r + c) * nr + v, out);
         }
     }
-    for (int64_t s = 0; s < seg_count; ++s) {
-      const Segment& sg = segs[s];
-      const int64_t ow0 = 2 * sg.tw0, width = std::min(2 * sg.count, Wo - ow0);
-      for (int r = 0; r < 2; ++r) {
-        const int64_t oh = 2 * sg.th + r;
-        if (oh >= Ho) break;
-        T* dst = y + ((sg.n * O + o) * Ho + oh) * Wo + ow0;
-        const T* even = ybuf + 2 * r * nr + sg.first;
+  }
+  for (int64_t s = 0; s < seg_count; ++s) {  // then each run of tiles, channel after channel
+    const Segment& sg = segs[s];
+    const int64_t ow0 = 2 * sg.tw0, width = std::min(2 * sg.count, Wo - ow0);
+    for (int r = 0; r < 2; ++r) {
+      const int64_t oh = 2 * sg.th + r;
+      if (oh >= Ho) break;
+      T* dst = y + (sg.n * O * Ho + oh) * Wo + ow0;
+      const T* even = ybuf + 2 * r * nr + sg.first;
+      if (sg.count == 1) {  // a cut tile (Problem::tile): one or two outputs
+        for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, even += 4 * nr) {
+          dst[0] = even[0];
+          if (width > 1) dst[1] = even[nr];
+        }
+        continue;
+      }
+      for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, even += 4 * nr) {
         const T* odd = even + nr;
 #if defined(__AVX512F__)
         if constexpr (std::is_same_v<T, float>) {  // 16 tiles at a time: two permutes interleave them, masked stores
@@ -435,18 +478,18 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t s = 0; s < strips; ++s) {
       const int64_t t0 = s * nr, count = std::min(nr, total - t0);
+      int needs = 0;  // the points the strip's tiles sum
+      for (int64_t l = 0; l < count; ++l) needs |= q.tile(t0 + l).needs;
       int64_t b_off[kPoints];
       for (int pt = 0; pt < kPoints; ++pt) b_off[pt] = b_rows[pt] * nr;
       T* packed = scratch_packed_b.get<T>(total_rows * nr);
-      T* p = scratch_col.get<T>(kPoints * p_stride + 4 * nr + 16);  // (+ the interleave's reads past the end)
+      T* p = scratch_col.get<T>(kPoints * p_stride + 4 * O * nr + 16);  // (+ the interleave's reads past the end)
       T* ybuf = p + kPoints * p_stride;
       {
         GRADCORE_PHASE("conv2d_winograd_s2/input_transform");
 #if defined(__AVX512F__)
         if constexpr (std::is_same_v<T, float>) {
-          if (rows_fit) {
-            input_transform_rows(x, q, t0, count, b_off, packed);
-          } else {
+          if (!rows_fit || !input_transform_rows(x, q, t0, count, b_off, packed)) {
             LaneWindows lw;
             lane_windows<T>(q, t0, count, lw);
             input_transform_gathers(x, q, lw, count, b_off, packed);
@@ -465,6 +508,7 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
       {
         GRADCORE_PHASE("conv2d_winograd_s2/gemm");
         for (int pt = 0; pt < kPoints; ++pt) {
+          if (!(needs >> pt & 1)) continue;  // no tile of the strip sums it (Problem::tile)
           T* out = p + pt * p_stride;
           gemm_packed_to(O, count, slots_of(pt) * I, packed_u + a_off[pt], packed + b_off[pt],
                          [&](int64_t) { return StripOut<T>{out, nr, nullptr, false}; }, nr, false,
@@ -474,14 +518,17 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
       GRADCORE_PHASE("conv2d_winograd_s2/output_transform");
       Segment segs[nr];
       int64_t seg_count = 0;
-      const int64_t TW = q.tiles_w(), TH = q.tiles_h();
       for (int64_t done = 0; done < count;) {
-        const int64_t t = t0 + done, tw = t % TW, th = t / TW % TH, n = t / (TW * TH);
-        const int64_t run = std::min(TW - tw, count - done);
-        segs[seg_count++] = Segment{n, th, tw, run, done};
+        const Problem::Tile tl = q.tile(t0 + done);
+        int64_t run = 1;
+        for (; done + run < count; ++run) {
+          const Problem::Tile next = q.tile(t0 + done + run);
+          if (next.n != tl.n || next.th != tl.th || next.tw != tl.tw + run) break;
+        }
+        segs[seg_count++] = Segment{tl.n, tl.th, tl.tw, run, done};
         done += run;
       }
-      output_transform(p, p_stride, q, segs, seg_count, act, y, ybuf);
+      output_transform(p, p_stride, needs, q, segs, seg_count, act, y, ybuf);
     }
   }
 }
