@@ -17,20 +17,20 @@ from isolated import outputs_for_thread_counts
 from reference import conv2d as ref
 from tolerance import assert_close, forward_tol
 
-# name: (N, C_in, H, W, C_out, padding); stride 2, dilation 1, 3x3, groups 1, float32.
+# name: (N, C_in, H, W, C_out, padding); stride 2, dilation 1, 3x3, groups 1, float32, and inside the rule
+# (conv2d_winograd_stride2.cpp: C_in, C_out >= 32, C_in C_out <= 128 x 256, outputs of at least 7x7, W + pad_left <= 31
+# or at most 7 tiles per row).
 CASES = {
     "seed_enc2_same_padding": (3, 32, 14, 14, 64, "same"),  # (0, 1, 0, 1): the odd pixel at the bottom/right
-    "odd_sizes_odd_channels": (2, 19, 13, 11, 21, 1),  # 7x6 outputs: a cut tile row and column; C not a multiple of 16
-    "batch_one": (1, 16, 9, 10, 17, 1),
-    "padding0": (2, 20, 10, 11, 24, 0),
-    "padding2": (2, 20, 7, 6, 24, 2),
-    "padding2_by_0": (1, 20, 10, 9, 40, (2, 0)),
-    "one_row_of_outputs": (2, 24, 3, 40, 16, 0),  # H_out 1: half of every tile cut
-    "one_column_of_outputs": (2, 24, 40, 2, 16, (0, 1)),
-    "reduction_past_one_gemm_block": (1, 70, 8, 8, 20, 1),  # 4 C_in = 280 > kKc = 256
-    "three_row_panels": (2, 24, 8, 9, 130, 1),  # C_out past one and two 64-row blocks, partial last panel
-    "many_small_images": (40, 16, 3, 3, 16, 1),  # a strip of 32 tiles spans several images
-    "wide_rows": (1, 16, 5, 150, 16, 1),  # a tile row longer than a strip
+    "odd_sizes_odd_channels": (2, 33, 13, 15, 37, 1),  # 7x8 outputs: cut tiles; C not a multiple of 16
+    "batch_one": (1, 32, 17, 14, 40, 1),
+    "padding0": (2, 40, 15, 16, 36, 0),
+    "padding2": (2, 36, 13, 12, 40, 2),
+    "padding2_by_0": (1, 32, 14, 17, 48, (2, 0)),
+    "reduction_past_one_gemm_block": (1, 70, 14, 14, 32, 1),  # 4 C_in = 280 > kKc = 256
+    "three_row_panels": (2, 32, 15, 14, 130, 1),  # C_out past two 64-row blocks, a partial last panel
+    "many_images_per_strip": (40, 32, 13, 14, 32, 1),  # a strip of 32 tiles spans several images and kinds
+    "widest_rows_in_two_vectors": (1, 32, 14, 29, 32, 2),  # W + pad_left = 31
 }
 
 
@@ -69,7 +69,7 @@ def test_without_bias(name):
     assert_close(conv2d(x, weight, stride=2, padding=case[-1]), expected, name=name, **forward_tol("float32"))
 
 
-@pytest.mark.parametrize("name", ["seed_enc2_same_padding", "odd_sizes_odd_channels", "many_small_images"])
+@pytest.mark.parametrize("name", ["seed_enc2_same_padding", "odd_sizes_odd_channels", "many_images_per_strip"])
 def test_fused_relu_stores_relu_of_the_sum(name, phase_timing):
     case = CASES[name]
     x, weight, bias = make(case)
@@ -81,8 +81,8 @@ def test_fused_relu_stores_relu_of_the_sum(name, phase_timing):
     assert np.array_equal(y.numpy(), np.maximum(conv2d(x, weight, bias, stride=2, padding=case[-1]).numpy(), 0))
 
 
-@pytest.mark.parametrize("shape", [(3, 64, 7, 7, 64), (2, 64, 14, 14, 32), (1, 20, 5, 6, 18)],
-                         ids=["seed_dec1", "seed_dec2", "small_odd"])
+@pytest.mark.parametrize("shape", [(3, 64, 7, 7, 64), (2, 64, 14, 14, 32), (1, 40, 7, 8, 33)],
+                         ids=["seed_dec1", "seed_dec2", "odd_channels"])
 def test_conv_transpose2d_input_gradient(shape, phase_timing):
     """A stride-2 ConvTranspose2d's input gradient is the stride-2 conv2d forward of its output gradient."""
     n, c_in, h, w, c_out = shape
@@ -101,7 +101,7 @@ def test_conv_transpose2d_input_gradient(shape, phase_timing):
 def test_fused_conv_transpose2d_relu_input_gradient():
     rng = np.random.default_rng(5)
     x = gc.tensor(rng.standard_normal((2, 32, 7, 7)), dtype="float32", requires_grad=True)
-    weight = gc.tensor(rng.standard_normal((32, 24, 3, 3)) / np.sqrt(32 * 9), dtype="float32")
+    weight = gc.tensor(rng.standard_normal((32, 40, 3, 3)) / np.sqrt(32 * 9), dtype="float32")
     y = conv_transpose2d_relu(x, weight, stride=2, padding=1, output_padding=1)
     gy = rng.standard_normal(y.shape)
     y.backward(gc.tensor(gy, dtype="float32"))
@@ -149,7 +149,7 @@ THREAD_SCRIPT = textwrap.dedent("""
     import gradcore as gc
     rng = np.random.default_rng(0)
     out = []
-    for n, c_in, h, w, c_out in [(5, 32, 14, 14, 64), (3, 70, 9, 13, 40), (40, 16, 3, 3, 16)]:
+    for n, c_in, h, w, c_out in [(5, 32, 14, 14, 64), (3, 70, 15, 13, 40), (40, 32, 13, 14, 32)]:
         x = gc.tensor(rng.standard_normal((n, c_in, h, w)), dtype="float32")
         wt = gc.tensor(rng.standard_normal((c_out, c_in, 3, 3)) / 10, dtype="float32")
         b = gc.tensor(rng.standard_normal(c_out), dtype="float32")
@@ -163,13 +163,25 @@ def test_bitwise_identical_for_any_thread_count(tmp_path):
     assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
 
 
-@pytest.mark.parametrize("dtype, stride, dilation, groups, kernel, c_in, c_out", [
-    ("float64", 2, 1, 1, 3, 32, 64), ("float32", 1, 1, 1, 3, 32, 64), ("float32", 2, 2, 1, 3, 32, 64),
-    ("float32", 2, 1, 2, 3, 32, 64), ("float32", 2, 1, 1, 5, 32, 64), ("float32", 2, 1, 1, 3, 8, 64),
-    ("float32", 2, 1, 1, 3, 32, 8)])
-def test_not_taken_outside_its_rule(phase_timing, dtype, stride, dilation, groups, kernel, c_in, c_out):
+@pytest.mark.parametrize("dtype, stride, dilation, groups, kernel, c_in, c_out, h, w", [
+    ("float64", 2, 1, 1, 3, 32, 64, 14, 14), ("float32", 1, 1, 1, 3, 32, 64, 14, 14),
+    ("float32", 2, 2, 1, 3, 32, 64, 14, 14), ("float32", 2, 1, 2, 3, 32, 64, 14, 14),
+    ("float32", 2, 1, 1, 5, 32, 64, 14, 14), ("float32", 2, 1, 1, 3, 16, 64, 14, 14),
+    ("float32", 2, 1, 1, 3, 32, 16, 14, 14), ("float32", 2, 1, 1, 3, 256, 256, 14, 14),
+    ("float32", 2, 1, 1, 3, 32, 64, 12, 14), ("float32", 2, 1, 1, 3, 32, 64, 14, 12),
+    ("float32", 2, 1, 1, 3, 32, 64, 14, 32)],
+    ids=["float64", "stride1", "dilation2", "groups2", "5x5", "few_in", "few_out", "many_pairs", "6_rows_out",
+         "6_cols_out", "wide"])
+def test_not_taken_outside_its_rule(phase_timing, dtype, stride, dilation, groups, kernel, c_in, c_out, h, w):
     """Outside the rule the direct path runs, with its own bits (tests/test_conv2d.py covers it)."""
-    x = gc.zeros(2, c_in, 14, 14, dtype=dtype)
+    x = gc.zeros(1, c_in, h, w, dtype=dtype)
     weight = gc.zeros(c_out, c_in // groups, kernel, kernel, dtype=dtype)
     conv2d(x, weight, stride=stride, dilation=dilation, groups=groups, padding=1)
     assert winograd_s2_calls() == 0
+
+
+def test_taken_inside_its_rule(phase_timing):
+    """The rule's edges: 32 channels each side, 7x7 outputs, W + pad_left = 31, 128 x 256 channel pairs."""
+    for c_in, c_out, h, w in [(32, 32, 13, 13), (32, 32, 14, 30), (128, 256, 14, 14)]:
+        conv2d(gc.zeros(1, c_in, h, w), gc.zeros(c_out, c_in, 3, 3), stride=2, padding=1)
+        assert winograd_s2_calls() == 1, (c_in, c_out, h, w)

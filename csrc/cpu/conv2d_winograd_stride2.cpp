@@ -225,6 +225,13 @@ void value_rows(T* packed, const int64_t* b_off, int64_t I, int64_t i, int64_t c
     }
 }
 
+// Whether input_transform_rows applies: a tile row's 5 window columns per tile, from column -pad_left on, lie in two
+// vectors (32 floats), every read past them being a zero (column 31 itself outside the image), and a tile row fits in
+// the 16 lanes.
+bool rows_fit_two_vectors(const Problem& q) {
+  return q.tiles_w() <= 16 && (4 * q.tiles_w() + 1 <= 32 || q.in_w + q.pad_left <= 31) && q.pad_left <= 16;
+}
+
 #if defined(__AVX512F__)
 // The five column combinations of one row combination (its window columns k = 0..4 in col), stored
 // whole at rows[0..4] + off: col0 - col2, col1, col2, col4 - col2, col3.
@@ -274,13 +281,6 @@ void input_transform_gathers(const float* x, const Problem& q, const LaneWindows
       store_columns(d[3], rows + 20, 16 * h);
     }
   }
-}
-
-// Whether input_transform_rows applies: a tile row's 5 window columns per tile, from column -pad_left on, lie in two
-// vectors (32 floats), every read past them being a zero (column 31 itself outside the image), and a tile row fits in
-// the 16 lanes.
-bool rows_fit_two_vectors(const Problem& q) {
-  return q.tiles_w() <= 16 && (4 * q.tiles_w() + 1 <= 32 || q.in_w + q.pad_left <= 31) && q.pad_left <= 16;
 }
 
 // input_transform_gathers for images narrow enough (rows_fit_two_vectors), without gathers. Each group of 16 lanes
@@ -535,10 +535,16 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
 
 }  // namespace
 
-// When it wins: see the measurements at the top of this file.
+// When it wins (the measurements at the top of this file): float32 (float64 was not measured), 32 or more channels on
+// each side (fewer: the GEMMs too thin to pay for the transforms), at most 128 x 256 channel pairs (beyond, the nine
+// packed U of 25 C_in C_out floats no longer stay in L2 while the strips stream past), outputs of at least 7x7 (the
+// 2x2 tiles and their transforms run mostly empty below), and images narrow enough for the tile-row input
+// transform (rows_fit_two_vectors: wider ones take the gathers, which only tied).
 bool winograd_stride2_forward_applies(const Conv2dParams& p, DType dtype) {
+  const Problem q{p.batch, p.in_channels, p.in_h, p.in_w, p.out_channels, p.out_h, p.out_w, p.pad_top, p.pad_left};
   return dtype == DType::float32 && p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 2 && p.stride_w == 2 &&
-         p.dilation_h == 1 && p.dilation_w == 1 && p.groups == 1 && p.in_channels >= 16 && p.out_channels >= 16 &&
+         p.dilation_h == 1 && p.dilation_w == 1 && p.groups == 1 && p.in_channels >= 32 && p.out_channels >= 32 &&
+         p.in_channels * p.out_channels <= 128 * 256 && p.out_h >= 7 && p.out_w >= 7 && rows_fit_two_vectors(q) &&
          p.batch * p.in_channels * p.in_h * p.in_w < ((int64_t)1 << 31) - 64;  // gather offsets are int32
 }
 
