@@ -20,23 +20,51 @@
 // The nine GEMMs have reductions of K = 4C, 2C, 4C, 2C, C, 2C, 4C, 2C, 4C (25 C in all, against 36 C for im2col
 // over a 2x2 block). The bias rides in P_11's GEMM (its row bias), which every output sums once.
 //
-// Where the time goes, and why this does not lose where session 4's phase-domain F(2, 2) did: the transforms are
-// fused into the GEMM's data movement instead of being passes of their own. The input transform writes V straight
-// into the GEMM's packed B, strip by strip (32 tiles x 25 C rows): each of the 25 inputs of a tile is one masked
-// AVX-512 gather over 16 tiles (zero outside the image, so padding and ragged edges cost nothing), combined in
-// registers, stored as whole vectors. The nine GEMMs of a strip store their P blocks (C_out x 32 tiles each) into a
-// per-thread buffer that stays in L2, and the output transform (the adds, the activation epilogue) reads them from
-// there and writes y: P never reaches memory.
+// Why this wins where session 4's phase-domain F(2, 2) (conv2d_winograd.cpp's header) lost: the transforms ride on
+// the GEMM's own data movement instead of being passes of their own.
+//   Input transform, straight into the GEMM's packed B, strip by strip (nr = 32 tiles x 25 C rows). For images
+//   narrow enough (rows_fit_two_vectors), each x row a tile row reads is loaded in place as two vectors (masked:
+//   zero outside the image), the row combinations are vector subtractions, one two-register permute per window
+//   column moves each tile's column into its lane, masked moves merge the tile rows ("pieces") of 16 lanes, and the
+//   column combinations are stored as whole vectors. (Storing a partial vector per tile row instead cost four times
+//   as much: the stores, not the loads or permutes, were the bottleneck.) Strips of cut tiles (below), one tile per
+//   row, and wider images use one masked AVX-512 gather per window element instead: the same values, the same bits.
+//   Weight transform: straight into the nine packed A, in float64 rounded once, through a small block so that the
+//   25 destinations are written as runs; the packed U lives in the calling thread's scratch (a fresh block of that
+//   size was mapped anew on every call and its page faults cost more than the transform).
+//   Output transform: the nine GEMMs of a strip store their P blocks (C_out x 32 tiles each) into a per-thread
+//   buffer that stays in L2; the adds, the activation epilogue, and the interleave of the two output columns of each
+//   tile (two permutes) read them from there and write y, run by run of tiles of one tile row, channel after channel.
+//   Odd output sizes: the tiles cut to one column or one row are sorted after the whole ones (Problem::tile) and run
+//   only the GEMMs their outputs need, so 7x7 outputs cost 324 instead of 400 products per image and channel pair.
 //
-// Work split and determinism: the tiles of all images (image by image, tile row by tile row) are cut into strips of
-// the GEMM's nr columns; one task per strip runs the input transform, the nine GEMMs and the output transform into
-// its own outputs. Each P element is summed over k in the GEMM's fixed order (gemm.h) and each output from its P's in
-// a fixed order: results are bitwise identical for any thread count.
+// Measured (2-core Zen 4 dev machine at load 6-9, 1 thread, float32, CPU-time minima of 45-60 calls, interleaved
+// runs of this branch and main f4d5fbb, PyTorch 2.13 oneDNN in the same process; ms, direct -> this path):
+//   seed enc2 forward        25x32x14x14 -> 64 (7x7 out):    0.556-0.561 -> 0.542-0.546   (PyTorch 0.486-0.49)
+//   seed dec1 backward-data  25x64x14x14 -> 64 (7x7 out):    1.095-1.111 -> 1.013-1.034   (PyTorch 0.89-0.94)
+//   seed dec2 backward-data  25x32x28x28 -> 64 (14x14 out):  1.988-2.127 -> 1.555-1.634   (PyTorch 1.69-1.83)
+//   25x32x28x28 -> 32: 1.15 -> 0.89-0.96   16x128x28x28 -> 256: 18.3-18.6 -> 14.2-14.9
+//   outside the rule: 8x64x56x56 -> 128 (gathers): 10.0-10.6 -> 10.1 (a tie)   8x256x14x14 -> 256: 5.1-5.4 ->
+//   4.8-5.6 (the packed U out of L2)   32x16x32x32 -> 16: 0.62 -> 0.67-0.81   25x16x14x14 -> 32: 0.17 -> 0.19-0.21
+//   4x32x9x9 -> 48 (5x5 out): 0.056 -> 0.073
+// Phase timer, 1 thread (ms; gemm / input transform / output transform / weight transform): enc2 0.31 / 0.14 /
+// 0.06 / 0.03 (direct: gemm 0.41, im2col 0.14), dec1 0.62 / 0.29 / 0.06 / 0.05 (direct 0.81, 0.27), dec2 1.11 /
+// 0.28 / 0.13 / 0.03 (direct 1.60, 0.37). What is left: the input transform of the 7x7-output layers (pieces of
+// three or four tiles, and the gathers of the cut-tile strips) and the output transform's per-run stores.
 //
-// Rounding (float32): the transforms subtract inputs before the products (at most two levels of subtraction) and the
-// outputs add four P's, each a sum of C to 4C products. Measured against the float64 reference:
-// |y - y_exact| <= 8 * 2^-24 * sum |w| |x| over each output's 9 C products (see tests/test_conv2d_winograd_stride2.py;
-// the worst ratio is there).
+// Work split and determinism: the tiles, in Problem::tile's order, are cut into strips of the GEMM's nr columns; one
+// task per strip runs the input transform, the GEMMs and the output transform into its own outputs. Each P element
+// is summed over k in the GEMM's fixed order (gemm.h) and each output from its P's in a fixed order, whatever strip
+// or lane its tile lands in: results are bitwise identical for any thread count.
+//
+// Untried: F(3, 2) or F(4, 2) on the even phase (fewer multiplies on whole tiles, but 7x7 and 14x14 outputs cut
+// more tiles, and session 4 measured float32 errors of 30-130 units for F(4, 2)); a direct kernel for the 7x7
+// layers, where this path wins only 3-8%.
+//
+// Rounding (float32): the transforms subtract inputs before the products (two levels at most) and each output adds
+// four P's, each a sum of C to 4C products. Against the float64 reference, |y - y_exact| <= 8 * 2^-24 * sum |w| |x|
+// over each output's 9 C products (tests/test_conv2d_winograd_stride2.py); the worst ratio measured is 3.5 / 3.9 /
+// 2.5 for C_in = 32 / 64 / 128 (the direct GEMM: 4.0 / 2.2 / 1.0 on the same inputs).
 #include "cpu/conv2d_winograd_stride2.h"
 #include <algorithm>
 #include <cstring>
