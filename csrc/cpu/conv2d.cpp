@@ -10,7 +10,9 @@
 // its im2col block from them with masked loads and permutes, and the micro-kernel stores C straight into y (a strip
 // split in two where an image ends inside it). The phase timer's scopes (conv2d_forward/pack_a, /im2col, /gemm,
 // /copy_out) show where the time goes.
-// Depthwise convolutions (one input and one output channel per group) skip the GEMM (conv2d_depthwise.h).
+// Depthwise convolutions (one input and one output channel per group) skip the GEMM (conv2d_depthwise.h); stride-1
+// and stride-2 3x3 convolutions with enough channels take Winograd-style paths with fewer multiplies
+// (conv2d_winograd.cpp, conv2d_winograd_stride2.cpp: each dispatched by the rule its measurements gave).
 //
 // Threads and determinism: one (column range, group) per task, each writing its own elements of the output, and
 // every element summed over k in the GEMM's fixed order whatever the tiling, so results are the same for any thread
