@@ -10,7 +10,9 @@
 // its im2col block from them with masked loads and permutes, and the micro-kernel stores C straight into y (a strip
 // split in two where an image ends inside it). The phase timer's scopes (conv2d_forward/pack_a, /im2col, /gemm,
 // /copy_out) show where the time goes.
-// Depthwise convolutions (one input and one output channel per group) skip the GEMM (conv2d_depthwise.h).
+// Depthwise convolutions (one input and one output channel per group) skip the GEMM (conv2d_depthwise.h); stride-1
+// and stride-2 3x3 convolutions with enough channels take Winograd-style paths with fewer multiplies
+// (conv2d_winograd.cpp, conv2d_winograd_stride2.cpp: each dispatched by the rule its measurements gave).
 //
 // Threads and determinism: one (column range, group) per task, each writing its own elements of the output, and
 // every element summed over k in the GEMM's fixed order whatever the tiling, so results are the same for any thread
@@ -23,6 +25,7 @@
 #include "cpu/conv2d_few_channels.h"
 #include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
+#include "cpu/conv2d_winograd_stride2.h"
 #include "cpu/gemm.h"
 #include "cpu/im2col.h"
 #include "cpu/parallel.h"
@@ -61,6 +64,10 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   }
   if (few_channels_forward_applies(p)) {  // stride 1 with a short reduction (K <= 27): cpu/conv2d_few_channels.cpp
     conv2d_few_channels_forward_cpu(x, w, bias, y, p);
+    return;
+  }
+  if (winograd_stride2_forward_applies(p, x.dtype())) {  // stride-2 3x3: cpu/conv2d_winograd_stride2.cpp
+    conv2d_winograd_stride2_forward_cpu(x, w, bias, y, p);  // (the activation epilogue included)
     return;
   }
   const int64_t G = p.groups, M = p.out_per_group(), K = p.gemm_k(), P = p.out_pixels(), N = p.batch;

@@ -1,0 +1,589 @@
+// The CPU's stride-2, dilation-1, 3x3 convolution forward (conv2d's forward and so conv_transpose2d's input
+// gradient) with 25 multiplies per 2x2 block of outputs and input channel instead of 36: the input-phase
+// decomposition, with Winograd's minimal filter F(2, 2) on the phase that holds two taps.
+//
+// One dimension. Output o reads x at 2 o - pad + (0, 1, 2) with taps w0, w1, w2. A "tile" of two outputs 2t, 2t + 1
+// reads the five inputs d_k = x[4t - pad + k], k = 0..4 (zero outside the image):
+//   y0 = d0 w0 + d1 w1 + d2 w2,   y1 = d2 w0 + d3 w1 + d4 w2.
+// The even inputs d0, d2, d4 meet the 2-tap kernel (w0, w2) at stride 1: F(2, 2) gives it in 3 multiplies, and the
+// odd inputs d1, d3 meet the 1-tap kernel w1. Grouped by the output combination each product feeds, three "points":
+//   P0 = (d0 - d2) w0 + d1 w1,   P1 = d2 (w0 + w2),   P2 = (d4 - d2) w2 + d3 w1;   y0 = P0 + P1,  y1 = P2 + P1,
+// 5 multiplies for 2 outputs instead of 6. A point is a sum of "slots" (transformed input times transformed weight):
+// point 0 has two, point 1 one, point 2 two.
+// Two dimensions (nesting the rule along rows a and columns b), for the tile at output (2 th, 2 tw), every input
+// channel i and output channel o:
+//   V[a, sa, b, sb; i] = column combination (b, sb) of the row combination (a, sa) of x[i, 4 th - pad_top + 0..4,
+//                        4 tw - pad_left + 0..4]                                     (subtractions only)
+//   U[a, sa, b, sb; o, i] = sum of w[o, i, kh, kw] over the taps kh of (a, sa) and kw of (b, sb) (in float64, once)
+//   P_ab[o] = sum_{sa, sb, i} U[a, sa, b, sb; o, i] V[a, sa, b, sb; i]                 (nine GEMMs)
+//   Q_a0 = P_a0 + P_a1,  Q_a1 = P_a2 + P_a1;   y[2th + r, 2tw + c] = Q_(2r)c + Q_1c   (r, c in {0, 1})
+// The nine GEMMs have reductions of K = 4C, 2C, 4C, 2C, C, 2C, 4C, 2C, 4C (25 C in all, against 36 C for im2col
+// over a 2x2 block). The bias rides in P_11's GEMM (its row bias), which every output sums once.
+//
+// Why this wins where session 4's phase-domain F(2, 2) (conv2d_winograd.cpp's header) lost: the transforms ride on
+// the GEMM's own data movement instead of being passes of their own.
+//   Input transform, straight into the GEMM's packed B, strip by strip (nr = 32 tiles x 25 C rows). For images
+//   narrow enough (rows_fit_two_vectors), each x row a tile row reads is loaded in place as two vectors (masked:
+//   zero outside the image), the row combinations are vector subtractions, one two-register permute per window
+//   column moves each tile's column into its lane, masked moves merge the tile rows ("pieces") of 16 lanes, and the
+//   column combinations are stored as whole vectors. (Storing a partial vector per tile row instead cost four times
+//   as much: the stores, not the loads or permutes, were the bottleneck.) Strips of cut tiles (below), one tile per
+//   row, and wider images use one masked AVX-512 gather per window element instead: the same values, the same bits.
+//   Weight transform: straight into the nine packed A, in float64 rounded once, through a small block so that the
+//   25 destinations are written as runs; the packed U lives in the calling thread's scratch (a fresh block of that
+//   size was mapped anew on every call and its page faults cost more than the transform).
+//   Output transform: the nine GEMMs of a strip store their P blocks (C_out x 32 tiles each) into a per-thread
+//   buffer that stays in L2; the adds, the activation epilogue, and the interleave of the two output columns of each
+//   tile (two permutes) read them from there and write y, run by run of tiles of one tile row, channel after channel.
+//   Odd output sizes: the tiles cut to one column or one row are sorted after the whole ones (Problem::tile) and run
+//   only the GEMMs their outputs need, so 7x7 outputs cost 324 instead of 400 products per image and channel pair.
+//
+// Measured (2-core Zen 4 dev machine at load 6-9, 1 thread, float32, CPU-time minima of 45-60 calls, interleaved
+// runs of this branch and main f4d5fbb, PyTorch 2.13 oneDNN in the same process; ms, direct -> this path):
+//   seed enc2 forward        25x32x14x14 -> 64 (7x7 out):    0.556-0.561 -> 0.542-0.546   (PyTorch 0.486-0.49)
+//   seed dec1 backward-data  25x64x14x14 -> 64 (7x7 out):    1.095-1.111 -> 1.013-1.034   (PyTorch 0.89-0.94)
+//   seed dec2 backward-data  25x32x28x28 -> 64 (14x14 out):  1.988-2.127 -> 1.555-1.634   (PyTorch 1.69-1.83)
+//   25x32x28x28 -> 32: 1.15 -> 0.89-0.96   16x128x28x28 -> 256: 18.3-18.6 -> 14.2-14.9
+//   outside the rule: 8x64x56x56 -> 128 (gathers): 10.0-10.6 -> 10.1 (a tie)   8x256x14x14 -> 256: 5.1-5.4 ->
+//   4.8-5.6 (the packed U out of L2)   32x16x32x32 -> 16: 0.62 -> 0.67-0.81   25x16x14x14 -> 32: 0.17 -> 0.19-0.21
+//   4x32x9x9 -> 48 (5x5 out): 0.056 -> 0.073
+// Phase timer, 1 thread (ms; gemm / input transform / output transform / weight transform): enc2 0.31 / 0.14 /
+// 0.06 / 0.03 (direct: gemm 0.41, im2col 0.14), dec1 0.62 / 0.29 / 0.06 / 0.05 (direct 0.81, 0.27), dec2 1.11 /
+// 0.28 / 0.13 / 0.03 (direct 1.60, 0.37). What is left: the input transform of the 7x7-output layers (pieces of
+// three or four tiles, and the gathers of the cut-tile strips) and the output transform's per-run stores.
+//
+// Work split and determinism: the tiles, in Problem::tile's order, are cut into strips of the GEMM's nr columns; one
+// task per strip runs the input transform, the GEMMs and the output transform into its own outputs. Each P element
+// is summed over k in the GEMM's fixed order (gemm.h) and each output from its P's in a fixed order, whatever strip
+// or lane its tile lands in: results are bitwise identical for any thread count.
+//
+// Untried: F(3, 2) or F(4, 2) on the even phase (fewer multiplies on whole tiles, but 7x7 and 14x14 outputs cut
+// more tiles, and session 4 measured float32 errors of 30-130 units for F(4, 2)); a direct kernel for the 7x7
+// layers, where this path wins only 3-8%.
+//
+// Rounding (float32): the transforms subtract inputs before the products (two levels at most) and each output adds
+// four P's, each a sum of C to 4C products. Against the float64 reference, |y - y_exact| <= 8 * 2^-24 * sum |w| |x|
+// over each output's 9 C products (tests/test_conv2d_winograd_stride2.py); the worst ratio measured is 3.5 / 3.9 /
+// 2.5 for C_in = 32 / 64 / 128 (the direct GEMM: 4.0 / 2.2 / 1.0 on the same inputs).
+#include "cpu/conv2d_winograd_stride2.h"
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+#include "cpu/phase_timer.h"
+#include "cpu/scratch.h"
+
+namespace gradcore {
+
+namespace {
+
+using namespace cpu;
+
+// One dimension: for point a and slot s, the transformed input d[kPlus] - d[kMinus] (kMinus < 0: d[kPlus] alone)
+// (the transformed weights: transform_weights).
+constexpr int kSlots[3] = {2, 1, 2};
+constexpr int kPlus[3][2] = {{0, 1}, {2, -1}, {4, 3}};
+constexpr int kMinus[3][2] = {{2, -1}, {-1, -1}, {2, -1}};
+constexpr int kPoints = 9;  // (a, b), point a * 3 + b
+
+inline int64_t slots_of(int pt) { return kSlots[pt / 3] * kSlots[pt % 3]; }
+
+thread_local Scratch weight_scratch;  // the packed U of the calls this thread makes
+
+struct Problem {
+  int64_t batch, in_c, in_h, in_w, out_c, out_h, out_w, pad_top, pad_left;
+  int64_t tiles_h() const { return (out_h + 1) / 2; }
+  int64_t tiles_w() const { return (out_w + 1) / 2; }
+  int64_t tiles() const { return batch * tiles_h() * tiles_w(); }
+
+  // The order of the tiles (the GEMMs' columns), by kind: first the whole 2x2 tiles of every image (image by image,
+  // row by row), then those cut to one column by an odd width (the last tile column), those cut to one row by an
+  // odd height, and the corners cut to one output. A cut tile needs only the points that feed its outputs (no
+  // b = 2 without a second column, no a = 2 without a second row: 15 C or 9 C multiplies instead of 25 C), and
+  // sorted so, most strips hold one kind and run only its GEMMs: 7x7 outputs cost 324 instead of 400 products per
+  // image and channel pair (direct: 441). The order moves no bit: each output comes from its own tile's P's.
+  int64_t full_h() const { return out_h / 2; }
+  int64_t full_w() const { return out_w / 2; }
+  struct Tile {
+    int64_t n, th, tw;
+    int needs;  // the points its outputs sum: bit a * 3 + b
+  };
+  Tile tile(int64_t t) const {
+    const int64_t TH = tiles_h(), TW = tiles_w(), fh = full_h(), fw = full_w();
+    const int64_t whole = batch * fh * fw, cut_w = batch * fh * (TW - fw), cut_h = batch * (TH - fh) * fw;
+    constexpr int kAll = 0x1FF, kNoB2 = 0x1FF & ~(1 << 2 | 1 << 5 | 1 << 8), kNoA2 = 0x1FF & ~(0x7 << 6);
+    if (t < whole) return {t / (fh * fw), t / fw % fh, t % fw, kAll};
+    t -= whole;
+    if (t < cut_w) return {t / fh, t % fh, TW - 1, kNoB2};
+    t -= cut_w;
+    if (t < cut_h) return {t / fw, TH - 1, t % fw, kNoA2};
+    t -= cut_h;
+    return {t, TH - 1, TW - 1, kNoB2 & kNoA2};
+  }
+};
+
+// Row d (of depth rows) of a packed B (cols_pad columns), in strip s: packed_b_row_runs' layout (gemm.h).
+template <typename T> inline T* packed_row(T* base, int64_t d, int64_t depth, int64_t cols_pad, int64_t strip) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t blk = d / kKc * kKc, kc = std::min(kKc, depth - blk);
+  return base + blk * cols_pad + strip * kc * nr + (d - blk) * nr;
+}
+
+// U for the output channels of panel [o0, o0 + kMr), written straight into each point's packed A (point pt at
+// a + a_off[pt], laid out as gemm.h's pack_a_panels lays out an M x K_pt matrix, row o, column slot * C + i), the
+// rows past C_out zero. Each value is summed in float64 and rounded once. kChannelsPerPass input channels at a time
+// go through a local block, then out as 25 contiguous runs: written value by value, the 25 destinations (a multiple
+// of 2 KiB apart) fought over a few L1 sets.
+constexpr int64_t kChannelsPerPass = 16;
+template <typename T> void transform_weights(const T* w, const Problem& q, int64_t o0, T* a, const int64_t* a_off) {
+  const int64_t O = q.out_c, I = q.in_c, m_pad = round_up(O, kMr);
+  alignas(64) T block[25][kChannelsPerPass][kMr];
+  for (int64_t i0 = 0; i0 < I; i0 += kChannelsPerPass) {
+    const int64_t ic = std::min(kChannelsPerPass, I - i0);
+    for (int64_t o = o0; o < o0 + kMr; ++o)
+      for (int64_t i = i0; i < i0 + ic; ++i) {
+        const int64_t il = i - i0, ol = o - o0;
+        if (o >= O) {
+          for (int u = 0; u < 25; ++u) block[u][il][ol] = T(0);
+          continue;
+        }
+        const T* g = w + (o * I + i) * 9;
+        double rows[5][3];  // the row combinations (a, sa) of the kernel: taps 0, 1, 0 + 2, 2, 1
+        for (int kw = 0; kw < 3; ++kw) {
+          const double g0 = g[kw], g1 = g[3 + kw], g2 = g[6 + kw];
+          rows[0][kw] = g0;
+          rows[1][kw] = g1;
+          rows[2][kw] = g0 + g2;
+          rows[3][kw] = g2;
+          rows[4][kw] = g1;
+        }
+        for (int r = 0; r < 5; ++r) {  // then the column combinations, in the same order
+          block[5 * r][il][ol] = T(rows[r][0]);
+          block[5 * r + 1][il][ol] = T(rows[r][1]);
+          block[5 * r + 2][il][ol] = T(rows[r][0] + rows[r][2]);
+          block[5 * r + 3][il][ol] = T(rows[r][2]);
+          block[5 * r + 4][il][ol] = T(rows[r][1]);
+        }
+      }
+    int v = 0;  // value v of the loops below: point (ra, cb), slot (sa, sb)
+    for (int ra = 0; ra < 3; ++ra)
+      for (int sa = 0; sa < kSlots[ra]; ++sa)
+        for (int cb = 0; cb < 3; ++cb)
+          for (int sb = 0; sb < kSlots[cb]; ++sb, ++v) {
+            const int pt = ra * 3 + cb;
+            const int64_t K = slots_of(pt) * I, k_first = (sa * kSlots[cb] + sb) * I + i0;
+            for (int64_t il = 0; il < ic; ++il) {  // (a run, except where it crosses a kKc block)
+              const int64_t k = k_first + il, blk = k / kKc * kKc, kc = std::min(kKc, K - blk);
+              std::memcpy(a + a_off[pt] + blk * m_pad + o0 * kc + (k - blk) * kMr, block[v][il], sizeof(T) * kMr);
+            }
+          }
+  }
+}
+
+// Where the nr / L vector groups of lanes of strip s read x: lane l's tile has its 5x5 input window at x offset
+// base[l] (+ c H W for channel c), row r of the window inside the image for lanes in rows[r], column k in cols[k].
+struct LaneWindows {
+  int32_t base[64];
+  uint64_t rows[5], cols[5];
+};
+
+template <typename T>
+void lane_windows(const Problem& q, int64_t t_first, int64_t count, LaneWindows& lw) {
+  for (int r = 0; r < 5; ++r) lw.rows[r] = lw.cols[r] = 0;
+  for (int64_t l = 0; l < nr_of<T>(); ++l) {
+    lw.base[l] = 0;
+    if (l >= count) continue;
+    const Problem::Tile tl = q.tile(t_first + l);
+    const int64_t n = tl.n, r0 = 4 * tl.th - q.pad_top, c0 = 4 * tl.tw - q.pad_left;
+    lw.base[l] = (int32_t)(n * q.in_c * q.in_h * q.in_w + r0 * q.in_w + c0);
+    for (int k = 0; k < 5; ++k) {
+      lw.rows[k] |= (uint64_t)(r0 + k >= 0 && r0 + k < q.in_h) << l;
+      lw.cols[k] |= (uint64_t)(c0 + k >= 0 && c0 + k < q.in_w) << l;
+    }
+  }
+}
+
+// V for the tiles of strip s of the task (lanes [0, count), the rest zero), every input channel, into the nine packed
+// B matrices (point pt at packed + b_off[pt], slots_of(pt) C rows, cols_pad columns). The element loop: the same
+// operations in the same order as the vector code below, one lane at a time.
+template <typename T>
+void input_transform_lanes(const T* x, const Problem& q, const LaneWindows& lw, int64_t count, int64_t strip,
+                           int64_t cols_pad, const int64_t* b_off, T* packed) {
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t I = q.in_c, HW = q.in_h * q.in_w, W = q.in_w;
+  for (int64_t i = 0; i < I; ++i)
+    for (int64_t l = 0; l < nr; ++l) {
+      T d[5][5];
+      for (int r = 0; r < 5; ++r)
+        for (int k = 0; k < 5; ++k)
+          d[r][k] = l < count && (lw.rows[r] >> l & 1) && (lw.cols[k] >> l & 1) ? x[i * HW + lw.base[l] + r * W + k]
+                                                                                : T(0);
+      for (int ra = 0; ra < 3; ++ra)
+        for (int sa = 0; sa < kSlots[ra]; ++sa) {
+          T row[5];
+          for (int k = 0; k < 5; ++k)
+            row[k] = kMinus[ra][sa] >= 0 ? d[kPlus[ra][sa]][k] - d[kMinus[ra][sa]][k] : d[kPlus[ra][sa]][k];
+          for (int cb = 0; cb < 3; ++cb)
+            for (int sb = 0; sb < kSlots[cb]; ++sb) {
+              const int pt = ra * 3 + cb;
+              const int64_t K = slots_of(pt) * I, slot = sa * kSlots[cb] + sb;
+              const T v = kMinus[cb][sb] >= 0 ? row[kPlus[cb][sb]] - row[kMinus[cb][sb]] : row[kPlus[cb][sb]];
+              packed_row(packed + b_off[pt], slot * I + i, K, cols_pad, strip)[l] = v;
+            }
+        }
+    }
+}
+
+// Where the 25 values of input channel i go in strip 0 of the nine packed B matrices (cols_pad columns): value
+// v = 5 r + c, r and c the row and column combinations in the order (point, slot) = (0, 0), (0, 1), (1, 0), (2, 0),
+// (2, 1).
+template <typename T>
+void value_rows(T* packed, const int64_t* b_off, int64_t I, int64_t i, int64_t cols_pad, T** rows) {
+  constexpr int kPoint[5] = {0, 0, 1, 2, 2}, kSlot[5] = {0, 1, 0, 0, 1};
+  for (int r = 0; r < 5; ++r)
+    for (int c = 0; c < 5; ++c) {
+      const int pt = kPoint[r] * 3 + kPoint[c];
+      const int64_t slot = kSlot[r] * kSlots[kPoint[c]] + kSlot[c];
+      rows[5 * r + c] = packed_row(packed + b_off[pt], slot * I + i, slots_of(pt) * I, cols_pad, 0);
+    }
+}
+
+// Whether input_transform_rows applies: a tile row's 5 window columns per tile, from column -pad_left on, lie in two
+// vectors (32 floats), every read past them being a zero (column 31 itself outside the image), and a tile row fits in
+// the 16 lanes.
+bool rows_fit_two_vectors(const Problem& q) {
+  return q.tiles_w() <= 16 && (4 * q.tiles_w() + 1 <= 32 || q.in_w + q.pad_left <= 31) && q.pad_left <= 16;
+}
+
+#if defined(__AVX512F__)
+// The five column combinations of one row combination (its window columns k = 0..4 in col), stored
+// whole at rows[0..4] + off: col0 - col2, col1, col2, col4 - col2, col3.
+inline void store_columns(const __m512* col, float* const* rows, int64_t off) {
+  _mm512_storeu_ps(rows[0] + off, _mm512_sub_ps(col[0], col[2]));
+  _mm512_storeu_ps(rows[1] + off, col[1]);
+  _mm512_storeu_ps(rows[2] + off, col[2]);
+  _mm512_storeu_ps(rows[3] + off, _mm512_sub_ps(col[4], col[2]));
+  _mm512_storeu_ps(rows[4] + off, col[3]);
+}
+
+// input_transform_lanes for float, 16 lanes at a time: each window element is one masked gather (zero outside the
+// image and past the task's tiles), the combinations run in registers, and V is stored as whole vectors.
+void input_transform_gathers(const float* x, const Problem& q, const LaneWindows& lw, int64_t count,
+                             const int64_t* b_off, float* packed) {
+  constexpr int64_t nr = nr_of<float>();
+  const int64_t I = q.in_c, HW = q.in_h * q.in_w, W = q.in_w;
+  __m512i base[2];
+  __mmask16 rm[2][5], cm[2][5];
+  for (int h = 0; h < 2; ++h) {
+    base[h] = _mm512_loadu_si512(lw.base + 16 * h);
+    const uint32_t valid = (uint32_t)(count - 16 * h >= 16 ? 0xFFFF : count > 16 * h ? (1u << (count - 16 * h)) - 1 : 0);
+    for (int k = 0; k < 5; ++k) {
+      rm[h][k] = (__mmask16)((lw.rows[k] >> (16 * h)) & valid);
+      cm[h][k] = (__mmask16)(lw.cols[k] >> (16 * h));
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  float* rows[25];
+  for (int64_t i = 0; i < I; ++i) {
+    value_rows(packed, b_off, I, i, nr, rows);
+    const float* xi = x + i * HW;
+    for (int h = 0; h < 2; ++h) {
+      __m512 d[5][5];
+      for (int r = 0; r < 5; ++r)
+        for (int k = 0; k < 5; ++k) {
+          const __m512i idx = _mm512_add_epi32(base[h], _mm512_set1_epi32((int32_t)(r * W + k)));
+          d[r][k] = _mm512_mask_i32gather_ps(zero, (__mmask16)(rm[h][r] & cm[h][k]), idx, xi, 4);
+        }
+      __m512 col[5];
+      for (int k = 0; k < 5; ++k) col[k] = _mm512_sub_ps(d[0][k], d[2][k]);
+      store_columns(col, rows, 16 * h);
+      store_columns(d[1], rows + 5, 16 * h);
+      store_columns(d[2], rows + 10, 16 * h);
+      for (int k = 0; k < 5; ++k) col[k] = _mm512_sub_ps(d[4][k], d[2][k]);
+      store_columns(col, rows + 15, 16 * h);
+      store_columns(d[3], rows + 20, 16 * h);
+    }
+  }
+}
+
+// input_transform_gathers for images narrow enough (rows_fit_two_vectors), without gathers. Each group of 16 lanes
+// of the strip holds "pieces", runs of tiles of one tile row. For each row combination of the window (x rows read in
+// place as two vectors each, masked loads: zero outside the image, combined down the rows), one two-register permute
+// per piece and window column k moves column 4 tw + k of each of the piece's tiles into the piece's lanes, and a
+// masked move merges the pieces; the column combinations then run on whole vectors, stored whole (stores of part of
+// a vector, one per piece, cost four times as much). The same operations on the same values as the gathers: the
+// same bits.
+bool input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t count, const int64_t* b_off,
+                          float* packed) {
+  constexpr int64_t nr = nr_of<float>();
+  constexpr int kPieces = 17, kMaxPieces = 6;  // at most one per lane, plus one
+  const int64_t W = q.in_w, H = q.in_h, I = q.in_c, HW = H * W;
+  auto lanes = [](int64_t lo, int64_t hi) {  // lanes [lo, hi) of 16
+    uint32_t m = 0;
+    for (int64_t l = std::max<int64_t>(lo, 0); l < std::min<int64_t>(hi, 16); ++l) m |= 1u << l;
+    return (__mmask16)m;
+  };
+  const __mmask16 load_lo = lanes(q.pad_left, q.pad_left + W), load_hi = lanes(q.pad_left - 16, q.pad_left + W - 16);
+  struct Piece {
+    int64_t plane, y0;  // x offset of (image n, channel 0), and the window's first x row 4 th - pad_top
+    __mmask16 lanes;
+    __m512i idx[5];  // lane l takes window column k of its tile: vector column 4 tw + k (31, a zero, past them)
+  };
+  alignas(64) Piece pieces[2][kPieces];
+  int pieces_of[2] = {0, 0};
+  for (int h = 0; h < 2; ++h)
+    for (int64_t l = 16 * h; l < std::min<int64_t>(count, 16 * h + 16);) {
+      const Problem::Tile tl = q.tile(t0 + l);
+      const int64_t n = tl.n, th = tl.th, tw = tl.tw;
+      int64_t run = 1;  // the lanes of this piece: the next tiles of the same tile row
+      while (l + run < std::min<int64_t>(count, 16 * h + 16)) {
+        const Problem::Tile next = q.tile(t0 + l + run);
+        if (next.n != n || next.th != th || next.tw != tw + run) break;
+        ++run;
+      }
+      Piece& pc = pieces[h][pieces_of[h]++];
+      pc.plane = n * I * HW - q.pad_left;
+      pc.y0 = 4 * th - q.pad_top;
+      pc.lanes = lanes(l - 16 * h, std::min(l + run, count) - 16 * h);
+      for (int k = 0; k < 5; ++k) {
+        alignas(64) int32_t v[16];
+        for (int j = 0; j < 16; ++j) v[j] = (int32_t)std::clamp<int64_t>(4 * (tw + j - (l - 16 * h)) + k, 0, 31);
+        pc.idx[k] = _mm512_load_si512(v);
+      }
+      l += run;
+    }
+  // Tiles cut by an odd width come one per tile row: that many pieces cost more than the gathers.
+  if (std::max(pieces_of[0], pieces_of[1]) > kMaxPieces) return false;
+  const __m512 zero = _mm512_setzero_ps();
+  float* rows[25];
+  for (int64_t i = 0; i < I; ++i) {
+    value_rows(packed, b_off, I, i, nr, rows);
+    for (int h = 0; h < 2; ++h) {
+      // row combination r: x row kPlus[r] minus x row kMinus[r] of the window (as in the loops over (point, slot))
+      constexpr int kRowPlus[5] = {0, 1, 2, 4, 3}, kRowMinus[5] = {2, -1, -1, 2, -1};
+      for (int r = 0; r < 5; ++r) {
+        __m512 col[5] = {zero, zero, zero, zero, zero};
+        for (int p = 0; p < pieces_of[h]; ++p) {
+          const Piece& pc = pieces[h][p];
+          const float* plane = x + pc.plane + i * HW;
+          auto row = [&](int dy, __m512& lo, __m512& hi) {
+            const int64_t y = pc.y0 + dy;
+            const bool inside = y >= 0 && y < H;
+            lo = inside ? _mm512_maskz_loadu_ps(load_lo, plane + y * W) : zero;
+            hi = inside ? _mm512_maskz_loadu_ps(load_hi, plane + y * W + 16) : zero;
+          };
+          __m512 lo, hi;
+          row(kRowPlus[r], lo, hi);
+          if (kRowMinus[r] >= 0) {
+            __m512 lo2, hi2;
+            row(kRowMinus[r], lo2, hi2);
+            lo = _mm512_sub_ps(lo, lo2);
+            hi = _mm512_sub_ps(hi, hi2);
+          }
+          for (int k = 0; k < 5; ++k)
+            col[k] = _mm512_mask_mov_ps(col[k], pc.lanes, _mm512_permutex2var_ps(lo, pc.idx[k], hi));
+        }
+        store_columns(col, rows + 5 * r, 16 * h);
+      }
+    }
+  }
+  return true;
+}
+#endif
+
+// A run of a strip's tiles in one tile row of one image: tiles (th, tw0 .. tw0 + count - 1) of image n, lanes
+// first .. first + count - 1 of the strip.
+struct Segment {
+  int64_t n, th, tw0, count, first;
+};
+
+// y for the strip's tiles (lanes [0, count)) from the nine P blocks (point pt at p + pt * p_stride, row o at
+// + o * nr; zero for the points not in needs, which no output stored here sums): Q and y in vectors over the lanes, the activation, then each tile row's outputs interleaved into y.
+template <typename T>
+void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q, const Segment* segs,
+                      int64_t seg_count, Activation act, T* y, T* ybuf) {
+  using V = typename Simd<T>::vec;
+  constexpr int64_t nr = nr_of<T>();
+  constexpr int L = Simd<T>::lanes;
+  const int64_t O = q.out_c, Ho = q.out_h, Wo = q.out_w;
+  for (int64_t o = 0; o < O; ++o) {  // y of every output channel, 4 rows of nr lanes each, into ybuf
+    const T* po = p + o * nr;
+    T* yo = ybuf + o * 4 * nr;
+    for (int v = 0; v < nr; v += L) {
+      V P[kPoints];
+      for (int pt = 0; pt < kPoints; ++pt) P[pt] = needs >> pt & 1 ? load_vec(po + pt * p_stride + v) : V{};
+      V Q[3][2];
+      for (int a = 0; a < 3; ++a) {
+        Q[a][0] = P[a * 3] + P[a * 3 + 1];
+        Q[a][1] = P[a * 3 + 2] + P[a * 3 + 1];
+      }
+      for (int r = 0; r < 2; ++r)
+        for (int c = 0; c < 2; ++c) {
+          V out = Q[2 * r][c] + Q[1][c];
+          if (act == Activation::relu) out = relu_vec(out);
+          store_vec(yo + (2 * r + c) * nr + v, out);
+        }
+    }
+  }
+  for (int64_t s = 0; s < seg_count; ++s) {  // then each run of tiles, channel after channel
+    const Segment& sg = segs[s];
+    const int64_t ow0 = 2 * sg.tw0, width = std::min(2 * sg.count, Wo - ow0);
+    for (int r = 0; r < 2; ++r) {
+      const int64_t oh = 2 * sg.th + r;
+      if (oh >= Ho) break;
+      T* dst = y + (sg.n * O * Ho + oh) * Wo + ow0;
+      const T* even = ybuf + 2 * r * nr + sg.first;
+      if (sg.count == 1) {  // a cut tile (Problem::tile): one or two outputs
+        for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, even += 4 * nr) {
+          dst[0] = even[0];
+          if (width > 1) dst[1] = even[nr];
+        }
+        continue;
+      }
+      for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, even += 4 * nr) {
+        const T* odd = even + nr;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {  // 16 tiles at a time: two permutes interleave them, masked stores
+          const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+          const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+          for (int64_t j = 0; j < width; j += 32) {  // outputs [j, j + 32): tiles [j / 2, j / 2 + 16)
+            const __m512 e = _mm512_loadu_ps(even + j / 2), od = _mm512_loadu_ps(odd + j / 2);
+            const int64_t left = width - j;
+            const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            _mm512_mask_storeu_ps(dst + j, m0, _mm512_permutex2var_ps(e, lo, od));
+            if (left > 16) {
+              const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (left - 16)) - 1);
+              _mm512_mask_storeu_ps(dst + j + 16, m1, _mm512_permutex2var_ps(e, hi, od));
+            }
+          }
+          continue;
+        }
+#endif
+        const int64_t pairs = width / 2;
+        for (int64_t j = 0; j < pairs; ++j) {
+          dst[2 * j] = even[j];
+          dst[2 * j + 1] = odd[j];
+        }
+        if (width % 2) dst[width - 1] = even[pairs];
+      }
+    }
+  }
+}
+
+template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, const Problem& q, Activation act) {
+  GRADCORE_PHASE("conv2d_winograd_s2");  // one call per convolution (the tests count them)
+  constexpr int64_t nr = nr_of<T>();
+  const int64_t O = q.out_c, I = q.in_c, m_pad = round_up(O, kMr), panels = m_pad / kMr;
+  int64_t a_off[kPoints], b_rows[kPoints], total_rows = 0;
+  for (int pt = 0; pt < kPoints; ++pt) {
+    b_rows[pt] = total_rows;
+    a_off[pt] = m_pad * total_rows;
+    total_rows += slots_of(pt) * I;
+  }
+  // The packed U lives in the calling thread's own scratch, which the worker threads read: a fresh block of this size
+  // would be mapped anew on every call, and its page faults cost more than the weight transform itself.
+  T* packed_u = weight_scratch.get<T>(m_pad * total_rows);
+  const int64_t total = q.tiles(), strips = (total + nr - 1) / nr;
+  // The nine P blocks of a strip sit p_stride apart: a multiple of 4 KiB would put the same lane of every point in
+  // one L1 set, and the output transform reads all nine at once.
+  const int64_t p_stride = m_pad * nr + nr;
+  const bool parallel = total * O * I * 25 >= kParallelThreshold;  // multiply-adds
+#if defined(__AVX512F__)
+  const bool rows_fit = rows_fit_two_vectors(q);
+#endif
+#pragma omp parallel if (parallel && strips > 1)
+  {
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < panels; ++t) {  // the weight transform, panel by panel (then a barrier)
+      GRADCORE_PHASE("conv2d_winograd_s2/weight_transform");
+      transform_weights(w, q, t * kMr, packed_u, a_off);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t s = 0; s < strips; ++s) {
+      const int64_t t0 = s * nr, count = std::min(nr, total - t0);
+      int needs = 0;  // the points the strip's tiles sum
+      for (int64_t l = 0; l < count; ++l) needs |= q.tile(t0 + l).needs;
+      int64_t b_off[kPoints];
+      for (int pt = 0; pt < kPoints; ++pt) b_off[pt] = b_rows[pt] * nr;
+      T* packed = scratch_packed_b.get<T>(total_rows * nr);
+      T* p = scratch_col.get<T>(kPoints * p_stride + 4 * O * nr + 16);  // (+ the interleave's reads past the end)
+      T* ybuf = p + kPoints * p_stride;
+      {
+        GRADCORE_PHASE("conv2d_winograd_s2/input_transform");
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {
+          if (!rows_fit || !input_transform_rows(x, q, t0, count, b_off, packed)) {
+            LaneWindows lw;
+            lane_windows<T>(q, t0, count, lw);
+            input_transform_gathers(x, q, lw, count, b_off, packed);
+          }
+        } else {
+          LaneWindows lw;
+          lane_windows<T>(q, t0, count, lw);
+          input_transform_lanes(x, q, lw, count, 0, nr, b_off, packed);
+        }
+#else
+        LaneWindows lw;
+        lane_windows<T>(q, t0, count, lw);
+        input_transform_lanes(x, q, lw, count, 0, nr, b_off, packed);
+#endif
+      }
+      {
+        GRADCORE_PHASE("conv2d_winograd_s2/gemm");
+        for (int pt = 0; pt < kPoints; ++pt) {
+          if (!(needs >> pt & 1)) continue;  // no tile of the strip sums it (Problem::tile)
+          T* out = p + pt * p_stride;
+          gemm_packed_to(O, count, slots_of(pt) * I, packed_u + a_off[pt], packed + b_off[pt],
+                         [&](int64_t) { return StripOut<T>{out, nr, nullptr, false}; }, nr, false,
+                         pt == 4 ? bias : nullptr);
+        }
+      }
+      GRADCORE_PHASE("conv2d_winograd_s2/output_transform");
+      Segment segs[nr];
+      int64_t seg_count = 0;
+      for (int64_t done = 0; done < count;) {
+        const Problem::Tile tl = q.tile(t0 + done);
+        int64_t run = 1;
+        for (; done + run < count; ++run) {
+          const Problem::Tile next = q.tile(t0 + done + run);
+          if (next.n != tl.n || next.th != tl.th || next.tw != tl.tw + run) break;
+        }
+        segs[seg_count++] = Segment{tl.n, tl.th, tl.tw, run, done};
+        done += run;
+      }
+      output_transform(p, p_stride, needs, q, segs, seg_count, act, y, ybuf);
+    }
+  }
+}
+
+}  // namespace
+
+// When it wins (the measurements at the top of this file): float32 (float64 was not measured), 32 or more channels on
+// each side (fewer: the GEMMs too thin to pay for the transforms), at most 128 x 256 channel pairs (beyond, the nine
+// packed U of 25 C_in C_out floats no longer stay in L2 while the strips stream past), outputs of at least 7x7 (the
+// 2x2 tiles and their transforms run mostly empty below), and images narrow enough for the tile-row input
+// transform (rows_fit_two_vectors: wider ones take the gathers, which only tied).
+bool winograd_stride2_forward_applies(const Conv2dParams& p, DType dtype) {
+  const Problem q{p.batch, p.in_channels, p.in_h, p.in_w, p.out_channels, p.out_h, p.out_w, p.pad_top, p.pad_left};
+  return dtype == DType::float32 && p.kernel_h == 3 && p.kernel_w == 3 && p.stride_h == 2 && p.stride_w == 2 &&
+         p.dilation_h == 1 && p.dilation_w == 1 && p.groups == 1 && p.in_channels >= 32 && p.out_channels >= 32 &&
+         p.in_channels * p.out_channels <= 128 * 256 && p.out_h >= 7 && p.out_w >= 7 && rows_fit_two_vectors(q) &&
+         p.batch * p.in_channels * p.in_h * p.in_w < ((int64_t)1 << 31) - 64;  // gather offsets are int32
+}
+
+void conv2d_winograd_stride2_forward_cpu(const Array& x, const Array& w, const Array& bias, Array& y,
+                                         const Conv2dParams& p) {
+  const Problem q{p.batch, p.in_channels, p.in_h, p.in_w, p.out_channels, p.out_h, p.out_w, p.pad_top, p.pad_left};
+  dispatch_float(x.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    forward<T>(x.data_as<T>(), w.data_as<T>(), bias.numel() ? bias.data_as<T>() : nullptr, y.data_as<T>(), q,
+               p.activation);
+  });
+}
+
+}  // namespace gradcore
