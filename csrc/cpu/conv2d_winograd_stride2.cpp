@@ -51,6 +51,11 @@
 // 0.06 / 0.03 (direct: gemm 0.41, im2col 0.14), dec1 0.62 / 0.29 / 0.06 / 0.05 (direct 0.81, 0.27), dec2 1.11 /
 // 0.28 / 0.13 / 0.03 (direct 1.60, 0.37). What is left: the input transform of the 7x7-output layers (pieces of
 // three or four tiles, and the gathers of the cut-tile strips) and the output transform's per-run stores.
+// At batch 256 (lead, after the merge: quiet machine, 1 thread, CPU-time minima of 4 interleaved runs against
+// f4d5fbb; ms) the 7x7-output layers lose: dec1 backward-data 12.1 -> 14.6 (every run), enc2 forward 6.2 -> 6.5
+// (runs overlap), while dec2 backward-data still wins, 23.4 -> 20.5. Not understood yet; the rule does not look at
+// the batch. Next: find what grows with the batch (x leaves L2/L3 between the strips' row reads?) before excluding
+// 7x7 outputs, which would give up the 2-5% won at batch 25.
 //
 // Work split and determinism: the tiles, in Problem::tile's order, are cut into strips of the GEMM's nr columns; one
 // task per strip runs the input transform, the GEMMs and the output transform into its own outputs. Each P element
