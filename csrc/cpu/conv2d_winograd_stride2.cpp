@@ -51,11 +51,9 @@
 // 0.06 / 0.03 (direct: gemm 0.41, im2col 0.14), dec1 0.62 / 0.29 / 0.06 / 0.05 (direct 0.81, 0.27), dec2 1.11 /
 // 0.28 / 0.13 / 0.03 (direct 1.60, 0.37). What is left: the input transform of the 7x7-output layers (pieces of
 // three or four tiles, and the gathers of the cut-tile strips) and the output transform's per-run stores.
-// At batch 256 (lead, after the merge: quiet machine, 1 thread, CPU-time minima of 4 interleaved runs against
-// f4d5fbb; ms) the 7x7-output layers lose: dec1 backward-data 12.1 -> 14.6 (every run), enc2 forward 6.2 -> 6.5
-// (runs overlap), while dec2 backward-data still wins, 23.4 -> 20.5. Not understood yet; the rule does not look at
-// the batch. Next: find what grows with the batch (x leaves L2/L3 between the strips' row reads?) before excluding
-// 7x7 outputs, which would give up the 2-5% won at batch 25.
+// At batch 256 (lead, after the merge: quiet machine, 1 thread, CPU-time minima of 2-4 interleaved runs; ms,
+// direct f4d5fbb -> kinds sorted over the whole batch -> sorted per group of 32 images, Problem::tile): enc2 forward
+// 6.22 -> 6.47 -> 5.73, dec1 backward-data 12.10 -> 14.56 -> 11.32, dec2 backward-data 23.4 -> 20.5 -> 20.3.
 //
 // Work split and determinism: the tiles, in Problem::tile's order, are cut into strips of the GEMM's nr columns; one
 // task per strip runs the input transform, the GEMMs and the output transform into its own outputs. Each P element
@@ -118,17 +116,23 @@ struct Problem {
     int64_t n, th, tw;
     int needs;  // the points its outputs sum: bit a * 3 + b
   };
+  // The kinds are sorted within groups of kImagesPerGroup images, not over the whole batch: a group's x (~1.6 MiB for
+  // 32 images of 64x14x14) stays in the caches while its cut tiles, which gather, read it a second time. Sorted over
+  // the whole batch, batch 256 read them from memory: dec1's backward-data took 14.6 ms instead of 12.1 (direct).
+  static constexpr int64_t kImagesPerGroup = 32;
   Tile tile(int64_t t) const {
     const int64_t TH = tiles_h(), TW = tiles_w(), fh = full_h(), fw = full_w();
-    const int64_t whole = batch * fh * fw, cut_w = batch * fh * (TW - fw), cut_h = batch * (TH - fh) * fw;
+    const int64_t n0 = t / (kImagesPerGroup * TH * TW) * kImagesPerGroup, images = std::min(kImagesPerGroup, batch - n0);
+    t -= n0 * TH * TW;
+    const int64_t whole = images * fh * fw, cut_w = images * fh * (TW - fw), cut_h = images * (TH - fh) * fw;
     constexpr int kAll = 0x1FF, kNoB2 = 0x1FF & ~(1 << 2 | 1 << 5 | 1 << 8), kNoA2 = 0x1FF & ~(0x7 << 6);
-    if (t < whole) return {t / (fh * fw), t / fw % fh, t % fw, kAll};
+    if (t < whole) return {n0 + t / (fh * fw), t / fw % fh, t % fw, kAll};
     t -= whole;
-    if (t < cut_w) return {t / fh, t % fh, TW - 1, kNoB2};
+    if (t < cut_w) return {n0 + t / fh, t % fh, TW - 1, kNoB2};
     t -= cut_w;
-    if (t < cut_h) return {t / fw, TH - 1, t % fw, kNoA2};
+    if (t < cut_h) return {n0 + t / fw, TH - 1, t % fw, kNoA2};
     t -= cut_h;
-    return {t, TH - 1, TW - 1, kNoB2 & kNoA2};
+    return {n0 + t, TH - 1, TW - 1, kNoB2 & kNoA2};
   }
 };
 
