@@ -17,11 +17,9 @@
 #include "reduce.h"
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
+#include "cpu/sum_lanes.h"
 #ifdef _OPENMP
 #include <omp.h>
-#endif
-#if defined(__AVX512F__)
-#include <immintrin.h>
 #endif
 
 namespace gradcore {
@@ -29,6 +27,8 @@ namespace gradcore {
 namespace {
 
 using cpu::FixedVec;
+using cpu::fold_lanes8;
+using cpu::widen8;
 
 // Channels whose stretches one call masks and sums side by side. A stretch's sum is one chain of dependent adds per
 // lane (its order is sum_cpu's, fixed), so one channel at a time ran at the add latency (~3 cycles per 8 elements,
@@ -39,22 +39,6 @@ constexpr int kChains = 4;
 // For CH channels at stride `plane` (gy g, saved output y, result m): m[j] = relu_backward(g[j], y[j]) for j in
 // [0, take), and acc[c] += the stretch's sum in sum_cpu's order: eight lanes (element j into lane j % 8 for the
 // whole groups of eight, the rest into lane 0 in order), combined as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)).
-// Eight lanes widened to double, exactly (the sums accumulate in double): one AVX-512 conversion for float, where GCC
-// splits __builtin_convertvector's into two halves and an insert (0.109 -> 0.096 ms on (25, 32, 28, 28)).
-inline FixedVec<double, 8> widen8(FixedVec<double, 8> v) { return v; }
-inline FixedVec<double, 8> widen8(FixedVec<float, 8> v) {
-#if defined(__AVX512F__)
-  __m256 h;
-  std::memcpy(&h, &v, sizeof h);
-  const __m512d d = _mm512_cvtps_pd(h);
-  FixedVec<double, 8> out;
-  std::memcpy(&out, &d, sizeof out);
-  return out;
-#else
-  return __builtin_convertvector(v, FixedVec<double, 8>);
-#endif
-}
-
 template <typename T, int CH>
 inline void mask_and_sum(const T* g, const T* y, T* m, int64_t plane, int64_t take, SumAccumulator<T>* acc) {
   using Acc = SumAccumulator<T>;
@@ -81,8 +65,7 @@ inline void mask_and_sum(const T* g, const T* y, T* m, int64_t plane, int64_t ta
       m[c * plane + t] = mv;
       l[0] = sum_add(l[0], (Acc)mv);
     }
-    acc[c] = sum_add(acc[c], sum_add(sum_add(sum_add(l[0], l[1]), sum_add(l[2], l[3])),
-                                     sum_add(sum_add(l[4], l[5]), sum_add(l[6], l[7]))));
+    acc[c] = sum_add(acc[c], fold_lanes8(l));
   }
 }
 
@@ -100,9 +83,8 @@ void conv_relu_backward_cpu(const Array& gy, const Array& y, Array& gm, Array& d
   // Blocks of channels per task as sum_cpu makes them (the blocking never changes a bit: each channel's
   // accumulator receives the same additions in the same order).
   constexpr int64_t kBlock = 64;
-  const int64_t blocks_wanted = (2 * threads + chunks - 1) / chunks;
-  const int64_t block = std::clamp<int64_t>((C + blocks_wanted - 1) / blocks_wanted, 1, kBlock);
-  const int64_t blocks = (C + block - 1) / block;
+  const cpu::KeptBlocks kept = cpu::kept_blocks(C, chunks, threads, kBlock);
+  const int64_t block = kept.block, blocks = kept.count;
   dispatch_float(gy.dtype(), [&](auto zero) {
     using T = decltype(zero);
     using Acc = SumAccumulator<T>;

@@ -6,11 +6,9 @@
 #include <vector>
 #include "cpu/parallel.h"
 #include "cpu/simd.h"
+#include "cpu/sum_lanes.h"
 #ifdef _OPENMP
 #include <omp.h>
-#endif
-#if defined(__AVX512F__)
-#include <immintrin.h>
 #endif
 
 namespace gradcore {
@@ -29,22 +27,6 @@ constexpr int64_t kKeptBlock = 64;
 // speed of a copy); four independent chains keep the adder busy, and each run's additions keep their order.
 constexpr int kRunsSideBySide = 4;
 
-// Eight lanes widened to the double accumulator, exactly: one AVX-512 conversion for float (GCC splits
-// __builtin_convertvector's into two halves and an insert).
-inline cpu::FixedVec<double, 8> widen8(cpu::FixedVec<double, 8> v) { return v; }
-inline cpu::FixedVec<double, 8> widen8(cpu::FixedVec<float, 8> v) {
-#if defined(__AVX512F__)
-  __m256 h;
-  std::memcpy(&h, &v, sizeof h);
-  const __m512d d = _mm512_cvtps_pd(h);
-  cpu::FixedVec<double, 8> out;
-  std::memcpy(&out, &d, sizeof out);
-  return out;
-#else
-  return __builtin_convertvector(v, cpu::FixedVec<double, 8>);
-#endif
-}
-
 // acc[c] += the sum of x[koff[c] + j] for j in [0, take) (base = x + the run's offset), for CH runs, each in the fixed
 // order: eight lanes (element j into lane j % 8 for the whole groups of eight, the rest into lane 0 in order),
 // combined as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)). Float types go eight lanes at a time (CH > 1 needs them).
@@ -59,7 +41,7 @@ inline void run_sums(const T* base, const int64_t* koff, int64_t take, SumAccumu
     for (int c = 0; c < CH; ++c) v[c] = A{};
     for (; j + 8 <= take; j += 8) {
 #pragma GCC unroll 4
-      for (int c = 0; c < CH; ++c) v[c] += widen8(cpu::load_as<cpu::FixedVec<T, 8>>(base + koff[c] + j));
+      for (int c = 0; c < CH; ++c) v[c] += cpu::widen8(cpu::load_as<cpu::FixedVec<T, 8>>(base + koff[c] + j));
     }
     for (int c = 0; c < CH; ++c) std::memcpy(lane[c], &v[c], sizeof lane[c]);
   } else {
@@ -72,8 +54,7 @@ inline void run_sums(const T* base, const int64_t* koff, int64_t take, SumAccumu
   for (int c = 0; c < CH; ++c) {
     Acc* l = lane[c];
     for (int64_t t = j; t < take; ++t) l[0] = sum_add(l[0], (Acc)base[koff[c] + t]);
-    acc[c] = sum_add(acc[c], sum_add(sum_add(sum_add(l[0], l[1]), sum_add(l[2], l[3])),
-                                     sum_add(sum_add(l[4], l[5]), sum_add(l[6], l[7]))));
+    acc[c] = sum_add(acc[c], cpu::fold_lanes8(l));
   }
 }
 
@@ -88,9 +69,8 @@ void sum_cpu(const Array& x, Array& out, const ReduceLayout& layout) {
 #ifdef _OPENMP
   if (parallel) threads = omp_get_max_threads();
 #endif
-  const int64_t blocks_wanted = (2 * threads + chunks - 1) / chunks;  // ~2 tasks per thread
-  const int64_t block = std::clamp<int64_t>((K + blocks_wanted - 1) / blocks_wanted, 1, kKeptBlock);
-  const int64_t blocks = (K + block - 1) / block;
+  const cpu::KeptBlocks kept = cpu::kept_blocks(K, chunks, threads, kKeptBlock);
+  const int64_t block = kept.block, blocks = kept.count;
   dispatch_all(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
     using Acc = SumAccumulator<T>;
