@@ -60,9 +60,13 @@
 // - four tiles side by side per output row (one 16 x 16 transpose per row of 4 tiles, then one 16-float store per
 //   channel instead of four 4-float stores): even with cold gx (dec2 0.327 vs 0.329 ms), slower when gx is cached
 //   (0.225 vs 0.195 ms: the staged 4 x 16 vectors cost more than the stores they save).
-// So the next lever is structural, not a prefetch: compute a panel of tiles' 25 products and transform them while
-// they are in L1 (the GEMM loop over planes inside a loop over tile panels), or GEMMs with the tiles as columns
-// (M_q^T = U_q^T V_q^T: vectors of 16 tiles of one channel, no 16 x 16 transposes in either transform).
+// - GEMMs and output transform in steps of ceil(kMr / TW) tile rows (each step's results transformed while in L1,
+//   the next step's gx lines prefetched during its GEMMs): output 0.25 -> 0.22 ms (dec2), but the GEMMs lose with
+//   the short panels and the B strips reloaded per step (dec1 0.53 -> 0.66, dec2 1.11 -> 1.21, enc2 0.27 -> 0.34).
+// So the lever left is the layout, not a prefetch: GEMMs with the tiles as columns (M_q^T = U_q^T V_q^T, the
+// transformed inputs packed as B): the input transform then reads gy's rows directly (vectors of 16 tiles of one
+// channel: no channels_innermost, no 16 x 16 transposes) and the output transform writes gx's rows 16 outputs at a
+// time after a 4-way interleave; the weights become the packed A (kMr rows of products x channels).
 //
 // Rounding: the inputs are differences of two gy values and the weights sums of up to four taps, and the output
 // transform adds up to four products whose terms partly cancel: float32 results are within 8 eps * sum |w gy| over
