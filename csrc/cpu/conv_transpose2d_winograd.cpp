@@ -42,6 +42,31 @@
 // Zen 4, and the input transform took as long as the GEMMs (dec2 T forward 2.15 ms -> 1.70 once rewritten as above).
 // Staging each tile row's outputs to write gx in whole rows (for batch 256, where gx leaves the caches) cost more
 // at batch 25 (the row copies) than it saved.
+// Where the transforms' time goes (session 6, batch 25, 1 thread, per-call minima of each phase, load 6-8): the
+// GEMMs run at ~56 G multiply-adds/s, about this core's peak (dec2 T forward: 62.7 M products' multiply-adds in
+// 1.11 ms), so only the transforms can shrink. dec2's output transform takes 0.33-0.46 ms writing a cold gx and
+// 0.195 ms when run a second time over the same (now cached) gx rows: about half of it waits for gx's lines; half of
+// the input transform (0.25 of 0.40 ms) is channels_innermost reading a cold gy. dec1 and enc2 (gx 1.25 and 0.8 MiB,
+// gy 0.3 MiB) barely wait. What did not pay, measured interleaved against this code:
+// - software prefetch of each task's gx lines and of its thread's next task's gy lines, spread over the GEMM phase
+//   (after each micro-kernel call, or per plane): the transforms drop (batch 25 dec2: output 0.37 -> 0.21, input
+//   0.30 -> 0.22 ms; batch 256: output 5.4 -> 2.3, input 4.5 -> 2.6 ms) but the GEMMs slow down by as much or more
+//   (batch 25: 1.12 -> 1.25-1.30 ms, dec1 0.53 -> 0.59; batch 256 dec2 12.5 -> 14.3-16.9 ms): the prefetched lines
+//   push U and the task's A and M out of L2. With the task's L2 budget cut to 256 KiB to make room, the GEMMs lose
+//   20%.
+// - prefetching the next tile row's gx lines inside the output transform instead (prefetchw or prefetcht1): dec2
+//   output 0.42 -> 0.28 ms at batch 25, but dec1's 0.12 -> 0.17 ms and enc2's 0.067 -> 0.097 (their gx sits in
+//   L3), and no clear gain at batch 256.
+// - four tiles side by side per output row (one 16 x 16 transpose per row of 4 tiles, then one 16-float store per
+//   channel instead of four 4-float stores): even with cold gx (dec2 0.327 vs 0.329 ms), slower when gx is cached
+//   (0.225 vs 0.195 ms: the staged 4 x 16 vectors cost more than the stores they save).
+// - GEMMs and output transform in steps of ceil(kMr / TW) tile rows (each step's results transformed while in L1,
+//   the next step's gx lines prefetched during its GEMMs): output 0.25 -> 0.22 ms (dec2), but the GEMMs lose with
+//   the short panels and the B strips reloaded per step (dec1 0.53 -> 0.66, dec2 1.11 -> 1.21, enc2 0.27 -> 0.34).
+// So the lever left is the layout, not a prefetch: GEMMs with the tiles as columns (M_q^T = U_q^T V_q^T, the
+// transformed inputs packed as B): the input transform then reads gy's rows directly (vectors of 16 tiles of one
+// channel: no channels_innermost, no 16 x 16 transposes) and the output transform writes gx's rows 16 outputs at a
+// time after a 4-way interleave; the weights become the packed A (kMr rows of products x channels).
 //
 // Rounding: the inputs are differences of two gy values and the weights sums of up to four taps, and the output
 // transform adds up to four products whose terms partly cancel: float32 results are within 8 eps * sum |w gy| over
