@@ -391,6 +391,79 @@ constexpr int64_t kGroupChunkBytes = 300 << 10;  // a chunk's channels-innermost
 // One thread's R for the stride-2 driver's groups: kept between calls (only grows).
 inline thread_local Scratch scratch_winograd_r;
 
+// Where the stride-2 driver's GEMM reads one side's operand of a 2-D type: straight from the channels-innermost
+// image when every point of the type is a single term with coefficient 1 (no combination to form, so the packed copy
+// would only move it), else from the transformed block. A single-term side is a gather of pixels: row point a at
+// image row row_at[a], its column points at column col0 + j col_step. Straight reads need the column points to be one
+// run (a fixed step apart); the rows may sit anywhere (each row unit gets its own offset).
+struct DirectSide {
+  bool direct = false;
+  std::vector<int64_t> row_at;  // per row point of the type
+  int64_t col0 = 0, col_step = 0;
+};
+
+DirectSide direct_side(const Plan& q, int t, Terms Point::*side) {
+  const int tr = t / kTypes, tc = t % kTypes, x_side = side == &Point::x;
+  DirectSide d;
+  for (int64_t a = q.rows.start[tr]; a < q.rows.start[tr + 1]; ++a) {
+    const Terms& rt = q.rows.points[a].*side;
+    if (rt.n != 1 || rt.c[0] != 1) return d;
+    d.row_at.push_back(rt.at[0]);
+  }
+  const std::vector<Run>& runs = q.col_runs[x_side][tc];
+  if (runs.size() > 1) return d;
+  if (runs.size() == 1) {
+    const Terms& ct = runs[0].terms;
+    if (ct.n != 1 || ct.c[0] != 1) return d;
+    d.col0 = ct.at[0];
+    d.col_step = runs[0].step;
+  }
+  d.direct = true;
+  return d;
+}
+
+// The C tile (kMr x nr) [+]= A panel * B strip over the k steps of `units` row units of per_row column points each:
+// k = (unit u, column point j) reads A's kMr values at a + a_off[u] + j a_step and B's nr at b + b_off[u] + j b_step
+// (a packed block: a_off[u] = u per_row kMr, a_step = kMr; an image read in place: the pixel's channels). The sums
+// in k order from zero, then C added: gemm.h's micro_kernel's order and rounding, so a packed block gives its bits.
+template <typename T>
+void gather_kernel(int64_t units, int64_t per_row, const T* a, const int64_t* a_off, int64_t a_step, const T* b,
+                   const int64_t* b_off, int64_t b_step, T* c, int64_t ldc, bool accumulate) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  V acc0[kMr], acc1[kMr];
+#pragma GCC unroll 16
+  for (int i = 0; i < kMr; ++i) {
+    acc0[i] = broadcast<T>(T(0));
+    acc1[i] = acc0[i];
+  }
+  for (int64_t u = 0; u < units; ++u) {
+    const T* ak = a + a_off[u];
+    const T* bk = b + b_off[u];
+    for (int64_t j = 0; j < per_row; ++j, ak += a_step, bk += b_step) {
+      const V b0 = load_vec(bk), b1 = load_vec(bk + L);
+#pragma GCC unroll 16
+      for (int i = 0; i < kMr; ++i) {
+        const V ai = broadcast<T>(ak[i]);
+        acc0[i] += ai * b0;
+        acc1[i] += ai * b1;
+      }
+    }
+  }
+  if (accumulate) {
+#pragma GCC unroll 16
+    for (int i = 0; i < kMr; ++i) {
+      acc0[i] += load_vec(c + i * ldc);
+      acc1[i] += load_vec(c + i * ldc + L);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kMr; ++i) {
+    store_vec(c + i * ldc, acc0[i]);
+    store_vec(c + i * ldc + L, acc1[i]);
+  }
+}
+
 template <typename T>
 void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv2dParams& p) {
   constexpr int64_t nr = nr_of<T>();
@@ -404,12 +477,15 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
   const int64_t chunk = std::clamp<int64_t>(kGroupChunkBytes / (int64_t)sizeof(T) / (x_image + g_image), 1, N);
   const int64_t panels = ci_pad / kMr, strips = co_pad / nr, group_size = kT * ci_pad * co_pad;
   T* r = scratch_winograd_r.get<T>(groups * group_size);
+  DirectSide direct[kT][2];  // per type: [gy side, x side]
+  for (int t = 0; t < kT; ++t) direct[t][0] = direct_side(q, t, &Point::gy), direct[t][1] = direct_side(q, t, &Point::x);
   const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
 #pragma omp parallel if (parallel)
   {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t g = 0; g < groups; ++g) {
       T* rg = r + g * group_size;
+      int64_t g_off[kBlockPoints], x_off[kBlockPoints];  // per row unit of a block: where its k steps start
       const int64_t g0 = N * g / groups, g1 = N * (g + 1) / groups;
       T* xt = scratch_col.get<T>(chunk * (x_image + g_image));
       T* gt = xt + chunk * x_image;
@@ -426,25 +502,36 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
         GRADCORE_PHASE("conv2d_backward_weight/winograd_transform_gemm");
         for (int t = 0; t < kT; ++t) {
           // The type's points of the chunk, row unit (image i, row point a) after row unit, per_row points each, in
-          // blocks of whole row units
+          // blocks of whole row units; a side read in place (direct[t]) is neither transformed nor copied
+          const DirectSide &gd = direct[t][0], &xd = direct[t][1];
           const int64_t rows_t = q.rows.count(t / kTypes), per_row = q.cols.count(t % kTypes), units = count * rows_t;
           const int64_t unit_block = std::max<int64_t>(1, kBlockPoints / std::max<int64_t>(per_row, 1));
           for (int64_t u0 = 0; u0 == 0 || u0 < units; u0 += unit_block) {  // once even without points: R_t is set
             const int64_t u1 = std::min(units, u0 + unit_block), kt = (u1 - u0) * per_row;
-            T* u = scratch_packed_b.get<T>(kt * (co_pad + ci_pad));
-            T* v = u + kt * co_pad;
+            T* u = scratch_packed_b.get<T>(kt * ((gd.direct ? 0 : co_pad) + (xd.direct ? 0 : ci_pad)));
+            T* v = u + (gd.direct ? 0 : kt * co_pad);
             for (int64_t unit = u0; unit < u1;) {
               const int64_t i = unit / rows_t, a0 = unit % rows_t, a1 = std::min(rows_t, a0 + u1 - unit);
               const int64_t k0 = (unit - u0) * per_row;
-              transform_type<T, nr>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, a0, a1, k0, kt, u);
-              transform_type<T, (int64_t)kMr>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, kt, v);
+              if (!gd.direct)
+                transform_type<T, nr>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, a0, a1, k0, kt, u);
+              if (!xd.direct)
+                transform_type<T, (int64_t)kMr>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, kt, v);
+              for (int64_t a = a0; a < a1; ++a) {
+                const int64_t at = unit - u0 + a - a0;
+                g_off[at] = gd.direct ? i * g_image + (gd.row_at[a] * Wo + gd.col0) * co_pad : at * per_row * nr;
+                x_off[at] = xd.direct ? i * x_image + (xd.row_at[a] * W + xd.col0) * ci_pad : at * per_row * kMr;
+              }
               unit += a1 - a0;
             }
-            for (int64_t strip = 0; strip < strips; ++strip)
+            const int64_t g_step = gd.direct ? gd.col_step * co_pad : nr, x_step = xd.direct ? xd.col_step * ci_pad : kMr;
+            for (int64_t strip = 0; strip < strips; ++strip) {
+              const T* b = gd.direct ? gt + strip * nr : u + strip * kt * nr;
               for (int64_t panel = 0; panel < panels; ++panel)
-                micro_kernel_rows<T, kMr>(kMr, kt, v + panel * kt * kMr, u + strip * kt * nr,
-                                          rg + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad, nr,
-                                          n0 > g0 || u0 > 0, (const T*)nullptr);
+                gather_kernel<T>(u1 - u0, per_row, xd.direct ? xt + panel * kMr : v + panel * kt * kMr, x_off, x_step,
+                                 b, g_off, g_step, rg + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad,
+                                 n0 > g0 || u0 > 0);
+            }
           }
         }
       }
