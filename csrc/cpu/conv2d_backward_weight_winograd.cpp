@@ -257,6 +257,67 @@ void transform_type(const T* plane, int64_t cols_in, int64_t c_pad, const Plan& 
   }
 }
 
+// transform_run for the stride-2 driver's blocks: the values written point after point with every channel of a point
+// together (d[k][c_pad], like the channels-innermost images, so the gather kernel reads both alike), one contiguous
+// vector loop per point instead of one per block of kMr (x side: 8 floats, a half vector) or nr channels.
+template <typename T, int KIND>
+void transform_run_points(const T* r0, const T* r1, int64_t rows, int64_t rows_step, int64_t row_k, int64_t o0,
+                          int64_t o1, int64_t step, int64_t length, int64_t c_pad, T k00, T k01, T k10, T k11, T* d) {
+  for (int64_t a = 0; a < rows; ++a, r0 += rows_step, r1 += rows_step) {
+    T* o = d + a * row_k * c_pad;
+    for (int64_t b = 0, off = 0; b < length; ++b, o += c_pad, off += step) {
+      const T *p00 = r0 + o0 + off, *p01 = r0 + o1 + off, *p10 = r1 + o0 + off, *p11 = r1 + o1 + off;
+      if constexpr (KIND == 0) {
+#pragma omp simd
+        for (int64_t j = 0; j < c_pad; ++j) o[j] = k00 * p00[j];
+      } else if constexpr (KIND == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < c_pad; ++j) o[j] = k00 * p00[j] + k01 * p01[j];
+      } else if constexpr (KIND == 2) {
+#pragma omp simd
+        for (int64_t j = 0; j < c_pad; ++j) o[j] = k00 * p00[j] + k10 * p10[j];
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < c_pad; ++j) o[j] = (k00 * p00[j] + k01 * p01[j]) + (k10 * p10[j] + k11 * p11[j]);
+      }
+    }
+  }
+}
+
+// transform_type's values, point-major: out[k][c_pad], k = k0 + (row point - a0) * column points of tc + column
+// point index. The same values (the same terms in the same order), only laid out for the gather kernel.
+template <typename T>
+void transform_type_points(const T* plane, int64_t cols_in, int64_t c_pad, const Plan& q, int t, Terms Point::*side,
+                           int64_t a0, int64_t a1, int64_t k0, T* out) {
+  const int tr = t / kTypes, tc = t % kTypes, x_side = side == &Point::x;
+  const int64_t per_row = q.cols.count(tc), row_size = cols_in * c_pad;
+  for (const Run& rrun : q.row_runs[x_side][tr]) {
+    const int64_t first = std::max(a0, rrun.first), last = std::min(a1, rrun.first + rrun.length);
+    if (first >= last) continue;
+    const Terms& rt = rrun.terms;
+    const T* r0 = plane + (rt.at[0] + (first - rrun.first) * rrun.step) * row_size;
+    const T* r1 = plane + (rt.at[1] + (first - rrun.first) * rrun.step) * row_size;
+    T* dst = out + (k0 + (first - a0) * per_row) * c_pad;
+    for (const Run& run : q.col_runs[x_side][tc]) {
+      const Terms& ct = run.terms;
+      const T k00 = T(rt.c[0] * ct.c[0]), k01 = T(rt.c[0] * ct.c[1]), k10 = T(rt.c[1] * ct.c[0]),
+              k11 = T(rt.c[1] * ct.c[1]);
+      const int64_t step = run.step * c_pad, o0 = ct.at[0] * c_pad, o1 = ct.at[1] * c_pad;
+      const int64_t rows = last - first, rows_step = rrun.step * row_size;
+      T* d = dst + run.first * c_pad;
+#define GRADCORE_RUN(KIND) \
+  transform_run_points<T, KIND>(r0, r1, rows, rows_step, per_row, o0, o1, step, run.length, c_pad, k00, k01, k10, k11, d)
+      switch ((rt.n - 1) * 2 + (ct.n - 1)) {
+        case 0: GRADCORE_RUN(0); break;
+        case 1: GRADCORE_RUN(1); break;
+        case 2: GRADCORE_RUN(2); break;
+        default: GRADCORE_RUN(3);
+      }
+#undef GRADCORE_RUN
+    }
+  }
+}
+
 // Bytes per chunk of images: its channels-innermost copies of x and gy (read by every type's task) stay in L2/L3,
 // and one type's operands (transformed, then read by the GEMM) in L2. Tuning only (the count of images per chunk
 // comes from the shapes).
@@ -513,22 +574,21 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
             for (int64_t unit = u0; unit < u1;) {
               const int64_t i = unit / rows_t, a0 = unit % rows_t, a1 = std::min(rows_t, a0 + u1 - unit);
               const int64_t k0 = (unit - u0) * per_row;
-              if (!gd.direct)
-                transform_type<T, nr>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, a0, a1, k0, kt, u);
-              if (!xd.direct)
-                transform_type<T, (int64_t)kMr>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, kt, v);
+              if (!gd.direct) transform_type_points<T>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, a0, a1, k0, u);
+              if (!xd.direct) transform_type_points<T>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, v);
               for (int64_t a = a0; a < a1; ++a) {
                 const int64_t at = unit - u0 + a - a0;
-                g_off[at] = gd.direct ? i * g_image + (gd.row_at[a] * Wo + gd.col0) * co_pad : at * per_row * nr;
-                x_off[at] = xd.direct ? i * x_image + (xd.row_at[a] * W + xd.col0) * ci_pad : at * per_row * kMr;
+                g_off[at] = gd.direct ? i * g_image + (gd.row_at[a] * Wo + gd.col0) * co_pad : at * per_row * co_pad;
+                x_off[at] = xd.direct ? i * x_image + (xd.row_at[a] * W + xd.col0) * ci_pad : at * per_row * ci_pad;
               }
               unit += a1 - a0;
             }
-            const int64_t g_step = gd.direct ? gd.col_step * co_pad : nr, x_step = xd.direct ? xd.col_step * ci_pad : kMr;
+            const int64_t g_step = (gd.direct ? gd.col_step : 1) * co_pad, x_step = (xd.direct ? xd.col_step : 1) * ci_pad;
+            const T *g_at = gd.direct ? gt : u, *x_at = xd.direct ? xt : v;
             for (int64_t strip = 0; strip < strips; ++strip) {
-              const T* b = gd.direct ? gt + strip * nr : u + strip * kt * nr;
+              const T* b = g_at + strip * nr;
               for (int64_t panel = 0; panel < panels; ++panel)
-                gather_kernel<T>(u1 - u0, per_row, xd.direct ? xt + panel * kMr : v + panel * kt * kMr, x_off, x_step,
+                gather_kernel<T>(u1 - u0, per_row, x_at + panel * kMr, x_off, x_step,
                                  b, g_off, g_step, rg + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad,
                                  n0 > g0 || u0 > 0);
             }
