@@ -483,6 +483,87 @@ DirectSide direct_side(const Plan& q, int t, Terms Point::*side) {
   return d;
 }
 
+// The gy side at stride 2 needs no transform at all: its only combination is the pair sum of point type 1 (gy[o] +
+// gy[o + 1], coefficients 1), so every 2-D type's gy values are pixels of one of four planes per image, each value
+// formed once (the per-type transforms formed the pair sums once per type that used them, 441 values per 14x14 image
+// instead of these 245):
+//   plane 0: gy itself, [Ho][Wo];                     types (row type != 1, column type != 1)
+//   plane 1: column pair sums of every gy row, [Ho][n1c] (n1c: column points of type 1);  (!= 1, 1)
+//   plane 2: row pair sums of every gy column, [n1r][Wo];  (1, != 1)
+//   plane 3: both, [n1r][n1c], plane 1's rows added;   (1, 1)
+// The sums are the transforms' (the same terms in the same order: a 2 x 2 value is (row 0's column sum) + (row 1's)),
+// so the bits are too. GyPlanes says where they sit; gy_planes_apply says whether the scheme has that shape.
+struct GyPlanes {
+  int64_t n1r = 0, n1c = 0, offset[4] = {}, width[4] = {}, size = 0;  // offsets and size in pixels of co_pad values
+};
+
+GyPlanes gy_planes_of(const Plan& q, int64_t Ho, int64_t Wo) {
+  GyPlanes g;
+  g.n1r = q.rows.count(1), g.n1c = q.cols.count(1);
+  const int64_t rows[4] = {Ho, Ho, g.n1r, g.n1r};
+  g.width[0] = g.width[2] = Wo, g.width[1] = g.width[3] = g.n1c;
+  for (int k = 0; k < 4; ++k) g.offset[k] = g.size, g.size += rows[k] * g.width[k];
+  return g;
+}
+
+bool gy_planes_apply(const Plan& q) {
+  for (const Scheme* s : {&q.rows, &q.cols})
+    for (int t = 0; t < kTypes; ++t)
+      for (int64_t j = s->start[t]; j < s->start[t + 1]; ++j) {
+        const Terms& g = s->points[j].gy;
+        if (g.c[0] != 1 || (g.n == 2 && g.c[1] != 1) || (t != 1 && g.n != 1)) return false;
+      }
+  for (int t = 0; t < kTypes; ++t)  // single-term column types: one run, read a fixed step apart
+    if (t != 1 && q.col_runs[0][t].size() > 1) return false;
+  return true;
+}
+
+// Planes 1..3 of one image from plane 0 (at gp, channels innermost, co_pad per pixel).
+template <typename T>
+void make_gy_planes(T* gp, const Plan& q, const GyPlanes& g, int64_t Ho, int64_t co_pad) {
+  auto add_terms = [&](const Terms& terms, auto at_of, T* dst) {
+    const T* p0 = at_of(terms.at[0]);
+    if (terms.n == 1) {
+      std::copy(p0, p0 + co_pad, dst);
+    } else {
+      const T* p1 = at_of(terms.at[1]);
+#pragma omp simd
+      for (int64_t c = 0; c < co_pad; ++c) dst[c] = p0[c] + p1[c];
+    }
+  };
+  const int64_t Wo = g.width[0];
+  for (int64_t r = 0; r < Ho; ++r)  // plane 1
+    for (int64_t j = 0; j < g.n1c; ++j)
+      add_terms(q.cols.points[q.cols.start[1] + j].gy, [&](int64_t col) { return gp + (r * Wo + col) * co_pad; },
+                gp + (g.offset[1] + r * g.n1c + j) * co_pad);
+  for (int64_t a = 0; a < g.n1r; ++a) {
+    const Terms& rt = q.rows.points[q.rows.start[1] + a].gy;
+    for (int64_t col = 0; col < Wo; ++col)  // plane 2
+      add_terms(rt, [&](int64_t row) { return gp + (row * Wo + col) * co_pad; },
+                gp + (g.offset[2] + a * Wo + col) * co_pad);
+    for (int64_t j = 0; j < g.n1c; ++j)  // plane 3
+      add_terms(rt, [&](int64_t row) { return gp + (g.offset[1] + row * g.n1c + j) * co_pad; },
+                gp + (g.offset[3] + a * g.n1c + j) * co_pad);
+  }
+}
+
+// Where type t's gy values sit in an image's planes: row point a at plane row row_at[a], column point j at column
+// col0 + j col_step of a plane `width` wide starting at pixel `offset`.
+DirectSide gy_plane_side(const Plan& q, const GyPlanes& g, int t, int64_t* offset, int64_t* width) {
+  const int tr = t / kTypes, tc = t % kTypes, k = (tr == 1) * 2 + (tc == 1);
+  DirectSide d;
+  d.direct = true;
+  for (int64_t a = q.rows.start[tr]; a < q.rows.start[tr + 1]; ++a)
+    d.row_at.push_back(tr == 1 ? a - q.rows.start[tr] : q.rows.points[a].gy.at[0]);
+  if (tc == 1) {
+    d.col0 = 0, d.col_step = 1;
+  } else if (!q.col_runs[0][tc].empty()) {
+    d.col0 = q.col_runs[0][tc][0].terms.at[0], d.col_step = q.col_runs[0][tc][0].step;
+  }
+  *offset = g.offset[k], *width = g.width[k];
+  return d;
+}
+
 // The C tile (kMr x nr) [+]= A panel * B strip over the k steps of `units` row units of per_row column points each:
 // k = (unit u, column point j) reads A's kMr values at a + a_off[u] + j a_step and B's nr at b + b_off[u] + j b_step
 // (a packed block: a_off[u] = u per_row kMr, a_step = kMr; an image read in place: the pixel's channels). The sums
@@ -533,13 +614,21 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
   const int64_t Ho = p.out_h, Wo = p.out_w;
   const int64_t ci_pad = round_up(Cin, kMr), co_pad = round_up(Cout, nr);
   const Plan q = make_plan(p);
-  const int64_t x_image = H * W * ci_pad, g_image = Ho * Wo * co_pad;
+  // gy's planes (GyPlanes) where the scheme allows, else gy alone and the per-type transforms
+  const bool planes = gy_planes_apply(q);
+  const GyPlanes gyp = gy_planes_of(q, Ho, Wo);
+  const int64_t x_image = H * W * ci_pad, g_image = (planes ? gyp.size : Ho * Wo) * co_pad;
   const int64_t groups = std::min(N, kGroups);
-  const int64_t chunk = std::clamp<int64_t>(kGroupChunkBytes / (int64_t)sizeof(T) / (x_image + g_image), 1, N);
+  const int64_t chunk = std::clamp<int64_t>(kGroupChunkBytes / (int64_t)sizeof(T) / (x_image + Ho * Wo * co_pad), 1, N);
   const int64_t panels = ci_pad / kMr, strips = co_pad / nr, group_size = kT * ci_pad * co_pad;
   T* r = scratch_winograd_r.get<T>(groups * group_size);
   DirectSide direct[kT][2];  // per type: [gy side, x side]
-  for (int t = 0; t < kT; ++t) direct[t][0] = direct_side(q, t, &Point::gy), direct[t][1] = direct_side(q, t, &Point::x);
+  int64_t g_plane[kT] = {}, g_width[kT];  // per type: its gy plane's first pixel and width
+  for (int t = 0; t < kT; ++t) {
+    g_width[t] = Wo;
+    direct[t][0] = planes ? gy_plane_side(q, gyp, t, &g_plane[t], &g_width[t]) : direct_side(q, t, &Point::gy);
+    direct[t][1] = direct_side(q, t, &Point::x);
+  }
   const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
 #pragma omp parallel if (parallel)
   {
@@ -561,6 +650,8 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
           }
         }
         GRADCORE_PHASE("conv2d_backward_weight/winograd_transform_gemm");
+        if (planes)
+          for (int64_t i = 0; i < count; ++i) make_gy_planes(gt + i * g_image, q, gyp, Ho, co_pad);
         for (int t = 0; t < kT; ++t) {
           // The type's points of the chunk, row unit (image i, row point a) after row unit, per_row points each, in
           // blocks of whole row units; a side read in place (direct[t]) is neither transformed nor copied
@@ -578,7 +669,8 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
               if (!xd.direct) transform_type_points<T>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, v);
               for (int64_t a = a0; a < a1; ++a) {
                 const int64_t at = unit - u0 + a - a0;
-                g_off[at] = gd.direct ? i * g_image + (gd.row_at[a] * Wo + gd.col0) * co_pad : at * per_row * co_pad;
+                g_off[at] = gd.direct ? i * g_image + (g_plane[t] + gd.row_at[a] * g_width[t] + gd.col0) * co_pad
+                                    : at * per_row * co_pad;
                 x_off[at] = xd.direct ? i * x_image + (xd.row_at[a] * W + xd.col0) * ci_pad : at * per_row * ci_pad;
               }
               unit += a1 - a0;
