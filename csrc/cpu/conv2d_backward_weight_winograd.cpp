@@ -39,17 +39,23 @@
 // k in the same order, and the output transform adds the R_t in a fixed order: bitwise the same for any number of
 // threads. Phases: conv2d_backward_weight/winograd_{transpose,transform,gemm,output}. That is the stride-1 driver.
 // Stride 2 on both sides has its own (backward_weight_winograd_groups, below): the images in up to 4 fixed groups,
-// each run by one task alone into its own R (no barrier per chunk), each type's points transformed and multiplied in
-// blocks of ~128 points (operands in L1/L2, not a whole chunk's), the groups' R added in group order before the
-// output transform. Phases: winograd_{transpose,transform_gemm,output}.
+// each run by one task alone into its own R (no barrier per chunk), each type's points multiplied in blocks of ~128
+// points, the groups' R added in group order before the output transform. Its operands are not packed: a gather
+// micro-kernel reads every k step's kMr x values and nr gy values where they are, through one offset per row of
+// points and a fixed step along it, so a side with nothing to combine is read in place from the channels-innermost
+// copy (the x side of types (1 or 3, 1 or 3), 36% of the points), gy's pair sums (its only combination at stride 2)
+// are formed once per image into three planes beside gy and every gy side read in place, and only the x sides with
+// differences are transformed, per block, point-major ([k][ci_pad], in L1). Phases:
+// winograd_{transpose,transform_gemm,output}.
 // Where the time goes at stride 2 (seed dec2's weight gradient, 25x32x28x28 -> 64 at stride 2, 1 thread, thread CPU
-// time minima, each part timed by leaving it out): GEMMs 1.08 ms (~115 GFLOP/s, the micro-kernel at its peak), U
-// (gy side) transforms 0.21, V (x side) 0.15, the channels-innermost copies 0.11 (x's two thirds of it), the rest
-// 0.03; of 1.51 ms, against 1.63 for the direct path. The transforms run at ~7 cycles per 64-byte vector written,
-// bound by their reads and writes in L2 (neither the block size, 32..1000 points, nor walking whole runs of row
-// points per call changed them); at 32 -> 64 channels a point's 96 transformed values feed only 2048 multiply-adds,
-// so there the win is 4-9%, from 64 channels 10-17%. Not tried yet: F(3, 2) on the even taps (4 products per 3
-// outputs instead of 3 per 2: 13% fewer GEMM multiplies, gy combinations of 3 terms).
+// time minima, each part timed by leaving it out; load 6-7 on the 2 cores): GEMMs 1.11 ms (~113 GFLOP/s, the
+// micro-kernel at its peak), the channels-innermost copies 0.13 (x's two thirds of it), x transforms 0.09, gy planes
+// ~0.03, the rest 0.05: 1.40-1.43 ms. Before the in-place reads (session 5, same method): GEMMs 1.08, gy transforms
+// 0.21, x transforms 0.15, copies 0.11, rest 0.03 (1.51; 1.52-1.60 measured beside this one). What is left outside
+// the GEMMs is the copies and the x differences (784 values per 28x28 image, each formed once: no redundancy left),
+// bound by reads in L2 (neither the block size, 32..400 points, nor chunks of 1..4 images changed them). Not tried
+// yet: F(3, 2) on the even taps (4 products per 3 outputs instead of 3 per 2: 11-13% fewer GEMM multiplies, gy
+// combinations of 3 terms), which is where the next 10% is.
 // Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
 // cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
 // (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
@@ -305,8 +311,9 @@ void transform_type_points(const T* plane, int64_t cols_in, int64_t c_pad, const
       const int64_t step = run.step * c_pad, o0 = ct.at[0] * c_pad, o1 = ct.at[1] * c_pad;
       const int64_t rows = last - first, rows_step = rrun.step * row_size;
       T* d = dst + run.first * c_pad;
-#define GRADCORE_RUN(KIND) \
-  transform_run_points<T, KIND>(r0, r1, rows, rows_step, per_row, o0, o1, step, run.length, c_pad, k00, k01, k10, k11, d)
+#define GRADCORE_RUN(KIND)                                                                                       \
+  transform_run_points<T, KIND>(r0, r1, rows, rows_step, per_row, o0, o1, step, run.length, c_pad, k00, k01, k10, \
+                                k11, d)
       switch ((rt.n - 1) * 2 + (ct.n - 1)) {
         case 0: GRADCORE_RUN(0); break;
         case 1: GRADCORE_RUN(1); break;
@@ -441,13 +448,15 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
 // pays around them shows: two barriers per chunk of images, 16 type tasks of unequal sizes, and operand buffers of a
 // whole chunk per type that spill out of L2 before the GEMM reads them. Here the images go in `groups` fixed ranges
 // (from N alone); a task takes a group and runs all of it alone: per chunk of its images, the channels-innermost
-// copies, then per type the points in blocks of about kBlockPoints (whole row points), each block transformed into
-// an L1/L2-sized operand pair and multiplied at once, added onto the group's own R. No barrier until the output
-// transform, which first adds the groups' R in group order. Every R element is summed in an order fixed by the
-// shapes (blocks, chunks, groups), never by the thread count.
+// copies and gy's planes, then per type the points in blocks of about kBlockPoints (whole row points), each block's
+// x differences transformed into an L1-sized buffer and multiplied at once by the gather kernel, added onto the
+// group's own R. No barrier until the output transform, which first adds the groups' R in group order. Every R
+// element is summed in an order fixed by the shapes (blocks, chunks, groups), never by the thread count; the in-place
+// reads and the planes sum the same values in the same order as the packed transforms they replaced (the same bits).
 constexpr int64_t kGroups = 4;            // image groups (at most; fewer for N < 4): room to rebalance 2 threads
-constexpr int64_t kBlockPoints = 128;     // points per transform + GEMM block: U and V about L1
-constexpr int64_t kGroupChunkBytes = 300 << 10;  // a chunk's channels-innermost x and gy: well inside L2
+constexpr int64_t kBlockPoints = 128;     // points per transform + GEMM block: the x buffer in L1
+constexpr int64_t kGroupChunkBytes = 300 << 10;  // a chunk's channels-innermost x and gy (without gy's
+                                                 // planes, 2.25x gy at 14x14): well inside L2
 
 // One thread's R for the stride-2 driver's groups: kept between calls (only grows).
 inline thread_local Scratch scratch_winograd_r;
@@ -619,7 +628,8 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
   const GyPlanes gyp = gy_planes_of(q, Ho, Wo);
   const int64_t x_image = H * W * ci_pad, g_image = (planes ? gyp.size : Ho * Wo) * co_pad;
   const int64_t groups = std::min(N, kGroups);
-  const int64_t chunk = std::clamp<int64_t>(kGroupChunkBytes / (int64_t)sizeof(T) / (x_image + Ho * Wo * co_pad), 1, N);
+  const int64_t chunk =
+      std::clamp<int64_t>(kGroupChunkBytes / (int64_t)sizeof(T) / (x_image + Ho * Wo * co_pad), 1, N);
   const int64_t panels = ci_pad / kMr, strips = co_pad / nr, group_size = kT * ci_pad * co_pad;
   T* r = scratch_winograd_r.get<T>(groups * group_size);
   DirectSide direct[kT][2];  // per type: [gy side, x side]
@@ -675,7 +685,8 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
               }
               unit += a1 - a0;
             }
-            const int64_t g_step = (gd.direct ? gd.col_step : 1) * co_pad, x_step = (xd.direct ? xd.col_step : 1) * ci_pad;
+            const int64_t g_step = (gd.direct ? gd.col_step : 1) * co_pad;
+            const int64_t x_step = (xd.direct ? xd.col_step : 1) * ci_pad;
             const T *g_at = gd.direct ? gt : u, *x_at = xd.direct ? xt : v;
             for (int64_t strip = 0; strip < strips; ++strip) {
               const T* b = g_at + strip * nr;
