@@ -39,17 +39,23 @@
 // k in the same order, and the output transform adds the R_t in a fixed order: bitwise the same for any number of
 // threads. Phases: conv2d_backward_weight/winograd_{transpose,transform,gemm,output}. That is the stride-1 driver.
 // Stride 2 on both sides has its own (backward_weight_winograd_groups, below): the images in up to 4 fixed groups,
-// each run by one task alone into its own R (no barrier per chunk), each type's points transformed and multiplied in
-// blocks of ~128 points (operands in L1/L2, not a whole chunk's), the groups' R added in group order before the
-// output transform. Phases: winograd_{transpose,transform_gemm,output}.
+// each run by one task alone into its own R (no barrier per chunk), each type's points multiplied in blocks of ~128
+// points, the groups' R added in group order before the output transform. Its operands are not packed: a gather
+// micro-kernel reads every k step's kMr x values and nr gy values where they are, through one offset per row of
+// points and a fixed step along it, so a side with nothing to combine is read in place from the channels-innermost
+// copy (the x side of types (1 or 3, 1 or 3), 36% of the points), gy's pair sums (its only combination at stride 2)
+// are formed once per image into three planes beside gy and every gy side read in place, and only the x sides with
+// differences are transformed, per block, point-major ([k][ci_pad], in L1). Phases:
+// winograd_{transpose,transform_gemm,output}.
 // Where the time goes at stride 2 (seed dec2's weight gradient, 25x32x28x28 -> 64 at stride 2, 1 thread, thread CPU
-// time minima, each part timed by leaving it out): GEMMs 1.08 ms (~115 GFLOP/s, the micro-kernel at its peak), U
-// (gy side) transforms 0.21, V (x side) 0.15, the channels-innermost copies 0.11 (x's two thirds of it), the rest
-// 0.03; of 1.51 ms, against 1.63 for the direct path. The transforms run at ~7 cycles per 64-byte vector written,
-// bound by their reads and writes in L2 (neither the block size, 32..1000 points, nor walking whole runs of row
-// points per call changed them); at 32 -> 64 channels a point's 96 transformed values feed only 2048 multiply-adds,
-// so there the win is 4-9%, from 64 channels 10-17%. Not tried yet: F(3, 2) on the even taps (4 products per 3
-// outputs instead of 3 per 2: 13% fewer GEMM multiplies, gy combinations of 3 terms).
+// time minima, each part timed by leaving it out; load 6-7 on the 2 cores): GEMMs 1.11 ms (~113 GFLOP/s, the
+// micro-kernel at its peak), the channels-innermost copies 0.13 (x's two thirds of it), x transforms 0.09, gy planes
+// ~0.03, the rest 0.05: 1.40-1.43 ms. Before the in-place reads (session 5, same method): GEMMs 1.08, gy transforms
+// 0.21, x transforms 0.15, copies 0.11, rest 0.03 (1.51; 1.52-1.60 measured beside this one). What is left outside
+// the GEMMs is the copies and the x differences (784 values per 28x28 image, each formed once: no redundancy left),
+// bound by reads in L2 (neither the block size, 32..400 points, nor chunks of 1..4 images changed them). Not tried
+// yet: F(3, 2) on the even taps (4 products per 3 outputs instead of 3 per 2: 11-13% fewer GEMM multiplies, gy
+// combinations of 3 terms), which is where the next 10% is.
 // Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
 // cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
 // (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
@@ -257,6 +263,68 @@ void transform_type(const T* plane, int64_t cols_in, int64_t c_pad, const Plan& 
   }
 }
 
+// transform_run for the stride-2 driver's blocks: the values written point after point with every channel of a point
+// together (d[k][c_pad], like the channels-innermost images, so the gather kernel reads both alike), one contiguous
+// vector loop per point instead of one per block of kMr (x side: 8 floats, a half vector) or nr channels.
+template <typename T, int KIND>
+void transform_run_points(const T* r0, const T* r1, int64_t rows, int64_t rows_step, int64_t row_k, int64_t o0,
+                          int64_t o1, int64_t step, int64_t length, int64_t c_pad, T k00, T k01, T k10, T k11, T* d) {
+  for (int64_t a = 0; a < rows; ++a, r0 += rows_step, r1 += rows_step) {
+    T* o = d + a * row_k * c_pad;
+    for (int64_t b = 0, off = 0; b < length; ++b, o += c_pad, off += step) {
+      const T *p00 = r0 + o0 + off, *p01 = r0 + o1 + off, *p10 = r1 + o0 + off, *p11 = r1 + o1 + off;
+      if constexpr (KIND == 0) {
+#pragma omp simd
+        for (int64_t j = 0; j < c_pad; ++j) o[j] = k00 * p00[j];
+      } else if constexpr (KIND == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < c_pad; ++j) o[j] = k00 * p00[j] + k01 * p01[j];
+      } else if constexpr (KIND == 2) {
+#pragma omp simd
+        for (int64_t j = 0; j < c_pad; ++j) o[j] = k00 * p00[j] + k10 * p10[j];
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < c_pad; ++j) o[j] = (k00 * p00[j] + k01 * p01[j]) + (k10 * p10[j] + k11 * p11[j]);
+      }
+    }
+  }
+}
+
+// transform_type's values, point-major: out[k][c_pad], k = k0 + (row point - a0) * column points of tc + column
+// point index. The same values (the same terms in the same order), only laid out for the gather kernel.
+template <typename T>
+void transform_type_points(const T* plane, int64_t cols_in, int64_t c_pad, const Plan& q, int t, Terms Point::*side,
+                           int64_t a0, int64_t a1, int64_t k0, T* out) {
+  const int tr = t / kTypes, tc = t % kTypes, x_side = side == &Point::x;
+  const int64_t per_row = q.cols.count(tc), row_size = cols_in * c_pad;
+  for (const Run& rrun : q.row_runs[x_side][tr]) {
+    const int64_t first = std::max(a0, rrun.first), last = std::min(a1, rrun.first + rrun.length);
+    if (first >= last) continue;
+    const Terms& rt = rrun.terms;
+    const T* r0 = plane + (rt.at[0] + (first - rrun.first) * rrun.step) * row_size;
+    const T* r1 = plane + (rt.at[1] + (first - rrun.first) * rrun.step) * row_size;
+    T* dst = out + (k0 + (first - a0) * per_row) * c_pad;
+    for (const Run& run : q.col_runs[x_side][tc]) {
+      const Terms& ct = run.terms;
+      const T k00 = T(rt.c[0] * ct.c[0]), k01 = T(rt.c[0] * ct.c[1]), k10 = T(rt.c[1] * ct.c[0]),
+              k11 = T(rt.c[1] * ct.c[1]);
+      const int64_t step = run.step * c_pad, o0 = ct.at[0] * c_pad, o1 = ct.at[1] * c_pad;
+      const int64_t rows = last - first, rows_step = rrun.step * row_size;
+      T* d = dst + run.first * c_pad;
+#define GRADCORE_RUN(KIND)                                                                                       \
+  transform_run_points<T, KIND>(r0, r1, rows, rows_step, per_row, o0, o1, step, run.length, c_pad, k00, k01, k10, \
+                                k11, d)
+      switch ((rt.n - 1) * 2 + (ct.n - 1)) {
+        case 0: GRADCORE_RUN(0); break;
+        case 1: GRADCORE_RUN(1); break;
+        case 2: GRADCORE_RUN(2); break;
+        default: GRADCORE_RUN(3);
+      }
+#undef GRADCORE_RUN
+    }
+  }
+}
+
 // Bytes per chunk of images: its channels-innermost copies of x and gy (read by every type's task) stay in L2/L3,
 // and one type's operands (transformed, then read by the GEMM) in L2. Tuning only (the count of images per chunk
 // comes from the shapes).
@@ -380,16 +448,172 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
 // pays around them shows: two barriers per chunk of images, 16 type tasks of unequal sizes, and operand buffers of a
 // whole chunk per type that spill out of L2 before the GEMM reads them. Here the images go in `groups` fixed ranges
 // (from N alone); a task takes a group and runs all of it alone: per chunk of its images, the channels-innermost
-// copies, then per type the points in blocks of about kBlockPoints (whole row points), each block transformed into
-// an L1/L2-sized operand pair and multiplied at once, added onto the group's own R. No barrier until the output
-// transform, which first adds the groups' R in group order. Every R element is summed in an order fixed by the
-// shapes (blocks, chunks, groups), never by the thread count.
+// copies and gy's planes, then per type the points in blocks of about kBlockPoints (whole row points), each block's
+// x differences transformed into an L1-sized buffer and multiplied at once by the gather kernel, added onto the
+// group's own R. No barrier until the output transform, which first adds the groups' R in group order. Every R
+// element is summed in an order fixed by the shapes (blocks, chunks, groups), never by the thread count; the in-place
+// reads and the planes sum the same values in the same order as the packed transforms they replaced (the same bits).
 constexpr int64_t kGroups = 4;            // image groups (at most; fewer for N < 4): room to rebalance 2 threads
-constexpr int64_t kBlockPoints = 128;     // points per transform + GEMM block: U and V about L1
-constexpr int64_t kGroupChunkBytes = 300 << 10;  // a chunk's channels-innermost x and gy: well inside L2
+constexpr int64_t kBlockPoints = 128;     // points per transform + GEMM block: the x buffer in L1
+constexpr int64_t kGroupChunkBytes = 300 << 10;  // a chunk's channels-innermost x and gy (without gy's
+                                                 // planes, 2.25x gy at 14x14): well inside L2
 
 // One thread's R for the stride-2 driver's groups: kept between calls (only grows).
 inline thread_local Scratch scratch_winograd_r;
+
+// Where the stride-2 driver's GEMM reads one side's operand of a 2-D type: straight from the channels-innermost
+// image when every point of the type is a single term with coefficient 1 (no combination to form, so the packed copy
+// would only move it), else from the transformed block. A single-term side is a gather of pixels: row point a at
+// image row row_at[a], its column points at column col0 + j col_step. Straight reads need the column points to be one
+// run (a fixed step apart); the rows may sit anywhere (each row unit gets its own offset).
+struct DirectSide {
+  bool direct = false;
+  std::vector<int64_t> row_at;  // per row point of the type
+  int64_t col0 = 0, col_step = 0;
+};
+
+DirectSide direct_side(const Plan& q, int t, Terms Point::*side) {
+  const int tr = t / kTypes, tc = t % kTypes, x_side = side == &Point::x;
+  DirectSide d;
+  for (int64_t a = q.rows.start[tr]; a < q.rows.start[tr + 1]; ++a) {
+    const Terms& rt = q.rows.points[a].*side;
+    if (rt.n != 1 || rt.c[0] != 1) return d;
+    d.row_at.push_back(rt.at[0]);
+  }
+  const std::vector<Run>& runs = q.col_runs[x_side][tc];
+  if (runs.size() > 1) return d;
+  if (runs.size() == 1) {
+    const Terms& ct = runs[0].terms;
+    if (ct.n != 1 || ct.c[0] != 1) return d;
+    d.col0 = ct.at[0];
+    d.col_step = runs[0].step;
+  }
+  d.direct = true;
+  return d;
+}
+
+// The gy side at stride 2 needs no transform at all: its only combination is the pair sum of point type 1 (gy[o] +
+// gy[o + 1], coefficients 1), so every 2-D type's gy values are pixels of one of four planes per image, each value
+// formed once (the per-type transforms formed the pair sums once per type that used them, 441 values per 14x14 image
+// instead of these 245):
+//   plane 0: gy itself, [Ho][Wo];                     types (row type != 1, column type != 1)
+//   plane 1: column pair sums of every gy row, [Ho][n1c] (n1c: column points of type 1);  (!= 1, 1)
+//   plane 2: row pair sums of every gy column, [n1r][Wo];  (1, != 1)
+//   plane 3: both, [n1r][n1c], plane 1's rows added;   (1, 1)
+// The sums are the transforms' (the same terms in the same order: a 2 x 2 value is (row 0's column sum) + (row 1's)),
+// so the bits are too. GyPlanes says where they sit; gy_planes_apply says whether the scheme has that shape.
+struct GyPlanes {
+  int64_t n1r = 0, n1c = 0, offset[4] = {}, width[4] = {}, size = 0;  // offsets and size in pixels of co_pad values
+};
+
+GyPlanes gy_planes_of(const Plan& q, int64_t Ho, int64_t Wo) {
+  GyPlanes g;
+  g.n1r = q.rows.count(1), g.n1c = q.cols.count(1);
+  const int64_t rows[4] = {Ho, Ho, g.n1r, g.n1r};
+  g.width[0] = g.width[2] = Wo, g.width[1] = g.width[3] = g.n1c;
+  for (int k = 0; k < 4; ++k) g.offset[k] = g.size, g.size += rows[k] * g.width[k];
+  return g;
+}
+
+bool gy_planes_apply(const Plan& q) {
+  for (const Scheme* s : {&q.rows, &q.cols})
+    for (int t = 0; t < kTypes; ++t)
+      for (int64_t j = s->start[t]; j < s->start[t + 1]; ++j) {
+        const Terms& g = s->points[j].gy;
+        if (g.c[0] != 1 || (g.n == 2 && g.c[1] != 1) || (t != 1 && g.n != 1)) return false;
+      }
+  for (int t = 0; t < kTypes; ++t)  // single-term column types: one run, read a fixed step apart
+    if (t != 1 && q.col_runs[0][t].size() > 1) return false;
+  return true;
+}
+
+// Planes 1..3 of one image from plane 0 (at gp, channels innermost, co_pad per pixel).
+template <typename T>
+void make_gy_planes(T* gp, const Plan& q, const GyPlanes& g, int64_t Ho, int64_t co_pad) {
+  auto add_terms = [&](const Terms& terms, auto at_of, T* dst) {
+    const T* p0 = at_of(terms.at[0]);
+    if (terms.n == 1) {
+      std::copy(p0, p0 + co_pad, dst);
+    } else {
+      const T* p1 = at_of(terms.at[1]);
+#pragma omp simd
+      for (int64_t c = 0; c < co_pad; ++c) dst[c] = p0[c] + p1[c];
+    }
+  };
+  const int64_t Wo = g.width[0];
+  for (int64_t r = 0; r < Ho; ++r)  // plane 1
+    for (int64_t j = 0; j < g.n1c; ++j)
+      add_terms(q.cols.points[q.cols.start[1] + j].gy, [&](int64_t col) { return gp + (r * Wo + col) * co_pad; },
+                gp + (g.offset[1] + r * g.n1c + j) * co_pad);
+  for (int64_t a = 0; a < g.n1r; ++a) {
+    const Terms& rt = q.rows.points[q.rows.start[1] + a].gy;
+    for (int64_t col = 0; col < Wo; ++col)  // plane 2
+      add_terms(rt, [&](int64_t row) { return gp + (row * Wo + col) * co_pad; },
+                gp + (g.offset[2] + a * Wo + col) * co_pad);
+    for (int64_t j = 0; j < g.n1c; ++j)  // plane 3
+      add_terms(rt, [&](int64_t row) { return gp + (g.offset[1] + row * g.n1c + j) * co_pad; },
+                gp + (g.offset[3] + a * g.n1c + j) * co_pad);
+  }
+}
+
+// Where type t's gy values sit in an image's planes: row point a at plane row row_at[a], column point j at column
+// col0 + j col_step of a plane `width` wide starting at pixel `offset`.
+DirectSide gy_plane_side(const Plan& q, const GyPlanes& g, int t, int64_t* offset, int64_t* width) {
+  const int tr = t / kTypes, tc = t % kTypes, k = (tr == 1) * 2 + (tc == 1);
+  DirectSide d;
+  d.direct = true;
+  for (int64_t a = q.rows.start[tr]; a < q.rows.start[tr + 1]; ++a)
+    d.row_at.push_back(tr == 1 ? a - q.rows.start[tr] : q.rows.points[a].gy.at[0]);
+  if (tc == 1) {
+    d.col0 = 0, d.col_step = 1;
+  } else if (!q.col_runs[0][tc].empty()) {
+    d.col0 = q.col_runs[0][tc][0].terms.at[0], d.col_step = q.col_runs[0][tc][0].step;
+  }
+  *offset = g.offset[k], *width = g.width[k];
+  return d;
+}
+
+// The C tile (kMr x nr) [+]= A panel * B strip over the k steps of `units` row units of per_row column points each:
+// k = (unit u, column point j) reads A's kMr values at a + a_off[u] + j a_step and B's nr at b + b_off[u] + j b_step
+// (a packed block: a_off[u] = u per_row kMr, a_step = kMr; an image read in place: the pixel's channels). The sums
+// in k order from zero, then C added: gemm.h's micro_kernel's order and rounding, so a packed block gives its bits.
+template <typename T>
+void gather_kernel(int64_t units, int64_t per_row, const T* a, const int64_t* a_off, int64_t a_step, const T* b,
+                   const int64_t* b_off, int64_t b_step, T* c, int64_t ldc, bool accumulate) {
+  using V = typename Simd<T>::vec;
+  constexpr int L = Simd<T>::lanes;
+  V acc0[kMr], acc1[kMr];
+#pragma GCC unroll 16
+  for (int i = 0; i < kMr; ++i) {
+    acc0[i] = broadcast<T>(T(0));
+    acc1[i] = acc0[i];
+  }
+  for (int64_t u = 0; u < units; ++u) {
+    const T* ak = a + a_off[u];
+    const T* bk = b + b_off[u];
+    for (int64_t j = 0; j < per_row; ++j, ak += a_step, bk += b_step) {
+      const V b0 = load_vec(bk), b1 = load_vec(bk + L);
+#pragma GCC unroll 16
+      for (int i = 0; i < kMr; ++i) {
+        const V ai = broadcast<T>(ak[i]);
+        acc0[i] += ai * b0;
+        acc1[i] += ai * b1;
+      }
+    }
+  }
+  if (accumulate) {
+#pragma GCC unroll 16
+    for (int i = 0; i < kMr; ++i) {
+      acc0[i] += load_vec(c + i * ldc);
+      acc1[i] += load_vec(c + i * ldc + L);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kMr; ++i) {
+    store_vec(c + i * ldc, acc0[i]);
+    store_vec(c + i * ldc + L, acc1[i]);
+  }
+}
 
 template <typename T>
 void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv2dParams& p) {
@@ -399,17 +623,29 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
   const int64_t Ho = p.out_h, Wo = p.out_w;
   const int64_t ci_pad = round_up(Cin, kMr), co_pad = round_up(Cout, nr);
   const Plan q = make_plan(p);
-  const int64_t x_image = H * W * ci_pad, g_image = Ho * Wo * co_pad;
+  // gy's planes (GyPlanes) where the scheme allows, else gy alone and the per-type transforms
+  const bool planes = gy_planes_apply(q);
+  const GyPlanes gyp = gy_planes_of(q, Ho, Wo);
+  const int64_t x_image = H * W * ci_pad, g_image = (planes ? gyp.size : Ho * Wo) * co_pad;
   const int64_t groups = std::min(N, kGroups);
-  const int64_t chunk = std::clamp<int64_t>(kGroupChunkBytes / (int64_t)sizeof(T) / (x_image + g_image), 1, N);
+  const int64_t chunk =
+      std::clamp<int64_t>(kGroupChunkBytes / (int64_t)sizeof(T) / (x_image + Ho * Wo * co_pad), 1, N);
   const int64_t panels = ci_pad / kMr, strips = co_pad / nr, group_size = kT * ci_pad * co_pad;
   T* r = scratch_winograd_r.get<T>(groups * group_size);
+  DirectSide direct[kT][2];  // per type: [gy side, x side]
+  int64_t g_plane[kT] = {}, g_width[kT];  // per type: its gy plane's first pixel and width
+  for (int t = 0; t < kT; ++t) {
+    g_width[t] = Wo;
+    direct[t][0] = planes ? gy_plane_side(q, gyp, t, &g_plane[t], &g_width[t]) : direct_side(q, t, &Point::gy);
+    direct[t][1] = direct_side(q, t, &Point::x);
+  }
   const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
 #pragma omp parallel if (parallel)
   {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t g = 0; g < groups; ++g) {
       T* rg = r + g * group_size;
+      int64_t g_off[kBlockPoints], x_off[kBlockPoints];  // per row unit of a block: where its k steps start
       const int64_t g0 = N * g / groups, g1 = N * (g + 1) / groups;
       T* xt = scratch_col.get<T>(chunk * (x_image + g_image));
       T* gt = xt + chunk * x_image;
@@ -424,27 +660,41 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
           }
         }
         GRADCORE_PHASE("conv2d_backward_weight/winograd_transform_gemm");
+        if (planes)
+          for (int64_t i = 0; i < count; ++i) make_gy_planes(gt + i * g_image, q, gyp, Ho, co_pad);
         for (int t = 0; t < kT; ++t) {
           // The type's points of the chunk, row unit (image i, row point a) after row unit, per_row points each, in
-          // blocks of whole row units
+          // blocks of whole row units; a side read in place (direct[t]) is neither transformed nor copied
+          const DirectSide &gd = direct[t][0], &xd = direct[t][1];
           const int64_t rows_t = q.rows.count(t / kTypes), per_row = q.cols.count(t % kTypes), units = count * rows_t;
           const int64_t unit_block = std::max<int64_t>(1, kBlockPoints / std::max<int64_t>(per_row, 1));
           for (int64_t u0 = 0; u0 == 0 || u0 < units; u0 += unit_block) {  // once even without points: R_t is set
             const int64_t u1 = std::min(units, u0 + unit_block), kt = (u1 - u0) * per_row;
-            T* u = scratch_packed_b.get<T>(kt * (co_pad + ci_pad));
-            T* v = u + kt * co_pad;
+            T* u = scratch_packed_b.get<T>(kt * ((gd.direct ? 0 : co_pad) + (xd.direct ? 0 : ci_pad)));
+            T* v = u + (gd.direct ? 0 : kt * co_pad);
             for (int64_t unit = u0; unit < u1;) {
               const int64_t i = unit / rows_t, a0 = unit % rows_t, a1 = std::min(rows_t, a0 + u1 - unit);
               const int64_t k0 = (unit - u0) * per_row;
-              transform_type<T, nr>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, a0, a1, k0, kt, u);
-              transform_type<T, (int64_t)kMr>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, kt, v);
+              if (!gd.direct) transform_type_points<T>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, a0, a1, k0, u);
+              if (!xd.direct) transform_type_points<T>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, v);
+              for (int64_t a = a0; a < a1; ++a) {
+                const int64_t at = unit - u0 + a - a0;
+                g_off[at] = gd.direct ? i * g_image + (g_plane[t] + gd.row_at[a] * g_width[t] + gd.col0) * co_pad
+                                    : at * per_row * co_pad;
+                x_off[at] = xd.direct ? i * x_image + (xd.row_at[a] * W + xd.col0) * ci_pad : at * per_row * ci_pad;
+              }
               unit += a1 - a0;
             }
-            for (int64_t strip = 0; strip < strips; ++strip)
+            const int64_t g_step = (gd.direct ? gd.col_step : 1) * co_pad;
+            const int64_t x_step = (xd.direct ? xd.col_step : 1) * ci_pad;
+            const T *g_at = gd.direct ? gt : u, *x_at = xd.direct ? xt : v;
+            for (int64_t strip = 0; strip < strips; ++strip) {
+              const T* b = g_at + strip * nr;
               for (int64_t panel = 0; panel < panels; ++panel)
-                micro_kernel_rows<T, kMr>(kMr, kt, v + panel * kt * kMr, u + strip * kt * nr,
-                                          rg + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad, nr,
-                                          n0 > g0 || u0 > 0, (const T*)nullptr);
+                gather_kernel<T>(u1 - u0, per_row, x_at + panel * kMr, x_off, x_step,
+                                 b, g_off, g_step, rg + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad,
+                                 n0 > g0 || u0 > 0);
+            }
           }
         }
       }
