@@ -449,6 +449,92 @@ bool input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t 
   }
   return true;
 }
+
+// Whether input_transform_narrow applies: a row of the image, from column -pad_left on, fits in one vector with lane
+// 15 outside it (a zero for the window columns past the image).
+bool rows_fit_one_vector(const Problem& q) { return q.in_w + q.pad_left <= 15 && q.tiles_w() <= 4; }
+
+// input_transform_rows for images narrow enough that a row is one vector (rows_fit_one_vector: the seeds' 14x14 ->
+// 7x7 layers), where a 16-lane group holds five or six runs of three tiles and input_transform_rows spent one permute
+// and one masked move per run and window column. Here a "source" is the run of lanes of one tile row of one image
+// (every window row it reads is one vector), and one two-source permute per pair of sources and window column moves
+// both sources' columns into their lanes: half the permutes and moves. Window rows 3, 4 and columns 3, 4 are read
+// only where a tile of the 16 lanes needs a point with a = 2 or b = 2 (half_needs; input_transform_gathers says why
+// the rest is free). The same operations on the same values as input_transform_rows: the same bits.
+bool input_transform_narrow(const float* x, const Problem& q, int64_t t0, int64_t count, const int64_t* b_off,
+                            float* packed, const int* half_needs) {
+  constexpr int64_t nr = nr_of<float>();
+  constexpr int kMaxSources = 8;  // four pairs; more (the cut tiles' strips, one tile per source): the gathers
+  const int64_t W = q.in_w, H = q.in_h, I = q.in_c, HW = H * W;
+  uint32_t m = 0;
+  for (int64_t l = q.pad_left; l < q.pad_left + W; ++l) m |= 1u << l;
+  const __mmask16 load = (__mmask16)m;
+  struct Source {
+    int64_t plane, y0;  // x offset of (image n, channel 0, column -pad_left), and the window's first row
+  };
+  struct Pair {
+    __mmask16 lanes;
+    __m512i idx[5];  // window column k: lane 4 tw + k of the first source's row (16 + of the second's; 15: a zero)
+  };
+  alignas(64) Pair pairs[2][kMaxSources / 2];
+  Source sources[2][kMaxSources];
+  int sources_of[2] = {0, 0};
+  for (int h = 0; h < 2; ++h) {
+    alignas(64) int32_t idx[kMaxSources / 2][5][16] = {};
+    uint32_t lanes[kMaxSources / 2] = {};
+    for (int64_t l = 16 * h; l < std::min<int64_t>(count, 16 * h + 16);) {
+      const Problem::Tile tl = q.tile(t0 + l);
+      if (sources_of[h] == kMaxSources) return false;
+      const int s = sources_of[h]++;
+      sources[h][s] = Source{tl.n * I * HW - q.pad_left, 4 * tl.th - q.pad_top};
+      for (; l < std::min<int64_t>(count, 16 * h + 16); ++l) {  // the lanes of this tile row of this image
+        const Problem::Tile t = q.tile(t0 + l);
+        if (t.n != tl.n || t.th != tl.th) break;
+        lanes[s / 2] |= 1u << (l - 16 * h);
+        for (int k = 0; k < 5; ++k) idx[s / 2][k][l - 16 * h] = (int32_t)(std::min<int64_t>(4 * t.tw + k, 15) + 16 * (s % 2));
+      }
+    }
+    for (int p = 0; p < (sources_of[h] + 1) / 2; ++p) {
+      if (sources_of[h] == 2 * p + 1) sources[h][2 * p + 1] = sources[h][2 * p];  // an odd last source: paired with itself
+      pairs[h][p].lanes = (__mmask16)lanes[p];
+      for (int k = 0; k < 5; ++k) pairs[h][p].idx[k] = _mm512_load_si512(idx[p][k]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  float* rows[25];
+  for (int64_t i = 0; i < I; ++i) {
+    value_rows(packed, b_off, I, i, nr, rows);
+    for (int h = 0; h < 2; ++h) {
+      const bool far_rows = half_needs[h] & 0x1C0, far_cols = half_needs[h] & 0x124;
+      // row combination r: window row kPlus[r] minus window row kMinus[r] (as in input_transform_rows)
+      constexpr int kRowPlus[5] = {0, 1, 2, 4, 3}, kRowMinus[5] = {2, -1, -1, 2, -1};
+      for (int r = 0; r < 5; ++r) {
+        __m512 col[5] = {zero, zero, zero, zero, zero};
+        if (r < 3 || far_rows) {
+          for (int p = 0; p < (sources_of[h] + 1) / 2; ++p) {
+            __m512 rc[2];
+            for (int e = 0; e < 2; ++e) {
+              const Source& sc = sources[h][2 * p + e];
+              const float* plane = x + sc.plane + i * HW;
+              auto row = [&](int dy) {
+                const int64_t y = sc.y0 + dy;
+                return y >= 0 && y < H ? _mm512_maskz_loadu_ps(load, plane + y * W) : zero;
+              };
+              rc[e] = kRowMinus[r] >= 0 ? _mm512_sub_ps(row(kRowPlus[r]), row(kRowMinus[r])) : row(kRowPlus[r]);
+            }
+            const Pair& pr = pairs[h][p];
+#pragma GCC unroll 5
+            for (int k = 0; k < 5; ++k)
+              if (k < 3 || far_cols)
+                col[k] = _mm512_mask_mov_ps(col[k], pr.lanes, _mm512_permutex2var_ps(rc[0], pr.idx[k], rc[1]));
+          }
+        }
+        store_columns(col, rows + 5 * r, 16 * h);
+      }
+    }
+  }
+  return true;
+}
 #endif
 
 // A run of a strip's tiles in one tile row of one image: tiles (th, tw0 .. tw0 + count - 1) of image n, lanes
@@ -550,6 +636,7 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
   const bool parallel = total * O * I * 25 >= kParallelThreshold;  // multiply-adds
 #if defined(__AVX512F__)
   const bool rows_fit = rows_fit_two_vectors(q);
+  const bool narrow = rows_fit_one_vector(q);
 #endif
 #pragma omp parallel if (parallel && strips > 1)
   {
@@ -573,7 +660,8 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
         GRADCORE_PHASE("conv2d_winograd_s2/input_transform");
 #if defined(__AVX512F__)
         if constexpr (std::is_same_v<T, float>) {
-          if (!rows_fit || !input_transform_rows(x, q, t0, count, b_off, packed)) {
+          if (!(narrow && input_transform_narrow(x, q, t0, count, b_off, packed, half_needs)) &&
+              (!rows_fit || !input_transform_rows(x, q, t0, count, b_off, packed))) {
             LaneWindows lw;
             lane_windows<T>(q, t0, count, lw);
             input_transform_gathers(x, q, lw, count, b_off, packed, half_needs);
