@@ -55,6 +55,17 @@
 // direct f4d5fbb -> kinds sorted over the whole batch -> sorted per group of 32 images, Problem::tile): enc2 forward
 // 6.22 -> 6.47 -> 5.73, dec1 backward-data 12.10 -> 14.56 -> 11.32, dec2 backward-data 23.4 -> 20.5 -> 20.3.
 //
+// Session 6 (same bits throughout): the weight transform vectorised over the panel's 8 output channels, the cut tiles'
+// strips gathering only the window rows/columns their points read, rows that fit one vector taking
+// input_transform_narrow, and the one-kind strips of a group ordered by image (Problem::chunks). Batch 25, 1 thread,
+// CPU-time minima of interleaved processes against b359cf6 at load 7-8 (ms): enc2 forward 0.548-0.552 -> 0.502-0.504
+// (PyTorch 0.49-0.58), dec1 backward-data 1.03-1.06 -> 0.94-0.95 (PyTorch 0.92-0.95). What bounds it: at batch 25,
+// 1 thread, enc2's GEMMs alone take 0.31 ms (324 products per image and channel pair, at the micro-kernel's peak),
+// PyTorch's whole forward 0.49 (441 products at ~90% of peak): 0.8 of PyTorch leaves 0.08 ms for every transform
+// (now: input 0.11, output 0.06, weights 0.02). Reaching it needs fewer products (F(3, 2) on the even phase: a 7-wide
+// row as 3 + 2 + 2 outputs, 289 instead of 324) as well as cheaper transforms; the cut tiles' gathers (16 lanes from
+// 16 cache lines each) still cost about as much as the whole tiles' transform.
+//
 // Work split and determinism: the tiles, in Problem::tile's order, are cut into strips of the GEMM's nr columns; one
 // task per strip runs the input transform, the GEMMs and the output transform into its own outputs. Each P element
 // is summed over k in the GEMM's fixed order (gemm.h) and each output from its P's in a fixed order, whatever strip
