@@ -31,6 +31,10 @@ CASES = {
     "three_row_panels": (2, 32, 15, 14, 130, 1),  # C_out past two 64-row blocks, a partial last panel
     "many_images_per_strip": (40, 32, 13, 14, 32, 1),  # a strip of 32 tiles spans several images and kinds
     "widest_rows_in_two_vectors": (1, 32, 14, 29, 32, 2),  # W + pad_left = 31
+    # Problem::tile's order over groups of 32 images: two whole groups, whose strips of one kind interleave by image,
+    # and a rest of 6 images whose kinds' partial strips come last; rows in one vector (input_transform_narrow)
+    "two_groups_and_a_rest": (70, 32, 14, 14, 32, "same"),
+    "two_groups_9x9_outputs": (65, 32, 18, 17, 32, 1),  # 16 whole, 4 + 4 cut tiles and a corner per image
 }
 
 
@@ -149,7 +153,7 @@ THREAD_SCRIPT = textwrap.dedent("""
     import gradcore as gc
     rng = np.random.default_rng(0)
     out = []
-    for n, c_in, h, w, c_out in [(5, 32, 14, 14, 64), (3, 70, 15, 13, 40), (40, 32, 13, 14, 32)]:
+    for n, c_in, h, w, c_out in [(5, 32, 14, 14, 64), (3, 70, 15, 13, 40), (40, 32, 13, 14, 32), (70, 32, 14, 14, 32)]:
         x = gc.tensor(rng.standard_normal((n, c_in, h, w)), dtype="float32")
         wt = gc.tensor(rng.standard_normal((c_out, c_in, 3, 3)) / 10, dtype="float32")
         b = gc.tensor(rng.standard_normal(c_out), dtype="float32")

@@ -55,6 +55,17 @@
 // direct f4d5fbb -> kinds sorted over the whole batch -> sorted per group of 32 images, Problem::tile): enc2 forward
 // 6.22 -> 6.47 -> 5.73, dec1 backward-data 12.10 -> 14.56 -> 11.32, dec2 backward-data 23.4 -> 20.5 -> 20.3.
 //
+// Session 6 (same bits throughout): the weight transform vectorised over the panel's 8 output channels, the cut tiles'
+// strips gathering only the window rows/columns their points read, rows that fit one vector taking
+// input_transform_narrow, and the one-kind strips of a group ordered by image (Problem::chunks). Batch 25, 1 thread,
+// CPU-time minima of interleaved processes against b359cf6 at load 7-8 (ms): enc2 forward 0.548-0.552 -> 0.502-0.504
+// (PyTorch 0.49-0.58), dec1 backward-data 1.03-1.06 -> 0.94-0.95 (PyTorch 0.92-0.95). What bounds it: at batch 25,
+// 1 thread, enc2's GEMMs alone take 0.31 ms (324 products per image and channel pair, at the micro-kernel's peak),
+// PyTorch's whole forward 0.49 (441 products at ~90% of peak): 0.8 of PyTorch leaves 0.08 ms for every transform
+// (now: input 0.11, output 0.06, weights 0.02). Reaching it needs fewer products (F(3, 2) on the even phase: a 7-wide
+// row as 3 + 2 + 2 outputs, 289 instead of 324) as well as cheaper transforms; the cut tiles' gathers (16 lanes from
+// 16 cache lines each) still cost about as much as the whole tiles' transform.
+//
 // Work split and determinism: the tiles, in Problem::tile's order, are cut into strips of the GEMM's nr columns; one
 // task per strip runs the input transform, the GEMMs and the output transform into its own outputs. Each P element
 // is summed over k in the GEMM's fixed order (gemm.h) and each output from its P's in a fixed order, whatever strip
@@ -120,21 +131,72 @@ struct Problem {
   // 32 images of 64x14x14) stays in the caches while its cut tiles, which gather, read it a second time. Sorted over
   // the whole batch, batch 256 read them from memory: dec1's backward-data took 14.6 ms instead of 12.1 (direct).
   static constexpr int64_t kImagesPerGroup = 32;
+  // Within a group, the whole strips of nr tiles of one kind (order_tiles) run in the order of the last image they
+  // reach, kind by kind on a tie, and the kinds' partial strips after them: the cut tiles' strips then gather from the
+  // x of the images whose whole tiles ran just before (in L2), not from the x of a whole group ago (L3: at batch 25
+  // the cut tiles' input transform cost as much as the whole tiles'). chunks[0] orders the groups of kImagesPerGroup
+  // images, chunks[1] a last smaller group: entry kind << 28 | strip of that kind; null: the kinds one after another.
+  const uint32_t* chunks[2] = {nullptr, nullptr};
+  int64_t chunk_count[2] = {0, 0}, chunk = 1;  // (chunk: the strips' width, nr)
+  int64_t per_image(int kind) const {
+    const int64_t TH = tiles_h(), TW = tiles_w(), fh = full_h(), fw = full_w();
+    return kind == 0 ? fh * fw : kind == 1 ? fh * (TW - fw) : kind == 2 ? (TH - fh) * fw : (TH - fh) * (TW - fw);
+  }
   Tile tile(int64_t t) const {
     const int64_t TH = tiles_h(), TW = tiles_w(), fh = full_h(), fw = full_w();
     const int64_t n0 = t / (kImagesPerGroup * TH * TW) * kImagesPerGroup, images = std::min(kImagesPerGroup, batch - n0);
     t -= n0 * TH * TW;
-    const int64_t whole = images * fh * fw, cut_w = images * fh * (TW - fw), cut_h = images * (TH - fh) * fw;
     constexpr int kAll = 0x1FF, kNoB2 = 0x1FF & ~(1 << 2 | 1 << 5 | 1 << 8), kNoA2 = 0x1FF & ~(0x7 << 6);
-    if (t < whole) return {n0 + t / (fh * fw), t / fw % fh, t % fw, kAll};
-    t -= whole;
-    if (t < cut_w) return {n0 + t / fh, t % fh, TW - 1, kNoB2};
-    t -= cut_w;
-    if (t < cut_h) return {n0 + t / fw, TH - 1, t % fw, kNoA2};
-    t -= cut_h;
-    return {n0 + t, TH - 1, TW - 1, kNoB2 & kNoA2};
+    const int g = images == kImagesPerGroup ? 0 : 1;
+    int kind = 0;
+    int64_t i = t;  // the tile's index among its group's tiles of its kind
+    if (t < chunk_count[g] * chunk) {
+      const uint32_t e = chunks[g][t / chunk];
+      kind = (int)(e >> 28);
+      i = (int64_t)(e & 0xFFFFFFF) * chunk + t % chunk;
+    } else {
+      i -= chunk_count[g] * chunk;
+      for (;; ++kind) {  // the kinds' partial strips (all of each kind without chunks), kind after kind
+        const int64_t count = images * per_image(kind), whole = chunks[g] ? count / chunk * chunk : 0;
+        if (i < count - whole || kind == 3) {
+          i += whole;
+          break;
+        }
+        i -= count - whole;
+      }
+    }
+    switch (kind) {
+      case 0: return {n0 + i / (fh * fw), i / fw % fh, i % fw, kAll};
+      case 1: return {n0 + i / fh, i % fh, TW - 1, kNoB2};
+      case 2: return {n0 + i / fw, TH - 1, i % fw, kNoA2};
+      default: return {n0 + i, TH - 1, TW - 1, kNoB2 & kNoA2};
+    }
   }
 };
+
+// Problem::chunks for q's shapes and strips of nr tiles, kept in store.
+void order_tiles(Problem& q, std::vector<uint32_t> (&store)[2], int64_t nr) {
+  q.chunk = nr;
+  for (int g = 0; g < 2; ++g) {
+    const int64_t images = g == 0 ? (q.batch >= Problem::kImagesPerGroup ? Problem::kImagesPerGroup : 0)
+                                  : q.batch % Problem::kImagesPerGroup;
+    struct Chunk {
+      int64_t last_image;
+      int kind;
+      int64_t strip;
+    };
+    std::vector<Chunk> list;
+    for (int kind = 0; kind < 4; ++kind) {
+      const int64_t per = q.per_image(kind), strips = images * per / nr;
+      for (int64_t j = 0; j < strips; ++j) list.push_back({(j * nr + nr - 1) / per, kind, j});
+    }
+    std::stable_sort(list.begin(), list.end(), [](const Chunk& a, const Chunk& b) { return a.last_image < b.last_image; });
+    store[g].clear();
+    for (const Chunk& c : list) store[g].push_back((uint32_t)c.kind << 28 | (uint32_t)c.strip);
+    q.chunks[g] = store[g].data();
+    q.chunk_count[g] = (int64_t)store[g].size();
+  }
+}
 
 // Row d (of depth rows) of a packed B (cols_pad columns), in strip s: packed_b_row_runs' layout (gemm.h).
 template <typename T> inline T* packed_row(T* base, int64_t d, int64_t depth, int64_t cols_pad, int64_t strip) {
@@ -149,11 +211,49 @@ template <typename T> inline T* packed_row(T* base, int64_t d, int64_t depth, in
 // go through a local block, then out as 25 contiguous runs: written value by value, the 25 destinations (a multiple
 // of 2 KiB apart) fought over a few L1 sets.
 constexpr int64_t kChannelsPerPass = 16;
+#if defined(__AVX512F__)
+// transform_weights' block for float, the panel's 8 output channels in the 8 float64 lanes of one vector: the same
+// float64 sums in the same order, rounded once, so the same bits as the scalar loop (which cost ~40 cycles per
+// channel pair, 5% of the seed layers' time at batch 25).
+inline void transform_weight_lanes(const float* w, const Problem& q, int64_t o0, int64_t i0, int64_t ic,
+                                   float (*block)[kChannelsPerPass][8]) {
+  const int64_t O = q.out_c, I = q.in_c;
+  const __mmask8 live = (__mmask8)(O - o0 >= 8 ? 0xFF : (1u << std::max<int64_t>(O - o0, 0)) - 1);
+  const __m256i rows_of_o = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)(I * 9)));
+  const float* base = w + o0 * I * 9;
+  for (int64_t il = 0; il < ic; ++il) {
+    const float* g = base + (i0 + il) * 9;
+    __m512d t[9];
+    for (int k = 0; k < 9; ++k)
+      t[k] = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(_mm256_setzero_ps(), live, rows_of_o, g + k, 4));
+    __m512d rows[5][3];  // as in the scalar loop: the row combinations, then the column combinations
+    for (int kw = 0; kw < 3; ++kw) {
+      rows[0][kw] = t[kw];
+      rows[1][kw] = t[3 + kw];
+      rows[2][kw] = _mm512_add_pd(t[kw], t[6 + kw]);
+      rows[3][kw] = t[6 + kw];
+      rows[4][kw] = t[3 + kw];
+    }
+    for (int r = 0; r < 5; ++r) {
+      _mm256_store_ps(block[5 * r][il], _mm512_cvtpd_ps(rows[r][0]));
+      _mm256_store_ps(block[5 * r + 1][il], _mm512_cvtpd_ps(rows[r][1]));
+      _mm256_store_ps(block[5 * r + 2][il], _mm512_cvtpd_ps(_mm512_add_pd(rows[r][0], rows[r][2])));
+      _mm256_store_ps(block[5 * r + 3][il], _mm512_cvtpd_ps(rows[r][2]));
+      _mm256_store_ps(block[5 * r + 4][il], _mm512_cvtpd_ps(rows[r][1]));
+    }
+  }
+}
+#endif
 template <typename T> void transform_weights(const T* w, const Problem& q, int64_t o0, T* a, const int64_t* a_off) {
   const int64_t O = q.out_c, I = q.in_c, m_pad = round_up(O, kMr);
   alignas(64) T block[25][kChannelsPerPass][kMr];
   for (int64_t i0 = 0; i0 < I; i0 += kChannelsPerPass) {
     const int64_t ic = std::min(kChannelsPerPass, I - i0);
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float> && kMr == 8) {  // the 8 rows of the panel as the 8 lanes of a vector
+      transform_weight_lanes(w, q, o0, i0, ic, block);
+    } else
+#endif
     for (int64_t o = o0; o < o0 + kMr; ++o)
       for (int64_t i = i0; i < i0 + ic; ++i) {
         const int64_t il = i - i0, ol = o - o0;
@@ -282,8 +382,11 @@ inline void store_columns(const __m512* col, float* const* rows, int64_t off) {
 
 // input_transform_lanes for float, 16 lanes at a time: each window element is one masked gather (zero outside the
 // image and past the task's tiles), the combinations run in registers, and V is stored as whole vectors.
+// Window rows 3, 4 are read only where a lane's tile needs a point with a = 2, columns 3, 4 only where one needs b = 2
+// (half_needs: the points the tiles of each 16 lanes sum, Problem::Tile::needs): the strips of cut tiles skip 10 or
+// 16 of the 25 gathers. The values skipped (zeros in V instead) meet only products that no output stored sums.
 void input_transform_gathers(const float* x, const Problem& q, const LaneWindows& lw, int64_t count,
-                             const int64_t* b_off, float* packed) {
+                             const int64_t* b_off, float* packed, const int* half_needs) {
   constexpr int64_t nr = nr_of<float>();
   const int64_t I = q.in_c, HW = q.in_h * q.in_w, W = q.in_w;
   __m512i base[2];
@@ -303,8 +406,13 @@ void input_transform_gathers(const float* x, const Problem& q, const LaneWindows
     const float* xi = x + i * HW;
     for (int h = 0; h < 2; ++h) {
       __m512 d[5][5];
+      const bool far_rows = half_needs[h] & 0x1C0, far_cols = half_needs[h] & 0x124;
       for (int r = 0; r < 5; ++r)
         for (int k = 0; k < 5; ++k) {
+          if ((r >= 3 && !far_rows) || (k >= 3 && !far_cols)) {
+            d[r][k] = zero;
+            continue;
+          }
           const __m512i idx = _mm512_add_epi32(base[h], _mm512_set1_epi32((int32_t)(r * W + k)));
           d[r][k] = _mm512_mask_i32gather_ps(zero, (__mmask16)(rm[h][r] & cm[h][k]), idx, xi, 4);
         }
@@ -396,6 +504,92 @@ bool input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t 
           }
           for (int k = 0; k < 5; ++k)
             col[k] = _mm512_mask_mov_ps(col[k], pc.lanes, _mm512_permutex2var_ps(lo, pc.idx[k], hi));
+        }
+        store_columns(col, rows + 5 * r, 16 * h);
+      }
+    }
+  }
+  return true;
+}
+
+// Whether input_transform_narrow applies: a row of the image, from column -pad_left on, fits in one vector with lane
+// 15 outside it (a zero for the window columns past the image).
+bool rows_fit_one_vector(const Problem& q) { return q.in_w + q.pad_left <= 15 && q.tiles_w() <= 4; }
+
+// input_transform_rows for images narrow enough that a row is one vector (rows_fit_one_vector: the seeds' 14x14 ->
+// 7x7 layers), where a 16-lane group holds five or six runs of three tiles and input_transform_rows spent one permute
+// and one masked move per run and window column. Here a "source" is the run of lanes of one tile row of one image
+// (every window row it reads is one vector), and one two-source permute per pair of sources and window column moves
+// both sources' columns into their lanes: half the permutes and moves. Window rows 3, 4 and columns 3, 4 are read
+// only where a tile of the 16 lanes needs a point with a = 2 or b = 2 (half_needs; input_transform_gathers says why
+// the rest is free). The same operations on the same values as input_transform_rows: the same bits.
+bool input_transform_narrow(const float* x, const Problem& q, int64_t t0, int64_t count, const int64_t* b_off,
+                            float* packed, const int* half_needs) {
+  constexpr int64_t nr = nr_of<float>();
+  constexpr int kMaxSources = 8;  // four pairs; more (the cut tiles' strips, one tile per source): the gathers
+  const int64_t W = q.in_w, H = q.in_h, I = q.in_c, HW = H * W;
+  uint32_t m = 0;
+  for (int64_t l = q.pad_left; l < q.pad_left + W; ++l) m |= 1u << l;
+  const __mmask16 load = (__mmask16)m;
+  struct Source {
+    int64_t plane, y0;  // x offset of (image n, channel 0, column -pad_left), and the window's first row
+  };
+  struct Pair {
+    __mmask16 lanes;
+    __m512i idx[5];  // window column k: lane 4 tw + k of the first source's row (16 + of the second's; 15: a zero)
+  };
+  alignas(64) Pair pairs[2][kMaxSources / 2];
+  Source sources[2][kMaxSources];
+  int sources_of[2] = {0, 0};
+  for (int h = 0; h < 2; ++h) {
+    alignas(64) int32_t idx[kMaxSources / 2][5][16] = {};
+    uint32_t lanes[kMaxSources / 2] = {};
+    for (int64_t l = 16 * h; l < std::min<int64_t>(count, 16 * h + 16);) {
+      const Problem::Tile tl = q.tile(t0 + l);
+      if (sources_of[h] == kMaxSources) return false;
+      const int s = sources_of[h]++;
+      sources[h][s] = Source{tl.n * I * HW - q.pad_left, 4 * tl.th - q.pad_top};
+      for (; l < std::min<int64_t>(count, 16 * h + 16); ++l) {  // the lanes of this tile row of this image
+        const Problem::Tile t = q.tile(t0 + l);
+        if (t.n != tl.n || t.th != tl.th) break;
+        lanes[s / 2] |= 1u << (l - 16 * h);
+        for (int k = 0; k < 5; ++k) idx[s / 2][k][l - 16 * h] = (int32_t)(std::min<int64_t>(4 * t.tw + k, 15) + 16 * (s % 2));
+      }
+    }
+    for (int p = 0; p < (sources_of[h] + 1) / 2; ++p) {
+      if (sources_of[h] == 2 * p + 1) sources[h][2 * p + 1] = sources[h][2 * p];  // an odd last source: paired with itself
+      pairs[h][p].lanes = (__mmask16)lanes[p];
+      for (int k = 0; k < 5; ++k) pairs[h][p].idx[k] = _mm512_load_si512(idx[p][k]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  float* rows[25];
+  for (int64_t i = 0; i < I; ++i) {
+    value_rows(packed, b_off, I, i, nr, rows);
+    for (int h = 0; h < 2; ++h) {
+      const bool far_rows = half_needs[h] & 0x1C0, far_cols = half_needs[h] & 0x124;
+      // row combination r: window row kPlus[r] minus window row kMinus[r] (as in input_transform_rows)
+      constexpr int kRowPlus[5] = {0, 1, 2, 4, 3}, kRowMinus[5] = {2, -1, -1, 2, -1};
+      for (int r = 0; r < 5; ++r) {
+        __m512 col[5] = {zero, zero, zero, zero, zero};
+        if (r < 3 || far_rows) {
+          for (int p = 0; p < (sources_of[h] + 1) / 2; ++p) {
+            __m512 rc[2];
+            for (int e = 0; e < 2; ++e) {
+              const Source& sc = sources[h][2 * p + e];
+              const float* plane = x + sc.plane + i * HW;
+              auto row = [&](int dy) {
+                const int64_t y = sc.y0 + dy;
+                return y >= 0 && y < H ? _mm512_maskz_loadu_ps(load, plane + y * W) : zero;
+              };
+              rc[e] = kRowMinus[r] >= 0 ? _mm512_sub_ps(row(kRowPlus[r]), row(kRowMinus[r])) : row(kRowPlus[r]);
+            }
+            const Pair& pr = pairs[h][p];
+#pragma GCC unroll 5
+            for (int k = 0; k < 5; ++k)
+              if (k < 3 || far_cols)
+                col[k] = _mm512_mask_mov_ps(col[k], pr.lanes, _mm512_permutex2var_ps(rc[0], pr.idx[k], rc[1]));
+          }
         }
         store_columns(col, rows + 5 * r, 16 * h);
       }
@@ -504,6 +698,7 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
   const bool parallel = total * O * I * 25 >= kParallelThreshold;  // multiply-adds
 #if defined(__AVX512F__)
   const bool rows_fit = rows_fit_two_vectors(q);
+  const bool narrow = rows_fit_one_vector(q);
 #endif
 #pragma omp parallel if (parallel && strips > 1)
   {
@@ -515,8 +710,9 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t s = 0; s < strips; ++s) {
       const int64_t t0 = s * nr, count = std::min(nr, total - t0);
-      int needs = 0;  // the points the strip's tiles sum
-      for (int64_t l = 0; l < count; ++l) needs |= q.tile(t0 + l).needs;
+      int half_needs[2] = {0, 0};  // the points the tiles of each 16 lanes sum
+      for (int64_t l = 0; l < count; ++l) half_needs[l >= 16] |= q.tile(t0 + l).needs;
+      const int needs = half_needs[0] | half_needs[1];  // the points the strip's tiles sum
       int64_t b_off[kPoints];
       for (int pt = 0; pt < kPoints; ++pt) b_off[pt] = b_rows[pt] * nr;
       T* packed = scratch_packed_b.get<T>(total_rows * nr);
@@ -526,10 +722,11 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
         GRADCORE_PHASE("conv2d_winograd_s2/input_transform");
 #if defined(__AVX512F__)
         if constexpr (std::is_same_v<T, float>) {
-          if (!rows_fit || !input_transform_rows(x, q, t0, count, b_off, packed)) {
+          if (!(narrow && input_transform_narrow(x, q, t0, count, b_off, packed, half_needs)) &&
+              (!rows_fit || !input_transform_rows(x, q, t0, count, b_off, packed))) {
             LaneWindows lw;
             lane_windows<T>(q, t0, count, lw);
-            input_transform_gathers(x, q, lw, count, b_off, packed);
+            input_transform_gathers(x, q, lw, count, b_off, packed, half_needs);
           }
         } else {
           LaneWindows lw;
@@ -587,9 +784,11 @@ bool winograd_stride2_forward_applies(const Conv2dParams& p, DType dtype) {
 
 void conv2d_winograd_stride2_forward_cpu(const Array& x, const Array& w, const Array& bias, Array& y,
                                          const Conv2dParams& p) {
-  const Problem q{p.batch, p.in_channels, p.in_h, p.in_w, p.out_channels, p.out_h, p.out_w, p.pad_top, p.pad_left};
+  Problem q{p.batch, p.in_channels, p.in_h, p.in_w, p.out_channels, p.out_h, p.out_w, p.pad_top, p.pad_left};
+  std::vector<uint32_t> chunks[2];
   dispatch_float(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
+    order_tiles(q, chunks, nr_of<T>());
     forward<T>(x.data_as<T>(), w.data_as<T>(), bias.numel() ? bias.data_as<T>() : nullptr, y.data_as<T>(), q,
                p.activation);
   });
