@@ -100,6 +100,13 @@ class Function:
     __slots__ = ("inputs", "needs_input_grad", "saved_arrays", "saved_versions", "output_meta", "released",
                  "__dict__")
     _tensor_api = False  # set per subclass by __init_subclass__
+    # Gradient ownership (internal form only; see _propagate). fresh_gradients: a class's promise that every Array
+    # its backward returns was allocated by that backward, is kept nowhere else (not in the ctx) and is returned
+    # for one input only, so that the engine may hand it on without a copy (into a leaf's .grad) or let the next
+    # node overwrite it. grad_owned: set on a node while its backward runs when the engine holds the only
+    # reference to its (single) output's gradient, which backward may then overwrite in place.
+    fresh_gradients = False
+    grad_owned = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -392,6 +399,12 @@ def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
 
 
 def _propagate(outputs, grad_outputs, retain_graph, capture):
+    # Gradients the engine alone holds: ids of the Arrays now in node_grads' slots that came from a backward with
+    # fresh_gradients (or from adding two gradients here), whose storage no other Array shares and which went
+    # nowhere else (not into `capture`). A leaf takes such a gradient as its .grad without the copy that a shared
+    # one needs (PyTorch steals it likewise), and a node gets it to overwrite (grad_owned). An id leaves the set
+    # when its Array leaves the slot, before the Array can be freed and its id reused.
+    owned = set()
     node_grads = {}
     leaf_outputs = []
     for out, g in zip(outputs, grad_outputs):
@@ -422,19 +435,37 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
                 for inp in node.inputs:
                     watch.settle(inp, False)
             continue
+        grad_owned = False
         if len(slots) == 1 and slots[0] is not None:  # the usual single output that received its gradient
             grads = slots
+            if owned and id(slots[0]) in owned:
+                owned.discard(id(slots[0]))
+                grad_owned = True
         else:
+            if owned:
+                for g in slots:
+                    owned.discard(id(g))
             grads = [
                 g if g is not None else _core.zeros(shape, dtype, device)
                 for g, (shape, dtype, device) in zip(slots, node.output_meta)
             ]
-        input_grads = _call_tensor_backward(node, grads) if node._tensor_api else node.backward(*grads)
+        if node._tensor_api:
+            input_grads = _call_tensor_backward(node, grads)
+        elif grad_owned:
+            node.grad_owned = True
+            try:
+                input_grads = node.backward(*grads)
+            finally:
+                node.grad_owned = False
+        else:
+            input_grads = node.backward(*grads)
+        del grads, slots  # (an overwritten gradient's memory goes back now)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:
             node.saved_arrays = node.saved_versions = ()
             node.released = True
+        fresh = node.fresh_gradients
         for inp, g in zip(node.inputs, input_grads):
             if g is None or not isinstance(inp, Tensor) or not inp._requires_grad:
                 continue
@@ -442,14 +473,24 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
                 raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape}, "
                                    f"{g.dtype} on {g.device} for an input of shape {inp.shape}, {inp.dtype} "
                                    f"on {inp.device}")
+            sole = fresh and g._storage_users == 1
             if capture is not None and id(inp) in capture:
                 capture[id(inp)] = _accumulate(capture[id(inp)], g)
+                sole = False  # (capture may now hold g itself)
             if inp._node is None:
                 if capture is None:
-                    inp._accumulate_grad(g)
+                    inp._accumulate_grad(g, sole)
             else:
                 slots = node_grads.setdefault(id(inp._node), [None] * len(inp._node.output_meta))
-                slots[inp._output_index] = _accumulate(slots[inp._output_index], g)
+                current = slots[inp._output_index]
+                if current is None:
+                    slots[inp._output_index] = g
+                    if sole:
+                        owned.add(id(g))
+                else:
+                    owned.discard(id(current))
+                    slots[inp._output_index] = summed = _accumulate(current, g)
+                    owned.add(id(summed))  # a new Array that only this slot holds
         if watch is not None:  # after the whole node, so a leaf used twice by it counts both gradients first
             for inp, g in zip(node.inputs, input_grads):
                 watch.settle(inp, g is not None)

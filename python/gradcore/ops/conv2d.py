@@ -46,6 +46,7 @@ def bias_grad(g):
 
 
 class Conv2d(Function):
+    fresh_gradients = True  # backward's gradients are new Arrays, kept nowhere else (autograd.Function)
     activation = "none"  # the fused conv2d + ReLU (ops/conv_relu.py) stores relu(y) and saves it
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
@@ -61,8 +62,8 @@ class Conv2d(Function):
         x, weight = self.saved[:2]
         need_x, need_w, need_b = self.needs_input_grad[:3]
         gb = None
-        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass
-            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b)
+        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass; over g itself
+            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b, self.grad_owned)  # when only we hold it
         gx = _core.conv2d_backward_input(g, weight, x.shape[2:], *self.args) if need_x else None
         gw = _core.conv2d_backward_weight(x, g, weight.shape[2:], *self.args) if need_w else None
         if need_b and gb is None:

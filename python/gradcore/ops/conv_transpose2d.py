@@ -47,6 +47,7 @@ def _zero_pad_end(x, extra):
 
 
 class ConvTranspose2d(Function):
+    fresh_gradients = True  # backward's gradients are new Arrays, kept nowhere else (autograd.Function)
     activation = "none"  # the fused conv_transpose2d + ReLU (ops/conv_relu.py) stores relu(y) and saves it
 
     def forward(self, x, weight, bias, out_size, stride, padding, dilation, groups, extra=(0, 0)):
@@ -65,8 +66,8 @@ class ConvTranspose2d(Function):
         x, weight = self.saved[:2]
         need_x, need_w, need_b = self.needs_input_grad[:3]
         gb = None
-        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass
-            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b)
+        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass; over g itself
+            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b, self.grad_owned)  # when only we hold it
         gx = _core.conv2d_forward(g, weight, None, *self.args) if need_x else None
         if need_x and self.extra != (0, 0):  # the zero rows/columns read past x's end have no gradient of their own
             gx = _core.split(gx, [self.x_size[0], self.extra[0]], 2)[0] if self.extra[0] else gx

@@ -71,6 +71,8 @@ class Binary(Function):
 class Unary(Function):
     """y = op(x; a, b) for the ops whose gradient needs only x or y."""
 
+    fresh_gradients = True  # backward's gradient is a new Array, kept nowhere else (autograd.Function)
+
     def forward(self, x, op, a=0.0, b=0.0):
         self.op, self.a, self.b = op, a, b
         y = _core.unary(x, op, a, b)
