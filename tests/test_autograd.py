@@ -366,3 +366,20 @@ def test_fused_conv_relu_gradients_match_the_unfused_ops_with_stolen_gradients()
         got.append([t.grad.numpy().copy() for t in (x, w, b)])
     for a, c in zip(*got):
         assert np.array_equal(a, c)
+
+
+def test_elementwise_backward_overwrites_only_gradients_nobody_else_sees():
+    rng = np.random.default_rng(6)
+    x = gradcore.tensor(rng.standard_normal((4, 5)), dtype="float64", requires_grad=True)
+    target = gradcore.tensor(rng.standard_normal((4, 5)), dtype="float64")
+    t = F.exp(x)
+    loss = F.mse_loss(F.tanh(F.sigmoid(t)), target)
+    g_t, g_x = gradcore.grad(loss, [t, x], retain_graph=True)  # t's gradient is captured: exp's must not overwrite it
+    e = np.exp(x.numpy())
+    s = 1 / (1 + np.exp(-e))
+    th = np.tanh(s)
+    expected_t = 2 * (th - target.numpy()) / th.size * (1 - th ** 2) * s * (1 - s)
+    assert_close(g_t, expected_t, atol=1e-14, rtol=1e-12, name="t")
+    assert_close(g_x, expected_t * e, atol=1e-14, rtol=1e-12, name="x")
+    loss.backward()
+    assert_close(x.grad, g_x, atol=0, rtol=0, name="x.grad")
