@@ -18,6 +18,10 @@ from . import _core
 from .hooks import RemovableHandle
 from .tensor import FLOATING, Tensor
 
+_Array = _core.Array
+_new_tensor = object.__new__
+
+
 class _State(threading.local):
     # A class default, so that reading the flag on a thread that never set it is an attribute lookup: through
     # getattr(local, "enabled", True) it raised and caught an AttributeError inside, ~1 us on every op.
@@ -115,16 +119,22 @@ class Function:
     def save_for_backward(self, *tensors):
         """Keeps Tensors (or Arrays, or None) for backward, with their version counters: one written in place
         before backward (fill_, copy_, an optimizer step) would give a wrong gradient, so backward then raises."""
-        arrays = []
+        arrays, versions = [], []
         for index, t in enumerate(tensors):
-            if isinstance(t, Tensor):
-                t = t._data
-            elif t is not None and not isinstance(t, _core.Array):
-                raise TypeError(f"{type(self).__name__}.save_for_backward: argument {index}: expected a Tensor or "
-                                f"None, got {type(t).__name__} (keep other values as attributes of ctx)")
+            if type(t) is not _Array:  # (the internal ops save Arrays: one type test, no isinstance chain)
+                if isinstance(t, Tensor):
+                    t = t._data
+                elif t is None:
+                    arrays.append(None)
+                    versions.append(None)
+                    continue
+                elif not isinstance(t, _Array):
+                    raise TypeError(f"{type(self).__name__}.save_for_backward: argument {index}: expected a Tensor "
+                                    f"or None, got {type(t).__name__} (keep other values as attributes of ctx)")
             arrays.append(t)
+            versions.append(t._version)
         self.saved_arrays = tuple(arrays)
-        self.saved_versions = tuple(None if a is None else a._version for a in arrays)  # (all Arrays by now)
+        self.saved_versions = tuple(versions)
 
     @property
     def saved(self):
@@ -163,28 +173,31 @@ class Function:
         ctx = cls()
         ctx.saved_arrays = ctx.saved_versions = ()
         ctx.released = False
-        # One pass over the arguments, and a single output's own path below: this runs for every op (~1 us less).
-        raw = []
-        needs = []
-        for a in args:
-            if isinstance(a, Tensor):
-                raw.append(a._data)
-                needs.append(a._requires_grad)
-            else:
-                raw.append(a)
-                needs.append(False)
-        ctx.needs_input_grad = needs = tuple(needs)
-        record = True in needs and is_grad_enabled()
+        # The arguments in two comprehensions, and a single output's own path below: this runs for every op.
+        raw = [a._data if isinstance(a, Tensor) else a for a in args]
+        ctx.needs_input_grad = needs = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
+        record = True in needs and _state.enabled
         result = ctx.forward(*raw, **kwargs)
-        if not isinstance(result, tuple):
+        if type(result) is _Array:
             # An int64 or bool output (a comparison, argmax's indices) is not differentiable: never part of the graph.
-            out = Tensor(result, requires_grad=record and result.dtype in FLOATING)
+            # The Tensor is filled here, not through __init__, which would check the Array and its dtype again.
+            out = _new_tensor(Tensor)
+            out._data = result
+            out.grad = None
+            out._output_index = 0
             if record:
+                dtype = result.dtype
                 ctx.inputs = args
-                ctx.output_meta = ((result.shape, result.dtype, result.device),)
-                if out._requires_grad:
+                ctx.output_meta = ((result.shape, dtype, result.device),)
+                if dtype in FLOATING:
+                    out._requires_grad = True
                     out._node = ctx
+                    return out
+            out._requires_grad = False
+            out._node = None
             return out
+        if not isinstance(result, tuple):
+            return Tensor(result)  # (not an Array: raises, naming what Tensor takes)
         outputs = tuple(Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in result)
         if record:
             ctx.inputs = args

@@ -91,6 +91,9 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups):
     if type(groups) is not int or not 1 <= groups <= INT64_MAX:
         groups = integer(groups, "groups", 1)
     padding = padding_form(padding)  # its form is checked whatever the shapes
-    sizes = spatial_sizes(x, weight)
-    pads = conv2d_padding(padding, *sizes, stride, dilation) if sizes else (0, 0, 0, 0)
+    if type(padding) is tuple:  # (h, w): no shapes needed
+        pads = (padding[0], padding[0], padding[1], padding[1])
+    else:
+        sizes = spatial_sizes(x, weight)
+        pads = conv2d_padding(padding, *sizes, stride, dilation) if sizes else (0, 0, 0, 0)
     return x, weight, bias, stride, pads, dilation, int(groups)
