@@ -28,6 +28,17 @@ one node, nn/fusion.py; --unfused runs the modules one by one): 1 thread, CPU-ti
 runs in registers: the GEMM micro-kernel's store, the stride-decomposed tiles); backward still pays one mask pass
 (now with the bias gradient summed in it), since every backward kernel reads gy and the mask would have to go into
 each of them.
+
+Outside the convolutions (issue 19, session 6, 2026-12-07; B=25, per-call minima inside the step, 1 thread, load 5-13
+on 2 cores): the four conv + ReLU backward masks were the largest piece, 0.63-0.69 ms, ~4x their time on warm data:
+y comes back from forward cold and the mask was written into a fresh block. The engine now knows which gradients
+only it holds (autograd._propagate; Function.fresh_gradients) and lets the mask overwrite those (0.40-0.43 ms; B=256
+10.7-10.9 -> 8.6-9.4 ms) and hands them to the leaves as .grad without the 10 clones; the output sigmoid splits
+across threads from 4,096 elements (49 -> 27 us at 2 threads). Pure Python (measured with every kernel replaced by a
+replay of its first result) is ~130 us a step under load (forward ~58, backward ~50, optimizer
+~20): a few percent of the 2-thread step, most of it per node (apply, the args checks, the engine's bookkeeping).
+Left: the masks' cold reads of y (a bitmask saved by the forward epilogue would read 1/32 of it), fused_adam
+~0.1 ms at 1 thread, the loss's three kernel calls (~35 us), the sigmoid's scalar expf.
 """
 from __future__ import annotations
 

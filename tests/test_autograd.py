@@ -305,3 +305,81 @@ def test_a_function_returning_a_mismatched_gradient_is_named():
         WrongDtype.apply(x).sum().backward()
     with pytest.raises(RuntimeError, match=r"WrongShape.backward returned a gradient of shape \(7,\)"):
         WrongShape.apply(x).sum().backward()
+
+
+# ---- gradient ownership (autograd._propagate): a gradient only the engine holds is handed on without a copy ---------
+# A leaf takes it as its .grad (PyTorch steals it likewise) and a fused conv + ReLU masks it in place; a gradient that
+# anything else can see (a caller's grad_output, a value autograd.grad returns, one shared by two uses) never is.
+def _conv_relu_chain(seed):
+    from gradcore.ops.conv_relu import conv2d_relu
+    rng = np.random.default_rng(seed)
+    x = gradcore.tensor(rng.standard_normal((2, 3, 6, 6)), dtype="float64", requires_grad=True)
+    w1 = gradcore.tensor(rng.standard_normal((4, 3, 3, 3)), dtype="float64", requires_grad=True)
+    w2 = gradcore.tensor(rng.standard_normal((5, 4, 3, 3)), dtype="float64", requires_grad=True)
+    b = gradcore.tensor(rng.standard_normal(4), dtype="float64", requires_grad=True)
+    h = conv2d_relu(x, w1, b, padding=1)
+    return x, w1, w2, b, h, conv2d_relu(h, w2, None, padding=1)
+
+
+def test_a_stolen_gradient_belongs_to_its_leaf_alone():
+    x, w1, w2, b, h, y = _conv_relu_chain(0)
+    F.sigmoid(y).sum().backward(retain_graph=True)
+    first = {name: t.grad.numpy().copy() for name, t in (("x", x), ("w1", w1), ("w2", w2), ("b", b))}
+    F.sigmoid(y).sum().backward()  # the second backward adds in place into the (stolen) first gradients
+    for name, t in (("x", x), ("w1", w1), ("w2", w2), ("b", b)):
+        assert_close(t.grad, 2 * first[name], atol=0, rtol=0, name=name)  # x + x is exact
+    assert len({t.grad._data.data_ptr for t in (x, w1, w2, b)}) == 4
+
+
+def test_a_gradient_autograd_grad_returns_is_never_masked_in_place():
+    x, w1, w2, b, h, y = _conv_relu_chain(1)
+    s = F.sigmoid(h)  # the gradient reaching h is both captured and the fused conv + ReLU's input
+    g_h, g_w1 = gradcore.grad(s.sum(), [h, w1], retain_graph=True)
+    sig = 1 / (1 + np.exp(-h.numpy()))
+    assert_close(g_h, sig * (1 - sig), atol=1e-15, rtol=1e-15, name="h")  # 0.25 where relu cut h to 0, not masked
+    assert (h.numpy() == 0).any()
+    expected = gradcore.grad(s.sum(), [w1])[0]
+    assert_close(g_w1, expected, atol=0, rtol=0, name="w1")
+
+
+def test_a_callers_grad_output_is_never_overwritten():
+    x, w1, w2, b, h, y = _conv_relu_chain(2)
+    seed = gradcore.tensor(np.random.default_rng(3).standard_normal(y.shape), dtype="float64")
+    kept = seed.numpy().copy()
+    y.backward(gradient=seed)
+    assert_close(seed, kept, atol=0, rtol=0, name="grad_output")
+    assert np.count_nonzero(y.numpy() == 0)  # the mask had elements to zero
+
+
+def test_fused_conv_relu_gradients_match_the_unfused_ops_with_stolen_gradients():
+    from gradcore.ops.conv_relu import conv2d_relu
+    rng = np.random.default_rng(4)
+    x = gradcore.tensor(rng.standard_normal((2, 3, 7, 7)), dtype="float32", requires_grad=True)
+    w = gradcore.tensor(rng.standard_normal((4, 3, 3, 3)), dtype="float32", requires_grad=True)
+    b = gradcore.tensor(rng.standard_normal(4), dtype="float32", requires_grad=True)
+    got = []
+    for fused in (True, False):
+        for t in (x, w, b):
+            t.grad = None
+        y = conv2d_relu(x, w, b, padding=1) if fused else F.relu(F.conv2d(x, w, b, padding=1))
+        F.mse_loss(F.sigmoid(y), gradcore.zeros(*y.shape)).backward()
+        got.append([t.grad.numpy().copy() for t in (x, w, b)])
+    for a, c in zip(*got):
+        assert np.array_equal(a, c)
+
+
+def test_elementwise_backward_overwrites_only_gradients_nobody_else_sees():
+    rng = np.random.default_rng(6)
+    x = gradcore.tensor(rng.standard_normal((4, 5)), dtype="float64", requires_grad=True)
+    target = gradcore.tensor(rng.standard_normal((4, 5)), dtype="float64")
+    t = F.exp(x)
+    loss = F.mse_loss(F.tanh(F.sigmoid(t)), target)
+    g_t, g_x = gradcore.grad(loss, [t, x], retain_graph=True)  # t's gradient is captured: exp's must not overwrite it
+    e = np.exp(x.numpy())
+    s = 1 / (1 + np.exp(-e))
+    th = np.tanh(s)
+    expected_t = 2 * (th - target.numpy()) / th.size * (1 - th ** 2) * s * (1 - s)
+    assert_close(g_t, expected_t, atol=1e-14, rtol=1e-12, name="t")
+    assert_close(g_x, expected_t * e, atol=1e-14, rtol=1e-12, name="x")
+    loss.backward()
+    assert_close(x.grad, g_x, atol=0, rtol=0, name="x.grad")

@@ -401,3 +401,19 @@ def test_empty_batch():
     assert y.shape == (0, 3, 5, 5)
     y.sum().backward()
     assert np.array_equal(b.grad.numpy(), np.zeros(3)) and np.array_equal(w.grad.numpy(), np.zeros((3, 2, 3, 3)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_relu_backward_in_place_writes_the_same_bits_over_grad_output(dtype):
+    # What the autograd engine asks for when it alone holds the gradient (autograd._propagate): the mask written
+    # over grad_output, whose version counter records the write; the result and the bias sum are the copy's bits.
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((3, 5, 9, 7)).astype(dtype)
+    y = np.maximum(rng.standard_normal(g.shape), 0).astype(dtype)
+    expected_gm, expected_db = _core.conv_relu_backward(_core.from_numpy(g.copy()), _core.from_numpy(y), True)
+    target = _core.from_numpy(g.copy())
+    version = target._version
+    gm, db = _core.conv_relu_backward(target, _core.from_numpy(y), True, in_place=True)
+    assert gm.data_ptr == target.data_ptr and target._version == version + 1
+    assert np.array_equal(target.numpy(), expected_gm.numpy()) and np.array_equal(db.numpy(), expected_db.numpy())
+    assert np.array_equal(target.numpy(), np.where(y <= 0, 0, g))

@@ -311,3 +311,20 @@ def test_activation_modules():
         gradcore.nn.GELU("erf")
     with pytest.raises(ValueError, match="beta"):
         gradcore.nn.Softplus(beta=0)
+
+
+def test_costly_unary_ops_split_across_threads_give_the_same_bits(tmp_path):
+    # The libm-bound ops run on every thread from 4,096 elements (csrc/cpu/elementwise.cpp), the cheap ones from
+    # 32,768: 19,600 elements (the seeds' output sigmoid at B=25) runs split at 2 and 3 threads and on one at 1.
+    from isolated import outputs_for_thread_counts
+    code = """
+        import sys
+        import numpy as np
+        from gradcore import _core
+        x = _core.from_numpy(np.random.default_rng(0).standard_normal(19_600).astype(np.float32) * 4)
+        U = _core.UnaryOp
+        outs = [_core.unary(x, op, 0.0, 0.0).numpy() for op in (U.sigmoid, U.exp, U.tanh, U.softplus, U.gelu)]
+        np.save(sys.argv[1], np.stack(outs))
+    """
+    outputs = outputs_for_thread_counts(code, tmp_path)
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])

@@ -208,6 +208,9 @@ void bind_array(py::module_& m) {
       .def_property_readonly("nbytes", &Array::nbytes)
       .def_property_readonly("_version", &Array::version, "In-place writes to the storage so far.")
       .def("_bump_version", &Array::bump_version, "Records an in-place write made outside the Array's own methods.")
+      .def_property_readonly("_storage_users", [](const Array& a) { return (int64_t)a.storage().use_count(); },
+                             "How many Arrays (and numpy or DLPack views) hold this storage: 1 when this one alone "
+                             "does (the autograd engine then may reuse a gradient's memory).")
       .def_property_readonly("data_ptr", [](const Array& a) { return reinterpret_cast<uintptr_t>(a.data()); })
       .def("reshape", &Array::reshape, py::arg("shape"))
       .def("to", [](const Array& a, const std::string& d) { return a.to(Device::parse(d)); }, py::arg("device"))

@@ -182,7 +182,10 @@ Array conv_transpose2d_forward(const Array& x, const Array& weight, const std::o
 
 // (gm, db) = (relu_backward(grad_output, y), sum of gm over N, H, W) for the fused conv + ReLU with output y; db is
 // None unless bias_grad. One pass on the CPU (cpu/conv2d_relu.cpp); the bits are those of the unfused mask and sum.
-py::tuple conv_relu_backward(const Array& grad_output, const Array& y, bool bias_grad) {
+// in_place=True writes gm over grad_output (each element is read before it is written, on either device) and returns
+// it: the autograd engine asks for it when it holds the only reference to that gradient (autograd.py), which spares
+// a fresh block and the cache misses of writing it (the mask runs on data that has just left the caches).
+py::tuple conv_relu_backward(const Array& grad_output, const Array& y, bool bias_grad, bool in_place) {
   Array gm, db;
   {
     py::gil_scoped_release release;
@@ -193,7 +196,12 @@ py::tuple conv_relu_backward(const Array& grad_output, const Array& y, bool bias
     if (!is_floating(grad_output.dtype()))
       throw ArgTypeError("grad_output: expected a float32 or float64 array, got " +
                          std::string(dtype_name(grad_output.dtype())));
-    gm = Array::empty(grad_output.shape(), grad_output.dtype(), grad_output.device());
+    if (in_place) {
+      gm = grad_output;
+      gm.bump_version();
+    } else {
+      gm = Array::empty(grad_output.shape(), grad_output.dtype(), grad_output.device());
+    }
     if (bias_grad) db = Array::empty({grad_output.dim(1)}, grad_output.dtype(), grad_output.device());
     if (gm.numel() > 0 || bias_grad) GRADCORE_ON_DEVICE(grad_output, conv_relu_backward, grad_output, y, gm, db);
   }
@@ -222,7 +230,9 @@ void bind_conv2d(py::module_& m) {
         "y = act(conv_transpose2d(x, weight) + bias) with output spatial size output_size; padding crops (top, "
         "bottom, left, right).", py::call_guard<py::gil_scoped_release>());
   m.def("conv_relu_backward", &conv_relu_backward, py::arg("grad_output"), py::arg("y"), py::arg("bias_grad"),
-        "(relu_backward(grad_output, y), its sum over N, H, W or None): the fused conv + ReLU's first backward step.");
+        py::arg("in_place") = false,
+        "(relu_backward(grad_output, y), its sum over N, H, W or None): the fused conv + ReLU's first backward step; "
+        "in_place=True writes the first into grad_output.");
   m.def("conv2d_backward_weight", &conv2d_backward_weight, py::arg("x"), py::arg("grad_output"),
         py::arg("kernel_size"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,

@@ -9,6 +9,17 @@ namespace gradcore {
 
 using cpu::kParallelThreshold;
 
+// Elements from which a unary op runs on every thread. The cheap ops (a multiply-add, a compare) are bound by memory
+// and pay for the fork only at kParallelThreshold; the ones with a libm call per element (expf, logf, tanhf: 2-3 ns
+// each, ~10x a cheap op) pay from 1/8 of it: the seeds' output sigmoid, 19,600 elements at B=25, ran on one thread
+// (~56 us). Each element's result never depends on the split, so the bits are the same for any thread count.
+template <UnaryOp OP> constexpr int64_t unary_parallel_threshold() {
+  constexpr bool cheap = OP == UnaryOp::affine || OP == UnaryOp::abs || OP == UnaryOp::relu ||
+                         OP == UnaryOp::leaky_relu || OP == UnaryOp::clamp || OP == UnaryOp::rdiv ||
+                         OP == UnaryOp::sqrt;
+  return cheap ? kParallelThreshold : kParallelThreshold / 8;
+}
+
 void unary_cpu(const Array& x, Array& y, UnaryOp op, double a, double b) {
   const int64_t n = x.numel();
   dispatch_float(x.dtype(), [&](auto zero) {
@@ -18,7 +29,7 @@ void unary_cpu(const Array& x, Array& y, UnaryOp op, double a, double b) {
     const T ta = (T)a, tb = (T)b;
     dispatch_unary(op, [&](auto op_constant) {
       constexpr UnaryOp OP = decltype(op_constant)::value;
-#pragma omp parallel for schedule(static) if (n >= kParallelThreshold)
+#pragma omp parallel for schedule(static) if (n >= unary_parallel_threshold<OP>())
       for (int64_t i = 0; i < n; ++i) out[i] = apply_unary<OP, T>(in[i], ta, tb);
     });
   });

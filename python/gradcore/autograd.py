@@ -18,6 +18,10 @@ from . import _core
 from .hooks import RemovableHandle
 from .tensor import FLOATING, Tensor
 
+_Array = _core.Array
+_new_tensor = object.__new__
+
+
 class _State(threading.local):
     # A class default, so that reading the flag on a thread that never set it is an attribute lookup: through
     # getattr(local, "enabled", True) it raised and caught an AttributeError inside, ~1 us on every op.
@@ -100,6 +104,13 @@ class Function:
     __slots__ = ("inputs", "needs_input_grad", "saved_arrays", "saved_versions", "output_meta", "released",
                  "__dict__")
     _tensor_api = False  # set per subclass by __init_subclass__
+    # Gradient ownership (internal form only; see _propagate). fresh_gradients: a class's promise that every Array
+    # its backward returns was allocated by that backward, is kept nowhere else (not in the ctx) and is returned
+    # for one input only, so that the engine may hand it on without a copy (into a leaf's .grad) or let the next
+    # node overwrite it. grad_owned: set on a node while its backward runs when the engine holds the only
+    # reference to its (single) output's gradient, which backward may then overwrite in place.
+    fresh_gradients = False
+    grad_owned = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -108,16 +119,22 @@ class Function:
     def save_for_backward(self, *tensors):
         """Keeps Tensors (or Arrays, or None) for backward, with their version counters: one written in place
         before backward (fill_, copy_, an optimizer step) would give a wrong gradient, so backward then raises."""
-        arrays = []
+        arrays, versions = [], []
         for index, t in enumerate(tensors):
-            if isinstance(t, Tensor):
-                t = t._data
-            elif t is not None and not isinstance(t, _core.Array):
-                raise TypeError(f"{type(self).__name__}.save_for_backward: argument {index}: expected a Tensor or "
-                                f"None, got {type(t).__name__} (keep other values as attributes of ctx)")
+            if type(t) is not _Array:  # (the internal ops save Arrays: one type test, no isinstance chain)
+                if isinstance(t, Tensor):
+                    t = t._data
+                elif t is None:
+                    arrays.append(None)
+                    versions.append(None)
+                    continue
+                elif not isinstance(t, _Array):
+                    raise TypeError(f"{type(self).__name__}.save_for_backward: argument {index}: expected a Tensor "
+                                    f"or None, got {type(t).__name__} (keep other values as attributes of ctx)")
             arrays.append(t)
+            versions.append(t._version)
         self.saved_arrays = tuple(arrays)
-        self.saved_versions = tuple(None if a is None else a._version for a in arrays)  # (all Arrays by now)
+        self.saved_versions = tuple(versions)
 
     @property
     def saved(self):
@@ -156,28 +173,31 @@ class Function:
         ctx = cls()
         ctx.saved_arrays = ctx.saved_versions = ()
         ctx.released = False
-        # One pass over the arguments, and a single output's own path below: this runs for every op (~1 us less).
-        raw = []
-        needs = []
-        for a in args:
-            if isinstance(a, Tensor):
-                raw.append(a._data)
-                needs.append(a._requires_grad)
-            else:
-                raw.append(a)
-                needs.append(False)
-        ctx.needs_input_grad = needs = tuple(needs)
-        record = True in needs and is_grad_enabled()
+        # The arguments in two comprehensions, and a single output's own path below: this runs for every op.
+        raw = [a._data if isinstance(a, Tensor) else a for a in args]
+        ctx.needs_input_grad = needs = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
+        record = True in needs and _state.enabled
         result = ctx.forward(*raw, **kwargs)
-        if not isinstance(result, tuple):
+        if type(result) is _Array:
             # An int64 or bool output (a comparison, argmax's indices) is not differentiable: never part of the graph.
-            out = Tensor(result, requires_grad=record and result.dtype in FLOATING)
+            # The Tensor is filled here, not through __init__, which would check the Array and its dtype again.
+            out = _new_tensor(Tensor)
+            out._data = result
+            out.grad = None
+            out._output_index = 0
             if record:
+                dtype = result.dtype
                 ctx.inputs = args
-                ctx.output_meta = ((result.shape, result.dtype, result.device),)
-                if out._requires_grad:
+                ctx.output_meta = ((result.shape, dtype, result.device),)
+                if dtype in FLOATING:
+                    out._requires_grad = True
                     out._node = ctx
+                    return out
+            out._requires_grad = False
+            out._node = None
             return out
+        if not isinstance(result, tuple):
+            return Tensor(result)  # (not an Array: raises, naming what Tensor takes)
         outputs = tuple(Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in result)
         if record:
             ctx.inputs = args
@@ -392,6 +412,12 @@ def run_backward(outputs, grad_outputs, retain_graph=False, capture=None):
 
 
 def _propagate(outputs, grad_outputs, retain_graph, capture):
+    # Gradients the engine alone holds: ids of the Arrays now in node_grads' slots that came from a backward with
+    # fresh_gradients (or from adding two gradients here), whose storage no other Array shares and which went
+    # nowhere else (not into `capture`). A leaf takes such a gradient as its .grad without the copy that a shared
+    # one needs (PyTorch steals it likewise), and a node gets it to overwrite (grad_owned). An id leaves the set
+    # when its Array leaves the slot, before the Array can be freed and its id reused.
+    owned = set()
     node_grads = {}
     leaf_outputs = []
     for out, g in zip(outputs, grad_outputs):
@@ -422,19 +448,37 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
                 for inp in node.inputs:
                     watch.settle(inp, False)
             continue
+        grad_owned = False
         if len(slots) == 1 and slots[0] is not None:  # the usual single output that received its gradient
             grads = slots
+            if owned and id(slots[0]) in owned:
+                owned.discard(id(slots[0]))
+                grad_owned = True
         else:
+            if owned:
+                for g in slots:
+                    owned.discard(id(g))
             grads = [
                 g if g is not None else _core.zeros(shape, dtype, device)
                 for g, (shape, dtype, device) in zip(slots, node.output_meta)
             ]
-        input_grads = _call_tensor_backward(node, grads) if node._tensor_api else node.backward(*grads)
+        if node._tensor_api:
+            input_grads = _call_tensor_backward(node, grads)
+        elif grad_owned:
+            node.grad_owned = True
+            try:
+                input_grads = node.backward(*grads)
+            finally:
+                node.grad_owned = False
+        else:
+            input_grads = node.backward(*grads)
+        del grads, slots  # (an overwritten gradient's memory goes back now)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:
             node.saved_arrays = node.saved_versions = ()
             node.released = True
+        fresh = node.fresh_gradients
         for inp, g in zip(node.inputs, input_grads):
             if g is None or not isinstance(inp, Tensor) or not inp._requires_grad:
                 continue
@@ -442,14 +486,24 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
                 raise RuntimeError(f"{type(node).__name__}.backward returned a gradient of shape {g.shape}, "
                                    f"{g.dtype} on {g.device} for an input of shape {inp.shape}, {inp.dtype} "
                                    f"on {inp.device}")
+            sole = fresh and g._storage_users == 1
             if capture is not None and id(inp) in capture:
                 capture[id(inp)] = _accumulate(capture[id(inp)], g)
+                sole = False  # (capture may now hold g itself)
             if inp._node is None:
                 if capture is None:
-                    inp._accumulate_grad(g)
+                    inp._accumulate_grad(g, sole)
             else:
                 slots = node_grads.setdefault(id(inp._node), [None] * len(inp._node.output_meta))
-                slots[inp._output_index] = _accumulate(slots[inp._output_index], g)
+                current = slots[inp._output_index]
+                if current is None:
+                    slots[inp._output_index] = g
+                    if sole:
+                        owned.add(id(g))
+                else:
+                    owned.discard(id(current))
+                    slots[inp._output_index] = summed = _accumulate(current, g)
+                    owned.add(id(summed))  # a new Array that only this slot holds
         if watch is not None:  # after the whole node, so a leaf used twice by it counts both gradients first
             for inp, g in zip(node.inputs, input_grads):
                 watch.settle(inp, g is not None)

@@ -248,13 +248,14 @@ class Tensor:
 
     # ---- autograd -------------------------------------------------------------------------------------------
     # backward(gradient=None, retain_graph=False) is attached by autograd.py, which builds on this module.
-    def _accumulate_grad(self, g):
+    def _accumulate_grad(self, g, owned=False):
         with _grad_lock:
             if self.grad is None:
-                # The first contribution is copied, not added to zeros: one pass instead of a fill and an add (the
-                # same values; PyTorch keeps the incoming gradient itself). A copy, because g may be shared: an add
-                # hands one gradient to both operands, and a caller's grad_output reaches a leaf as it is.
-                self.grad = Tensor(g.clone())
+                # The first contribution is not added to zeros: one pass instead of a fill and an add. owned (the
+                # engine holds the only reference to g: autograd._propagate) keeps g itself, as PyTorch steals an
+                # incoming gradient; otherwise a copy, because g may be shared: an add hands one gradient to both
+                # operands, and a caller's grad_output reaches a leaf as it is.
+                self.grad = Tensor(g if owned else g.clone())
                 return
             _core.binary(self.grad._data, g, _core.BinaryOp.add, out=self.grad._data)
 

@@ -253,11 +253,10 @@ class Sequential(Module):
             for m in modules:
                 x = m(x)
             return x
-        from .fusion import fused_pair  # (nn.fusion imports the modules it fuses, which import this file)
-
-        i = 0
-        while i < len(modules):
-            fused = fused_pair(modules[i], modules[i + 1]) if i + 1 < len(modules) else None
+        fused_pair = _fused_pair or _import_fused_pair()
+        i, n = 0, len(modules)
+        while i < n:
+            fused = fused_pair(modules[i], modules[i + 1]) if i + 1 < n else None
             if fused is not None:
                 x = fused(modules[i], x)
                 i += 2
@@ -265,3 +264,14 @@ class Sequential(Module):
                 x = modules[i](x)
                 i += 1
         return x
+
+
+_fused_pair = None  # nn.fusion.fused_pair, imported on first use: nn.fusion imports the modules it fuses, which import
+                    # this file (an import statement inside forward cost ~1 us per call)
+
+
+def _import_fused_pair():
+    global _fused_pair
+    from .fusion import fused_pair
+    _fused_pair = fused_pair
+    return fused_pair

@@ -46,6 +46,7 @@ def bias_grad(g):
 
 
 class Conv2d(Function):
+    fresh_gradients = True  # backward's gradients are new Arrays, kept nowhere else (autograd.Function)
     activation = "none"  # the fused conv2d + ReLU (ops/conv_relu.py) stores relu(y) and saves it
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
@@ -61,8 +62,8 @@ class Conv2d(Function):
         x, weight = self.saved[:2]
         need_x, need_w, need_b = self.needs_input_grad[:3]
         gb = None
-        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass
-            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b)
+        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass; over g itself
+            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b, self.grad_owned)  # when only we hold it
         gx = _core.conv2d_backward_input(g, weight, x.shape[2:], *self.args) if need_x else None
         gw = _core.conv2d_backward_weight(x, g, weight.shape[2:], *self.args) if need_w else None
         if need_b and gb is None:
@@ -90,6 +91,9 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups):
     if type(groups) is not int or not 1 <= groups <= INT64_MAX:
         groups = integer(groups, "groups", 1)
     padding = padding_form(padding)  # its form is checked whatever the shapes
-    sizes = spatial_sizes(x, weight)
-    pads = conv2d_padding(padding, *sizes, stride, dilation) if sizes else (0, 0, 0, 0)
+    if type(padding) is tuple:  # (h, w): no shapes needed
+        pads = (padding[0], padding[0], padding[1], padding[1])
+    else:
+        sizes = spatial_sizes(x, weight)
+        pads = conv2d_padding(padding, *sizes, stride, dilation) if sizes else (0, 0, 0, 0)
     return x, weight, bias, stride, pads, dilation, int(groups)

@@ -23,7 +23,7 @@ import numbers
 from .. import _core
 from .._checks import INT64_MAX, int_pair as pair, integer, padding_form, tensor
 from ..autograd import Function
-from .conv2d import bias_grad, spatial_sizes
+from .conv2d import bias_grad
 
 __all__ = ["conv_transpose2d"]  # gradcore.functional exports these
 
@@ -47,6 +47,7 @@ def _zero_pad_end(x, extra):
 
 
 class ConvTranspose2d(Function):
+    fresh_gradients = True  # backward's gradients are new Arrays, kept nowhere else (autograd.Function)
     activation = "none"  # the fused conv_transpose2d + ReLU (ops/conv_relu.py) stores relu(y) and saves it
 
     def forward(self, x, weight, bias, out_size, stride, padding, dilation, groups, extra=(0, 0)):
@@ -65,8 +66,8 @@ class ConvTranspose2d(Function):
         x, weight = self.saved[:2]
         need_x, need_w, need_b = self.needs_input_grad[:3]
         gb = None
-        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass
-            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b)
+        if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass; over g itself
+            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b, self.grad_owned)  # when only we hold it
         gx = _core.conv2d_forward(g, weight, None, *self.args) if need_x else None
         if need_x and self.extra != (0, 0):  # the zero rows/columns read past x's end have no gradient of their own
             gx = _core.split(gx, [self.x_size[0], self.extra[0]], 2)[0] if self.extra[0] else gx
@@ -105,13 +106,14 @@ def conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, grou
     tensor(bias, "bias", optional=True)
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
-    groups = integer(groups, "groups", 1)
+    if type(groups) is not int or not 1 <= groups <= INT64_MAX:  # (the usual int skips integer()'s ABC checks)
+        groups = integer(groups, "groups", 1)
     padding = padding_form(padding)
     op_h, op_w = pair(output_padding, "output_padding", 0)
-    sizes = spatial_sizes(x, weight)
-    if sizes is None:  # not 4-d: the binding raises naming the argument
+    x_shape, w_shape = x._data.shape, weight._data.shape  # (each read builds a tuple: once per call)
+    if len(x_shape) != 4 or len(w_shape) != 4:  # not 4-d: the binding raises naming the argument
         return x, weight, bias, (1, 1), stride, (0, 0, 0, 0), dilation, groups
-    kernel = weight.shape[2:]
+    kernel = w_shape[2:]
     if padding == "same":
         if (op_h, op_w) != (0, 0):
             raise ValueError("output_padding: must be 0 with padding=\"same\" (which sets it)")
@@ -122,8 +124,8 @@ def conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, grou
     else:
         top = bottom = padding[0]
         left = right = padding[1]
-    base = [(x.shape[2] - 1) * stride[0] - top - bottom + dilation[0] * (kernel[0] - 1) + 1,
-            (x.shape[3] - 1) * stride[1] - left - right + dilation[1] * (kernel[1] - 1) + 1]
+    base = [(x_shape[2] - 1) * stride[0] - top - bottom + dilation[0] * (kernel[0] - 1) + 1,
+            (x_shape[3] - 1) * stride[1] - left - right + dilation[1] * (kernel[1] - 1) + 1]
     if output_size is not None:
         wanted = _output_size(output_size)
         for axis in range(2):
@@ -140,7 +142,7 @@ def conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, grou
     if max(out) > INT64_MAX:
         raise ValueError(f"stride, padding, dilation: the output size {out} does not fit 64 bits")
     if min(out) < 1:
-        raise ValueError(f"padding: the output size {out} is not positive for input {x.shape[2:]}, kernel {kernel}, "
+        raise ValueError(f"padding: the output size {out} is not positive for input {x_shape[2:]}, kernel {kernel}, "
                          f"stride {stride} and dilation {dilation}")
     extra = (op_h // stride[0], op_w // stride[1])
     return x, weight, bias, out, stride, (top, bottom, left, right), dilation, int(groups), extra

@@ -71,6 +71,8 @@ class Binary(Function):
 class Unary(Function):
     """y = op(x; a, b) for the ops whose gradient needs only x or y."""
 
+    fresh_gradients = True  # backward's gradient is a new Array, kept nowhere else (autograd.Function)
+
     def forward(self, x, op, a=0.0, b=0.0):
         self.op, self.a, self.b = op, a, b
         y = _core.unary(x, op, a, b)
@@ -86,27 +88,28 @@ class Unary(Function):
         if op == U.affine:
             return _core.unary(g, U.affine, a, 0.0), None, None, None
         (s,) = self.saved
+        out = g if self.grad_owned else None  # g only we hold: overwritten (autograd.Function.grad_owned)
         if op == U.exp:
-            gx = _core.binary(g, s, B.mul)
+            gx = _core.binary(g, s, B.mul, out=out)
         elif op == U.log:
-            gx = _core.binary(g, s, B.div)
+            gx = _core.binary(g, s, B.div, out=out)
         elif op == U.sqrt:  # 1 / (2 sqrt(x))
             gx = _core.unary(_core.binary(g, s, B.div), U.affine, 0.5, 0.0)
         elif op == U.pow:
-            gx = _core.binary(g, s, B.pow_backward, a)
+            gx = _core.binary(g, s, B.pow_backward, a, out=out)
         elif op == U.relu:
-            gx = _core.binary(g, s, B.relu_backward)
+            gx = _core.binary(g, s, B.relu_backward, out=out)
         elif op == U.leaky_relu:
-            gx = _core.binary(g, s, B.leaky_relu_backward, a)
+            gx = _core.binary(g, s, B.leaky_relu_backward, a, out=out)
         elif op == U.sigmoid:
-            gx = _core.binary(g, s, B.sigmoid_backward)
+            gx = _core.binary(g, s, B.sigmoid_backward, out=out)
         elif op == U.tanh:
-            gx = _core.binary(g, s, B.tanh_backward)
+            gx = _core.binary(g, s, B.tanh_backward, out=out)
         elif op == U.abs:  # sign(x): relu_backward(g, x) - relu_backward(g, -x)
             neg = _core.unary(s, U.affine, -1.0, 0.0)
             gx = _core.binary(_core.binary(g, s, B.relu_backward), _core.binary(g, neg, B.relu_backward), B.sub)
         elif op in _BACKWARD_OF:  # the ops whose backward is one binary kernel of (g, x or y; a, b)
-            gx = _core.binary(g, s, _BACKWARD_OF[op], a, self.b)
+            gx = _core.binary(g, s, _BACKWARD_OF[op], a, self.b, out=out)
         else:  # pragma: no cover
             raise NotImplementedError(op)
         return gx, None, None, None

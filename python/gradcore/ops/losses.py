@@ -118,6 +118,8 @@ class _RegressionLoss(Function):
     1: the sum) or, for scale None, the per-element losses. dL/dx = G * dloss/dd with G = scale * g broadcast (as
     Sum's backward rounds it) or g per element; dL/dt = -dL/dx."""
 
+    fresh_gradients = True  # backward's gradients are new Arrays, kept nowhere else (autograd.Function)
+
     def forward(self, x, t, kind, param, scale):
         self.kind, self.param, self.scale = kind, param, scale
         self.save_for_backward(x, t)
