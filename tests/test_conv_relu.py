@@ -417,3 +417,19 @@ def test_conv_relu_backward_in_place_writes_the_same_bits_over_grad_output(dtype
     assert gm.data_ptr == target.data_ptr and target._version == version + 1
     assert np.array_equal(target.numpy(), expected_gm.numpy()) and np.array_equal(db.numpy(), expected_db.numpy())
     assert np.array_equal(target.numpy(), np.where(y <= 0, 0, g))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_conv_relu_backward_in_place_writes_the_same_bits_over_grad_output(dtype):
+    # The CUDA kernel reads each element of grad_output before it writes gm there, as the CPU one does.
+    rng = np.random.default_rng(6)
+    g = rng.standard_normal((3, 5, 9, 7)).astype(dtype)
+    y = np.maximum(rng.standard_normal(g.shape), 0).astype(dtype)
+    on_cuda = lambda a: _core.from_numpy(a).to("cuda")  # noqa: E731
+    expected_gm, expected_db = _core.conv_relu_backward(on_cuda(g.copy()), on_cuda(y), True)
+    target = on_cuda(g.copy())
+    gm, db = _core.conv_relu_backward(target, on_cuda(y), True, in_place=True)
+    assert gm.data_ptr == target.data_ptr
+    assert np.array_equal(target.numpy(), expected_gm.numpy()) and np.array_equal(db.numpy(), expected_db.numpy())
+    assert np.array_equal(target.numpy(), np.where(y <= 0, 0, g))
