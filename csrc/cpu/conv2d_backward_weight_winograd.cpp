@@ -194,31 +194,36 @@ Plan make_plan(const Conv2dParams& p) {
 }
 
 // The values of `rows` row points (rows_step apart in the input, one after the other in k, row_k apart) times one
-// column run, every channel: d[blk][.][WIDTH] (blocks kt * WIDTH apart), from the rows r0 (r1: the rows' second
+// column run, every channel: d[blk][.][width] (blocks kt * width apart), from the rows r0 (r1: the rows' second
 // term) at the run's column offsets. KIND: (row terms - 1) * 2 + column terms - 1. One point at a time with every
 // channel block inside, so the reads walk the channels-innermost rows in order, and the loops carry no branch: the
 // short runs of small images (7 points) cost more in calls than in arithmetic when walked one row point per call.
+// WIDTH: the block width, a compile-time constant for the GEMM's panels; 0 for the stride-2 driver's point-major
+// layout (d[k][c_pad], like the channels-innermost images, so its gather kernel reads both alike): one block of
+// `width` = c_pad channels per point, one contiguous vector loop per point.
 template <typename T, int64_t WIDTH, int KIND>
 void transform_run(const T* r0, const T* r1, int64_t rows, int64_t rows_step, int64_t row_k, int64_t o0, int64_t o1,
-                   int64_t step, int64_t length, int64_t blocks, int64_t kt, T k00, T k01, T k10, T k11, T* d) {
+                   int64_t step, int64_t length, int64_t blocks, int64_t kt, int64_t width, T k00, T k01, T k10,
+                   T k11, T* d) {
+  const int64_t w = WIDTH ? WIDTH : width;
   for (int64_t a = 0; a < rows; ++a, r0 += rows_step, r1 += rows_step) {
-    T* da = d + a * row_k * WIDTH;
-    for (int64_t b = 0, off = 0; b < length; ++b, da += WIDTH, off += step) {
+    T* da = d + a * row_k * w;
+    for (int64_t b = 0, off = 0; b < length; ++b, da += w, off += step) {
       const T *p00 = r0 + o0 + off, *p01 = r0 + o1 + off, *p10 = r1 + o0 + off, *p11 = r1 + o1 + off;
-      for (int64_t blk = 0; blk < blocks; ++blk, p00 += WIDTH, p01 += WIDTH, p10 += WIDTH, p11 += WIDTH) {
-        T* o = da + blk * kt * WIDTH;
+      for (int64_t blk = 0; blk < blocks; ++blk, p00 += w, p01 += w, p10 += w, p11 += w) {
+        T* o = da + blk * kt * w;
         if constexpr (KIND == 0) {
 #pragma omp simd
-          for (int64_t j = 0; j < WIDTH; ++j) o[j] = k00 * p00[j];
+          for (int64_t j = 0; j < w; ++j) o[j] = k00 * p00[j];
         } else if constexpr (KIND == 1) {
 #pragma omp simd
-          for (int64_t j = 0; j < WIDTH; ++j) o[j] = k00 * p00[j] + k01 * p01[j];
+          for (int64_t j = 0; j < w; ++j) o[j] = k00 * p00[j] + k01 * p01[j];
         } else if constexpr (KIND == 2) {
 #pragma omp simd
-          for (int64_t j = 0; j < WIDTH; ++j) o[j] = k00 * p00[j] + k10 * p10[j];
+          for (int64_t j = 0; j < w; ++j) o[j] = k00 * p00[j] + k10 * p10[j];
         } else {
 #pragma omp simd
-          for (int64_t j = 0; j < WIDTH; ++j) o[j] = (k00 * p00[j] + k01 * p01[j]) + (k10 * p10[j] + k11 * p11[j]);
+          for (int64_t j = 0; j < w; ++j) o[j] = (k00 * p00[j] + k01 * p01[j]) + (k10 * p10[j] + k11 * p11[j]);
         }
       }
     }
@@ -227,93 +232,33 @@ void transform_run(const T* r0, const T* r1, int64_t rows, int64_t rows_step, in
 
 // One side's operand of 2-D type t = (tr, tc), row points [a0, a1) of one image of a chunk: the point values of every
 // channel, written into out as blocks of WIDTH channels, [block][k][WIDTH], k = k0 + (row point - a0) * column
-// points of tc + column point index, kt = k's range. plane: the image, channels innermost ([rows][cols_in][c_pad]).
-// Each value is at most 2 x 2 terms: coefficient products (+-1, +-1/2, +-1/4: exact) times inputs, added in a fixed
-// order. Row points of the same shape a fixed step apart (a row run) go through one call per column run.
+// points of tc + column point index, kt = k's range; WIDTH 0: point-major, out[k][c_pad] (kt unused). plane: the
+// image, channels innermost ([rows][cols_in][c_pad]). Each value is at most 2 x 2 terms: coefficient products (+-1,
+// +-1/2, +-1/4: exact) times inputs, added in a fixed order, the same in either layout. Row points of the same shape
+// a fixed step apart (a row run) go through one call per column run.
 template <typename T, int64_t WIDTH>
 void transform_type(const T* plane, int64_t cols_in, int64_t c_pad, const Plan& q, int t, Terms Point::*side,
                     int64_t a0, int64_t a1, int64_t k0, int64_t kt, T* out) {
   const int tr = t / kTypes, tc = t % kTypes, x_side = side == &Point::x;
-  const int64_t blocks = c_pad / WIDTH, per_row = q.cols.count(tc), row_size = cols_in * c_pad;
+  const int64_t width = WIDTH ? WIDTH : c_pad, blocks = c_pad / width;
+  const int64_t per_row = q.cols.count(tc), row_size = cols_in * c_pad;
   for (const Run& rrun : q.row_runs[x_side][tr]) {
     const int64_t first = std::max(a0, rrun.first), last = std::min(a1, rrun.first + rrun.length);
     if (first >= last) continue;
     const Terms& rt = rrun.terms;  // the run's first row point; row point a's terms sit (a - first) step rows on
     const T* r0 = plane + (rt.at[0] + (first - rrun.first) * rrun.step) * row_size;
     const T* r1 = plane + (rt.at[1] + (first - rrun.first) * rrun.step) * row_size;
-    T* dst = out + (k0 + (first - a0) * per_row) * WIDTH;
+    T* dst = out + (k0 + (first - a0) * per_row) * width;
     for (const Run& run : q.col_runs[x_side][tc]) {
       const Terms& ct = run.terms;
       const T k00 = T(rt.c[0] * ct.c[0]), k01 = T(rt.c[0] * ct.c[1]), k10 = T(rt.c[1] * ct.c[0]),
               k11 = T(rt.c[1] * ct.c[1]);
       const int64_t step = run.step * c_pad, o0 = ct.at[0] * c_pad, o1 = ct.at[1] * c_pad;
       const int64_t rows = last - first, rows_step = rrun.step * row_size;
-      T* d = dst + run.first * WIDTH;
+      T* d = dst + run.first * width;
 #define GRADCORE_RUN(KIND)                                                                                      \
-  transform_run<T, WIDTH, KIND>(r0, r1, rows, rows_step, per_row, o0, o1, step, run.length, blocks, kt, k00, k01, \
-                                k10, k11, d)
-      switch ((rt.n - 1) * 2 + (ct.n - 1)) {
-        case 0: GRADCORE_RUN(0); break;
-        case 1: GRADCORE_RUN(1); break;
-        case 2: GRADCORE_RUN(2); break;
-        default: GRADCORE_RUN(3);
-      }
-#undef GRADCORE_RUN
-    }
-  }
-}
-
-// transform_run for the stride-2 driver's blocks: the values written point after point with every channel of a point
-// together (d[k][c_pad], like the channels-innermost images, so the gather kernel reads both alike), one contiguous
-// vector loop per point instead of one per block of kMr (x side: 8 floats, a half vector) or nr channels.
-template <typename T, int KIND>
-void transform_run_points(const T* r0, const T* r1, int64_t rows, int64_t rows_step, int64_t row_k, int64_t o0,
-                          int64_t o1, int64_t step, int64_t length, int64_t c_pad, T k00, T k01, T k10, T k11, T* d) {
-  for (int64_t a = 0; a < rows; ++a, r0 += rows_step, r1 += rows_step) {
-    T* o = d + a * row_k * c_pad;
-    for (int64_t b = 0, off = 0; b < length; ++b, o += c_pad, off += step) {
-      const T *p00 = r0 + o0 + off, *p01 = r0 + o1 + off, *p10 = r1 + o0 + off, *p11 = r1 + o1 + off;
-      if constexpr (KIND == 0) {
-#pragma omp simd
-        for (int64_t j = 0; j < c_pad; ++j) o[j] = k00 * p00[j];
-      } else if constexpr (KIND == 1) {
-#pragma omp simd
-        for (int64_t j = 0; j < c_pad; ++j) o[j] = k00 * p00[j] + k01 * p01[j];
-      } else if constexpr (KIND == 2) {
-#pragma omp simd
-        for (int64_t j = 0; j < c_pad; ++j) o[j] = k00 * p00[j] + k10 * p10[j];
-      } else {
-#pragma omp simd
-        for (int64_t j = 0; j < c_pad; ++j) o[j] = (k00 * p00[j] + k01 * p01[j]) + (k10 * p10[j] + k11 * p11[j]);
-      }
-    }
-  }
-}
-
-// transform_type's values, point-major: out[k][c_pad], k = k0 + (row point - a0) * column points of tc + column
-// point index. The same values (the same terms in the same order), only laid out for the gather kernel.
-template <typename T>
-void transform_type_points(const T* plane, int64_t cols_in, int64_t c_pad, const Plan& q, int t, Terms Point::*side,
-                           int64_t a0, int64_t a1, int64_t k0, T* out) {
-  const int tr = t / kTypes, tc = t % kTypes, x_side = side == &Point::x;
-  const int64_t per_row = q.cols.count(tc), row_size = cols_in * c_pad;
-  for (const Run& rrun : q.row_runs[x_side][tr]) {
-    const int64_t first = std::max(a0, rrun.first), last = std::min(a1, rrun.first + rrun.length);
-    if (first >= last) continue;
-    const Terms& rt = rrun.terms;
-    const T* r0 = plane + (rt.at[0] + (first - rrun.first) * rrun.step) * row_size;
-    const T* r1 = plane + (rt.at[1] + (first - rrun.first) * rrun.step) * row_size;
-    T* dst = out + (k0 + (first - a0) * per_row) * c_pad;
-    for (const Run& run : q.col_runs[x_side][tc]) {
-      const Terms& ct = run.terms;
-      const T k00 = T(rt.c[0] * ct.c[0]), k01 = T(rt.c[0] * ct.c[1]), k10 = T(rt.c[1] * ct.c[0]),
-              k11 = T(rt.c[1] * ct.c[1]);
-      const int64_t step = run.step * c_pad, o0 = ct.at[0] * c_pad, o1 = ct.at[1] * c_pad;
-      const int64_t rows = last - first, rows_step = rrun.step * row_size;
-      T* d = dst + run.first * c_pad;
-#define GRADCORE_RUN(KIND)                                                                                       \
-  transform_run_points<T, KIND>(r0, r1, rows, rows_step, per_row, o0, o1, step, run.length, c_pad, k00, k01, k10, \
-                                k11, d)
+  transform_run<T, WIDTH, KIND>(r0, r1, rows, rows_step, per_row, o0, o1, step, run.length, blocks, kt, width, \
+                                k00, k01, k10, k11, d)
       switch ((rt.n - 1) * 2 + (ct.n - 1)) {
         case 0: GRADCORE_RUN(0); break;
         case 1: GRADCORE_RUN(1); break;
@@ -675,8 +620,8 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
             for (int64_t unit = u0; unit < u1;) {
               const int64_t i = unit / rows_t, a0 = unit % rows_t, a1 = std::min(rows_t, a0 + u1 - unit);
               const int64_t k0 = (unit - u0) * per_row;
-              if (!gd.direct) transform_type_points<T>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, a0, a1, k0, u);
-              if (!xd.direct) transform_type_points<T>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, v);
+              if (!gd.direct) transform_type<T, 0>(gt + i * g_image, Wo, co_pad, q, t, &Point::gy, a0, a1, k0, 0, u);
+              if (!xd.direct) transform_type<T, 0>(xt + i * x_image, W, ci_pad, q, t, &Point::x, a0, a1, k0, 0, v);
               for (int64_t a = a0; a < a1; ++a) {
                 const int64_t at = unit - u0 + a - a0;
                 g_off[at] = gd.direct ? i * g_image + (g_plane[t] + gd.row_at[a] * g_width[t] + gd.col0) * co_pad
