@@ -12,7 +12,7 @@ from gradcore import _core
 from gradcore.functional import conv2d, conv_transpose2d
 from isolated import outputs_for_thread_counts
 from reference import conv2d as ref
-from tolerance import DTYPES, assert_close, forward_tol
+from tolerance import DTYPES, assert_close, float32_error_units, forward_tol
 
 # name: (N, C_in, H, W, C_out, padding (h, w)); stride 1, dilation 1, 3x3, groups 1, and enough channels and pixels
 # that the forward and the input gradient both take the Winograd path (C_in >= 32, C_out >= 64, C_in >= 64 or
@@ -96,10 +96,7 @@ def test_float32_error_is_within_a_few_ulps_of_the_terms():
     x = rng.standard_normal((4, 64, 16, 16))
     w = rng.standard_normal((64, 64, 3, 3)) / np.sqrt(64 * 9)
     y = conv2d(gc.tensor(x, dtype="float32"), gc.tensor(w, dtype="float32"), padding=1).numpy().astype(np.float64)
-    x32, w32 = x.astype(np.float32).astype(np.float64), w.astype(np.float32).astype(np.float64)
-    exact = ref.conv2d(x32, w32, None, (1, 1), (1, 1, 1, 1))
-    scale = ref.conv2d(np.abs(x32), np.abs(w32), None, (1, 1), (1, 1, 1, 1))
-    ratio = np.max(np.abs(y - exact) / (scale * 2.0**-24))
+    ratio = float32_error_units(y, ref.conv2d, x, w, None, (1, 1), (1, 1, 1, 1))
     print(f"worst |error| / (2^-24 sum |w x|): {ratio:.3g}")
     assert ratio <= 8
 

@@ -15,7 +15,7 @@ from gradcore.ops.conv2d import conv2d_padding
 from gradcore.ops.conv_relu import conv2d_relu, conv_transpose2d_relu
 from isolated import outputs_for_thread_counts
 from reference import conv2d as ref
-from tolerance import assert_close, forward_tol
+from tolerance import assert_close, float32_error_units, forward_tol
 
 # name: (N, C_in, H, W, C_out, padding); stride 2, dilation 1, 3x3, groups 1, float32, and inside the rule
 # (conv2d_winograd_stride2.cpp: C_in, C_out >= 32, C_in C_out <= 128 x 256, outputs of at least 7x7, W + pad_left <= 31
@@ -139,10 +139,7 @@ def test_float32_error_is_within_a_few_ulps_of_the_terms():
         w = rng.standard_normal((c_out, c, 3, 3)) / np.sqrt(c * 9)
         y = conv2d(gc.tensor(x, dtype="float32"), gc.tensor(w, dtype="float32"), stride=2, padding=1)
         y = y.numpy().astype(np.float64)
-        x32, w32 = x.astype(np.float32).astype(np.float64), w.astype(np.float32).astype(np.float64)
-        exact = ref.conv2d(x32, w32, None, (2, 2), (1, 1, 1, 1))
-        scale = ref.conv2d(np.abs(x32), np.abs(w32), None, (2, 2), (1, 1, 1, 1))
-        ratio = np.max(np.abs(y - exact) / (scale * 2.0**-24))
+        ratio = float32_error_units(y, ref.conv2d, x, w, None, (2, 2), (1, 1, 1, 1))
         print(f"C_in {c}: worst |error| / (2^-24 sum |w x|): {ratio:.3g}")
         assert ratio <= 8
 

@@ -80,3 +80,13 @@ def cuda_and_cpu_with_grads(build, dtype, seed=4):
         y.backward(gradcore.tensor(g, dtype=dtype, device=device))
         results[device] = {"y": y.numpy(), **{f"{k}.grad": t.grad.numpy() for k, t in inputs.items()}}
     return results
+
+
+def float32_error_units(got, bilinear, a, b, *args):
+    """The worst |got - bilinear(a, b)| in units of 2^-24 * bilinear(|a|, |b|): a float32 result's rounding error
+    against the float64 exact value, relative to the magnitude of the terms each output sums (a, b: the float32
+    operands, widened; bilinear: a numpy reference such as conv2d(x, w, *args)). A direct sum's error grows like this
+    with its number of terms, so fewer-multiplies paths (Winograd) state their bounds in these units."""
+    a, b = (np.asarray(v, dtype=np.float32).astype(np.float64) for v in (a, b))
+    exact, scale = bilinear(a, b, *args), bilinear(np.abs(a), np.abs(b), *args)
+    return np.max(np.abs(np.asarray(got, dtype=np.float64) - exact) / (scale * 2.0**-24))
