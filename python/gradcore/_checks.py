@@ -17,6 +17,8 @@ INT64_MAX = 2**63 - 1
 
 def integer(value, name, minimum=None, maximum=INT64_MAX):
     """value as an int in [minimum, maximum]."""
+    if type(value) is int and (minimum is None or value >= minimum) and (maximum is None or value <= maximum):
+        return value  # the usual case, without the numbers ABC checks below (conv args are read on every call)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {value!r} ({type(value).__name__})")
     if minimum is not None and value < minimum:

@@ -8,7 +8,7 @@ the bottom/right. PyTorch's "same" accepts stride 1 only; for stride 1 both agre
 from __future__ import annotations
 
 from .. import _core
-from .._checks import INT64_MAX, int_pair as pair, integer, padding_form, tensor
+from .._checks import int_pair as pair, integer, padding_form, tensor
 from ..autograd import Function
 
 __all__ = ["conv2d"]  # gradcore.functional exports these
@@ -88,8 +88,7 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups):
     tensor(bias, "bias", optional=True)
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
-    if type(groups) is not int or not 1 <= groups <= INT64_MAX:
-        groups = integer(groups, "groups", 1)
+    groups = integer(groups, "groups", 1)
     padding = padding_form(padding)  # its form is checked whatever the shapes
     if type(padding) is tuple:  # (h, w): no shapes needed
         pads = (padding[0], padding[0], padding[1], padding[1])
