@@ -77,6 +77,14 @@ inline unsigned mask_byte(const uint8_t* bits, int64_t first) {
   return shift == 0 ? b[0] : ((b[0] | (unsigned)b[1] << 8) >> shift) & 0xFFu;
 }
 
+// The mask bits of elements first .. first + 15 (all below numel), as mask_byte's but two bytes' worth.
+inline unsigned mask_bits16(const uint8_t* bits, int64_t first) {
+  const uint8_t* b = bits + (first >> 3);
+  const int shift = (int)(first & 7);
+  const unsigned two = b[0] | (unsigned)b[1] << 8;
+  return shift == 0 ? two : ((two | (unsigned)b[2] << 16) >> shift) & 0xFFFFu;
+}
+
 inline bool mask_bit(const uint8_t* bits, int64_t e) { return (bits[e >> 3] >> (e & 7)) & 1u; }
 
 // For CH channels at stride `plane` (gy g, the mask bits from flat element `first` on, result m): m[j] = bit ? g[j] : 0
@@ -95,6 +103,21 @@ inline void mask_and_sum(const T* g, const uint8_t* bits, int64_t first, T* m, i
   for (int c = 0; c < CH; ++c) lane[c] = A{};
   const V zero{};
   int64_t j = 0;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) {  // 16 bits straight into a mask register; the masked load is the select
+    for (; j + 16 <= take; j += 16) {
+#pragma GCC unroll 4
+      for (int c = 0; c < CH; ++c) {
+        const __mmask16 k = (__mmask16)mask_bits16(bits, first + c * plane + j);
+        const __m512 mv = _mm512_maskz_loadu_ps(k, g + c * plane + j);
+        _mm512_storeu_ps(m + c * plane + j, mv);
+        const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(mv), 1));
+        lane[c] += (A)_mm512_cvtps_pd(_mm512_castps512_ps256(mv));  // elements j .. j + 7, then j + 8 .. j + 15:
+        lane[c] += (A)_mm512_cvtps_pd(high);                        // each lane's adds in the 8-wide loop's order
+      }
+    }
+  }
+#endif
   for (; j + 8 <= take; j += 8) {
 #pragma GCC unroll 4
     for (int c = 0; c < CH; ++c) {
