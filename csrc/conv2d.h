@@ -17,10 +17,9 @@
 //   bias:            db[co] = sum_{n, oh, ow} gy[n, co, oh, ow]                (done by _core.sum)
 //
 // Activation epilogue (p.activation, forward and backward_input only; epilogue.h): the stored value is act(y),
-// applied to each element once its sum (bias included) is final. The fused op conv2d + ReLU saves the bits of
-// y = relu(conv) > 0 (conv_relu_mask below) and its backward masks gy first (elementwise.h's relu_backward(gy, y) =
-// y <= 0 ? 0 : gy, from those bits: conv_relu_backward below), then runs the usual gradients on the masked gy: the
-// same operations as the unfused pair, so the same bits.
+// applied to each element once its sum (bias included) is final. The fused op conv2d + ReLU saves y = relu(conv)
+// and its backward masks gy first (elementwise.h's relu_backward(gy, y) = y <= 0 ? 0 : gy, conv_relu_backward below),
+// then runs the usual gradients on the masked gy: the same operations as the unfused pair, so the same bits.
 //
 // Determinism: every output element is reduced in an order fixed by the shapes alone: no float atomics, and the same
 // bits for any thread count or launch. On the CPU each weight-gradient element is owned by one task that walks the
@@ -67,20 +66,12 @@ void conv2d_forward_cpu(const Array& x, const Array& w, const Array& bias, Array
 void conv2d_backward_input_cpu(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p);
 // gw (C_out, C_in/G, kH, kW) from x and gy; written whole.
 void conv2d_backward_weight_cpu(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p);
-// The fused conv + ReLU's backward reads the ReLU's mask as bits, written by its forward while y = relu(...) is still
-// in the caches (reading y itself in backward, long after forward wrote it, missed the caches: 4 bytes per element
-// against 1/8 byte). Element e (flat, row-major) is bit e % 64 of mask word e / 64 (int64 words, ceil(numel / 64) of
-// them; the bits past numel are 0):
-//   bit(e) = !(y[e] <= 0)        (1 where y > 0 or y is NaN: relu keeps NaN, and relu_backward passes its gradient)
-// so relu_backward(gy, y) = y <= 0 ? 0 : gy is bit(e) ? gy : +0, the same bits.
-void conv_relu_mask_cpu(const Array& y, Array& mask);
-// The ReLU mask of the fused conv + ReLU's backward, one pass over gy (N, C, H, W) and the forward's mask bits:
-//   gm = bit ? gy : 0 (= relu_backward(gy, y)),  db[c] = sum_{n, h, w} gm[n, c, h, w]   (db only when it is non-empty)
+// The ReLU mask of the fused conv + ReLU's backward, one pass over gy (N, C, H, W) and y (the saved relu output):
+//   gm = relu_backward(gy, y),  db[c] = sum_{n, h, w} gm[n, c, h, w]   (db only when it is non-empty: (C) or (0))
 // db is summed in _core.sum's order (reduce.h / reduce.cpp), so it has the bits of the unfused sum(gm, [0, 2, 3]).
-void conv_relu_backward_cpu(const Array& gy, const Array& mask, Array& gm, Array& db);
+void conv_relu_backward_cpu(const Array& gy, const Array& y, Array& gm, Array& db);
 #ifdef GRADCORE_WITH_CUDA
-void conv_relu_mask_cuda(const Array& y, Array& mask);
-void conv_relu_backward_cuda(const Array& gy, const Array& mask, Array& gm, Array& db);
+void conv_relu_backward_cuda(const Array& gy, const Array& y, Array& gm, Array& db);
 void conv2d_forward_cuda(const Array& x, const Array& w, const Array& bias, Array& y, const Conv2dParams& p);
 void conv2d_backward_input_cuda(const Array& gy, const Array& w, const Array& bias, Array& gx, const Conv2dParams& p);
 void conv2d_backward_weight_cuda(const Array& x, const Array& gy, Array& gw, const Conv2dParams& p);

@@ -150,65 +150,26 @@ def test_large_bias_gradient_sums_over_several_chunks_bitwise():
     assert_bitwise(fused_and_unfused("conv", (40, 2, 30, 30, 3, (3, 3), 1, 1, 1, 1), "float32"))
 
 
-def mask_words(y):
-    """conv_relu_mask's specification: bit e % 64 of int64 word e / 64 is 1 where not y.flat[e] <= 0 (y > 0 or NaN);
-    ceil(y.size / 64) words, the bits past y.size 0."""
-    bits = np.zeros(-(-y.size // 64) * 64, dtype=bool)
-    bits[:y.size] = ~(y.ravel() <= 0)
-    return np.packbits(bits, bitorder="little").view("<i8")
-
-
-def mask_case(shape, seed=5):
-    """(g, y): g with large and tiny values (the double sums' order shows), y a relu output with zeros, -0, NaN, inf."""
-    rng = np.random.default_rng(seed)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 9, 7, 7), (2, 7, 5, 3), (25, 32, 28, 28), (23, 5, 27, 29), (1, 4, 2, 2)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_backward_mask_and_bias_sum_have_the_unfused_bits(shape, dtype):
+    """_core.conv_relu_backward(g, y) is _core.binary(g, y, relu_backward) and _core.sum of it over (N, H, W), bit for
+    bit: channels side by side and one at a time (C not a multiple of four), planes not a multiple of eight long,
+    and planes cut by the sum's 16384-element chunks (23 x 27 x 29) at offsets inside a group of eight; y holds
+    zeros, -0, NaN and inf, g holds large and tiny values (the double sums' order shows)."""
+    rng = np.random.default_rng(5)
     g = rng.standard_normal(shape) * np.exp(rng.uniform(-20, 20, shape))
     y = np.maximum(rng.standard_normal(shape), 0)
     y.flat[::7] = -0.0
     y.flat[3::11] = np.nan
     y.flat[5::13] = np.inf
-    y.flat[6::17] = -1.0  # not a relu output, but the mask is defined for any y
-    return g, y
-
-
-# element counts: 1323, 210, 627200 (a multiple of 64), 90045 (threads split it; a partial last word), 16, 1, 64, 65,
-# 511, 513
-MASK_SHAPES = [(3, 9, 7, 7), (2, 7, 5, 3), (25, 32, 28, 28), (23, 5, 27, 29), (1, 4, 2, 2), (1, 1, 1, 1), (1, 1, 8, 8),
-               (1, 1, 5, 13), (1, 1, 7, 73), (1, 1, 9, 57)]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", MASK_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_mask_bits_are_y_positive_or_nan(shape, dtype):
-    _, y = mask_case(shape)
-    mask = _core.conv_relu_mask(gc.tensor(y, dtype=dtype)._data)
-    assert mask.dtype == "int64" and mask.shape == (-(-y.size // 64),)
-    assert np.array_equal(mask.numpy(), mask_words(y))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", MASK_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_backward_mask_and_bias_sum_have_the_unfused_bits(shape, dtype):
-    """_core.conv_relu_backward(g, conv_relu_mask(y)) is _core.binary(g, y, relu_backward) and _core.sum of it over
-    (N, H, W), bit for bit: channels side by side and one at a time (C not a multiple of four), planes not a multiple
-    of eight long (their bits start inside a byte of the mask), and planes cut by the sum's 16384-element chunks
-    (23 x 27 x 29) at offsets inside a group of eight."""
-    g, y = mask_case(shape)
     ga, ya = gc.tensor(g, dtype=dtype)._data, gc.tensor(y, dtype=dtype)._data
-    mask = _core.conv_relu_mask(ya)
-    gm, db = _core.conv_relu_backward(ga, mask, True)
+    gm, db = _core.conv_relu_backward(ga, ya, True)
     masked = _core.binary(ga, ya, _core.BinaryOp.relu_backward)
     assert np.array_equal(gm.numpy(), masked.numpy())
     assert np.array_equal(db.numpy(), _core.sum(masked, [0, 2, 3]).numpy())
-    assert _core.conv_relu_backward(ga, mask, False)[1] is None
-
-
-def test_the_node_saves_the_mask_bits_not_y():
-    """The fused node keeps 1/32 of y's bytes for its mask (y itself is the next layer's input, or garbage)."""
-    x = gc.tensor(np.random.default_rng(1).standard_normal((2, 3, 6, 6)), dtype="float32", requires_grad=True)
-    w = gc.tensor(np.random.default_rng(2).standard_normal((5, 3, 3, 3)), dtype="float32", requires_grad=True)
-    y = conv2d_relu(x, w, None, padding=1)
-    saved_mask = y._node.saved[2]
-    assert saved_mask.dtype == "int64" and np.array_equal(saved_mask.numpy(), mask_words(y.numpy()))
+    assert _core.conv_relu_backward(ga, ya, False)[1] is None
 
 
 def test_nan_and_negative_zero_as_the_unfused_pair():
@@ -262,29 +223,6 @@ THREAD_SCRIPT = textwrap.dedent("""
     params = list(encoder.parameters()) + list(decoder.parameters())
     np.save(sys.argv[1], np.concatenate([y.numpy().ravel()] + [p.grad.numpy().ravel() for p in params]))
 """)
-
-
-MASK_THREAD_SCRIPT = textwrap.dedent("""
-    import sys
-    import numpy as np
-    import gradcore as gc
-    from gradcore import _core
-    rng = np.random.default_rng(3)
-    parts = []
-    for shape in [(23, 5, 27, 29), (25, 32, 28, 28)]:  # above the threads' threshold; a partial last word
-        y = np.maximum(rng.standard_normal(shape), 0)
-        y.flat[3::11] = np.nan
-        for dtype in ("float32", "float64"):
-            mask = _core.conv_relu_mask(gc.tensor(y, dtype=dtype)._data)
-            gm, db = _core.conv_relu_backward(gc.tensor(rng.standard_normal(shape), dtype=dtype)._data, mask, True)
-            parts += [mask.numpy(), gm.numpy(), db.numpy()]
-    np.save(sys.argv[1], np.concatenate([p.ravel().view(np.uint8) for p in parts]))  # the bytes: bitwise
-""")
-
-
-def test_mask_kernels_bitwise_identical_for_any_thread_count(tmp_path):
-    outputs = outputs_for_thread_counts(MASK_THREAD_SCRIPT, tmp_path)
-    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
 
 
 def test_seed_network_bitwise_identical_for_any_thread_count(tmp_path):
@@ -447,28 +385,13 @@ def test_fused_functions_check_their_arguments_as_the_plain_ones():
 
 
 def test_backward_mask_checks_its_arrays():
-    g = gc.zeros(2, 3, 4, 4)._data  # 96 elements: two mask words
-    with pytest.raises(ValueError, match="mask: expected 2 words"):
-        _core.conv_relu_backward(g, _core.conv_relu_mask(gc.zeros(2, 3, 4, 8)._data), True)
-    with pytest.raises(ValueError, match="mask"):
-        _core.conv_relu_backward(g, gc.zeros(2, 1, dtype="int64")._data, True)  # the words, but not 1-d
-    with pytest.raises(TypeError, match="mask"):
-        _core.conv_relu_backward(g, gc.zeros(2, 3, 4, 4)._data, True)  # y itself is no mask
-    with pytest.raises(TypeError, match="mask"):
-        _core.conv_relu_backward(g, gc.zeros(2, dtype="float64")._data, True)
-    with pytest.raises(ValueError, match="grad_output"):
-        _core.conv_relu_backward(gc.zeros(3, 4, 4)._data, _core.conv_relu_mask(gc.zeros(3, 4, 4)._data), False)
-    with pytest.raises(TypeError, match="grad_output"):
-        _core.conv_relu_backward(gc.zeros(1, 1, 2, 2, dtype="int64")._data, gc.zeros(1, dtype="int64")._data, False)
+    g = gc.zeros(2, 3, 4, 4)._data
+    with pytest.raises(ValueError, match="y"):
+        _core.conv_relu_backward(g, gc.zeros(2, 3, 4, 5)._data, True)
     with pytest.raises(TypeError, match="y"):
-        _core.conv_relu_mask(gc.zeros(2, 3, dtype="int64")._data)
-
-
-def test_mask_of_an_empty_output_has_no_words():
-    mask = _core.conv_relu_mask(gc.zeros(0, 3, 4, 4)._data)
-    assert mask.shape == (0,)
-    gm, db = _core.conv_relu_backward(gc.zeros(0, 3, 4, 4)._data, mask, True)
-    assert gm.shape == (0, 3, 4, 4) and np.array_equal(db.numpy(), np.zeros(3, dtype=np.float32))
+        _core.conv_relu_backward(g, gc.zeros(2, 3, 4, 4, dtype="float64")._data, True)
+    with pytest.raises(ValueError, match="grad_output"):
+        _core.conv_relu_backward(gc.zeros(3, 4, 4)._data, gc.zeros(3, 4, 4)._data, False)
 
 
 def test_empty_batch():
@@ -487,11 +410,10 @@ def test_conv_relu_backward_in_place_writes_the_same_bits_over_grad_output(dtype
     rng = np.random.default_rng(5)
     g = rng.standard_normal((3, 5, 9, 7)).astype(dtype)
     y = np.maximum(rng.standard_normal(g.shape), 0).astype(dtype)
-    mask = _core.conv_relu_mask(_core.from_numpy(y))
-    expected_gm, expected_db = _core.conv_relu_backward(_core.from_numpy(g.copy()), mask, True)
+    expected_gm, expected_db = _core.conv_relu_backward(_core.from_numpy(g.copy()), _core.from_numpy(y), True)
     target = _core.from_numpy(g.copy())
     version = target._version
-    gm, db = _core.conv_relu_backward(target, mask, True, in_place=True)
+    gm, db = _core.conv_relu_backward(target, _core.from_numpy(y), True, in_place=True)
     assert gm.data_ptr == target.data_ptr and target._version == version + 1
     assert np.array_equal(target.numpy(), expected_gm.numpy()) and np.array_equal(db.numpy(), expected_db.numpy())
     assert np.array_equal(target.numpy(), np.where(y <= 0, 0, g))
@@ -505,38 +427,9 @@ def test_cuda_conv_relu_backward_in_place_writes_the_same_bits_over_grad_output(
     g = rng.standard_normal((3, 5, 9, 7)).astype(dtype)
     y = np.maximum(rng.standard_normal(g.shape), 0).astype(dtype)
     on_cuda = lambda a: _core.from_numpy(a).to("cuda")  # noqa: E731
-    mask = _core.conv_relu_mask(on_cuda(y))
-    expected_gm, expected_db = _core.conv_relu_backward(on_cuda(g.copy()), mask, True)
+    expected_gm, expected_db = _core.conv_relu_backward(on_cuda(g.copy()), on_cuda(y), True)
     target = on_cuda(g.copy())
-    gm, db = _core.conv_relu_backward(target, mask, True, in_place=True)
+    gm, db = _core.conv_relu_backward(target, on_cuda(y), True, in_place=True)
     assert gm.data_ptr == target.data_ptr
     assert np.array_equal(target.numpy(), expected_gm.numpy()) and np.array_equal(db.numpy(), expected_db.numpy())
     assert np.array_equal(target.numpy(), np.where(y <= 0, 0, g))
-
-
-# element counts around the warps' 32 elements and the blocks' 256 threads: 31, 33, 64, 511, 513, 1323
-CUDA_MASK_SHAPES = [(1, 1, 1, 31), (1, 1, 3, 11), (1, 1, 8, 8), (1, 1, 7, 73), (1, 1, 9, 57), (3, 9, 7, 7)]
-
-
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", CUDA_MASK_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_cuda_mask_bits_and_backward_are_the_cpu_bits(shape, dtype):
-    """The CUDA mask has the specification's bits (every word written: the emulated device fills fresh memory with
-    0xFF bytes, so an unwritten half-word would show); the masked gradient is relu_backward's on the device, and
-    the bias sum the device's unfused sum."""
-    g, y = mask_case(shape)
-    ga, ya = gc.tensor(g, dtype=dtype, device="cuda")._data, gc.tensor(y, dtype=dtype, device="cuda")._data
-    mask = _core.conv_relu_mask(ya)
-    assert mask.device == "cuda:0" and np.array_equal(mask.numpy(), mask_words(y))
-    gm, db = _core.conv_relu_backward(ga, mask, True)
-    masked = _core.binary(ga, ya, _core.BinaryOp.relu_backward)
-    assert np.array_equal(gm.numpy(), masked.numpy())
-    assert np.array_equal(db.numpy(), _core.sum(masked, [0, 2, 3]).numpy())
-
-
-@pytest.mark.cuda
-def test_cuda_backward_mask_checks_its_arrays():
-    g = gc.zeros(2, 3, 4, 4, device="cuda")._data
-    with pytest.raises(ValueError, match="mask"):
-        _core.conv_relu_backward(g, _core.conv_relu_mask(gc.zeros(2, 3, 4, 4)._data), True)  # on the CPU

@@ -180,37 +180,22 @@ Array conv_transpose2d_forward(const Array& x, const Array& weight, const std::o
   return conv2d_backward_input(x, weight, output_size, stride, padding, dilation, groups, bias, activation);
 }
 
-// The fused conv + ReLU's mask for its backward: the bits !(y <= 0) of its output y (conv2d.h), int64 words
-// (ceil(numel / 64),), every word written (the bits past numel are 0).
-Array conv_relu_mask(const Array& y) {
-  if (!is_floating(y.dtype()))
-    throw ArgTypeError("y: expected a float32 or float64 array, got " + std::string(dtype_name(y.dtype())));
-  Array mask = Array::empty({(y.numel() + 63) / 64}, DType::int64, y.device());
-  if (mask.numel() > 0) GRADCORE_ON_DEVICE(y, conv_relu_mask, y, mask);
-  return mask;
-}
-
-// (gm, db) = (relu_backward(grad_output, y), sum of gm over N, H, W) for the fused conv + ReLU with output y, from
-// mask = conv_relu_mask(y); db is None unless bias_grad. One pass on the CPU (cpu/conv2d_relu.cpp); the bits are
-// those of the unfused mask and sum.
+// (gm, db) = (relu_backward(grad_output, y), sum of gm over N, H, W) for the fused conv + ReLU with output y; db is
+// None unless bias_grad. One pass on the CPU (cpu/conv2d_relu.cpp); the bits are those of the unfused mask and sum.
 // in_place=True writes gm over grad_output (each element is read before it is written, on either device) and returns
 // it: the autograd engine asks for it when it holds the only reference to that gradient (autograd.py), which spares
 // a fresh block and the cache misses of writing it (the mask runs on data that has just left the caches).
-py::tuple conv_relu_backward(const Array& grad_output, const Array& mask, bool bias_grad, bool in_place) {
+py::tuple conv_relu_backward(const Array& grad_output, const Array& y, bool bias_grad, bool in_place) {
   Array gm, db;
   {
     py::gil_scoped_release release;
-    check_same_device(grad_output, "grad_output", mask, "mask");
+    check_same_dtype(grad_output, "grad_output", y, "y");
+    check_same_device(grad_output, "grad_output", y, "y");
     check_ndim(grad_output, "grad_output", 4, "(N, C, H, W)");
+    check_shape(y, "y", grad_output.shape());
     if (!is_floating(grad_output.dtype()))
       throw ArgTypeError("grad_output: expected a float32 or float64 array, got " +
                          std::string(dtype_name(grad_output.dtype())));
-    if (mask.dtype() != DType::int64)
-      throw ArgTypeError("mask: expected conv_relu_mask's int64 words, got " + std::string(dtype_name(mask.dtype())));
-    const int64_t words = (grad_output.numel() + 63) / 64;
-    if (mask.ndim() != 1 || mask.dim(0) != words)
-      throw ArgError("mask: expected " + std::to_string(words) + " words (conv_relu_mask of an output shaped " +
-                     shape_str(grad_output.shape()) + "), got shape " + shape_str(mask.shape()));
     if (in_place) {
       gm = grad_output;
       gm.bump_version();
@@ -218,7 +203,7 @@ py::tuple conv_relu_backward(const Array& grad_output, const Array& mask, bool b
       gm = Array::empty(grad_output.shape(), grad_output.dtype(), grad_output.device());
     }
     if (bias_grad) db = Array::empty({grad_output.dim(1)}, grad_output.dtype(), grad_output.device());
-    if (gm.numel() > 0 || bias_grad) GRADCORE_ON_DEVICE(grad_output, conv_relu_backward, grad_output, mask, gm, db);
+    if (gm.numel() > 0 || bias_grad) GRADCORE_ON_DEVICE(grad_output, conv_relu_backward, grad_output, y, gm, db);
   }
   return py::make_tuple(gm, bias_grad ? py::cast(db) : py::none());
 }
@@ -244,13 +229,10 @@ void bind_conv2d(py::module_& m) {
         py::arg("activation") = "none",
         "y = act(conv_transpose2d(x, weight) + bias) with output spatial size output_size; padding crops (top, "
         "bottom, left, right).", py::call_guard<py::gil_scoped_release>());
-  m.def("conv_relu_mask", &conv_relu_mask, py::arg("y"),
-        "The bits !(y <= 0) of the fused conv + ReLU's output y, bit e % 64 of int64 word e / 64: its backward's "
-        "mask.", py::call_guard<py::gil_scoped_release>());
-  m.def("conv_relu_backward", &conv_relu_backward, py::arg("grad_output"), py::arg("mask"), py::arg("bias_grad"),
+  m.def("conv_relu_backward", &conv_relu_backward, py::arg("grad_output"), py::arg("y"), py::arg("bias_grad"),
         py::arg("in_place") = false,
-        "(relu_backward(grad_output, y), its sum over N, H, W or None) from mask = conv_relu_mask(y): the fused "
-        "conv + ReLU's first backward step; in_place=True writes the first into grad_output.");
+        "(relu_backward(grad_output, y), its sum over N, H, W or None): the fused conv + ReLU's first backward step; "
+        "in_place=True writes the first into grad_output.");
   m.def("conv2d_backward_weight", &conv2d_backward_weight, py::arg("x"), py::arg("grad_output"),
         py::arg("kernel_size"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,

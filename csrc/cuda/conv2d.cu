@@ -217,56 +217,11 @@ void conv2d_backward_weight_cuda(const Array& x, const Array& gy, Array& gw, con
   });
 }
 
-namespace {
-
-// The fused conv + ReLU's mask bits on CUDA (conv2d.h): each warp takes 32 elements at a time, votes !(y <= 0) and
-// its lane 0 stores the 32 bits as one half of a mask word (little-endian: elements 64k .. 64k+31 are the low half of
-// word k). The warps cover every half-word of every word, so the bits past numel are written as 0.
-template <typename T>
-__global__ void conv_relu_mask_kernel(const T* y, int64_t n, uint32_t* halves, int64_t half_count) {
-  const int lane = threadIdx.x % 32;
-  const int64_t warp = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / 32;
-  const int64_t warps = (int64_t)gridDim.x * blockDim.x / 32;
-  for (int64_t h = warp; h < half_count; h += warps) {  // the same trip count for the warp's lanes: a full vote
-    const int64_t e = h * 32 + lane;
-    const unsigned bits = __ballot_sync(0xffffffffu, e < n && !(y[e] <= T(0)));
-    if (lane == 0) halves[h] = bits;
-  }
-}
-
-// gm = bit ? gy : 0, one thread per element (gm may be gy: each element is read before it is written).
-template <typename T>
-__global__ void conv_relu_mask_apply_kernel(const T* gy, const uint32_t* halves, int64_t n, T* gm) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-    gm[i] = (halves[i >> 5] >> (i & 31)) & 1u ? gy[i] : T(0);
-}
-
-}  // namespace
-
-void conv_relu_mask_cuda(const Array& y, Array& mask) {
-  const int64_t n = y.numel(), halves = 2 * mask.numel();
-  cudaStream_t stream = cuda::stream_of(y);
-  dispatch_float(y.dtype(), [&](auto zero) {
-    using T = decltype(zero);
-    cuda::launch("conv_relu_mask_kernel", conv_relu_mask_kernel<T>, cuda::grid_for(halves * 32, 256), 256, stream,
-                 y.data_as<T>(), n, reinterpret_cast<uint32_t*>(mask.data_as<int64_t>()), halves);
-  });
-}
-
-// The fused conv + ReLU's backward mask on CUDA: the bits applied by one kernel, then the bias sum by the reduction
-// kernel (cuda/reduce.cu), so db has the bits of the unfused sum on this device. (The CPU fuses the two into one
-// pass, cpu/conv2d_relu.cpp; a fused CUDA kernel waits for GPU time to measure it.)
-void conv_relu_backward_cuda(const Array& gy, const Array& mask, Array& gm, Array& db) {
-  const int64_t n = gy.numel();
-  if (n > 0) {
-    cudaStream_t stream = cuda::stream_of(gy);
-    dispatch_float(gy.dtype(), [&](auto zero) {
-      using T = decltype(zero);
-      cuda::launch("conv_relu_mask_apply_kernel", conv_relu_mask_apply_kernel<T>, cuda::grid_for(n, 256), 256,
-                   stream, gy.data_as<T>(), reinterpret_cast<const uint32_t*>(mask.data_as<int64_t>()), n,
-                   gm.data_as<T>());
-    });
-  }
+// The fused conv + ReLU's backward mask on CUDA: relu_backward and the bias sum as two launches of the elementwise
+// and reduction kernels (cuda/elementwise.cu, cuda/reduce.cu), so db has the bits of the unfused sum on this device.
+// (The CPU fuses the two into one pass, cpu/conv2d_relu.cpp; a fused CUDA kernel waits for GPU time to measure it.)
+void conv_relu_backward_cuda(const Array& gy, const Array& y, Array& gm, Array& db) {
+  binary_cuda(gy, y, gm, BinaryOp::relu_backward, 0.0, broadcast_layout(gy.shape(), y.shape()));
   if (db.ndim() == 1 && db.dim(0) == gy.dim(1)) sum_cuda(gm, db, reduce_layout(gm.shape(), {0, 2, 3}));
 }
 

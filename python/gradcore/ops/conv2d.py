@@ -47,13 +47,13 @@ def bias_grad(g):
 
 class Conv2d(Function):
     fresh_gradients = True  # backward's gradients are new Arrays, kept nowhere else (autograd.Function)
-    activation = "none"  # the fused conv2d + ReLU (ops/conv_relu.py) stores relu(y), saves its mask bits
+    activation = "none"  # the fused conv2d + ReLU (ops/conv_relu.py) stores relu(y) and saves it
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
         self.args = (stride, padding, dilation, groups)
         y = _core.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, self.activation)
-        if self.activation == "relu":  # backward's mask: the bits of y > 0 (NaN included), taken while y is in cache
-            self.save_for_backward(x, weight, _core.conv_relu_mask(y))
+        if self.activation == "relu":  # backward's mask: y > 0 exactly where the pre-activation is (NaN included)
+            self.save_for_backward(x, weight, y)
         else:
             self.save_for_backward(x, weight)
         return y

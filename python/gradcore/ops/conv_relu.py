@@ -1,14 +1,11 @@
 """Convolution + ReLU as one op (internal): relu(conv2d(x, w) + b) and relu(conv_transpose2d(x, w) + b).
 
 The maths is conv2d.h's "activation epilogue". Forward: the convolution kernels store relu(y) as each element's sum
-is final (csrc/cpu/epilogue.h; the CUDA GEMM's store), so the separate ReLU pass over y goes away. The node saves the
-bits of y = relu(...) > 0 (NaN counts as > 0, as relu_backward has it), 1/32 of y's bytes, taken by
-_core.conv_relu_mask right after the convolution while y is still in the caches; backward starts with
-_core.conv_relu_backward: the mask relu_backward(g, y) from those bits and the bias gradient in one pass, then the
-convolution's own gradients on the masked g (reading y itself there, long after forward wrote it, missed the
-caches). When the engine alone holds g (autograd.Function.grad_owned) the mask is written over g itself: no fresh
-block to fill, whose cache misses cost more than the pass (B=25, 1 thread, in the step: the four masks 0.63-0.69 ->
-0.40-0.43 ms).
+is final (csrc/cpu/conv2d_epilogue.h; the CUDA GEMM's store), so the separate ReLU pass over y goes away. The node
+saves y = relu(...) (as F.relu's node does), and backward starts with _core.conv_relu_backward: the mask
+relu_backward(g, y) and the bias gradient in one pass, then the convolution's own gradients on the masked g. When the
+engine alone holds g (autograd.Function.grad_owned) the mask is written over g itself: no fresh block to fill, whose
+cache misses cost more than the pass (B=25, 1 thread, in the step: the four masks 0.63-0.69 -> 0.40-0.43 ms).
 
 Every operation is the unfused pair's, in the same order, so the results are the same bits as
 F.relu(F.conv2d(...)) for forward and for every gradient (tests/test_conv_relu.py). nn.Sequential runs

@@ -48,7 +48,7 @@ def _zero_pad_end(x, extra):
 
 class ConvTranspose2d(Function):
     fresh_gradients = True  # backward's gradients are new Arrays, kept nowhere else (autograd.Function)
-    activation = "none"  # the fused conv_transpose2d + ReLU (ops/conv_relu.py) stores relu(y), saves its mask bits
+    activation = "none"  # the fused conv_transpose2d + ReLU (ops/conv_relu.py) stores relu(y) and saves it
 
     def forward(self, x, weight, bias, out_size, stride, padding, dilation, groups, extra=(0, 0)):
         self.args = (stride, padding, dilation, groups)
@@ -56,8 +56,8 @@ class ConvTranspose2d(Function):
         x = _zero_pad_end(x, extra)
         y = _core.conv_transpose2d_forward(x, weight, bias, out_size, stride, padding, dilation, groups,
                                            self.activation)
-        if self.activation == "relu":  # backward's mask: the bits of y > 0 (NaN included), taken while y is in cache
-            self.save_for_backward(x, weight, _core.conv_relu_mask(y))
+        if self.activation == "relu":  # backward's mask: y > 0 exactly where the pre-activation is (NaN included)
+            self.save_for_backward(x, weight, y)
         else:
             self.save_for_backward(x, weight)
         return y
