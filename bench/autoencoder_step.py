@@ -37,7 +37,8 @@ only it holds (autograd._propagate; Function.fresh_gradients) and lets the mask 
 across threads from 4,096 elements (49 -> 27 us at 2 threads). Pure Python (measured with every kernel replaced by a
 replay of its first result) is ~130 us a step under load (forward ~58, backward ~50, optimizer
 ~20): a few percent of the 2-thread step, most of it per node (apply, the args checks, the engine's bookkeeping).
-Left: the masks' cold reads of y (a bitmask saved by the forward epilogue would read 1/32 of it), fused_adam
+Left: the masks' cold reads of y (a bitmask saved by the forward: measured in session 7 as a separate pass, a net
+loss, and at most ~1-2% from the kernels' stores: cpu/conv2d_relu.cpp's header), fused_adam
 ~0.1 ms at 1 thread, the loss's three kernel calls (~35 us), the sigmoid's scalar expf.
 """
 from __future__ import annotations

@@ -10,6 +10,20 @@
 // (25, 64, 14, 14) 0.070 -> 0.058, (25, 32, 14, 14) 0.039 -> 0.031, (25, 64, 7, 7) 0.021 -> 0.020, (256, 32, 28, 28)
 // 4.5 -> 3.9; the mask alone (_core.binary relu_backward) takes 0.082 and the sum alone 0.067 on the first shape.
 // Eight channels side by side: 0.107 (too many streams); two: 0.087-0.095, but 4.3 at B=256.
+// Tried, not kept (issue 19, session 7, Intel Xeon host; branch relu-bitmask, commits 146d63d and 07fcb7f): the
+// forward saving y's bits !(y <= 0) (1/32 of its bytes; _core.conv_relu_mask, an AVX-512 compare pass right after the
+// convolution) and this pass reading them instead of y (16 elements per step: the bits into a mask register, a masked
+// load of gy as the select; the same bits, CPU and CUDA). Seed step, per-call minima of 3 interleaved processes x 30
+// steps (5 at B=256), 1 thread CPU time, load 5-7; the masks of dec2 / dec1 / enc2 / enc1 in ms:
+//   B=25   backward .200 / .136 / .039 / .074 -> .139 / .121 / .041 / .070 (-0.08), forward pass +.115/.045/.007/.016
+//   B=256  backward 4.5 / 3.1 / .76 / 1.5 -> 2.9 / 2.4 / .68 / 1.2 (-2.7), forward pass +2.5 / 1.5 / .28 / .55 (+5.0)
+//   2 threads, wall, B=25: backward .134 / .115 / .033 / .048 -> .124 / .110 / .033 / .036, forward pass +0.14
+// A net loss at both sizes: y is out of cache by the time the convolution returns (B=256: dec2's 25 MB come back at
+// ~10 GB/s), and at B=25 reading y here was never the cost (this pass on y: .20 ms in the step, .18-.20 hot alone).
+// Bits written by the kernels' own stores (from the relu_vec compare, no extra read) would gain at most the backward's
+// part, ~0.8% of the B=25 step and ~2% at B=256, and need a layout whose words no two tasks share, in the GEMM,
+// Winograd (both output transforms: 4-column tiles), few-channel and stride-decomposed stores. Also tried: this pass
+// on y, 16 elements per step (the compare into a mask register): no change in the step (B=25 .26-.30 either way).
 #include <algorithm>
 #include <cstring>
 #include <vector>
