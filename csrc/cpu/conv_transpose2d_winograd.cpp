@@ -85,6 +85,9 @@
 //   training step, streamed or not (the three calls' output transforms 0.66-0.74 -> 0.88-0.95 thread-ms, the step's
 //   CPU time 11.1-11.2 -> 11.5-11.9 ms): gx stays in the caches for its reader there. Hence kStreamBytes. In the
 //   training step at batch 256 the three calls' output transforms drop from 11.6-12.5 to 8.0-9.1 ms.
+// Also measured there, no gain: channels_innermost prefetching (T0) the next 16 channels' pixels while it transposes
+// the current ones (batch 256, whole calls: dec2 17.2-17.7 ms either way); tasks of twice the L2 budget (768 KiB,
+// this L2 being twice Zen 4's): batch 25 dec1 0.64-0.68 -> 0.67-0.71 ms, enc2 0.35-0.39 -> 0.38-0.40, dec2 even.
 // What this says of tiles as columns: its output side writes gx's rows contiguously, which on this host pays only
 // with the non-temporal stores that the stage already gives; its input side would drop channels_innermost (at batch
 // 256 2.4-2.6 of dec2's 4.6-4.8 ms input transform, at batch 25 0.10 of 0.25-0.32), less the cold read of gy it
