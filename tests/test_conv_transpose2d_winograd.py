@@ -2,8 +2,9 @@
 by conv_transpose2d's forward and by conv2d's input gradient when the output is exactly twice the input (padding 1
 with output_padding 1, or padding "same") and both sides have 16 to 128 x 128 channels: against the float64 numpy
 reference for odd and even sizes, one image, channel counts that are not whole vectors, with and without bias and
-the fused ReLU, both tile alignments; float64 gradients by finite differences; the float32 error bound the kernel
-states; bitwise the same on 1, 2 and 3 threads; taken where its rule says, and nowhere else."""
+the fused ReLU, both tile alignments, outputs large enough to be streamed to memory; float64 gradients by finite
+differences; the float32 error bound the kernel states; bitwise the same on 1, 2 and 3 threads; taken where its rule
+says, and nowhere else."""
 import textwrap
 
 import numpy as np
@@ -30,6 +31,9 @@ CASES = {
     "reduction_past_one_gemm_block": (1, 300, 3, 4, 16),  # C_in > 256 (gemm.h's kKc)
     "most_channel_pairs": (1, 128, 4, 3, 128),  # 128 x 128: the rule's limit
     "many_tile_rows_per_image": (1, 16, 23, 18, 16),  # tasks that split one image
+    # float32 output of at least 4 MiB: staged and streamed to memory (odd sizes, tasks that split images, rows that
+    # start and end inside cache lines)
+    "output_streamed": (5, 16, 63, 61, 17),
 }
 
 PADDINGS = {"padding1": dict(padding=1, output_padding=1), "same": dict(padding="same")}
@@ -75,7 +79,7 @@ def test_without_bias(padding, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("padding", list(PADDINGS))
-@pytest.mark.parametrize("name", ["seed_dec1_shape", "channels_not_whole_vectors"])
+@pytest.mark.parametrize("name", ["seed_dec1_shape", "channels_not_whole_vectors", "output_streamed"])
 def test_fused_relu_is_relu_of_the_result(name, padding, dtype, phase_timing):
     """The fused conv_transpose2d + ReLU applies the epilogue in the output transform: relu of the same sums, so the
     same bits as the unfused op followed by relu."""
@@ -166,7 +170,8 @@ THREAD_SCRIPT = textwrap.dedent("""
     from gradcore.ops.conv_relu import conv_transpose2d_relu
     rng = np.random.default_rng(0)
     out = []
-    for n, c_in, h, w, c_out, padding in [(25, 64, 7, 7, 64, 1), (6, 64, 14, 14, 32, "same"), (3, 20, 9, 5, 17, 1)]:
+    for n, c_in, h, w, c_out, padding in [(25, 64, 7, 7, 64, 1), (6, 64, 14, 14, 32, "same"), (3, 20, 9, 5, 17, 1),
+                                            (5, 16, 63, 61, 17, 1), (96, 64, 7, 7, 64, "same")]:
         x = gc.tensor(rng.standard_normal((n, c_in, h, w)), dtype="float32")
         wt = gc.tensor(rng.standard_normal((c_in, c_out, 3, 3)) / 10, dtype="float32")
         b = gc.tensor(rng.standard_normal(c_out), dtype="float32")

@@ -34,9 +34,11 @@
 // plane's A (tiles x co, row-major); gemm.h's micro-kernel reads those rows in place (DIRECT_A) against U_q, packed
 // as its B once per call (the weight transform, ~1% of the time), and writes M_q into a buffer of the chunk's size
 // that stays in L2; the output transform reads it back per tile and 16 channels, transposes the 16 output vectors in
-// registers into 16 channels' 4x4 blocks and stores them row by row into gx. Each task owns whole tiles of gx and
-// every sum runs in an order fixed by the shapes (the GEMM over co in increasing order, then the output transform's
-// fixed adds), so results are bitwise identical for any number of threads.
+// registers into 16 channels' 4x4 blocks and stores them row by row into gx; for a large gx (4 MiB or more, float
+// with AVX-512: streams_gx) into a stage in gx's layout, then to gx by non-temporal stores (below, "Writing a large
+// gx"). Each task owns whole tiles of gx and every sum runs in an order fixed by the shapes (the GEMM over co in
+// increasing order, then the output transform's fixed adds), so results are bitwise identical for any number of
+// threads.
 // What did not work: the transformed inputs written into gemm.h's packed A panels of kMr tiles by AVX-512 masked
 // stores (a tile row's runs start anywhere in a panel): masked stores with varying masks cost ~12 cycles each on
 // Zen 4, and the input transform took as long as the GEMMs (dec2 T forward 2.15 ms -> 1.70 once rewritten as above).
@@ -67,6 +69,29 @@
 // transformed inputs packed as B): the input transform then reads gy's rows directly (vectors of 16 tiles of one
 // channel: no channels_innermost, no 16 x 16 transposes) and the output transform writes gx's rows 16 outputs at a
 // time after a 4-way interleave; the weights become the packed A (kMr rows of products x channels).
+// Writing a large gx (session 7, on a 2-core Intel Xeon, Sapphire Rapids class, 2 MiB L2 per core; 1 thread,
+// per-phase CPU time by the thread's CPU clock, minima, load 6-7): at batch 256 dec2 T forward's output transform
+// takes 6.7-7.1 ms (0.38 at batch 25, 10x fewer images), its input transform 4.6-4.8 (channels_innermost 2.4-2.6),
+// its GEMMs 8.4-9.0. This core writes dec2's 25.7 MB gx in 2.2-3.5 ms with ordinary stores (a standalone loop from
+// a cached source: memcpy, vector stores and rep movsb alike) and in 1.6-3.3 with non-temporal stores, which write a
+// line without reading it first. Measured against the tile-by-tile stores (dec1 / dec2 / enc2 output transform):
+// - each image's rows staged in gx's layout, then copied by memcpy (contiguous per channel, or the whole image):
+//   3.9-4.0 / 6.7-7.1 / 1.9-2.0 -> 3.0-3.2 / 7.5-7.7 / 1.3-1.8 ms (the copy alone 1.5 / 4.5-4.7 / 0.4-0.8): a
+//   contiguous write of gx is not faster by itself.
+// - the same stage streamed to gx by non-temporal stores (this code): -> 2.4-2.5 / 4.6-5.0 / 1.3-1.4 ms; whole calls,
+//   CPU-time minima of 3 interleaved runs of 8 against main 20af11b: dec1 9.43 -> 7.97, dec2 20.15 -> 18.40, enc2
+//   5.36 -> 4.29 ms. At batch 128 (gx 6.4 / 12.8 / 3.2 MB) it wins on all three (output dec2 3.3-3.4 -> 2.3, enc2
+//   0.74-0.85 -> 0.56-0.61), at 64 it is even, and at batch 25 (gx 1.3 / 2.5 / 0.6 MB) the stage loses in the
+//   training step, streamed or not (the three calls' output transforms 0.66-0.74 -> 0.88-0.95 thread-ms, the step's
+//   CPU time 11.1-11.2 -> 11.5-11.9 ms): gx stays in the caches for its reader there. Hence kStreamBytes. In the
+//   training step at batch 256 the three calls' output transforms drop from 11.6-12.5 to 8.0-9.1 ms.
+// Also measured there, no gain: channels_innermost prefetching (T0) the next 16 channels' pixels while it transposes
+// the current ones (batch 256, whole calls: dec2 17.2-17.7 ms either way); tasks of twice the L2 budget (768 KiB,
+// this L2 being twice Zen 4's): batch 25 dec1 0.64-0.68 -> 0.67-0.71 ms, enc2 0.35-0.39 -> 0.38-0.40, dec2 even.
+// What this says of tiles as columns: its output side writes gx's rows contiguously, which on this host pays only
+// with the non-temporal stores that the stage already gives; its input side would drop channels_innermost (at batch
+// 256 2.4-2.6 of dec2's 4.6-4.8 ms input transform, at batch 25 0.10 of 0.25-0.32), less the cold read of gy it
+// does (12.8 MB, ~1.3 ms at this core's ~10 GB/s) that stays. Not attempted.
 //
 // Rounding: the inputs are differences of two gy values and the weights sums of up to four taps, and the output
 // transform adds up to four products whose terms partly cancel: float32 results are within 8 eps * sum |w gy| over
@@ -89,6 +114,7 @@
 // page-faults ~1000 more times per call than the direct one (perf stat: gx's stores fault; not understood yet).
 #include "cpu/conv_transpose2d_winograd.h"
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -114,6 +140,8 @@ using namespace cpu;
 inline thread_local Scratch scratch_weights;
 // Each task's copy of its gy rows with the channels innermost (channels_innermost).
 inline thread_local Scratch scratch_nhwc;
+// Each task's outputs, one image's tile rows at a time, before they are streamed to gx (output_transform).
+inline thread_local Scratch scratch_stage;
 
 // The 1-D input combinations ("planes"): X0 the one read by one even-phase point only (x0 when a tile starts at an
 // even output, x2 when it starts at an odd one), X1 = x1 (read by two points), D0 = x0 - x1, D2 = x2 - x1.
@@ -347,32 +375,81 @@ template <typename T> struct OutputRows {
   bool relu;
 };
 
-// gx for the tile rows [r0, r1), from the task's GEMM results.
+// gx of at least this many bytes is written through a stage by non-temporal stores (streams_gx).
+constexpr int64_t kStreamBytes = int64_t(4) << 20;
+
+// Whether the output transform stages each image's rows and streams them to gx: for a gx of kStreamBytes or more
+// (twice this Xeon's 2 MiB L2, four times Zen 4's), whose lines leave the caches before anything reads them, so that
+// ordinary stores pay a read of each line (for ownership) from memory, and the tile-by-tile stores (16 channels x 4
+// rows of 16 bytes each) wait on those reads. float with AVX-512 only (non-temporal stores of whole vectors).
+template <typename T> bool streams_gx(const Geometry& g) {
+#if defined(__AVX512F__)
+  return std::is_same_v<T, float> && g.N * g.C * g.H * g.W * (int64_t)sizeof(T) >= kStreamBytes;
+#else
+  (void)g;
+  return false;
+#endif
+}
+
+// count values from src (the stage, in cache) to dst (gx): the whole 64-byte lines by non-temporal stores, which
+// write a line without reading it first; the partial lines at either end by plain stores.
+template <typename T> inline void stream_to(T* dst, const T* src, int64_t count) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; i < count && (reinterpret_cast<uintptr_t>(dst + i) & 63); ++i) dst[i] = src[i];
+    for (; i + 16 <= count; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  }
+#endif
+  for (; i < count; ++i) dst[i] = src[i];
+}
+
+// gx for the tile rows [r0, r1), from the task's GEMM results, image by image: each tile's 4x4 blocks into gx, or
+// with a stage (streams_gx), into the stage (C x rows x W: gx's layout for the image's rows [y0, y1)) and then to gx
+// by stream_to, one contiguous run per channel (one for the whole image when the task holds all its rows).
 template <typename T, int FORM_H, int FORM_W>
-void output_transform(T* px, const Geometry& g, const Products& pr, const OutputRows<T>& o, int64_t r0, int64_t r1) {
+void output_transform(T* px, const Geometry& g, const Products& pr, const OutputRows<T>& o, int64_t r0, int64_t r1,
+                      T* stage) {
   constexpr int L = Simd<T>::lanes;
   const int64_t C = g.C, plane = g.H * g.W;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / g.TH, th = r % g.TH;
-    const int64_t* b = o.base + (r - r0) * kPlanes;
-    const int rows = (int)std::min<int64_t>(4, g.H - 4 * th);
-    for (int64_t tw = 0; tw < g.TW; ++tw) {
-      const int cols = (int)std::min<int64_t>(4, g.W - 4 * tw);
-      const T* m[kProducts];  // product i's C values of this tile (zeros where the tile does not have it)
-      for (int q = 0; q < kPlanes; ++q) {
-        const bool in = b[q] >= 0 && tw < g.cols_in(q % 4);
-        for (int i = pr.first[q]; i < pr.first[q + 1]; ++i)
-          m[i] = in ? o.result + o.c_offset[q] + (b[q] + tw) * o.ldc[q] + (i - pr.first[q]) * g.Cp : o.zeros;
-      }
-      T* block = px + (n * C * g.H + 4 * th) * g.W + 4 * tw;
-      for (int64_t c0 = 0; c0 < C; c0 += L) {
-        const T* mc[kProducts];
-        for (int i = 0; i < kProducts; ++i) mc[i] = m[i] + c0;
-        output_tile<T, FORM_H, FORM_W>(mc, pr, o.bias ? o.bias + c0 : nullptr, o.relu, block + c0 * plane, plane,
-                                       g.W, std::min<int64_t>(L, C - c0), rows, cols);
+  for (int64_t ra = r0; ra < r1;) {
+    const int64_t n = ra / g.TH, th0 = ra % g.TH, rb = std::min(r1, ra + (g.TH - th0));
+    const int64_t y0 = 4 * th0, y1 = std::min(g.H, 4 * (th0 + rb - ra));
+    T* const out = stage ? stage : px + n * C * plane + y0 * g.W;  // where row y0 of channel 0 goes
+    const int64_t out_plane = stage ? (y1 - y0) * g.W : plane;
+    for (int64_t r = ra; r < rb; ++r) {
+      const int64_t th = r % g.TH;
+      const int64_t* b = o.base + (r - r0) * kPlanes;
+      const int rows = (int)std::min<int64_t>(4, g.H - 4 * th);
+      for (int64_t tw = 0; tw < g.TW; ++tw) {
+        const int cols = (int)std::min<int64_t>(4, g.W - 4 * tw);
+        const T* m[kProducts];  // product i's C values of this tile (zeros where the tile does not have it)
+        for (int q = 0; q < kPlanes; ++q) {
+          const bool in = b[q] >= 0 && tw < g.cols_in(q % 4);
+          for (int i = pr.first[q]; i < pr.first[q + 1]; ++i)
+            m[i] = in ? o.result + o.c_offset[q] + (b[q] + tw) * o.ldc[q] + (i - pr.first[q]) * g.Cp : o.zeros;
+        }
+        T* block = out + (4 * th - y0) * g.W + 4 * tw;
+        for (int64_t c0 = 0; c0 < C; c0 += L) {
+          const T* mc[kProducts];
+          for (int i = 0; i < kProducts; ++i) mc[i] = m[i] + c0;
+          output_tile<T, FORM_H, FORM_W>(mc, pr, o.bias ? o.bias + c0 : nullptr, o.relu, block + c0 * out_plane,
+                                         out_plane, g.W, std::min<int64_t>(L, C - c0), rows, cols);
+        }
       }
     }
+    if (stage) {
+      if (y1 - y0 == g.H)
+        stream_to(px + n * C * plane, stage, C * plane);
+      else
+        for (int64_t c = 0; c < C; ++c)
+          stream_to(px + (n * C + c) * plane + y0 * g.W, stage + c * out_plane, out_plane);
+    }
+    ra = rb;
   }
+#if defined(__AVX512F__)
+  if (stage) _mm_sfence();  // the task's non-temporal stores, ordered before its end (and so before gx is read)
+#endif
 }
 
 template <typename T>
@@ -432,7 +509,7 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
 
   const int64_t R = tile_rows_per_task<T>(g), total_rows = g.N * g.TH, tasks = (total_rows + R - 1) / R;
   const bool parallel = g.N * C * g.H * g.W * K * 9 / 4 >= kParallelThreshold;  // multiply-adds
-  const bool relu = act == Activation::relu;
+  const bool relu = act == Activation::relu, stream = streams_gx<T>(g);
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks > 1)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t r0 = t * R, r1 = std::min(total_rows, r0 + R), nrows = r1 - r0;
@@ -481,13 +558,14 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
                       result + c_offset[q], ldc[q]);
     }
     GRADCORE_PHASE("conv_transpose2d_winograd/output_transform");
+    T* stage = stream ? scratch_stage.get<T>(C * std::min(4 * nrows, g.H) * g.W) : nullptr;
     const OutputRows<T> rows_out{result, c_offset, ldc, base.data(), pb ? bias_padded.data() : nullptr, zeros.data(),
                                  relu};
     switch (2 * g.form_h + g.form_w) {
-      case 0: output_transform<T, 0, 0>(px, g, pr, rows_out, r0, r1); break;
-      case 1: output_transform<T, 0, 1>(px, g, pr, rows_out, r0, r1); break;
-      case 2: output_transform<T, 1, 0>(px, g, pr, rows_out, r0, r1); break;
-      default: output_transform<T, 1, 1>(px, g, pr, rows_out, r0, r1); break;
+      case 0: output_transform<T, 0, 0>(px, g, pr, rows_out, r0, r1, stage); break;
+      case 1: output_transform<T, 0, 1>(px, g, pr, rows_out, r0, r1, stage); break;
+      case 2: output_transform<T, 1, 0>(px, g, pr, rows_out, r0, r1, stage); break;
+      default: output_transform<T, 1, 1>(px, g, pr, rows_out, r0, r1, stage); break;
     }
   }
 }
