@@ -113,8 +113,7 @@ struct Problem {
   int64_t batch, in_c, in_h, in_w, out_c, out_h, out_w, pad_top, pad_left;
   int64_t tiles_h() const { return (out_h + 1) / 2; }
   int64_t tiles_w() const { return (out_w + 1) / 2; }
-  int64_t tiles_per_image() const { return tiles_h() * tiles_w() - region_h() * region_w(); }  // (2x2 ones)
-  int64_t tiles() const { return batch * tiles_per_image(); }
+  int64_t tiles() const { return batch * tiles_h() * tiles_w(); }
 
   // The order of the tiles (the GEMMs' columns), by kind: first the whole 2x2 tiles of every image (image by image,
   // row by row), then those cut to one column by an odd width (the last tile column), those cut to one row by an
@@ -124,12 +123,6 @@ struct Problem {
   // image and channel pair (direct: 441). The order moves no bit: each output comes from its own tile's P's.
   int64_t full_h() const { return out_h / 2; }
   int64_t full_w() const { return out_w / 2; }
-  // The F(3, 2) region (Tiles3): output rows [0, 6 * (out_h / 6)) and columns [0, 6 * (out_w / 6)) go in 3x3 tiles
-  // when f3 (wide3_applies), 2 x 3 tile rows of them per 6 output rows; the 2x2 tiles cover the rest, those below
-  // tile row region_h() or right of tile column region_w() (the region's size in 2x2 tiles; 0 without f3).
-  bool f3 = false;
-  int64_t region_h() const { return f3 ? 3 * (out_h / 6) : 0; }
-  int64_t region_w() const { return f3 ? 3 * (out_w / 6) : 0; }
   struct Tile {
     int64_t n, th, tw;
     int needs;  // the points its outputs sum: bit a * 3 + b
@@ -147,16 +140,12 @@ struct Problem {
   int64_t chunk_count[2] = {0, 0}, chunk = 1;  // (chunk: the strips' width, nr)
   int64_t per_image(int kind) const {
     const int64_t TH = tiles_h(), TW = tiles_w(), fh = full_h(), fw = full_w();
-    return kind == 0   ? fh * fw - region_h() * region_w()
-           : kind == 1 ? fh * (TW - fw)
-           : kind == 2 ? (TH - fh) * fw
-                       : (TH - fh) * (TW - fw);
+    return kind == 0 ? fh * fw : kind == 1 ? fh * (TW - fw) : kind == 2 ? (TH - fh) * fw : (TH - fh) * (TW - fw);
   }
   Tile tile(int64_t t) const {
     const int64_t TH = tiles_h(), TW = tiles_w(), fh = full_h(), fw = full_w();
-    const int64_t per = tiles_per_image(), n0 = t / (kImagesPerGroup * per) * kImagesPerGroup,
-                  images = std::min(kImagesPerGroup, batch - n0);
-    t -= n0 * per;
+    const int64_t n0 = t / (kImagesPerGroup * TH * TW) * kImagesPerGroup, images = std::min(kImagesPerGroup, batch - n0);
+    t -= n0 * TH * TW;
     constexpr int kAll = 0x1FF, kNoB2 = 0x1FF & ~(1 << 2 | 1 << 5 | 1 << 8), kNoA2 = 0x1FF & ~(0x7 << 6);
     const int g = images == kImagesPerGroup ? 0 : 1;
     int kind = 0;
@@ -177,11 +166,7 @@ struct Problem {
       }
     }
     switch (kind) {
-      case 0: {  // the whole tiles outside the F(3, 2) region: those right of it, row by row, then those below it
-        const int64_t per = per_image(0), j = i % per, eh = region_h(), ew = region_w(), right = eh * (fw - ew);
-        if (j < right) return {n0 + i / per, j / (fw - ew), ew + j % (fw - ew), kAll};
-        return {n0 + i / per, eh + (j - right) / fw, (j - right) % fw, kAll};
-      }
+      case 0: return {n0 + i / (fh * fw), i / fw % fh, i % fw, kAll};
       case 1: return {n0 + i / fh, i % fh, TW - 1, kNoB2};
       case 2: return {n0 + i / fw, TH - 1, i % fw, kNoA2};
       default: return {n0 + i, TH - 1, TW - 1, kNoB2 & kNoA2};
@@ -614,327 +599,6 @@ bool input_transform_narrow(const float* x, const Problem& q, int64_t t0, int64_
 }
 #endif
 
-// ---- F(3, 2) on the even phase: 3x3 output tiles ----
-// One dimension. A tile of three outputs 3t .. 3t + 2 reads the seven inputs d_k = x[6t - pad + k], k = 0..6:
-//   y0 = d0 w0 + d1 w1 + d2 w2,   y1 = d2 w0 + d3 w1 + d4 w2,   y2 = d4 w0 + d5 w1 + d6 w2.
-// The even inputs e = (d0, d2, d4, d6) meet (w0, w2) at stride 1: F(3, 2) gives it in 4 multiplies,
-//   m0 = (d0 - d4) w0,  m1 = (d2 + d4) (w0 + w2) / 2,  m2 = (d4 - d2) (w0 - w2) / 2,  m3 = (d6 - d2) w2,
-//   y0 = m0 + m1 + m2 (= d0 w0 + d2 w2),  y1 = m1 - m2 (= d2 w0 + d4 w2),  y2 = m1 + m2 + m3 (= d4 w0 + d6 w2),
-// and the odd inputs d1, d3, d5 meet w1, folded into the points of m0 and m3 and a point of their own. Five points:
-//   P0 = (d0 - d4) w0 + d1 w1,  P1 = (d2 + d4)(w0 + w2)/2,  P2 = (d4 - d2)(w0 - w2)/2,  P3 = (d6 - d2) w2 + d5 w1,
-//   P4 = d3 w1;   y0 = P0 + (P1 + P2),  y1 = (P1 - P2) + P4,  y2 = (P1 + P2) + P3,
-// 7 multiplies for 3 outputs (F(2, 2)'s tiles: 5 for 2). Two dimensions nest it as for the 2x2 tiles: 25 points
-// (a, b), point a * 5 + b, of kSlots3[a] kSlots3[b] slots; 49 C multiplies per 3x3 tile and input channel. P_11 is
-// summed by every output with sign + once: the bias rides in its GEMM.
-// The seven transformed inputs of one dimension, in (point, slot) order: d[kPlus3] + kSign3 d[kOther3] (kSign3 0:
-// d[kPlus3] alone); the transformed weights: transform_weights3.
-constexpr int kPoints3 = 25;
-constexpr int kSlots3[5] = {2, 1, 1, 2, 1};
-constexpr int kPlus3[7] = {0, 1, 2, 4, 6, 5, 3}, kOther3[7] = {4, 0, 4, 2, 2, 0, 0}, kSign3[7] = {-1, 0, 1, -1, -1, 0, 0};
-constexpr int kPointOf3[7] = {0, 0, 1, 2, 3, 3, 4}, kSlotOf3[7] = {0, 1, 0, 0, 0, 1, 0};
-
-inline int64_t slots3_of(int pt) { return kSlots3[pt / 5] * kSlots3[pt % 5]; }
-
-// Whether the 3x3 tiles take the region Problem::f3 says: a 6x6 block of outputs at least, and C_in C_out <= 64 x 128,
-// so that the 25 packed U (49 C_in C_out floats, 1.6 MiB at the limit) stay in a 2 MiB L2 beside the strips. Measured
-// on the seed layers (64 x 64 pairs at most; the header).
-bool wide3_applies(const Problem& q) { return q.out_h >= 6 && q.out_w >= 6 && q.in_c * q.out_c <= 64 * 128; }
-
-// The 3x3 tiles, image by image, row by row: tile t of the region.
-struct Tile3 {
-  int64_t n, uh, uw;
-};
-inline int64_t tiles3_h(const Problem& q) { return 2 * (q.region_h() / 3); }
-inline int64_t tiles3_w(const Problem& q) { return 2 * (q.region_w() / 3); }
-inline Tile3 tile3(const Problem& q, int64_t t) {
-  const int64_t TW = tiles3_w(q), per = tiles3_h(q) * TW;
-  return {t / per, t % per / TW, t % TW};
-}
-
-// The one-dimension weight combination v (kPlus3's order) of the taps g0, g1, g2, in float64.
-template <typename D> inline D weight3(int v, D g0, D g1, D g2) {
-  switch (v) {
-    case 0: return g0;
-    case 2: return (g0 + g2) * 0.5;
-    case 3: return (g0 - g2) * 0.5;
-    case 4: return g2;
-    default: return g1;  // (1, 5, 6: the odd input's tap)
-  }
-}
-
-// U of the 3x3 tiles for the output channels of panel [o0, o0 + kMr), into the 25 packed A (point pt at a + a_off[pt],
-// row o, column slot * C + i; the rows past C_out zero): transform_weights' layout and blocking, 49 values per
-// channel pair, each summed in float64 and rounded once.
-#if defined(__AVX512F__)
-// transform_weights3's block for float, the panel's 8 output channels in the 8 float64 lanes of a vector
-// (transform_weight_lanes' way): the same float64 operations in the same order, so the same bits as the scalar loop.
-inline void transform_weight3_lanes(const float* w, const Problem& q, int64_t o0, int64_t i0, int64_t ic,
-                                    float (*block)[kChannelsPerPass][8]) {
-  const int64_t O = q.out_c, I = q.in_c;
-  const __mmask8 live = (__mmask8)(O - o0 >= 8 ? 0xFF : (1u << std::max<int64_t>(O - o0, 0)) - 1);
-  const __m256i rows_of_o = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)(I * 9)));
-  const float* base = w + o0 * I * 9;
-  for (int64_t il = 0; il < ic; ++il) {
-    const float* g = base + (i0 + il) * 9;
-    __m512d t[9];
-    for (int k = 0; k < 9; ++k)
-      t[k] = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(_mm256_setzero_ps(), live, rows_of_o, g + k, 4));
-    const __m512d half = _mm512_set1_pd(0.5);
-    auto combine = [&](const __m512d* g, int stride, __m512d* out) {  // weight3 for v = 0..6, unrolled
-      out[0] = g[0];
-      out[1] = g[stride];
-      out[2] = _mm512_mul_pd(_mm512_add_pd(g[0], g[2 * stride]), half);
-      out[3] = _mm512_mul_pd(_mm512_sub_pd(g[0], g[2 * stride]), half);
-      out[4] = g[2 * stride];
-      out[5] = g[stride];
-      out[6] = g[stride];
-    };
-    __m512d rows[3][7];  // rows[kw][r]: the row combination r of kernel column kw
-    for (int kw = 0; kw < 3; ++kw) combine(t + kw, 3, rows[kw]);
-    for (int r = 0; r < 7; ++r) {
-      const __m512d g[3] = {rows[0][r], rows[1][r], rows[2][r]};
-      __m512d v[7];
-      combine(g, 1, v);
-      for (int c = 0; c < 7; ++c) _mm256_store_ps(block[7 * r + c][il], _mm512_cvtpd_ps(v[c]));
-    }
-  }
-}
-#endif
-
-template <typename T> void transform_weights3(const T* w, const Problem& q, int64_t o0, T* a, const int64_t* a_off) {
-  const int64_t O = q.out_c, I = q.in_c, m_pad = round_up(O, kMr);
-  alignas(64) T block[49][kChannelsPerPass][kMr];
-  for (int64_t i0 = 0; i0 < I; i0 += kChannelsPerPass) {
-    const int64_t ic = std::min(kChannelsPerPass, I - i0);
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float> && kMr == 8) {
-      transform_weight3_lanes(w, q, o0, i0, ic, block);
-    } else
-#endif
-    for (int64_t ol = 0; ol < kMr; ++ol)
-      for (int64_t il = 0; il < ic; ++il) {
-        const int64_t o = o0 + ol;
-        if (o >= O) {
-          for (int u = 0; u < 49; ++u) block[u][il][ol] = T(0);
-          continue;
-        }
-        const T* g = w + (o * I + i0 + il) * 9;
-        double rows[7][3];  // the row combinations of the kernel's columns, then their column combinations
-        for (int kw = 0; kw < 3; ++kw)
-          for (int r = 0; r < 7; ++r) rows[r][kw] = weight3<double>(r, g[kw], g[3 + kw], g[6 + kw]);
-        for (int r = 0; r < 7; ++r)
-          for (int c = 0; c < 7; ++c) block[7 * r + c][il][ol] = T(weight3<double>(c, rows[r][0], rows[r][1], rows[r][2]));
-      }
-    for (int r = 0; r < 7; ++r)
-      for (int c = 0; c < 7; ++c) {
-        const int pt = kPointOf3[r] * 5 + kPointOf3[c];
-        const int64_t K = slots3_of(pt) * I, k_first = (kSlotOf3[r] * kSlots3[kPointOf3[c]] + kSlotOf3[c]) * I + i0;
-        for (int64_t il = 0; il < ic; ++il) {
-          const int64_t k = k_first + il, blk = k / kKc * kKc, kc = std::min(kKc, K - blk);
-          std::memcpy(a + a_off[pt] + blk * m_pad + o0 * kc + (k - blk) * kMr, block[7 * r + c][il], sizeof(T) * kMr);
-        }
-      }
-  }
-}
-
-// Where the 3x3 tiles of a strip read x: lane l's 7x7 window at x offset base[l] (+ c H W for channel c), window row r
-// inside the image for the lanes in rows[r], column k in cols[k].
-struct LaneWindows3 {
-  int32_t base[64];
-  uint64_t rows[7], cols[7];
-};
-
-template <typename T> void lane_windows3(const Problem& q, int64_t t_first, int64_t count, LaneWindows3& lw) {
-  for (int r = 0; r < 7; ++r) lw.rows[r] = lw.cols[r] = 0;
-  for (int64_t l = 0; l < nr_of<T>(); ++l) {
-    lw.base[l] = 0;
-    if (l >= count) continue;
-    const Tile3 tl = tile3(q, t_first + l);
-    const int64_t r0 = 6 * tl.uh - q.pad_top, c0 = 6 * tl.uw - q.pad_left;
-    lw.base[l] = (int32_t)(tl.n * q.in_c * q.in_h * q.in_w + r0 * q.in_w + c0);
-    for (int k = 0; k < 7; ++k) {
-      lw.rows[k] |= (uint64_t)(r0 + k >= 0 && r0 + k < q.in_h) << l;
-      lw.cols[k] |= (uint64_t)(c0 + k >= 0 && c0 + k < q.in_w) << l;
-    }
-  }
-}
-
-// Where the 49 values (row combination r, column combination c: value 7 r + c) of input channel i go in the 25
-// packed B matrices of a strip (point pt at packed + b_off[pt], nr columns).
-template <typename T> void value_rows3(T* packed, const int64_t* b_off, int64_t I, int64_t i, T** rows) {
-  constexpr int64_t nr = nr_of<T>();
-  for (int r = 0; r < 7; ++r)
-    for (int c = 0; c < 7; ++c) {
-      const int pt = kPointOf3[r] * 5 + kPointOf3[c];
-      const int64_t slot = kSlotOf3[r] * kSlots3[kPointOf3[c]] + kSlotOf3[c];
-      rows[7 * r + c] = packed_row(packed + b_off[pt], slot * I + i, slots3_of(pt) * I, nr, 0);
-    }
-}
-
-// V of the strip's 3x3 tiles (lanes [0, count), the rest zero), one lane at a time: the reference for the vector code.
-template <typename T>
-void input_transform3_lanes(const T* x, const Problem& q, const LaneWindows3& lw, int64_t count, const int64_t* b_off,
-                            T* packed) {
-  constexpr int64_t nr = nr_of<T>();
-  const int64_t I = q.in_c, HW = q.in_h * q.in_w, W = q.in_w;
-  T* rows[49];
-  for (int64_t i = 0; i < I; ++i) {
-    value_rows3(packed, b_off, I, i, rows);
-    for (int64_t l = 0; l < nr; ++l) {
-      T d[7][7];
-      for (int r = 0; r < 7; ++r)
-        for (int k = 0; k < 7; ++k)
-          d[r][k] = l < count && (lw.rows[r] >> l & 1) && (lw.cols[k] >> l & 1) ? x[i * HW + lw.base[l] + r * W + k]
-                                                                                : T(0);
-      auto combine = [](const T* v, int c) {
-        return kSign3[c] < 0 ? v[kPlus3[c]] - v[kOther3[c]] : kSign3[c] > 0 ? v[kPlus3[c]] + v[kOther3[c]] : v[kPlus3[c]];
-      };
-      for (int r = 0; r < 7; ++r) {
-        T row[7];
-        for (int k = 0; k < 7; ++k) {
-          T column[7];
-          for (int j = 0; j < 7; ++j) column[j] = d[j][k];
-          row[k] = combine(column, r);
-        }
-        for (int c = 0; c < 7; ++c) rows[7 * r + c][l] = combine(row, c);
-      }
-    }
-  }
-}
-
-#if defined(__AVX512F__)
-// The seven column combinations of one row combination (its window columns in col), stored whole at rows[0..6] + off.
-inline void store_columns3(const __m512* col, float* const* rows, int64_t off) {
-  _mm512_storeu_ps(rows[0] + off, _mm512_sub_ps(col[0], col[4]));
-  _mm512_storeu_ps(rows[1] + off, col[1]);
-  _mm512_storeu_ps(rows[2] + off, _mm512_add_ps(col[2], col[4]));
-  _mm512_storeu_ps(rows[3] + off, _mm512_sub_ps(col[4], col[2]));
-  _mm512_storeu_ps(rows[4] + off, _mm512_sub_ps(col[6], col[2]));
-  _mm512_storeu_ps(rows[5] + off, col[5]);
-  _mm512_storeu_ps(rows[6] + off, col[3]);
-}
-
-// input_transform3_lanes for float, 16 lanes at a time: one masked gather per window element (zero outside the image
-// and past the strip's tiles); window rows 2 and 4, which three row combinations each read, stay in registers.
-// The same operations on the same values: the same bits.
-void input_transform3_gathers(const float* x, const Problem& q, const LaneWindows3& lw, int64_t count,
-                              const int64_t* b_off, float* packed) {
-  const int64_t I = q.in_c, HW = q.in_h * q.in_w, W = q.in_w;
-  __m512i base[2];
-  __mmask16 rm[2][7], cm[2][7];
-  for (int h = 0; h < 2; ++h) {
-    base[h] = _mm512_loadu_si512(lw.base + 16 * h);
-    const uint32_t valid = (uint32_t)(count - 16 * h >= 16 ? 0xFFFF : count > 16 * h ? (1u << (count - 16 * h)) - 1 : 0);
-    for (int k = 0; k < 7; ++k) {
-      rm[h][k] = (__mmask16)((lw.rows[k] >> (16 * h)) & valid);
-      cm[h][k] = (__mmask16)(lw.cols[k] >> (16 * h));
-    }
-  }
-  const __m512 zero = _mm512_setzero_ps();
-  float* rows[49];
-  for (int64_t i = 0; i < I; ++i) {
-    value_rows3(packed, b_off, I, i, rows);
-    const float* xi = x + i * HW;
-    for (int h = 0; h < 2; ++h) {
-      if (16 * h >= count) {  // lanes past the strip's tiles: zeros
-        for (int v = 0; v < 49; ++v) _mm512_storeu_ps(rows[v] + 16 * h, zero);
-        continue;
-      }
-      auto gather = [&](int r, int k) {
-        const __m512i idx = _mm512_add_epi32(base[h], _mm512_set1_epi32((int32_t)(r * W + k)));
-        return _mm512_mask_i32gather_ps(zero, (__mmask16)(rm[h][r] & cm[h][k]), idx, xi, 4);
-      };
-      __m512 d2[7], d4[7], col[7];
-      for (int k = 0; k < 7; ++k) {
-        d2[k] = gather(2, k);
-        d4[k] = gather(4, k);
-      }
-      for (int k = 0; k < 7; ++k) col[k] = _mm512_sub_ps(gather(0, k), d4[k]);
-      store_columns3(col, rows, 16 * h);
-      for (int k = 0; k < 7; ++k) col[k] = gather(1, k);
-      store_columns3(col, rows + 7, 16 * h);
-      for (int k = 0; k < 7; ++k) col[k] = _mm512_add_ps(d2[k], d4[k]);
-      store_columns3(col, rows + 14, 16 * h);
-      for (int k = 0; k < 7; ++k) col[k] = _mm512_sub_ps(d4[k], d2[k]);
-      store_columns3(col, rows + 21, 16 * h);
-      for (int k = 0; k < 7; ++k) col[k] = _mm512_sub_ps(gather(6, k), d2[k]);
-      store_columns3(col, rows + 28, 16 * h);
-      for (int k = 0; k < 7; ++k) col[k] = gather(5, k);
-      store_columns3(col, rows + 35, 16 * h);
-      for (int k = 0; k < 7; ++k) col[k] = gather(3, k);
-      store_columns3(col, rows + 42, 16 * h);
-    }
-  }
-}
-#endif
-
-// y of the strip's 3x3 tiles (lanes [0, count)) from the 25 P blocks (point pt at p + pt * p_stride, row o at
-// + o * nr): the nine outputs of every tile and output channel in vectors over the lanes into ybuf (9 rows of nr per
-// channel), the activation, then each run of tiles in one tile row of one image into y.
-template <typename T>
-void output_transform3(const T* p, int64_t p_stride, const Problem& q, int64_t t0, int64_t count, Activation act, T* y,
-                       T* ybuf) {
-  using V = typename Simd<T>::vec;
-  constexpr int64_t nr = nr_of<T>();
-  constexpr int L = Simd<T>::lanes;
-  const int64_t O = q.out_c, Ho = q.out_h, Wo = q.out_w;
-  for (int64_t o = 0; o < O; ++o) {
-    const T* po = p + o * nr;
-    T* yo = ybuf + o * 9 * nr;
-    for (int v = 0; v < nr; v += L) {
-      V Q[5][3];  // Q[a][c]: output column c of the row points a
-      for (int a = 0; a < 5; ++a) {
-        V P[5];
-        for (int b = 0; b < 5; ++b) P[b] = load_vec(po + (a * 5 + b) * p_stride + v);
-        const V sum = P[1] + P[2];
-        Q[a][0] = P[0] + sum;
-        Q[a][1] = (P[1] - P[2]) + P[4];
-        Q[a][2] = sum + P[3];
-      }
-      for (int c = 0; c < 3; ++c) {
-        const V sum = Q[1][c] + Q[2][c];
-        V out[3] = {Q[0][c] + sum, (Q[1][c] - Q[2][c]) + Q[4][c], sum + Q[3][c]};
-        for (int r = 0; r < 3; ++r) {
-          if (act == Activation::relu) out[r] = relu_vec(out[r]);
-          store_vec(yo + (3 * r + c) * nr + v, out[r]);
-        }
-      }
-    }
-  }
-  for (int64_t done = 0; done < count;) {  // each run of tiles of one tile row of one image
-    const Tile3 tl = tile3(q, t0 + done);
-    int64_t run = 1;
-    for (; done + run < count; ++run) {
-      const Tile3 next = tile3(q, t0 + done + run);
-      if (next.n != tl.n || next.uh != tl.uh || next.uw != tl.uw + run) break;
-    }
-    for (int r = 0; r < 3; ++r) {
-      T* dst = y + (tl.n * O * Ho + 3 * tl.uh + r) * Wo + 3 * tl.uw;
-      const T* src = ybuf + 3 * r * nr + done;
-      for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 9 * nr) {
-#if defined(__AVX512F__)
-        if constexpr (std::is_same_v<T, float>) {  // 5 tiles at a time: 15 outputs from 3 vectors, two permutes
-          const __m512i from01 = _mm512_setr_epi32(0, 16, 0, 1, 17, 0, 2, 18, 0, 3, 19, 0, 4, 20, 0, 0);
-          const __m512i from2 = _mm512_setr_epi32(0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3, 0, 0, 4, 0);
-          const __mmask16 third = 0x4924;  // lanes 2, 5, 8, 11, 14
-          for (int64_t j = 0; j < run; j += 5) {
-            const __m512 c0 = _mm512_loadu_ps(src + j), c1 = _mm512_loadu_ps(src + nr + j),
-                         c2 = _mm512_loadu_ps(src + 2 * nr + j);
-            const __m512 v = _mm512_mask_permutexvar_ps(_mm512_permutex2var_ps(c0, from01, c1), third, from2, c2);
-            const int64_t n_out = 3 * std::min<int64_t>(5, run - j);
-            _mm512_mask_storeu_ps(dst + 3 * j, (__mmask16)((1u << n_out) - 1), v);
-          }
-          continue;
-        }
-#endif
-        for (int64_t j = 0; j < run; ++j)
-          for (int c = 0; c < 3; ++c) dst[3 * j + c] = src[c * nr + j];
-      }
-    }
-    done += run;
-  }
-}
-
 // A run of a strip's tiles in one tile row of one image: tiles (th, tw0 .. tw0 + count - 1) of image n, lanes
 // first .. first + count - 1 of the strip.
 struct Segment {
@@ -1014,43 +678,6 @@ void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q,
   }
 }
 
-// One strip of 3x3 tiles (tiles [t0, t0 + count) of the F(3, 2) region): the input transform into the 25 packed B,
-// the 25 GEMMs into P, the output transform into y.
-template <typename T>
-void run_strip3(const T* x, const T* bias, T* y, const Problem& q, Activation act, const T* packed_u,
-                const int64_t* a_off, const int64_t* b_rows, int64_t total_rows, int64_t p_stride, int64_t t0,
-                int64_t count) {
-  constexpr int64_t nr = nr_of<T>();
-  const int64_t O = q.out_c, I = q.in_c;
-  int64_t b_off[kPoints3];
-  for (int pt = 0; pt < kPoints3; ++pt) b_off[pt] = b_rows[pt] * nr;
-  T* packed = scratch_packed_b.get<T>(total_rows * nr);
-  T* p = scratch_col.get<T>(kPoints3 * p_stride + 9 * O * nr + 16);  // (+ the interleave's reads past the end)
-  T* ybuf = p + kPoints3 * p_stride;
-  std::fill(ybuf + 9 * O * nr, ybuf + 9 * O * nr + 16, T(0));
-  {
-    GRADCORE_PHASE("conv2d_winograd_s2/input_transform");
-    LaneWindows3 lw;
-    lane_windows3<T>(q, t0, count, lw);
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>)
-      input_transform3_gathers(x, q, lw, count, b_off, packed);
-    else
-#endif
-      input_transform3_lanes(x, q, lw, count, b_off, packed);
-  }
-  {
-    GRADCORE_PHASE("conv2d_winograd_s2/gemm");
-    for (int pt = 0; pt < kPoints3; ++pt) {
-      T* out = p + pt * p_stride;
-      gemm_packed_to(O, nr, slots3_of(pt) * I, packed_u + a_off[pt], packed + b_off[pt],
-                     [&](int64_t) { return StripOut<T>{out, nr, nullptr, false}; }, nr, false, pt == 6 ? bias : nullptr);
-    }
-  }
-  GRADCORE_PHASE("conv2d_winograd_s2/output_transform");
-  output_transform3(p, p_stride, q, t0, count, act, y, ybuf);
-}
-
 template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, const Problem& q, Activation act) {
   GRADCORE_PHASE("conv2d_winograd_s2");  // one call per convolution (the tests count them)
   constexpr int64_t nr = nr_of<T>();
@@ -1061,52 +688,27 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
     a_off[pt] = m_pad * total_rows;
     total_rows += slots_of(pt) * I;
   }
-  int64_t a_off3[kPoints3], b_rows3[kPoints3], total_rows3 = 0;  // the 3x3 tiles' (after the 2x2 tiles' U)
-  for (int pt = 0; pt < kPoints3; ++pt) {
-    b_rows3[pt] = total_rows3;
-    a_off3[pt] = m_pad * (total_rows + total_rows3);
-    total_rows3 += slots3_of(pt) * I;
-  }
-  const int64_t total = q.tiles(), strips = (total + nr - 1) / nr;
-  const int64_t per_image3 = tiles3_h(q) * tiles3_w(q), total3 = q.batch * per_image3, strips3 = (total3 + nr - 1) / nr;
   // The packed U lives in the calling thread's own scratch, which the worker threads read: a fresh block of this size
   // would be mapped anew on every call, and its page faults cost more than the weight transform itself.
-  T* packed_u = weight_scratch.get<T>(m_pad * (total_rows + (total3 ? total_rows3 : 0)));
-  // The P blocks of a strip sit p_stride apart: a multiple of 4 KiB would put the same lane of every point in one L1
-  // set, and the output transform reads all of them at once.
+  T* packed_u = weight_scratch.get<T>(m_pad * total_rows);
+  const int64_t total = q.tiles(), strips = (total + nr - 1) / nr;
+  // The nine P blocks of a strip sit p_stride apart: a multiple of 4 KiB would put the same lane of every point in
+  // one L1 set, and the output transform reads all nine at once.
   const int64_t p_stride = m_pad * nr + nr;
-  // The strips, 2x2 and 3x3 ones, in the order of the first image they read (the 3x3 ones first on a tie), so that
-  // those reading an image run close together while its x is in the caches: entry strip << 1 | (a 3x3 one).
-  std::vector<int64_t> order;
-  {
-    std::vector<std::pair<int64_t, int64_t>> keyed;
-    for (int64_t s = 0; s < strips3; ++s) keyed.push_back({(s * nr / per_image3) << 1, s << 1 | 1});
-    for (int64_t s = 0; s < strips; ++s) keyed.push_back({q.tile(s * nr).n << 1 | 1, s << 1});
-    std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& k : keyed) order.push_back(k.second);
-  }
-  const int64_t all_strips = (int64_t)order.size();
-  const bool parallel = (total * 25 + total3 * 49) * O * I >= kParallelThreshold;  // multiply-adds
+  const bool parallel = total * O * I * 25 >= kParallelThreshold;  // multiply-adds
 #if defined(__AVX512F__)
   const bool rows_fit = rows_fit_two_vectors(q);
   const bool narrow = rows_fit_one_vector(q);
 #endif
-#pragma omp parallel if (parallel && all_strips > 1)
+#pragma omp parallel if (parallel && strips > 1)
   {
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < panels; ++t) {  // the weight transform, panel by panel (then a barrier)
       GRADCORE_PHASE("conv2d_winograd_s2/weight_transform");
       transform_weights(w, q, t * kMr, packed_u, a_off);
-      if (total3) transform_weights3(w, q, t * kMr, packed_u, a_off3);
     }
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t e = 0; e < all_strips; ++e) {
-      const int64_t s = order[e] >> 1;
-      if (order[e] & 1) {
-        run_strip3(x, bias, y, q, act, packed_u, a_off3, b_rows3, total_rows3, p_stride, s * nr,
-                   std::min(nr, total3 - s * nr));
-        continue;
-      }
+    for (int64_t s = 0; s < strips; ++s) {
       const int64_t t0 = s * nr, count = std::min(nr, total - t0);
       int half_needs[2] = {0, 0};  // the points the tiles of each 16 lanes sum
       for (int64_t l = 0; l < count; ++l) half_needs[l >= 16] |= q.tile(t0 + l).needs;
@@ -1183,7 +785,6 @@ bool winograd_stride2_forward_applies(const Conv2dParams& p, DType dtype) {
 void conv2d_winograd_stride2_forward_cpu(const Array& x, const Array& w, const Array& bias, Array& y,
                                          const Conv2dParams& p) {
   Problem q{p.batch, p.in_channels, p.in_h, p.in_w, p.out_channels, p.out_h, p.out_w, p.pad_top, p.pad_left};
-  q.f3 = wide3_applies(q);
   std::vector<uint32_t> chunks[2];
   dispatch_float(x.dtype(), [&](auto zero) {
     using T = decltype(zero);
