@@ -71,7 +71,7 @@
 // is summed over k in the GEMM's fixed order (gemm.h) and each output from its P's in a fixed order, whatever strip
 // or lane its tile lands in: results are bitwise identical for any thread count.
 //
-// Session 7, on a Xeon (Sapphire-Rapids class, AVX-512 with two FMA units), batch 25, 1 thread, phase-timer minima of 40
+// Session 7, on a Xeon (Sapphire-Rapids class, AVX-512, two FMA units), batch 25, 1 thread, phase-timer minima of 40
 // calls at load 7-8 (ms; gemm of the whole-tile strips + the cut-tile strips / input transform / output / weights):
 // enc2 forward 0.13 + 0.045 / 0.09 (narrow 0.06, gathers 0.02) / 0.05 / 0.013 of 0.36 in all; dec1 backward-data
 // 0.26 + 0.09 / 0.19 (narrow 0.13, gathers 0.05) / 0.06 / 0.03 of 0.66; dec2 backward-data 0.64 / 0.23 (rows) / 0.15
@@ -89,11 +89,12 @@
 // (7 multiplies per 3 outputs). 3x3 tiles (25 points, 25 GEMMs of K = C..4C, 49 C products) on the outputs
 // [0, 6 (out_h / 6)) x [0, 6 (out_w / 6)), the 2x2 tiles and their cut kinds on the rest: 295 instead of 324 products
 // per image and channel pair for 7x7 outputs, 1109 instead of 1225 for 14x14; the input transform by 7x7 gathers.
-// Correct (float32 worst error ratios 3.49 / 3.74 / 2.89 for C_in 32 / 64 / 128, bound 8), but 1 thread, CPU-time
-// minima at load 7-8 (ms, F(2, 2) -> with F(3, 2)): batch 25 enc2 forward 0.41 -> 0.51, dec1 backward-data 0.77 ->
-// 0.95, dec2 backward-data 1.26 -> 1.43; batch 256 5.3 -> 5.2, 9.2 -> 9.4, 18.3 -> 21.0. Phase timer, batch 25 enc2:
+// Correct (float32 worst error ratios 3.49 / 3.74 / 2.89 for C_in 32 / 64 / 128, bound 8), but slower: 1 thread, load
+// 7-8, minima of 40 calls' conv2d_winograd_s2 phase at batch 25, of 5 calls' CPU time at batch 256 (ms, F(2, 2) ->
+// with F(3, 2)): batch 25 enc2 forward 0.41 -> 0.51, dec1 backward-data 0.77 ->
+// 0.95, dec2 backward-data 1.26 -> 1.43; batch 256 5.3 -> 5.1, 9.1 -> 9.3, 17.7 -> 21.0. Phase timer, batch 25 enc2:
 // GEMMs 0.20 -> 0.22 ms (fewer products, but 25 GEMMs with 9 of K = C = 32 run further from the micro-kernel's peak,
-// and 100 3x3 tiles still pad to 4 strips of 32 columns: 2% fewer products computed), weight transform 0.014 ->
+// and 100 3x3 tiles still pad to 4 strips of 32 columns: the products computed fall 2%, not 9%), weight transform 0.014 ->
 // 0.055 (49 values per channel pair besides the 25), output transform 0.063 -> 0.09 (25 P blocks per 9 outputs, the
 // 3-wide interleave); at 14x14 outputs the 7x7 window gathers lost to input_transform_rows' row loads. For F(3, 2) to
 // pay here, it would need GEMMs as efficient at K = C as at 4 C, and the weight transform amortised over more images.
