@@ -80,9 +80,10 @@
 // input_transform_narrow (enc2 0.082 vs 0.096, dec1 0.184 vs 0.205), the opposite of Zen 4, and lose at 14x14
 // outputs (dec2 0.31 vs 0.26 for input_transform_rows): not taken, a quirk of one machine. With the caches flushed
 // before each call (64 MiB written; the training step's context, where x was written long before), the same calls
-// (this code and 20af11b's, interleaved: equal within the noise) take 0.53-0.60 / 0.84-0.90 / 1.52-1.60 ms, the input transform 0.11-0.15 / 0.23-0.26 / 0.41-0.45 of it (batch 256:
-// 4.7-5.3 / 8.4-9.1 / 17.4-18.3, input 1.3-1.5 / 3.0-3.3 / 5.2-5.7). Software prefetch of the next-but-one channel's
-// window rows in the tile-row transforms made no difference beyond the noise (±10%) there: not kept.
+// (this code and 20af11b's, interleaved: equal within the noise) take 0.53-0.60 / 0.84-0.90 / 1.52-1.60 ms, the
+// input transform 0.11-0.15 / 0.23-0.26 / 0.41-0.45 of it (batch 256: 4.7-5.3 / 8.4-9.1 / 17.4-18.3, input 1.3-1.5
+// / 3.0-3.3 / 5.2-5.7). Software prefetch of the next-but-one channel's window rows in the tile-row transforms made
+// no difference beyond the noise (±10%) there: not kept.
 //
 // Untried: F(4, 2) on the even phase (session 4 measured float32 errors of 30-130 units for it); a direct kernel for
 // the 7x7 layers, where this path wins only 3-8%.
