@@ -71,9 +71,38 @@
 // is summed over k in the GEMM's fixed order (gemm.h) and each output from its P's in a fixed order, whatever strip
 // or lane its tile lands in: results are bitwise identical for any thread count.
 //
-// Untried: F(3, 2) or F(4, 2) on the even phase (fewer multiplies on whole tiles, but 7x7 and 14x14 outputs cut
-// more tiles, and session 4 measured float32 errors of 30-130 units for F(4, 2)); a direct kernel for the 7x7
-// layers, where this path wins only 3-8%.
+// Session 7, on a Xeon (Sapphire-Rapids class, AVX-512, two FMA units), batch 25, 1 thread, phase-timer minima of 40
+// calls at load 7-8 (ms; gemm of the whole-tile strips + the cut-tile strips / input transform / output / weights):
+// enc2 forward 0.13 + 0.045 / 0.09 (narrow 0.06, gathers 0.02) / 0.05 / 0.013 of 0.36 in all; dec1 backward-data
+// 0.26 + 0.09 / 0.19 (narrow 0.13, gathers 0.05) / 0.06 / 0.03 of 0.66; dec2 backward-data 0.64 / 0.23 (rows) / 0.15
+// / 0.013 of 1.08. The whole-tile GEMMs run at the FMA loop's peak (~205 GFLOP/s counting the strips' padding). On
+// this machine gathers alone would take the 7x7-output layers' input transform in ~12% less time than
+// input_transform_narrow (enc2 0.082 vs 0.096, dec1 0.184 vs 0.205), the opposite of Zen 4, and lose at 14x14
+// outputs (dec2 0.31 vs 0.26 for input_transform_rows): not taken, a quirk of one machine. With the caches flushed
+// before each call (64 MiB written; the training step's context, where x was written long before), the same calls
+// (this code and 20af11b's, interleaved: equal within the noise) take 0.53-0.60 / 0.84-0.90 / 1.52-1.60 ms, the
+// input transform 0.11-0.15 / 0.23-0.26 / 0.41-0.45 of it (batch 256: 4.7-5.3 / 8.4-9.1 / 17.4-18.3, input 1.3-1.5
+// / 3.0-3.3 / 5.2-5.7). Software prefetch of the next-but-one channel's window rows in the tile-row transforms made
+// no difference beyond the noise (±10%) there: not kept.
+//
+// Untried: F(4, 2) on the even phase (session 4 measured float32 errors of 30-130 units for it); a direct kernel for
+// the 7x7 layers, where this path wins only 3-8%.
+//
+// Tried and measured slower (session 7, Xeon; commit 86fd2bc, reverted): F(3, 2) on the even phase. One dimension,
+// a tile of 3 outputs reads d0..d6, 5 points: P0 = (d0 - d4) w0 + d1 w1, P1 = (d2 + d4)(w0 + w2)/2, P2 = (d4 - d2)
+// (w0 - w2)/2, P3 = (d6 - d2) w2 + d5 w1, P4 = d3 w1; y0 = P0 + (P1 + P2), y1 = (P1 - P2) + P4, y2 = (P1 + P2) + P3
+// (7 multiplies per 3 outputs). 3x3 tiles (25 points, 25 GEMMs of K = C..4C, 49 C products) on the outputs
+// [0, 6 (out_h / 6)) x [0, 6 (out_w / 6)), the 2x2 tiles and their cut kinds on the rest: 295 instead of 324 products
+// per image and channel pair for 7x7 outputs, 1109 instead of 1225 for 14x14; the input transform by 7x7 gathers.
+// Correct (float32 worst error ratios 3.49 / 3.74 / 2.89 for C_in 32 / 64 / 128, bound 8), but slower: 1 thread, load
+// 7-8, minima of 40 calls' conv2d_winograd_s2 phase at batch 25, of 5 calls' CPU time at batch 256 (ms, F(2, 2) ->
+// with F(3, 2)): batch 25 enc2 forward 0.41 -> 0.51, dec1 backward-data 0.77 ->
+// 0.95, dec2 backward-data 1.26 -> 1.43; batch 256 5.3 -> 5.1, 9.1 -> 9.3, 17.7 -> 21.0. Phase timer, batch 25 enc2:
+// GEMMs 0.20 -> 0.22 ms (fewer products, but 25 GEMMs with 9 of K = C = 32 run further from the micro-kernel's peak,
+// and 100 3x3 tiles still pad to 4 strips of 32 columns: the products computed fall 2%, not 9%), weight transform 0.014 ->
+// 0.055 (49 values per channel pair besides the 25), output transform 0.063 -> 0.09 (25 P blocks per 9 outputs, the
+// 3-wide interleave); at 14x14 outputs the 7x7 window gathers lost to input_transform_rows' row loads. For F(3, 2) to
+// pay here, it would need GEMMs as efficient at K = C as at 4 C, and the weight transform amortised over more images.
 //
 // Rounding (float32): the transforms subtract inputs before the products (two levels at most) and each output adds
 // four P's, each a sum of C to 4C products. Against the float64 reference, |y - y_exact| <= 8 * 2^-24 * sum |w| |x|
@@ -302,12 +331,12 @@ struct LaneWindows {
 };
 
 template <typename T>
-void lane_windows(const Problem& q, int64_t t_first, int64_t count, LaneWindows& lw) {
+void lane_windows(const Problem& q, const Problem::Tile* tiles, int64_t count, LaneWindows& lw) {
   for (int r = 0; r < 5; ++r) lw.rows[r] = lw.cols[r] = 0;
   for (int64_t l = 0; l < nr_of<T>(); ++l) {
     lw.base[l] = 0;
     if (l >= count) continue;
-    const Problem::Tile tl = q.tile(t_first + l);
+    const Problem::Tile& tl = tiles[l];
     const int64_t n = tl.n, r0 = 4 * tl.th - q.pad_top, c0 = 4 * tl.tw - q.pad_left;
     lw.base[l] = (int32_t)(n * q.in_c * q.in_h * q.in_w + r0 * q.in_w + c0);
     for (int k = 0; k < 5; ++k) {
@@ -435,10 +464,10 @@ void input_transform_gathers(const float* x, const Problem& q, const LaneWindows
 // masked move merges the pieces; the column combinations then run on whole vectors, stored whole (stores of part of
 // a vector, one per piece, cost four times as much). The same operations on the same values as the gathers: the
 // same bits.
-bool input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t count, const int64_t* b_off,
-                          float* packed) {
+bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile* tiles, int64_t count,
+                          const int64_t* b_off, float* packed) {
   constexpr int64_t nr = nr_of<float>();
-  constexpr int kPieces = 17, kMaxPieces = 6;  // at most one per lane, plus one
+  constexpr int kMaxPieces = 6;
   const int64_t W = q.in_w, H = q.in_h, I = q.in_c, HW = H * W;
   auto lanes = [](int64_t lo, int64_t hi) {  // lanes [lo, hi) of 16
     uint32_t m = 0;
@@ -451,18 +480,21 @@ bool input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t 
     __mmask16 lanes;
     __m512i idx[5];  // lane l takes window column k of its tile: vector column 4 tw + k (31, a zero, past them)
   };
-  alignas(64) Piece pieces[2][kPieces];
+  alignas(64) Piece pieces[2][kMaxPieces];
   int pieces_of[2] = {0, 0};
   for (int h = 0; h < 2; ++h)
     for (int64_t l = 16 * h; l < std::min<int64_t>(count, 16 * h + 16);) {
-      const Problem::Tile tl = q.tile(t0 + l);
+      const Problem::Tile& tl = tiles[l];
       const int64_t n = tl.n, th = tl.th, tw = tl.tw;
       int64_t run = 1;  // the lanes of this piece: the next tiles of the same tile row
       while (l + run < std::min<int64_t>(count, 16 * h + 16)) {
-        const Problem::Tile next = q.tile(t0 + l + run);
+        const Problem::Tile& next = tiles[l + run];
         if (next.n != n || next.th != th || next.tw != tw + run) break;
         ++run;
       }
+      // Tiles cut by an odd width come one per tile row: that many pieces cost more than the gathers (given up here,
+      // before the pieces' permute indices are built).
+      if (pieces_of[h] == kMaxPieces) return false;
       Piece& pc = pieces[h][pieces_of[h]++];
       pc.plane = n * I * HW - q.pad_left;
       pc.y0 = 4 * th - q.pad_top;
@@ -474,8 +506,6 @@ bool input_transform_rows(const float* x, const Problem& q, int64_t t0, int64_t 
       }
       l += run;
     }
-  // Tiles cut by an odd width come one per tile row: that many pieces cost more than the gathers.
-  if (std::max(pieces_of[0], pieces_of[1]) > kMaxPieces) return false;
   const __m512 zero = _mm512_setzero_ps();
   float* rows[25];
   for (int64_t i = 0; i < I; ++i) {
@@ -523,8 +553,8 @@ bool rows_fit_one_vector(const Problem& q) { return q.in_w + q.pad_left <= 15 &&
 // both sources' columns into their lanes: half the permutes and moves. Window rows 3, 4 and columns 3, 4 are read
 // only where a tile of the 16 lanes needs a point with a = 2 or b = 2 (half_needs; input_transform_gathers says why
 // the rest is free). The same operations on the same values as input_transform_rows: the same bits.
-bool input_transform_narrow(const float* x, const Problem& q, int64_t t0, int64_t count, const int64_t* b_off,
-                            float* packed, const int* half_needs) {
+bool input_transform_narrow(const float* x, const Problem& q, const Problem::Tile* tiles, int64_t count,
+                            const int64_t* b_off, float* packed, const int* half_needs) {
   constexpr int64_t nr = nr_of<float>();
   constexpr int kMaxSources = 8;  // four pairs; more (the cut tiles' strips, one tile per source): the gathers
   const int64_t W = q.in_w, H = q.in_h, I = q.in_c, HW = H * W;
@@ -545,12 +575,12 @@ bool input_transform_narrow(const float* x, const Problem& q, int64_t t0, int64_
     alignas(64) int32_t idx[kMaxSources / 2][5][16] = {};
     uint32_t lanes[kMaxSources / 2] = {};
     for (int64_t l = 16 * h; l < std::min<int64_t>(count, 16 * h + 16);) {
-      const Problem::Tile tl = q.tile(t0 + l);
+      const Problem::Tile& tl = tiles[l];
       if (sources_of[h] == kMaxSources) return false;
       const int s = sources_of[h]++;
       sources[h][s] = Source{tl.n * I * HW - q.pad_left, 4 * tl.th - q.pad_top};
       for (; l < std::min<int64_t>(count, 16 * h + 16); ++l) {  // the lanes of this tile row of this image
-        const Problem::Tile t = q.tile(t0 + l);
+        const Problem::Tile& t = tiles[l];
         if (t.n != tl.n || t.th != tl.th) break;
         lanes[s / 2] |= 1u << (l - 16 * h);
         for (int k = 0; k < 5; ++k) idx[s / 2][k][l - 16 * h] = (int32_t)(std::min<int64_t>(4 * t.tw + k, 15) + 16 * (s % 2));
@@ -711,7 +741,11 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
     for (int64_t s = 0; s < strips; ++s) {
       const int64_t t0 = s * nr, count = std::min(nr, total - t0);
       int half_needs[2] = {0, 0};  // the points the tiles of each 16 lanes sum
-      for (int64_t l = 0; l < count; ++l) half_needs[l >= 16] |= q.tile(t0 + l).needs;
+      // The strip's tiles, looked up once (Problem::tile's divisions and chunk lookups), not once per lane in each of
+      // the input transforms and again for the segments below.
+      Problem::Tile tiles[nr];
+      for (int64_t l = 0; l < count; ++l) tiles[l] = q.tile(t0 + l);
+      for (int64_t l = 0; l < count; ++l) half_needs[l >= 16] |= tiles[l].needs;
       const int needs = half_needs[0] | half_needs[1];  // the points the strip's tiles sum
       int64_t b_off[kPoints];
       for (int pt = 0; pt < kPoints; ++pt) b_off[pt] = b_rows[pt] * nr;
@@ -722,20 +756,20 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
         GRADCORE_PHASE("conv2d_winograd_s2/input_transform");
 #if defined(__AVX512F__)
         if constexpr (std::is_same_v<T, float>) {
-          if (!(narrow && input_transform_narrow(x, q, t0, count, b_off, packed, half_needs)) &&
-              (!rows_fit || !input_transform_rows(x, q, t0, count, b_off, packed))) {
+          if (!(narrow && input_transform_narrow(x, q, tiles, count, b_off, packed, half_needs)) &&
+              (!rows_fit || !input_transform_rows(x, q, tiles, count, b_off, packed))) {
             LaneWindows lw;
-            lane_windows<T>(q, t0, count, lw);
+            lane_windows<T>(q, tiles, count, lw);
             input_transform_gathers(x, q, lw, count, b_off, packed, half_needs);
           }
         } else {
           LaneWindows lw;
-          lane_windows<T>(q, t0, count, lw);
+          lane_windows<T>(q, tiles, count, lw);
           input_transform_lanes(x, q, lw, count, 0, nr, b_off, packed);
         }
 #else
         LaneWindows lw;
-        lane_windows<T>(q, t0, count, lw);
+        lane_windows<T>(q, tiles, count, lw);
         input_transform_lanes(x, q, lw, count, 0, nr, b_off, packed);
 #endif
       }
@@ -744,7 +778,9 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
         for (int pt = 0; pt < kPoints; ++pt) {
           if (!(needs >> pt & 1)) continue;  // no tile of the strip sums it (Problem::tile)
           T* out = p + pt * p_stride;
-          gemm_packed_to(O, count, slots_of(pt) * I, packed_u + a_off[pt], packed + b_off[pt],
+          // All nr columns, those past count too (the input transforms zero their V): whole-vector stores instead of
+          // the micro-kernel's edge copy in partial strips, and P fully written for the output transform's loads.
+          gemm_packed_to(O, nr, slots_of(pt) * I, packed_u + a_off[pt], packed + b_off[pt],
                          [&](int64_t) { return StripOut<T>{out, nr, nullptr, false}; }, nr, false,
                          pt == 4 ? bias : nullptr);
         }
@@ -753,10 +789,10 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
       Segment segs[nr];
       int64_t seg_count = 0;
       for (int64_t done = 0; done < count;) {
-        const Problem::Tile tl = q.tile(t0 + done);
+        const Problem::Tile& tl = tiles[done];
         int64_t run = 1;
         for (; done + run < count; ++run) {
-          const Problem::Tile next = q.tile(t0 + done + run);
+          const Problem::Tile& next = tiles[done + run];
           if (next.n != tl.n || next.th != tl.th || next.tw != tl.tw + run) break;
         }
         segs[seg_count++] = Segment{tl.n, tl.th, tl.tw, run, done};
