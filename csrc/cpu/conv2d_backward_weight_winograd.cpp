@@ -76,13 +76,14 @@ namespace {
 
 using namespace cpu;
 
-constexpr int kTypes = 4;  // point types per side
+constexpr int kTypes = 5;  // point types per side (stride 1 and stride-2 pairs use 4: type 4 empty, no taps)
 
-// A combination of at most two values along one side: sum_j c[j] v[at[j]].
+// A combination of at most three values along one side: sum_j c[j] v[at[j]] (three: F(3, 2)'s gy sums; the
+// transforms take at most two).
 struct Terms {
   int n = 0;
-  int64_t at[2] = {0, 0};
-  double c[2] = {0, 0};
+  int64_t at[3] = {0, 0, 0};
+  double c[3] = {0, 0, 0};
 };
 
 struct Point {
@@ -95,10 +96,12 @@ struct Scheme {
   int64_t start[kTypes + 1] = {};
   int tap[kTypes][3] = {};
   int64_t count(int t) const { return start[t + 1] - start[t]; }
+  bool used(int t) const { return tap[t][0] || tap[t][1] || tap[t][2]; }  // else its points are none, R_t unread
 };
 
-// The points of one side of `out` outputs from `in` inputs (the formulas at the top of the file).
-Scheme make_scheme(int64_t out, int64_t in, int64_t stride, int64_t pad) {
+// The points of one side of `out` outputs from `in` inputs (the formulas at the top of the file); triples: stride 2
+// in tiles of three outputs (F(3, 2) on the even taps), else of two.
+Scheme make_scheme(int64_t out, int64_t in, int64_t stride, int64_t pad, bool triples) {
   using List = std::initializer_list<std::pair<int64_t, double>>;
   std::vector<Point> by_type[kTypes];
   auto add = [&](int type, List gy, List x) {
@@ -110,24 +113,34 @@ Scheme make_scheme(int64_t out, int64_t in, int64_t stride, int64_t pad) {
     if (pt.gy.n && pt.x.n) by_type[type].push_back(pt);
   };
   Scheme s;
-  static constexpr int taps1[kTypes][3] = {{1, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 1}};
-  static constexpr int taps2[kTypes][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}};
+  static constexpr int taps1[kTypes][3] = {{1, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 1}, {0, 0, 0}};
+  static constexpr int taps2[kTypes][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}, {1, 0, -1}};
   for (int t = 0; t < kTypes; ++t)
     for (int k = 0; k < 3; ++k) s.tap[t][k] = stride == 1 ? taps1[t][k] : taps2[t][k];
-  for (int64_t o = 0; o < out; o += 2) {
+  for (int64_t o = 0; o < out;) {
     if (stride == 1) {
       const int64_t i = o - pad;
       add(0, {{o, 1}}, {{i, 1}, {i + 2, -1}});
       add(1, {{o, .5}, {o + 1, .5}}, {{i + 1, 1}, {i + 2, 1}});
       add(2, {{o, .5}, {o + 1, -.5}}, {{i + 2, 1}, {i + 1, -1}});
       add(3, {{o + 1, 1}}, {{i + 3, 1}, {i + 1, -1}});
-    } else {
+      o += 2;
+    } else if (triples && o + 1 < out) {  // a last tile of two outputs: these with gy[o + 2] = 0 (point 3 dropped)
+      const int64_t i = 2 * o - pad;
+      add(0, {{o, 1}}, {{i, 1}, {i + 4, -1}});
+      add(1, {{o, 1}, {o + 1, 1}, {o + 2, 1}}, {{i + 2, .5}, {i + 4, .5}});
+      add(4, {{o, 1}, {o + 1, -1}, {o + 2, 1}}, {{i + 4, .5}, {i + 2, -.5}});
+      add(2, {{o + 2, 1}}, {{i + 6, 1}, {i + 2, -1}});
+      for (int64_t j = 0; j < 3; ++j) add(3, {{o + j, 1}}, {{i + 1 + 2 * j, 1}});
+      o += 3;
+    } else {  // F(2, 2); with triples, a last single output (2 products, not F(3, 2)'s 3)
       const int64_t i = 2 * o - pad;
       add(0, {{o, 1}}, {{i, 1}, {i + 2, -1}});
       add(1, {{o, 1}, {o + 1, 1}}, {{i + 2, 1}});
       add(2, {{o + 1, 1}}, {{i + 4, 1}, {i + 2, -1}});
       add(3, {{o, 1}}, {{i + 1, 1}});
       add(3, {{o + 1, 1}}, {{i + 3, 1}});
+      o += 2;
     }
   }
   for (int t = 0; t < kTypes; ++t) {
@@ -153,8 +166,8 @@ std::vector<Run> runs_of(const Scheme& s, int type, Terms Point::*side) {
       Run& r = runs.back();
       const Terms& f = r.terms;
       const int64_t step = t.at[0] - (f.at[0] + (r.length - 1) * r.step);
-      const bool same = t.n == f.n && t.c[0] == f.c[0] && (t.n == 1 || (t.c[1] == f.c[1] && t.at[1] - t.at[0] ==
-                                                                                                 f.at[1] - f.at[0]));
+      bool same = t.n == f.n;
+      for (int j = 0; j < t.n && same; ++j) same = t.c[j] == f.c[j] && t.at[j] - t.at[0] == f.at[j] - f.at[0];
       if (same && (r.length == 1 ? step > 0 : step == r.step)) {
         if (r.length == 1) r.step = step;
         ++r.length;
@@ -173,13 +186,15 @@ struct Plan {
   int64_t points[kTypes * kTypes];  // per image, per type t = 4 (row type) + column type
   int64_t per_image = 0;            // sum of points[]
   int64_t before[kTypes * kTypes];  // points of the types before t, per image
+  bool used[kTypes * kTypes];       // the types the output transform reads (with taps on both sides)
 };
 
-Plan make_plan(const Conv2dParams& p) {
+Plan make_plan(const Conv2dParams& p, bool triples = false) {
   Plan q;
-  q.rows = make_scheme(p.out_h, p.in_h, p.stride_h, p.pad_top);
-  q.cols = make_scheme(p.out_w, p.in_w, p.stride_w, p.pad_left);
+  q.rows = make_scheme(p.out_h, p.in_h, p.stride_h, p.pad_top, triples);
+  q.cols = make_scheme(p.out_w, p.in_w, p.stride_w, p.pad_left, triples);
   for (int t = 0; t < kTypes * kTypes; ++t) {
+    q.used[t] = q.rows.used(t / kTypes) && q.cols.used(t % kTypes);
     q.before[t] = q.per_image;
     q.points[t] = q.rows.count(t / kTypes) * q.cols.count(t % kTypes);
     q.per_image += q.points[t];
@@ -291,6 +306,7 @@ void output_transform(const T* r, int64_t groups, int64_t group_size, const Plan
     T* added = inner + co_pad;  // with several groups: R_t[ci, .] summed over them, per type
     if (groups > 1)
       for (int t = 0; t < kT; ++t) {
+        if (!q.used[t]) continue;
         T* sum = added + t * co_pad;
         const T* rt = r + (t * ci_pad + ci) * co_pad;
         std::copy(rt, rt + co_pad, sum);
@@ -341,9 +357,10 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
   T* r = scratch_col.get<T>(kT * ci_pad * co_pad + chunk * (x_image + g_image));
   T* xt = r + kT * ci_pad * co_pad;
   T* gt = xt + chunk * x_image;
-  int order[kT];  // the types, most points first, so that the last tasks of a chunk are short ones
-  for (int t = 0; t < kT; ++t) order[t] = t;
-  std::stable_sort(order, order + kT, [&](int a, int b) { return q.points[a] > q.points[b]; });
+  int order[kT], used = 0;  // the used types, most points first, so that the last tasks of a chunk are short ones
+  for (int t = 0; t < kT; ++t)
+    if (q.used[t]) order[used++] = t;
+  std::stable_sort(order, order + used, [&](int a, int b) { return q.points[a] > q.points[b]; });
   const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
 #pragma omp parallel if (parallel)
   {
@@ -362,7 +379,7 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
         }
       }
 #pragma omp for schedule(dynamic, 1)
-      for (int j = 0; j < kT; ++j) {
+      for (int j = 0; j < used; ++j) {
         const int t = order[j];
         const int64_t kt = count * q.points[t], rows_t = q.rows.count(t / kTypes);
         T* u = scratch_packed_b.get<T>(kt * (co_pad + ci_pad));
@@ -437,26 +454,34 @@ DirectSide direct_side(const Plan& q, int t, Terms Point::*side) {
   return d;
 }
 
-// The gy side at stride 2 needs no transform at all: its only combination is the pair sum of point type 1 (gy[o] +
-// gy[o + 1], coefficients 1), so every 2-D type's gy values are pixels of one of four planes per image, each value
-// formed once (the per-type transforms formed the pair sums once per type that used them, 441 values per 14x14 image
-// instead of these 245):
-//   plane 0: gy itself, [Ho][Wo];                     types (row type != 1, column type != 1)
-//   plane 1: column pair sums of every gy row, [Ho][n1c] (n1c: column points of type 1);  (!= 1, 1)
-//   plane 2: row pair sums of every gy column, [n1r][Wo];  (1, != 1)
-//   plane 3: both, [n1r][n1c], plane 1's rows added;   (1, 1)
-// The sums are the transforms' (the same terms in the same order: a 2 x 2 value is (row 0's column sum) + (row 1's)),
-// so the bits are too. GyPlanes says where they sit; gy_planes_apply says whether the scheme has that shape.
+// The gy side at stride 2 needs no transform at all: its combinations are the sums of point types 1 (gy[o] + gy[o + 1]
+// (+ gy[o + 2] in tiles of three)) and 4 (gy[o] - gy[o + 1] + gy[o + 2]), coefficients +-1, so every 2-D type's gy
+// values are pixels of one of nine planes per image, (row class, column class), a side's class 0 for its single-term
+// types (0, 2, 3: gy's own rows or columns), 1 for type 1's sums, 2 for type 4's; each value formed once (per-type
+// transforms would form the sums once per type that used them):
+//   plane (0, 0): gy itself, [Ho][Wo];
+//   plane (0, c): class c's column sums of every gy row, [Ho][column points of the class];
+//   plane (r, c): class r's row sums of plane (0, c)'s rows, [row points of the class][plane (0, c)'s width].
+// In tiles of two (no type 4) only planes (0 or 1, 0 or 1) have pixels: the sums are the transforms' (the same terms
+// in the same order: a 2 x 2 value is (row 0's column sum) + (row 1's)), so the bits are too. GyPlanes says where
+// they sit; gy_planes_apply says whether the scheme has that shape.
+constexpr int kGyClasses = 3;
+constexpr int gy_class_of(int type) { return type == 1 ? 1 : type == 4 ? 2 : 0; }
+constexpr int kGyClassType[kGyClasses] = {0, 1, 4};  // class c > 0: its point type
+
 struct GyPlanes {
-  int64_t n1r = 0, n1c = 0, offset[4] = {}, width[4] = {}, size = 0;  // offsets and size in pixels of co_pad values
+  int64_t offset[kGyClasses * kGyClasses] = {}, width[kGyClasses * kGyClasses] = {}, size = 0;  // in pixels
 };
 
 GyPlanes gy_planes_of(const Plan& q, int64_t Ho, int64_t Wo) {
   GyPlanes g;
-  g.n1r = q.rows.count(1), g.n1c = q.cols.count(1);
-  const int64_t rows[4] = {Ho, Ho, g.n1r, g.n1r};
-  g.width[0] = g.width[2] = Wo, g.width[1] = g.width[3] = g.n1c;
-  for (int k = 0; k < 4; ++k) g.offset[k] = g.size, g.size += rows[k] * g.width[k];
+  for (int r = 0; r < kGyClasses; ++r)
+    for (int c = 0; c < kGyClasses; ++c) {
+      const int k = r * kGyClasses + c;
+      const int64_t rows = r ? q.rows.count(kGyClassType[r]) : Ho;
+      g.width[k] = c ? q.cols.count(kGyClassType[c]) : Wo;
+      g.offset[k] = g.size, g.size += rows * g.width[k];
+    }
   return g;
 }
 
@@ -465,51 +490,69 @@ bool gy_planes_apply(const Plan& q) {
     for (int t = 0; t < kTypes; ++t)
       for (int64_t j = s->start[t]; j < s->start[t + 1]; ++j) {
         const Terms& g = s->points[j].gy;
-        if (g.c[0] != 1 || (g.n == 2 && g.c[1] != 1) || (t != 1 && g.n != 1)) return false;
+        for (int i = 0; i < g.n; ++i)
+          if (g.c[i] != 1 && (g.c[i] != -1 || !gy_class_of(t))) return false;
+        if (!gy_class_of(t) && g.n != 1) return false;
       }
   for (int t = 0; t < kTypes; ++t)  // single-term column types: one run, read a fixed step apart
-    if (t != 1 && q.col_runs[0][t].size() > 1) return false;
+    if (!gy_class_of(t) && q.col_runs[0][t].size() > 1) return false;
   return true;
 }
 
-// Planes 1..3 of one image from plane 0 (at gp, channels innermost, co_pad per pixel).
+// Planes other than (0, 0) of one image from plane (0, 0) (at gp, channels innermost, co_pad per pixel).
 template <typename T>
 void make_gy_planes(T* gp, const Plan& q, const GyPlanes& g, int64_t Ho, int64_t co_pad) {
-  auto add_terms = [&](const Terms& terms, auto at_of, T* dst) {
+  auto add_terms = [&](const Terms& terms, auto at_of, T* dst) {  // the terms in order, +-1 exact
     const T* p0 = at_of(terms.at[0]);
+    const T c0 = T(terms.c[0]);
     if (terms.n == 1) {
-      std::copy(p0, p0 + co_pad, dst);
-    } else {
-      const T* p1 = at_of(terms.at[1]);
 #pragma omp simd
-      for (int64_t c = 0; c < co_pad; ++c) dst[c] = p0[c] + p1[c];
+      for (int64_t c = 0; c < co_pad; ++c) dst[c] = c0 * p0[c];
+      return;
     }
+    const T* p1 = at_of(terms.at[1]);
+    const T c1 = T(terms.c[1]);
+    if (terms.n == 2) {
+#pragma omp simd
+      for (int64_t c = 0; c < co_pad; ++c) dst[c] = c0 * p0[c] + c1 * p1[c];
+      return;
+    }
+    const T* p2 = at_of(terms.at[2]);
+    const T c2 = T(terms.c[2]);
+#pragma omp simd
+    for (int64_t c = 0; c < co_pad; ++c) dst[c] = (c0 * p0[c] + c1 * p1[c]) + c2 * p2[c];
   };
   const int64_t Wo = g.width[0];
-  for (int64_t r = 0; r < Ho; ++r)  // plane 1
-    for (int64_t j = 0; j < g.n1c; ++j)
-      add_terms(q.cols.points[q.cols.start[1] + j].gy, [&](int64_t col) { return gp + (r * Wo + col) * co_pad; },
-                gp + (g.offset[1] + r * g.n1c + j) * co_pad);
-  for (int64_t a = 0; a < g.n1r; ++a) {
-    const Terms& rt = q.rows.points[q.rows.start[1] + a].gy;
-    for (int64_t col = 0; col < Wo; ++col)  // plane 2
-      add_terms(rt, [&](int64_t row) { return gp + (row * Wo + col) * co_pad; },
-                gp + (g.offset[2] + a * Wo + col) * co_pad);
-    for (int64_t j = 0; j < g.n1c; ++j)  // plane 3
-      add_terms(rt, [&](int64_t row) { return gp + (g.offset[1] + row * g.n1c + j) * co_pad; },
-                gp + (g.offset[3] + a * g.n1c + j) * co_pad);
+  for (int cc = 1; cc < kGyClasses; ++cc) {  // planes (0, cc)
+    const int tc = kGyClassType[cc];
+    for (int64_t r = 0; r < Ho; ++r)
+      for (int64_t j = 0; j < g.width[cc]; ++j)
+        add_terms(q.cols.points[q.cols.start[tc] + j].gy, [&](int64_t col) { return gp + (r * Wo + col) * co_pad; },
+                  gp + (g.offset[cc] + r * g.width[cc] + j) * co_pad);
+  }
+  for (int cr = 1; cr < kGyClasses; ++cr) {  // planes (cr, .)
+    const int tr = kGyClassType[cr];
+    for (int64_t a = 0; a < q.rows.count(tr); ++a) {
+      const Terms& rt = q.rows.points[q.rows.start[tr] + a].gy;
+      for (int cc = 0; cc < kGyClasses; ++cc) {
+        const int64_t src = g.offset[cc], width = g.width[cc], dst = g.offset[cr * kGyClasses + cc] + a * width;
+        for (int64_t col = 0; col < width; ++col)
+          add_terms(rt, [&](int64_t row) { return gp + (src + row * width + col) * co_pad; },
+                    gp + (dst + col) * co_pad);
+      }
+    }
   }
 }
 
 // Where type t's gy values sit in an image's planes: row point a at plane row row_at[a], column point j at column
 // col0 + j col_step of a plane `width` wide starting at pixel `offset`.
 DirectSide gy_plane_side(const Plan& q, const GyPlanes& g, int t, int64_t* offset, int64_t* width) {
-  const int tr = t / kTypes, tc = t % kTypes, k = (tr == 1) * 2 + (tc == 1);
+  const int tr = t / kTypes, tc = t % kTypes, k = gy_class_of(tr) * kGyClasses + gy_class_of(tc);
   DirectSide d;
   d.direct = true;
   for (int64_t a = q.rows.start[tr]; a < q.rows.start[tr + 1]; ++a)
-    d.row_at.push_back(tr == 1 ? a - q.rows.start[tr] : q.rows.points[a].gy.at[0]);
-  if (tc == 1) {
+    d.row_at.push_back(gy_class_of(tr) ? a - q.rows.start[tr] : q.rows.points[a].gy.at[0]);
+  if (gy_class_of(tc)) {
     d.col0 = 0, d.col_step = 1;
   } else if (!q.col_runs[0][tc].empty()) {
     d.col0 = q.col_runs[0][tc][0].terms.at[0], d.col_step = q.col_runs[0][tc][0].step;
@@ -567,8 +610,11 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
   const int64_t N = p.batch, Cin = p.in_channels, Cout = p.out_channels, H = p.in_h, W = p.in_w;
   const int64_t Ho = p.out_h, Wo = p.out_w;
   const int64_t ci_pad = round_up(Cin, kMr), co_pad = round_up(Cout, nr);
-  const Plan q = make_plan(p);
-  // gy's planes (GyPlanes) where the scheme allows, else gy alone and the per-type transforms
+  // Tiles of three outputs (F(3, 2)) where gy's planes hold them (every shape but images whose padding drops a middle
+  // point), else of two: with gy's planes where the scheme allows, else gy alone and the per-type transforms (which
+  // take at most two terms a side)
+  Plan q = make_plan(p, /*triples=*/true);
+  if (!gy_planes_apply(q)) q = make_plan(p);
   const bool planes = gy_planes_apply(q);
   const GyPlanes gyp = gy_planes_of(q, Ho, Wo);
   const int64_t x_image = H * W * ci_pad, g_image = (planes ? gyp.size : Ho * Wo) * co_pad;
@@ -608,6 +654,7 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
         if (planes)
           for (int64_t i = 0; i < count; ++i) make_gy_planes(gt + i * g_image, q, gyp, Ho, co_pad);
         for (int t = 0; t < kT; ++t) {
+          if (!q.used[t]) continue;
           // The type's points of the chunk, row unit (image i, row point a) after row unit, per_row points each, in
           // blocks of whole row units; a side read in place (direct[t]) is neither transformed nor copied
           const DirectSide &gd = direct[t][0], &xd = direct[t][1];
