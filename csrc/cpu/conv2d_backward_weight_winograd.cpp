@@ -19,17 +19,34 @@
 //     point 2: gy[o+1] (e2 - e1)                        -> tap 2
 //     point 3: gy[o] x[i + 1], and gy[o+1] x[i + 3]     -> tap 1
 //     5 products instead of 6.
+//   stride 2 on both sides (the stride-2 driver): tiles of three outputs (o, o + 1, o + 2), the even part with the
+//     4-product F(2, 3) (gy in the filter's place: points 0, 1, 4, 2 at Toom-Cook's 0, 1, -1, infinity):
+//     point 0: gy[o] (e0 - e2)                                   -> tap 0
+//     point 1: (gy[o] + gy[o+1] + gy[o+2]) (e1 + e2) / 2        -> taps 0, 2
+//     point 4: (gy[o] - gy[o+1] + gy[o+2]) (e2 - e1) / 2        -> taps 0, -2
+//     point 2: gy[o+2] (e3 - e1)                                 -> tap 2
+//     point 3: gy[o + j] x[i + 1 + 2 j], j = 0, 1, 2             -> tap 1
+//     7 products instead of 9 (and F(2, 2)'s 7.5 for three outputs). A last tile of two outputs is these with
+//     gy[o + 2] = 0 (point 2 dropped: 3 + 2 products, as many as F(2, 2)'s); one of a single output is F(2, 2)'s with
+//     gy[o + 1] = 0 (2 + 1, where these would take 3 + 1). The halves sit on the x side, so every gy combination has
+//     coefficients +-1 (gy's planes, below).
 // (Expanding the sums checks them: e.g. stride 2, tap 0: gy[o] (e0 - e1) + (gy[o] + gy[o+1]) e1 = gy[o] e0 + gy[o+1]
-// e1.) Values outside gy or x are zeros, and their terms are dropped; a point left without a gy or an x term is
-// dropped whole, so an odd last output costs 3 products at stride 1 and 2 at stride 2 (not a padded tile's 4 and 3).
+// e1; in tiles of three, with g_j = gy[o + j], g0 (e0 - e2) + ((g0 + g2 + g1)(e1 + e2) + (g0 + g2 - g1)(e2 - e1)) / 2
+// = g0 e0 - g0 e2 + (g0 + g2) e2 + g1 e1 = g0 e0 + g1 e1 + g2 e2; tap 2: ((g0 + g2 + g1)(e1 + e2) - (g0 + g2 - g1)
+// (e2 - e1)) / 2 + g2 (e3 - e1) = (g0 + g2) e1 + g1 e2 + g2 e3 - g2 e1 = g0 e1 + g1 e2 + g2 e3; a numpy script
+// checked every tile cut, 1 to 39 inputs, padding 0..5 on either end.) Values outside gy or x are zeros, and their
+// terms are dropped; a point left without a gy or an x term is dropped whole, so an odd last output costs 3 products
+// at stride 1 and 2 at stride 2 (not a padded tile's 4 and 3).
 // In two dimensions, a point is a pair (row point, column point): its gy (x) value is the row combination of the
 // column combinations, and it adds into tap (kh, kw) with the product of the two coefficients. Every point of one
-// of the 4 x 4 types (row point type, column point type) has the same coefficients, so the sum over images and tiles
-// of one type's products, for every pair of channels, is one GEMM:
+// of the 5 x 5 types (row point type, column point type; type 4 only in tiles of three) has the same coefficients,
+// so the sum over images and tiles of one type's products, for every pair of channels, is one GEMM:
 //   R_t (C_in x C_out) = V_t (C_in x K_t) U_t^T (K_t x C_out),  K_t = images x points of type t per image,
 //   dW[co, ci, kh, kw] = sum_t row_coef[t][kh] col_coef[t][kw] R_t[ci, co].
 // Multiplies per 2x2 block of gy and pair of channels: 16 instead of 36 at stride 1 (2.25x fewer), 25 instead of 36
-// at stride 2 (1.44x).
+// at stride 2 in tiles of two (1.44x); per 3x3 block in tiles of three, 49 instead of 81 (1.65x): 7x7 outputs take
+// 17 x 17 = 289 points per image and pair of channels instead of 18 x 18 = 324, 14x14 33 x 33 = 1089 instead of 1225
+// (11% fewer).
 //
 // The work, per chunk of images (a fixed count from the shapes, so that the chunk's copies stay in the caches): one
 // task per image and side copies gy (x) with its channels innermost; then one task per type t transforms the chunk's
@@ -499,7 +516,9 @@ bool gy_planes_apply(const Plan& q) {
   return true;
 }
 
-// Planes other than (0, 0) of one image from plane (0, 0) (at gp, channels innermost, co_pad per pixel).
+// Planes other than (0, 0) of one image from plane (0, 0) (at gp, channels innermost, co_pad per pixel). In tiles of
+// three, point j of type 1 (g0 + g1 + g2) and point j of type 4 (g0 - g1 + g2) read the same values, so they are
+// formed together, g0 + g2 once: (g0 + g2) + g1 and (g0 + g2) - g1 (half the reads of the planes' largest part).
 template <typename T>
 void make_gy_planes(T* gp, const Plan& q, const GyPlanes& g, int64_t Ho, int64_t co_pad) {
   auto add_terms = [&](const Terms& terms, auto at_of, T* dst) {  // the terms in order, +-1 exact
@@ -522,23 +541,53 @@ void make_gy_planes(T* gp, const Plan& q, const GyPlanes& g, int64_t Ho, int64_t
 #pragma omp simd
     for (int64_t c = 0; c < co_pad; ++c) dst[c] = (c0 * p0[c] + c1 * p1[c]) + c2 * p2[c];
   };
+  // Class 1's point j into d1 and class 2's (when it has a point j of the same values: t2, else null) into d2
+  auto add_classes = [&](const Terms& t1, const Terms* t2, auto at_of, T* d1, T* d2) {
+    bool paired = t2 && t2->n == t1.n && t1.n >= 2;
+    for (int i = 0; paired && i < t1.n; ++i)
+      paired = t2->at[i] == t1.at[i] && t1.c[i] == 1 && t2->c[i] == (i == 1 ? -1 : 1);
+    if (paired) {
+      const T *p0 = at_of(t1.at[0]), *p1 = at_of(t1.at[1]);
+      if (t1.n == 2) {
+#pragma omp simd
+        for (int64_t c = 0; c < co_pad; ++c) d1[c] = p0[c] + p1[c], d2[c] = p0[c] - p1[c];
+      } else {
+        const T* p2 = at_of(t1.at[2]);
+#pragma omp simd
+        for (int64_t c = 0; c < co_pad; ++c) {
+          const T outer = p0[c] + p2[c];
+          d1[c] = outer + p1[c], d2[c] = outer - p1[c];
+        }
+      }
+      return;
+    }
+    add_terms(t1, at_of, d1);
+    if (t2) add_terms(*t2, at_of, d2);
+  };
   const int64_t Wo = g.width[0];
-  for (int cc = 1; cc < kGyClasses; ++cc) {  // planes (0, cc)
-    const int tc = kGyClassType[cc];
-    for (int64_t r = 0; r < Ho; ++r)
-      for (int64_t j = 0; j < g.width[cc]; ++j)
-        add_terms(q.cols.points[q.cols.start[tc] + j].gy, [&](int64_t col) { return gp + (r * Wo + col) * co_pad; },
-                  gp + (g.offset[cc] + r * g.width[cc] + j) * co_pad);
-  }
-  for (int cr = 1; cr < kGyClasses; ++cr) {  // planes (cr, .)
-    const int tr = kGyClassType[cr];
-    for (int64_t a = 0; a < q.rows.count(tr); ++a) {
-      const Terms& rt = q.rows.points[q.rows.start[tr] + a].gy;
-      for (int cc = 0; cc < kGyClasses; ++cc) {
-        const int64_t src = g.offset[cc], width = g.width[cc], dst = g.offset[cr * kGyClasses + cc] + a * width;
-        for (int64_t col = 0; col < width; ++col)
-          add_terms(rt, [&](int64_t row) { return gp + (src + row * width + col) * co_pad; },
-                    gp + (dst + col) * co_pad);
+  const int64_t n1c = g.width[1], n2c = g.width[2], n1r = q.rows.count(1), n2r = q.rows.count(4);
+  for (int64_t r = 0; r < Ho; ++r)  // planes (0, 1) and (0, 2)
+    for (int64_t j = 0; j < std::max(n1c, n2c); ++j) {
+      auto at_of = [&](int64_t col) { return gp + (r * Wo + col) * co_pad; };
+      T* d2 = gp + (g.offset[2] + r * n2c + j) * co_pad;
+      const Terms* t2 = j < n2c ? &q.cols.points[q.cols.start[4] + j].gy : nullptr;
+      if (j < n1c)
+        add_classes(q.cols.points[q.cols.start[1] + j].gy, t2, at_of, gp + (g.offset[1] + r * n1c + j) * co_pad, d2);
+      else
+        add_terms(*t2, at_of, d2);
+    }
+  for (int64_t a = 0; a < std::max(n1r, n2r); ++a) {  // planes (1, .) and (2, .): row sums of planes (0, .)
+    const Terms* t2 = a < n2r ? &q.rows.points[q.rows.start[4] + a].gy : nullptr;
+    for (int cc = 0; cc < kGyClasses; ++cc) {
+      const int64_t src = g.offset[cc], width = g.width[cc];
+      for (int64_t col = 0; col < width; ++col) {
+        auto at_of = [&](int64_t row) { return gp + (src + row * width + col) * co_pad; };
+        T* d2 = gp + (g.offset[2 * kGyClasses + cc] + a * width + col) * co_pad;
+        if (a < n1r)
+          add_classes(q.rows.points[q.rows.start[1] + a].gy, t2, at_of,
+                      gp + (g.offset[kGyClasses + cc] + a * width + col) * co_pad, d2);
+        else
+          add_terms(*t2, at_of, d2);
       }
     }
   }
