@@ -19,34 +19,17 @@
 //     point 2: gy[o+1] (e2 - e1)                        -> tap 2
 //     point 3: gy[o] x[i + 1], and gy[o+1] x[i + 3]     -> tap 1
 //     5 products instead of 6.
-//   stride 2 on both sides (the stride-2 driver): tiles of three outputs (o, o + 1, o + 2), the even part with the
-//     4-product F(2, 3) (gy in the filter's place: points 0, 1, 4, 2 at Toom-Cook's 0, 1, -1, infinity):
-//     point 0: gy[o] (e0 - e2)                                   -> tap 0
-//     point 1: (gy[o] + gy[o+1] + gy[o+2]) (e1 + e2) / 2        -> taps 0, 2
-//     point 4: (gy[o] - gy[o+1] + gy[o+2]) (e2 - e1) / 2        -> taps 0, -2
-//     point 2: gy[o+2] (e3 - e1)                                 -> tap 2
-//     point 3: gy[o + j] x[i + 1 + 2 j], j = 0, 1, 2             -> tap 1
-//     7 products instead of 9 (and F(2, 2)'s 7.5 for three outputs). A last tile of two outputs is these with
-//     gy[o + 2] = 0 (point 2 dropped: 3 + 2 products, as many as F(2, 2)'s); one of a single output is F(2, 2)'s with
-//     gy[o + 1] = 0 (2 + 1, where these would take 3 + 1). The halves sit on the x side, so every gy combination has
-//     coefficients +-1 (gy's planes, below).
 // (Expanding the sums checks them: e.g. stride 2, tap 0: gy[o] (e0 - e1) + (gy[o] + gy[o+1]) e1 = gy[o] e0 + gy[o+1]
-// e1; in tiles of three, with g_j = gy[o + j], g0 (e0 - e2) + ((g0 + g2 + g1)(e1 + e2) + (g0 + g2 - g1)(e2 - e1)) / 2
-// = g0 e0 - g0 e2 + (g0 + g2) e2 + g1 e1 = g0 e0 + g1 e1 + g2 e2; tap 2: ((g0 + g2 + g1)(e1 + e2) - (g0 + g2 - g1)
-// (e2 - e1)) / 2 + g2 (e3 - e1) = (g0 + g2) e1 + g1 e2 + g2 e3 - g2 e1 = g0 e1 + g1 e2 + g2 e3; a numpy script
-// checked every tile cut, 1 to 39 inputs, padding 0..5 on either end.) Values outside gy or x are zeros, and their
-// terms are dropped; a point left without a gy or an x term is dropped whole, so an odd last output costs 3 products
-// at stride 1 and 2 at stride 2 (not a padded tile's 4 and 3).
+// e1.) Values outside gy or x are zeros, and their terms are dropped; a point left without a gy or an x term is
+// dropped whole, so an odd last output costs 3 products at stride 1 and 2 at stride 2 (not a padded tile's 4 and 3).
 // In two dimensions, a point is a pair (row point, column point): its gy (x) value is the row combination of the
 // column combinations, and it adds into tap (kh, kw) with the product of the two coefficients. Every point of one
-// of the 5 x 5 types (row point type, column point type; type 4 only in tiles of three) has the same coefficients,
-// so the sum over images and tiles of one type's products, for every pair of channels, is one GEMM:
+// of the 4 x 4 types (row point type, column point type) has the same coefficients, so the sum over images and tiles
+// of one type's products, for every pair of channels, is one GEMM:
 //   R_t (C_in x C_out) = V_t (C_in x K_t) U_t^T (K_t x C_out),  K_t = images x points of type t per image,
 //   dW[co, ci, kh, kw] = sum_t row_coef[t][kh] col_coef[t][kw] R_t[ci, co].
 // Multiplies per 2x2 block of gy and pair of channels: 16 instead of 36 at stride 1 (2.25x fewer), 25 instead of 36
-// at stride 2 in tiles of two (1.44x); per 3x3 block in tiles of three, 49 instead of 81 (1.65x): 7x7 outputs take
-// 17 x 17 = 289 points per image and pair of channels instead of 18 x 18 = 324, 14x14 33 x 33 = 1089 instead of 1225
-// (11% fewer).
+// at stride 2 (1.44x).
 //
 // The work, per chunk of images (a fixed count from the shapes, so that the chunk's copies stay in the caches): one
 // task per image and side copies gy (x) with its channels innermost; then one task per type t transforms the chunk's
@@ -70,9 +53,34 @@
 // ~0.03, the rest 0.05: 1.40-1.43 ms. Before the in-place reads (session 5, same method): GEMMs 1.08, gy transforms
 // 0.21, x transforms 0.15, copies 0.11, rest 0.03 (1.51; 1.52-1.60 measured beside this one). What is left outside
 // the GEMMs is the copies and the x differences (784 values per 28x28 image, each formed once: no redundancy left),
-// bound by reads in L2 (neither the block size, 32..400 points, nor chunks of 1..4 images changed them). Not tried
-// yet: F(3, 2) on the even taps (4 products per 3 outputs instead of 3 per 2: 11-13% fewer GEMM multiplies, gy
-// combinations of 3 terms), which is where the next 10% is.
+// bound by reads in L2 (neither the block size, 32..400 points, nor chunks of 1..4 images changed them).
+// Tried and not taken (session 7, on an Intel Xeon, Sapphire-Rapids class, where the GEMMs are ~60% of dec2's time,
+// not Zen 4's ~80%; the code is on branch wgrad-s2-f32, e42d4ed + ea639df): tiles of three outputs a side, the even
+// taps by F(2, 3) with gy in the filter's place (Toom-Cook at 0, 1, -1, infinity; g_j = gy[o + j], e_j = x[i + 2 j]):
+//     point 0: g0 (e0 - e2)                     -> tap 0
+//     point 1: (g0 + g1 + g2) (e1 + e2) / 2     -> taps 0, 2
+//     point 4: (g0 - g1 + g2) (e2 - e1) / 2     -> taps 0, -2
+//     point 2: g2 (e3 - e1)                     -> tap 2
+//     point 3: g_j x[i + 1 + 2 j], j = 0, 1, 2  -> tap 1
+//   7 products per 3 outputs instead of 7.5 (a last tile of two: these with g2 = 0, point 2 dropped; of one: F(2, 2)'s
+//   with gy[o + 1] = 0). Checked by expansion (tap 0: g0 (e0 - e2) + ((g0 + g2)(e1 + e2 + e2 - e1) + g1 (e1 + e2 - e2
+//   + e1)) / 2 = g0 e0 + g1 e1 + g2 e2) and by a numpy script over every tile cut (1..39 inputs, padding 0..5 per
+//   end); passed the float64 references, the gradchecks and 1/2/3 threads bitwise; float32 worst ratios fell (10.8
+//   -> 9.05; seed enc2 1.88 -> 1.48, dec2 1.6 -> 1.2). 289 points per 7x7 image instead of 324, 1089 per 14x14 instead
+//   of 1225 (11% fewer GEMM multiplies), but 5 point types a side (25 GEMMs, many small: type (4, 4) has 4 points per
+//   7x7 image), 9 gy planes of up to 3 terms (2.8x gy instead of 2.25x; types 1 and 4 formed together from
+//   g0 + g2), and type 1's x side a 2-term sum (x read in place for types (3, 3) only: 17% of the points, not 37%).
+//   Measured, 1 thread, thread CPU minima of 300 calls (12 at B=256) per process, processes alternating with this
+//   build's (4-6 rounds, load 6-7; ms): B=25 enc2 .345 -> .37 (+7%), dec1 .74 -> .76 (+3%), dec2 1.29 -> 1.27
+//   (-1.5%); B=256 enc2 3.45 -> 3.33, dec1 7.9 -> 7.3-8.0, dec2 15.4 -> 15.4 (within the noise); 25x128x28x28 -> 128
+//   10.70 -> 10.88 (+2%), 25x256x14x14 -> 256 18.0 -> 24.9 (+38%). (In one process, the two schemes alternating call
+//   by call, tiles of three came out 4-6% faster at B=25 and 1-12% at B=256: borderline either way at 64 channels.)
+//   Leaving parts out in that process (dec2, B=25): the planes cost ~0.05 ms more and the x transforms up to 0.08,
+//   against the ~0.08 that 11% of the GEMMs' ~0.7 ms is. The 256-channel
+//   loss shows the driver's other cost: a chunk there is one image (kGroupChunkBytes), so every type's R_t (256 KB) is
+//   loaded and stored by the gather kernel for a few k steps per chunk (4 for type (4, 4)): R round trips, not
+//   multiplies, are what smaller types pay for, here and (less) in tiles of two. F(3, 2) could pay once the k steps
+//   per R round trip grow (chunks by points, not bytes, or R tiles kept in registers over several chunks).
 // Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
 // cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
 // (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
@@ -93,14 +101,13 @@ namespace {
 
 using namespace cpu;
 
-constexpr int kTypes = 5;  // point types per side (stride 1 and stride-2 pairs use 4: type 4 empty, no taps)
+constexpr int kTypes = 4;  // point types per side
 
-// A combination of at most three values along one side: sum_j c[j] v[at[j]] (three: F(3, 2)'s gy sums; the
-// transforms take at most two).
+// A combination of at most two values along one side: sum_j c[j] v[at[j]].
 struct Terms {
   int n = 0;
-  int64_t at[3] = {0, 0, 0};
-  double c[3] = {0, 0, 0};
+  int64_t at[2] = {0, 0};
+  double c[2] = {0, 0};
 };
 
 struct Point {
@@ -113,12 +120,10 @@ struct Scheme {
   int64_t start[kTypes + 1] = {};
   int tap[kTypes][3] = {};
   int64_t count(int t) const { return start[t + 1] - start[t]; }
-  bool used(int t) const { return tap[t][0] || tap[t][1] || tap[t][2]; }  // else its points are none, R_t unread
 };
 
-// The points of one side of `out` outputs from `in` inputs (the formulas at the top of the file); triples: stride 2
-// in tiles of three outputs (F(3, 2) on the even taps), else of two.
-Scheme make_scheme(int64_t out, int64_t in, int64_t stride, int64_t pad, bool triples) {
+// The points of one side of `out` outputs from `in` inputs (the formulas at the top of the file).
+Scheme make_scheme(int64_t out, int64_t in, int64_t stride, int64_t pad) {
   using List = std::initializer_list<std::pair<int64_t, double>>;
   std::vector<Point> by_type[kTypes];
   auto add = [&](int type, List gy, List x) {
@@ -130,34 +135,24 @@ Scheme make_scheme(int64_t out, int64_t in, int64_t stride, int64_t pad, bool tr
     if (pt.gy.n && pt.x.n) by_type[type].push_back(pt);
   };
   Scheme s;
-  static constexpr int taps1[kTypes][3] = {{1, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 1}, {0, 0, 0}};
-  static constexpr int taps2[kTypes][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}, {1, 0, -1}};
+  static constexpr int taps1[kTypes][3] = {{1, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 1}};
+  static constexpr int taps2[kTypes][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}};
   for (int t = 0; t < kTypes; ++t)
     for (int k = 0; k < 3; ++k) s.tap[t][k] = stride == 1 ? taps1[t][k] : taps2[t][k];
-  for (int64_t o = 0; o < out;) {
+  for (int64_t o = 0; o < out; o += 2) {
     if (stride == 1) {
       const int64_t i = o - pad;
       add(0, {{o, 1}}, {{i, 1}, {i + 2, -1}});
       add(1, {{o, .5}, {o + 1, .5}}, {{i + 1, 1}, {i + 2, 1}});
       add(2, {{o, .5}, {o + 1, -.5}}, {{i + 2, 1}, {i + 1, -1}});
       add(3, {{o + 1, 1}}, {{i + 3, 1}, {i + 1, -1}});
-      o += 2;
-    } else if (triples && o + 1 < out) {  // a last tile of two outputs: these with gy[o + 2] = 0 (point 3 dropped)
-      const int64_t i = 2 * o - pad;
-      add(0, {{o, 1}}, {{i, 1}, {i + 4, -1}});
-      add(1, {{o, 1}, {o + 1, 1}, {o + 2, 1}}, {{i + 2, .5}, {i + 4, .5}});
-      add(4, {{o, 1}, {o + 1, -1}, {o + 2, 1}}, {{i + 4, .5}, {i + 2, -.5}});
-      add(2, {{o + 2, 1}}, {{i + 6, 1}, {i + 2, -1}});
-      for (int64_t j = 0; j < 3; ++j) add(3, {{o + j, 1}}, {{i + 1 + 2 * j, 1}});
-      o += 3;
-    } else {  // F(2, 2); with triples, a last single output (2 products, not F(3, 2)'s 3)
+    } else {
       const int64_t i = 2 * o - pad;
       add(0, {{o, 1}}, {{i, 1}, {i + 2, -1}});
       add(1, {{o, 1}, {o + 1, 1}}, {{i + 2, 1}});
       add(2, {{o + 1, 1}}, {{i + 4, 1}, {i + 2, -1}});
       add(3, {{o, 1}}, {{i + 1, 1}});
       add(3, {{o + 1, 1}}, {{i + 3, 1}});
-      o += 2;
     }
   }
   for (int t = 0; t < kTypes; ++t) {
@@ -183,8 +178,8 @@ std::vector<Run> runs_of(const Scheme& s, int type, Terms Point::*side) {
       Run& r = runs.back();
       const Terms& f = r.terms;
       const int64_t step = t.at[0] - (f.at[0] + (r.length - 1) * r.step);
-      bool same = t.n == f.n;
-      for (int j = 0; j < t.n && same; ++j) same = t.c[j] == f.c[j] && t.at[j] - t.at[0] == f.at[j] - f.at[0];
+      const bool same = t.n == f.n && t.c[0] == f.c[0] && (t.n == 1 || (t.c[1] == f.c[1] && t.at[1] - t.at[0] ==
+                                                                                                 f.at[1] - f.at[0]));
       if (same && (r.length == 1 ? step > 0 : step == r.step)) {
         if (r.length == 1) r.step = step;
         ++r.length;
@@ -203,15 +198,13 @@ struct Plan {
   int64_t points[kTypes * kTypes];  // per image, per type t = 4 (row type) + column type
   int64_t per_image = 0;            // sum of points[]
   int64_t before[kTypes * kTypes];  // points of the types before t, per image
-  bool used[kTypes * kTypes];       // the types the output transform reads (with taps on both sides)
 };
 
-Plan make_plan(const Conv2dParams& p, bool triples = false) {
+Plan make_plan(const Conv2dParams& p) {
   Plan q;
-  q.rows = make_scheme(p.out_h, p.in_h, p.stride_h, p.pad_top, triples);
-  q.cols = make_scheme(p.out_w, p.in_w, p.stride_w, p.pad_left, triples);
+  q.rows = make_scheme(p.out_h, p.in_h, p.stride_h, p.pad_top);
+  q.cols = make_scheme(p.out_w, p.in_w, p.stride_w, p.pad_left);
   for (int t = 0; t < kTypes * kTypes; ++t) {
-    q.used[t] = q.rows.used(t / kTypes) && q.cols.used(t % kTypes);
     q.before[t] = q.per_image;
     q.points[t] = q.rows.count(t / kTypes) * q.cols.count(t % kTypes);
     q.per_image += q.points[t];
@@ -323,7 +316,6 @@ void output_transform(const T* r, int64_t groups, int64_t group_size, const Plan
     T* added = inner + co_pad;  // with several groups: R_t[ci, .] summed over them, per type
     if (groups > 1)
       for (int t = 0; t < kT; ++t) {
-        if (!q.used[t]) continue;
         T* sum = added + t * co_pad;
         const T* rt = r + (t * ci_pad + ci) * co_pad;
         std::copy(rt, rt + co_pad, sum);
@@ -374,10 +366,9 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
   T* r = scratch_col.get<T>(kT * ci_pad * co_pad + chunk * (x_image + g_image));
   T* xt = r + kT * ci_pad * co_pad;
   T* gt = xt + chunk * x_image;
-  int order[kT], used = 0;  // the used types, most points first, so that the last tasks of a chunk are short ones
-  for (int t = 0; t < kT; ++t)
-    if (q.used[t]) order[used++] = t;
-  std::stable_sort(order, order + used, [&](int a, int b) { return q.points[a] > q.points[b]; });
+  int order[kT];  // the types, most points first, so that the last tasks of a chunk are short ones
+  for (int t = 0; t < kT; ++t) order[t] = t;
+  std::stable_sort(order, order + kT, [&](int a, int b) { return q.points[a] > q.points[b]; });
   const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
 #pragma omp parallel if (parallel)
   {
@@ -396,7 +387,7 @@ void backward_weight_winograd(const T* px, const T* pg, T* pw, const Conv2dParam
         }
       }
 #pragma omp for schedule(dynamic, 1)
-      for (int j = 0; j < used; ++j) {
+      for (int j = 0; j < kT; ++j) {
         const int t = order[j];
         const int64_t kt = count * q.points[t], rows_t = q.rows.count(t / kTypes);
         T* u = scratch_packed_b.get<T>(kt * (co_pad + ci_pad));
@@ -471,34 +462,26 @@ DirectSide direct_side(const Plan& q, int t, Terms Point::*side) {
   return d;
 }
 
-// The gy side at stride 2 needs no transform at all: its combinations are the sums of point types 1 (gy[o] + gy[o + 1]
-// (+ gy[o + 2] in tiles of three)) and 4 (gy[o] - gy[o + 1] + gy[o + 2]), coefficients +-1, so every 2-D type's gy
-// values are pixels of one of nine planes per image, (row class, column class), a side's class 0 for its single-term
-// types (0, 2, 3: gy's own rows or columns), 1 for type 1's sums, 2 for type 4's; each value formed once (per-type
-// transforms would form the sums once per type that used them):
-//   plane (0, 0): gy itself, [Ho][Wo];
-//   plane (0, c): class c's column sums of every gy row, [Ho][column points of the class];
-//   plane (r, c): class r's row sums of plane (0, c)'s rows, [row points of the class][plane (0, c)'s width].
-// In tiles of two (no type 4) only planes (0 or 1, 0 or 1) have pixels: the sums are the transforms' (the same terms
-// in the same order: a 2 x 2 value is (row 0's column sum) + (row 1's)), so the bits are too. GyPlanes says where
-// they sit; gy_planes_apply says whether the scheme has that shape.
-constexpr int kGyClasses = 3;
-constexpr int gy_class_of(int type) { return type == 1 ? 1 : type == 4 ? 2 : 0; }
-constexpr int kGyClassType[kGyClasses] = {0, 1, 4};  // class c > 0: its point type
-
+// The gy side at stride 2 needs no transform at all: its only combination is the pair sum of point type 1 (gy[o] +
+// gy[o + 1], coefficients 1), so every 2-D type's gy values are pixels of one of four planes per image, each value
+// formed once (the per-type transforms formed the pair sums once per type that used them, 441 values per 14x14 image
+// instead of these 245):
+//   plane 0: gy itself, [Ho][Wo];                     types (row type != 1, column type != 1)
+//   plane 1: column pair sums of every gy row, [Ho][n1c] (n1c: column points of type 1);  (!= 1, 1)
+//   plane 2: row pair sums of every gy column, [n1r][Wo];  (1, != 1)
+//   plane 3: both, [n1r][n1c], plane 1's rows added;   (1, 1)
+// The sums are the transforms' (the same terms in the same order: a 2 x 2 value is (row 0's column sum) + (row 1's)),
+// so the bits are too. GyPlanes says where they sit; gy_planes_apply says whether the scheme has that shape.
 struct GyPlanes {
-  int64_t offset[kGyClasses * kGyClasses] = {}, width[kGyClasses * kGyClasses] = {}, size = 0;  // in pixels
+  int64_t n1r = 0, n1c = 0, offset[4] = {}, width[4] = {}, size = 0;  // offsets and size in pixels of co_pad values
 };
 
 GyPlanes gy_planes_of(const Plan& q, int64_t Ho, int64_t Wo) {
   GyPlanes g;
-  for (int r = 0; r < kGyClasses; ++r)
-    for (int c = 0; c < kGyClasses; ++c) {
-      const int k = r * kGyClasses + c;
-      const int64_t rows = r ? q.rows.count(kGyClassType[r]) : Ho;
-      g.width[k] = c ? q.cols.count(kGyClassType[c]) : Wo;
-      g.offset[k] = g.size, g.size += rows * g.width[k];
-    }
+  g.n1r = q.rows.count(1), g.n1c = q.cols.count(1);
+  const int64_t rows[4] = {Ho, Ho, g.n1r, g.n1r};
+  g.width[0] = g.width[2] = Wo, g.width[1] = g.width[3] = g.n1c;
+  for (int k = 0; k < 4; ++k) g.offset[k] = g.size, g.size += rows[k] * g.width[k];
   return g;
 }
 
@@ -507,101 +490,51 @@ bool gy_planes_apply(const Plan& q) {
     for (int t = 0; t < kTypes; ++t)
       for (int64_t j = s->start[t]; j < s->start[t + 1]; ++j) {
         const Terms& g = s->points[j].gy;
-        for (int i = 0; i < g.n; ++i)
-          if (g.c[i] != 1 && (g.c[i] != -1 || !gy_class_of(t))) return false;
-        if (!gy_class_of(t) && g.n != 1) return false;
+        if (g.c[0] != 1 || (g.n == 2 && g.c[1] != 1) || (t != 1 && g.n != 1)) return false;
       }
   for (int t = 0; t < kTypes; ++t)  // single-term column types: one run, read a fixed step apart
-    if (!gy_class_of(t) && q.col_runs[0][t].size() > 1) return false;
+    if (t != 1 && q.col_runs[0][t].size() > 1) return false;
   return true;
 }
 
-// Planes other than (0, 0) of one image from plane (0, 0) (at gp, channels innermost, co_pad per pixel). In tiles of
-// three, point j of type 1 (g0 + g1 + g2) and point j of type 4 (g0 - g1 + g2) read the same values, so they are
-// formed together, g0 + g2 once: (g0 + g2) + g1 and (g0 + g2) - g1 (half the reads of the planes' largest part).
+// Planes 1..3 of one image from plane 0 (at gp, channels innermost, co_pad per pixel).
 template <typename T>
 void make_gy_planes(T* gp, const Plan& q, const GyPlanes& g, int64_t Ho, int64_t co_pad) {
-  auto add_terms = [&](const Terms& terms, auto at_of, T* dst) {  // the terms in order, +-1 exact
+  auto add_terms = [&](const Terms& terms, auto at_of, T* dst) {
     const T* p0 = at_of(terms.at[0]);
-    const T c0 = T(terms.c[0]);
     if (terms.n == 1) {
+      std::copy(p0, p0 + co_pad, dst);
+    } else {
+      const T* p1 = at_of(terms.at[1]);
 #pragma omp simd
-      for (int64_t c = 0; c < co_pad; ++c) dst[c] = c0 * p0[c];
-      return;
+      for (int64_t c = 0; c < co_pad; ++c) dst[c] = p0[c] + p1[c];
     }
-    const T* p1 = at_of(terms.at[1]);
-    const T c1 = T(terms.c[1]);
-    if (terms.n == 2) {
-#pragma omp simd
-      for (int64_t c = 0; c < co_pad; ++c) dst[c] = c0 * p0[c] + c1 * p1[c];
-      return;
-    }
-    const T* p2 = at_of(terms.at[2]);
-    const T c2 = T(terms.c[2]);
-#pragma omp simd
-    for (int64_t c = 0; c < co_pad; ++c) dst[c] = (c0 * p0[c] + c1 * p1[c]) + c2 * p2[c];
-  };
-  // Class 1's point j into d1 and class 2's (when it has a point j of the same values: t2, else null) into d2
-  auto add_classes = [&](const Terms& t1, const Terms* t2, auto at_of, T* d1, T* d2) {
-    bool paired = t2 && t2->n == t1.n && t1.n >= 2;
-    for (int i = 0; paired && i < t1.n; ++i)
-      paired = t2->at[i] == t1.at[i] && t1.c[i] == 1 && t2->c[i] == (i == 1 ? -1 : 1);
-    if (paired) {
-      const T *p0 = at_of(t1.at[0]), *p1 = at_of(t1.at[1]);
-      if (t1.n == 2) {
-#pragma omp simd
-        for (int64_t c = 0; c < co_pad; ++c) d1[c] = p0[c] + p1[c], d2[c] = p0[c] - p1[c];
-      } else {
-        const T* p2 = at_of(t1.at[2]);
-#pragma omp simd
-        for (int64_t c = 0; c < co_pad; ++c) {
-          const T outer = p0[c] + p2[c];
-          d1[c] = outer + p1[c], d2[c] = outer - p1[c];
-        }
-      }
-      return;
-    }
-    add_terms(t1, at_of, d1);
-    if (t2) add_terms(*t2, at_of, d2);
   };
   const int64_t Wo = g.width[0];
-  const int64_t n1c = g.width[1], n2c = g.width[2], n1r = q.rows.count(1), n2r = q.rows.count(4);
-  for (int64_t r = 0; r < Ho; ++r)  // planes (0, 1) and (0, 2)
-    for (int64_t j = 0; j < std::max(n1c, n2c); ++j) {
-      auto at_of = [&](int64_t col) { return gp + (r * Wo + col) * co_pad; };
-      T* d2 = gp + (g.offset[2] + r * n2c + j) * co_pad;
-      const Terms* t2 = j < n2c ? &q.cols.points[q.cols.start[4] + j].gy : nullptr;
-      if (j < n1c)
-        add_classes(q.cols.points[q.cols.start[1] + j].gy, t2, at_of, gp + (g.offset[1] + r * n1c + j) * co_pad, d2);
-      else
-        add_terms(*t2, at_of, d2);
-    }
-  for (int64_t a = 0; a < std::max(n1r, n2r); ++a) {  // planes (1, .) and (2, .): row sums of planes (0, .)
-    const Terms* t2 = a < n2r ? &q.rows.points[q.rows.start[4] + a].gy : nullptr;
-    for (int cc = 0; cc < kGyClasses; ++cc) {
-      const int64_t src = g.offset[cc], width = g.width[cc];
-      for (int64_t col = 0; col < width; ++col) {
-        auto at_of = [&](int64_t row) { return gp + (src + row * width + col) * co_pad; };
-        T* d2 = gp + (g.offset[2 * kGyClasses + cc] + a * width + col) * co_pad;
-        if (a < n1r)
-          add_classes(q.rows.points[q.rows.start[1] + a].gy, t2, at_of,
-                      gp + (g.offset[kGyClasses + cc] + a * width + col) * co_pad, d2);
-        else
-          add_terms(*t2, at_of, d2);
-      }
-    }
+  for (int64_t r = 0; r < Ho; ++r)  // plane 1
+    for (int64_t j = 0; j < g.n1c; ++j)
+      add_terms(q.cols.points[q.cols.start[1] + j].gy, [&](int64_t col) { return gp + (r * Wo + col) * co_pad; },
+                gp + (g.offset[1] + r * g.n1c + j) * co_pad);
+  for (int64_t a = 0; a < g.n1r; ++a) {
+    const Terms& rt = q.rows.points[q.rows.start[1] + a].gy;
+    for (int64_t col = 0; col < Wo; ++col)  // plane 2
+      add_terms(rt, [&](int64_t row) { return gp + (row * Wo + col) * co_pad; },
+                gp + (g.offset[2] + a * Wo + col) * co_pad);
+    for (int64_t j = 0; j < g.n1c; ++j)  // plane 3
+      add_terms(rt, [&](int64_t row) { return gp + (g.offset[1] + row * g.n1c + j) * co_pad; },
+                gp + (g.offset[3] + a * g.n1c + j) * co_pad);
   }
 }
 
 // Where type t's gy values sit in an image's planes: row point a at plane row row_at[a], column point j at column
 // col0 + j col_step of a plane `width` wide starting at pixel `offset`.
 DirectSide gy_plane_side(const Plan& q, const GyPlanes& g, int t, int64_t* offset, int64_t* width) {
-  const int tr = t / kTypes, tc = t % kTypes, k = gy_class_of(tr) * kGyClasses + gy_class_of(tc);
+  const int tr = t / kTypes, tc = t % kTypes, k = (tr == 1) * 2 + (tc == 1);
   DirectSide d;
   d.direct = true;
   for (int64_t a = q.rows.start[tr]; a < q.rows.start[tr + 1]; ++a)
-    d.row_at.push_back(gy_class_of(tr) ? a - q.rows.start[tr] : q.rows.points[a].gy.at[0]);
-  if (gy_class_of(tc)) {
+    d.row_at.push_back(tr == 1 ? a - q.rows.start[tr] : q.rows.points[a].gy.at[0]);
+  if (tc == 1) {
     d.col0 = 0, d.col_step = 1;
   } else if (!q.col_runs[0][tc].empty()) {
     d.col0 = q.col_runs[0][tc][0].terms.at[0], d.col_step = q.col_runs[0][tc][0].step;
@@ -659,11 +592,8 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
   const int64_t N = p.batch, Cin = p.in_channels, Cout = p.out_channels, H = p.in_h, W = p.in_w;
   const int64_t Ho = p.out_h, Wo = p.out_w;
   const int64_t ci_pad = round_up(Cin, kMr), co_pad = round_up(Cout, nr);
-  // Tiles of three outputs (F(3, 2)) where gy's planes hold them (every shape but images whose padding drops a middle
-  // point), else of two: with gy's planes where the scheme allows, else gy alone and the per-type transforms (which
-  // take at most two terms a side)
-  Plan q = make_plan(p, /*triples=*/true);
-  if (!gy_planes_apply(q)) q = make_plan(p);
+  const Plan q = make_plan(p);
+  // gy's planes (GyPlanes) where the scheme allows, else gy alone and the per-type transforms
   const bool planes = gy_planes_apply(q);
   const GyPlanes gyp = gy_planes_of(q, Ho, Wo);
   const int64_t x_image = H * W * ci_pad, g_image = (planes ? gyp.size : Ho * Wo) * co_pad;
@@ -703,7 +633,6 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
         if (planes)
           for (int64_t i = 0; i < count; ++i) make_gy_planes(gt + i * g_image, q, gyp, Ho, co_pad);
         for (int t = 0; t < kT; ++t) {
-          if (!q.used[t]) continue;
           // The type's points of the chunk, row unit (image i, row point a) after row unit, per_row points each, in
           // blocks of whole row units; a side read in place (direct[t]) is neither transformed nor copied
           const DirectSide &gd = direct[t][0], &xd = direct[t][1];
