@@ -72,18 +72,20 @@
 //   7x7 image), 9 gy planes of up to 3 terms (2.8x gy instead of 2.25x; types 1 and 4 formed together from
 //   g0 + g2), and type 1's x side a 2-term sum (x read in place for types (3, 3) only: 17% of the points, not 37%).
 //   Measured, 1 thread, thread CPU minima of 300 calls (12 at B=256) per process, processes alternating with this
-//   build's (4-6 rounds, load 6-7; ms): B=25 enc2 .345 -> .37 (+7%), dec1 .74 -> .76 (+3%), dec2 1.29 -> 1.27
-//   (-1.5%); B=256 enc2 3.45 -> 3.33, dec1 7.9 -> 7.3-8.0, dec2 15.4 -> 15.4 (within the noise); 25x128x28x28 -> 128
-//   10.70 -> 10.88 (+2%), 25x256x14x14 -> 256 18.0 -> 24.9 (+38%). In one process, the two schemes alternating call
-//   by call, tiles of three came out 4-8% faster at B=25, but that build's tiles of two, run alone, were 4-15% slower
-//   than this build (the cause not found: the same loops, larger tables), so that comparison flattered them. perf on unstripped builds (1 thread, B=25): the gather kernel's FMA loop is 46% of enc2's samples
-//   and 52% of dec2's; tiles of three cut those by 11-15% and raised the rest (planes, x transforms, copies, the C
-//   tile round trips of 25 types) by 14-23%. The 256-channel loss shows the driver's other cost: a chunk there is one
-//   image (kGroupChunkBytes), so every type's R_t (256 KB) is loaded and stored by the gather kernel for a few k steps
-//   per chunk (4 for type (4, 4)): R round trips, not multiplies, are what smaller types pay for, here and (less) in
-//   tiles of two. So on this host the lever is the half outside the GEMMs (its auto-vectorised loops compile to
-//   256-bit vectors here, the gather kernel to 512-bit), and F(3, 2) could pay once the k steps per R round trip grow
-//   (chunks by points, not bytes, or R tiles kept in registers over several chunks).
+//   build's (4-6 rounds, load 6-7; ms): B=25 enc2 .345 -> .37 (+7%), dec1 .74 -> .76 (+3%), dec2 1.29 -> 1.27 (-1.5%;
+//   again: +7%, +6%, +1%); B=256 -2 to -3% each (enc2 3.29 -> 3.22, dec1 7.39 -> 7.20, dec2 15.66 -> 15.23; 2-thread
+//   walls too noisy at this load to say more); 25x128x28x28 -> 128 10.70 -> 10.88 (+2%), 25x256x14x14 -> 256 18.0 ->
+//   24.9 (+38%). In one process, the two schemes alternating call by call, tiles of three came out 4-8% faster at B=25,
+//   but that build's tiles of two, run alone, were 4-15% slower than this build (the cause not found: the same loops,
+//   larger tables), so that comparison flattered them. perf on unstripped builds (1 thread, B=25): the gather kernel's
+//   FMA loop is 46% of enc2's samples and 52% of dec2's; tiles of three cut those by 11-15% and raised the rest
+//   (planes, x transforms, copies, the C tile round trips of 25 types) by 14-23%. The 256-channel loss shows the
+//   driver's other cost: a chunk there is one image (kGroupChunkBytes), so every type's R_t (256 KB) is loaded and
+//   stored by the gather kernel for a few k steps per chunk (4 for type (4, 4)): R round trips, not multiplies, are
+//   what smaller types pay for, here and (less) in tiles of two. So on this host the lever is the half outside the
+//   GEMMs (its auto-vectorised loops compile to 256-bit vectors here, the gather kernel to 512-bit), and F(3, 2) could
+//   pay once the k steps per R round trip grow (chunks by points, not bytes, or R tiles kept in registers over several
+//   chunks).
 // Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
 // cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
 // (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
