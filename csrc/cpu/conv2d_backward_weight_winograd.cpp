@@ -53,9 +53,39 @@
 // ~0.03, the rest 0.05: 1.40-1.43 ms. Before the in-place reads (session 5, same method): GEMMs 1.08, gy transforms
 // 0.21, x transforms 0.15, copies 0.11, rest 0.03 (1.51; 1.52-1.60 measured beside this one). What is left outside
 // the GEMMs is the copies and the x differences (784 values per 28x28 image, each formed once: no redundancy left),
-// bound by reads in L2 (neither the block size, 32..400 points, nor chunks of 1..4 images changed them). Not tried
-// yet: F(3, 2) on the even taps (4 products per 3 outputs instead of 3 per 2: 11-13% fewer GEMM multiplies, gy
-// combinations of 3 terms), which is where the next 10% is.
+// bound by reads in L2 (neither the block size, 32..400 points, nor chunks of 1..4 images changed them).
+// Tried and not taken (session 7, on an Intel Xeon, Sapphire-Rapids class, where the GEMMs are about half of these
+// passes' time, not Zen 4's ~80%; the code is on branch wgrad-s2-f32, e42d4ed + ea639df): tiles of three outputs a
+// side, the even taps by F(2, 3) with gy in the filter's place (Toom-Cook at 0, 1, -1, infinity; g_j = gy[o + j],
+// e_j = x[i + 2 j]):
+//     point 0: g0 (e0 - e2)                     -> tap 0
+//     point 1: (g0 + g1 + g2) (e1 + e2) / 2     -> taps 0, 2
+//     point 4: (g0 - g1 + g2) (e2 - e1) / 2     -> taps 0, -2
+//     point 2: g2 (e3 - e1)                     -> tap 2
+//     point 3: g_j x[i + 1 + 2 j], j = 0, 1, 2  -> tap 1
+//   7 products per 3 outputs instead of 7.5 (a last tile of two: these with g2 = 0, point 2 dropped; of one: F(2, 2)'s
+//   with gy[o + 1] = 0). Checked by expansion (tap 0: g0 (e0 - e2) + ((g0 + g2)(e1 + e2 + e2 - e1) + g1 (e1 + e2 - e2
+//   + e1)) / 2 = g0 e0 + g1 e1 + g2 e2) and by a numpy script over every tile cut (1..39 inputs, padding 0..5 per
+//   end); passed the float64 references, the gradchecks and 1/2/3 threads bitwise; float32 worst ratios fell (10.8
+//   -> 9.05; seed enc2 1.88 -> 1.48, dec2 1.6 -> 1.2). 289 points per 7x7 image instead of 324, 1089 per 14x14 instead
+//   of 1225 (11% fewer GEMM multiplies), but 5 point types a side (25 GEMMs, many small: type (4, 4) has 4 points per
+//   7x7 image), 9 gy planes of up to 3 terms (2.8x gy instead of 2.25x; types 1 and 4 formed together from
+//   g0 + g2), and type 1's x side a 2-term sum (x read in place for types (3, 3) only: 17% of the points, not 37%).
+//   Measured, 1 thread, thread CPU minima of 300 calls (12 at B=256) per process, processes alternating with this
+//   build's (4-6 rounds, load 6-7; ms): B=25 enc2 .345 -> .37 (+7%), dec1 .74 -> .76 (+3%), dec2 1.29 -> 1.27 (-1.5%;
+//   again: +7%, +6%, +1%); B=256 -2 to -3% each (enc2 3.29 -> 3.22, dec1 7.39 -> 7.20, dec2 15.66 -> 15.23; 2-thread
+//   walls too noisy at this load to say more); 25x128x28x28 -> 128 10.70 -> 10.88 (+2%), 25x256x14x14 -> 256 18.0 ->
+//   24.9 (+38%). In one process, the two schemes alternating call by call, tiles of three came out 4-8% faster at B=25,
+//   but that build's tiles of two, run alone, were 4-15% slower than this build (the cause not found: the same loops,
+//   larger tables), so that comparison flattered them. perf on unstripped builds (1 thread, B=25): the gather kernel's
+//   FMA loop is 46% of enc2's samples and 52% of dec2's; tiles of three cut those by 11-15% and raised the rest
+//   (planes, x transforms, copies, the C tile round trips of 25 types) by 14-23%. The 256-channel loss shows the
+//   driver's other cost: a chunk there is one image (kGroupChunkBytes), so every type's R_t (256 KB) is loaded and
+//   stored by the gather kernel for a few k steps per chunk (4 for type (4, 4)): R round trips, not multiplies, are
+//   what smaller types pay for, here and (less) in tiles of two. So on this host the lever is the half outside the
+//   GEMMs (its auto-vectorised loops compile to 256-bit vectors here, the gather kernel to 512-bit), and F(3, 2) could
+//   pay once the k steps per R round trip grow (chunks by points, not bytes, or R tiles kept in registers over several
+//   chunks).
 // Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
 // cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
 // (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
