@@ -121,8 +121,9 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   int64_t rows = (Ho + bands_wanted - 1) / bands_wanted;
   rows = std::clamp<int64_t>(std::min(rows, kBandElements / std::max<int64_t>(C * kW * Wo, 1) - halo), 1, Ho);
   const int64_t bands = (Ho + rows - 1) / rows, tasks = N * bands;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
+  TaskShares shares(tasks, parallel && tasks > 1 ? max_threads() : 1);  // (parallel.h: outputs stay with one core)
+#pragma omp parallel if (parallel && tasks > 1)
+  shares.run([&](int64_t t) {
     const int64_t n = t / bands, oh0 = t % bands * rows, oh1 = std::min(Ho, oh0 + rows);
     const int64_t R = oh1 - oh0 + halo, plane = R * Wo + nr;  // + nr: the band's last tile reads past its end
     T* S = scratch_col.get<T>(C * kW * plane);
@@ -160,7 +161,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
         tile_rows<T, kMr>(M - i0, K, packed_w.ptr + i0 * K, tap, q, y_band + i0 * P + q, P, n_valid,
                           pb ? pb + i0 : nullptr, relu);
     }
-  }
+  });
 }
 
 }  // namespace

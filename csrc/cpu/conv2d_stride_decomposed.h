@@ -271,10 +271,11 @@ void backward_input_stride_decomposed(const T* pg, const T* pw, const T* pb, T* 
   }
 
   const int64_t tasks = N * G * sh;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
+  TaskShares shares(tasks, parallel && tasks > 1 ? max_threads() : 1);  // (parallel.h: outputs stay with one core)
+#pragma omp parallel if (parallel && tasks > 1)
+  shares.run([&](int64_t t) {
     const int64_t n = t / (G * sh), g = t / sh % G, ah = t % sh, Jh = rows.count[ah];
-    if (Jh == 0) continue;
+    if (Jh == 0) return;
     // gy's channels of this group, zero-bordered: (M, Eh, Ew)
     T* gy_pad = scratch_col.get<T>(M * plane);
     {
@@ -340,7 +341,7 @@ void backward_input_stride_decomposed(const T* pg, const T* pw, const T* pb, T* 
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace gradcore::cpu

@@ -730,6 +730,7 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
   const bool rows_fit = rows_fit_two_vectors(q);
   const bool narrow = rows_fit_one_vector(q);
 #endif
+  TaskShares strip_shares(strips, parallel && strips > 1 ? max_threads() : 1);
 #pragma omp parallel if (parallel && strips > 1)
   {
 #pragma omp for schedule(static)
@@ -737,8 +738,7 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
       GRADCORE_PHASE("conv2d_winograd_s2/weight_transform");
       transform_weights(w, q, t * kMr, packed_u, a_off);
     }
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t s = 0; s < strips; ++s) {
+    strip_shares.run([&](int64_t s) {  // (parallel.h's TaskShares: y's lines stay with one core from call to call)
       const int64_t t0 = s * nr, count = std::min(nr, total - t0);
       int half_needs[2] = {0, 0};  // the points the tiles of each 16 lanes sum
       // The strip's tiles, looked up once (Problem::tile's divisions and chunk lookups), not once per lane in each of
@@ -799,7 +799,7 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
         done += run;
       }
       output_transform(p, p_stride, needs, q, segs, seg_count, act, y, ybuf);
-    }
+    });
   }
 }
 

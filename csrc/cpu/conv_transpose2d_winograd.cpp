@@ -510,8 +510,10 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
   const int64_t R = tile_rows_per_task<T>(g), total_rows = g.N * g.TH, tasks = (total_rows + R - 1) / R;
   const bool parallel = g.N * C * g.H * g.W * K * 9 / 4 >= kParallelThreshold;  // multiply-adds
   const bool relu = act == Activation::relu, stream = streams_gx<T>(g);
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
+  // Tasks in contiguous shares per thread (parallel.h's TaskShares: gx's lines stay with one core from call to call).
+  TaskShares shares(tasks, parallel && tasks > 1 ? max_threads() : 1);
+#pragma omp parallel if (parallel && tasks > 1)
+  shares.run([&](int64_t t) {
     const int64_t r0 = t * R, r1 = std::min(total_rows, r0 + R), nrows = r1 - r0;
     // Rows of each plane's GEMM: tile row r's tiles start at row base[(r - r0) 16 + q] of plane q (-1: none).
     std::vector<int64_t> base(nrows * kPlanes);
@@ -567,7 +569,7 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
       case 2: output_transform<T, 1, 0>(px, g, pr, rows_out, r0, r1, stage); break;
       default: output_transform<T, 1, 1>(px, g, pr, rows_out, r0, r1, stage); break;
     }
-  }
+  });
 }
 
 }  // namespace
