@@ -615,10 +615,10 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
     direct[t][1] = direct_side(q, t, &Point::x);
   }
   const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
+  TaskShares group_shares(groups, parallel ? max_threads() : 1);
 #pragma omp parallel if (parallel)
   {
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t g = 0; g < groups; ++g) {
+    group_shares.run([&](int64_t g) {  // (parallel.h's TaskShares: a group's R stays with one core)
       T* rg = r + g * group_size;
       int64_t g_off[kBlockPoints], x_off[kBlockPoints];  // per row unit of a block: where its k steps start
       const int64_t g0 = N * g / groups, g1 = N * (g + 1) / groups;
@@ -673,8 +673,9 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
           }
         }
       }
-    }
-    output_transform(r, groups, group_size, q, Cin, Cout, ci_pad, co_pad, pw);
+    });
+#pragma omp barrier
+    output_transform(r, groups, group_size, q, Cin, Cout, ci_pad, co_pad, pw);  // (after every group's R)
   }
 }
 

@@ -223,8 +223,9 @@ void winograd(const T* in, const T* w, const T* bias, T* out, const Problem& q) 
   const int64_t nt = tiles_per_task<T>(q), total = q.tiles(), tasks = (total + nt - 1) / nt;
   const int64_t out_plane = q.out_h * q.out_w;
   const bool parallel = total * 16 * O * I >= kParallelThreshold;  // multiply-adds
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && tasks > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
+  TaskShares shares(tasks, parallel && tasks > 1 ? max_threads() : 1);  // (parallel.h: outputs stay with one core)
+#pragma omp parallel if (parallel && tasks > 1)
+  shares.run([&](int64_t t) {
     const int64_t t0 = t * nt, cols = std::min(nt, total - t0), cols_pad = round_up(cols, nr);
     const int64_t seg_max = std::min(nt, q.tiles_w());
     // The 16 points' matrices sit point_stride (packed inputs) and result_stride (GEMM results) apart: a multiple of
@@ -286,7 +287,7 @@ void winograd(const T* in, const T* w, const T* bias, T* out, const Problem& q) 
         });
       }
     }
-  }
+  });
 }
 
 }  // namespace

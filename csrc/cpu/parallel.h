@@ -33,7 +33,8 @@ inline int max_threads() {
 // different cores. With shares, a thread writes the same part of an output call after call and two threads meet only
 // at the shares' edges. Why not schedule(static): a thread that wakes late (or a share of dearer tasks) then holds up
 // the whole loop; here the others take over the rest of its share. Which thread runs a task never changes a result
-// (a kernel's tasks write disjoint outputs), so this is tuning only.
+// (a kernel's tasks write disjoint outputs), so this is tuning only. Unlike an omp for, run() ends without a barrier:
+// code after it in the same parallel region that reads the tasks' outputs needs a #pragma omp barrier first.
 // Measured (issue 19, session 7, 2-core Xeon, 2 threads, batch 25, against schedule(dynamic, 1); ms, minima of
 // interleaved processes at load ~1): the seed layers' 15 passes 4.18 -> 3.83 in all (dec2 backward-data 0.670 ->
 // 0.573, its Winograd output transform 0.35 -> 0.18 thread-ms; dec2 transposed forward 0.749 -> 0.670; dec3
