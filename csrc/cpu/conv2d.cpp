@@ -96,7 +96,6 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   // a strip (an image could end twice in one), C goes through a scratch copy.
   const bool direct = P >= nr;
   const int64_t channels_per_block = std::min(Cg, std::min(K, kKc) / taps + 2);
-  TaskShares shares(tasks * G, parallel && tasks * G > 1 ? max_threads() : 1);
 #pragma omp parallel if (parallel && tasks * G > 1)
   {
 #pragma omp for schedule(static)
@@ -105,7 +104,8 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
     const int64_t g = t / panels, i0 = t % panels * kMr;
     pack_a_panels(pw + g * M * K, K, (int64_t)1, M, K, i0, i0 + kMr, packed_w.ptr + g * a_size);
   }
-  shares.run([&](int64_t t) {  // (parallel.h's TaskShares: y's strips stay with one core)
+#pragma omp for schedule(dynamic, 1)
+  for (int64_t t = 0; t < tasks * G; ++t) {
     const int64_t g = t % G, s0 = t / G * strips / tasks, s1 = (t / G + 1) * strips / tasks;
     const int64_t c_begin = s0 * nr, cols = std::min(s1 * nr, columns) - c_begin, cols_pad = (s1 - s0) * nr;
     const int64_t n_first = c_begin / P, n_last = (c_begin + cols - 1) / P;
@@ -154,7 +154,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
       gemm_packed_to(M, cols, kc, packed_w.ptr + g * a_size + k0 * round_up(M, kMr), packed, strip_out,
                      direct ? P : cols_pad, k0 > 0, k0 == 0 && pb ? pb + g * M : nullptr);
     }
-    if (direct) return;
+    if (direct) continue;
     GRADCORE_PHASE("conv2d_forward/copy_out");
     for (int64_t n = n_first; n <= n_last; ++n) {
       const int64_t q_a = std::max(c_begin - n * P, (int64_t)0), q_b = std::min(c_begin + cols - n * P, P);
@@ -162,7 +162,7 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
         std::memcpy(py + (n * Cout + g * M + m) * P + q_a, c_scratch + m * cols_pad + n * P + q_a - c_begin,
                     sizeof(T) * (q_b - q_a));
     }
-  });
+  }
   }
 }
 

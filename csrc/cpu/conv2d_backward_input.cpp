@@ -61,9 +61,8 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   AlignedBuffer<T> packed_wt(G * a_size);
   for (int64_t g = 0; g < G; ++g) pack_a(pw + g * M * K, (int64_t)1, K, K, M, packed_wt.ptr + g * a_size);
   const int64_t per_gemm = images_per_gemm(P, N, G, nr_of<T>()), blocks = (N + per_gemm - 1) / per_gemm;
-  TaskShares shares(blocks * G, parallel && blocks * G > 1 ? max_threads() : 1);  // (parallel.h)
-#pragma omp parallel if (parallel && blocks * G > 1)
-  shares.run([&](int64_t t) {
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && blocks * G > 1)
+  for (int64_t t = 0; t < blocks * G; ++t) {
     const int64_t b = t / G, g = t % G, n0 = b * per_gemm, count = std::min(per_gemm, N - n0);
     const int64_t cols = count * P, cols_pad = round_up(cols, nr_of<T>());
     T* packed = scratch_packed_b.get<T>(std::min(M, kKc) * cols_pad);
@@ -105,7 +104,7 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
         }
       }
     }
-  });
+  }
 }
 
 }  // namespace

@@ -40,7 +40,10 @@ inline int max_threads() {
 // 0.573, its Winograd output transform 0.35 -> 0.18 thread-ms; dec2 transposed forward 0.749 -> 0.670; dec3
 // backward-data 0.090 -> 0.051), the training step 5.76-6.31 -> 5.49-5.84 (B=256: 58.2-59.1 -> 56.2-57.3). Used by
 // the loops whose tasks write an output's parts: the stride-2 Winograd forward and transposed paths, the
-// stride-decomposed and few-channel convolutions.
+// stride-decomposed and few-channel convolutions, the stride-1 Winograd forward and the stride-2 Winograd weight
+// gradient's image groups. Not by the GEMM convolution's forward and input gradient (conv2d.cpp,
+// conv2d_backward_input.cpp): there the body as a lambda ran 10-15% slower on one thread (seed enc1 forward 0.046 ->
+// 0.055 ms, dec3 transposed forward 0.24 -> 0.27), for no gain on two.
 class TaskShares {
  public:
   // shares: the team's size (a team that turns out smaller still runs every task: its threads take the rest).
