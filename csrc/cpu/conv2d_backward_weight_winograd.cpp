@@ -567,13 +567,7 @@ void gather_kernel(int64_t units, int64_t per_row, const T* a, const int64_t* a_
     const T* ak = a + a_off[u];
     const T* bk = b + b_off[u];
     for (int64_t j = 0; j < per_row; ++j, ak += a_step, bk += b_step) {
-      const V b0 = load_vec(bk), b1 = load_vec(bk + L);
-#pragma GCC unroll 16
-      for (int i = 0; i < kMr; ++i) {
-        const V ai = broadcast<T>(ak[i]);
-        acc0[i] += ai * b0;
-        acc1[i] += ai * b1;
-      }
+      tile_step<T, kMr>(acc0, acc1, ak, 1, load_vec(bk), load_vec(bk + L));
     }
   }
   if (accumulate) {
@@ -615,7 +609,7 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
     direct[t][1] = direct_side(q, t, &Point::x);
   }
   const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
-  TaskShares group_shares(groups, parallel ? max_threads() : 1);
+  TaskShares group_shares(groups, parallel);
 #pragma omp parallel if (parallel)
   {
     group_shares.run([&](int64_t g) {  // (parallel.h's TaskShares: a group's R stays with one core)

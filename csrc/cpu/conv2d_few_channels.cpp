@@ -59,13 +59,7 @@ inline void tile(int64_t K, const T* panel, const T* const* tap, int64_t q, T* o
   }
   for (int64_t k = 0; k < K; ++k) {
     const V b0 = load_vec(tap[k] + q), b1 = load_vec(tap[k] + q + L);
-    const T* ak = panel + k * kMr;
-#pragma GCC unroll 16
-    for (int i = 0; i < ROWS; ++i) {
-      const V ai = broadcast<T>(ak[i]);
-      acc0[i] += ai * b0;
-      acc1[i] += ai * b1;
-    }
+    tile_step<T, ROWS>(acc0, acc1, panel + k * kMr, 1, b0, b1);
   }
   if (relu) {
 #pragma GCC unroll 16
@@ -121,8 +115,8 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   int64_t rows = (Ho + bands_wanted - 1) / bands_wanted;
   rows = std::clamp<int64_t>(std::min(rows, kBandElements / std::max<int64_t>(C * kW * Wo, 1) - halo), 1, Ho);
   const int64_t bands = (Ho + rows - 1) / rows, tasks = N * bands;
-  TaskShares shares(tasks, parallel && tasks > 1 ? max_threads() : 1);  // (parallel.h: outputs stay with one core)
-#pragma omp parallel if (parallel && tasks > 1)
+  TaskShares shares(tasks, parallel);  // (parallel.h: outputs stay with one core)
+#pragma omp parallel if (shares.parallel())
   shares.run([&](int64_t t) {
     const int64_t n = t / bands, oh0 = t % bands * rows, oh1 = std::min(Ho, oh0 + rows);
     const int64_t R = oh1 - oh0 + halo, plane = R * Wo + nr;  // + nr: the band's last tile reads past its end

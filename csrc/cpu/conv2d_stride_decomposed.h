@@ -271,8 +271,8 @@ void backward_input_stride_decomposed(const T* pg, const T* pw, const T* pb, T* 
   }
 
   const int64_t tasks = N * G * sh;
-  TaskShares shares(tasks, parallel && tasks > 1 ? max_threads() : 1);  // (parallel.h: outputs stay with one core)
-#pragma omp parallel if (parallel && tasks > 1)
+  TaskShares shares(tasks, parallel);  // (parallel.h: outputs stay with one core)
+#pragma omp parallel if (shares.parallel())
   shares.run([&](int64_t t) {
     const int64_t n = t / (G * sh), g = t / sh % G, ah = t % sh, Jh = rows.count[ah];
     if (Jh == 0) return;

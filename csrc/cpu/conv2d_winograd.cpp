@@ -223,8 +223,8 @@ void winograd(const T* in, const T* w, const T* bias, T* out, const Problem& q) 
   const int64_t nt = tiles_per_task<T>(q), total = q.tiles(), tasks = (total + nt - 1) / nt;
   const int64_t out_plane = q.out_h * q.out_w;
   const bool parallel = total * 16 * O * I >= kParallelThreshold;  // multiply-adds
-  TaskShares shares(tasks, parallel && tasks > 1 ? max_threads() : 1);  // (parallel.h: outputs stay with one core)
-#pragma omp parallel if (parallel && tasks > 1)
+  TaskShares shares(tasks, parallel);  // (parallel.h: outputs stay with one core)
+#pragma omp parallel if (shares.parallel())
   shares.run([&](int64_t t) {
     const int64_t t0 = t * nt, cols = std::min(nt, total - t0), cols_pad = round_up(cols, nr);
     const int64_t seg_max = std::min(nt, q.tiles_w());

@@ -730,8 +730,8 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
   const bool rows_fit = rows_fit_two_vectors(q);
   const bool narrow = rows_fit_one_vector(q);
 #endif
-  TaskShares strip_shares(strips, parallel && strips > 1 ? max_threads() : 1);
-#pragma omp parallel if (parallel && strips > 1)
+  TaskShares strip_shares(strips, parallel);
+#pragma omp parallel if (strip_shares.parallel())
   {
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < panels; ++t) {  // the weight transform, panel by panel (then a barrier)

@@ -511,8 +511,8 @@ void convt_winograd(const T* pg, const T* pw, const T* pb, T* px, const Geometry
   const bool parallel = g.N * C * g.H * g.W * K * 9 / 4 >= kParallelThreshold;  // multiply-adds
   const bool relu = act == Activation::relu, stream = streams_gx<T>(g);
   // Tasks in contiguous shares per thread (parallel.h's TaskShares: gx's lines stay with one core from call to call).
-  TaskShares shares(tasks, parallel && tasks > 1 ? max_threads() : 1);
-#pragma omp parallel if (parallel && tasks > 1)
+  TaskShares shares(tasks, parallel);
+#pragma omp parallel if (shares.parallel())
   shares.run([&](int64_t t) {
     const int64_t r0 = t * R, r1 = std::min(total_rows, r0 + R), nrows = r1 - r0;
     // Rows of each plane's GEMM: tile row r's tiles start at row base[(r - r0) 16 + q] of plane q (-1: none).

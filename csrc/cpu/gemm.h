@@ -140,6 +140,19 @@ template <typename T> struct StripOut {
   bool relu = false;
 };
 
+// One reduction step of a ROWS x nr tile of C held in registers: row i += a[i * a_stride] * (b0 b1), a's value
+// broadcast. The micro-kernel's FMA step, shared with the kernels that read their own A and B for it (the few-channel
+// convolution, the Winograd weight gradient's gather kernel): the same operations in the same order, the same bits.
+template <typename T, int ROWS, typename V>
+inline void tile_step(V (&acc0)[ROWS], V (&acc1)[ROWS], const T* a, int64_t a_stride, V b0, V b1) {
+#pragma GCC unroll 16
+  for (int i = 0; i < ROWS; ++i) {
+    const V ai = broadcast<T>(a[i * a_stride]);
+    acc0[i] += ai * b0;
+    acc1[i] += ai * b1;
+  }
+}
+
 // C tile (ROWS x nr, ROWS <= kMr) = [C +] bias + A panel * B strip over kc steps; only n_valid columns are stored.
 // The A panel is packed ([k][kMr]), or with DIRECT_A read in place: row i at a + i lda, contiguous along k.
 template <typename T, int ROWS, bool DIRECT_A = false>
@@ -156,13 +169,7 @@ inline void micro_kernel(int64_t kc, const T* a, const T* b, StripOut<T> out, in
   }
   for (int64_t k = 0; k < kc; ++k) {
     const V b0 = load_vec(b + k * NR), b1 = load_vec(b + k * NR + L);
-    const T* ak = DIRECT_A ? a + k : a + k * kMr;
-#pragma GCC unroll 16
-    for (int i = 0; i < ROWS; ++i) {
-      const V ai = broadcast<T>(DIRECT_A ? ak[i * lda] : ak[i]);
-      acc0[i] += ai * b0;
-      acc1[i] += ai * b1;
-    }
+    tile_step<T, ROWS>(acc0, acc1, DIRECT_A ? a + k : a + k * kMr, DIRECT_A ? lda : 1, b0, b1);
   }
   const int64_t first = std::min(out.split, n_valid);
   if (first == NR) {  // the whole strip at out.c

@@ -46,10 +46,14 @@ inline int max_threads() {
 // 0.055 ms, dec3 transposed forward 0.24 -> 0.27), for no gain on two.
 class TaskShares {
  public:
-  // shares: the team's size (a team that turns out smaller still runs every task: its threads take the rest).
-  TaskShares(int64_t tasks, int shares) : tasks_(tasks), shares_(shares < 1 ? 1 : shares), next_(new Next[shares_]) {
+  // One share per thread a parallel loop would start (max_threads) when parallel and there are tasks to split, else
+  // one (a team that turns out smaller still runs every task: its threads take the rest).
+  TaskShares(int64_t tasks, bool parallel)
+      : tasks_(tasks), shares_(parallel && tasks > 1 ? max_threads() : 1), next_(new Next[shares_]) {
     for (int s = 0; s < shares_; ++s) next_[s].value.store(begin(s), std::memory_order_relaxed);
   }
+  // Whether to start a team for run(): the omp parallel's if clause.
+  bool parallel() const { return shares_ > 1; }
   template <typename Body> void run(Body&& body) {
 #if defined(_OPENMP)
     const int me = omp_get_thread_num();
