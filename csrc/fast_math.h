@@ -6,7 +6,8 @@
 // expf is Cephes': x = n ln2 + r with |r| <= ln2/2 (ln2 split in two parts so n ln2 is exact), e^r by a degree-7
 // polynomial, times 2^n built in the exponent bits. Measured against double exp: within 1.4 ulp over the clamped
 // range [-87.3, 88], where 2^n stays a normal float, so e^x never overflows to inf (sigmoid and tanh below need
-// only that it be huge or tiny there). tanh within 2.3 ulp, sigmoid within 2.5 ulp.
+// only that it be huge or tiny there). tanh within 2.3 ulp, sigmoid within 2.5 ulp (from
+// -87 up; below, where its values are subnormal, within the float's absolute resolution there).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -31,7 +32,8 @@ inline float fast_expf(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t bits = ((int32_t)n + 127) << 23;
+  // A NaN x leaves n NaN, whose conversion to int is undefined: it takes 0 then, and p (NaN) carries the NaN out.
+  const int32_t bits = ((n == n ? (int32_t)n : 0) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
@@ -48,8 +50,15 @@ inline float fast_tanhf(float x) {
   return ax <= 0.625f ? poly : (x < 0.0f ? -big : big);
 }
 
-// 1 / (1 + e^-x): 0 and 1 in the limits (e^-x is clamped, never inf).
-inline float fast_sigmoidf(float x) { return 1.0f / (1.0f + fast_expf(-x)); }
+// 1 / (1 + e^-x), 1 in the upper limit. Below x = -87 the clamped e^-x would stop the result at ~6e-39, so there it
+// is e^x (1 + e^x being 1) as (e^(x/2))^2, which reaches the subnormals and 0 at -inf as libm's form does. Both
+// are computed and one selected, so the loop stays branch-free.
+inline float fast_sigmoidf(float x) {
+  const float half = fast_expf(0.5f * x);
+  const float tail = half * half;
+  const float body = 1.0f / (1.0f + fast_expf(-x));
+  return x < -87.0f ? tail : body;
+}
 
 template <typename T> GRADCORE_HD T fast_tanh(T x) {
 #if defined(__CUDA_ARCH__)
