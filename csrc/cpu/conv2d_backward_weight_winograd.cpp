@@ -548,13 +548,35 @@ DirectSide gy_plane_side(const Plan& q, const GyPlanes& g, int t, int64_t* offse
   return d;
 }
 
+// The source lines (NCHW x and gy) of a group's next chunk of images, fetched into L2 while the current chunk's GEMMs
+// run, so that its channels-innermost copies find them there: at batch 256 x and gy come from L3 or memory (seed
+// dec2: 38 MB), and the copies waited on them. Two contiguous ranges (the chunk's gy images, its x images), handed
+// out kAheadLines per row unit of the gather kernel, a call's worth at a time (take()). A hint only: no result
+// depends on it.
+constexpr int64_t kAheadLines = 4;
+struct LinesAhead {
+  const char* at[2] = {nullptr, nullptr};
+  const char* end[2] = {nullptr, nullptr};
+  // The lines for a call of `units` row units: from *from, units_out of them get kAheadLines each.
+  void take(int64_t units, const char** from, int64_t* units_out) {
+    const int r = at[0] < end[0] ? 0 : 1;
+    const int64_t lines = (end[r] - at[r] + 63) / 64;
+    *from = at[r];
+    *units_out = std::min(units, (lines + kAheadLines - 1) / kAheadLines);
+    at[r] += *units_out * kAheadLines * 64;
+    if (at[r] > end[r]) at[r] = end[r];
+  }
+};
+
 // The C tile (kMr x nr) [+]= A panel * B strip over the k steps of `units` row units of per_row column points each:
 // k = (unit u, column point j) reads A's kMr values at a + a_off[u] + j a_step and B's nr at b + b_off[u] + j b_step
 // (a packed block: a_off[u] = u per_row kMr, a_step = kMr; an image read in place: the pixel's channels). The sums
 // in k order from zero, then C added: gemm.h's micro_kernel's order and rounding, so a packed block gives its bits.
+// Row units [0, ahead_units) also prefetch kAheadLines lines each into L2, from `ahead` on (LinesAhead).
 template <typename T>
 void gather_kernel(int64_t units, int64_t per_row, const T* a, const int64_t* a_off, int64_t a_step, const T* b,
-                   const int64_t* b_off, int64_t b_step, T* c, int64_t ldc, bool accumulate) {
+                   const int64_t* b_off, int64_t b_step, T* c, int64_t ldc, bool accumulate, const char* ahead,
+                   int64_t ahead_units) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes;
   V acc0[kMr], acc1[kMr];
@@ -566,6 +588,9 @@ void gather_kernel(int64_t units, int64_t per_row, const T* a, const int64_t* a_
   for (int64_t u = 0; u < units; ++u) {
     const T* ak = a + a_off[u];
     const T* bk = b + b_off[u];
+    if (u < ahead_units)
+#pragma GCC unroll 4
+      for (int l = 0; l < kAheadLines; ++l) __builtin_prefetch(ahead + (u * kAheadLines + l) * 64, 0, 2);  // (T1)
     for (int64_t j = 0; j < per_row; ++j, ak += a_step, bk += b_step) {
       tile_step<T, kMr>(acc0, acc1, ak, 1, load_vec(bk), load_vec(bk + L));
     }
@@ -629,6 +654,13 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
           }
         }
         GRADCORE_PHASE("conv2d_backward_weight/winograd_transform_gemm");
+        LinesAhead ahead;
+        if (n0 + count < g1) {
+          const int64_t next = std::min(chunk, g1 - n0 - count), g_bytes = Cout * Ho * Wo * (int64_t)sizeof(T),
+                        x_bytes = Cin * H * W * (int64_t)sizeof(T);
+          ahead.at[0] = (const char*)pg + (n0 + count) * g_bytes, ahead.end[0] = ahead.at[0] + next * g_bytes;
+          ahead.at[1] = (const char*)px + (n0 + count) * x_bytes, ahead.end[1] = ahead.at[1] + next * x_bytes;
+        }
         if (planes)
           for (int64_t i = 0; i < count; ++i) make_gy_planes(gt + i * g_image, q, gyp, Ho, co_pad);
         for (int t = 0; t < kT; ++t) {
@@ -659,10 +691,14 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
             const T *g_at = gd.direct ? gt : u, *x_at = xd.direct ? xt : v;
             for (int64_t strip = 0; strip < strips; ++strip) {
               const T* b = g_at + strip * nr;
-              for (int64_t panel = 0; panel < panels; ++panel)
+              for (int64_t panel = 0; panel < panels; ++panel) {
+                const char* pf;
+                int64_t pf_units;
+                ahead.take(u1 - u0, &pf, &pf_units);
                 gather_kernel<T>(u1 - u0, per_row, x_at + panel * kMr, x_off, x_step,
                                  b, g_off, g_step, rg + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad,
-                                 n0 > g0 || u0 > 0);
+                                 n0 > g0 || u0 > 0, pf, pf_units);
+              }
             }
           }
         }
