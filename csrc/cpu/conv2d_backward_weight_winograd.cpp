@@ -551,20 +551,19 @@ DirectSide gy_plane_side(const Plan& q, const GyPlanes& g, int t, int64_t* offse
 // The source lines (NCHW x and gy) of a group's next chunk of images, fetched into L2 while the current chunk's GEMMs
 // run, so that its channels-innermost copies find them there: at batch 256 x and gy come from L3 or memory (seed
 // dec2: 38 MB), and the copies waited on them. Two contiguous ranges (the chunk's gy images, its x images), handed
-// out kAheadLines per row unit of the gather kernel, a call's worth at a time (take()). A hint only: no result
-// depends on it.
-constexpr int64_t kAheadLines = 4;
+// out `per_unit` lines per row unit of the gather kernel, a call's worth at a time (take()), spread over the whole
+// chunk: a burst would wait for line fill buffers. A hint only: no result depends on it.
 struct LinesAhead {
   const char* at[2] = {nullptr, nullptr};
   const char* end[2] = {nullptr, nullptr};
-  // The lines for a call of `units` row units: from *from, units_out of them get kAheadLines each.
+  int64_t per_unit = 1;
+  // The lines for a call of `units` row units: from *from, units_out of them get per_unit each.
   void take(int64_t units, const char** from, int64_t* units_out) {
     const int r = at[0] < end[0] ? 0 : 1;
     const int64_t lines = (end[r] - at[r] + 63) / 64;
     *from = at[r];
-    *units_out = std::min(units, (lines + kAheadLines - 1) / kAheadLines);
-    at[r] += *units_out * kAheadLines * 64;
-    if (at[r] > end[r]) at[r] = end[r];
+    *units_out = std::min(units, (lines + per_unit - 1) / per_unit);
+    at[r] = std::min(end[r], at[r] + *units_out * per_unit * 64);
   }
 };
 
@@ -572,11 +571,11 @@ struct LinesAhead {
 // k = (unit u, column point j) reads A's kMr values at a + a_off[u] + j a_step and B's nr at b + b_off[u] + j b_step
 // (a packed block: a_off[u] = u per_row kMr, a_step = kMr; an image read in place: the pixel's channels). The sums
 // in k order from zero, then C added: gemm.h's micro_kernel's order and rounding, so a packed block gives its bits.
-// Row units [0, ahead_units) also prefetch kAheadLines lines each into L2, from `ahead` on (LinesAhead).
+// Row units [0, ahead_units) also prefetch ahead_lines lines each into L2, from `ahead` on (LinesAhead).
 template <typename T>
 void gather_kernel(int64_t units, int64_t per_row, const T* a, const int64_t* a_off, int64_t a_step, const T* b,
                    const int64_t* b_off, int64_t b_step, T* c, int64_t ldc, bool accumulate, const char* ahead,
-                   int64_t ahead_units) {
+                   int64_t ahead_units, int64_t ahead_lines) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes;
   V acc0[kMr], acc1[kMr];
@@ -589,8 +588,7 @@ void gather_kernel(int64_t units, int64_t per_row, const T* a, const int64_t* a_
     const T* ak = a + a_off[u];
     const T* bk = b + b_off[u];
     if (u < ahead_units)
-#pragma GCC unroll 4
-      for (int l = 0; l < kAheadLines; ++l) __builtin_prefetch(ahead + (u * kAheadLines + l) * 64, 0, 2);  // (T1)
+      for (int64_t l = 0; l < ahead_lines; ++l) __builtin_prefetch(ahead + (u * ahead_lines + l) * 64, 0, 2);  // T1
     for (int64_t j = 0; j < per_row; ++j, ak += a_step, bk += b_step) {
       tile_step<T, kMr>(acc0, acc1, ak, 1, load_vec(bk), load_vec(bk + L));
     }
@@ -633,6 +631,9 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
     direct[t][0] = planes ? gy_plane_side(q, gyp, t, &g_plane[t], &g_width[t]) : direct_side(q, t, &Point::gy);
     direct[t][1] = direct_side(q, t, &Point::x);
   }
+  int64_t units_per_image = 0;  // the gather kernel's row units per image: every type's rows, per strip and panel
+  for (int t = 0; t < kT; ++t) units_per_image += q.rows.count(t / kTypes) * strips * panels;
+  units_per_image = std::max<int64_t>(units_per_image, 1);
   const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
   TaskShares group_shares(groups, parallel);
 #pragma omp parallel if (parallel)
@@ -660,6 +661,7 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
                         x_bytes = Cin * H * W * (int64_t)sizeof(T);
           ahead.at[0] = (const char*)pg + (n0 + count) * g_bytes, ahead.end[0] = ahead.at[0] + next * g_bytes;
           ahead.at[1] = (const char*)px + (n0 + count) * x_bytes, ahead.end[1] = ahead.at[1] + next * x_bytes;
+          ahead.per_unit = (next * (g_bytes + x_bytes) / 64 + units_per_image * count - 1) / (units_per_image * count);
         }
         if (planes)
           for (int64_t i = 0; i < count; ++i) make_gy_planes(gt + i * g_image, q, gyp, Ho, co_pad);
@@ -697,7 +699,7 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
                 ahead.take(u1 - u0, &pf, &pf_units);
                 gather_kernel<T>(u1 - u0, per_row, x_at + panel * kMr, x_off, x_step,
                                  b, g_off, g_step, rg + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad,
-                                 n0 > g0 || u0 > 0, pf, pf_units);
+                                 n0 > g0 || u0 > 0, pf, pf_units, ahead.per_unit);
               }
             }
           }
