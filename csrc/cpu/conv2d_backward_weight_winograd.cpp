@@ -86,6 +86,31 @@
 //   GEMMs (its auto-vectorised loops compile to 256-bit vectors here, the gather kernel to 512-bit), and F(3, 2) could
 //   pay once the k steps per R round trip grow (chunks by points, not bytes, or R tiles kept in registers over several
 //   chunks).
+// Batch 256 (session 8, same host; 1 thread, CPU-time minima of processes alternating with main 0b75707, 3-4 rounds,
+// load 5-7). There x and gy (seed dec2: 25.7 + 12.8 MB) come from L3 or memory, and the channels-innermost copies
+// waited on them: dec2's copy phase 2.3-2.8 ms of 12.0-12.8, 2-3x its per-image cost at batch 25. Each group now
+// prefetches (prefetcht1) its next chunk's NCHW lines while the current chunk's GEMMs run, spread evenly over the
+// gather kernel's row units (LinesAhead). Isolated, warm: enc2 2.97 -> 2.90, dec1 6.30 -> 5.65, dec2 12.47 -> 11.94
+// ms (the copy phase 2.3 -> 1.3); in the training step (per-call CPU minima, 10 steps a run): enc2 3.61 -> 3.42,
+// dec1 6.88 -> 5.88, dec2 13.83 -> 13.66, the step 112.8 -> 111.1; batch 25 even (its first chunk per group is not
+// prefetched: a third of its images). Not taken, same method:
+// - 4 lines per row unit up front (the prefetch done in the first quarter of a chunk): in the step, prefetcht1 took
+//   10% of the kernel's samples (waiting for line fill buffers) and dec2 gained nothing (13.4 -> 13.5).
+// - one loop over the k steps of a block with an offset per step (instead of rows of 7-14 points, to drop the short
+//   inner loops' exits): batch 25 transform + GEMM phase enc2 0.224 -> 0.238, dec1 0.453 -> 0.475, dec2 0.950 ->
+//   1.023 ms (the offset loads cost more than the exits).
+// - the transforms and gy planes built with 512-bit vectors (target prefer-vector-width=512 on transform_run and
+//   make_gy_planes): transform + GEMM phase +0.2 to +2.4% at batch 25, i.e. nothing.
+// - prefetching two chunks ahead instead of one: no better (noisy).
+// Left: from memory (512 MB written between calls, as in the step, where dec2's x was last read by another pass) the
+// prefetch helps dec1 only (6.94 -> 6.56) and not dec2 (13.15 -> 13.21) or enc2: at memory latency ~16 lines in flight
+// per core are too few beside the gather kernel's own misses. dec2 in the step is ~13.7 ms against ~11.5 isolated.
+// What the copy reorders: each image NCHW -> [pixel][c_pad], because the gather kernel loads nr output channels of
+// one gy pixel as two vectors. Its x side is only broadcast (kMr separate loads per k step), so x could be read in
+// place from the NCHW planes (tile_step's a_stride = H W; C_in a multiple of kMr, or the last panel from a copy) for
+// the sides read without a transform (36% of the points), and the x differences formed from the planes into the
+// point-major block (a gather across channels there, or the block made channel-major); that drops x's copy (two
+// thirds of the copied bytes at dec2) and its cold read, and is the next thing to try here; gy's copy must stay.
 // Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
 // cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
 // (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
