@@ -91,9 +91,12 @@
 // waited on them: dec2's copy phase 2.3-2.8 ms of 12.0-12.8, 2-3x its per-image cost at batch 25. Each group now
 // prefetches (prefetcht1) its next chunk's NCHW lines while the current chunk's GEMMs run, spread evenly over the
 // gather kernel's row units (LinesAhead). Isolated, warm: enc2 2.97 -> 2.90, dec1 6.30 -> 5.65, dec2 12.47 -> 11.94
-// ms (the copy phase 2.3 -> 1.3); in the training step (per-call CPU minima, 10 steps a run): enc2 3.61 -> 3.42,
-// dec1 6.88 -> 5.88, dec2 13.83 -> 13.66, the step 112.8 -> 111.1; batch 25 even (its first chunk per group is not
-// prefetched: a third of its images). Not taken, same method:
+// ms (the copy phase 2.3 -> 1.3); in the training step (per-call CPU minima, 10 steps a run; two sessions of 4
+// rounds): enc2 3.61 -> 3.42 and 3.54 -> 3.15, dec1 6.88 -> 5.88 and 6.45 -> 5.89, dec2 13.83 -> 13.66 and 13.55 ->
+// 12.88, the step 112.8 -> 111.1 and 108.4 -> 106.8. Batch 25 even, isolated (0.303 / 0.599 / 1.194 -> 0.302 /
+// 0.597 / 1.190: the copies gain 10-20%, the prefetches cost the GEMM phase 2-3%) and in the step (+0.6 to +1.3%,
+// within noise); its groups' first chunks, a third of its images, are not prefetched. 2-thread walls could not be
+// measured this session (load 6-7: the step at B=256 took 370-410 ms). Not taken, same method:
 // - 4 lines per row unit up front (the prefetch done in the first quarter of a chunk): in the step, prefetcht1 took
 //   10% of the kernel's samples (waiting for line fill buffers) and dec2 gained nothing (13.4 -> 13.5).
 // - one loop over the k steps of a block with an offset per step (instead of rows of 7-14 points, to drop the short
