@@ -105,6 +105,9 @@
 // - the transforms and gy planes built with 512-bit vectors (target prefer-vector-width=512 on transform_run and
 //   make_gy_planes): transform + GEMM phase +0.2 to +2.4% at batch 25, i.e. nothing.
 // - prefetching two chunks ahead instead of one: no better (noisy).
+// - after a group's last chunk, the next group's first (batch 25: enc2 has one chunk per group, so no prefetch at
+//   all): the copies gain (dec2 0.159 -> 0.115, dec1 0.069 -> 0.053 ms) and the GEMM phase loses as much (+3.5 to
+//   +5.8%): enc2 0.285 -> 0.289, dec1 0.554 -> 0.571, dec2 1.088 -> 1.068 ms, so even.
 // Left: from memory (512 MB written between calls, as in the step, where dec2's x was last read by another pass) the
 // prefetch helps dec1 only (6.94 -> 6.56) and not dec2 (13.15 -> 13.21) or enc2: at memory latency ~16 lines in flight
 // per core are too few beside the gather kernel's own misses. dec2 in the step is ~13.7 ms against ~11.5 isolated.
