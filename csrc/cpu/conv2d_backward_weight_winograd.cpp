@@ -86,6 +86,37 @@
 //   GEMMs (its auto-vectorised loops compile to 256-bit vectors here, the gather kernel to 512-bit), and F(3, 2) could
 //   pay once the k steps per R round trip grow (chunks by points, not bytes, or R tiles kept in registers over several
 //   chunks).
+// Batch 256 (session 8, same host; 1 thread, CPU-time minima of processes alternating with main 0b75707, 3-4 rounds,
+// load 5-7). There x and gy (seed dec2: 25.7 + 12.8 MB) come from L3 or memory, and the channels-innermost copies
+// waited on them: dec2's copy phase 2.3-2.8 ms of 12.0-12.8, 2-3x its per-image cost at batch 25. Each group now
+// prefetches (prefetcht1) its next chunk's NCHW lines while the current chunk's GEMMs run, spread evenly over the
+// gather kernel's row units (LinesAhead). Isolated, warm: enc2 2.97 -> 2.90, dec1 6.30 -> 5.65, dec2 12.47 -> 11.94
+// ms (the copy phase 2.3 -> 1.3); in the training step (per-call CPU minima, 10 steps a run; two sessions of 4
+// rounds): enc2 3.61 -> 3.42 and 3.54 -> 3.15, dec1 6.88 -> 5.88 and 6.45 -> 5.89, dec2 13.83 -> 13.66 and 13.55 ->
+// 12.88, the step 112.8 -> 111.1 and 108.4 -> 106.8. Batch 25 even, isolated (0.303 / 0.599 / 1.194 -> 0.302 /
+// 0.597 / 1.190: the copies gain 10-20%, the prefetches cost the GEMM phase 2-3%) and in the step (+0.6 to +1.3%,
+// within noise); its groups' first chunks, a third of its images, are not prefetched. 2-thread walls could not be
+// measured this session (load 6-7: the step at B=256 took 370-410 ms). Not taken, same method:
+// - 4 lines per row unit up front (the prefetch done in the first quarter of a chunk): in the step, prefetcht1 took
+//   10% of the kernel's samples (waiting for line fill buffers) and dec2 gained nothing (13.4 -> 13.5).
+// - one loop over the k steps of a block with an offset per step (instead of rows of 7-14 points, to drop the short
+//   inner loops' exits): batch 25 transform + GEMM phase enc2 0.224 -> 0.238, dec1 0.453 -> 0.475, dec2 0.950 ->
+//   1.023 ms (the offset loads cost more than the exits).
+// - the transforms and gy planes built with 512-bit vectors (target prefer-vector-width=512 on transform_run and
+//   make_gy_planes): transform + GEMM phase +0.2 to +2.4% at batch 25, i.e. nothing.
+// - prefetching two chunks ahead instead of one: no better (noisy).
+// - after a group's last chunk, the next group's first (batch 25: enc2 has one chunk per group, so no prefetch at
+//   all): the copies gain (dec2 0.159 -> 0.115, dec1 0.069 -> 0.053 ms) and the GEMM phase loses as much (+3.5 to
+//   +5.8%): enc2 0.285 -> 0.289, dec1 0.554 -> 0.571, dec2 1.088 -> 1.068 ms, so even.
+// Left: from memory (512 MB written between calls, as in the step, where dec2's x was last read by another pass) the
+// prefetch helps dec1 only (6.94 -> 6.56) and not dec2 (13.15 -> 13.21) or enc2: at memory latency ~16 lines in flight
+// per core are too few beside the gather kernel's own misses. dec2 in the step is ~13.7 ms against ~11.5 isolated.
+// What the copy reorders: each image NCHW -> [pixel][c_pad], because the gather kernel loads nr output channels of
+// one gy pixel as two vectors. Its x side is only broadcast (kMr separate loads per k step), so x could be read in
+// place from the NCHW planes (tile_step's a_stride = H W; C_in a multiple of kMr, or the last panel from a copy) for
+// the sides read without a transform (36% of the points), and the x differences formed from the planes into the
+// point-major block (a gather across channels there, or the block made channel-major); that drops x's copy (two
+// thirds of the copied bytes at dec2) and its cold read, and is the next thing to try here; gy's copy must stay.
 // Rounding: each transformed value adds up to 2 x 2 inputs, and the output transform up to 9 R_t whose terms partly
 // cancel, so float32 results differ from the direct path's by a few units of eps * sum |gy x|
 // (tests/test_conv2d_backward_weight_winograd.py measures it: at most 3.7 at stride 1, 6.6 at stride 2).
@@ -548,13 +579,34 @@ DirectSide gy_plane_side(const Plan& q, const GyPlanes& g, int t, int64_t* offse
   return d;
 }
 
+// The source lines (NCHW x and gy) of a group's next chunk of images, fetched into L2 while the current chunk's GEMMs
+// run, so that its channels-innermost copies find them there: at batch 256 x and gy come from L3 or memory (seed
+// dec2: 38 MB), and the copies waited on them. Two contiguous ranges (the chunk's gy images, its x images), handed
+// out `per_unit` lines per row unit of the gather kernel, a call's worth at a time (take()), spread over the whole
+// chunk: a burst would wait for line fill buffers. A hint only: no result depends on it.
+struct LinesAhead {
+  const char* at[2] = {nullptr, nullptr};
+  const char* end[2] = {nullptr, nullptr};
+  int64_t per_unit = 1;
+  // The lines for a call of `units` row units: from *from, units_out of them get per_unit each.
+  void take(int64_t units, const char** from, int64_t* units_out) {
+    const int r = at[0] < end[0] ? 0 : 1;
+    const int64_t lines = (end[r] - at[r] + 63) / 64;
+    *from = at[r];
+    *units_out = std::min(units, (lines + per_unit - 1) / per_unit);
+    at[r] = std::min(end[r], at[r] + *units_out * per_unit * 64);
+  }
+};
+
 // The C tile (kMr x nr) [+]= A panel * B strip over the k steps of `units` row units of per_row column points each:
 // k = (unit u, column point j) reads A's kMr values at a + a_off[u] + j a_step and B's nr at b + b_off[u] + j b_step
 // (a packed block: a_off[u] = u per_row kMr, a_step = kMr; an image read in place: the pixel's channels). The sums
 // in k order from zero, then C added: gemm.h's micro_kernel's order and rounding, so a packed block gives its bits.
+// Row units [0, ahead_units) also prefetch ahead_lines lines each into L2, from `ahead` on (LinesAhead).
 template <typename T>
 void gather_kernel(int64_t units, int64_t per_row, const T* a, const int64_t* a_off, int64_t a_step, const T* b,
-                   const int64_t* b_off, int64_t b_step, T* c, int64_t ldc, bool accumulate) {
+                   const int64_t* b_off, int64_t b_step, T* c, int64_t ldc, bool accumulate, const char* ahead,
+                   int64_t ahead_units, int64_t ahead_lines) {
   using V = typename Simd<T>::vec;
   constexpr int L = Simd<T>::lanes;
   V acc0[kMr], acc1[kMr];
@@ -566,6 +618,8 @@ void gather_kernel(int64_t units, int64_t per_row, const T* a, const int64_t* a_
   for (int64_t u = 0; u < units; ++u) {
     const T* ak = a + a_off[u];
     const T* bk = b + b_off[u];
+    if (u < ahead_units)
+      for (int64_t l = 0; l < ahead_lines; ++l) __builtin_prefetch(ahead + (u * ahead_lines + l) * 64, 0, 2);  // T1
     for (int64_t j = 0; j < per_row; ++j, ak += a_step, bk += b_step) {
       tile_step<T, kMr>(acc0, acc1, ak, 1, load_vec(bk), load_vec(bk + L));
     }
@@ -608,6 +662,9 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
     direct[t][0] = planes ? gy_plane_side(q, gyp, t, &g_plane[t], &g_width[t]) : direct_side(q, t, &Point::gy);
     direct[t][1] = direct_side(q, t, &Point::x);
   }
+  int64_t units_per_image = 0;  // the gather kernel's row units per image: every type's rows, per strip and panel
+  for (int t = 0; t < kT; ++t) units_per_image += q.rows.count(t / kTypes) * strips * panels;
+  units_per_image = std::max<int64_t>(units_per_image, 1);
   const bool parallel = N * Cout * Ho * Wo * Cin * 9 >= kParallelThreshold;  // multiply-adds of the direct path
   TaskShares group_shares(groups, parallel);
 #pragma omp parallel if (parallel)
@@ -629,6 +686,14 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
           }
         }
         GRADCORE_PHASE("conv2d_backward_weight/winograd_transform_gemm");
+        LinesAhead ahead;
+        if (n0 + count < g1) {
+          const int64_t next = std::min(chunk, g1 - n0 - count), g_bytes = Cout * Ho * Wo * (int64_t)sizeof(T),
+                        x_bytes = Cin * H * W * (int64_t)sizeof(T);
+          ahead.at[0] = (const char*)pg + (n0 + count) * g_bytes, ahead.end[0] = ahead.at[0] + next * g_bytes;
+          ahead.at[1] = (const char*)px + (n0 + count) * x_bytes, ahead.end[1] = ahead.at[1] + next * x_bytes;
+          ahead.per_unit = (next * (g_bytes + x_bytes) / 64 + units_per_image * count - 1) / (units_per_image * count);
+        }
         if (planes)
           for (int64_t i = 0; i < count; ++i) make_gy_planes(gt + i * g_image, q, gyp, Ho, co_pad);
         for (int t = 0; t < kT; ++t) {
@@ -659,10 +724,14 @@ void backward_weight_winograd_groups(const T* px, const T* pg, T* pw, const Conv
             const T *g_at = gd.direct ? gt : u, *x_at = xd.direct ? xt : v;
             for (int64_t strip = 0; strip < strips; ++strip) {
               const T* b = g_at + strip * nr;
-              for (int64_t panel = 0; panel < panels; ++panel)
+              for (int64_t panel = 0; panel < panels; ++panel) {
+                const char* pf;
+                int64_t pf_units;
+                ahead.take(u1 - u0, &pf, &pf_units);
                 gather_kernel<T>(u1 - u0, per_row, x_at + panel * kMr, x_off, x_step,
                                  b, g_off, g_step, rg + (t * ci_pad + panel * kMr) * co_pad + strip * nr, co_pad,
-                                 n0 > g0 || u0 > 0);
+                                 n0 > g0 || u0 > 0, pf, pf_units, ahead.per_unit);
+              }
             }
           }
         }
