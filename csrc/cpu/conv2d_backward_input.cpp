@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include "cpu/conv2d_depthwise.h"
+#include "cpu/conv2d_few_channels.h"
 #include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/conv2d_stride_decomposed.h"
@@ -50,6 +51,10 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   if (is_depthwise(p)) {
     depthwise_backward_input(pg, pw, pb, px, p, parallel);
     activate_whole(gx, p.activation);
+    return;
+  }
+  if (few_channels_backward_input_applies(p)) {  // stride 1, K <= 27 (conv_transpose2d 32 -> 1): no packed gy
+    conv2d_few_channels_backward_input_cpu(gy, w, bias, gx, p);
     return;
   }
   if (use_stride_decomposed<T>(p)) {  // strided layers: phases of direct convolutions, no col2im
