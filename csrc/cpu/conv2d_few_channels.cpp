@@ -1,4 +1,4 @@
-// conv2d forward at stride 1 with a short reduction (K = C_in * kH * kW <= kFewChannelsMaxK, groups 1): the seed
+// conv2d forward and input gradient at stride 1 with a short reduction (K = C_in * kH * kW <= kFewChannelsMaxK, groups 1): the seed
 // autoencoder's last layer's input gradient (conv_transpose2d 32 -> 1, i.e. conv2d 1 -> 32, K = 9), first layers on
 // 1-3 channel images. The maths is conv2d.h's forward; the method:
 //
@@ -22,8 +22,30 @@
 //   8x3x56x56 -> 16, 1x1                                 0.068 -> 0.045
 // The tile loop alone runs at ~85% of the FMA peak; the shifted copies cost ~6% of the whole.
 //
+// A y of kStreamBytes or more (batch 256: dec3's input gradient, 25.7 MB, read next by dec2's ReLU mask from
+// memory anyway) is written by non-temporal stores from the tile's registers (cpu/streaming.h), which skip reading
+// each line before writing it. Measured (issue 19, session 8, 2-core Xeon; 1 thread, CPU-time minima of interleaved
+// processes against main 0b75707, load 5-7): in the B=256 training step 2.9-3.5 -> 1.9 ms per call (6 steps x 2
+// processes each), dec2's ReLU mask after it unchanged (3.7-4.0 -> 3.5-3.6); alone on 8 cycled inputs 1.52-1.65 ->
+// 1.39-1.43 ms.
+//
+// The input gradient of the same shapes (conv_transpose2d with few output channels: the seed decoder's last layer,
+// 32 -> 1, is conv2d_backward_input of a conv2d 1 -> 32) is conv2d_backward_input.cpp's GEMM + col2im without the
+// packed B: dcol (K x pixels) = W^T (K x C_out) * gy (C_out x pixels) in tiles of up to 12 rows x 2 vectors, reading
+// gy's C_out rows where they lie (see backward_input below), then col2im on the task's band. Same bits as that path.
+// Its GEMM path spent most of its time packing gy (B=256, 2 threads, phase timer: pack 3.6 / gemm 1.1 / col2im 0.6
+// thread-ms), the one pass over the cold 25.7 MB. Measured (1 thread, CPU-time minima, interleaved against main
+// 0b75707, load 5-7): in the training step B=256 4.6-5.3 -> 2.9-4.1 ms per call, B=25 0.273-0.322 -> 0.187-0.207;
+// alone (8 cycled 256x32x28x28 inputs, each call reading a cold one) 3.9-4.0 -> 2.86-2.92 ms, of which a plain read
+// of 25.7 MB (sum over it) takes 2.17 here (~12 GB/s on one core): what is left is the ~1.3 ms of arithmetic (16
+// images in cache: 0.083 ms, the GEMM path 0.137) not fully overlapped with the reads. Tried, no clear gain:
+// prefetching the next task's gy (its 100 KB, prefetcht1 spread over the task's strips): alone 3.14-3.51 -> 3.14-3.36
+// ms (prefetcht0 / t2 no better, prefetchnta 2.5x slower); the same for the weight gradient's dots path (dec3's
+// weight gradient, cpu/conv2d_backward_weight.cpp): 3.32-3.46 -> 3.28-3.33.
+//
 // Threads and determinism: one (image, band) per task, each writing its own output rows; an element's value never
-// depends on the band (the shifted copies hold x or zero), so results are bitwise the same for any thread count.
+// depends on the band (the shifted copies hold x or zero; the input gradient's bands recompute their halo of dcol
+// rows with the same operations), so results are bitwise the same for any thread count.
 #include "cpu/conv2d_few_channels.h"
 #include <algorithm>
 #include <cstring>
@@ -223,33 +245,17 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   int64_t rows = (H + bands_wanted - 1) / bands_wanted;
   rows = std::clamp<int64_t>(std::min(rows, kBandElements / std::max<int64_t>(K * Wo, 1) - halo), 1, H);
   const int64_t bands = (H + rows - 1) / rows, tasks = N * bands;
-  // gy out of the caches (batch 256: dec3's 25.7 MB): each task prefetches the next one's gy rows into L2 while it
-  // runs (cpu/streaming.h), since its own C_out row streams of ~3 KiB each get little from the hardware prefetchers.
-  const bool cold = gy.numel() * (int64_t)sizeof(T) >= kStreamBytes;
-  // The gy rows [oh0, oh1) that band b's gx rows [ih0, ih1) read: ih = oh - pad_top + kh dh for some kh.
-  auto gy_rows = [&](int64_t b, int64_t& oh0, int64_t& oh1) {
-    const int64_t ih0 = b * rows, ih1 = std::min(H, ih0 + rows);
-    oh0 = std::clamp<int64_t>(ih0 + p.pad_top - halo, 0, Ho);
-    oh1 = std::clamp<int64_t>(ih1 + p.pad_top, oh0, Ho);
-  };
-  TaskShares shares(tasks, parallel);  // (parallel.h: outputs stay with one core; a thread's next task is t + 1)
+  TaskShares shares(tasks, parallel);  // (parallel.h: outputs stay with one core)
 #pragma omp parallel if (shares.parallel())
   shares.run([&](int64_t t) {
     const int64_t n = t / bands, band = t % bands, ih0 = band * rows, ih1 = std::min(H, ih0 + rows);
-    int64_t oh0, oh1;
-    gy_rows(band, oh0, oh1);
+    // the gy rows [oh0, oh1) that the band's gx rows read: ih = oh - pad_top + kh dh for some kh
+    const int64_t oh0 = std::clamp<int64_t>(ih0 + p.pad_top - halo, 0, Ho);
+    const int64_t oh1 = std::clamp<int64_t>(ih1 + p.pad_top, oh0, Ho);
     const int64_t cols = (oh1 - oh0) * Wo, ld = round_up(std::max<int64_t>(cols, 1), nr), strips = ld / nr;
     T* dcol = scratch_col.get<T>(K * ld + M * nr);
     T* tail = dcol + K * ld;  // the plane's last strip, zero-padded (reading on would leave gy at its last row)
     const T* gy_n = pg + n * M * P;
-    const T* next = nullptr;  // the next task's gy rows (all channels), prefetched a part per strip
-    int64_t next_bytes = 0;
-    if (cold && t + 1 < tasks) {
-      int64_t a, b;
-      gy_rows((t + 1) % bands, a, b);
-      next = pg + (t + 1) / bands * M * P + a * Wo;
-      next_bytes = ((M - 1) * P + (b - a) * Wo) * (int64_t)sizeof(T);
-    }
     {
       GRADCORE_PHASE("conv2d_backward_input/few_channels_dcol");
       for (int64_t s = 0; s < strips; ++s) {
@@ -266,7 +272,6 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
         for (int64_t k0 = 0; k0 < K; k0 += group_rows)
           dcol_tile_rows<T, kDcolMaxRows>(std::min(group_rows, K - k0), M, pw + k0, K, b, ldb, dcol + k0 * ld + s * nr,
                                           ld);
-        if (next) prefetch_block(next, next_bytes, s, strips);
       }
     }
     GRADCORE_PHASE("conv2d_backward_input/col2im");

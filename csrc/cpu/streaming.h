@@ -1,19 +1,15 @@
 // Reading and writing tensors that are out of the caches (a training step at batch 256: activations of 6-26 MB come
-// back to the backward pass from memory). Two levers, shared by the kernels that measured a gain from them:
-//   stream_to / stream_vec   non-temporal stores, which write a whole 64-byte line without reading it first (an
-//                            ordinary store to a line out of the caches fetches it, then writes it back later). For
-//                            an output of kStreamBytes or more that nobody reads right away; a small one would be
-//                            pushed out of the caches that its reader finds it in.
-//   prefetch_block           software prefetch of the block a thread reads next (its next task's input), spread over
-//                            the current task, so that reading it later hits L2: a block of a few planes read by many
-//                            short row streams at once (32 channel rows of 3 KiB each) gets little from the
-//                            hardware prefetchers, which start over at each row and each 4 KiB page.
-// Where each pays: cpu/conv_transpose2d_winograd.cpp (stage streamed to gx), cpu/conv2d_few_channels.cpp.
+// back to the backward pass from memory): non-temporal stores, which write a whole 64-byte line without reading it
+// first (an ordinary store to a line out of the caches fetches it, then writes it back later). For an output of
+// kStreamBytes or more that nobody reads right away; a small one would be pushed out of the caches that its reader
+// finds it in. Used by cpu/conv_transpose2d_winograd.cpp (a stage streamed to gx) and cpu/conv2d_few_channels.cpp
+// (the tiles' registers streamed to y); their headers have the measurements. Software prefetch of the next task's
+// input was measured there too and did not pay (the reads run at about this core's bandwidth already).
 #pragma once
 #include <cstdint>
 #include <type_traits>
 #include "cpu/simd.h"
-#if defined(__SSE__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -66,18 +62,6 @@ template <typename T> inline void stream_vec(T* p, typename Simd<T>::vec v, bool
 inline void stream_fence() {
 #if defined(__AVX512F__)
   _mm_sfence();
-#endif
-}
-
-// Part `part` of `parts` of the block [p, p + bytes): its 64-byte lines prefetched into L2 (prefetcht1). Called once
-// per part while a task runs, it spreads the block's prefetches over the task, a few at a time.
-inline void prefetch_block(const void* p, int64_t bytes, int64_t part, int64_t parts) {
-#if defined(__SSE__)
-  const char* base = static_cast<const char*>(p);
-  const int64_t lines = (bytes + 63) / 64, l0 = lines * part / parts, l1 = lines * (part + 1) / parts;
-  for (int64_t l = l0; l < l1; ++l) _mm_prefetch(base + l * 64, _MM_HINT_T1);
-#else
-  (void)p, (void)bytes, (void)part, (void)parts;
 #endif
 }
 
