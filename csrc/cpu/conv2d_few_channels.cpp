@@ -311,7 +311,7 @@ void conv2d_few_channels_forward_cpu(const Array& x, const Array& w, const Array
 }
 
 bool few_channels_backward_input_applies(const Conv2dParams& p) {
-  return p.groups == 1 && p.stride_h == 1 && p.stride_w == 1 && p.gemm_k() <= kFewChannelsMaxK;
+  return few_channels_forward_applies(p);  // the same shapes: K <= 27 keeps dcol's tile rows in registers as well
 }
 
 void conv2d_few_channels_backward_input_cpu(const Array& gy, const Array& w, const Array& bias, Array& gx,
