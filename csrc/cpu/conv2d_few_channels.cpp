@@ -41,7 +41,9 @@
 // images in cache: 0.083 ms, the GEMM path 0.137) not fully overlapped with the reads. Tried, no clear gain:
 // prefetching the next task's gy (its 100 KB, prefetcht1 spread over the task's strips): alone 3.14-3.51 -> 3.14-3.36
 // ms (prefetcht0 / t2 no better, prefetchnta 2.5x slower); the same for the weight gradient's dots path (dec3's
-// weight gradient, cpu/conv2d_backward_weight.cpp): 3.32-3.46 -> 3.28-3.33.
+// weight gradient, cpu/conv2d_backward_weight.cpp): 3.32-3.46 -> 3.28-3.33. Also tried, no gain: the strips run 8
+// channels at a time (8 row streams instead of 32, the tile's chains stored to dcol and resumed between passes, the
+// same bits): alone 3.08-3.72 -> 3.32-3.66 ms.
 //
 // Threads and determinism: one (image, band) per task, each writing its own output rows; an element's value never
 // depends on the band (the shifted copies hold x or zero; the input gradient's bands recompute their halo of dcol
