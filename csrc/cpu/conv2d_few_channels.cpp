@@ -36,9 +36,9 @@
 // Its GEMM path spent most of its time packing gy (B=256, 2 threads, phase timer: pack 3.6 / gemm 1.1 / col2im 0.6
 // thread-ms), the one pass over the cold 25.7 MB. Measured (1 thread, CPU-time minima, interleaved against main
 // 0b75707, load 5-7): in the training step B=256 4.6-5.3 -> 2.9-4.1 ms per call, B=25 0.273-0.322 -> 0.187-0.207;
-// alone (8 cycled 256x32x28x28 inputs, each call reading a cold one) 3.9-4.0 -> 2.86-2.92 ms, of which a plain read
-// of 25.7 MB (sum over it) takes 2.17 here (~12 GB/s on one core): what is left is the ~1.3 ms of arithmetic (16
-// images in cache: 0.083 ms, the GEMM path 0.137) not fully overlapped with the reads. Tried, no clear gain:
+// alone (8 cycled 256x32x28x28 inputs, each call reading a cold one) 3.9-4.0 -> 2.86-2.92 ms, where one core reads
+// a cold 25.7 MB in 1.63-1.79 ms (numpy's max or sum over it, ~15 GB/s): what is left is the ~1.3 ms of arithmetic
+// (16 images in cache: 0.083 ms, the GEMM path 0.137) not fully overlapped with the reads. Tried, no clear gain:
 // prefetching the next task's gy (its 100 KB, prefetcht1 spread over the task's strips): alone 3.14-3.51 -> 3.14-3.36
 // ms (prefetcht0 / t2 no better, prefetchnta 2.5x slower); the same for the weight gradient's dots path (dec3's
 // weight gradient, cpu/conv2d_backward_weight.cpp): 3.32-3.46 -> 3.28-3.33. Also tried, no gain: the strips run 8
