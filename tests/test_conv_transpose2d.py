@@ -38,6 +38,10 @@ LARGE = {
     "seed_decoder_64_32": (5, 64, 7, 7, 32, (3, 3), 2, "same", 0, 1, 1),
     "seed_decoder_32_1": (5, 32, 14, 14, 1, (3, 3), 2, "same", 0, 1, 1),
     "k4_stride2_c40": (2, 40, 9, 8, 24, (4, 4), 2, 1, 0, 1, 1),
+    # stride 1 with C_out * kH * kW <= 27: the few-channel input-gradient kernel (cpu/conv2d_few_channels.cpp), over
+    # C_in > 256 channels too (two of the GEMM's blocks of the reduction, added as the GEMM adds them)
+    "seed_decoder_32_1_stride1": (5, 32, 28, 28, 1, (3, 3), 1, 1, 0, 1, 1),
+    "few_channels_300_to_2": (2, 300, 5, 6, 2, (3, 3), 1, 1, 0, 1, 1),
 }
 # Strided layers with 16 or more output channels per group run the CPU's stride-decomposed kernel (one stride-1
 # correlation per output phase, csrc/cpu/conv2d_stride_decomposed.h) instead of GEMM + col2im: its shapes, with
@@ -160,8 +164,11 @@ THREAD_SCRIPT = textwrap.dedent("""
     import gradcore as gc
     rng = np.random.default_rng(0)
     out = []
+    # (the last two: the few-channel kernels at stride 1, one image in bands, and 48 images whose 4.8 MB x and
+    # x.grad are read with prefetches and written by non-temporal stores: cpu/streaming.h)
     for n, c_in, h, c_out, stride, dtype in ((25, 64, 7, 64, 2, "float32"), (3, 8, 5, 17, 3, "float32"),
-                                             (4, 16, 6, 16, 2, "float64")):
+                                             (4, 16, 6, 16, 2, "float64"), (1, 16, 30, 2, 1, "float64"),
+                                             (48, 32, 28, 1, 1, "float32")):
         x = gc.tensor(rng.standard_normal((n, c_in, h, h)), dtype=dtype, requires_grad=True)
         w = gc.tensor(rng.standard_normal((c_in, c_out, 3, 3)), dtype=dtype, requires_grad=True)
         b = gc.tensor(rng.standard_normal(c_out), dtype=dtype)

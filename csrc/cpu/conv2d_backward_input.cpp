@@ -2,8 +2,9 @@
 //
 //   backward_input   dcol (K x n*P)       = W_g^T (packed once) * gy of n images side by side, then col2im
 // Several small images share one GEMM (images_per_gemm, im2col.h). Depthwise convolutions skip the GEMM
-// (conv2d_depthwise.h). Strided layers with enough channels per group run as one direct stride-1 correlation per
-// output phase instead (conv2d_stride_decomposed.h): no column matrix and no col2im, which for the seed decoder's
+// (conv2d_depthwise.h), and so do stride-1 ones with a short K (conv_transpose2d 32 -> 1: K = 9), which read gy in
+// place instead of packing it (conv2d_few_channels.cpp, the same bits). Strided layers with enough channels per
+// group run as one direct stride-1 correlation per output phase instead (conv2d_stride_decomposed.h): no column matrix and no col2im, which for the seed decoder's
 // 7x7 -> 14x14 layers cost more than the GEMM itself (dec1 T forward 0.85 -> ~0.55 ms at 2 threads).
 //
 // Threads and determinism: one (block of images, group) per task, each writing its own slice of gx, so results are
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include "cpu/conv2d_depthwise.h"
+#include "cpu/conv2d_few_channels.h"
 #include "cpu/epilogue.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/conv2d_stride_decomposed.h"
@@ -50,6 +52,10 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   if (is_depthwise(p)) {
     depthwise_backward_input(pg, pw, pb, px, p, parallel);
     activate_whole(gx, p.activation);
+    return;
+  }
+  if (few_channels_backward_input_applies(p)) {  // stride 1, K <= 27 (conv_transpose2d 32 -> 1): no packed gy
+    conv2d_few_channels_backward_input_cpu(gy, w, bias, gx, p);
     return;
   }
   if (use_stride_decomposed<T>(p)) {  // strided layers: phases of direct convolutions, no col2im

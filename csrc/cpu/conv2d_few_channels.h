@@ -16,4 +16,13 @@ bool few_channels_forward_applies(const Conv2dParams& p);
 void conv2d_few_channels_forward_cpu(const Array& x, const Array& w, const Array& bias, Array& y,
                                      const Conv2dParams& p);
 
+// Whether conv2d_backward_input_cpu takes the few-channel path for p (conv_transpose2d with few output channels, e.g.
+// 32 -> 1): groups 1, stride 1, K = C_in * kH * kW at most kFewChannelsMaxK. From the shapes alone; the result is
+// the GEMM + col2im path's, bit for bit.
+bool few_channels_backward_input_applies(const Conv2dParams& p);
+
+// conv2d_backward_input_cpu's contract (conv2d.h) for p of the shapes above.
+void conv2d_few_channels_backward_input_cpu(const Array& gy, const Array& w, const Array& bias, Array& gx,
+                                            const Conv2dParams& p);
+
 }  // namespace gradcore

@@ -24,6 +24,12 @@
 // part, ~0.8% of the B=25 step and ~2% at B=256, and need a layout whose words no two tasks share, in the GEMM,
 // Winograd (both output transforms: 4-column tiles), few-channel and stride-decomposed stores. Also tried: this pass
 // on y, 16 elements per step (the compare into a mask register): no change in the step (B=25 .26-.30 either way).
+// At B=256 (issue 19, session 8; 1 thread, CPU-time minima in the step, load 5-7) the masks of dec2 / dec1 / enc1 take
+// 3.5-4.2 / 2.5-2.9 / 1.25-1.38 ms: dec2's reads 51.4 MB (gy and y) and writes 25.7 MB in place, while one core
+// reads a cold 25.7 MB in 1.63-1.79 ms (numpy's max or sum over it, ~15 GB/s): this pass runs at the memory's pace
+// already, and only fewer passes over these tensors would shorten it (the mask applied where gy is made, e.g. dec3's
+// input gradient, cpu/conv2d_few_channels.cpp, with y = dec3's saved input; that is a fusion across two autograd
+// nodes).
 #include <algorithm>
 #include <cstring>
 #include <vector>

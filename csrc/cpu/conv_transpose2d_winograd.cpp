@@ -125,6 +125,7 @@
 #include "cpu/phase_timer.h"
 #include "cpu/scratch.h"
 #include "cpu/simd.h"
+#include "cpu/streaming.h"
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -375,34 +376,11 @@ template <typename T> struct OutputRows {
   bool relu;
 };
 
-// gx of at least this many bytes is written through a stage by non-temporal stores (streams_gx).
-constexpr int64_t kStreamBytes = int64_t(4) << 20;
-
-// Whether the output transform stages each image's rows and streams them to gx: for a gx of kStreamBytes or more
-// (twice this Xeon's 2 MiB L2, four times Zen 4's), whose lines leave the caches before anything reads them, so that
-// ordinary stores pay a read of each line (for ownership) from memory, and the tile-by-tile stores (16 channels x 4
-// rows of 16 bytes each) wait on those reads. float with AVX-512 only (non-temporal stores of whole vectors).
-template <typename T> bool streams_gx(const Geometry& g) {
-#if defined(__AVX512F__)
-  return std::is_same_v<T, float> && g.N * g.C * g.H * g.W * (int64_t)sizeof(T) >= kStreamBytes;
-#else
-  (void)g;
-  return false;
-#endif
-}
-
-// count values from src (the stage, in cache) to dst (gx): the whole 64-byte lines by non-temporal stores, which
-// write a line without reading it first; the partial lines at either end by plain stores.
-template <typename T> inline void stream_to(T* dst, const T* src, int64_t count) {
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    for (; i < count && (reinterpret_cast<uintptr_t>(dst + i) & 63); ++i) dst[i] = src[i];
-    for (; i + 16 <= count; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
-  }
-#endif
-  for (; i < count; ++i) dst[i] = src[i];
-}
+// Whether the output transform stages each image's rows and streams them to gx (stream_to, cpu/streaming.h): for a
+// gx of kStreamBytes or more, whose lines leave the caches before anything reads them, so that ordinary stores pay a
+// read of each line (for ownership) from memory, and the tile-by-tile stores (16 channels x 4 rows of 16 bytes each)
+// wait on those reads. float with AVX-512 only (non-temporal stores of whole vectors).
+template <typename T> bool streams_gx(const Geometry& g) { return streams_output<T>(g.N * g.C * g.H * g.W); }
 
 // gx for the tile rows [r0, r1), from the task's GEMM results, image by image: each tile's 4x4 blocks into gx, or
 // with a stage (streams_gx), into the stage (C x rows x W: gx's layout for the image's rows [y0, y1)) and then to gx
@@ -447,9 +425,7 @@ void output_transform(T* px, const Geometry& g, const Products& pr, const Output
     }
     ra = rb;
   }
-#if defined(__AVX512F__)
-  if (stage) _mm_sfence();  // the task's non-temporal stores, ordered before its end (and so before gx is read)
-#endif
+  if (stage) stream_fence();  // the task's non-temporal stores, ordered before its end (and so before gx is read)
 }
 
 template <typename T>
