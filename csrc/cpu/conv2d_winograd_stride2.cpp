@@ -315,9 +315,14 @@ template <typename T> void transform_weights(const T* w, const Problem& q, int64
           for (int sb = 0; sb < kSlots[cb]; ++sb, ++v) {
             const int pt = ra * 3 + cb;
             const int64_t K = slots_of(pt) * I, k_first = (sa * kSlots[cb] + sb) * I + i0;
-            for (int64_t il = 0; il < ic; ++il) {  // (a run, except where it crosses a kKc block)
-              const int64_t k = k_first + il, blk = k / kKc * kKc, kc = std::min(kKc, K - blk);
-              std::memcpy(a + a_off[pt] + blk * m_pad + o0 * kc + (k - blk) * kMr, block[v][il], sizeof(T) * kMr);
+            const int64_t blk = k_first / kKc * kKc, kc = std::min(kKc, K - blk);
+            if (k_first + ic <= blk + kKc) {  // one run of ic kMr-row steps (block[v] has that layout)
+              std::memcpy(a + a_off[pt] + blk * m_pad + o0 * kc + (k_first - blk) * kMr, block[v], sizeof(T) * kMr * ic);
+              continue;
+            }
+            for (int64_t il = 0; il < ic; ++il) {  // the run crosses a kKc block: step by step
+              const int64_t k = k_first + il, kb = k / kKc * kKc, kcb = std::min(kKc, K - kb);
+              std::memcpy(a + a_off[pt] + kb * m_pad + o0 * kcb + (k - kb) * kMr, block[v][il], sizeof(T) * kMr);
             }
           }
   }
@@ -377,18 +382,22 @@ void input_transform_lanes(const T* x, const Problem& q, const LaneWindows& lw, 
     }
 }
 
-// Where the 25 values of input channel i go in strip 0 of the nine packed B matrices (cols_pad columns): value
+// Where the 25 values of input channel 0 go in the nine packed B matrices of one strip (nr columns): value
 // v = 5 r + c, r and c the row and column combinations in the order (point, slot) = (0, 0), (0, 1), (1, 0), (2, 0),
-// (2, 1).
-template <typename T>
-void value_rows(T* packed, const int64_t* b_off, int64_t I, int64_t i, int64_t cols_pad, T** rows) {
+// (2, 1). A strip of nr columns has its rows nr apart whatever the kKc blocking (packed_row with cols_pad = nr), so
+// channel i's rows are these plus i nr: next_channel steps them (instead of recomputing the 25 each channel, which
+// cost ~2.5% of the seed enc2 forward).
+template <typename T> void value_rows(T* packed, const int64_t* b_off, int64_t I, T** rows) {
   constexpr int kPoint[5] = {0, 0, 1, 2, 2}, kSlot[5] = {0, 1, 0, 0, 1};
   for (int r = 0; r < 5; ++r)
     for (int c = 0; c < 5; ++c) {
       const int pt = kPoint[r] * 3 + kPoint[c];
       const int64_t slot = kSlot[r] * kSlots[kPoint[c]] + kSlot[c];
-      rows[5 * r + c] = packed_row(packed + b_off[pt], slot * I + i, slots_of(pt) * I, cols_pad, 0);
+      rows[5 * r + c] = packed + b_off[pt] + slot * I * nr_of<T>();
     }
+}
+template <typename T> inline void next_channel(T** rows) {
+  for (int v = 0; v < 25; ++v) rows[v] += nr_of<T>();
 }
 
 // Whether input_transform_rows applies: a tile row's 5 window columns per tile, from column -pad_left on, lie in two
@@ -430,8 +439,8 @@ void input_transform_gathers(const float* x, const Problem& q, const LaneWindows
   }
   const __m512 zero = _mm512_setzero_ps();
   float* rows[25];
-  for (int64_t i = 0; i < I; ++i) {
-    value_rows(packed, b_off, I, i, nr, rows);
+  value_rows(packed, b_off, I, rows);
+  for (int64_t i = 0; i < I; ++i, next_channel(rows)) {
     const float* xi = x + i * HW;
     for (int h = 0; h < 2; ++h) {
       __m512 d[5][5];
@@ -508,8 +517,8 @@ bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile*
     }
   const __m512 zero = _mm512_setzero_ps();
   float* rows[25];
-  for (int64_t i = 0; i < I; ++i) {
-    value_rows(packed, b_off, I, i, nr, rows);
+  value_rows(packed, b_off, I, rows);
+  for (int64_t i = 0; i < I; ++i, next_channel(rows)) {
     for (int h = 0; h < 2; ++h) {
       // row combination r: x row kPlus[r] minus x row kMinus[r] of the window (as in the loops over (point, slot))
       constexpr int kRowPlus[5] = {0, 1, 2, 4, 3}, kRowMinus[5] = {2, -1, -1, 2, -1};
@@ -594,8 +603,8 @@ bool input_transform_narrow(const float* x, const Problem& q, const Problem::Til
   }
   const __m512 zero = _mm512_setzero_ps();
   float* rows[25];
-  for (int64_t i = 0; i < I; ++i) {
-    value_rows(packed, b_off, I, i, nr, rows);
+  value_rows(packed, b_off, I, rows);
+  for (int64_t i = 0; i < I; ++i, next_channel(rows)) {
     for (int h = 0; h < 2; ++h) {
       const bool far_rows = half_needs[h] & 0x1C0, far_cols = half_needs[h] & 0x124;
       // row combination r: window row kPlus[r] minus window row kMinus[r] (as in input_transform_rows)
@@ -718,9 +727,6 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
     a_off[pt] = m_pad * total_rows;
     total_rows += slots_of(pt) * I;
   }
-  // The packed U lives in the calling thread's own scratch, which the worker threads read: a fresh block of this size
-  // would be mapped anew on every call, and its page faults cost more than the weight transform itself.
-  T* packed_u = weight_scratch.get<T>(m_pad * total_rows);
   const int64_t total = q.tiles(), strips = (total + nr - 1) / nr;
   // The nine P blocks of a strip sit p_stride apart: a multiple of 4 KiB would put the same lane of every point in
   // one L1 set, and the output transform reads all nine at once.
@@ -733,12 +739,18 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
   TaskShares strip_shares(strips, parallel);
 #pragma omp parallel if (strip_shares.parallel())
   {
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < panels; ++t) {  // the weight transform, panel by panel (then a barrier)
-      GRADCORE_PHASE("conv2d_winograd_s2/weight_transform");
-      transform_weights(w, q, t * kMr, packed_u, a_off);
-    }
+    // Each thread transforms all of U, before its first strip, into its own scratch (a fresh block of this size
+    // would be mapped anew on every call, and its page faults cost more than the weight transform itself). Shared
+    // between the threads, half of U was written by the other core: each GEMM read it from there, and each call's
+    // transform took its lines back (2 threads, batch 25: seed enc2's GEMMs 0.177 -> 0.205 thread-ms from 1 thread,
+    // the weight transform 0.013 -> 0.020 for half the work each, and a barrier between the two phases).
+    T* packed_u = nullptr;
     strip_shares.run([&](int64_t s) {  // (parallel.h's TaskShares: y's lines stay with one core from call to call)
+      if (!packed_u) {
+        GRADCORE_PHASE("conv2d_winograd_s2/weight_transform");
+        packed_u = weight_scratch.get<T>(m_pad * total_rows);
+        for (int64_t t = 0; t < panels; ++t) transform_weights(w, q, t * kMr, packed_u, a_off);
+      }
       const int64_t t0 = s * nr, count = std::min(nr, total - t0);
       int half_needs[2] = {0, 0};  // the points the tiles of each 16 lanes sum
       // The strip's tiles, looked up once (Problem::tile's divisions and chunk lookups), not once per lane in each of
