@@ -570,8 +570,9 @@ bool input_transform_narrow(const float* x, const Problem& q, const Problem::Til
   uint32_t m = 0;
   for (int64_t l = q.pad_left; l < q.pad_left + W; ++l) m |= 1u << l;
   const __mmask16 load = (__mmask16)m;
-  struct Source {
-    int64_t plane, y0;  // x offset of (image n, channel 0, column -pad_left), and the window's first row
+  struct Source {  // window row dy: x row at row[dy] + c H W for channel c, loaded with mask[dy] (0: outside)
+    const float* row[5];
+    __mmask16 mask[5];
   };
   struct Pair {
     __mmask16 lanes;
@@ -587,7 +588,12 @@ bool input_transform_narrow(const float* x, const Problem& q, const Problem::Til
       const Problem::Tile& tl = tiles[l];
       if (sources_of[h] == kMaxSources) return false;
       const int s = sources_of[h]++;
-      sources[h][s] = Source{tl.n * I * HW - q.pad_left, 4 * tl.th - q.pad_top};
+      for (int dy = 0; dy < 5; ++dy) {  // (the rows and masks worked out once per strip, not per channel)
+        const int64_t y = 4 * tl.th - q.pad_top + dy;
+        const bool inside = y >= 0 && y < H;
+        sources[h][s].row[dy] = x + tl.n * I * HW - q.pad_left + (inside ? y : 0) * W;
+        sources[h][s].mask[dy] = inside ? load : (__mmask16)0;
+      }
       for (; l < std::min<int64_t>(count, 16 * h + 16); ++l) {  // the lanes of this tile row of this image
         const Problem::Tile& t = tiles[l];
         if (t.n != tl.n || t.th != tl.th) break;
@@ -605,22 +611,21 @@ bool input_transform_narrow(const float* x, const Problem& q, const Problem::Til
   float* rows[25];
   value_rows(packed, b_off, I, rows);
   for (int64_t i = 0; i < I; ++i, next_channel(rows)) {
+    const int64_t ci = i * HW;
     for (int h = 0; h < 2; ++h) {
       const bool far_rows = half_needs[h] & 0x1C0, far_cols = half_needs[h] & 0x124;
+      const int pair_count = (sources_of[h] + 1) / 2;
       // row combination r: window row kPlus[r] minus window row kMinus[r] (as in input_transform_rows)
       constexpr int kRowPlus[5] = {0, 1, 2, 4, 3}, kRowMinus[5] = {2, -1, -1, 2, -1};
+#pragma GCC unroll 5
       for (int r = 0; r < 5; ++r) {
         __m512 col[5] = {zero, zero, zero, zero, zero};
         if (r < 3 || far_rows) {
-          for (int p = 0; p < (sources_of[h] + 1) / 2; ++p) {
+          for (int p = 0; p < pair_count; ++p) {
             __m512 rc[2];
             for (int e = 0; e < 2; ++e) {
               const Source& sc = sources[h][2 * p + e];
-              const float* plane = x + sc.plane + i * HW;
-              auto row = [&](int dy) {
-                const int64_t y = sc.y0 + dy;
-                return y >= 0 && y < H ? _mm512_maskz_loadu_ps(load, plane + y * W) : zero;
-              };
+              auto row = [&](int dy) { return _mm512_maskz_loadu_ps(sc.mask[dy], sc.row[dy] + ci); };
               rc[e] = kRowMinus[r] >= 0 ? _mm512_sub_ps(row(kRowPlus[r]), row(kRowMinus[r])) : row(kRowPlus[r]);
             }
             const Pair& pr = pairs[h][p];
