@@ -485,7 +485,8 @@ bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile*
   };
   const __mmask16 load_lo = lanes(q.pad_left, q.pad_left + W), load_hi = lanes(q.pad_left - 16, q.pad_left + W - 16);
   struct Piece {
-    int64_t plane, y0;  // x offset of (image n, channel 0), and the window's first x row 4 th - pad_top
+    const float* row[5];  // window row dy: x row at row[dy] + c H W for channel c (from column -pad_left)
+    __mmask16 lo[5], hi[5];  // its two vectors' load masks (0 outside the image)
     __mmask16 lanes;
     __m512i idx[5];  // lane l takes window column k of its tile: vector column 4 tw + k (31, a zero, past them)
   };
@@ -505,8 +506,13 @@ bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile*
       // before the pieces' permute indices are built).
       if (pieces_of[h] == kMaxPieces) return false;
       Piece& pc = pieces[h][pieces_of[h]++];
-      pc.plane = n * I * HW - q.pad_left;
-      pc.y0 = 4 * th - q.pad_top;
+      for (int dy = 0; dy < 5; ++dy) {  // (worked out once per strip, not per load and channel)
+        const int64_t y = 4 * th - q.pad_top + dy;
+        const bool inside = y >= 0 && y < H;
+        pc.row[dy] = x + n * I * HW - q.pad_left + (inside ? y : 0) * W;
+        pc.lo[dy] = inside ? load_lo : (__mmask16)0;
+        pc.hi[dy] = inside ? load_hi : (__mmask16)0;
+      }
       pc.lanes = lanes(l - 16 * h, std::min(l + run, count) - 16 * h);
       for (int k = 0; k < 5; ++k) {
         alignas(64) int32_t v[16];
@@ -519,19 +525,18 @@ bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile*
   float* rows[25];
   value_rows(packed, b_off, I, rows);
   for (int64_t i = 0; i < I; ++i, next_channel(rows)) {
+    const int64_t ci = i * HW;
     for (int h = 0; h < 2; ++h) {
       // row combination r: x row kPlus[r] minus x row kMinus[r] of the window (as in the loops over (point, slot))
       constexpr int kRowPlus[5] = {0, 1, 2, 4, 3}, kRowMinus[5] = {2, -1, -1, 2, -1};
+#pragma GCC unroll 5
       for (int r = 0; r < 5; ++r) {
         __m512 col[5] = {zero, zero, zero, zero, zero};
         for (int p = 0; p < pieces_of[h]; ++p) {
           const Piece& pc = pieces[h][p];
-          const float* plane = x + pc.plane + i * HW;
           auto row = [&](int dy, __m512& lo, __m512& hi) {
-            const int64_t y = pc.y0 + dy;
-            const bool inside = y >= 0 && y < H;
-            lo = inside ? _mm512_maskz_loadu_ps(load_lo, plane + y * W) : zero;
-            hi = inside ? _mm512_maskz_loadu_ps(load_hi, plane + y * W + 16) : zero;
+            lo = _mm512_maskz_loadu_ps(pc.lo[dy], pc.row[dy] + ci);
+            hi = _mm512_maskz_loadu_ps(pc.hi[dy], pc.row[dy] + ci + 16);
           };
           __m512 lo, hi;
           row(kRowPlus[r], lo, hi);
@@ -541,6 +546,7 @@ bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile*
             lo = _mm512_sub_ps(lo, lo2);
             hi = _mm512_sub_ps(hi, hi2);
           }
+#pragma GCC unroll 5
           for (int k = 0; k < 5; ++k)
             col[k] = _mm512_mask_mov_ps(col[k], pc.lanes, _mm512_permutex2var_ps(lo, pc.idx[k], hi));
         }
