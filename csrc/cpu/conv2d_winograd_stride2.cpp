@@ -656,7 +656,11 @@ struct Segment {
 };
 
 // y for the strip's tiles (lanes [0, count)) from the nine P blocks (point pt at p + pt * p_stride, row o at
-// + o * nr; zero for the points not in needs, which no output stored here sums): Q and y in vectors over the lanes, the activation, then each tile row's outputs interleaved into y.
+// + o * nr; zero for the points not in needs, which no output stored here sums): Q and y in vectors over the lanes,
+// the activation, and the two output columns of each tile interleaved (two permutes per tile row and 16 lanes) into
+// ybuf, channel o's output row r at ybuf + (2 o + r) 2 nr; then each run of tiles copies its outputs from there into
+// y, row by row, channel after channel. (Interleaved per run of tiles instead, the seed 7x7 layers' runs of three
+// tiles paid two loads and a permute for each six outputs stored: the output transform took 0.05 of enc2's 0.34 ms.)
 template <typename T>
 void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q, const Segment* segs,
                       int64_t seg_count, Activation act, T* y, T* ybuf) {
@@ -664,7 +668,7 @@ void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q,
   constexpr int64_t nr = nr_of<T>();
   constexpr int L = Simd<T>::lanes;
   const int64_t O = q.out_c, Ho = q.out_h, Wo = q.out_w;
-  for (int64_t o = 0; o < O; ++o) {  // y of every output channel, 4 rows of nr lanes each, into ybuf
+  for (int64_t o = 0; o < O; ++o) {  // y of every output channel, 2 rows of 2 nr interleaved outputs, into ybuf
     const T* po = p + o * nr;
     T* yo = ybuf + o * 4 * nr;
     for (int v = 0; v < nr; v += L) {
@@ -675,12 +679,33 @@ void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q,
         Q[a][0] = P[a * 3] + P[a * 3 + 1];
         Q[a][1] = P[a * 3 + 2] + P[a * 3 + 1];
       }
-      for (int r = 0; r < 2; ++r)
+      for (int r = 0; r < 2; ++r) {
+        V out[2];
         for (int c = 0; c < 2; ++c) {
-          V out = Q[2 * r][c] + Q[1][c];
-          if (act == Activation::relu) out = relu_vec(out);
-          store_vec(yo + (2 * r + c) * nr + v, out);
+          out[c] = Q[2 * r][c] + Q[1][c];
+          if (act == Activation::relu) out[c] = relu_vec(out[c]);
         }
+        T* dst = yo + r * 2 * nr + 2 * v;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {
+          const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+          const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+          __m512 e, od;
+          std::memcpy(&e, &out[0], sizeof(e));
+          std::memcpy(&od, &out[1], sizeof(od));
+          _mm512_storeu_ps(dst, _mm512_permutex2var_ps(e, lo, od));
+          _mm512_storeu_ps(dst + L, _mm512_permutex2var_ps(e, hi, od));
+          continue;
+        }
+#endif
+        alignas(64) T lanes[2][L];
+        store_vec(lanes[0], out[0]);
+        store_vec(lanes[1], out[1]);
+        for (int j = 0; j < L; ++j) {
+          dst[2 * j] = lanes[0][j];
+          dst[2 * j + 1] = lanes[1][j];
+        }
+      }
     }
   }
   for (int64_t s = 0; s < seg_count; ++s) {  // then each run of tiles, channel after channel
@@ -690,40 +715,26 @@ void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q,
       const int64_t oh = 2 * sg.th + r;
       if (oh >= Ho) break;
       T* dst = y + (sg.n * O * Ho + oh) * Wo + ow0;
-      const T* even = ybuf + 2 * r * nr + sg.first;
-      if (sg.count == 1) {  // a cut tile (Problem::tile): one or two outputs
-        for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, even += 4 * nr) {
-          dst[0] = even[0];
-          if (width > 1) dst[1] = even[nr];
-        }
-        continue;
-      }
-      for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, even += 4 * nr) {
-        const T* odd = even + nr;
+      const T* src = ybuf + r * 2 * nr + 2 * sg.first;
 #if defined(__AVX512F__)
-        if constexpr (std::is_same_v<T, float>) {  // 16 tiles at a time: two permutes interleave them, masked stores
-          const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-          const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          for (int64_t j = 0; j < width; j += 32) {  // outputs [j, j + 32): tiles [j / 2, j / 2 + 16)
-            const __m512 e = _mm512_loadu_ps(even + j / 2), od = _mm512_loadu_ps(odd + j / 2);
-            const int64_t left = width - j;
-            const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            _mm512_mask_storeu_ps(dst + j, m0, _mm512_permutex2var_ps(e, lo, od));
-            if (left > 16) {
-              const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (left - 16)) - 1);
-              _mm512_mask_storeu_ps(dst + j + 16, m1, _mm512_permutex2var_ps(e, hi, od));
-            }
-          }
+      if constexpr (std::is_same_v<T, float>) {  // (width <= 2 nr: at most four vectors)
+        __mmask16 m[4];
+        for (int j = 0; j < 4; ++j) {
+          const int64_t left = std::clamp<int64_t>(width - 16 * j, 0, 16);
+          m[j] = (__mmask16)((1u << left) - 1);
+        }
+        if (width <= 16) {
+          for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 4 * nr)
+            _mm512_mask_storeu_ps(dst, m[0], _mm512_maskz_loadu_ps(m[0], src));
           continue;
         }
-#endif
-        const int64_t pairs = width / 2;
-        for (int64_t j = 0; j < pairs; ++j) {
-          dst[2 * j] = even[j];
-          dst[2 * j + 1] = odd[j];
-        }
-        if (width % 2) dst[width - 1] = even[pairs];
+        for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 4 * nr)
+          for (int j = 0; j < 4 && m[j]; ++j)
+            _mm512_mask_storeu_ps(dst + 16 * j, m[j], _mm512_maskz_loadu_ps(m[j], src + 16 * j));
+        continue;
       }
+#endif
+      for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 4 * nr) std::copy(src, src + width, dst);
     }
   }
 }
@@ -773,7 +784,7 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
       int64_t b_off[kPoints];
       for (int pt = 0; pt < kPoints; ++pt) b_off[pt] = b_rows[pt] * nr;
       T* packed = scratch_packed_b.get<T>(total_rows * nr);
-      T* p = scratch_col.get<T>(kPoints * p_stride + 4 * O * nr + 16);  // (+ the interleave's reads past the end)
+      T* p = scratch_col.get<T>(kPoints * p_stride + 4 * O * nr);
       T* ybuf = p + kPoints * p_stride;
       {
         GRADCORE_PHASE("conv2d_winograd_s2/input_transform");
