@@ -723,9 +723,14 @@ void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q,
           const int64_t left = std::clamp<int64_t>(width - 16 * j, 0, 16);
           m[j] = (__mmask16)((1u << left) - 1);
         }
-        if (width <= 16) {
-          for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 4 * nr)
+        if (width <= 16) {  // one vector per row and channel; y's lines 4 channels on fetched for writing
+          const uintptr_t ahead = (uintptr_t)(4 * Ho * Wo) * sizeof(float), last = (uintptr_t)(width - 1) * sizeof(float);
+          for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 4 * nr) {
+            const uintptr_t at = reinterpret_cast<uintptr_t>(dst) + ahead;
+            _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_ET0);
+            _mm_prefetch(reinterpret_cast<const char*>(at + last), _MM_HINT_ET0);
             _mm512_mask_storeu_ps(dst, m[0], _mm512_maskz_loadu_ps(m[0], src));
+          }
           continue;
         }
         for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 4 * nr)
