@@ -30,11 +30,13 @@
 //   as much: the stores, not the loads or permutes, were the bottleneck.) Strips of cut tiles (below), one tile per
 //   row, and wider images use one masked AVX-512 gather per window element instead: the same values, the same bits.
 //   Weight transform: straight into the nine packed A, in float64 rounded once, through a small block so that the
-//   25 destinations are written as runs; the packed U lives in the calling thread's scratch (a fresh block of that
-//   size was mapped anew on every call and its page faults cost more than the transform).
+//   25 destinations are written as runs; each thread transforms all of U into its own scratch before its first strip
+//   (a fresh block of that size was mapped anew on every call and its page faults cost more than the transform;
+//   shared between the threads, each read half of it from the other core: session 8 below).
 //   Output transform: the nine GEMMs of a strip store their P blocks (C_out x 32 tiles each) into a per-thread
 //   buffer that stays in L2; the adds, the activation epilogue, and the interleave of the two output columns of each
-//   tile (two permutes) read them from there and write y, run by run of tiles of one tile row, channel after channel.
+//   tile (two permutes per 16 tiles) read them from there into a small buffer in y's row order, from which each run of
+//   tiles of one tile row is copied into y, channel after channel.
 //   Odd output sizes: the tiles cut to one column or one row are sorted after the whole ones (Problem::tile) and run
 //   only the GEMMs their outputs need, so 7x7 outputs cost 324 instead of 400 products per image and channel pair.
 //
@@ -84,6 +86,40 @@
 // input transform 0.11-0.15 / 0.23-0.26 / 0.41-0.45 of it (batch 256: 4.7-5.3 / 8.4-9.1 / 17.4-18.3, input 1.3-1.5
 // / 3.0-3.3 / 5.2-5.7). Software prefetch of the next-but-one channel's window rows in the tile-row transforms made
 // no difference beyond the noise (±10%) there: not kept.
+//
+// Session 8 (same Xeon; same bits throughout: 24 outputs of 8 shapes, 1, 2 and 3 threads, compared bitwise with
+// 0b75707's). Each step measured with the phase timer, 1 thread, batch 25, minima of 60-80 calls at load 5-7 (ms):
+// - U per thread (above): at 2 threads enc2's GEMMs had taken 0.177 -> 0.205 thread-ms and its output transform
+//   0.051 -> 0.084 from 1 thread (half of U read from the other core, whose next transform took the lines back, and
+//   a barrier between the phases); with U per thread the GEMMs take 0.172-0.180 at 2 threads. It costs the weight
+//   transform once per thread, which the next item made cheaper. Batches 1 and 4 not slower (enc2 2 threads 0.044 ->
+//   0.041, 0.068 -> 0.061).
+// - transform_weights copies a value's block run with one memcpy (one per input channel before, each with its index
+//   arithmetic): 0.013 -> 0.009 (enc2), 0.026-0.031 -> 0.020 (dec1). V's 25 row pointers stepped per channel
+//   (value_rows, recomputed per channel, was 2.5% of enc2's samples).
+// - input_transform_narrow and _rows work out each source's or piece's five window rows (pointer, load mask, zero
+//   outside the image) once per strip: before, a bounds branch and a multiply per load and channel kept the loop in
+//   scalar code around each masked load. Input transform enc2 0.085-0.089 -> 0.066, dec1 0.18-0.19 -> 0.136-0.143,
+//   dec2 0.265 -> 0.213-0.223. The narrow transform now matches or beats the gathers on this machine too (0.064-0.071
+//   / 0.140): session 7's Zen-4-versus-Xeon question is moot, and the rule stays.
+// - output transform: the interleave once per 16 lanes, then masked copies per run (0.050 -> 0.046 enc2, 0.060 ->
+//   0.057 dec1, 0.160 -> 0.135 dec2); y's lines fetched for writing 4 channels ahead in runs of <= 16 outputs
+//   (dec1 0.057-0.059 -> 0.049-0.051, enc2 0.047 -> 0.044-0.045; 8 channels ahead no better).
+// Whole calls against 0b75707, interleaved processes, minima (ms; load 6-7, the same build varies +-15% between
+// runs): 1 thread CPU time, 5 x 80 calls: enc2 forward 0.431 -> 0.393, dec1 backward-data 0.763 -> 0.684, dec2
+// backward-data 1.212 -> 1.176 (an earlier set at load 6: 0.350 -> 0.328, 0.625 -> 0.598, 1.140 -> 1.090); 2 threads
+// wall, 7 x 200 calls: 0.241 -> 0.202, 0.394 -> 0.365, 0.645 -> 0.555. Batch 256, 1 thread, 3 x 8 calls: 4.35 ->
+// 3.80, 9.21 -> 7.69, 24.7 -> 22.3. PyTorch in the same process, 2 threads: enc2 0.187-0.198 against 0.19-0.22
+// (0.89-0.98), dec1 0.337-0.344 against 0.32-0.35 (0.96-1.09): the 0.8 target is not reached. Where enc2's time goes
+// now (1 thread, 0.32 ms: GEMMs 0.18-0.19, input 0.065, output 0.045, weights 0.009; perf samples): the GEMMs' FMA
+// loop 56% (at peak; 269 of the 253 strip-products needed at batch 25, the rest the mixed and half-empty last
+// strips), input_transform_narrow 11%, the cut tiles' gathers 7% (per tile twice narrow's cost: a strip of
+// one-column tiles has one tile per tile row, too many sources for narrow), the output copy 11% (~22k masked stores
+// per call, more than half of them the cut tiles' one- or two-output stores), weights 3%. 2 threads scale 1t / (2 x
+// 2t) = 0.88-0.89 (0b75707: 0.82-0.84), with ~0.015 ms of Python per call serial.
+// Not attempted: streaming y (non-temporal stores through a stage, as conv_transpose2d_winograd.cpp does for gx of 4
+// MiB or more) for dec2's backward-data at batch 256 (12.8 MB): a strip holds parts of two images and the strips of
+// one image can run on two threads, so whole lines of y would need tasks of whole images first.
 //
 // Untried: F(4, 2) on the even phase (session 4 measured float32 errors of 30-130 units for it); a direct kernel for
 // the 7x7 layers, where this path wins only 3-8%.
