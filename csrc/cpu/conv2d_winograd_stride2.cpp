@@ -109,8 +109,11 @@
 // runs): 1 thread CPU time, 5 x 80 calls: enc2 forward 0.431 -> 0.393, dec1 backward-data 0.763 -> 0.684, dec2
 // backward-data 1.212 -> 1.176 (an earlier set at load 6: 0.350 -> 0.328, 0.625 -> 0.598, 1.140 -> 1.090); 2 threads
 // wall, 7 x 200 calls: 0.241 -> 0.202, 0.394 -> 0.365, 0.645 -> 0.555. Batch 256, 1 thread, 3 x 8 calls: 4.35 ->
-// 3.80, 9.21 -> 7.69, 24.7 -> 22.3. PyTorch in the same process, 2 threads: enc2 0.187-0.198 against 0.19-0.22
-// (0.89-0.98), dec1 0.337-0.344 against 0.32-0.35 (0.96-1.09): the 0.8 target is not reached. Where enc2's time goes
+// 3.80, 9.21 -> 7.69, 24.7 -> 22.3. Against PyTorch in the same process (2 threads, minima of 2 x 200 calls, three
+// runs alternating with 0b75707's, load 5-7): enc2 forward 0.160-0.166 against 0.191-0.201 (ratio 0.82-0.87;
+// 0b75707 0.198-0.206, 1.02-1.04), dec1 backward-data 0.293-0.300 against 0.322-0.329 (0.90-0.91; 0b75707
+// 0.302-0.334, 0.92-1.02), dec2 backward-data 0.470 against 0.658-0.684 (0.69; 0b75707 0.80-0.82): the 0.8 target
+// is not reached. Where enc2's time goes
 // now (1 thread, 0.32 ms: GEMMs 0.18-0.19, input 0.065, output 0.045, weights 0.009; perf samples): the GEMMs' FMA
 // loop 56% (at peak; 269 of the 253 strip-products needed at batch 25, the rest the mixed and half-empty last
 // strips), input_transform_narrow 11%, the cut tiles' gathers 7% (per tile twice narrow's cost: a strip of
