@@ -150,7 +150,8 @@ THREAD_SCRIPT = textwrap.dedent("""
     import gradcore as gc
     rng = np.random.default_rng(0)
     out = []
-    for n, c_in, h, w, c_out in [(5, 32, 14, 14, 64), (3, 70, 15, 13, 40), (40, 32, 13, 14, 32), (70, 32, 14, 14, 32)]:
+    for n, c_in, h, w, c_out in [(5, 32, 14, 14, 64), (3, 70, 15, 13, 40), (40, 32, 13, 14, 32), (70, 32, 14, 14, 32),
+                                 (6, 32, 28, 28, 64)]:  # (the last: input_transform_rows)
         x = gc.tensor(rng.standard_normal((n, c_in, h, w)), dtype="float32")
         wt = gc.tensor(rng.standard_normal((c_out, c_in, 3, 3)) / 10, dtype="float32")
         b = gc.tensor(rng.standard_normal(c_out), dtype="float32")

@@ -30,11 +30,13 @@
 //   as much: the stores, not the loads or permutes, were the bottleneck.) Strips of cut tiles (below), one tile per
 //   row, and wider images use one masked AVX-512 gather per window element instead: the same values, the same bits.
 //   Weight transform: straight into the nine packed A, in float64 rounded once, through a small block so that the
-//   25 destinations are written as runs; the packed U lives in the calling thread's scratch (a fresh block of that
-//   size was mapped anew on every call and its page faults cost more than the transform).
+//   25 destinations are written as runs; each thread transforms all of U into its own scratch before its first strip
+//   (a fresh block of that size was mapped anew on every call and its page faults cost more than the transform;
+//   shared between the threads, each read half of it from the other core: session 8 below).
 //   Output transform: the nine GEMMs of a strip store their P blocks (C_out x 32 tiles each) into a per-thread
 //   buffer that stays in L2; the adds, the activation epilogue, and the interleave of the two output columns of each
-//   tile (two permutes) read them from there and write y, run by run of tiles of one tile row, channel after channel.
+//   tile (two permutes per 16 tiles) read them from there into a small buffer in y's row order, from which each run of
+//   tiles of one tile row is copied into y, channel after channel.
 //   Odd output sizes: the tiles cut to one column or one row are sorted after the whole ones (Problem::tile) and run
 //   only the GEMMs their outputs need, so 7x7 outputs cost 324 instead of 400 products per image and channel pair.
 //
@@ -84,6 +86,43 @@
 // input transform 0.11-0.15 / 0.23-0.26 / 0.41-0.45 of it (batch 256: 4.7-5.3 / 8.4-9.1 / 17.4-18.3, input 1.3-1.5
 // / 3.0-3.3 / 5.2-5.7). Software prefetch of the next-but-one channel's window rows in the tile-row transforms made
 // no difference beyond the noise (±10%) there: not kept.
+//
+// Session 8 (same Xeon; same bits throughout: 24 outputs of 8 shapes, 1, 2 and 3 threads, compared bitwise with
+// 0b75707's). Each step measured with the phase timer, 1 thread, batch 25, minima of 60-80 calls at load 5-7 (ms):
+// - U per thread (above): at 2 threads enc2's GEMMs had taken 0.177 -> 0.205 thread-ms and its output transform
+//   0.051 -> 0.084 from 1 thread (half of U read from the other core, whose next transform took the lines back, and
+//   a barrier between the phases); with U per thread the GEMMs take 0.172-0.180 at 2 threads. It costs the weight
+//   transform once per thread, which the next item made cheaper. Batches 1 and 4 not slower (enc2 2 threads 0.044 ->
+//   0.041, 0.068 -> 0.061).
+// - transform_weights copies a value's block run with one memcpy (one per input channel before, each with its index
+//   arithmetic): 0.013 -> 0.009 (enc2), 0.026-0.031 -> 0.020 (dec1). V's 25 row pointers stepped per channel
+//   (value_rows, recomputed per channel, was 2.5% of enc2's samples).
+// - input_transform_narrow and _rows work out each source's or piece's five window rows (pointer, load mask, zero
+//   outside the image) once per strip: before, a bounds branch and a multiply per load and channel kept the loop in
+//   scalar code around each masked load. Input transform enc2 0.085-0.089 -> 0.066, dec1 0.18-0.19 -> 0.136-0.143,
+//   dec2 0.265 -> 0.213-0.223. The narrow transform now matches or beats the gathers on this machine too (0.064-0.071
+//   / 0.140): session 7's Zen-4-versus-Xeon question is moot, and the rule stays.
+// - output transform: the interleave once per 16 lanes, then masked copies per run (0.050 -> 0.046 enc2, 0.060 ->
+//   0.057 dec1, 0.160 -> 0.135 dec2); y's lines fetched for writing 4 channels ahead in runs of <= 16 outputs
+//   (dec1 0.057-0.059 -> 0.049-0.051, enc2 0.047 -> 0.044-0.045; 8 channels ahead no better).
+// Whole calls against 0b75707, interleaved processes, minima (ms; load 6-7, the same build varies +-15% between
+// runs): 1 thread CPU time, 5 x 80 calls: enc2 forward 0.431 -> 0.393, dec1 backward-data 0.763 -> 0.684, dec2
+// backward-data 1.212 -> 1.176 (an earlier set at load 6: 0.350 -> 0.328, 0.625 -> 0.598, 1.140 -> 1.090); 2 threads
+// wall, 7 x 200 calls: 0.241 -> 0.202, 0.394 -> 0.365, 0.645 -> 0.555. Batch 256, 1 thread, 3 x 8 calls: 4.35 ->
+// 3.80, 9.21 -> 7.69, 24.7 -> 22.3. Against PyTorch in the same process (2 threads, minima of 2 x 200 calls, three
+// runs alternating with 0b75707's, load 5-7): enc2 forward 0.160-0.166 against 0.191-0.201 (ratio 0.82-0.87;
+// 0b75707 0.198-0.206, 1.02-1.04), dec1 backward-data 0.293-0.300 against 0.322-0.329 (0.90-0.91; 0b75707
+// 0.302-0.334, 0.92-1.02), dec2 backward-data 0.470 against 0.658-0.684 (0.69; 0b75707 0.80-0.82): the 0.8 target
+// is not reached. Where enc2's time goes
+// now (1 thread, 0.32 ms: GEMMs 0.18-0.19, input 0.065, output 0.045, weights 0.009; perf samples): the GEMMs' FMA
+// loop 56% (at peak; 269 of the 253 strip-products needed at batch 25, the rest the mixed and half-empty last
+// strips), input_transform_narrow 11%, the cut tiles' gathers 7% (per tile twice narrow's cost: a strip of
+// one-column tiles has one tile per tile row, too many sources for narrow), the output copy 11% (~22k masked stores
+// per call, more than half of them the cut tiles' one- or two-output stores), weights 3%. 2 threads scale 1t / (2 x
+// 2t) = 0.88-0.89 (0b75707: 0.82-0.84), with ~0.015 ms of Python per call serial.
+// Not attempted: streaming y (non-temporal stores through a stage, as conv_transpose2d_winograd.cpp does for gx of 4
+// MiB or more) for dec2's backward-data at batch 256 (12.8 MB): a strip holds parts of two images and the strips of
+// one image can run on two threads, so whole lines of y would need tasks of whole images first.
 //
 // Untried: F(4, 2) on the even phase (session 4 measured float32 errors of 30-130 units for it); a direct kernel for
 // the 7x7 layers, where this path wins only 3-8%.
@@ -315,9 +354,14 @@ template <typename T> void transform_weights(const T* w, const Problem& q, int64
           for (int sb = 0; sb < kSlots[cb]; ++sb, ++v) {
             const int pt = ra * 3 + cb;
             const int64_t K = slots_of(pt) * I, k_first = (sa * kSlots[cb] + sb) * I + i0;
-            for (int64_t il = 0; il < ic; ++il) {  // (a run, except where it crosses a kKc block)
-              const int64_t k = k_first + il, blk = k / kKc * kKc, kc = std::min(kKc, K - blk);
-              std::memcpy(a + a_off[pt] + blk * m_pad + o0 * kc + (k - blk) * kMr, block[v][il], sizeof(T) * kMr);
+            const int64_t blk = k_first / kKc * kKc, kc = std::min(kKc, K - blk);
+            if (k_first + ic <= blk + kKc) {  // one run of ic kMr-row steps (block[v] has that layout)
+              std::memcpy(a + a_off[pt] + blk * m_pad + o0 * kc + (k_first - blk) * kMr, block[v], sizeof(T) * kMr * ic);
+              continue;
+            }
+            for (int64_t il = 0; il < ic; ++il) {  // the run crosses a kKc block: step by step
+              const int64_t k = k_first + il, kb = k / kKc * kKc, kcb = std::min(kKc, K - kb);
+              std::memcpy(a + a_off[pt] + kb * m_pad + o0 * kcb + (k - kb) * kMr, block[v][il], sizeof(T) * kMr);
             }
           }
   }
@@ -377,18 +421,22 @@ void input_transform_lanes(const T* x, const Problem& q, const LaneWindows& lw, 
     }
 }
 
-// Where the 25 values of input channel i go in strip 0 of the nine packed B matrices (cols_pad columns): value
+// Where the 25 values of input channel 0 go in the nine packed B matrices of one strip (nr columns): value
 // v = 5 r + c, r and c the row and column combinations in the order (point, slot) = (0, 0), (0, 1), (1, 0), (2, 0),
-// (2, 1).
-template <typename T>
-void value_rows(T* packed, const int64_t* b_off, int64_t I, int64_t i, int64_t cols_pad, T** rows) {
+// (2, 1). A strip of nr columns has its rows nr apart whatever the kKc blocking (packed_row with cols_pad = nr), so
+// channel i's rows are these plus i nr: next_channel steps them (instead of recomputing the 25 each channel, which
+// cost ~2.5% of the seed enc2 forward).
+template <typename T> void value_rows(T* packed, const int64_t* b_off, int64_t I, T** rows) {
   constexpr int kPoint[5] = {0, 0, 1, 2, 2}, kSlot[5] = {0, 1, 0, 0, 1};
   for (int r = 0; r < 5; ++r)
     for (int c = 0; c < 5; ++c) {
       const int pt = kPoint[r] * 3 + kPoint[c];
       const int64_t slot = kSlot[r] * kSlots[kPoint[c]] + kSlot[c];
-      rows[5 * r + c] = packed_row(packed + b_off[pt], slot * I + i, slots_of(pt) * I, cols_pad, 0);
+      rows[5 * r + c] = packed + b_off[pt] + slot * I * nr_of<T>();
     }
+}
+template <typename T> inline void next_channel(T** rows) {
+  for (int v = 0; v < 25; ++v) rows[v] += nr_of<T>();
 }
 
 // Whether input_transform_rows applies: a tile row's 5 window columns per tile, from column -pad_left on, lie in two
@@ -430,8 +478,8 @@ void input_transform_gathers(const float* x, const Problem& q, const LaneWindows
   }
   const __m512 zero = _mm512_setzero_ps();
   float* rows[25];
-  for (int64_t i = 0; i < I; ++i) {
-    value_rows(packed, b_off, I, i, nr, rows);
+  value_rows(packed, b_off, I, rows);
+  for (int64_t i = 0; i < I; ++i, next_channel(rows)) {
     const float* xi = x + i * HW;
     for (int h = 0; h < 2; ++h) {
       __m512 d[5][5];
@@ -476,7 +524,8 @@ bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile*
   };
   const __mmask16 load_lo = lanes(q.pad_left, q.pad_left + W), load_hi = lanes(q.pad_left - 16, q.pad_left + W - 16);
   struct Piece {
-    int64_t plane, y0;  // x offset of (image n, channel 0), and the window's first x row 4 th - pad_top
+    const float* row[5];  // window row dy: x row at row[dy] + c H W for channel c (from column -pad_left)
+    __mmask16 lo[5], hi[5];  // its two vectors' load masks (0 outside the image)
     __mmask16 lanes;
     __m512i idx[5];  // lane l takes window column k of its tile: vector column 4 tw + k (31, a zero, past them)
   };
@@ -496,8 +545,13 @@ bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile*
       // before the pieces' permute indices are built).
       if (pieces_of[h] == kMaxPieces) return false;
       Piece& pc = pieces[h][pieces_of[h]++];
-      pc.plane = n * I * HW - q.pad_left;
-      pc.y0 = 4 * th - q.pad_top;
+      for (int dy = 0; dy < 5; ++dy) {  // (worked out once per strip, not per load and channel)
+        const int64_t y = 4 * th - q.pad_top + dy;
+        const bool inside = y >= 0 && y < H;
+        pc.row[dy] = x + n * I * HW - q.pad_left + (inside ? y : 0) * W;
+        pc.lo[dy] = inside ? load_lo : (__mmask16)0;
+        pc.hi[dy] = inside ? load_hi : (__mmask16)0;
+      }
       pc.lanes = lanes(l - 16 * h, std::min(l + run, count) - 16 * h);
       for (int k = 0; k < 5; ++k) {
         alignas(64) int32_t v[16];
@@ -508,21 +562,20 @@ bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile*
     }
   const __m512 zero = _mm512_setzero_ps();
   float* rows[25];
-  for (int64_t i = 0; i < I; ++i) {
-    value_rows(packed, b_off, I, i, nr, rows);
+  value_rows(packed, b_off, I, rows);
+  for (int64_t i = 0; i < I; ++i, next_channel(rows)) {
+    const int64_t ci = i * HW;
     for (int h = 0; h < 2; ++h) {
       // row combination r: x row kPlus[r] minus x row kMinus[r] of the window (as in the loops over (point, slot))
       constexpr int kRowPlus[5] = {0, 1, 2, 4, 3}, kRowMinus[5] = {2, -1, -1, 2, -1};
+#pragma GCC unroll 5
       for (int r = 0; r < 5; ++r) {
         __m512 col[5] = {zero, zero, zero, zero, zero};
         for (int p = 0; p < pieces_of[h]; ++p) {
           const Piece& pc = pieces[h][p];
-          const float* plane = x + pc.plane + i * HW;
           auto row = [&](int dy, __m512& lo, __m512& hi) {
-            const int64_t y = pc.y0 + dy;
-            const bool inside = y >= 0 && y < H;
-            lo = inside ? _mm512_maskz_loadu_ps(load_lo, plane + y * W) : zero;
-            hi = inside ? _mm512_maskz_loadu_ps(load_hi, plane + y * W + 16) : zero;
+            lo = _mm512_maskz_loadu_ps(pc.lo[dy], pc.row[dy] + ci);
+            hi = _mm512_maskz_loadu_ps(pc.hi[dy], pc.row[dy] + ci + 16);
           };
           __m512 lo, hi;
           row(kRowPlus[r], lo, hi);
@@ -532,6 +585,7 @@ bool input_transform_rows(const float* x, const Problem& q, const Problem::Tile*
             lo = _mm512_sub_ps(lo, lo2);
             hi = _mm512_sub_ps(hi, hi2);
           }
+#pragma GCC unroll 5
           for (int k = 0; k < 5; ++k)
             col[k] = _mm512_mask_mov_ps(col[k], pc.lanes, _mm512_permutex2var_ps(lo, pc.idx[k], hi));
         }
@@ -561,8 +615,9 @@ bool input_transform_narrow(const float* x, const Problem& q, const Problem::Til
   uint32_t m = 0;
   for (int64_t l = q.pad_left; l < q.pad_left + W; ++l) m |= 1u << l;
   const __mmask16 load = (__mmask16)m;
-  struct Source {
-    int64_t plane, y0;  // x offset of (image n, channel 0, column -pad_left), and the window's first row
+  struct Source {  // window row dy: x row at row[dy] + c H W for channel c, loaded with mask[dy] (0: outside)
+    const float* row[5];
+    __mmask16 mask[5];
   };
   struct Pair {
     __mmask16 lanes;
@@ -578,7 +633,12 @@ bool input_transform_narrow(const float* x, const Problem& q, const Problem::Til
       const Problem::Tile& tl = tiles[l];
       if (sources_of[h] == kMaxSources) return false;
       const int s = sources_of[h]++;
-      sources[h][s] = Source{tl.n * I * HW - q.pad_left, 4 * tl.th - q.pad_top};
+      for (int dy = 0; dy < 5; ++dy) {  // (the rows and masks worked out once per strip, not per channel)
+        const int64_t y = 4 * tl.th - q.pad_top + dy;
+        const bool inside = y >= 0 && y < H;
+        sources[h][s].row[dy] = x + tl.n * I * HW - q.pad_left + (inside ? y : 0) * W;
+        sources[h][s].mask[dy] = inside ? load : (__mmask16)0;
+      }
       for (; l < std::min<int64_t>(count, 16 * h + 16); ++l) {  // the lanes of this tile row of this image
         const Problem::Tile& t = tiles[l];
         if (t.n != tl.n || t.th != tl.th) break;
@@ -594,24 +654,23 @@ bool input_transform_narrow(const float* x, const Problem& q, const Problem::Til
   }
   const __m512 zero = _mm512_setzero_ps();
   float* rows[25];
-  for (int64_t i = 0; i < I; ++i) {
-    value_rows(packed, b_off, I, i, nr, rows);
+  value_rows(packed, b_off, I, rows);
+  for (int64_t i = 0; i < I; ++i, next_channel(rows)) {
+    const int64_t ci = i * HW;
     for (int h = 0; h < 2; ++h) {
       const bool far_rows = half_needs[h] & 0x1C0, far_cols = half_needs[h] & 0x124;
+      const int pair_count = (sources_of[h] + 1) / 2;
       // row combination r: window row kPlus[r] minus window row kMinus[r] (as in input_transform_rows)
       constexpr int kRowPlus[5] = {0, 1, 2, 4, 3}, kRowMinus[5] = {2, -1, -1, 2, -1};
+#pragma GCC unroll 5
       for (int r = 0; r < 5; ++r) {
         __m512 col[5] = {zero, zero, zero, zero, zero};
         if (r < 3 || far_rows) {
-          for (int p = 0; p < (sources_of[h] + 1) / 2; ++p) {
+          for (int p = 0; p < pair_count; ++p) {
             __m512 rc[2];
             for (int e = 0; e < 2; ++e) {
               const Source& sc = sources[h][2 * p + e];
-              const float* plane = x + sc.plane + i * HW;
-              auto row = [&](int dy) {
-                const int64_t y = sc.y0 + dy;
-                return y >= 0 && y < H ? _mm512_maskz_loadu_ps(load, plane + y * W) : zero;
-              };
+              auto row = [&](int dy) { return _mm512_maskz_loadu_ps(sc.mask[dy], sc.row[dy] + ci); };
               rc[e] = kRowMinus[r] >= 0 ? _mm512_sub_ps(row(kRowPlus[r]), row(kRowMinus[r])) : row(kRowPlus[r]);
             }
             const Pair& pr = pairs[h][p];
@@ -636,7 +695,11 @@ struct Segment {
 };
 
 // y for the strip's tiles (lanes [0, count)) from the nine P blocks (point pt at p + pt * p_stride, row o at
-// + o * nr; zero for the points not in needs, which no output stored here sums): Q and y in vectors over the lanes, the activation, then each tile row's outputs interleaved into y.
+// + o * nr; zero for the points not in needs, which no output stored here sums): Q and y in vectors over the lanes,
+// the activation, and the two output columns of each tile interleaved (two permutes per tile row and 16 lanes) into
+// ybuf, channel o's output row r at ybuf + (2 o + r) 2 nr; then each run of tiles copies its outputs from there into
+// y, row by row, channel after channel. (Interleaved per run of tiles instead, the seed 7x7 layers' runs of three
+// tiles paid two loads and a permute for each six outputs stored: the output transform took 0.05 of enc2's 0.34 ms.)
 template <typename T>
 void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q, const Segment* segs,
                       int64_t seg_count, Activation act, T* y, T* ybuf) {
@@ -644,7 +707,7 @@ void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q,
   constexpr int64_t nr = nr_of<T>();
   constexpr int L = Simd<T>::lanes;
   const int64_t O = q.out_c, Ho = q.out_h, Wo = q.out_w;
-  for (int64_t o = 0; o < O; ++o) {  // y of every output channel, 4 rows of nr lanes each, into ybuf
+  for (int64_t o = 0; o < O; ++o) {  // y of every output channel, 2 rows of 2 nr interleaved outputs, into ybuf
     const T* po = p + o * nr;
     T* yo = ybuf + o * 4 * nr;
     for (int v = 0; v < nr; v += L) {
@@ -655,12 +718,33 @@ void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q,
         Q[a][0] = P[a * 3] + P[a * 3 + 1];
         Q[a][1] = P[a * 3 + 2] + P[a * 3 + 1];
       }
-      for (int r = 0; r < 2; ++r)
+      for (int r = 0; r < 2; ++r) {
+        V out[2];
         for (int c = 0; c < 2; ++c) {
-          V out = Q[2 * r][c] + Q[1][c];
-          if (act == Activation::relu) out = relu_vec(out);
-          store_vec(yo + (2 * r + c) * nr + v, out);
+          out[c] = Q[2 * r][c] + Q[1][c];
+          if (act == Activation::relu) out[c] = relu_vec(out[c]);
         }
+        T* dst = yo + r * 2 * nr + 2 * v;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {
+          const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+          const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+          __m512 e, od;
+          std::memcpy(&e, &out[0], sizeof(e));
+          std::memcpy(&od, &out[1], sizeof(od));
+          _mm512_storeu_ps(dst, _mm512_permutex2var_ps(e, lo, od));
+          _mm512_storeu_ps(dst + L, _mm512_permutex2var_ps(e, hi, od));
+          continue;
+        }
+#endif
+        alignas(64) T lanes[2][L];
+        store_vec(lanes[0], out[0]);
+        store_vec(lanes[1], out[1]);
+        for (int j = 0; j < L; ++j) {
+          dst[2 * j] = lanes[0][j];
+          dst[2 * j + 1] = lanes[1][j];
+        }
+      }
     }
   }
   for (int64_t s = 0; s < seg_count; ++s) {  // then each run of tiles, channel after channel
@@ -670,40 +754,31 @@ void output_transform(const T* p, int64_t p_stride, int needs, const Problem& q,
       const int64_t oh = 2 * sg.th + r;
       if (oh >= Ho) break;
       T* dst = y + (sg.n * O * Ho + oh) * Wo + ow0;
-      const T* even = ybuf + 2 * r * nr + sg.first;
-      if (sg.count == 1) {  // a cut tile (Problem::tile): one or two outputs
-        for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, even += 4 * nr) {
-          dst[0] = even[0];
-          if (width > 1) dst[1] = even[nr];
-        }
-        continue;
-      }
-      for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, even += 4 * nr) {
-        const T* odd = even + nr;
+      const T* src = ybuf + r * 2 * nr + 2 * sg.first;
 #if defined(__AVX512F__)
-        if constexpr (std::is_same_v<T, float>) {  // 16 tiles at a time: two permutes interleave them, masked stores
-          const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-          const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          for (int64_t j = 0; j < width; j += 32) {  // outputs [j, j + 32): tiles [j / 2, j / 2 + 16)
-            const __m512 e = _mm512_loadu_ps(even + j / 2), od = _mm512_loadu_ps(odd + j / 2);
-            const int64_t left = width - j;
-            const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            _mm512_mask_storeu_ps(dst + j, m0, _mm512_permutex2var_ps(e, lo, od));
-            if (left > 16) {
-              const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (left - 16)) - 1);
-              _mm512_mask_storeu_ps(dst + j + 16, m1, _mm512_permutex2var_ps(e, hi, od));
-            }
+      if constexpr (std::is_same_v<T, float>) {  // (width <= 2 nr: at most four vectors)
+        __mmask16 m[4];
+        for (int j = 0; j < 4; ++j) {
+          const int64_t left = std::clamp<int64_t>(width - 16 * j, 0, 16);
+          m[j] = (__mmask16)((1u << left) - 1);
+        }
+        if (width <= 16) {  // one vector per row and channel; y's lines 4 channels on fetched for writing
+          const uintptr_t ahead = (uintptr_t)(4 * Ho * Wo) * sizeof(float), last = (uintptr_t)(width - 1) * sizeof(float);
+          for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 4 * nr) {
+            const uintptr_t at = reinterpret_cast<uintptr_t>(dst) + ahead;
+            _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_ET0);
+            _mm_prefetch(reinterpret_cast<const char*>(at + last), _MM_HINT_ET0);
+            _mm512_mask_storeu_ps(dst, m[0], _mm512_maskz_loadu_ps(m[0], src));
           }
           continue;
         }
-#endif
-        const int64_t pairs = width / 2;
-        for (int64_t j = 0; j < pairs; ++j) {
-          dst[2 * j] = even[j];
-          dst[2 * j + 1] = odd[j];
-        }
-        if (width % 2) dst[width - 1] = even[pairs];
+        for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 4 * nr)
+          for (int j = 0; j < 4 && m[j]; ++j)
+            _mm512_mask_storeu_ps(dst + 16 * j, m[j], _mm512_maskz_loadu_ps(m[j], src + 16 * j));
+        continue;
       }
+#endif
+      for (int64_t o = 0; o < O; ++o, dst += Ho * Wo, src += 4 * nr) std::copy(src, src + width, dst);
     }
   }
 }
@@ -718,9 +793,6 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
     a_off[pt] = m_pad * total_rows;
     total_rows += slots_of(pt) * I;
   }
-  // The packed U lives in the calling thread's own scratch, which the worker threads read: a fresh block of this size
-  // would be mapped anew on every call, and its page faults cost more than the weight transform itself.
-  T* packed_u = weight_scratch.get<T>(m_pad * total_rows);
   const int64_t total = q.tiles(), strips = (total + nr - 1) / nr;
   // The nine P blocks of a strip sit p_stride apart: a multiple of 4 KiB would put the same lane of every point in
   // one L1 set, and the output transform reads all nine at once.
@@ -733,12 +805,18 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
   TaskShares strip_shares(strips, parallel);
 #pragma omp parallel if (strip_shares.parallel())
   {
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < panels; ++t) {  // the weight transform, panel by panel (then a barrier)
-      GRADCORE_PHASE("conv2d_winograd_s2/weight_transform");
-      transform_weights(w, q, t * kMr, packed_u, a_off);
-    }
+    // Each thread transforms all of U, before its first strip, into its own scratch (a fresh block of this size
+    // would be mapped anew on every call, and its page faults cost more than the weight transform itself). Shared
+    // between the threads, half of U was written by the other core: each GEMM read it from there, and each call's
+    // transform took its lines back (2 threads, batch 25: seed enc2's GEMMs 0.177 -> 0.205 thread-ms from 1 thread,
+    // the weight transform 0.013 -> 0.020 for half the work each, and a barrier between the two phases).
+    T* packed_u = nullptr;
     strip_shares.run([&](int64_t s) {  // (parallel.h's TaskShares: y's lines stay with one core from call to call)
+      if (!packed_u) {
+        GRADCORE_PHASE("conv2d_winograd_s2/weight_transform");
+        packed_u = weight_scratch.get<T>(m_pad * total_rows);
+        for (int64_t t = 0; t < panels; ++t) transform_weights(w, q, t * kMr, packed_u, a_off);
+      }
       const int64_t t0 = s * nr, count = std::min(nr, total - t0);
       int half_needs[2] = {0, 0};  // the points the tiles of each 16 lanes sum
       // The strip's tiles, looked up once (Problem::tile's divisions and chunk lookups), not once per lane in each of
@@ -750,7 +828,7 @@ template <typename T> void forward(const T* x, const T* w, const T* bias, T* y, 
       int64_t b_off[kPoints];
       for (int pt = 0; pt < kPoints; ++pt) b_off[pt] = b_rows[pt] * nr;
       T* packed = scratch_packed_b.get<T>(total_rows * nr);
-      T* p = scratch_col.get<T>(kPoints * p_stride + 4 * O * nr + 16);  // (+ the interleave's reads past the end)
+      T* p = scratch_col.get<T>(kPoints * p_stride + 4 * O * nr);
       T* ybuf = p + kPoints * p_stride;
       {
         GRADCORE_PHASE("conv2d_winograd_s2/input_transform");
