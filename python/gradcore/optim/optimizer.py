@@ -154,14 +154,14 @@ class Optimizer:
         launches = self._plan_launches()
         if not launches:
             return loss
-        ordered = [p for _, params, _, _ in launches for p in params]
-        state = self.state
-        for p in ordered:  # shapes, dtypes and devices are checked by the kernels' table on every rebuild
-            if p not in state:
-                state[p] = self._init_state(p, self._group_of(p))
-            p._data._bump_version()  # updated in place below: a graph that saved p can no longer run backward
-        grads = [p.grad._data for p in ordered]
-        scales, nonfinite = self._norm_pass(grads, ordered[0].device)
+        state, grads = self.state, []
+        for _, params, _, _ in launches:
+            for p in params:  # shapes, dtypes and devices are checked by the kernels' table on every rebuild
+                if p not in state:
+                    state[p] = self._init_state(p, self._group_of(p))
+                p._data._bump_version()  # updated in place below: a graph that saved p can no longer run backward
+                grads.append(p.grad._data)
+        scales, nonfinite = self._norm_pass(grads, launches[0][1][0].device)
         offset = 0
         for key, params, local_groups, groups in launches:
             table = self._tables.get(key)
