@@ -216,7 +216,7 @@ class Function:
             return out
         if not isinstance(result, tuple):
             return Tensor(result)  # (not an Array: raises, naming what Tensor takes)
-        outputs = tuple(Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in result)
+        outputs = tuple([Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in result])
         if record:
             ctx.inputs = args
             ctx.output_meta = tuple((a.shape, a.dtype, a.device) for a in result)
