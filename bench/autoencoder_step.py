@@ -40,6 +40,11 @@ replay of its first result) is ~130 us a step under load (forward ~58, backward 
 Left: the masks' cold reads of y (a bitmask saved by the forward: measured in session 7 as a separate pass, a net
 loss, and at most ~1-2% from the kernels' stores: cpu/conv2d_relu.cpp's header), fused_adam
 ~0.1 ms at 1 thread, the loss's three kernel calls (~35 us), the sigmoid's scalar expf.
+
+The Python layer alone (issue 19, session 8): bench/python_overhead.py replays every kernel call and times what is
+left, per phase and per stretch between two kernels. Warm, 1 thread: 123-125 -> 96-97 us a step (+BN 187-196 ->
+158); in the real step perf puts libpython at ~8% of the kernels' samples, ~0.7 ms at 1 thread, ~10% less than
+before: the Python between kernels runs on caches the kernels emptied, ~3-4x its warm time.
 """
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ Nothing below this layer knows about gradients; ops only provide "the backward k
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import threading
@@ -35,7 +34,7 @@ def is_grad_enabled() -> bool:
     return _state.enabled
 
 
-class _GradMode(contextlib.ContextDecorator):
+class _GradMode:
     def __init__(self, enabled: bool):
         self.enabled = enabled
 
@@ -47,10 +46,21 @@ class _GradMode(contextlib.ContextDecorator):
         _state.enabled = self.previous
         return False
 
-    def _recreate_cm(self):
-        # A decorator's calls each get their own context: sharing one would let a nested (recursive) call
-        # overwrite `previous` and leave grad mode switched off after the outermost call returns.
-        return type(self)(self.enabled)
+    def __call__(self, fn):
+        """As a decorator: each call keeps its own previous mode (a nested, recursive call must not overwrite the
+        outer call's), set and restored around fn without building a context object per call (Optimizer.step)."""
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            previous = _state.enabled
+            _state.enabled = enabled
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _state.enabled = previous
+
+        return wrapper
 
 
 def no_grad(fn=None):
@@ -173,9 +183,17 @@ class Function:
         ctx = cls()
         ctx.saved_arrays = ctx.saved_versions = ()
         ctx.released = False
-        # The arguments in two comprehensions, and a single output's own path below: this runs for every op.
-        raw = [a._data if isinstance(a, Tensor) else a for a in args]
-        ctx.needs_input_grad = needs = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
+        # The arguments in one loop (two comprehensions cost two more frames), and a single output's own path below:
+        # this runs for every op.
+        raw, needs = [], []
+        for a in args:
+            if isinstance(a, Tensor):
+                raw.append(a._data)
+                needs.append(a._requires_grad)
+            else:
+                raw.append(a)
+                needs.append(False)
+        ctx.needs_input_grad = needs = tuple(needs)
         record = True in needs and _state.enabled
         result = ctx.forward(*raw, **kwargs)
         if type(result) is _Array:
@@ -198,7 +216,7 @@ class Function:
             return out
         if not isinstance(result, tuple):
             return Tensor(result)  # (not an Array: raises, naming what Tensor takes)
-        outputs = tuple(Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in result)
+        outputs = tuple([Tensor(a, requires_grad=record and a.dtype in FLOATING) for a in result])
         if record:
             ctx.inputs = args
             ctx.output_meta = tuple((a.shape, a.dtype, a.device) for a in result)
@@ -494,7 +512,10 @@ def _propagate(outputs, grad_outputs, retain_graph, capture):
                 if capture is None:
                     inp._accumulate_grad(g, sole)
             else:
-                slots = node_grads.setdefault(id(inp._node), [None] * len(inp._node.output_meta))
+                producer = inp._node
+                slots = node_grads.get(id(producer))
+                if slots is None:
+                    slots = node_grads[id(producer)] = [None] * len(producer.output_meta)
                 current = slots[inp._output_index]
                 if current is None:
                     slots[inp._output_index] = g

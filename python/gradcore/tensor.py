@@ -255,7 +255,7 @@ class Tensor:
                 # engine holds the only reference to g: autograd._propagate) keeps g itself, as PyTorch steals an
                 # incoming gradient; otherwise a copy, because g may be shared: an add hands one gradient to both
                 # operands, and a caller's grad_output reaches a leaf as it is.
-                self.grad = Tensor(g if owned else g.clone())
+                self.grad = _wrap(g if owned else g.clone())
                 return
             _core.binary(self.grad._data, g, _core.BinaryOp.add, out=self.grad._data)
 
@@ -263,6 +263,17 @@ class Tensor:
     # x + y, x.exp(), x.sum(), x.reshape(...), x.to(...), x.clone() and the rest are the ops' own functions,
     # attached to this class once when gradcore.ops is imported (python/gradcore/ops/__init__.py), so this module
     # imports no op and the layers import downwards only: tensor <- autograd <- ops <- functional, nn, optim.
+
+
+def _wrap(array):
+    """Tensor(array) for what is known to be an Array, without __init__'s checks (the engine's hot path)."""
+    out = object.__new__(Tensor)
+    out._data = array
+    out._requires_grad = False
+    out.grad = None
+    out._node = None
+    out._output_index = 0
+    return out
 
 
 def _inferred_dtype(data, array):

@@ -90,9 +90,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
 
 def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, relu):
     tensor(x, "x")
-    for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                        ("bias", bias)):
-        tensor(value, name, optional=True)
+    tensor(running_mean, "running_mean", optional=True)
+    tensor(running_var, "running_var", optional=True)
+    tensor(weight, "weight", optional=True)
+    tensor(bias, "bias", optional=True)
     _no_grad_buffer(running_mean, "running_mean")
     _no_grad_buffer(running_var, "running_var")
     eps = real(eps, "eps", minimum=0.0)

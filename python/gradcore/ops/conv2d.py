@@ -7,6 +7,8 @@ the bottom/right. PyTorch's "same" accepts stride 1 only; for stride 1 both agre
 """
 from __future__ import annotations
 
+import functools
+
 from .. import _core
 from .._checks import int_pair as pair, integer, padding_form, tensor
 from ..autograd import Function
@@ -32,14 +34,6 @@ def conv2d_padding(padding, in_hw, kernel_hw, stride, dilation):
     return (padding[0], padding[0], padding[1], padding[1])
 
 
-def spatial_sizes(x, weight):
-    """(H, W) of x and (kH, kW) of weight, to resolve geometry that depends on them; None when either is not 4-d,
-    for the binding then raises naming it (shapes are the bindings' to check)."""
-    if x.ndim != 4 or weight.ndim != 4:
-        return None
-    return x.shape[2:], weight.shape[2:]
-
-
 def bias_grad(g):
     """db[c] = sum over N, H, W of g[:, c]."""
     return _core.sum(g, [0, 2, 3])
@@ -59,11 +53,12 @@ class Conv2d(Function):
         return y
 
     def backward(self, g):
-        x, weight = self.saved[:2]
+        saved = self.saved
+        x, weight = saved[0], saved[1]
         need_x, need_w, need_b = self.needs_input_grad[:3]
         gb = None
         if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass; over g itself
-            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b, self.grad_owned)  # when only we hold it
+            g, gb = _core.conv_relu_backward(g, saved[2], need_b, self.grad_owned)  # when only we hold it
         gx = _core.conv2d_backward_input(g, weight, x.shape[2:], *self.args) if need_x else None
         gw = _core.conv2d_backward_weight(x, g, weight.shape[2:], *self.args) if need_w else None
         if need_b and gb is None:
@@ -93,6 +88,14 @@ def conv2d_args(x, weight, bias, stride, padding, dilation, groups):
     if type(padding) is tuple:  # (h, w): no shapes needed
         pads = (padding[0], padding[0], padding[1], padding[1])
     else:
-        sizes = spatial_sizes(x, weight)
-        pads = conv2d_padding(padding, *sizes, stride, dilation) if sizes else (0, 0, 0, 0)
+        pads = _named_padding(padding, x._data.shape, weight._data.shape, stride, dilation)
     return x, weight, bias, stride, pads, dilation, int(groups)
+
+
+@functools.lru_cache(maxsize=1024)
+def _named_padding(padding, x_shape, weight_shape, stride, dilation):
+    """(top, bottom, left, right) for padding "valid" or "same", remembered: a network asks with the same shapes at
+    every step. (0, 0, 0, 0) when x or weight is not 4-d, for the binding then raises naming it."""
+    if len(x_shape) != 4 or len(weight_shape) != 4:
+        return (0, 0, 0, 0)
+    return conv2d_padding(padding, x_shape[2:], weight_shape[2:], stride, dilation)

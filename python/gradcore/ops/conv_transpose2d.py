@@ -18,6 +18,7 @@ cannot be reached.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 
 from .. import _core
@@ -38,6 +39,8 @@ def same_cropping(kernel, stride, dilation):
 
 def _zero_pad_end(x, extra):
     """x (N, C, H, W) with extra[0] zero rows below and extra[1] zero columns to the right."""
+    if not (extra[0] or extra[1]):  # the usual case
+        return x
     for axis, count in ((2, extra[0]), (3, extra[1])):
         if count:
             shape = list(x.shape)
@@ -63,11 +66,12 @@ class ConvTranspose2d(Function):
         return y
 
     def backward(self, g):
-        x, weight = self.saved[:2]
+        saved = self.saved
+        x, weight = saved[0], saved[1]
         need_x, need_w, need_b = self.needs_input_grad[:3]
         gb = None
         if self.activation == "relu":  # the ReLU's mask on g, and the bias gradient in the same pass; over g itself
-            g, gb = _core.conv_relu_backward(g, self.saved[2], need_b, self.grad_owned)  # when only we hold it
+            g, gb = _core.conv_relu_backward(g, saved[2], need_b, self.grad_owned)  # when only we hold it
         gx = _core.conv2d_forward(g, weight, None, *self.args) if need_x else None
         if need_x and self.extra != (0, 0):  # the zero rows/columns read past x's end have no gradient of their own
             gx = _core.split(gx, [self.x_size[0], self.extra[0]], 2)[0] if self.extra[0] else gx
@@ -109,9 +113,23 @@ def conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, grou
     groups = integer(groups, "groups", 1)
     padding = padding_form(padding)
     op_h, op_w = pair(output_padding, "output_padding", 0)
-    x_shape, w_shape = x._data.shape, weight._data.shape  # (each read builds a tuple: once per call)
-    if len(x_shape) != 4 or len(w_shape) != 4:  # not 4-d: the binding raises naming the argument
+    if output_size is not None:
+        output_size = _output_size(output_size)
+    geometry = _geometry(x._data.shape, weight._data.shape, stride, padding, (op_h, op_w), dilation, output_size)
+    if geometry is None:  # not 4-d: the binding raises naming the argument
         return x, weight, bias, (1, 1), stride, (0, 0, 0, 0), dilation, groups
+    out, pads, extra = geometry
+    return x, weight, bias, out, stride, pads, dilation, int(groups), extra
+
+
+@functools.lru_cache(maxsize=1024)
+def _geometry(x_shape, w_shape, stride, padding, output_padding, dilation, output_size):
+    """(output size, (top, bottom, left, right), extra zero rows and columns of x) from the checked arguments, or None
+    when x or weight is not 4-d; raises for a size that cannot be reached. Remembered: a network asks with the same
+    shapes at every step (a call that raises is not remembered)."""
+    if len(x_shape) != 4 or len(w_shape) != 4:
+        return None
+    op_h, op_w = output_padding
     kernel = w_shape[2:]
     if padding == "same":
         if (op_h, op_w) != (0, 0):
@@ -126,7 +144,7 @@ def conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, grou
     base = [(x_shape[2] - 1) * stride[0] - top - bottom + dilation[0] * (kernel[0] - 1) + 1,
             (x_shape[3] - 1) * stride[1] - left - right + dilation[1] * (kernel[1] - 1) + 1]
     if output_size is not None:
-        wanted = _output_size(output_size)
+        wanted = output_size
         for axis in range(2):
             if not base[axis] <= wanted[axis] < base[axis] + stride[axis]:
                 raise ValueError(
@@ -143,5 +161,4 @@ def conv_transpose2d_args(x, weight, bias, stride, padding, output_padding, grou
     if min(out) < 1:
         raise ValueError(f"padding: the output size {out} is not positive for input {x_shape[2:]}, kernel {kernel}, "
                          f"stride {stride} and dilation {dilation}")
-    extra = (op_h // stride[0], op_w // stride[1])
-    return x, weight, bias, out, stride, (top, bottom, left, right), dilation, int(groups), extra
+    return out, (top, bottom, left, right), (op_h // stride[0], op_w // stride[1])

@@ -24,6 +24,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _check_pair(input, target, name):
     tensor(input, "input")
     tensor(target, "target")
+    input, target = input._data, target._data  # (the Arrays' attributes: no Tensor property call per read)
     if input.shape != target.shape:
         raise ValueError(f"{name}: target must have input's shape {input.shape}, got {target.shape}")
     if input.dtype != target.dtype:

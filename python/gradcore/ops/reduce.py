@@ -340,11 +340,12 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
 def reshape(x, shape):
     tensor(x, "x", dtypes=ANY_DTYPE)
     for d in shape:  # int(3.9) would truncate to 3
-        if not isinstance(d, numbers.Integral) or isinstance(d, bool):
+        # (an int, the usual case, skips the numbers ABC check: ~0.5 us per dimension)
+        if type(d) is not int and (not isinstance(d, numbers.Integral) or isinstance(d, bool)):
             raise TypeError(f"shape: expected integers (or -1 for one inferred dimension), got {tuple(shape)!r}")
         if not -2**63 <= d < 2**63:
             raise ValueError(f"shape: expected dimensions below 2**63, got {tuple(shape)!r}")
-    return Reshape.apply(x, tuple(int(d) for d in shape))
+    return Reshape.apply(x, tuple(map(int, shape)))
 
 
 def _reshape_method(self, *shape):

@@ -43,20 +43,23 @@ class Adam(Optimizer):
 
     def _launch(self, table, key, params, grads, local_groups, groups, scales, offset, nonfinite):
         amsgrad = key[0]
-        states = []
+        data, exp_avg, exp_avg_sq, max_exp_avg_sq, steps = [], [], [], [], []  # (one loop: no list per field)
         for p in params:
             state = self.state[p]
-            if amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on after the first step
-                state["max_exp_avg_sq"] = self._zeros_like(p)
-            states.append(state)
+            if amsgrad:
+                if "max_exp_avg_sq" not in state:  # amsgrad switched on after the first step
+                    state["max_exp_avg_sq"] = self._zeros_like(p)
+                max_exp_avg_sq.append(state["max_exp_avg_sq"]._data)
+            data.append(p._data)
+            exp_avg.append(state["exp_avg"]._data)
+            exp_avg_sq.append(state["exp_avg_sq"]._data)
+            steps.append(state["step"]._data)
         hyper = [(float(g["lr"]), float(g["betas"][0]), float(g["betas"][1]), float(g["eps"]),
                   float(g["weight_decay"]), float(bool(g["maximize"]))) for g in groups]
         _core.fused_adam(
-            table, [p._data for p in params], grads,
-            [s["exp_avg"]._data for s in states], [s["exp_avg_sq"]._data for s in states],
-            [s["max_exp_avg_sq"]._data for s in states] if amsgrad else [],
-            [s["step"]._data for s in states], local_groups, hyper, self._decoupled_weight_decay,
-            clip_value=self.clip_value, grad_scales=scales, scale_offset=offset, nonfinite_state=nonfinite)
+            table, data, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, local_groups, hyper,
+            self._decoupled_weight_decay, clip_value=self.clip_value, grad_scales=scales, scale_offset=offset,
+            nonfinite_state=nonfinite)
 
 
 class AdamW(Adam):

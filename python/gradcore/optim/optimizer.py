@@ -154,44 +154,43 @@ class Optimizer:
         launches = self._plan_launches()
         if not launches:
             return loss
-        ordered = [p for _, members in launches for _, p in members]
-        for p in ordered:  # shapes, dtypes and devices are checked by the kernels' table on every rebuild
-            if p not in self.state:
-                self.state[p] = self._init_state(p, self._group_of(p))
-            p._data._bump_version()  # updated in place below: a graph that saved p can no longer run backward
-        grads = [p.grad._data for p in ordered]
-        scales, nonfinite = self._norm_pass(grads, ordered[0].device)
+        state, grads = self.state, []
+        for _, params, _, _ in launches:
+            for p in params:  # shapes, dtypes and devices are checked by the kernels' table on every rebuild
+                if p not in state:
+                    state[p] = self._init_state(p, self._group_of(p))
+                p._data._bump_version()  # updated in place below: a graph that saved p can no longer run backward
+                grads.append(p.grad._data)
+        scales, nonfinite = self._norm_pass(grads, launches[0][1][0].device)
         offset = 0
-        for key, members in launches:
-            local_groups = []
-            group_ids = []
-            for group_index, _ in members:
-                if group_index not in group_ids:
-                    group_ids.append(group_index)
-                local_groups.append(group_ids.index(group_index))
+        for key, params, local_groups, groups in launches:
             table = self._tables.get(key)
             if table is None:
                 table = self._tables[key] = _core.TensorTable()
-            params = [p for _, p in members]
-            self._launch(table, key, params, grads[offset:offset + len(params)], local_groups,
-                         [self.param_groups[g] for g in group_ids], scales, offset, nonfinite)
+            self._launch(table, key, params, grads[offset:offset + len(params)], local_groups, groups, scales,
+                         offset, nonfinite)
             offset += len(params)
         return loss
 
     def _plan_launches(self):
-        """[(key, [(group index, param), ...]), ...]: parameters with gradients, grouped into fused launches of up to
-        64 groups sharing the same launch kind (e.g. amsgrad on or off)."""
+        """[(key, params, local group of each param, groups), ...]: the parameters with gradients, grouped into fused
+        launches of up to 64 groups sharing the same launch kind (e.g. amsgrad on or off); a param's local group is
+        its group's position among the launch's groups."""
         buckets = {}
         for gi, group in enumerate(self.param_groups):
-            members = [(gi, p) for p in group["params"] if p.grad is not None]
-            if members:
-                buckets.setdefault(self._launch_kind(group), []).append((gi, members))
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                buckets.setdefault(self._launch_kind(group), []).append((gi, params))
         launches = []
         for kind, groups in buckets.items():
             for start in range(0, len(groups), _MAX_GROUPS_PER_LAUNCH):
                 batch = groups[start:start + _MAX_GROUPS_PER_LAUNCH]
-                key = (kind, tuple(gi for gi, _ in batch))
-                launches.append((key, [m for _, members in batch for m in members]))
+                params, local_groups = [], []
+                for local, (_, members) in enumerate(batch):
+                    params += members
+                    local_groups += [local] * len(members)
+                launches.append(((kind, tuple(gi for gi, _ in batch)), params, local_groups,
+                                 [self.param_groups[gi] for gi, _ in batch]))
         return launches
 
     def _group_of(self, p):
