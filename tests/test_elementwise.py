@@ -191,6 +191,23 @@ def test_sigmoid_and_tanh_are_stable_for_large_inputs(dtype, device):
     assert_close(t, np.tanh(x_np), **forward_tol(dtype), name="tanh")
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_and_tanh_limits_subnormal_tail_and_nan(dtype, device):
+    # sigmoid(x) for x below ~-87 is e^x: subnormal in float32 down to ~-103.9, then 0; -inf gives 0, +inf 1, tanh
+    # +-1; NaN stays NaN. Below float32's smallest normal the result may be flushed to 0 (CUDA's exp overflows to inf
+    # there, as PyTorch's CPU sigmoid gives 0), but never stops at a floor (the old host expf clamp gave 6e-39).
+    x_np = np.array([-np.inf, -110.0, -103.0, -100.0, -95.0, -88.5, -87.5, -86.5, np.inf, np.nan])
+    x = _make(x_np, dtype, device)
+    s, t = F.sigmoid(x).numpy(), F.tanh(x).numpy()
+    with np.errstate(over="ignore"):
+        expected = 1.0 / (1.0 + np.exp(-x_np))
+    np.testing.assert_allclose(s[:-1], expected[:-1], rtol=2e-6, atol=np.finfo(np.float32).tiny / 4)
+    np.testing.assert_array_equal(s[[0, 8]], [0.0, 1.0])
+    np.testing.assert_array_equal(t[[0, 8]], [-1.0, 1.0])
+    assert np.isnan(s[-1]) and np.isnan(t[-1])
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cuda_matches_cpu_for_every_op(dtype):
