@@ -4,8 +4,9 @@
 // Several small images share one GEMM (images_per_gemm, im2col.h). Depthwise convolutions skip the GEMM
 // (conv2d_depthwise.h), and so do stride-1 ones with a short K (conv_transpose2d 32 -> 1: K = 9), which read gy in
 // place instead of packing it (conv2d_few_channels.cpp, the same bits). Strided layers with enough channels per
-// group run as one direct stride-1 correlation per output phase instead (conv2d_stride_decomposed.h): no column matrix and no col2im, which for the seed decoder's
-// 7x7 -> 14x14 layers cost more than the GEMM itself (dec1 T forward 0.85 -> ~0.55 ms at 2 threads).
+// group run as one direct stride-1 correlation per output phase instead (conv2d_stride_decomposed.h): no column
+// matrix and no col2im, which for the seed decoder's 7x7 -> 14x14 layers cost more than the GEMM itself (dec1 T
+// forward 0.85 -> ~0.55 ms at 2 threads).
 //
 // Threads and determinism: one (block of images, group) per task, each writing its own slice of gx, so results are
 // the same for any thread count; tests/test_conv2d.py checks 1, 2 and 3 threads bit for bit.

@@ -1,6 +1,6 @@
-// conv2d forward and input gradient at stride 1 with a short reduction (K = C_in * kH * kW <= kFewChannelsMaxK, groups 1): the seed
-// autoencoder's last layer's input gradient (conv_transpose2d 32 -> 1, i.e. conv2d 1 -> 32, K = 9), first layers on
-// 1-3 channel images. The maths is conv2d.h's forward; the method:
+// conv2d forward and input gradient at stride 1 with a short reduction (K = C_in * kH * kW <= kFewChannelsMaxK,
+// groups 1): the seed autoencoder's last layer's input gradient (conv_transpose2d 32 -> 1, i.e. conv2d 1 -> 32,
+// K = 9), first layers on 1-3 channel images. The maths is conv2d.h's forward; the method:
 //
 //   For each input channel c and kernel column kw, a column-shifted copy of a band of the image with the output's
 //   row length:  S[c][kw][r][ow] = x[c][oh0 - pad_top + r][ow + kw * dilation_w - pad_left]  (0 outside the image)
@@ -71,6 +71,14 @@ constexpr int64_t kFewChannelsMaxK = 27;
 // A band's shifted copies are kept to about this many elements, so they stay in L1/L2 while its tiles read them.
 constexpr int64_t kBandElements = 16384;
 
+// Rows per band of an image's `extent` rows: 16 tasks per thread over the batch, and a band's working set
+// (`row_elements` per row, and its halo of rows) within kBandElements, so that it stays in cache. Tuning only.
+inline int64_t band_rows(int64_t N, int64_t threads, int64_t extent, int64_t row_elements, int64_t halo) {
+  const int64_t bands_wanted = (16 * threads + N - 1) / N;
+  const int64_t rows = (extent + bands_wanted - 1) / bands_wanted;
+  return std::clamp<int64_t>(std::min(rows, kBandElements / std::max<int64_t>(row_elements, 1) - halo), 1, extent);
+}
+
 // Output tile: ROWS channels (a packed weight panel, [k][kMr]) x nr pixels starting at band pixel q, of which
 // n_valid are stored (rows at stride ldc). tap[k]: the shifted copy read by reduction step k.
 template <typename T, int ROWS>
@@ -137,11 +145,8 @@ template <typename T> void forward(const Array& x, const Array& w, const Array& 
   // Bands of output rows: enough tasks for every thread to get several, and shifted copies that stay in cache.
   // Tuning only (see the header: no element depends on its band).
   const bool parallel = N * M * P * K >= kParallelThreshold;  // multiply-adds
-  const int64_t threads = parallel ? max_threads() : 1;
   const int64_t halo = (kH - 1) * dh;
-  const int64_t bands_wanted = (16 * threads + N - 1) / N;
-  int64_t rows = (Ho + bands_wanted - 1) / bands_wanted;
-  rows = std::clamp<int64_t>(std::min(rows, kBandElements / std::max<int64_t>(C * kW * Wo, 1) - halo), 1, Ho);
+  const int64_t rows = band_rows(N, parallel ? max_threads() : 1, Ho, C * kW * Wo, halo);
   const int64_t bands = (Ho + rows - 1) / rows, tasks = N * bands;
   TaskShares shares(tasks, parallel);  // (parallel.h: outputs stay with one core)
 #pragma omp parallel if (shares.parallel())
@@ -242,10 +247,8 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
   // Bands of gx rows, as the forward's: enough tasks for every thread to get several, and a dcol that stays in
   // cache. A band's dcol covers the gy rows its taps read (a halo of (kH - 1) dh rows, computed by both bands).
   const bool parallel = N * M * P * K >= kParallelThreshold;  // multiply-adds
-  const int64_t threads = parallel ? max_threads() : 1, halo = (kH - 1) * dh;
-  const int64_t bands_wanted = (16 * threads + N - 1) / N;
-  int64_t rows = (H + bands_wanted - 1) / bands_wanted;
-  rows = std::clamp<int64_t>(std::min(rows, kBandElements / std::max<int64_t>(K * Wo, 1) - halo), 1, H);
+  const int64_t halo = (kH - 1) * dh;
+  const int64_t rows = band_rows(N, parallel ? max_threads() : 1, H, K * Wo, halo);
   const int64_t bands = (H + rows - 1) / rows, tasks = N * bands;
   TaskShares shares(tasks, parallel);  // (parallel.h: outputs stay with one core)
 #pragma omp parallel if (shares.parallel())
@@ -291,11 +294,11 @@ void backward_input(const Array& gy, const Array& w, const Array& bias, Array& g
       }
     }
     for (int64_t c = 0; c < Cin; ++c) {
-      T* band_rows = gx_n + (c * H + ih0) * W;
+      T* gx_band = gx_n + (c * H + ih0) * W;
       const int64_t count = (ih1 - ih0) * W;
       if (pb)
-        for (int64_t e = 0; e < count; ++e) band_rows[e] += pb[c];
-      activate_span(band_rows, count, p.activation);
+        for (int64_t e = 0; e < count; ++e) gx_band[e] += pb[c];
+      activate_span(gx_band, count, p.activation);
     }
   });
 }
